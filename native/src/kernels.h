@@ -1,0 +1,48 @@
+// The C ABI between the dispatcher (ops.cc) and the per-ISA kernels (kernels.inc compiled
+// three times). Kernels are single-threaded over a range; ops.cc splits work over the pool.
+#pragma once
+#include <cstdint>
+
+enum ss_dtype { SS_F32 = 0, SS_F16 = 1, SS_BF16 = 2, SS_Q8_0 = 3 };
+enum ss_unary { SS_SOFTMAX = 0, SS_SILU = 1, SS_GELU_TANH = 2, SS_GELU_ERF = 3 };
+enum ss_gated { SS_SWIGLU = 0, SS_GEGLU_TANH = 1, SS_GEGLU_ERF = 2 };
+enum ss_binary { SS_ADD = 0, SS_MUL = 1 };
+
+struct ss_matmul_args {
+  const float* x; int64_t ldx;      // [M, K] rows ldx floats apart
+  const uint8_t* w; int wtype;      // [N, K] contiguous rows of `wtype`
+  int64_t ldw;                      // bytes per weight row
+  float* out; int64_t ldo;          // [M, N]
+  int64_t M, N, K;
+};
+
+struct ss_attn_args {
+  const float* q; int64_t qsT, qsH;     // [T, Hq, D]
+  float* out; int64_t osT, osH;         // [T, Hq, D]
+  const void* kc; const void* vc;       // pools [nBlocks, Hkv, bs, D]
+  int ctype;                            // SS_F32 or SS_F16
+  int64_t Hq, Hkv, bs, D;
+  const int32_t* tables; int64_t tableStride;  // row t's block table at tables + t * tableStride
+  const int32_t* positions;             // row t's query position; keys 0..pos visible
+  float scale, softcap; int64_t window;
+};
+
+struct ss_kernels {
+  const char* name;
+  // out[m0:m1, n0:n1]
+  void (*matmul)(const ss_matmul_args& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+  void (*binary)(int op, const float* a, int64_t lda, const float* b, int64_t ldb, int bcast, float* out, int64_t ldo, int64_t cols, int64_t r0, int64_t r1);
+  void (*scale)(const float* a, int64_t lda, float s, float* out, int64_t ldo, int64_t cols, int64_t r0, int64_t r1);
+  void (*rmsnorm)(const float* x, int64_t ldx, const float* w, float eps, float* out, int64_t ldo, int64_t cols, int64_t r0, int64_t r1);
+  void (*layernorm)(const float* x, int64_t ldx, const float* w, const float* b, float eps, float* out, int64_t ldo, int64_t cols, int64_t r0, int64_t r1);
+  void (*unary)(int op, const float* x, int64_t ldx, float* out, int64_t ldo, int64_t cols, int64_t r0, int64_t r1);
+  void (*gated)(int op, const float* g, int64_t ldg, const float* u, int64_t ldu, float* out, int64_t ldo, int64_t cols, int64_t r0, int64_t r1);
+  // tasks are (row t, kv head g) pairs numbered t * Hkv + g
+  void (*attention)(const ss_attn_args& a, int64_t task0, int64_t task1);
+  // the matmul tile sizes this ISA prefers (rows of x, rows of w)
+  int mr, nr;
+};
+
+namespace ss_avx512 { extern const ss_kernels table; }
+namespace ss_avx2 { extern const ss_kernels table; }
+namespace ss_portable { extern const ss_kernels table; }

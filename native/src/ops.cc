@@ -1,0 +1,278 @@
+#include "ops.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "pool.h"
+#include "simd.h"
+
+namespace ss {
+namespace {
+
+#if defined(__x86_64__)
+bool os_saves(uint64_t mask) {
+  uint32_t a, b, c, d;
+  __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+  if (!(c & (1u << 27))) return false;  // OSXSAVE
+  uint32_t lo, hi;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return ((((uint64_t)hi << 32) | lo) & mask) == mask;
+}
+bool has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && os_saves(0x6) && __builtin_cpu_supports("f16c");
+}
+bool has_avx512() { return has_avx2() && __builtin_cpu_supports("avx512f") && os_saves(0xe6); }
+#else
+bool has_avx2() { return false; }
+bool has_avx512() { return false; }
+#endif
+
+const ss_kernels* choose() {
+  const char* no = std::getenv("SLIPSTREAM_NO_SIMD");
+  if (no && *no && std::strcmp(no, "0") != 0) return &ss_portable::table;
+  if (const char* want = std::getenv("SLIPSTREAM_ISA")) {
+    if (!std::strcmp(want, "portable")) return &ss_portable::table;
+    if (!std::strcmp(want, "avx2") && has_avx2()) return &ss_avx2::table;
+  }
+  if (has_avx512()) return &ss_avx512::table;
+  if (has_avx2()) return &ss_avx2::table;
+  return &ss_portable::table;
+}
+
+const ss_kernels* K = choose();
+
+int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+}  // namespace
+
+const char* isa() { return K->name; }
+
+bool isa_supported(const char* name) {
+  if (!std::strcmp(name, "portable")) return true;
+  if (!std::strcmp(name, "avx2")) return has_avx2();
+  if (!std::strcmp(name, "avx512")) return has_avx512();
+  return false;
+}
+
+bool set_isa(const char* name) {
+  if (!isa_supported(name)) return false;
+  if (!std::strcmp(name, "portable")) K = &ss_portable::table;
+  else if (!std::strcmp(name, "avx2")) K = &ss_avx2::table;
+  else K = &ss_avx512::table;
+  return true;
+}
+
+size_t dtype_bytes(int dtype, int64_t n) {
+  switch (dtype) {
+    case SS_F32: return (size_t)n * 4;
+    case SS_F16:
+    case SS_BF16: return (size_t)n * 2;
+    default: return (size_t)(n / 32) * 34;
+  }
+}
+
+void matmul(const ss_matmul_args& a) {
+  const ss_kernels* k = K;
+  const int64_t threads = pool_threads();
+  if (a.M <= k->mr) {
+    // Matrix-vector: split the weight rows; each task streams a run of rows once.
+    int64_t rows = round_up((a.N + threads * 8 - 1) / (threads * 8), k->nr);
+    if (rows < 16) rows = round_up(16, k->nr);
+    const int64_t tasks = (a.N + rows - 1) / rows;
+    parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; t++) {
+        const int64_t n0 = t * rows, n1 = n0 + rows < a.N ? n0 + rows : a.N;
+        k->matmul(a, 0, a.M, n0, n1);
+      }
+    });
+    return;
+  }
+  // GEMM: (n block, m block) tasks; a weight block stays in L2 while m tiles stream past it.
+  const int64_t NB = 64, MB = 64;
+  const int64_t nnb = (a.N + NB - 1) / NB, nmb = (a.M + MB - 1) / MB;
+  parallel_for(nnb * nmb, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t nb = t / nmb, mb = t % nmb;
+      const int64_t n0 = nb * NB, n1 = n0 + NB < a.N ? n0 + NB : a.N;
+      const int64_t m0 = mb * MB, m1 = m0 + MB < a.M ? m0 + MB : a.M;
+      k->matmul(a, m0, m1, n0, n1);
+    }
+  });
+}
+
+static int64_t row_grain(int64_t cols) {
+  // enough rows per task that a task is worth a few microseconds
+  int64_t g = 16384 / (cols > 0 ? cols : 1);
+  return g < 1 ? 1 : g;
+}
+
+void binary(int op, const float* a, int64_t lda, const float* b, int64_t ldb, int bcast, float* out, int64_t ldo, int64_t rows, int64_t cols) {
+  const ss_kernels* k = K;
+  parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) { k->binary(op, a, lda, b, ldb, bcast, out, ldo, cols, r0, r1); });
+}
+
+void scale(const float* a, int64_t lda, float s, float* out, int64_t ldo, int64_t rows, int64_t cols) {
+  const ss_kernels* k = K;
+  parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) { k->scale(a, lda, s, out, ldo, cols, r0, r1); });
+}
+
+void rmsnorm(const float* x, int64_t ldx, const float* w, float eps, float* out, int64_t ldo, int64_t rows, int64_t cols) {
+  const ss_kernels* k = K;
+  parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) { k->rmsnorm(x, ldx, w, eps, out, ldo, cols, r0, r1); });
+}
+
+void layernorm(const float* x, int64_t ldx, const float* w, const float* b, float eps, float* out, int64_t ldo, int64_t rows, int64_t cols) {
+  const ss_kernels* k = K;
+  parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) { k->layernorm(x, ldx, w, b, eps, out, ldo, cols, r0, r1); });
+}
+
+void unary(int op, const float* x, int64_t ldx, float* out, int64_t ldo, int64_t rows, int64_t cols) {
+  const ss_kernels* k = K;
+  parallel_for(rows, row_grain(cols / 4), [&](int64_t r0, int64_t r1) { k->unary(op, x, ldx, out, ldo, cols, r0, r1); });
+}
+
+void gated(int op, const float* g, int64_t ldg, const float* u, int64_t ldu, float* out, int64_t ldo, int64_t rows, int64_t cols) {
+  const ss_kernels* k = K;
+  parallel_for(rows, row_grain(cols / 4), [&](int64_t r0, int64_t r1) { k->gated(op, g, ldg, u, ldu, out, ldo, cols, r0, r1); });
+}
+
+void attention(const ss_attn_args& a, int64_t T) {
+  const ss_kernels* k = K;
+  parallel_for(T * a.Hkv, 1, [&](int64_t t0, int64_t t1) { k->attention(a, t0, t1); });
+}
+
+void rope(const rope_args& a) {
+  const int64_t half = a.rotary_dim / 2;
+  // inverse frequencies in double, with the Llama-3.1 or linear adjustment folded in
+  double* inv = (double*)alloca(sizeof(double) * (size_t)half);
+  for (int64_t i = 0; i < half; i++) {
+    double f = std::pow(a.theta, -2.0 * (double)i / (double)a.rotary_dim);
+    if (a.scaling == 1) f /= a.factor;
+    else if (a.scaling == 2) {
+      const double low_wl = a.original_max_position / a.low_freq_factor;
+      const double high_wl = a.original_max_position / a.high_freq_factor;
+      const double wl = 2.0 * M_PI / f;
+      if (wl < high_wl) {
+      } else if (wl > low_wl) f /= a.factor;
+      else {
+        const double smooth = (a.original_max_position / wl - a.low_freq_factor) / (a.high_freq_factor - a.low_freq_factor);
+        f = (1.0 - smooth) * f / a.factor + smooth * f;
+      }
+    }
+    inv[i] = f;
+  }
+  parallel_for(a.T, 1, [&](int64_t t0, int64_t t1) {
+    float* cs = (float*)alloca(sizeof(float) * 2 * (size_t)half);
+    for (int64_t t = t0; t < t1; t++) {
+      const double pos = (double)a.positions[t];
+      for (int64_t i = 0; i < half; i++) {
+        const double ang = pos * inv[i];
+        cs[2 * i] = (float)std::cos(ang);
+        cs[2 * i + 1] = (float)std::sin(ang);
+      }
+      for (int64_t h = 0; h < a.H; h++) {
+        float* v = a.x + t * a.sT + h * a.sH;
+        for (int64_t i = 0; i < half; i++) {
+          const int64_t i0 = a.half_layout ? i : 2 * i, i1 = a.half_layout ? i + half : 2 * i + 1;
+          const float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[i0], x1 = v[i1];
+          v[i0] = x0 * c - x1 * s;
+          v[i1] = x0 * s + x1 * c;
+        }
+      }
+    }
+  });
+}
+
+static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
+  switch (stype) {
+    case SS_F32: std::memcpy(dst, src, (size_t)n * 4); break;
+    case SS_F16:
+      for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); dst[i] = f16_to_f32_scalar(h); }
+      break;
+    case SS_BF16:
+      for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); dst[i] = bf16_to_f32_scalar(h); }
+      break;
+    default:
+      for (int64_t b = 0; b < n / 32; b++) {
+        const uint8_t* blk = src + b * 34;
+        uint16_t h; std::memcpy(&h, blk, 2);
+        const float d = f16_to_f32_scalar(h);
+        for (int i = 0; i < 32; i++) dst[b * 32 + i] = d * (float)(int8_t)blk[2 + i];
+      }
+  }
+}
+
+static void encode_row(const float* src, uint8_t* dst, int dtype, int64_t n) {
+  switch (dtype) {
+    case SS_F32: std::memcpy(dst, src, (size_t)n * 4); break;
+    case SS_F16:
+      for (int64_t i = 0; i < n; i++) { uint16_t h = f32_to_f16_scalar(src[i]); std::memcpy(dst + 2 * i, &h, 2); }
+      break;
+    case SS_BF16:
+      for (int64_t i = 0; i < n; i++) { uint16_t h = f32_to_bf16_scalar(src[i]); std::memcpy(dst + 2 * i, &h, 2); }
+      break;
+    default:
+      for (int64_t b = 0; b < n / 32; b++) {
+        const float* x = src + b * 32;
+        uint8_t* blk = dst + b * 34;
+        float amax = 0.f;
+        for (int i = 0; i < 32; i++) amax = std::fabs(x[i]) > amax ? std::fabs(x[i]) : amax;
+        const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+        uint16_t h = f32_to_f16_scalar(d);
+        std::memcpy(blk, &h, 2);
+        for (int i = 0; i < 32; i++) {
+          float q = std::round(x[i] * id);
+          q = q > 127.f ? 127.f : (q < -127.f ? -127.f : q);
+          blk[2 + i] = (uint8_t)(int8_t)q;
+        }
+      }
+  }
+}
+
+void embedding(const uint8_t* table, int ttype, int64_t D, const int32_t* ids, int64_t T, float* out, int64_t ldo) {
+  const size_t row = dtype_bytes(ttype, D);
+  parallel_for(T, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) decode_row(table + (size_t)ids[t] * row, ttype, out + t * ldo, D);
+  });
+}
+
+void kv_write(const float* k, int64_t T, int64_t H, int64_t D, int64_t sT, int64_t sH, void* cache, int ctype, int64_t bs, const int32_t* slots) {
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t blk = slots[t] / bs, off = slots[t] % bs;
+    for (int64_t h = 0; h < H; h++) {
+      const int64_t idx = ((blk * H + h) * bs + off) * D;
+      const float* src = k + t * sT + h * sH;
+      if (ctype == SS_F32) std::memcpy((float*)cache + idx, src, (size_t)D * 4);
+      else encode_row(src, (uint8_t*)((uint16_t*)cache + idx), SS_F16, D);
+    }
+  }
+}
+
+void argmax(const float* x, int64_t ldx, int64_t rows, int64_t cols, int32_t* out) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float* v = x + r * ldx;
+    int64_t best = 0;
+    for (int64_t c = 1; c < cols; c++)
+      if (v[c] > v[best]) best = c;
+    out[r] = (int32_t)best;
+  }
+}
+
+void convert(const void* src, int stype, void* dst, int dtype, int64_t n) {
+  const int64_t chunk = 32 * 1024;  // multiple of the q8_0 block
+  const int64_t tasks = (n + chunk - 1) / chunk;
+  parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
+    float* tmp = (float*)std::malloc(sizeof(float) * (size_t)chunk);
+    if (!tmp) return;
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t e0 = t * chunk, m = e0 + chunk < n ? chunk : n - e0;
+      decode_row((const uint8_t*)src + dtype_bytes(stype, e0), stype, tmp, m);
+      encode_row(tmp, (uint8_t*)dst + dtype_bytes(dtype, e0), dtype, m);
+    }
+    std::free(tmp);
+  });
+}
+
+}  // namespace ss

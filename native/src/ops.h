@@ -1,0 +1,47 @@
+// The native core's C++ API: whole ops, threaded over the pool, ISA chosen at run time.
+// addon.cc exposes these to JavaScript; a CUDA backend would implement the same list.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace ss {
+
+// Instruction sets: "avx512", "avx2", "portable". The best one the CPU and OS support is
+// chosen at load, unless SLIPSTREAM_NO_SIMD=1 (portable) or SLIPSTREAM_ISA=name is set.
+const char* isa();
+bool isa_supported(const char* name);
+bool set_isa(const char* name);
+
+void matmul(const ss_matmul_args& a);
+void binary(int op, const float* a, int64_t lda, const float* b, int64_t ldb, int bcast, float* out, int64_t ldo, int64_t rows, int64_t cols);
+void scale(const float* a, int64_t lda, float s, float* out, int64_t ldo, int64_t rows, int64_t cols);
+void rmsnorm(const float* x, int64_t ldx, const float* w, float eps, float* out, int64_t ldo, int64_t rows, int64_t cols);
+void layernorm(const float* x, int64_t ldx, const float* w, const float* b, float eps, float* out, int64_t ldo, int64_t rows, int64_t cols);
+void unary(int op, const float* x, int64_t ldx, float* out, int64_t ldo, int64_t rows, int64_t cols);
+void gated(int op, const float* g, int64_t ldg, const float* u, int64_t ldu, float* out, int64_t ldo, int64_t rows, int64_t cols);
+void attention(const ss_attn_args& a, int64_t T);
+
+struct rope_args {
+  float* x; int64_t T, H, D, sT, sH;
+  const int32_t* positions;
+  int64_t rotary_dim;
+  int half_layout;            // 0: pairs (2i, 2i+1); 1: pairs (i, i + rd/2)
+  double theta;
+  int scaling;                // 0 none, 1 linear, 2 llama3
+  double factor, low_freq_factor, high_freq_factor, original_max_position;
+};
+void rope(const rope_args& a);
+
+// out[t, :] = row ids[t] of table [V, D] (any dtype) as f32
+void embedding(const uint8_t* table, int ttype, int64_t D, const int32_t* ids, int64_t T, float* out, int64_t ldo);
+// cache pool [nBlocks, H, bs, D] of f32/f16; k [T, H, D] with strides sT, sH
+void kv_write(const float* k, int64_t T, int64_t H, int64_t D, int64_t sT, int64_t sH, void* cache, int ctype, int64_t bs, const int32_t* slots);
+void argmax(const float* x, int64_t ldx, int64_t rows, int64_t cols, int32_t* out);
+// n elements from src (any dtype) to dst (any dtype); through f32, q8_0 quantized as llama.cpp
+void convert(const void* src, int stype, void* dst, int dtype, int64_t n);
+
+size_t dtype_bytes(int dtype, int64_t n);
+
+}  // namespace ss

@@ -1,0 +1,122 @@
+// The Backend contract. Every op writes into a caller-owned `out` tensor (no allocation on
+// the hot path). Activations are f32; weights may be f32, f16, bf16 or q8_0.
+//
+// Two implementations: `ref` (plain TypeScript, float64 accumulation, the oracle) and `cpu`
+// (the native C++ core). Both run the same argument checks (check.ts), so a bad call raises
+// the same error naming the op and the shapes on either backend.
+//
+// Row invariance: every op computes each row of its output from that row's inputs alone,
+// in a fixed order, so a row's result never depends on how many other rows are in the call
+// (the determinism guarantee the engine builds on).
+
+import type { Tensor } from './tensor.ts';
+
+export type GeluApprox = 'tanh' | 'erf';
+
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | {
+      /** Llama 3.1 frequency-dependent scaling (HF rope_type "llama3"). */
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalMaxPosition: number;
+    };
+
+export interface RopeOptions {
+  /** 'interleaved': pairs (2i, 2i+1) (Meta / GGUF llama); 'half': pairs (i, i + d/2) (HF / NeoX). */
+  layout: 'interleaved' | 'half';
+  /** Base of the inverse frequencies theta^(-2i/d). */
+  theta: number;
+  /** Number of leading dims of each head that rotate (default: the whole head). */
+  rotaryDim?: number;
+  scaling?: RopeScaling;
+}
+
+export interface AttentionOptions {
+  /** Multiplier on q.k (usually 1/sqrt(head_dim)). */
+  scale: number;
+  /** Gemma-2 style logit soft-cap: s -> cap * tanh(s / cap). 0 or absent: none. */
+  softCap?: number;
+  /** Sliding window: a query at position p sees keys j with p - window < j <= p. 0 or absent: none. */
+  window?: number;
+}
+
+/**
+ * Paged KV cache pool, one per layer for K and one for V:
+ *   [n_blocks, n_kv_heads, block_size, head_dim], dtype f32 or f16.
+ * A sequence's token at position p lives in block blockTable[floor(p / block_size)],
+ * at offset p % block_size. A "slot" is block * block_size + offset.
+ */
+export interface Backend {
+  readonly name: string;
+
+  /** out[M, N] = x[M, K] . w[N, K]^T. x and out may be row-strided views; w is contiguous. */
+  matmul(x: Tensor, w: Tensor, out: Tensor): void;
+
+  /** out = a + b; b is [M, N] or a row [N] broadcast over rows. out may alias a. */
+  add(a: Tensor, b: Tensor, out: Tensor): void;
+  /** out = a * b; b is [M, N] or a row [N] broadcast over rows. out may alias a. */
+  mul(a: Tensor, b: Tensor, out: Tensor): void;
+  /** out = a * s. */
+  scale(a: Tensor, s: number, out: Tensor): void;
+
+  /** out = x / sqrt(mean(x^2) + eps) * w, per row. */
+  rmsNorm(x: Tensor, w: Tensor, eps: number, out: Tensor): void;
+  /** out = (x - mean) / sqrt(var + eps) * w (+ b), per row. */
+  layerNorm(x: Tensor, w: Tensor, b: Tensor | null, eps: number, out: Tensor): void;
+
+  /** Rotary embedding in place on x[T, H, Dh] (a view is fine) at positions[T]. */
+  rope(x: Tensor, positions: Int32Array, opts: RopeOptions): void;
+
+  /** Row-wise softmax. */
+  softmax(x: Tensor, out: Tensor): void;
+  silu(x: Tensor, out: Tensor): void;
+  gelu(x: Tensor, out: Tensor, approx: GeluApprox): void;
+  /** out = silu(gate) * up. */
+  swiglu(gate: Tensor, up: Tensor, out: Tensor): void;
+  /** out = gelu(gate) * up. */
+  geglu(gate: Tensor, up: Tensor, out: Tensor, approx: GeluApprox): void;
+
+  /** out[T, D] = table[ids[t], :] decoded to f32; table [V, D] of any dtype. */
+  embedding(table: Tensor, ids: Int32Array, out: Tensor): void;
+
+  /** Write k[T, Hkv, Dh] (a view is fine) into the cache pool at slots[T]. */
+  kvWrite(k: Tensor, cache: Tensor, slots: Int32Array): void;
+
+  /**
+   * Causal attention for one sequence's prefill chunk. q[T, Hq, Dh] holds positions
+   * startPos .. startPos+T-1; their K/V (and all earlier positions) are already in the cache,
+   * reached through blockTable. Hq must be a multiple of Hkv (grouped-query attention).
+   * out[T, Hq, Dh].
+   */
+  attentionPrefill(
+    q: Tensor,
+    kCache: Tensor,
+    vCache: Tensor,
+    blockTable: Int32Array,
+    startPos: number,
+    out: Tensor,
+    opts: AttentionOptions,
+  ): void;
+
+  /**
+   * One new token for each of B sequences: q[B, Hq, Dh]; sequence b has seqLens[b] tokens in
+   * the cache (the new one included, at position seqLens[b] - 1) and its block table at
+   * blockTables[b * maxBlocks ...]. out[B, Hq, Dh].
+   */
+  attentionDecode(
+    q: Tensor,
+    kCache: Tensor,
+    vCache: Tensor,
+    blockTables: Int32Array,
+    maxBlocks: number,
+    seqLens: Int32Array,
+    out: Tensor,
+    opts: AttentionOptions,
+  ): void;
+
+  /** Index of the largest value of each row (the first one on ties). */
+  argmax(x: Tensor): Int32Array;
+}

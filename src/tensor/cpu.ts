@@ -1,0 +1,159 @@
+// The `cpu` backend: the native C++ core (AVX-512 / AVX2 / portable, chosen at run time)
+// behind the Backend interface. Argument checks are the same as the ref backend's.
+
+import type { AttentionOptions, Backend, GeluApprox, RopeOptions } from './backend.ts';
+import {
+  checkArgmax,
+  checkAttentionDecode,
+  checkAttentionPrefill,
+  checkBinary,
+  checkEmbedding,
+  checkGated,
+  checkKvWrite,
+  checkMatmul,
+  checkNorm,
+  checkRope,
+  checkUnary,
+} from './check.ts';
+import { DTYPE_CODE } from './dtype.ts';
+import { native, type NativeCore } from './native.ts';
+import type { Tensor } from './tensor.ts';
+
+const SOFTMAX = 0, SILU = 1, GELU_TANH = 2, GELU_ERF = 3;
+const SWIGLU = 0, GEGLU_TANH = 1, GEGLU_ERF = 2;
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu';
+  private readonly n: NativeCore;
+
+  constructor() {
+    this.n = native();
+  }
+
+  /** Instruction set in use: 'avx512', 'avx2' or 'portable'. */
+  get isa(): string {
+    return this.n.info().isa;
+  }
+  get threads(): number {
+    return this.n.info().threads;
+  }
+  /** Switch instruction set (process-wide), e.g. to test the portable fallback. */
+  setIsa(name: 'avx512' | 'avx2' | 'portable'): void {
+    this.n.setIsa(name);
+  }
+  availableIsas(): string[] {
+    return this.n.info().available;
+  }
+  setThreads(n: number): void {
+    this.n.setThreads(n);
+  }
+
+  matmul(x: Tensor, w: Tensor, out: Tensor): void {
+    const { M, N, K, ldx, ldo } = checkMatmul(x, w, out);
+    this.n.matmul(x.data, ldx, w.data, DTYPE_CODE[w.dtype], out.data, ldo, M, N, K);
+  }
+
+  add(a: Tensor, b: Tensor, out: Tensor): void {
+    const { am, bm, om, bcast } = checkBinary('add', a, b, out);
+    this.n.binary(0, a.data, am.rowStride, b.data, bm.rowStride, bcast ? 1 : 0, out.data, om.rowStride, am.rows, am.cols);
+  }
+
+  mul(a: Tensor, b: Tensor, out: Tensor): void {
+    const { am, bm, om, bcast } = checkBinary('mul', a, b, out);
+    this.n.binary(1, a.data, am.rowStride, b.data, bm.rowStride, bcast ? 1 : 0, out.data, om.rowStride, am.rows, am.cols);
+  }
+
+  scale(a: Tensor, s: number, out: Tensor): void {
+    const { xm, om } = checkUnary('scale', a, out);
+    this.n.scale(a.data, xm.rowStride, s, out.data, om.rowStride, xm.rows, xm.cols);
+  }
+
+  rmsNorm(x: Tensor, w: Tensor, eps: number, out: Tensor): void {
+    const { xm, om } = checkNorm('rmsNorm', x, w, null, eps, out);
+    this.n.norm(x.data, xm.rowStride, w.data, null, eps, out.data, om.rowStride, xm.rows, xm.cols, false);
+  }
+
+  layerNorm(x: Tensor, w: Tensor, b: Tensor | null, eps: number, out: Tensor): void {
+    const { xm, om } = checkNorm('layerNorm', x, w, b, eps, out);
+    this.n.norm(x.data, xm.rowStride, w.data, b ? b.data : null, eps, out.data, om.rowStride, xm.rows, xm.cols, true);
+  }
+
+  rope(x: Tensor, positions: Int32Array, opts: RopeOptions): void {
+    const h = checkRope(x, positions, opts);
+    const s = opts.scaling;
+    this.n.rope(
+      x.data, h.T, h.H, h.D, h.sT, h.sH, positions, h.rotaryDim, opts.layout === 'half' ? 1 : 0, opts.theta,
+      s ? (s.type === 'linear' ? 1 : 2) : 0, s ? s.factor : 1,
+      s?.type === 'llama3' ? s.lowFreqFactor : 0, s?.type === 'llama3' ? s.highFreqFactor : 0, s?.type === 'llama3' ? s.originalMaxPosition : 0,
+    );
+  }
+
+  softmax(x: Tensor, out: Tensor): void {
+    const { xm, om } = checkUnary('softmax', x, out);
+    this.n.unary(SOFTMAX, x.data, xm.rowStride, out.data, om.rowStride, xm.rows, xm.cols);
+  }
+
+  silu(x: Tensor, out: Tensor): void {
+    const { xm, om } = checkUnary('silu', x, out);
+    this.n.unary(SILU, x.data, xm.rowStride, out.data, om.rowStride, xm.rows, xm.cols);
+  }
+
+  gelu(x: Tensor, out: Tensor, approx: GeluApprox): void {
+    const { xm, om } = checkUnary('gelu', x, out);
+    this.n.unary(approx === 'erf' ? GELU_ERF : GELU_TANH, x.data, xm.rowStride, out.data, om.rowStride, xm.rows, xm.cols);
+  }
+
+  swiglu(gate: Tensor, up: Tensor, out: Tensor): void {
+    const { gm, um, om } = checkGated('swiglu', gate, up, out);
+    this.n.gated(SWIGLU, gate.data, gm.rowStride, up.data, um.rowStride, out.data, om.rowStride, gm.rows, gm.cols);
+  }
+
+  geglu(gate: Tensor, up: Tensor, out: Tensor, approx: GeluApprox): void {
+    const { gm, um, om } = checkGated('geglu', gate, up, out);
+    this.n.gated(approx === 'erf' ? GEGLU_ERF : GEGLU_TANH, gate.data, gm.rowStride, up.data, um.rowStride, out.data, om.rowStride, gm.rows, gm.cols);
+  }
+
+  embedding(table: Tensor, ids: Int32Array, out: Tensor): void {
+    const { V, D, ldo } = checkEmbedding(table, ids, out);
+    this.n.embedding(table.data, DTYPE_CODE[table.dtype], V, D, ids, out.data, ldo);
+  }
+
+  kvWrite(k: Tensor, cache: Tensor, slots: Int32Array): void {
+    const { h, p } = checkKvWrite(k, cache, slots);
+    this.n.kvWrite(k.data, h.T, h.H, h.D, h.sT, h.sH, cache.data, DTYPE_CODE[cache.dtype], p.nBlocks, p.blockSize, slots);
+  }
+
+  attentionPrefill(q: Tensor, kCache: Tensor, vCache: Tensor, blockTable: Int32Array, startPos: number, out: Tensor, opts: AttentionOptions): void {
+    const { qh, oh, p } = checkAttentionPrefill(q, kCache, vCache, blockTable, startPos, out, opts);
+    const positions = new Int32Array(qh.T);
+    for (let t = 0; t < qh.T; t++) positions[t] = startPos + t;
+    this.n.attention(
+      q.data, qh.sT, qh.sH, qh.H, kCache.data, vCache.data, DTYPE_CODE[kCache.dtype], p.nBlocks, p.Hkv, p.blockSize, p.D,
+      out.data, oh.sT, oh.sH, blockTable, 0, positions, opts.scale, opts.softCap ?? 0, opts.window ?? 0,
+    );
+  }
+
+  attentionDecode(
+    q: Tensor, kCache: Tensor, vCache: Tensor, blockTables: Int32Array, maxBlocks: number, seqLens: Int32Array, out: Tensor, opts: AttentionOptions,
+  ): void {
+    const { qh, oh, p } = checkAttentionDecode(q, kCache, vCache, blockTables, maxBlocks, seqLens, out, opts);
+    const positions = new Int32Array(qh.T);
+    for (let b = 0; b < qh.T; b++) positions[b] = seqLens[b]! - 1;
+    this.n.attention(
+      q.data, qh.sT, qh.sH, qh.H, kCache.data, vCache.data, DTYPE_CODE[kCache.dtype], p.nBlocks, p.Hkv, p.blockSize, p.D,
+      out.data, oh.sT, oh.sH, blockTables, maxBlocks, positions, opts.scale, opts.softCap ?? 0, opts.window ?? 0,
+    );
+  }
+
+  argmax(x: Tensor): Int32Array {
+    const m = checkArgmax(x);
+    const out = new Int32Array(m.rows);
+    this.n.argmax(x.data, m.rowStride, m.rows, m.cols, out);
+    return out;
+  }
+}
+
+let shared: CpuBackend | null = null;
+export function cpuBackend(): CpuBackend {
+  return (shared ??= new CpuBackend());
+}

@@ -1,0 +1,176 @@
+// Element types and their bit-exact conversions.
+//
+// q8_0 is GGUF's layout: blocks of 32 weights, each block = one f16 scale `d` followed by
+// 32 int8 values `q`; the weight is d * q. A row of K weights (K a multiple of 32) takes
+// K / 32 * 34 bytes.
+
+export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0';
+export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0'];
+
+/** Numeric codes shared with the native core (native/src/slipstream.h: enum ss_dtype). */
+export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3 };
+
+export const Q8_0_BLOCK = 32;
+export const Q8_0_BLOCK_BYTES = 34;
+
+export function isDType(s: string): s is DType {
+  return (DTYPES as readonly string[]).includes(s);
+}
+
+/** Bytes taken by `n` consecutive elements (n must be a multiple of 32 for q8_0). */
+export function bytesFor(dtype: DType, n: number): number {
+  switch (dtype) {
+    case 'f32':
+      return n * 4;
+    case 'f16':
+    case 'bf16':
+      return n * 2;
+    case 'q8_0':
+      if (n % Q8_0_BLOCK !== 0) throw new Error(`q8_0: element count ${n} is not a multiple of ${Q8_0_BLOCK}`);
+      return (n / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
+  }
+}
+
+// ---- f16 -------------------------------------------------------------------------------
+
+const f32buf = new Float32Array(1);
+const u32buf = new Uint32Array(f32buf.buffer);
+
+/** f32 -> IEEE half bits, round to nearest even; overflow -> inf; NaN stays NaN. */
+export function f32ToF16Bits(v: number): number {
+  f32buf[0] = v;
+  const x = u32buf[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 | (mant >>> 13) : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // underflows to zero
+    mant |= 0x800000; // implicit one
+    const shift = 14 - e; // 14..24
+    const half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    let r = half;
+    if (rem > mid || (rem === mid && (half & 1))) r += 1;
+    return sign | r;
+  }
+  let r = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) r += 1; // may carry into exponent: correct
+  return sign | r;
+}
+
+/** IEEE half bits -> number (exact). */
+export function f16BitsToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+// ---- bf16 ------------------------------------------------------------------------------
+
+/** f32 -> bf16 bits, round to nearest even; NaN stays a (quiet) NaN. */
+export function f32ToBf16Bits(v: number): number {
+  f32buf[0] = v;
+  const x = u32buf[0]!;
+  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return ((x >>> 16) | 0x40) & 0xffff;
+  const lsb = (x >>> 16) & 1;
+  return ((x + 0x7fff + lsb) >>> 16) & 0xffff;
+}
+
+export function bf16BitsToF32(b: number): number {
+  u32buf[0] = (b & 0xffff) << 16;
+  return f32buf[0]!;
+}
+
+// ---- whole-array conversions -------------------------------------------------------------
+
+export function f32ToF16Array(src: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]!);
+  return out;
+}
+
+export function f32ToBf16Array(src: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = f32ToBf16Bits(src[i]!);
+  return out;
+}
+
+/** Quantize to q8_0 as llama.cpp does: d = amax / 127, q = round(x / d) (ties away from zero). */
+export function quantizeQ8_0(src: ArrayLike<number>): Uint8Array {
+  const n = src.length;
+  if (n % Q8_0_BLOCK !== 0) throw new Error(`quantizeQ8_0: length ${n} is not a multiple of ${Q8_0_BLOCK}`);
+  const out = new Uint8Array((n / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES);
+  const dv = new DataView(out.buffer);
+  for (let b = 0; b < n / Q8_0_BLOCK; b++) {
+    let amax = 0;
+    for (let i = 0; i < Q8_0_BLOCK; i++) amax = Math.max(amax, Math.abs(src[b * Q8_0_BLOCK + i]!));
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    const o = b * Q8_0_BLOCK_BYTES;
+    dv.setUint16(o, f32ToF16Bits(d), true);
+    for (let i = 0; i < Q8_0_BLOCK; i++) {
+      const x = Math.fround(src[b * Q8_0_BLOCK + i]! * id);
+      const q = Math.sign(x) * Math.round(Math.abs(x)); // roundf: ties away from zero
+      dv.setInt8(o + 2 + i, Math.max(-127, Math.min(127, q)));
+    }
+  }
+  return out;
+}
+
+export function dequantizeQ8_0(src: Uint8Array, n: number): Float32Array {
+  if (n % Q8_0_BLOCK !== 0) throw new Error(`dequantizeQ8_0: length ${n} is not a multiple of ${Q8_0_BLOCK}`);
+  if (src.byteLength < (n / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES) throw new Error(`dequantizeQ8_0: ${src.byteLength} bytes is too short for ${n} elements`);
+  const out = new Float32Array(n);
+  const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  for (let b = 0; b < n / Q8_0_BLOCK; b++) {
+    const o = b * Q8_0_BLOCK_BYTES;
+    const d = f16BitsToF32(dv.getUint16(o, true));
+    for (let i = 0; i < Q8_0_BLOCK; i++) out[b * Q8_0_BLOCK + i] = d * dv.getInt8(o + 2 + i);
+  }
+  return out;
+}
+
+/** Encode f32 values into the byte layout of `dtype`. */
+export function encode(dtype: DType, src: ArrayLike<number>): Uint8Array {
+  switch (dtype) {
+    case 'f32': {
+      const a = Float32Array.from(src);
+      return new Uint8Array(a.buffer);
+    }
+    case 'f16':
+      return new Uint8Array(f32ToF16Array(src).buffer);
+    case 'bf16':
+      return new Uint8Array(f32ToBf16Array(src).buffer);
+    case 'q8_0':
+      return quantizeQ8_0(src);
+  }
+}
+
+/** Decode `n` consecutive elements of `dtype` starting at byte `byteOffset` of `bytes`. */
+export function decode(dtype: DType, bytes: Uint8Array, n: number, byteOffset = 0): Float32Array {
+  const need = bytesFor(dtype, n);
+  if (byteOffset + need > bytes.byteLength) throw new Error(`decode ${dtype}: need ${need} bytes at offset ${byteOffset}, have ${bytes.byteLength}`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + byteOffset, need);
+  const out = new Float32Array(n);
+  switch (dtype) {
+    case 'f32':
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
+      return out;
+    case 'f16':
+      for (let i = 0; i < n; i++) out[i] = f16BitsToF32(dv.getUint16(i * 2, true));
+      return out;
+    case 'bf16':
+      for (let i = 0; i < n; i++) out[i] = bf16BitsToF32(dv.getUint16(i * 2, true));
+      return out;
+    case 'q8_0':
+      return dequantizeQ8_0(new Uint8Array(bytes.buffer, bytes.byteOffset + byteOffset, need), n);
+  }
+}

@@ -1,0 +1,70 @@
+// Loads the native core (build/Release/slipstream.node, built by `npm install`).
+
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type TA = ArrayBufferView;
+
+export interface NativeCore {
+  matmul(x: TA, ldx: number, w: TA, wtype: number, out: TA, ldo: number, M: number, N: number, K: number): void;
+  binary(op: number, a: TA, lda: number, b: TA, ldb: number, bcast: number, out: TA, ldo: number, rows: number, cols: number): void;
+  scale(a: TA, lda: number, s: number, out: TA, ldo: number, rows: number, cols: number): void;
+  norm(x: TA, ldx: number, w: TA, b: TA | null, eps: number, out: TA, ldo: number, rows: number, cols: number, layerNorm: boolean): void;
+  unary(op: number, x: TA, ldx: number, out: TA, ldo: number, rows: number, cols: number): void;
+  gated(op: number, g: TA, ldg: number, u: TA, ldu: number, out: TA, ldo: number, rows: number, cols: number): void;
+  rope(
+    x: TA, T: number, H: number, D: number, sT: number, sH: number, positions: Int32Array, rotaryDim: number,
+    halfLayout: number, theta: number, scaling: number, factor: number, low: number, high: number, origMax: number,
+  ): void;
+  embedding(table: TA, ttype: number, V: number, D: number, ids: Int32Array, out: TA, ldo: number): void;
+  kvWrite(k: TA, T: number, H: number, D: number, sT: number, sH: number, cache: TA, ctype: number, nBlocks: number, bs: number, slots: Int32Array): void;
+  attention(
+    q: TA, qsT: number, qsH: number, Hq: number, kc: TA, vc: TA, ctype: number, nBlocks: number, Hkv: number, bs: number, D: number,
+    out: TA, osT: number, osH: number, tables: Int32Array, tableStride: number, positions: Int32Array, scale: number, softcap: number, window: number,
+  ): void;
+  argmax(x: TA, ldx: number, rows: number, cols: number, out: Int32Array): void;
+  convert(src: TA, stype: number, dst: TA, dtype: number, n: number): void;
+  /** Maps a file read-only (private copy-on-write pages); unmapped when the buffer is collected. */
+  mmapFile(path: string): ArrayBuffer;
+  info(): { isa: string; threads: number; available: string[] };
+  setIsa(name: 'avx512' | 'avx2' | 'portable'): string;
+  setThreads(n: number): number;
+}
+
+let core: NativeCore | null = null;
+let loadError: Error | null = null;
+
+function root(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, 'package.json'))) {
+    const up = dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  return d;
+}
+
+/** The native core, or throws an error that says how to build it. */
+export function native(): NativeCore {
+  if (core) return core;
+  if (loadError) throw loadError;
+  const path = join(root(), 'build', 'Release', 'slipstream.node');
+  try {
+    core = createRequire(import.meta.url)(path) as NativeCore;
+    return core;
+  } catch (e) {
+    loadError = new Error(`the native core could not be loaded from ${path} (${(e as Error).message}); build it with \`npm run build:native\``);
+    throw loadError;
+  }
+}
+
+export function nativeAvailable(): boolean {
+  try {
+    native();
+    return true;
+  } catch {
+    return false;
+  }
+}
