@@ -331,6 +331,15 @@ Napi::Value MmapFile(const Napi::CallbackInfo& info) {
   return Napi::ArrayBuffer::New(env, p, size, [](Napi::Env, void* data, size_t* sz) { munmap(data, *sz); delete sz; }, new size_t(size));
 }
 
+// benchRead(Float32Array) -> checksum; benchFma(itersPerThread) -> flops performed
+Napi::Value BenchRead(const Napi::CallbackInfo& info) {
+  Buf b = buf(info, 0, "benchRead", "data");
+  return Napi::Number::New(info.Env(), ss::bench_read((const float*)b.p, (int64_t)(b.n / 4)));
+}
+Napi::Value BenchFma(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), ss::bench_fma(I(info, 0, "benchFma")));
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -372,6 +381,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("argmax", Napi::Function::New(env, Argmax));
   exports.Set("convert", Napi::Function::New(env, Convert));
   exports.Set("mmapFile", Napi::Function::New(env, MmapFile));
+  exports.Set("benchRead", Napi::Function::New(env, BenchRead));
+  exports.Set("benchFma", Napi::Function::New(env, BenchFma));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));

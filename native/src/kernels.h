@@ -41,6 +41,10 @@ struct ss_kernels {
   void (*attention)(const ss_attn_args& a, int64_t task0, int64_t task1);
   // the matmul tile sizes this ISA prefers (rows of x, rows of w)
   int mr, nr;
+  // machine ceilings for the benchmark
+  float (*read_sum)(const float* p, int64_t n);
+  float (*peak_fma)(int64_t iters);
+  int width;  // floats per vector
 };
 
 namespace ss_avx512 { extern const ss_kernels table; }

@@ -28,6 +28,10 @@ export interface NativeCore {
   convert(src: TA, stype: number, dst: TA, dtype: number, n: number): void;
   /** Maps a file read-only (private copy-on-write pages); unmapped when the buffer is collected. */
   mmapFile(path: string): ArrayBuffer;
+  /** Streaming read of a Float32Array on all threads (returns a checksum). */
+  benchRead(data: Float32Array): number;
+  /** Runs the FMA peak loop on all threads; returns the flops performed. */
+  benchFma(itersPerThread: number): number;
   info(): { isa: string; threads: number; available: string[] };
   setIsa(name: 'avx512' | 'avx2' | 'portable'): string;
   setThreads(n: number): number;

@@ -1,0 +1,200 @@
+// Kernel benchmark: measures this machine's ceilings (streaming read bandwidth, peak f32
+// FMA rate) and then each kernel against them, in the same run.
+//
+//   npm run bench:kernels                 # all kernels, threads = SLIPSTREAM_THREADS or cores
+//   npm run bench:kernels -- --quick      # shorter runs
+//   npm run bench:kernels -- --json out.json
+//
+// Matrix-vector kernels rotate over copies of the weights totalling >= 512 MiB so that
+// every call streams from DRAM, as a model's forward pass does (no cache-resident flattery).
+
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { cpuBackend } from '../src/tensor/cpu.ts';
+import { bytesFor, DTYPE_CODE, type DType } from '../src/tensor/dtype.ts';
+import { native } from '../src/tensor/native.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const jsonPath = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
+const MIN_TIME = quick ? 0.15 : 0.5; // seconds per measurement
+const WORKING_SET = 512 * 1024 * 1024;
+
+const n = native();
+const cpu = cpuBackend();
+
+function now(): number {
+  return Number(process.hrtime.bigint()) / 1e9;
+}
+
+/** Runs fn repeatedly for at least MIN_TIME after one warm-up call; returns seconds per call (best of 3 batches). */
+function time(fn: (i: number) => void): number {
+  fn(0);
+  let best = Infinity;
+  let i = 1;
+  for (let rep = 0; rep < 3; rep++) {
+    const t0 = now();
+    let calls = 0;
+    while (now() - t0 < MIN_TIME / 3 || calls === 0) {
+      fn(i++);
+      calls++;
+    }
+    best = Math.min(best, (now() - t0) / calls);
+  }
+  return best;
+}
+
+function randomF32(count: number, seed = 1): Float32Array {
+  const a = new Float32Array(count);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < count; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    a[i] = ((s >>> 0) / 4294967296) * 2 - 1;
+  }
+  return a;
+}
+
+/** A weight matrix [N, K] of dtype, encoded natively, repeated to fill the working set. */
+function weightCopies(N: number, K: number, dtype: DType): Tensor[] {
+  const f = randomF32(N * K, N + K);
+  const one = new Uint8Array(bytesFor(dtype, N * K));
+  n.convert(f, DTYPE_CODE.f32, one, DTYPE_CODE[dtype], N * K);
+  const copies = Math.max(1, Math.ceil(WORKING_SET / one.byteLength));
+  const out: Tensor[] = [];
+  for (let c = 0; c < copies; c++) {
+    const b = c === 0 ? one : new Uint8Array(one.byteLength);
+    if (c > 0) b.set(one);
+    out.push(new Tensor(dtype, [N, K], b));
+  }
+  return out;
+}
+
+interface Row {
+  kernel: string;
+  shape: string;
+  time_us: number;
+  value: number;
+  unit: 'GB/s' | 'GFLOP/s';
+  ceiling: number;
+  fraction: number;
+  target?: number;
+}
+const rows: Row[] = [];
+
+function report(r: Row): void {
+  rows.push(r);
+  const pct = (r.fraction * 100).toFixed(0).padStart(4) + '%';
+  const tgt = r.target !== undefined ? `  (target ${(r.target * 100).toFixed(0)}%: ${r.fraction >= r.target ? 'met' : 'MISSED'})` : '';
+  console.log(
+    `${r.kernel.padEnd(22)} ${r.shape.padEnd(20)} ${r.time_us.toFixed(1).padStart(10)} us ${r.value.toFixed(1).padStart(8)} ${r.unit.padEnd(8)} ${pct} of ceiling${tgt}`,
+  );
+}
+
+// ---- ceilings ------------------------------------------------------------------------------
+
+const info = n.info();
+console.log(`slipstream kernel benchmark: ${cpus()[0]?.model ?? 'unknown cpu'}, ${info.threads} threads, isa ${info.isa} (available: ${info.available.join(', ')})`);
+
+const bwBuf = new Float32Array(1024 * 1024 * 1024 / 4);
+bwBuf.fill(1); // touch every page so the read is real
+const tRead = time(() => n.benchRead(bwBuf));
+const readBW = bwBuf.byteLength / tRead / 1e9;
+console.log(`ceiling: streaming read bandwidth ${readBW.toFixed(1)} GB/s (1 GiB, ${info.threads} threads)`);
+
+const peaks: Record<string, number> = {};
+for (const isa of info.available) {
+  if (isa === 'portable') continue;
+  n.setIsa(isa as 'avx512' | 'avx2');
+  let flops = 0;
+  const t = time(() => {
+    flops = n.benchFma(quick ? 2_000_000 : 5_000_000);
+  });
+  peaks[isa] = flops / t / 1e9;
+  console.log(`ceiling: f32 FMA peak (${isa}) ${peaks[isa]!.toFixed(1)} GFLOP/s`);
+}
+n.setIsa(info.isa as 'avx512' | 'avx2' | 'portable');
+const fmaPeak = peaks[info.isa] ?? Math.max(1, ...Object.values(peaks));
+console.log(
+  `kernels run on ${info.isa}: compute ratios below are against its peak, ${fmaPeak.toFixed(1)} GFLOP/s` +
+    (peaks.avx2 && info.isa !== 'avx2' ? ` (the AVX2 peak, ${peaks.avx2.toFixed(1)} GFLOP/s, is printed in brackets)` : ''),
+);
+console.log('');
+
+// ---- matrix-vector (decode): bandwidth bound ----------------------------------------------
+
+const gemvShapes: [number, number][] = [
+  [2048, 5632],
+  [5632, 2048],
+  [32000, 2048],
+];
+for (const dtype of ['q8_0', 'f16', 'bf16', 'f32'] as DType[]) {
+  for (const [N, K] of gemvShapes) {
+    const ws = weightCopies(N, K, dtype);
+    const x = Tensor.fromF32(randomF32(K, 7), [1, K]);
+    const out = Tensor.zeros([1, N]);
+    const t = time((i) => cpu.matmul(x, ws[i % ws.length]!, out));
+    const bytes = bytesFor(dtype, N * K) + K * 4 + N * 4;
+    const gbs = bytes / t / 1e9;
+    report({ kernel: `gemv ${dtype}`, shape: `1x${K} . ${N}x${K}`, time_us: t * 1e6, value: gbs, unit: 'GB/s', ceiling: readBW, fraction: gbs / readBW, target: 0.85 });
+  }
+}
+console.log('');
+
+// ---- GEMM (prefill, batched decode): compute bound ------------------------------------------
+
+function gemm(label: string, M: number, N: number, K: number, dtype: DType): void {
+  const w = weightCopies(N, K, dtype)[0]!;
+  const x = Tensor.fromF32(randomF32(M * K, 3), [M, K]);
+  const out = Tensor.zeros([M, N]);
+  const t = time(() => cpu.matmul(x, w, out));
+  const gf = (2 * M * N * K) / t / 1e9;
+  const r: Row = { kernel: label, shape: `${M}x${K} . ${N}x${K}`, time_us: t * 1e6, value: gf, unit: 'GFLOP/s', ceiling: fmaPeak, fraction: gf / fmaPeak, target: 0.7 };
+  report(r);
+  if (peaks.avx2 && info.isa !== 'avx2') console.log(`${''.padEnd(22)} [${((gf / peaks.avx2) * 100).toFixed(0)}% of the AVX2 FMA peak]`);
+}
+gemm('gemm f32', 1024, 1024, 1024, 'f32');
+gemm('gemm q8_0', 16, 2048, 5632, 'q8_0');
+gemm('gemm q8_0', 64, 2048, 5632, 'q8_0');
+gemm('gemm q8_0', 512, 2048, 2048, 'q8_0');
+gemm('gemm f16', 64, 2048, 5632, 'f16');
+console.log('');
+
+// ---- decode attention over a paged cache: bandwidth bound -----------------------------------
+
+for (const cdt of ['f32', 'f16'] as const) {
+  const B = 16, L = 1024, Hq = 32, Hkv = 4, D = 64, bs = 16;
+  const blocksPerSeq = L / bs;
+  const nBlocks = B * blocksPerSeq;
+  const layers = Math.max(1, Math.ceil(WORKING_SET / 2 / (2 * bytesFor(cdt, nBlocks * Hkv * bs * D))));
+  const caches: [Tensor, Tensor][] = [];
+  for (let l = 0; l < layers; l++) {
+    const mk = () => {
+      const t = Tensor.zeros([nBlocks, Hkv, bs, D], cdt);
+      const f = randomF32(nBlocks * Hkv * bs * D, l + 11);
+      n.convert(f, DTYPE_CODE.f32, t.data, DTYPE_CODE[cdt], f.length);
+      return t;
+    };
+    caches.push([mk(), mk()]);
+  }
+  const tables = new Int32Array(B * blocksPerSeq);
+  for (let i = 0; i < tables.length; i++) tables[i] = i; // contiguous per sequence (order does not change the bytes read)
+  const lens = new Int32Array(B).fill(L);
+  const q = Tensor.fromF32(randomF32(B * Hq * D, 5), [B, Hq, D]);
+  const out = Tensor.zeros([B, Hq, D]);
+  const opts = { scale: 1 / Math.sqrt(D) };
+  const t = time((i) => {
+    const [k, v] = caches[i % caches.length]!;
+    cpu.attentionDecode(q, k, v, tables, blocksPerSeq, lens, out, opts);
+  });
+  const bytes = 2 * bytesFor(cdt, B * L * Hkv * D);
+  const gbs = bytes / t / 1e9;
+  report({ kernel: `decode attn kv ${cdt}`, shape: `${B} seqs x ${L} tok`, time_us: t * 1e6, value: gbs, unit: 'GB/s', ceiling: readBW, fraction: gbs / readBW, target: 0.7 });
+}
+
+if (jsonPath) {
+  writeFileSync(jsonPath, JSON.stringify({ cpu: cpus()[0]?.model, threads: info.threads, isa: info.isa, readBW, peaks, rows }, null, 2));
+  console.log(`\nwrote ${jsonPath}`);
+}

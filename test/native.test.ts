@@ -1,0 +1,107 @@
+// The native core's process-level behaviour: instruction-set selection by environment,
+// thread count, memory mapping, and computation off the main event loop.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { cpuBackend } from '../src/tensor/cpu.ts';
+import { native } from '../src/tensor/native.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+
+const root = join(import.meta.dirname, '..');
+
+function childInfo(env: Record<string, string>): { isa: string; threads: number; ok: boolean } {
+  const script = `
+    import { cpuBackend } from './src/tensor/cpu.ts';
+    import { refBackend } from './src/tensor/ref.ts';
+    import { Tensor } from './src/tensor/tensor.ts';
+    const cpu = cpuBackend();
+    const x = Tensor.from(Array.from({ length: 3 * 64 }, (_, i) => Math.sin(i)), [3, 64]);
+    const w = Tensor.from(Array.from({ length: 5 * 64 }, (_, i) => Math.cos(i)), [5, 64], 'q8_0');
+    const a = Tensor.zeros([3, 5]), b = Tensor.zeros([3, 5]);
+    cpu.matmul(x, w, a); refBackend.matmul(x, w, b);
+    const ok = a.toF32().every((v, i) => Math.abs(v - b.toF32()[i]) < 1e-4);
+    console.log(JSON.stringify({ isa: cpu.isa, threads: cpu.threads, ok }));
+  `;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+describe('native core: process-level behaviour', () => {
+  it('SLIPSTREAM_NO_SIMD=1 selects the portable fallback, which computes correctly', () => {
+    const r = childInfo({ SLIPSTREAM_NO_SIMD: '1' });
+    assert.equal(r.isa, 'portable');
+    assert.ok(r.ok);
+  });
+
+  it('SLIPSTREAM_THREADS sizes the thread pool', () => {
+    assert.equal(childInfo({ SLIPSTREAM_THREADS: '3' }).threads, 3);
+    assert.equal(childInfo({ SLIPSTREAM_THREADS: '1' }).threads, 1);
+  });
+
+  it('without overrides the best instruction set the CPU supports is chosen', () => {
+    const r = childInfo({ SLIPSTREAM_NO_SIMD: '', SLIPSTREAM_ISA: '' });
+    assert.equal(r.isa, native().info().available[0]);
+  });
+
+  it('mmapFile maps a file without copying; writes stay private; errors name the path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ss-mmap-'));
+    const p = join(dir, 'w.bin');
+    const f = new Float32Array(1000).map((_, i) => i * 0.5);
+    writeFileSync(p, new Uint8Array(f.buffer));
+    const ab = native().mmapFile(p);
+    assert.equal(ab.byteLength, 4000);
+    const t = Tensor.fromF32(new Float32Array(ab), [10, 100]);
+    assert.equal(t.toF32()[999], 499.5);
+    // usable directly as a weight
+    const out = Tensor.zeros([1, 10]);
+    cpuBackend().matmul(Tensor.from(new Array(100).fill(1), [1, 100]), t, out);
+    assert.equal(out.toF32()[0], (99 * 100) / 2 / 2);
+    new Float32Array(ab)[0] = 42; // copy-on-write: the file is unchanged
+    assert.equal(readFileSync(p).readFloatLE(0), 0);
+    assert.throws(() => native().mmapFile(join(dir, 'missing.bin')), /mmapFile: cannot open '.*missing\.bin': No such file/);
+    assert.throws(() => native().mmapFile(dir), /is not a regular file/);
+    assert.equal(native().mmapFile(join(dir, 'missing.bin'.replace('missing', 'w'))).byteLength, 4000);
+    writeFileSync(join(dir, 'empty'), '');
+    assert.equal(native().mmapFile(join(dir, 'empty')).byteLength, 0);
+  });
+
+  it('a worker thread that owns the computation leaves the main event loop responsive', async () => {
+    // ~0.5 s of GEMM in the worker; the main thread's 10 ms timer must keep firing on time,
+    // and the main thread can use the shared pool meanwhile.
+    const worker = new Worker(new URL('./helpers/ts-worker.mjs', import.meta.url), {
+      workerData: { M: 256, N: 512, K: 1024, reps: 150, __module: new URL('./helpers/compute-worker.ts', import.meta.url).href },
+    });
+    const done = new Promise<{ ms: number; value: number }>((res, rej) => {
+      worker.once('message', res);
+      worker.once('error', rej);
+    });
+    let ticks = 0;
+    let maxGap = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+      ticks++;
+      // the main thread computes too, through the same pool
+      const out = Tensor.zeros([1, 4]);
+      cpuBackend().matmul(Tensor.from([1, 2, 3], [1, 3]), Tensor.from([1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], [4, 3]), out);
+      assert.deepEqual(Array.from(out.toF32()), [1, 2, 3, 6]);
+    }, 10);
+    const r = await done;
+    clearInterval(timer);
+    await worker.terminate();
+    assert.equal(r.value, 1024 * 0.5 * 0.25);
+    assert.ok(ticks >= Math.floor(r.ms / 10 / 3), `only ${ticks} timer ticks in ${r.ms.toFixed(0)} ms`);
+    assert.ok(maxGap < 250, `the main event loop stalled for ${maxGap.toFixed(0)} ms`);
+  });
+});

@@ -1,0 +1,355 @@
+// Every native op against the ref backend (the float64 oracle), on random inputs of awkward
+// sizes and strided views, on every instruction set this CPU has (AVX-512, AVX2, and the
+// portable fallback that SLIPSTREAM_NO_SIMD=1 selects).
+//
+// Error bounds (|cpu - ref|), stated per op; weights of every dtype are decoded exactly in
+// f32 by both backends, so the bound does not depend on the weight dtype:
+//   matmul, attention dot products: 2e-6 * sum_k |x_k w_k| + 1e-7 (f32 accumulation vs f64)
+//   norms: 1e-5 * |out| + 1e-6;  softmax: 1e-6;  silu/gelu/swiglu/geglu: 2e-6 * (1 + |x|)
+//   attention output: 1e-5 * max|v|;  rope, add, mul, scale, embedding, kvWrite: f32 rounding only
+
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import type { Backend } from '../src/tensor/backend.ts';
+import { cpuBackend } from '../src/tensor/cpu.ts';
+import { type DType, DTYPES } from '../src/tensor/dtype.ts';
+import { refBackend } from '../src/tensor/ref.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+import { errorSuite } from './helpers/error-suite.ts';
+
+const cpu = cpuBackend();
+const ref: Backend = refBackend;
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return ((s >>> 0) / 4294967296) * 2 - 1;
+  };
+}
+
+function rand(shape: number[], seed: number, dtype: DType = 'f32', scale = 1): Tensor {
+  const r = rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = r() * scale;
+  return Tensor.from(v, shape, dtype);
+}
+
+/** A strided [rows, cols] view: rows `pad` elements wider than cols, random padding. */
+function strided(rows: number, cols: number, pad: number, seed: number): Tensor {
+  const base = rand([rows, cols + pad], seed);
+  return base.view([rows, cols], [cols + pad, 1]);
+}
+
+function copy(t: Tensor): Tensor {
+  return new Tensor(t.dtype, t.shape, Uint8Array.from(t.data), t.strides);
+}
+
+/** |a[i] - b[i]| <= tol(i) for every element (logical order). */
+function close(actual: Tensor, expected: Tensor, tol: (i: number) => number, what: string): void {
+  const a = actual.toF32();
+  const b = expected.toF32();
+  assert.equal(a.length, b.length);
+  let worst = -1;
+  let worstRatio = 0;
+  for (let i = 0; i < a.length; i++) {
+    const err = Math.abs(a[i]! - b[i]!);
+    const ratio = err === 0 ? 0 : err / tol(i);
+    if (!(ratio <= 1)) {
+      if (!(ratio <= worstRatio)) {
+        worstRatio = ratio;
+        worst = i;
+      }
+    }
+  }
+  if (worst >= 0) assert.fail(`${what}: element ${worst}: cpu ${a[worst]} vs ref ${b[worst]} exceeds the bound ${tol(worst)} (x${worstRatio.toFixed(1)})`);
+}
+
+function bitEqual(a: Tensor, b: Tensor, what: string): void {
+  const x = a.toF32();
+  const y = b.toF32();
+  for (let i = 0; i < x.length; i++) {
+    if (!Object.is(x[i], y[i])) assert.fail(`${what}: element ${i} differs: ${x[i]} vs ${y[i]}`);
+  }
+}
+
+const isas = cpu.availableIsas();
+
+for (const isa of isas) {
+  describe(`cpu (${isa}) matches ref`, () => {
+    before(() => cpu.setIsa(isa as 'avx512' | 'avx2' | 'portable'));
+
+    it('matmul: every weight dtype, awkward sizes, GEMV and GEMM paths', () => {
+      const shapes: [number, number, number][] = [
+        [1, 1, 1],
+        [1, 7, 33],
+        [7, 33, 4097],
+        [33, 1, 7],
+        [1, 4097, 7],
+        [17, 65, 200],
+        [64, 70, 64],
+      ];
+      for (const dtype of DTYPES) {
+        for (const [M, N, K0] of shapes) {
+          const K = dtype === 'q8_0' ? Math.ceil(K0 / 32) * 32 : K0;
+          const x = rand([M, K], M * 7 + K);
+          const w = rand([N, K], N * 13 + K, dtype);
+          const oc = Tensor.zeros([M, N]);
+          const or = Tensor.zeros([M, N]);
+          cpu.matmul(x, w, oc);
+          ref.matmul(x, w, or);
+          // bound: 2e-6 * sum_k |x w|
+          const xv = x.toF32();
+          const wv = w.toF32();
+          const mag = new Float64Array(M * N);
+          for (let m = 0; m < M; m++)
+            for (let n = 0; n < N; n++) {
+              let s = 0;
+              for (let k = 0; k < K; k++) s += Math.abs(xv[m * K + k]! * wv[n * K + k]!);
+              mag[m * N + n] = s;
+            }
+          close(oc, or, (i) => 2e-6 * mag[i]! + 1e-7, `matmul ${dtype} [${M}x${K}].[${N}x${K}]^T`);
+        }
+      }
+    });
+
+    it('matmul: strided x and out views', () => {
+      for (const dtype of DTYPES) {
+        const M = 9, N = 21, K = 64;
+        const x = strided(M, K, 5, 3);
+        const w = rand([N, K], 4, dtype);
+        const ob = Tensor.zeros([M, N + 3]);
+        const oc = ob.view([M, N], [N + 3, 1], 1);
+        const or = Tensor.zeros([M, N]);
+        cpu.matmul(x, w, oc);
+        ref.matmul(x, w, or);
+        close(oc, or, () => 1e-4, `strided matmul ${dtype}`);
+        // padding columns untouched
+        const all = ob.toF32();
+        for (let m = 0; m < M; m++) {
+          assert.equal(all[m * (N + 3)], 0);
+          assert.equal(all[m * (N + 3) + N + 1], 0);
+        }
+      }
+    });
+
+    it('matmul is row-invariant: a row alone equals the same row in a batch, bit for bit', () => {
+      for (const dtype of DTYPES) {
+        const M = 16, N = 37, K = 320;
+        const x = rand([M, K], 99);
+        const w = rand([N, K], 98, dtype);
+        const all = Tensor.zeros([M, N]);
+        cpu.matmul(x, w, all);
+        for (const m of [0, 5, 15]) {
+          const one = Tensor.zeros([1, N]);
+          cpu.matmul(x.narrow(m, 1), w, one);
+          bitEqual(one, all.narrow(m, 1), `matmul ${dtype} row ${m}`);
+        }
+      }
+    });
+
+    it('add, mul (with row broadcast and in place), scale', () => {
+      for (const [R, C] of [[1, 1], [7, 33], [3, 4097]]) {
+        const a = rand([R!, C!], 1);
+        const b = rand([R!, C!], 2);
+        const row = rand([C!], 3);
+        for (const op of ['add', 'mul'] as const) {
+          for (const bb of [b, row]) {
+            const oc = Tensor.zeros([R!, C!]);
+            const or = Tensor.zeros([R!, C!]);
+            cpu[op](a, bb, oc);
+            ref[op](a, bb, or);
+            close(oc, or, () => 0, `${op} ${R}x${C}`);
+          }
+        }
+        const inplace = copy(a);
+        cpu.add(inplace, b, inplace);
+        const or = Tensor.zeros([R!, C!]);
+        ref.add(a, b, or);
+        close(inplace, or, () => 0, 'add in place');
+        const sc = Tensor.zeros([R!, C!]);
+        const sr = Tensor.zeros([R!, C!]);
+        cpu.scale(a, -0.37, sc);
+        ref.scale(a, -0.37, sr);
+        const sv = sr.toF32();
+        close(sc, sr, (i) => 1.2e-7 * Math.abs(sv[i]!), 'scale (s rounds to f32 natively)');
+      }
+    });
+
+    it('rmsNorm and layerNorm (with and without bias), strided input', () => {
+      for (const [R, C] of [[1, 1], [7, 33], [5, 4097]]) {
+        for (const x of [rand([R!, C!], 5, 'f32', 3), strided(R!, C!, 3, 6)]) {
+          const w = rand([C!], 7);
+          const b = rand([C!], 8);
+          const cases: [string, (be: Backend, o: Tensor) => void][] = [
+            ['rmsNorm', (be, o) => be.rmsNorm(x, w, 1e-5, o)],
+            ['layerNorm', (be, o) => be.layerNorm(x, w, null, 1e-5, o)],
+            ['layerNorm+bias', (be, o) => be.layerNorm(x, w, b, 1e-5, o)],
+          ];
+          for (const [name, f] of cases) {
+            const oc = Tensor.zeros([R!, C!]);
+            const or = Tensor.zeros([R!, C!]);
+            f(cpu, oc);
+            f(ref, or);
+            const ov = or.toF32();
+            close(oc, or, (i) => 1e-5 * Math.abs(ov[i]!) + 1e-6, `${name} ${R}x${C}`);
+          }
+        }
+      }
+    });
+
+    it('softmax, silu, gelu (tanh, erf), swiglu, geglu', () => {
+      for (const [R, C] of [[1, 1], [7, 33], [2, 4097]]) {
+        const x = rand([R!, C!], 11, 'f32', 12); // wide range: exp tails and saturation
+        const u = rand([R!, C!], 12, 'f32', 3);
+        const xv = x.toF32();
+        const act: [string, (be: Backend, o: Tensor) => void, (i: number) => number][] = [
+          ['softmax', (be, o) => be.softmax(x, o), () => 1e-6],
+          ['silu', (be, o) => be.silu(x, o), (i) => 2e-6 * (1 + Math.abs(xv[i]!))],
+          ['gelu tanh', (be, o) => be.gelu(x, o, 'tanh'), (i) => 2e-6 * (1 + Math.abs(xv[i]!))],
+          ['gelu erf', (be, o) => be.gelu(x, o, 'erf'), (i) => 2e-6 * (1 + Math.abs(xv[i]!))],
+          ['swiglu', (be, o) => be.swiglu(x, u, o), (i) => 6e-6 * (1 + Math.abs(xv[i]!))],
+          ['geglu tanh', (be, o) => be.geglu(x, u, o, 'tanh'), (i) => 6e-6 * (1 + Math.abs(xv[i]!))],
+          ['geglu erf', (be, o) => be.geglu(x, u, o, 'erf'), (i) => 6e-6 * (1 + Math.abs(xv[i]!))],
+        ];
+        for (const [name, f, tol] of act) {
+          const oc = Tensor.zeros([R!, C!]);
+          const or = Tensor.zeros([R!, C!]);
+          f(cpu, oc);
+          f(ref, or);
+          close(oc, or, tol, `${name} ${R}x${C}`);
+        }
+      }
+    });
+
+    it('rope: both layouts, partial rotary dim, linear and llama3 scaling, strided view', () => {
+      const T = 7, H = 3, D = 64;
+      const positions = Int32Array.from([0, 1, 2, 17, 100, 4095, 131071]);
+      const variants = [
+        { layout: 'interleaved' as const, theta: 10000 },
+        { layout: 'half' as const, theta: 10000 },
+        { layout: 'half' as const, theta: 1e6, rotaryDim: 32 },
+        { layout: 'interleaved' as const, theta: 10000, scaling: { type: 'linear' as const, factor: 4 } },
+        { layout: 'half' as const, theta: 500000, scaling: { type: 'llama3' as const, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 8192 } },
+      ];
+      for (const opts of variants) {
+        // q view inside a fused [T, (H + 2) * D] buffer
+        const fused = rand([T, (H + 2) * D], 21);
+        const xc = copy(fused).view([T, H, D], [(H + 2) * D, D, 1], D);
+        const xr = copy(fused).view([T, H, D], [(H + 2) * D, D, 1], D);
+        cpu.rope(xc, positions, opts);
+        ref.rope(xr, positions, opts);
+        close(xc, xr, () => 2e-6, `rope ${JSON.stringify(opts)}`);
+      }
+    });
+
+    it('embedding for every table dtype', () => {
+      for (const dtype of DTYPES) {
+        const V = 50, D = dtype === 'q8_0' ? 96 : 33;
+        const table = rand([V, D], 31, dtype);
+        const ids = Int32Array.from([0, 49, 7, 7, 23]);
+        const oc = Tensor.zeros([ids.length, D]);
+        const or = Tensor.zeros([ids.length, D]);
+        cpu.embedding(table, ids, oc);
+        ref.embedding(table, ids, or);
+        close(oc, or, () => 0, `embedding ${dtype}`);
+      }
+    });
+
+    for (const cdt of ['f32', 'f16'] as const) {
+      it(`kvWrite and attention over a paged ${cdt} cache: GQA, window, soft-cap, awkward sizes`, () => {
+        const Hq = 6, Hkv = 2, D = 20, bs = 4, nBlocks = 24;
+        const kc = [Tensor.zeros([nBlocks, Hkv, bs, D], cdt), Tensor.zeros([nBlocks, Hkv, bs, D], cdt)];
+        const vc = [Tensor.zeros([nBlocks, Hkv, bs, D], cdt), Tensor.zeros([nBlocks, Hkv, bs, D], cdt)];
+        // one sequence of 23 tokens scattered over blocks in a shuffled order
+        const L = 23;
+        const table = Int32Array.from([17, 3, 9, 0, 22, 5]);
+        const slots = new Int32Array(L);
+        for (let p = 0; p < L; p++) slots[p] = table[Math.floor(p / bs)]! * bs + (p % bs);
+        const k = rand([L, Hkv, D], 41);
+        const v = rand([L, Hkv, D], 42);
+        const [kcC, kcR] = kc as [Tensor, Tensor];
+        const [vcC, vcR] = vc as [Tensor, Tensor];
+        cpu.kvWrite(k, kcC, slots);
+        cpu.kvWrite(v, vcC, slots);
+        ref.kvWrite(k, kcR, slots);
+        ref.kvWrite(v, vcR, slots);
+        close(kcC, kcR, () => 0, 'kvWrite k');
+        close(vcC, vcR, () => 0, 'kvWrite v');
+        const optsList = [{ scale: 1 / Math.sqrt(D) }, { scale: 0.3, window: 5 }, { scale: 0.5, softCap: 2.5 }, { scale: 0.25, window: 1, softCap: 30 }];
+        for (const opts of optsList) {
+          // prefill: a chunk of 9 tokens starting at position 14 (positions 0..13 already cached)
+          const T = 9, start = 14;
+          const q = rand([T, Hq, D], 43);
+          const oc = Tensor.zeros([T, Hq, D]);
+          const or = Tensor.zeros([T, Hq, D]);
+          cpu.attentionPrefill(q, kcC, vcC, table, start, oc, opts);
+          ref.attentionPrefill(q, kcR, vcR, table, start, or, opts);
+          close(oc, or, () => 1e-5, `attentionPrefill ${JSON.stringify(opts)}`);
+          // decode: 3 sequences sharing the cache with different lengths
+          const B = 3, maxBlocks = 6;
+          const tables = new Int32Array(B * maxBlocks);
+          for (let b = 0; b < B; b++) tables.set(table, b * maxBlocks);
+          const lens = Int32Array.from([23, 1, 13]);
+          const qd = rand([B, Hq, D], 44);
+          const dc = Tensor.zeros([B, Hq, D]);
+          const dr = Tensor.zeros([B, Hq, D]);
+          cpu.attentionDecode(qd, kcC, vcC, tables, maxBlocks, lens, dc, opts);
+          ref.attentionDecode(qd, kcR, vcR, tables, maxBlocks, lens, dr, opts);
+          close(dc, dr, () => 1e-5, `attentionDecode ${JSON.stringify(opts)}`);
+        }
+      });
+    }
+
+    it('attention is row-invariant: decode alone = decode in a batch of 16 = the prefill row, bit for bit', () => {
+      const Hq = 8, Hkv = 2, D = 64, bs = 16, B = 16, L = 70;
+      const maxBlocks = Math.ceil(L / bs);
+      const nBlocks = B * maxBlocks;
+      const kcache = rand([nBlocks, Hkv, bs, D], 51);
+      const vcache = rand([nBlocks, Hkv, bs, D], 52);
+      const tables = new Int32Array(B * maxBlocks).map((_, i) => i);
+      const lens = new Int32Array(B).map((_, b) => L - 3 * b);
+      const q = rand([B, Hq, D], 53);
+      const all = Tensor.zeros([B, Hq, D]);
+      const opts = { scale: 0.125 };
+      cpu.attentionDecode(q, kcache, vcache, tables, maxBlocks, lens, all, opts);
+      for (const b of [0, 7, 15]) {
+        const one = Tensor.zeros([1, Hq, D]);
+        cpu.attentionDecode(q.narrow(b, 1), kcache, vcache, tables.subarray(b * maxBlocks), maxBlocks, lens.subarray(b, b + 1), one, opts);
+        bitEqual(one, all.narrow(b, 1), `decode seq ${b}`);
+        // the same query as the last row of a prefill chunk
+        const T = 5;
+        const qp = Tensor.zeros([T, Hq, D]);
+        qp.f32().set(q.narrow(b, 1).f32().subarray(0, Hq * D), (T - 1) * Hq * D);
+        const op = Tensor.zeros([T, Hq, D]);
+        cpu.attentionPrefill(qp, kcache, vcache, tables.subarray(b * maxBlocks), lens[b]! - T, op, opts);
+        bitEqual(op.narrow(T - 1, 1), one, `prefill row for seq ${b}`);
+      }
+    });
+
+    it('argmax: first maximum on ties, strided rows', () => {
+      const x = strided(5, 4097, 3, 61);
+      assert.deepEqual(Array.from(cpu.argmax(x)), Array.from(ref.argmax(x)));
+      const ties = Tensor.from([1, 3, 3, 2, -1, -1, -1, -1], [2, 4]);
+      assert.deepEqual(Array.from(cpu.argmax(ties)), [1, 0]);
+    });
+  });
+}
+
+describe('cpu: instruction sets and threads', () => {
+  it('reports its instruction set; the portable fallback is always available', () => {
+    cpu.setIsa(isas[0] as 'avx512');
+    assert.ok(['avx512', 'avx2', 'portable'].includes(cpu.isa));
+    assert.ok(isas.includes('portable'));
+    assert.ok(cpu.threads >= 1);
+  });
+
+  it('an unsupported instruction set is refused with a clear error', () => {
+    assert.throws(() => cpu.setIsa('sse9' as 'avx2'), /setIsa: 'sse9' is not supported/);
+  });
+});
+
+errorSuite(cpu);
