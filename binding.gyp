@@ -25,7 +25,7 @@
       "type": "static_library",
       "conditions": [["target_arch=='x64'", {
         "sources": ["native/src/kernels_avx512.cc"],
-        "cflags_cc": ["-mavx512f", "-mavx2", "-mfma", "-mf16c", "-Wno-uninitialized", "-Wno-maybe-uninitialized"]
+        "cflags_cc": ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512vnni", "-mavx2", "-mfma", "-mf16c", "-Wno-uninitialized", "-Wno-maybe-uninitialized"]
       }]]
     },
     {

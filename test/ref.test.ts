@@ -61,10 +61,14 @@ describe('matmul', () => {
       dv.setInt8(2 + k, k - 16);
       dv.setInt8(Q8_0_BLOCK_BYTES + 2 + k, k - 16);
     }
+    // q8_0 weights quantize x to q8_0 blocks first: with max |x| = 127 the block scale is
+    // exactly 1 and the integers survive unchanged
+    const xq = (k: number) => (k === 31 ? 127 : k % 3);
+    const x8 = T(Array.from({ length: 32 }, (_, k) => xq(k)), [1, 32]);
     const out = zeros([1, 2]);
-    ref.matmul(x, new Tensor('q8_0', [2, 32], bytes), out);
+    ref.matmul(x8, new Tensor('q8_0', [2, 32], bytes), out);
     let s = 0;
-    for (let k = 0; k < 32; k++) s += (k % 3) * (k - 16);
+    for (let k = 0; k < 32; k++) s += xq(k) * (k - 16);
     assert.deepEqual([...out.toF32()], [0.5 * s, -0.25 * s]);
   });
 

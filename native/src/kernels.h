@@ -14,6 +14,8 @@ struct ss_matmul_args {
   int64_t ldw;                      // bytes per weight row
   float* out; int64_t ldo;          // [M, N]
   int64_t M, N, K;
+  // q8_0 weights only: x quantized to q8_0 blocks by ops.cc, as int8 [M, K] and scales [M, K/32]
+  const int8_t* xq; const float* xd;
 };
 
 struct ss_attn_args {

@@ -23,7 +23,10 @@ bool has_avx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && os_saves(0x6) && __builtin_cpu_supports("f16c");
 }
-bool has_avx512() { return has_avx2() && __builtin_cpu_supports("avx512f") && os_saves(0xe6); }
+bool has_avx512() {
+  return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vnni") && os_saves(0xe6);
+}
 #else
 bool has_avx2() { return false; }
 bool has_avx512() { return false; }
@@ -73,8 +76,45 @@ size_t dtype_bytes(int dtype, int64_t n) {
   }
 }
 
-void matmul(const ss_matmul_args& a) {
+// Quantize activation rows to q8_0 blocks exactly as encode_row does for weights
+// (d = amax / 127 rounded to f16, q = round(x / d)), int8 and scales kept apart.
+static void quantize_rows_q8(const float* x, int64_t ldx, int64_t M, int64_t K, int8_t* q, float* d) {
+  parallel_for(M, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t m = r0; m < r1; m++)
+      for (int64_t b = 0; b < K / 32; b++) {
+        const float* v = x + m * ldx + b * 32;
+        float amax = 0.f;
+        for (int i = 0; i < 32; i++) amax = std::fabs(v[i]) > amax ? std::fabs(v[i]) : amax;
+        const float dd = amax / 127.f, id = dd != 0.f ? 1.f / dd : 0.f;
+        d[m * (K / 32) + b] = f16_to_f32_scalar(f32_to_f16_scalar(dd));
+        for (int i = 0; i < 32; i++) {
+          float r = std::round(v[i] * id);
+          r = r > 127.f ? 127.f : (r < -127.f ? -127.f : r);
+          q[m * K + b * 32 + i] = (int8_t)r;
+        }
+      }
+  });
+}
+
+void matmul(const ss_matmul_args& a_in) {
   const ss_kernels* k = K;
+  ss_matmul_args a = a_in;
+  if (a.wtype == SS_Q8_0) {
+    // grow-only per calling thread: no allocation once a model has warmed up
+    thread_local int8_t* qbuf = nullptr;
+    thread_local size_t qcap = 0;
+    const size_t need = (size_t)(a.M * a.K) + (size_t)(a.M * (a.K / 32)) * sizeof(float) + 64;
+    if (qcap < need) {
+      std::free(qbuf);
+      qbuf = (int8_t*)std::malloc(need);
+      qcap = qbuf ? need : 0;
+      if (!qbuf) return;
+    }
+    float* d = (float*)(((uintptr_t)(qbuf + a.M * a.K) + 63) & ~(uintptr_t)63);
+    quantize_rows_q8(a.x, a.ldx, a.M, a.K, qbuf, d);
+    a.xq = qbuf;
+    a.xd = d;
+  }
   const int64_t threads = pool_threads();
   if (a.M <= k->mr) {
     // Matrix-vector: split the weight rows; each task streams a run of rows once.

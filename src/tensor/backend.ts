@@ -52,7 +52,11 @@ export interface AttentionOptions {
 export interface Backend {
   readonly name: string;
 
-  /** out[M, N] = x[M, K] . w[N, K]^T. x and out may be row-strided views; w is contiguous. */
+  /**
+   * out[M, N] = x[M, K] . w[N, K]^T. x and out may be row-strided views; w is contiguous.
+   * With q8_0 weights, each row of x is first quantized to q8_0 blocks (as llama.cpp does),
+   * so every block's dot product is an exact integer times d_x * d_w.
+   */
   matmul(x: Tensor, w: Tensor, out: Tensor): void;
 
   /** out = a + b; b is [M, N] or a row [N] broadcast over rows. out may alias a. */

@@ -26,7 +26,7 @@ import {
   type Mat,
   type Pool,
 } from './check.ts';
-import { bytesFor, decode, f16BitsToF32, f32ToF16Bits } from './dtype.ts';
+import { bytesFor, decode, dequantizeQ8_0, f16BitsToF32, f32ToF16Bits, quantizeQ8_0 } from './dtype.ts';
 import type { Tensor } from './tensor.ts';
 
 // ---- element access -----------------------------------------------------------------------
@@ -245,7 +245,14 @@ export class RefBackend implements Backend {
 
   matmul(x: Tensor, w: Tensor, out: Tensor): void {
     const { M, N, K, ldx, ldo } = checkMatmul(x, w, out);
-    const xs = readF32(x);
+    let xs = readF32(x);
+    if (w.dtype === 'q8_0') {
+      // q8_0 weights multiply activations quantized to q8_0 blocks (llama.cpp's scheme):
+      // each x row is rounded through quantizeQ8_0, then the products are exact in f64.
+      const q = new Float32Array(M * ldx);
+      for (let m = 0; m < M; m++) q.set(dequantizeQ8_0(quantizeQ8_0(xs.subarray(m * ldx, m * ldx + K)), K), m * ldx);
+      xs = q;
+    }
     writeF32(out, (o) => {
       for (let n = 0; n < N; n++) {
         const wr = decode(w.dtype, w.data, K, bytesFor(w.dtype, n * K)); // row n of w
