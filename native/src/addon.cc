@@ -334,7 +334,8 @@ Napi::Value MmapFile(const Napi::CallbackInfo& info) {
 // benchRead(Float32Array) -> checksum; benchFma(itersPerThread) -> flops performed
 Napi::Value BenchRead(const Napi::CallbackInfo& info) {
   Buf b = buf(info, 0, "benchRead", "data");
-  return Napi::Number::New(info.Env(), ss::bench_read((const float*)b.p, (int64_t)(b.n / 4)));
+  int streams = info.Length() > 1 ? (int)I(info, 1, "benchRead") : 1;
+  return Napi::Number::New(info.Env(), ss::bench_read((const float*)b.p, (int64_t)(b.n / 4), streams));
 }
 Napi::Value BenchFma(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ss::bench_fma(I(info, 0, "benchFma")));

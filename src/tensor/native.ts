@@ -29,7 +29,7 @@ export interface NativeCore {
   /** Maps a file read-only (private copy-on-write pages); unmapped when the buffer is collected. */
   mmapFile(path: string): ArrayBuffer;
   /** Streaming read of a Float32Array on all threads (returns a checksum). */
-  benchRead(data: Float32Array): number;
+  benchRead(data: Float32Array, streams?: number): number;
   /** Runs the FMA peak loop on all threads; returns the flops performed. */
   benchFma(itersPerThread: number): number;
   info(): { isa: string; threads: number; available: string[] };
