@@ -7,6 +7,15 @@
 #include "pool.h"
 #include "simd.h"
 
+// The AVX-512 and AVX2 kernel libraries are built on x86-64 only (binding.gyp).
+#if defined(__x86_64__)
+#define SS_AVX512_TABLE (&ss_avx512::table)
+#define SS_AVX2_TABLE (&ss_avx2::table)
+#else
+#define SS_AVX512_TABLE (&ss_portable::table)
+#define SS_AVX2_TABLE (&ss_portable::table)
+#endif
+
 namespace ss {
 namespace {
 
@@ -37,10 +46,10 @@ const ss_kernels* choose() {
   if (no && *no && std::strcmp(no, "0") != 0) return &ss_portable::table;
   if (const char* want = std::getenv("SLIPSTREAM_ISA")) {
     if (!std::strcmp(want, "portable")) return &ss_portable::table;
-    if (!std::strcmp(want, "avx2") && has_avx2()) return &ss_avx2::table;
+    if (!std::strcmp(want, "avx2") && has_avx2()) return SS_AVX2_TABLE;
   }
-  if (has_avx512()) return &ss_avx512::table;
-  if (has_avx2()) return &ss_avx2::table;
+  if (has_avx512()) return SS_AVX512_TABLE;
+  if (has_avx2()) return SS_AVX2_TABLE;
   return &ss_portable::table;
 }
 
@@ -62,8 +71,8 @@ bool isa_supported(const char* name) {
 bool set_isa(const char* name) {
   if (!isa_supported(name)) return false;
   if (!std::strcmp(name, "portable")) K = &ss_portable::table;
-  else if (!std::strcmp(name, "avx2")) K = &ss_avx2::table;
-  else K = &ss_avx512::table;
+  else if (!std::strcmp(name, "avx2")) K = SS_AVX2_TABLE;
+  else K = SS_AVX512_TABLE;
   return true;
 }
 
