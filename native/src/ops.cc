@@ -85,23 +85,25 @@ size_t dtype_bytes(int dtype, int64_t n) {
   }
 }
 
-// Quantize activation rows to q8_0 blocks exactly as encode_row does for weights
-// (d = amax / 127 rounded to f16, q = round(x / d)), int8 and scales kept apart.
+// One q8_0 block as llama.cpp quantizes it: d = amax / 127, q = round(x / d); returns the
+// scale rounded to f16 bits. Used for weights (encode_row) and activations alike.
+static uint16_t quantize_block_q8(const float* x, int8_t* q) {
+  float amax = 0.f;
+  for (int i = 0; i < 32; i++) amax = std::fabs(x[i]) > amax ? std::fabs(x[i]) : amax;
+  const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+  for (int i = 0; i < 32; i++) {
+    float r = std::round(x[i] * id);
+    q[i] = (int8_t)(r > 127.f ? 127.f : (r < -127.f ? -127.f : r));
+  }
+  return f32_to_f16_scalar(d);
+}
+
+// Activation rows to q8_0 blocks, int8 [M, K] and f32 scales [M, K/32] kept apart.
 static void quantize_rows_q8(const float* x, int64_t ldx, int64_t M, int64_t K, int8_t* q, float* d) {
   parallel_for(M, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t m = r0; m < r1; m++)
-      for (int64_t b = 0; b < K / 32; b++) {
-        const float* v = x + m * ldx + b * 32;
-        float amax = 0.f;
-        for (int i = 0; i < 32; i++) amax = std::fabs(v[i]) > amax ? std::fabs(v[i]) : amax;
-        const float dd = amax / 127.f, id = dd != 0.f ? 1.f / dd : 0.f;
-        d[m * (K / 32) + b] = f16_to_f32_scalar(f32_to_f16_scalar(dd));
-        for (int i = 0; i < 32; i++) {
-          float r = std::round(v[i] * id);
-          r = r > 127.f ? 127.f : (r < -127.f ? -127.f : r);
-          q[m * K + b * 32 + i] = (int8_t)r;
-        }
-      }
+      for (int64_t b = 0; b < K / 32; b++)
+        d[m * (K / 32) + b] = f16_to_f32_scalar(quantize_block_q8(x + m * ldx + b * 32, q + m * K + b * 32));
   });
 }
 
@@ -264,18 +266,9 @@ static void encode_row(const float* src, uint8_t* dst, int dtype, int64_t n) {
       break;
     default:
       for (int64_t b = 0; b < n / 32; b++) {
-        const float* x = src + b * 32;
         uint8_t* blk = dst + b * 34;
-        float amax = 0.f;
-        for (int i = 0; i < 32; i++) amax = std::fabs(x[i]) > amax ? std::fabs(x[i]) : amax;
-        const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
-        uint16_t h = f32_to_f16_scalar(d);
+        const uint16_t h = quantize_block_q8(src + b * 32, (int8_t*)(blk + 2));
         std::memcpy(blk, &h, 2);
-        for (int i = 0; i < 32; i++) {
-          float q = std::round(x[i] * id);
-          q = q > 127.f ? 127.f : (q < -127.f ? -127.f : q);
-          blk[2 + i] = (uint8_t)(int8_t)q;
-        }
       }
   }
 }
