@@ -319,16 +319,38 @@ Napi::Value MmapFile(const Napi::CallbackInfo& info) {
     close(fd);
     throw Napi::Error::New(env, "mmapFile: '" + path + "' is not a regular file");
   }
-  size_t size = (size_t)st.st_size;
+  // Optional window [offset, offset + length) so files larger than one ArrayBuffer (4 GiB on
+  // Node 20) can be mapped piece by piece; mmap wants a page-aligned offset, so the mapping
+  // starts at the page below and the buffer points inside it.
+  const size_t fsize = (size_t)st.st_size;
+  const size_t off = info.Length() > 1 && !info[1].IsUndefined() ? (size_t)I(info, 1, "mmapFile") : 0;
+  if (off > fsize) {
+    close(fd);
+    throw Napi::RangeError::New(env, "mmapFile: offset past the end of '" + path + "'");
+  }
+  const size_t size = info.Length() > 2 && !info[2].IsUndefined() ? (size_t)I(info, 2, "mmapFile") : fsize - off;
+  if (size > fsize - off) {
+    close(fd);
+    throw Napi::RangeError::New(env, "mmapFile: window past the end of '" + path + "'");
+  }
+  if (size > ((size_t)1 << 32)) {
+    close(fd);
+    throw Napi::RangeError::New(env, "mmapFile: '" + path + "': a window of " + std::to_string(size) +
+                                         " bytes is larger than the 4 GiB an ArrayBuffer can hold here; map it in parts");
+  }
   if (size == 0) {
     close(fd);
     return Napi::ArrayBuffer::New(env, 0);
   }
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t base = off / page * page, lead = off - base;
+  void* p = mmap(nullptr, size + lead, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)base);
   int e = errno;
   close(fd);
   if (p == MAP_FAILED) throw Napi::Error::New(env, "mmapFile: cannot map '" + path + "': " + std::strerror(e));
-  return Napi::ArrayBuffer::New(env, p, size, [](Napi::Env, void* data, size_t* sz) { munmap(data, *sz); delete sz; }, new size_t(size));
+  struct Mapping { void* base; size_t len; };
+  return Napi::ArrayBuffer::New(
+      env, (uint8_t*)p + lead, size, [](Napi::Env, void*, Mapping* m) { munmap(m->base, m->len); delete m; }, new Mapping{p, size + lead});
 }
 
 // benchRead(Float32Array) -> checksum; benchFma(itersPerThread) -> flops performed

@@ -1,9 +1,13 @@
-// `slipstream` command line. Commands arrive issue by issue (serve, generate, convert,
-// train); today: `info` (what the native core sees on this machine) and `bench kernels`.
+// `slipstream` command line: generate, convert, info, bench. Errors a user can fix (a bad path,
+// a bad file, a bad flag) print one line naming the problem and exit non-zero, without a stack.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import { ChatTemplateError } from '../formats/chat-template.ts';
+import { FormatError } from '../formats/errors.ts';
+import { OpError } from '../tensor/check.ts';
+import { UsageError } from './errors.ts';
 
 const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
 
@@ -34,6 +38,53 @@ bench
     process.argv = [process.argv[0]!, 'kernels', ...(opts.quick ? ['--quick'] : []), ...(opts.json ? ['--json', opts.json] : [])];
     await import('../../bench/kernels.ts');
   });
+
+program
+  .command('generate')
+  .description('generate text from a prompt; streams it to stdout, one timing line to stderr')
+  .requiredOption('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision]')
+  .requiredOption('-p, --prompt <text>', 'the prompt')
+  .option('-n, --max-tokens <n>', 'tokens to generate', '128')
+  .option('--temperature <t>', 'sampling temperature (0: greedy)')
+  .option('--top-k <k>', 'keep the k most likely tokens (0: off)')
+  .option('--top-p <p>', 'nucleus sampling: keep the smallest set with probability >= p')
+  .option('--min-p <p>', 'drop tokens below p times the top probability')
+  .option('--seed <s>', 'random seed (reproducible sampling)')
+  .option('--ignore-eos', 'keep generating past end-of-sequence tokens')
+  .option('--chat', "apply the model's chat template to the prompt")
+  .option('--system <text>', 'system message (with --chat)')
+  .option('--quantize <type>', 'quantize f32/f16/bf16 weights at load (q8_0)')
+  .option('--kv-dtype <type>', 'KV cache dtype: f32 or f16', 'f32')
+  .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .action(guard(async (opts) => {
+    const { generateCommand } = await import('./generate.ts');
+    await generateCommand(opts);
+  }));
+
+program
+  .command('convert')
+  .description('convert a Hugging Face model directory to GGUF (llama.cpp loads it), or a GGUF file to a Hugging Face directory')
+  .argument('<input>', 'Hugging Face model directory, or a .gguf file')
+  .argument('<output>', 'output .gguf file, or output directory')
+  .option('--type <type>', 'GGUF tensor type for weight matrices: f32, f16 or q8_0', 'f16')
+  .action(guard(async (input: string, output: string, opts: { type: string }) => {
+    const { convertCommand } = await import('./convert.ts');
+    await convertCommand(input, output, opts);
+  }));
+
+/** Wraps an action: expected errors become one line on stderr and a non-zero exit code. */
+function guard<A extends unknown[]>(fn: (...a: A) => Promise<void>): (...a: A) => Promise<void> {
+  return async (...a: A) => {
+    try {
+      await fn(...a);
+    } catch (e) {
+      const err = e as Error;
+      const expected = e instanceof FormatError || e instanceof UsageError || e instanceof OpError || e instanceof ChatTemplateError;
+      process.stderr.write(`slipstream: error: ${expected ? err.message : (err.stack ?? String(err))}\n`);
+      process.exitCode = e instanceof UsageError ? 2 : 1;
+    }
+  };
+}
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);

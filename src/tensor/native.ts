@@ -26,8 +26,8 @@ export interface NativeCore {
   ): void;
   argmax(x: TA, ldx: number, rows: number, cols: number, out: Int32Array): void;
   convert(src: TA, stype: number, dst: TA, dtype: number, n: number): void;
-  /** Maps a file read-only (private copy-on-write pages); unmapped when the buffer is collected. */
-  mmapFile(path: string): ArrayBuffer;
+  /** Maps a file (or the window [offset, offset + length)) read-only with private copy-on-write pages; unmapped when the buffer is collected. At most 4 GiB per window. */
+  mmapFile(path: string, offset?: number, length?: number): ArrayBuffer;
   /** Streaming read of a Float32Array on all threads (returns a checksum). */
   benchRead(data: Float32Array, streams?: number): number;
   /** Runs the FMA peak loop on all threads; returns the flops performed. */

@@ -1,0 +1,349 @@
+// One model configuration for every family, read from a Hugging Face config.json or from GGUF
+// metadata (and written back to GGUF metadata by `convert`). The fields say what the forward
+// pass computes; the family files in src/models/ read them.
+
+import { FormatError } from './errors.ts';
+import { meta, type GgufMetadata } from './gguf-types.ts';
+
+export type Arch = 'llama' | 'mistral' | 'mixtral' | 'gemma' | 'gemma2' | 'qwen2' | 'gpt2';
+
+export const ARCHS: readonly Arch[] = ['llama', 'mistral', 'mixtral', 'gemma', 'gemma2', 'qwen2', 'gpt2'];
+
+export type RopeScalingConfig =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPosition: number };
+
+export interface ModelConfig {
+  arch: Arch;
+  vocabSize: number;
+  dim: number; //                  d_model
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  ffnDim: number;
+  /** Context length the model was trained for. */
+  maxPosition: number;
+  normEps: number;
+  /** Rotary embedding (absent for GPT-2's learned positions). */
+  rope: { theta: number; layout: 'interleaved' | 'half'; dim: number; scaling?: RopeScalingConfig } | null;
+  /** Activation of the MLP: gated (SwiGLU / GeGLU) or plain (GPT-2). */
+  act: 'silu' | 'gelu_tanh' | 'gelu_erf';
+  tieEmbeddings: boolean;
+  /** Mistral / Qwen2 / Gemma-2 sliding window, in tokens (0: none). */
+  slidingWindow: number;
+  /** Which layers use the sliding window (Gemma 2: every other layer, starting with layer 0). */
+  slidingLayers: 'all' | 'even';
+  /** Multiplier on q.k; default 1/sqrt(headDim). */
+  attnScale: number;
+  attnSoftCap: number; //          Gemma 2: 50
+  finalSoftCap: number; //         Gemma 2: 30
+  /** Multiplier applied to token embeddings (Gemma: sqrt(dim)). */
+  embedScale: number;
+  nExperts: number; //             Mixtral: 8 (0: dense)
+  nExpertsPerToken: number; //     Mixtral: 2
+  bosId: number | null;
+  eosIds: number[];
+}
+
+type Json = Record<string, unknown>;
+
+function num(cfg: Json, key: string, file: string, fallback?: number): number {
+  const v = cfg[key];
+  if (v === undefined || v === null) {
+    if (fallback !== undefined) return fallback;
+    throw new FormatError(file, `missing "${key}"`);
+  }
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new FormatError(file, `"${key}" must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function posInt(cfg: Json, key: string, file: string, fallback?: number): number {
+  const v = num(cfg, key, file, fallback);
+  if (!Number.isInteger(v) || v <= 0) throw new FormatError(file, `"${key}" must be a positive integer, got ${v}`);
+  return v;
+}
+
+function ids(v: unknown): number[] {
+  if (typeof v === 'number') return [v];
+  if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
+  return [];
+}
+
+const HF_ARCHS: Record<string, Arch> = {
+  LlamaForCausalLM: 'llama',
+  MistralForCausalLM: 'mistral',
+  MixtralForCausalLM: 'mixtral',
+  GemmaForCausalLM: 'gemma',
+  Gemma2ForCausalLM: 'gemma2',
+  Qwen2ForCausalLM: 'qwen2',
+  GPT2LMHeadModel: 'gpt2',
+};
+
+const HF_ACT: Record<string, ModelConfig['act']> = {
+  silu: 'silu',
+  swish: 'silu',
+  gelu: 'gelu_erf',
+  gelu_new: 'gelu_tanh',
+  gelu_pytorch_tanh: 'gelu_tanh',
+  gelu_fast: 'gelu_tanh',
+};
+
+function hfAct(cfg: Json, key: string, file: string, fallback: string): ModelConfig['act'] {
+  const name = typeof cfg[key] === 'string' ? (cfg[key] as string) : fallback;
+  const act = HF_ACT[name];
+  if (!act) throw new FormatError(file, `unsupported activation "${name}" in "${key}" (supported: ${Object.keys(HF_ACT).join(', ')})`);
+  return act;
+}
+
+function hfRopeScaling(cfg: Json, file: string): RopeScalingConfig | undefined {
+  const rs = cfg.rope_scaling as Json | null | undefined;
+  if (!rs) return undefined;
+  const type = (rs.rope_type ?? rs.type) as string | undefined;
+  if (type === 'default') return undefined;
+  if (type === 'linear') return { type: 'linear', factor: num(rs, 'factor', file) };
+  if (type === 'llama3') {
+    return {
+      type: 'llama3',
+      factor: num(rs, 'factor', file),
+      lowFreqFactor: num(rs, 'low_freq_factor', file),
+      highFreqFactor: num(rs, 'high_freq_factor', file),
+      originalMaxPosition: posInt(rs, 'original_max_position_embeddings', file),
+    };
+  }
+  throw new FormatError(file, `unsupported rope_scaling type "${type}" (supported: linear, llama3)`);
+}
+
+/** config.json (+ generation_config.json for EOS ids) to a ModelConfig. */
+export function configFromHf(cfg: Json, file: string, generation?: Json): ModelConfig {
+  const archName = Array.isArray(cfg.architectures) ? String(cfg.architectures[0]) : String(cfg.model_type ?? '');
+  const arch = HF_ARCHS[archName];
+  if (!arch) {
+    throw new FormatError(file, `unsupported architecture "${archName}" (supported: ${Object.keys(HF_ARCHS).join(', ')})`);
+  }
+  const eos = [...new Set([...ids(generation?.eos_token_id), ...ids(cfg.eos_token_id)])];
+  const bos = typeof generation?.bos_token_id === 'number' ? generation.bos_token_id : typeof cfg.bos_token_id === 'number' ? cfg.bos_token_id : null;
+
+  if (arch === 'gpt2') {
+    const dim = posInt(cfg, 'n_embd', file);
+    const nHeads = posInt(cfg, 'n_head', file);
+    return {
+      arch, vocabSize: posInt(cfg, 'vocab_size', file), dim, nLayers: posInt(cfg, 'n_layer', file), nHeads, nKvHeads: nHeads,
+      headDim: dim / nHeads, ffnDim: posInt(cfg, 'n_inner', file, 4 * dim), maxPosition: posInt(cfg, 'n_positions', file),
+      normEps: num(cfg, 'layer_norm_epsilon', file, 1e-5), rope: null, act: hfAct(cfg, 'activation_function', file, 'gelu_new'),
+      tieEmbeddings: true, slidingWindow: 0, slidingLayers: 'all', attnScale: 1 / Math.sqrt(dim / nHeads), attnSoftCap: 0,
+      finalSoftCap: 0, embedScale: 1, nExperts: 0, nExpertsPerToken: 0, bosId: bos, eosIds: eos,
+    };
+  }
+
+  const dim = posInt(cfg, 'hidden_size', file);
+  const nHeads = posInt(cfg, 'num_attention_heads', file);
+  const nKvHeads = posInt(cfg, 'num_key_value_heads', file, nHeads);
+  const headDim = posInt(cfg, 'head_dim', file, dim / nHeads);
+  if (nHeads % nKvHeads !== 0) throw new FormatError(file, `num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
+  const isGemma = arch === 'gemma' || arch === 'gemma2';
+  const sliding = arch === 'qwen2' ? (cfg.use_sliding_window ? num(cfg, 'sliding_window', file, 0) : 0) : num(cfg, 'sliding_window', file, 0) ?? 0;
+  return {
+    arch,
+    vocabSize: posInt(cfg, 'vocab_size', file),
+    dim,
+    nLayers: posInt(cfg, 'num_hidden_layers', file),
+    nHeads,
+    nKvHeads,
+    headDim,
+    ffnDim: posInt(cfg, 'intermediate_size', file),
+    maxPosition: posInt(cfg, 'max_position_embeddings', file, 4096),
+    normEps: num(cfg, 'rms_norm_eps', file, 1e-6),
+    rope: {
+      theta: num(cfg, 'rope_theta', file, 10000),
+      // Hugging Face checkpoints rotate pairs (i, i + d/2); GGUF llama permutes q/k to (2i, 2i+1).
+      layout: 'half',
+      dim: headDim,
+      scaling: hfRopeScaling(cfg, file),
+    },
+    act: isGemma ? hfAct(cfg, cfg.hidden_activation ? 'hidden_activation' : 'hidden_act', file, 'gelu_pytorch_tanh') : hfAct(cfg, 'hidden_act', file, 'silu'),
+    tieEmbeddings: isGemma ? true : Boolean(cfg.tie_word_embeddings ?? false),
+    slidingWindow: sliding || 0,
+    slidingLayers: arch === 'gemma2' ? 'even' : 'all',
+    attnScale: arch === 'gemma2' ? 1 / Math.sqrt(num(cfg, 'query_pre_attn_scalar', file, headDim)) : 1 / Math.sqrt(headDim),
+    attnSoftCap: arch === 'gemma2' ? num(cfg, 'attn_logit_softcapping', file, 0) ?? 0 : 0,
+    finalSoftCap: arch === 'gemma2' ? num(cfg, 'final_logit_softcapping', file, 0) ?? 0 : 0,
+    embedScale: isGemma ? Math.sqrt(dim) : 1,
+    nExperts: arch === 'mixtral' ? posInt(cfg, 'num_local_experts', file) : 0,
+    nExpertsPerToken: arch === 'mixtral' ? posInt(cfg, 'num_experts_per_tok', file) : 0,
+    bosId: bos,
+    eosIds: eos,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// GGUF metadata (llama.cpp's keys: <arch>.embedding_length etc.)
+
+/** llama.cpp's architecture names: Mistral and Mixtral are "llama" there. */
+export function ggufArchName(arch: Arch): string {
+  return arch === 'mistral' || arch === 'mixtral' ? 'llama' : arch;
+}
+
+type MetaGet = (key: string) => unknown;
+
+export function configFromGguf(md: GgufMetadata, file: string): ModelConfig {
+  const get: MetaGet = (k) => md.get(k)?.value;
+  const archName = String(get('general.architecture') ?? '');
+  const A = (k: string) => `${archName}.${k}`;
+  const need = (k: string): number => {
+    const v = get(k);
+    if (typeof v === 'number') return v;
+    if (typeof v === 'bigint') return Number(v);
+    throw new FormatError(file, `missing or non-numeric metadata "${k}"`);
+  };
+  const opt = (k: string, fallback: number): number => {
+    const v = get(k);
+    return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : fallback;
+  };
+  const supported = ['llama', 'gemma', 'gemma2', 'qwen2', 'gpt2'];
+  if (!supported.includes(archName)) throw new FormatError(file, `unsupported architecture "${archName}" (supported: ${supported.join(', ')})`);
+
+  const dim = need(A('embedding_length'));
+  const nHeads = need(A('attention.head_count'));
+  const nKvHeads = opt(A('attention.head_count_kv'), nHeads);
+  const headDim = opt(A('attention.key_length'), dim / nHeads);
+  const nExperts = opt(A('expert_count'), 0);
+  const tokens = get('tokenizer.ggml.tokens');
+  const vocabSize = opt(A('vocab_size'), Array.isArray(tokens) ? tokens.length : 0);
+  if (!vocabSize) throw new FormatError(file, `cannot tell the vocabulary size (no ${A('vocab_size')} and no tokenizer.ggml.tokens)`);
+  const eos = get('tokenizer.ggml.eos_token_id');
+  const bos = get('tokenizer.ggml.bos_token_id');
+  const window = opt(A('attention.sliding_window'), 0);
+  // llama.cpp files Mistral and Mixtral under "llama"; a sliding window tells Mistral apart.
+  const arch: Arch = archName === 'llama' ? (nExperts > 0 ? 'mixtral' : window > 0 ? 'mistral' : 'llama') : (archName as Arch);
+  const isGemma = arch === 'gemma' || arch === 'gemma2';
+  const scaling = get(A('rope.scaling.type'));
+  let ropeScaling: RopeScalingConfig | undefined;
+  if (scaling === 'linear') ropeScaling = { type: 'linear', factor: need(A('rope.scaling.factor')) };
+  else if (scaling !== undefined && scaling !== 'none') throw new FormatError(file, `unsupported ${A('rope.scaling.type')} "${String(scaling)}"`);
+  // Llama 3.1 scaling travels as a rope_freqs tensor in GGUF; the loader turns it back into
+  // the llama3 parameters (see ropeFreqsToScaling in layout.ts).
+
+  const cfg: ModelConfig = {
+    arch,
+    vocabSize,
+    dim,
+    nLayers: need(A('block_count')),
+    nHeads,
+    nKvHeads,
+    headDim,
+    ffnDim: need(A('feed_forward_length')),
+    maxPosition: opt(A('context_length'), 2048),
+    normEps: arch === 'gpt2' ? opt(A('attention.layer_norm_epsilon'), 1e-5) : opt(A('attention.layer_norm_rms_epsilon'), 1e-6),
+    rope: arch === 'gpt2' ? null : {
+      theta: opt(A('rope.freq_base'), 10000),
+      // llama.cpp: "llama" rotates interleaved pairs (its converter permutes HF's q/k); gemma
+      // and qwen2 use the NeoX (half-split) layout unpermuted.
+      layout: archName === 'llama' ? 'interleaved' : 'half',
+      dim: opt(A('rope.dimension_count'), headDim),
+      scaling: ropeScaling,
+    },
+    act: isGemma || arch === 'gpt2' ? 'gelu_tanh' : 'silu',
+    tieEmbeddings: false, // decided by the loader: no output.weight means tied
+    slidingWindow: window,
+    slidingLayers: arch === 'gemma2' ? 'even' : 'all',
+    attnScale: 1 / Math.sqrt(headDim),
+    attnSoftCap: opt(A('attn_logit_softcapping'), 0),
+    finalSoftCap: opt(A('final_logit_softcapping'), 0),
+    embedScale: isGemma ? Math.sqrt(dim) : 1,
+    nExperts,
+    nExpertsPerToken: nExperts > 0 ? need(A('expert_used_count')) : 0,
+    bosId: typeof bos === 'number' ? bos : null,
+    eosIds: typeof eos === 'number' ? [eos] : [],
+  };
+  // Gemma 2's query scale: llama.cpp stores head_dim-based scaling implicitly (query_pre_attn_scalar
+  // = head_dim for the released models); key_length covers it.
+  return cfg;
+}
+
+/** The general.* and <arch>.* metadata llama.cpp reads (tokenizer.* comes from the tokenizer). */
+export function configToGgufMetadata(c: ModelConfig, name: string, fileType: number): GgufMetadata {
+  const a = ggufArchName(c.arch);
+  const md: GgufMetadata = new Map();
+  md.set('general.architecture', meta.str(a));
+  md.set('general.name', meta.str(name));
+  md.set('general.file_type', meta.u32(fileType));
+  md.set(`${a}.context_length`, meta.u32(c.maxPosition));
+  md.set(`${a}.embedding_length`, meta.u32(c.dim));
+  md.set(`${a}.block_count`, meta.u32(c.nLayers));
+  md.set(`${a}.feed_forward_length`, meta.u32(c.ffnDim));
+  md.set(`${a}.attention.head_count`, meta.u32(c.nHeads));
+  if (c.arch === 'gpt2') {
+    md.set(`${a}.attention.layer_norm_epsilon`, meta.f32(c.normEps));
+  } else {
+    md.set(`${a}.attention.head_count_kv`, meta.u32(c.nKvHeads));
+    md.set(`${a}.attention.layer_norm_rms_epsilon`, meta.f32(c.normEps));
+    md.set(`${a}.rope.freq_base`, meta.f32(c.rope!.theta));
+    md.set(`${a}.rope.dimension_count`, meta.u32(c.rope!.dim));
+    if (c.headDim !== c.dim / c.nHeads) {
+      md.set(`${a}.attention.key_length`, meta.u32(c.headDim));
+      md.set(`${a}.attention.value_length`, meta.u32(c.headDim));
+    }
+    if (c.rope!.scaling?.type === 'linear') {
+      md.set(`${a}.rope.scaling.type`, meta.str('linear'));
+      md.set(`${a}.rope.scaling.factor`, meta.f32(c.rope!.scaling.factor));
+    }
+  }
+  // (llama.cpp's "llama" graph ignores the window; Slipstream reads it back.)
+  if (c.slidingWindow > 0) md.set(`${a}.attention.sliding_window`, meta.u32(c.slidingWindow));
+  if (c.attnSoftCap) md.set(`${a}.attn_logit_softcapping`, meta.f32(c.attnSoftCap));
+  if (c.finalSoftCap) md.set(`${a}.final_logit_softcapping`, meta.f32(c.finalSoftCap));
+  if (c.nExperts > 0) {
+    md.set(`${a}.expert_count`, meta.u32(c.nExperts));
+    md.set(`${a}.expert_used_count`, meta.u32(c.nExpertsPerToken));
+  }
+  md.set(`${a}.vocab_size`, meta.u32(c.vocabSize));
+  return md;
+}
+
+/** A Hugging Face config.json for a ModelConfig (for exporting GGUF to a Hugging Face directory). */
+export function configToHf(c: ModelConfig): Record<string, unknown> {
+  const eos = c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds.length ? c.eosIds : undefined;
+  if (c.arch === 'gpt2') {
+    return {
+      architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: c.vocabSize, n_embd: c.dim, n_layer: c.nLayers,
+      n_head: c.nHeads, n_inner: c.ffnDim, n_positions: c.maxPosition, n_ctx: c.maxPosition, layer_norm_epsilon: c.normEps,
+      activation_function: c.act === 'gelu_erf' ? 'gelu' : 'gelu_new', bos_token_id: c.bosId ?? undefined, eos_token_id: eos,
+      tie_word_embeddings: true, torch_dtype: 'float32',
+    };
+  }
+  const names: Record<Exclude<Arch, 'gpt2'>, [string, string]> = {
+    llama: ['LlamaForCausalLM', 'llama'], mistral: ['MistralForCausalLM', 'mistral'], mixtral: ['MixtralForCausalLM', 'mixtral'],
+    gemma: ['GemmaForCausalLM', 'gemma'], gemma2: ['Gemma2ForCausalLM', 'gemma2'], qwen2: ['Qwen2ForCausalLM', 'qwen2'],
+  };
+  const [archName, modelType] = names[c.arch];
+  const r = c.rope!;
+  const out: Record<string, unknown> = {
+    architectures: [archName], model_type: modelType, vocab_size: c.vocabSize, hidden_size: c.dim, num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads, num_key_value_heads: c.nKvHeads, head_dim: c.headDim, intermediate_size: c.ffnDim,
+    max_position_embeddings: c.maxPosition, rms_norm_eps: c.normEps, rope_theta: r.theta,
+    tie_word_embeddings: c.tieEmbeddings, bos_token_id: c.bosId ?? undefined, eos_token_id: eos, torch_dtype: 'float32',
+  };
+  const act = c.act === 'silu' ? 'silu' : c.act === 'gelu_tanh' ? 'gelu_pytorch_tanh' : 'gelu';
+  if (c.arch === 'gemma' || c.arch === 'gemma2') out.hidden_activation = act;
+  out.hidden_act = act;
+  if (r.scaling?.type === 'linear') out.rope_scaling = { rope_type: 'linear', factor: r.scaling.factor };
+  if (r.scaling?.type === 'llama3') {
+    out.rope_scaling = {
+      rope_type: 'llama3', factor: r.scaling.factor, low_freq_factor: r.scaling.lowFreqFactor,
+      high_freq_factor: r.scaling.highFreqFactor, original_max_position_embeddings: r.scaling.originalMaxPosition,
+    };
+  }
+  if (c.slidingWindow) out.sliding_window = c.slidingWindow;
+  if (c.arch === 'qwen2') out.use_sliding_window = c.slidingWindow > 0;
+  if (c.arch === 'gemma2') {
+    out.query_pre_attn_scalar = Math.round(1 / (c.attnScale * c.attnScale));
+    out.attn_logit_softcapping = c.attnSoftCap || null;
+    out.final_logit_softcapping = c.finalSoftCap || null;
+  }
+  if (c.arch === 'mixtral') {
+    out.num_local_experts = c.nExperts;
+    out.num_experts_per_tok = c.nExpertsPerToken;
+  }
+  return out;
+}

@@ -1,0 +1,47 @@
+// The paged KV cache's storage: one K and one V pool per layer, each
+//   [n_blocks, n_kv_heads, block_size, head_dim]  (f32 or f16)
+// The model reads and writes it through block tables and slots; which blocks belong to which
+// sequence is the engine's business (src/engine/), not the model's.
+
+import { bytesFor } from '../tensor/dtype.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import type { ModelConfig } from '../formats/model-config.ts';
+
+export type KvDType = 'f32' | 'f16';
+
+export class KvPool {
+  readonly k: Tensor[];
+  readonly v: Tensor[];
+  readonly nBlocks: number;
+  readonly blockSize: number;
+  readonly dtype: KvDType;
+
+  constructor(cfg: ModelConfig, nBlocks: number, blockSize = 16, dtype: KvDType = 'f32') {
+    if (!Number.isInteger(nBlocks) || nBlocks <= 0) throw new Error(`KvPool: nBlocks must be a positive integer, got ${nBlocks}`);
+    if (!Number.isInteger(blockSize) || blockSize <= 0) throw new Error(`KvPool: blockSize must be a positive integer, got ${blockSize}`);
+    this.nBlocks = nBlocks;
+    this.blockSize = blockSize;
+    this.dtype = dtype;
+    const shape = [nBlocks, cfg.nKvHeads, blockSize, cfg.headDim];
+    this.k = [];
+    this.v = [];
+    for (let l = 0; l < cfg.nLayers; l++) {
+      this.k.push(Tensor.zeros(shape, dtype));
+      this.v.push(Tensor.zeros(shape, dtype));
+    }
+  }
+
+  /** KV bytes per token for the whole model: 2 (K and V) * layers * kv heads * head dim * dtype size. */
+  static bytesPerToken(cfg: ModelConfig, dtype: KvDType = 'f32'): number {
+    return 2 * cfg.nLayers * bytesFor(dtype, cfg.nKvHeads * cfg.headDim);
+  }
+
+  get bytes(): number {
+    return this.nBlocks * this.blockSize * (this.k.length ? KvPool.bytesPerTokenOf(this) : 0);
+  }
+
+  private static bytesPerTokenOf(p: KvPool): number {
+    const [, hkv, , hd] = p.k[0]!.shape as [number, number, number, number];
+    return 2 * p.k.length * bytesFor(p.dtype, hkv * hd);
+  }
+}

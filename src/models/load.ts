@@ -1,0 +1,250 @@
+// Loading a model from what users bring: a Hugging Face directory (config.json + safetensors +
+// tokenizer.json), a GGUF file, or `hf:org/name[@revision]` (downloaded into the local cache).
+// Weights stay memory-mapped where their dtype runs as is; layout conversions come from
+// src/formats/layout.ts.
+
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { FormatError } from '../formats/errors.ts';
+import { readGguf, ggufTensor, type GgufFile } from '../formats/gguf.ts';
+import { gemmaNormToGguf, hfToGgufName, ropeFreqsToScaling, transposeBytes } from '../formats/layout.ts';
+import { configFromGguf, configFromHf, type ModelConfig } from '../formats/model-config.ts';
+import { openSafetensorsCheckpoint, type Checkpoint } from '../formats/safetensors.ts';
+import { Tokenizer } from '../formats/tokenizer.ts';
+import { tokenizerFromGguf } from '../formats/gguf-tokenizer.ts';
+import { downloadModel, parseModelSpec, type HubOptions } from '../formats/hub.ts';
+import type { Backend } from '../tensor/backend.ts';
+import { convertTensor } from '../tensor/convert.ts';
+import { bytesFor } from '../tensor/dtype.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { gemmaForward } from './gemma.ts';
+import { gpt2Forward } from './gpt2.ts';
+import { llamaForward } from './llama.ts';
+import { Model, type ForwardFn } from './model.ts';
+import { buildWeights, type WeightSource } from './weights.ts';
+
+export interface LoadOptions {
+  /** Quantize f32/f16/bf16 weight matrices at load. */
+  quantize?: 'q8_0';
+  hub?: HubOptions;
+}
+
+export interface GenerationDefaults {
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+}
+
+export interface LoadedModel {
+  model: Model;
+  tokenizer: Tokenizer;
+  config: ModelConfig;
+  /** The file or directory the weights came from. */
+  path: string;
+  format: 'safetensors' | 'gguf';
+  generation: GenerationDefaults;
+  /** Bytes of weights (as held in memory: mapped or converted). */
+  weightBytes: number;
+}
+
+export const FORWARD: Record<ModelConfig['arch'], ForwardFn> = {
+  llama: llamaForward,
+  mistral: llamaForward,
+  mixtral: llamaForward,
+  qwen2: llamaForward,
+  gemma: gemmaForward,
+  gemma2: gemmaForward,
+  gpt2: gpt2Forward,
+};
+
+export function readJson(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new FormatError(path, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    throw new FormatError(path, `invalid JSON: ${(e as Error).message}`);
+  }
+}
+
+const isMatrixName = (name: string) => name.endsWith('.weight') && !/norm\.weight$/.test(name) && name !== 'position_embd.weight' && !name.endsWith('ffn_gate_inp.weight');
+
+/** Norms and biases become f32 copies; matrices stay as stored unless quantized at load. */
+function finish(name: string, t: Tensor, opts: LoadOptions): Tensor {
+  if (t.shape.length === 1) return t.dtype === 'f32' && t.data.byteOffset % 4 === 0 ? t : convertTensor(t, 'f32');
+  if (opts.quantize === 'q8_0' && isMatrixName(name) && t.dtype !== 'q8_0' && t.shape[t.shape.length - 1]! % 32 === 0) return convertTensor(t, 'q8_0');
+  return t;
+}
+
+export class HfSource implements WeightSource {
+  readonly file: string;
+  private readonly map = new Map<string, string>(); // internal name (#expert) -> HF name
+  constructor(
+    private readonly ckpt: Checkpoint,
+    private readonly cfg: ModelConfig,
+    private readonly opts: LoadOptions,
+  ) {
+    this.file = ckpt.path;
+    for (const hf of ckpt.names()) {
+      let m;
+      try {
+        m = hfToGgufName(cfg.arch, hf);
+      } catch (e) {
+        throw new FormatError(ckpt.path, (e as Error).message);
+      }
+      if (m) this.map.set(m.expert === undefined ? m.name : `${m.name}#${m.expert}`, hf);
+    }
+  }
+  has(name: string): boolean {
+    return this.map.has(name) || this.map.has(`${name}#0`);
+  }
+  /** Internal names present (experts collapsed), with the expert count of stacked tensors. */
+  names(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const k of this.map.keys()) {
+      const [n, e] = k.split('#') as [string, string | undefined];
+      out.set(n, e === undefined ? 0 : Math.max(out.get(n) ?? 0, Number(e) + 1));
+    }
+    return out;
+  }
+  get(name: string, expert?: number): Tensor | undefined {
+    const hf = this.map.get(expert === undefined ? name : `${name}#${expert}`);
+    if (!hf) return undefined;
+    let t = this.ckpt.tensor(hf);
+    const { arch } = this.cfg;
+    if (arch === 'gpt2' && t.shape.length === 2 && /attn_qkv|attn_output|ffn_up|ffn_down/.test(name)) {
+      // Conv1D stores [in, out]; Slipstream's linear weights are [out, in].
+      const [rows, cols] = t.shape as [number, number];
+      t = new Tensor(t.dtype, [cols, rows], transposeBytes(t.data, rows, cols, bytesFor(t.dtype, 1)));
+    }
+    if ((arch === 'gemma' || arch === 'gemma2') && name.endsWith('norm.weight')) {
+      t = Tensor.fromF32(gemmaNormToGguf(t.toF32()), t.shape);
+    }
+    return finish(name, t, this.opts);
+  }
+}
+
+class GgufSource implements WeightSource {
+  readonly file: string;
+  constructor(
+    private readonly g: GgufFile,
+    private readonly opts: LoadOptions,
+  ) {
+    this.file = g.path;
+  }
+  has(name: string): boolean {
+    return this.g.tensors.has(name);
+  }
+  get(name: string, expert?: number): Tensor | undefined {
+    if (!this.g.tensors.has(name)) return undefined;
+    let t = ggufTensor(this.g, name, { q8: this.opts.quantize === 'q8_0' });
+    if (expert !== undefined) {
+      // Experts stacked as [n_experts, rows, cols]: a zero-copy view of one.
+      const [E, r, c] = t.shape as [number, number, number];
+      if (t.shape.length !== 3 || expert >= E) throw new FormatError(this.g.path, `tensor ${name} of shape [${t.shape.join(', ')}] has no expert ${expert}`);
+      t = t.view([r, c], undefined, expert * r * c);
+    }
+    return finish(name, t, this.opts);
+  }
+}
+
+function tensorBytes(t: Tensor): number {
+  return bytesFor(t.dtype, t.numel);
+}
+
+function weightBytesOf(m: Model): number {
+  const seen = new Set<Tensor>();
+  let n = 0;
+  const add = (t: Tensor | undefined) => {
+    if (t && !seen.has(t)) {
+      seen.add(t);
+      n += tensorBytes(t);
+    }
+  };
+  const w = m.weights;
+  add(w.tokEmbd); add(w.posEmbd); add(w.outNorm); add(w.outNormB); add(w.output);
+  for (const L of w.layers) {
+    for (const v of Object.values(L)) {
+      if (Array.isArray(v)) for (const e of v) { add(e.gate); add(e.up); add(e.down); }
+      else add(v as Tensor | undefined);
+    }
+  }
+  return n;
+}
+
+/** Loads a model directory, a .gguf file, or an hf:org/name[@rev] spec. */
+export async function loadModel(spec: string, be: Backend, opts: LoadOptions = {}): Promise<LoadedModel> {
+  let path = spec;
+  if (parseModelSpec(spec)) path = await downloadModel(spec, { progress: true, ...opts.hub });
+  return loadModelSync(path, be, opts);
+}
+
+export function loadModelSync(path: string, be: Backend, opts: LoadOptions = {}): LoadedModel {
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (!st) throw new FormatError(path, 'no such file or directory (expected a model directory, a .gguf file or hf:org/name)');
+  if (st.isFile()) {
+    if (!path.endsWith('.gguf')) throw new FormatError(path, 'not a .gguf file (a Hugging Face model is loaded from its directory)');
+    return loadGguf(path, be, opts);
+  }
+  return loadHfDir(path, be, opts);
+}
+
+function loadHfDir(dir: string, be: Backend, opts: LoadOptions): LoadedModel {
+  const cfgPath = join(dir, 'config.json');
+  if (!existsSync(cfgPath)) throw new FormatError(dir, 'no config.json: not a Hugging Face model directory');
+  const genPath = join(dir, 'generation_config.json');
+  const gen = existsSync(genPath) ? readJson(genPath) : undefined;
+  const config = configFromHf(readJson(cfgPath), cfgPath, gen);
+  const tokenizer = Tokenizer.fromDir(dir);
+  const ckpt = openSafetensorsCheckpoint(dir);
+  const weights = buildWeights(config, new HfSource(ckpt, config, opts));
+  mergeSpecialIds(config, tokenizer);
+  checkVocab(config, tokenizer, dir);
+  const model = new Model(config, weights, be, FORWARD[config.arch]);
+  const generation: GenerationDefaults = {};
+  if (gen) {
+    if (typeof gen.temperature === 'number') generation.temperature = gen.temperature;
+    if (typeof gen.top_k === 'number') generation.topK = gen.top_k;
+    if (typeof gen.top_p === 'number') generation.topP = gen.top_p;
+    if (gen.do_sample === false) generation.temperature = 0;
+  }
+  return { model, tokenizer, config, path: dir, format: 'safetensors', generation, weightBytes: weightBytesOf(model) };
+}
+
+function loadGguf(path: string, be: Backend, opts: LoadOptions): LoadedModel {
+  const g = readGguf(path);
+  const config = configFromGguf(g.metadata, path);
+  config.tieEmbeddings = !g.tensors.has('output.weight');
+  if (g.tensors.has('rope_freqs.weight') && config.rope) {
+    const f = ggufTensor(g, 'rope_freqs.weight').toF32();
+    try {
+      config.rope.scaling = ropeFreqsToScaling(f, config.rope.theta, config.rope.dim);
+    } catch (e) {
+      throw new FormatError(path, (e as Error).message);
+    }
+  }
+  const tokenizer = tokenizerFromGguf(g.metadata, path);
+  const weights = buildWeights(config, new GgufSource(g, opts));
+  mergeSpecialIds(config, tokenizer);
+  checkVocab(config, tokenizer, path);
+  const model = new Model(config, weights, be, FORWARD[config.arch]);
+  return { model, tokenizer, config, path, format: 'gguf', generation: {}, weightBytes: weightBytesOf(model) };
+}
+
+function mergeSpecialIds(cfg: ModelConfig, tok: Tokenizer): void {
+  cfg.eosIds = [...new Set([...cfg.eosIds, ...tok.eosIds])];
+  if (cfg.bosId === null) cfg.bosId = tok.bosId;
+}
+
+function checkVocab(cfg: ModelConfig, tok: Tokenizer, file: string): void {
+  // Embedding tables are often padded past the tokenizer's vocabulary; the reverse is an error.
+  if (tok.vocabSize > cfg.vocabSize) {
+    throw new FormatError(file, `the tokenizer has ${tok.vocabSize} tokens but the model's vocabulary is ${cfg.vocabSize}`);
+  }
+}

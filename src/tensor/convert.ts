@@ -1,0 +1,29 @@
+// Whole-tensor dtype conversion (f32/f16/bf16/q8_0 in any direction) into a new contiguous
+// buffer: the native core does it on all threads when it is built, plain TypeScript otherwise.
+
+import { bytesFor, decode, DTYPE_CODE, encode, type DType } from './dtype.ts';
+import { nativeAvailable, native } from './native.ts';
+import { Tensor } from './tensor.ts';
+
+export function convertTensor(t: Tensor, dtype: DType): Tensor {
+  if (!t.isContiguous()) throw new Error(`convertTensor: ${t} is not contiguous`);
+  if (dtype === 'q8_0' && t.shape[t.shape.length - 1]! % 32 !== 0) {
+    throw new Error(`convertTensor: cannot quantize ${t} to q8_0: last dimension is not a multiple of 32`);
+  }
+  const n = t.numel;
+  // f32 output must be 4-byte aligned for Tensor.f32(): allocate via a Float32Array when it is.
+  const bytes = dtype === 'f32' ? new Uint8Array(new Float32Array(n).buffer) : new Uint8Array(bytesFor(dtype, n));
+  if (t.dtype === dtype) {
+    bytes.set(t.data.subarray(0, bytesFor(dtype, n)));
+  } else if (nativeAvailable()) {
+    native().convert(t.data, DTYPE_CODE[t.dtype], bytes, DTYPE_CODE[dtype], n);
+  } else {
+    bytes.set(encode(dtype, decode(t.dtype, t.data, n)));
+  }
+  return new Tensor(dtype, t.shape, bytes);
+}
+
+/** Decoded f32 copy (always 4-byte aligned). */
+export function toF32Tensor(t: Tensor): Tensor {
+  return convertTensor(t.isContiguous() ? t : Tensor.fromF32(t.toF32(), t.shape), 'f32');
+}

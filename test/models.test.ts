@@ -1,0 +1,164 @@
+// Model families on tiny random checkpoints: every family loads from the Hugging Face layout,
+// converts to GGUF and back, and computes the same logits whichever way it was loaded, however the
+// prompt is chunked, and whatever else is in the batch. (Agreement with an implementation nobody
+// here wrote — llama.cpp — is test/llamacpp.test.ts.)
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Sequence } from '../src/engine/generate.ts';
+import type { Arch } from '../src/formats/model-config.ts';
+import { ggufToHf, hfToGguf } from '../src/models/convert.ts';
+import { KvPool } from '../src/models/kv.ts';
+import { loadModelSync, type LoadedModel } from '../src/models/load.ts';
+import type { Batch } from '../src/models/model.ts';
+import { writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
+import { cpuBackend } from '../src/tensor/cpu.ts';
+import { refBackend } from '../src/tensor/ref.ts';
+
+const be = cpuBackend();
+let root: string;
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'ss-models-'));
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+export const TINY: Record<Arch, RandomModelSpec> = {
+  llama: { arch: 'llama', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
+  mistral: { arch: 'mistral', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 1, ffnDim: 96, maxPosition: 256, slidingWindow: 8 },
+  mixtral: { arch: 'mixtral', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 64, maxPosition: 256, nExperts: 4 },
+  gemma: { arch: 'gemma', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 2, nKvHeads: 1, headDim: 32, ffnDim: 128, maxPosition: 256 },
+  gemma2: { arch: 'gemma2', vocabSize: 320, dim: 64, nLayers: 3, nHeads: 4, nKvHeads: 2, headDim: 16, ffnDim: 128, maxPosition: 256, slidingWindow: 6 },
+  qwen2: { arch: 'qwen2', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
+  gpt2: { arch: 'gpt2', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, ffnDim: 256, maxPosition: 64 },
+};
+
+const PROMPT = [1, 40, 77, 200, 13, 5, 300, 42, 42, 9, 100, 250, 17];
+
+/** Logits of every position of `tokens` (one prefill step; every row requested). */
+function allLogits(lm: LoadedModel, tokens: number[]): Float32Array[] {
+  const seq = new Sequence(lm.model, { maxContext: 64, blockSize: 4 });
+  const T = tokens.length;
+  const batch: Batch = {
+    tokens: Int32Array.from(tokens),
+    positions: Int32Array.from(tokens, (_, i) => i),
+    slots: Int32Array.from(tokens, (_, i) => i),
+    seqs: [{ row: 0, n: T, startPos: 0, blockTable: seq.table }],
+    logitRows: Int32Array.from(tokens, (_, i) => i),
+  };
+  const out = lm.model.forward(batch, seq.kv).f32();
+  const V = lm.config.vocabSize;
+  return tokens.map((_, i) => out.slice(i * V, (i + 1) * V));
+}
+
+function maxRelDiff(a: Float32Array, b: Float32Array): number {
+  let scale = 0, diff = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(a[i]!));
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+  }
+  return diff / scale;
+}
+
+for (const arch of Object.keys(TINY) as Arch[]) {
+  describe(`${arch}`, () => {
+    let dir: string;
+    let lm: LoadedModel;
+    let ref: Float32Array[];
+    before(() => {
+      dir = join(root, arch);
+      writeRandomHfModel(dir, TINY[arch], 3);
+      lm = loadModelSync(dir, be);
+      ref = allLogits(lm, PROMPT);
+    });
+
+    it('loads the Hugging Face layout with the right config', () => {
+      assert.equal(lm.config.arch, arch);
+      assert.equal(lm.format, 'safetensors');
+      assert.equal(lm.model.weights.layers.length, TINY[arch].nLayers);
+      for (const row of ref) for (const v of row) assert.ok(Number.isFinite(v));
+      // logits spread (the random weights are scaled for decisive greedy choices)
+      const r = ref[ref.length - 1]!;
+      assert.ok(Math.max(...r) - Math.min(...r) > 1, 'logits should not be flat');
+    });
+
+    it('cpu backend matches the float64 ref backend on the whole forward pass', () => {
+      const lr = loadModelSync(dir, refBackend);
+      const got = allLogits(lr, PROMPT.slice(0, 6));
+      for (let i = 0; i < got.length; i++) assert.ok(maxRelDiff(got[i]!, ref[i]!) < 1e-4, `position ${i}: ${maxRelDiff(got[i]!, ref[i]!)}`);
+    });
+
+    it('chunked prefill and token-by-token decode give bit-identical logits', () => {
+      const seq = new Sequence(lm.model, { maxContext: 64, blockSize: 4, prefillChunk: 5 });
+      const last = seq.prefill(PROMPT.slice(0, 11));
+      assert.deepEqual(last, ref[10]);
+      assert.deepEqual(seq.decode(PROMPT[11]!), ref[11]);
+      assert.deepEqual(seq.decode(PROMPT[12]!), ref[12]);
+    });
+
+    it('a sequence batched with others gets bit-identical logits (decode and prefill mixed)', () => {
+      const kv = new KvPool(lm.config, 48, 4);
+      const tA = Int32Array.from({ length: 16 }, (_, i) => i); //       blocks 0-15: sequence A
+      const tB = Int32Array.from({ length: 16 }, (_, i) => 16 + i); //  blocks 16-31: sequence B
+      const tC = Int32Array.from({ length: 16 }, (_, i) => 32 + i); //  blocks 32-47: sequence C
+      const step = (b: Batch) => lm.model.forward(b, kv).f32().slice();
+      const V = lm.config.vocabSize;
+      // Step 1: A's prompt alone except the last two tokens; B another prompt.
+      const other = [1, 7, 8, 9, 10, 11];
+      step({
+        tokens: Int32Array.from([...PROMPT.slice(0, 11), ...other]),
+        positions: Int32Array.from([...PROMPT.slice(0, 11).map((_, i) => i), ...other.map((_, i) => i)]),
+        slots: Int32Array.from([...PROMPT.slice(0, 11).map((_, i) => tA[i >> 2]! * 4 + (i & 3)), ...other.map((_, i) => tB[i >> 2]! * 4 + (i & 3))]),
+        seqs: [{ row: 0, n: 11, startPos: 0, blockTable: tA }, { row: 11, n: 6, startPos: 0, blockTable: tB }],
+        logitRows: Int32Array.of(10, 16),
+      });
+      // Step 2: A decodes one token, B decodes one, C prefills 3 tokens.
+      const out = step({
+        tokens: Int32Array.of(PROMPT[11]!, 12, 1, 2, 3),
+        positions: Int32Array.of(11, 6, 0, 1, 2),
+        slots: Int32Array.of(tA[2]! * 4 + 3, tB[1]! * 4 + 2, tC[0]! * 4, tC[0]! * 4 + 1, tC[0]! * 4 + 2),
+        seqs: [
+          { row: 0, n: 1, startPos: 11, blockTable: tA },
+          { row: 1, n: 1, startPos: 6, blockTable: tB },
+          { row: 2, n: 3, startPos: 0, blockTable: tC },
+        ],
+        logitRows: Int32Array.of(0, 1, 4),
+      });
+      assert.deepEqual(out.subarray(0, V), ref[11]);
+    });
+
+    it('converts to GGUF (f32) and loads back with the same logits', () => {
+      const gguf = join(root, `${arch}.gguf`);
+      hfToGguf(dir, gguf, { type: 'f32' });
+      const lg = loadModelSync(gguf, be);
+      assert.equal(lg.format, 'gguf');
+      assert.equal(lg.config.arch, arch);
+      const got = allLogits(lg, PROMPT);
+      for (let i = 0; i < got.length; i++) assert.ok(maxRelDiff(got[i]!, ref[i]!) < 1e-5, `position ${i}: ${maxRelDiff(got[i]!, ref[i]!)}`);
+      assert.deepEqual(lg.tokenizer.encode('the old man said'), lm.tokenizer.encode('the old man said'));
+    });
+
+    it('GGUF -> Hugging Face directory round trip keeps the logits', () => {
+      const gguf = join(root, `${arch}.gguf`);
+      const back = join(root, `${arch}-back`);
+      ggufToHf(gguf, back);
+      const lb = loadModelSync(back, be);
+      const got = allLogits(lb, PROMPT);
+      for (let i = 0; i < got.length; i++) assert.ok(maxRelDiff(got[i]!, ref[i]!) < 1e-5, `position ${i}`);
+    });
+
+    it('q8_0 (quantized at load, and converted to GGUF q8_0) stays close to f32', () => {
+      const lq = loadModelSync(dir, be, { quantize: 'q8_0' });
+      const gq = join(root, `${arch}-q8.gguf`);
+      hfToGguf(dir, gq, { type: 'q8_0' });
+      const lg = loadModelSync(gq, be);
+      const a = allLogits(lq, PROMPT), b = allLogits(lg, PROMPT);
+      for (let i = 0; i < a.length; i++) {
+        assert.ok(maxRelDiff(a[i]!, ref[i]!) < 0.08, `quantize at load, position ${i}: ${maxRelDiff(a[i]!, ref[i]!)}`);
+        assert.ok(maxRelDiff(b[i]!, ref[i]!) < 0.08, `GGUF q8_0, position ${i}: ${maxRelDiff(b[i]!, ref[i]!)}`);
+      }
+    });
+  });
+}
