@@ -12,11 +12,11 @@ export async function convertCommand(input: string, output: string, opts: { type
   if (st.isDirectory()) {
     if (!output.endsWith('.gguf')) throw new UsageError(`the output of a Hugging Face -> GGUF conversion must end in .gguf, got '${output}'`);
     if (!['f32', 'f16', 'q8_0'].includes(opts.type)) throw new UsageError(`--type must be f32, f16 or q8_0, got '${opts.type}'`);
-    const r = hfToGguf(input, output, { type: opts.type as GgufOutType });
+    const r = hfToGguf(input, output, { type: opts.type as GgufOutType, progress: true });
     process.stderr.write(`wrote ${output}: ${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(1)} MB, ${opts.type}, in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
     return;
   }
   if (!input.endsWith('.gguf')) throw new UsageError(`'${input}' is neither a model directory nor a .gguf file`);
-  const r = ggufToHf(input, output);
+  const r = ggufToHf(input, output, { progress: true });
   process.stderr.write(`wrote ${output}: ${r.tensors} tensors in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }

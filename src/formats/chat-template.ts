@@ -9,10 +9,10 @@
 
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
 
+/** A chat turn. Extra fields (tool_calls, name, ...) are passed to the template as they are. */
 export interface ChatMessage {
   role: string;
   content: string;
-  [key: string]: unknown;
 }
 
 export interface ChatTemplateOptions {

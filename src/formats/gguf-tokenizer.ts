@@ -167,7 +167,6 @@ export function tokenizerFromGguf(md: GgufMetadata, file: string): Tokenizer {
     }
   }
 
-  let preSpec: PreSpec | undefined;
   let addBosDefault: boolean;
   let json: Json;
   if (model === 'llama') {
@@ -188,7 +187,7 @@ export function tokenizerFromGguf(md: GgufMetadata, file: string): Tokenizer {
       return [s.slice(0, sp), s.slice(sp + 1)];
     });
     const pre = r.string('tokenizer.ggml.pre') ?? 'default';
-    preSpec = PRE[pre];
+    let preSpec = PRE[pre];
     if (preSpec === undefined) {
       if (!warnedPre.has(pre)) {
         warnedPre.add(pre);
@@ -354,7 +353,11 @@ function guessPre(json: Json): { pre: string; exact: boolean } {
   if (splits.length === 1) {
     const c = canonRegex(splits[0]!);
     for (const [name, re] of [['llama-bpe', LLAMA3_RE], ['qwen2', QWEN2_RE], ['tekken', TEKKEN_RE], ['gpt-4o', GPT4O_RE], ['gpt-2', GPT2_RE]] as const) {
-      if (c === canonRegex(re)) return { pre: name, exact: true };
+      if (c !== canonRegex(re)) continue;
+      // llama.cpp's "llama-bpe" also takes whole words from the vocabulary (ignore_merges);
+      // "smaug-bpe" is the same regex without that.
+      if (name === 'llama-bpe' && (json.model as Json).ignore_merges !== true) return { pre: 'smaug-bpe', exact: true };
+      return { pre: name, exact: true };
     }
   }
   if (splits.length === 0 && byteLevel && byteLevel.use_regex !== false) {

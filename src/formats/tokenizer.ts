@@ -195,7 +195,6 @@ export class Tokenizer {
       ...json,
       added_tokens: json.added_tokens ?? [],
     };
-    const libConfig: Json = { ...config };
 
     // Added tokens by id, and the ids of every special token.
     this.added = new Map();
@@ -232,7 +231,7 @@ export class Tokenizer {
     }
 
     try {
-      this.hf = new HfTokenizer(lib, libConfig);
+      this.hf = new HfTokenizer(lib, config);
     } catch (e) {
       throw new FormatError(file, `unsupported or malformed tokenizer: ${(e as Error).message}`);
     }
@@ -285,7 +284,10 @@ export class Tokenizer {
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new Error(`Tokenizer.encode: expected a string, got ${typeof text}`);
-    return this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    const ids: (number | undefined)[] = this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    // A piece missing from the vocabulary with no unk token to stand for it comes back undefined.
+    if (ids.some((id) => id === undefined)) throw new FormatError(this.file, `cannot encode ${JSON.stringify(text.slice(0, 40))}: a piece is not in the vocabulary and there is no unk token`);
+    return ids as number[];
   }
 
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {

@@ -94,15 +94,17 @@ export function hfToGguf(dir: string, out: string, opts: ConvertOptions): { tens
     const dt = outDType(name, t0, opts.type);
     add(name, [...t0.shape], dt, () => convertTensor(rowPermute(cfg, name, src.get(name)!, false), dt).data);
   }
-  const bar = createProgress(`convert ${basename(out)}`, 1, { enabled: opts.progress });
+  // Progress in bytes written; the bar is created once the writer knows the total.
+  let bar: ReturnType<typeof createProgress> | null = null;
   let bytes = 0;
   writeGguf(out, md, tensors, {
     onProgress: (done, all) => {
       bytes = all;
-      bar.update(done / all);
+      bar ??= createProgress(`convert ${basename(out)}`, all, { enabled: opts.progress ? undefined : false });
+      bar.update(done);
     },
   });
-  bar.stop();
+  (bar as ReturnType<typeof createProgress> | null)?.stop();
   return { tensors: tensors.length, bytes };
 }
 
@@ -117,7 +119,7 @@ export function ggufToHf(file: string, outDir: string, opts: { progress?: boolea
   const tok = tokenizerFromGguf(g.metadata, file);
   mkdirSync(outDir, { recursive: true });
   const out: StWriteInput[] = [];
-  const bar = createProgress(`export ${basename(outDir)}`, g.tensors.size, { unit: 'items', enabled: opts.progress });
+  const bar = createProgress(`export ${basename(outDir)}`, g.tensors.size, { unit: 'items', enabled: opts.progress ? undefined : false });
   for (const name of g.tensors.keys()) {
     bar.increment(1);
     if (name === 'rope_freqs.weight') continue;

@@ -1,0 +1,108 @@
+// Every family against llama.cpp, an implementation nobody here wrote: a tiny random Hugging Face
+// checkpoint is exported with `slipstream convert` (f32 GGUF, llama.cpp's names, metadata and
+// RoPE permutation), llama.cpp (node-llama-cpp 3.21.1, compat/llamacpp/) decodes it greedily,
+// and Slipstream — loading the original Hugging Face directory, not the GGUF — must produce the
+// same 64 tokens and the same first-step logits.
+//
+// compat/llamacpp is installed by .ci/run (`npm ci --prefix compat/llamacpp`); on a machine
+// without it the test is skipped with a message, except under CI where that is a failure.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Sequence } from '../src/engine/generate.ts';
+import { argmax } from '../src/engine/sampler.ts';
+import type { Arch } from '../src/formats/model-config.ts';
+import { hfToGguf } from '../src/models/convert.ts';
+import { loadModelSync } from '../src/models/load.ts';
+import { writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
+import { cpuBackend } from '../src/tensor/cpu.ts';
+
+const compat = join(import.meta.dirname, '..', 'compat', 'llamacpp');
+const installed = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
+if (!installed && process.env.CI) throw new Error('compat/llamacpp is not installed: run `npm ci --prefix compat/llamacpp`');
+const skip = installed ? false : 'llama.cpp peer not installed (npm ci --prefix compat/llamacpp)';
+
+// Small but not trivial shapes; windows chosen so generation runs past them where llama.cpp
+// implements the window (Gemma 2), and stays inside it where llama.cpp's graph ignores it
+// (Mistral is "llama" in GGUF; its window is tested against our own full-attention path in
+// models.test.ts).
+const SPECS: Record<Arch, RandomModelSpec> = {
+  llama: { arch: 'llama', vocabSize: 384, dim: 96, nLayers: 2, nHeads: 6, nKvHeads: 2, ffnDim: 160, maxPosition: 256 },
+  mistral: { arch: 'mistral', vocabSize: 384, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 1, ffnDim: 128, maxPosition: 256, slidingWindow: 128 },
+  mixtral: { arch: 'mixtral', vocabSize: 384, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256, nExperts: 4 },
+  gemma: { arch: 'gemma', vocabSize: 384, dim: 64, nLayers: 2, nHeads: 2, nKvHeads: 1, headDim: 32, ffnDim: 128, maxPosition: 256 },
+  gemma2: { arch: 'gemma2', vocabSize: 384, dim: 64, nLayers: 3, nHeads: 4, nKvHeads: 2, headDim: 16, ffnDim: 128, maxPosition: 256, slidingWindow: 24 },
+  qwen2: { arch: 'qwen2', vocabSize: 384, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
+  gpt2: { arch: 'gpt2', vocabSize: 384, dim: 64, nLayers: 2, nHeads: 4, ffnDim: 256, maxPosition: 128 },
+};
+
+const PROMPTS = [
+  [1, 40, 77, 200, 13, 5, 300, 42, 42, 9, 100, 250, 17],
+  [1, 3, 99],
+];
+const N_PREDICT = 64;
+
+interface LlamaCppResult {
+  outputs: number[][];
+  logits: (number | null)[][];
+}
+
+function runLlamaCpp(model: string): LlamaCppResult {
+  const req = join(model + '.request.json');
+  writeFileSync(req, JSON.stringify({ model, prompts: PROMPTS, nPredict: N_PREDICT, threads: 2, contextSize: 256 }));
+  const r = spawnSync(process.execPath, [join(compat, 'greedy.mjs'), req], { encoding: 'utf8', cwd: compat, maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, `llama.cpp failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as LlamaCppResult;
+}
+
+let root: string;
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'ss-llamacpp-'));
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+describe('agreement with llama.cpp (greedy, f32)', { skip }, () => {
+  for (const arch of Object.keys(SPECS) as Arch[]) {
+    it(`${arch}: same 64 greedy tokens and first-step logits`, () => {
+      const dir = join(root, arch);
+      writeRandomHfModel(dir, SPECS[arch], 21);
+      const gguf = join(root, `${arch}.gguf`);
+      hfToGguf(dir, gguf, { type: 'f32' });
+      const peer = runLlamaCpp(gguf);
+
+      const lm = loadModelSync(dir, cpuBackend());
+      PROMPTS.forEach((prompt, p) => {
+        const seq = new Sequence(lm.model, { maxContext: 256 });
+        let logits = seq.prefill(prompt);
+        // First-step logits, relative to their maximum (what the peer reports).
+        let mx = -Infinity;
+        for (const v of logits) mx = Math.max(mx, v);
+        const theirs = peer.logits[p]!;
+        let scale = 0, diff = 0;
+        for (let i = 0; i < theirs.length; i++) {
+          const t = theirs[i];
+          if (t === null || t === undefined || t < -60) continue; // below float32 probability range
+          scale = Math.max(scale, Math.abs(t));
+          diff = Math.max(diff, Math.abs(logits[i]! - mx - t));
+        }
+        // ggml's CPU GELU reads a float16 lookup table (GGML_GELU_FP16), about 1e-3 relative
+        // error, so the GELU families (Gemma's GeGLU, GPT-2) agree to 2e-3 of the logits' scale;
+        // the SiLU families to 1e-4.
+        const tol = lm.config.act === 'silu' ? 1e-4 : 2e-3;
+        const logitDiff = diff / Math.max(scale, 1);
+        const ours: number[] = [];
+        for (let i = 0; i < N_PREDICT; i++) {
+          const id = argmax(logits);
+          ours.push(id);
+          if (i + 1 < N_PREDICT) logits = seq.decode(id);
+        }
+        assert.deepEqual(ours, peer.outputs[p], `${arch} prompt ${p}: greedy continuations differ`);
+        assert.ok(logitDiff <= tol, `${arch} prompt ${p}: first-step logits differ by ${diff} (scale ${scale})`);
+      });
+    });
+  }
+});
