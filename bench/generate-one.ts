@@ -1,0 +1,50 @@
+// One Slipstream generation measurement in a fresh process (so load time and resident memory are
+// this model's alone): load a GGUF, prefill a prompt of random ids in one chunk, decode greedily.
+// Prints one line of JSON. Driven by bench/generate.ts.
+
+import { Sequence } from '../src/engine/generate.ts';
+import { argmax } from '../src/engine/sampler.ts';
+import { KvPool } from '../src/models/kv.ts';
+import { loadModelSync } from '../src/models/load.ts';
+import { cpuBackend } from '../src/tensor/cpu.ts';
+
+const [model, threadsS, promptS, decodeS] = process.argv.slice(2);
+const threads = Number(threadsS ?? 2), promptLen = Number(promptS ?? 512), decodeLen = Number(decodeS ?? 128);
+const be = cpuBackend();
+be.setThreads(threads);
+
+const t0 = performance.now();
+const lm = loadModelSync(model!, be);
+const loadSeconds = (performance.now() - t0) / 1000;
+
+// Fixed pseudo-random prompt ids (skipping the first 3 special tokens).
+let s = 12345;
+const prompt = Array.from({ length: promptLen }, () => 3 + ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % (lm.config.vocabSize - 3)));
+
+// Warm-up: touch every weight once and let the pool spin up.
+{
+  const w = new Sequence(lm.model, { maxContext: 32 });
+  let l = w.prefill(prompt.slice(0, 8));
+  for (let i = 0; i < 4; i++) l = w.decode(argmax(l));
+}
+
+const seq = new Sequence(lm.model, { maxContext: promptLen + decodeLen, prefillChunk: promptLen });
+const t1 = performance.now();
+let logits = seq.prefill(prompt);
+const t2 = performance.now();
+for (let i = 0; i < decodeLen; i++) logits = seq.decode(argmax(logits));
+const t3 = performance.now();
+
+const mem = process.memoryUsage();
+console.log(JSON.stringify({
+  loadSeconds,
+  promptTokens: promptLen,
+  prefillTokPerSec: promptLen / ((t2 - t1) / 1000),
+  decodeTokens: decodeLen,
+  decodeTokPerSec: decodeLen / ((t3 - t2) / 1000),
+  weightBytes: lm.weightBytes,
+  kvBytes: seq.kv.nBlocks * seq.kv.blockSize * KvPool.bytesPerToken(lm.config, seq.kv.dtype),
+  rssBytes: mem.rss,
+  threads: be.threads,
+  isa: be.isa,
+}));

@@ -1,0 +1,100 @@
+// Generation benchmark: Slipstream and llama.cpp (node-llama-cpp 3.21.1, compat/llamacpp/) on the
+// same GGUF files, side by side in one run, same thread count. Models are random-weight Llamas in
+// the TinyLlama-1.1B and stories110M shapes (made once into bench/out/models/), in q8_0 and f16.
+// Also measures this machine's read bandwidth, so decode speed is shown against its roofline
+// (weight bytes per token / bandwidth).
+//
+//   npm run bench:generate [-- --quick] [--models tinyllama,stories110m] [--types q8_0,f16]
+//                          [--threads 2] [--prompt 512] [--decode 128] [--json out.json]
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { writeRandomGguf, type RandomModelSpec } from '../src/models/random.ts';
+import { native } from '../src/tensor/native.ts';
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+};
+const quick = args.includes('--quick');
+const threads = Number(opt('threads', '2'));
+const promptLen = Number(opt('prompt', quick ? '128' : '512'));
+const decodeLen = Number(opt('decode', quick ? '32' : '128'));
+const models = opt('models', 'stories110m,tinyllama').split(',');
+const types = opt('types', 'q8_0,f16').split(',') as ('q8_0' | 'f16')[];
+const root = join(import.meta.dirname, '..');
+const outDir = join(root, 'bench', 'out');
+const compat = join(root, 'compat', 'llamacpp');
+
+const SHAPES: Record<string, RandomModelSpec> = {
+  tinyllama: { arch: 'llama', vocabSize: 32000, dim: 2048, nLayers: 22, nHeads: 32, nKvHeads: 4, ffnDim: 5632, maxPosition: 2048 },
+  stories110m: { arch: 'llama', vocabSize: 32000, dim: 768, nLayers: 12, nHeads: 12, nKvHeads: 12, ffnDim: 2048, maxPosition: 1024 },
+};
+
+function modelFile(name: string, type: 'q8_0' | 'f16'): string {
+  const dir = join(outDir, 'models');
+  mkdirSync(dir, { recursive: true });
+  const f = join(dir, `${name}-random-${type}.gguf`);
+  if (!existsSync(f)) {
+    process.stderr.write(`making ${f} (random weights, once)...\n`);
+    writeRandomGguf(f, SHAPES[name]!, type, 1);
+  }
+  return f;
+}
+
+function runJson(cmd: string[], cwd: string): Record<string, number> {
+  const r = spawnSync(process.execPath, cmd, { cwd, encoding: 'utf8', maxBuffer: 16 << 20, env: { ...process.env, SLIPSTREAM_THREADS: String(threads) } });
+  if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number>;
+}
+
+// Read bandwidth ceiling, as bench:kernels measures it (best of 1 and 4 streams, 2 GiB).
+const n = native();
+const buf = new Float32Array((2 * 1024 ** 3) / 4).fill(1);
+let bw = 0;
+for (const streams of [1, 4]) {
+  for (let rep = 0; rep < 3; rep++) {
+    const t = performance.now();
+    n.benchRead(buf, streams);
+    bw = Math.max(bw, buf.byteLength / ((performance.now() - t) / 1000));
+  }
+}
+
+const peerInstalled = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
+console.log(`# bench:generate — ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads`);
+console.log(`# read bandwidth (measured now): ${(bw / 1e9).toFixed(1)} GB/s; prompt ${promptLen} tokens, decode ${decodeLen} tokens, greedy`);
+console.log(`# peer: llama.cpp via node-llama-cpp 3.21.1 (compat/llamacpp)${peerInstalled ? '' : ' — NOT INSTALLED: run `npm ci --prefix compat/llamacpp`'}`);
+
+const rows: Record<string, unknown>[] = [];
+for (const m of models) {
+  if (!SHAPES[m]) throw new Error(`unknown model '${m}' (${Object.keys(SHAPES).join(', ')})`);
+  for (const type of types) {
+    const file = modelFile(m, type);
+    const ss = runJson(['--import', 'tsx', join(root, 'bench', 'generate-one.ts'), file, String(threads), String(promptLen), String(decodeLen)], root);
+    const lc = peerInstalled
+      ? runJson([join(compat, 'bench.mjs'), file, String(threads), String(promptLen), String(decodeLen), '--reps=1', '--kv=f32'], compat)
+      : null;
+    const roof = bw / ss.weightBytes!; // tokens/s if decode only streamed the weights once at full bandwidth
+    const row = {
+      model: m, type, weightsMB: ss.weightBytes! / 1e6,
+      slipstream: ss, llamacpp: lc,
+      decodeRoofline: roof,
+      decodeVsPeer: lc ? ss.decodeTokPerSec! / lc.decodeTokPerSec! : null,
+      prefillVsPeer: lc ? ss.prefillTokPerSec! / lc.prefillTokPerSec! : null,
+      rssOverWeightsKv: ss.rssBytes! / (ss.weightBytes! + ss.kvBytes!),
+    };
+    rows.push(row);
+    const f = (v: number | undefined | null, d = 1) => (v === undefined || v === null ? '-' : v.toFixed(d));
+    console.log(
+      `${m.padEnd(12)} ${type.padEnd(5)} ${f(row.weightsMB, 0).padStart(6)} MB | decode ${f(ss.decodeTokPerSec).padStart(6)} tok/s ` +
+        `(${f((100 * ss.decodeTokPerSec!) / roof, 0)}% of roofline ${f(roof)}) vs llama.cpp ${f(lc?.decodeTokPerSec)} -> ${f(row.decodeVsPeer, 2)}x | ` +
+        `prefill ${f(ss.prefillTokPerSec).padStart(6)} tok/s vs ${f(lc?.prefillTokPerSec)} -> ${f(row.prefillVsPeer, 2)}x | ` +
+        `load ${f(ss.loadSeconds, 2)} s vs ${f(lc?.loadSeconds, 2)} s | RSS ${f(ss.rssBytes! / 1e6, 0)} MB = ${f(row.rssOverWeightsKv, 2)}x (weights + KV)`,
+    );
+  }
+}
+const json = opt('json', '');
+if (json) writeFileSync(json, JSON.stringify({ readBandwidth: bw, threads, promptLen, decodeLen, rows }, null, 2));
