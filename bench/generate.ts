@@ -48,7 +48,7 @@ function modelFile(name: string, type: 'q8_0' | 'f16'): string {
 function runJson(cmd: string[], cwd: string): Record<string, number> {
   const r = spawnSync(process.execPath, cmd, { cwd, encoding: 'utf8', maxBuffer: 16 << 20, env: { ...process.env, SLIPSTREAM_THREADS: String(threads) } });
   if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed:\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number>;
+  return JSON.parse(r.stdout.trim()) as Record<string, number>;
 }
 
 // Read bandwidth ceiling, as bench:kernels measures it (best of 1 and 4 streams, 2 GiB).

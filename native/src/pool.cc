@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -26,6 +27,7 @@ struct Pool {
   void* ctx = nullptr;
   bool stop = false;
   int nthreads = 1;
+  int64_t spin_us = 2000;
 
   void work() {
     for (;;) {
@@ -39,10 +41,15 @@ struct Pool {
   void worker_loop() {
     uint64_t seen = 0;
     for (;;) {
+      // Spin for a while before sleeping: ops of a forward pass arrive microseconds apart, and
+      // waking a sleeping thread costs ~100 us on a VM (an IPI through the hypervisor), more
+      // than most kernels take. The budget is time, not iterations: PAUSE lasts from a few
+      // to ~140 cycles depending on the CPU.
+      const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
       int spins = 0;
       uint64_t g;
       while ((g = generation.load(std::memory_order_acquire)) == seen) {
-        if (++spins < 20000) {
+        if ((++spins & 63) != 0 || std::chrono::steady_clock::now() < spin_until) {
 #if defined(__x86_64__)
           _mm_pause();
 #endif
@@ -61,6 +68,7 @@ struct Pool {
 
   void start(int threads) {
     nthreads = threads < 1 ? 1 : threads;
+    if (const char* e = std::getenv("SLIPSTREAM_SPIN_US")) spin_us = std::atoll(e);
     for (int i = 1; i < nthreads; i++) workers.emplace_back([this] { worker_loop(); });
   }
 

@@ -109,6 +109,23 @@ struct V {
     return _mm_cvtss_f32(b);
   }
   static inline float hmax(R v) { return _mm512_reduce_max_ps(v); }
+  // out[i] = hsum(v[i]) for i < 16, bit for bit (the same pairs are added: lanes l and l+8,
+  // then l and l+4, l and l+2, l and l+1), as a transpose-and-add tree over 16 vectors.
+  static inline void hsum_many(const R* v, float* out) {
+    R s1[8], s2[4], s3[2];
+    for (int i = 0; i < 8; i++)  // keys (i, i+8): halves; lanes 0-7 key i, 8-15 key i+8
+      s1[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[i], v[i + 8], 0x44), _mm512_shuffle_f32x4(v[i], v[i + 8], 0xEE));
+    for (int i = 0; i < 4; i++)  // quarters: 128-bit block b holds 4 partials of one key
+      s2[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s1[i], s1[i + 4], 0x88), _mm512_shuffle_f32x4(s1[i], s1[i + 4], 0xDD));
+    for (int i = 0; i < 2; i++)  // l and l+2 inside each 128-bit block
+      s3[i] = _mm512_add_ps(_mm512_shuffle_ps(s2[i], s2[i + 2], 0x44), _mm512_shuffle_ps(s2[i], s2[i + 2], 0xEE));
+    // l and l+1
+    const R r = _mm512_add_ps(_mm512_shuffle_ps(s3[0], s3[1], 0x88), _mm512_shuffle_ps(s3[0], s3[1], 0xDD));
+    // lane l now holds key {0,2,1,3,8,10,9,11,4,6,5,7,12,14,13,15}[l]; that order is its own
+    // inverse, so one permute puts key i in lane i
+    const __m512i order = _mm512_setr_epi32(0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15);
+    _mm512_storeu_ps(out, _mm512_permutexvar_ps(order, r));
+  }
   static inline R exp(R x) {
     x = _mm512_max_ps(_mm512_min_ps(x, set1(88.f)), set1(-88.f));
     R n = _mm512_roundscale_ps(_mm512_mul_ps(x, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -152,6 +169,17 @@ struct V {
     b = _mm_add_ps(b, _mm_movehl_ps(b, b));
     b = _mm_add_ss(b, _mm_movehdup_ps(b));
     return _mm_cvtss_f32(b);
+  }
+  // out[i] = hsum(v[i]) for i < 8, bit for bit (pairs l and l+4, then l+2, then l+1).
+  static inline void hsum_many(const R* v, float* out) {
+    R s1[4], s2[2];
+    for (int i = 0; i < 4; i++)
+      s1[i] = _mm256_add_ps(_mm256_permute2f128_ps(v[i], v[i + 4], 0x20), _mm256_permute2f128_ps(v[i], v[i + 4], 0x31));
+    for (int i = 0; i < 2; i++)
+      s2[i] = _mm256_add_ps(_mm256_shuffle_ps(s1[i], s1[i + 2], 0x44), _mm256_shuffle_ps(s1[i], s1[i + 2], 0xEE));
+    const R r = _mm256_add_ps(_mm256_shuffle_ps(s2[0], s2[1], 0x88), _mm256_shuffle_ps(s2[0], s2[1], 0xDD));
+    // lane l holds key {0,2,1,3,4,6,5,7}[l] (its own inverse): one permute restores key order
+    _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 2, 1, 3, 4, 6, 5, 7)));
   }
   static inline float hmax(R v) {
     __m128 b = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -207,6 +235,7 @@ struct V {
     for (int i = 0; i < 2; i++) b[i] = a[i] + a[i + 2];
     return b[0] + b[1];
   }
+  static inline void hsum_many(const R* v, float* out) { for (int i = 0; i < 8; i++) out[i] = hsum(v[i]); }
   static inline float hmax(R v) { float m = v.v[0]; for (int i = 1; i < 8; i++) m = v.v[i] > m ? v.v[i] : m; return m; }
   static inline R exp(R x) { R r; for (int i = 0; i < 8; i++) r.v[i] = exp_poly_scalar(x.v[i]); return r; }
 };
