@@ -5,7 +5,7 @@
 // (weight bytes per token / bandwidth).
 //
 //   npm run bench:generate [-- --quick] [--models tinyllama,stories110m] [--types q8_0,f16]
-//                          [--threads 2] [--prompt 512] [--decode 128] [--json out.json]
+//                          [--threads 2] [--prompt 512] [--decode 128] [--reps 3] [--json out.json]
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -25,7 +25,18 @@ const promptLen = Number(opt('prompt', quick ? '128' : '512'));
 const decodeLen = Number(opt('decode', quick ? '32' : '128'));
 const models = opt('models', 'stories110m,tinyllama').split(',');
 const types = opt('types', 'q8_0,f16').split(',') as ('q8_0' | 'f16')[];
+const reps = Number(opt('reps', quick ? '1' : '3'));
 const root = join(import.meta.dirname, '..');
+
+function medians(runs: Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(runs[0]!)) {
+    if (typeof runs[0]![k] !== 'number') continue;
+    const v = runs.map((r) => r[k]!).sort((a, b) => a - b);
+    out[k] = v[Math.floor(v.length / 2)]!;
+  }
+  return out;
+}
 const outDir = join(root, 'bench', 'out');
 const compat = join(root, 'compat', 'llamacpp');
 
@@ -65,7 +76,7 @@ for (const streams of [1, 4]) {
 
 const peerInstalled = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
 console.log(`# bench:generate — ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads`);
-console.log(`# read bandwidth (measured now): ${(bw / 1e9).toFixed(1)} GB/s; prompt ${promptLen} tokens, decode ${decodeLen} tokens, greedy`);
+console.log(`# read bandwidth (measured now): ${(bw / 1e9).toFixed(1)} GB/s; prompt ${promptLen} tokens, decode ${decodeLen} tokens, greedy, f32 KV cache; medians of ${reps} alternating runs`);
 console.log(`# peer: llama.cpp via node-llama-cpp 3.21.1 (compat/llamacpp)${peerInstalled ? '' : ' — NOT INSTALLED: run `npm ci --prefix compat/llamacpp`'}`);
 
 const rows: Record<string, unknown>[] = [];
@@ -73,10 +84,15 @@ for (const m of models) {
   if (!SHAPES[m]) throw new Error(`unknown model '${m}' (${Object.keys(SHAPES).join(', ')})`);
   for (const type of types) {
     const file = modelFile(m, type);
-    const ss = runJson(['--import', 'tsx', join(root, 'bench', 'generate-one.ts'), file, String(threads), String(promptLen), String(decodeLen)], root);
-    const lc = peerInstalled
-      ? runJson([join(compat, 'bench.mjs'), file, String(threads), String(promptLen), String(decodeLen), '--reps=1', '--kv=f32'], compat)
-      : null;
+    // Alternate the two engines `reps` times and keep each metric's median: this VM's memory
+    // bandwidth drifts by up to 1.5x over minutes, and alternating exposes both to the same drift.
+    const ssRuns: Record<string, number>[] = [], lcRuns: Record<string, number>[] = [];
+    for (let r = 0; r < reps; r++) {
+      ssRuns.push(runJson(['--import', 'tsx', join(root, 'bench', 'generate-one.ts'), file, String(threads), String(promptLen), String(decodeLen)], root));
+      if (peerInstalled) lcRuns.push(runJson([join(compat, 'bench.mjs'), file, String(threads), String(promptLen), String(decodeLen), '--reps=1', '--kv=f32'], compat));
+    }
+    const ss = medians(ssRuns);
+    const lc = peerInstalled ? medians(lcRuns) : null;
     const roof = bw / ss.weightBytes!; // tokens/s if decode only streamed the weights once at full bandwidth
     const row = {
       model: m, type, weightsMB: ss.weightBytes! / 1e6,

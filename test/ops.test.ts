@@ -82,6 +82,25 @@ for (const isa of isas) {
   describe(`cpu (${isa}) matches ref`, () => {
     before(() => cpu.setIsa(isa as 'avx512' | 'avx2' | 'portable'));
 
+    it('matmulMulti equals separate matmuls bit for bit (every dtype, GEMV and GEMM)', () => {
+      for (const dtype of DTYPES) {
+        for (const M of [1, 5]) {
+          const K = 96;
+          const x = rand([M, K], 3 + M);
+          const ws = [rand([40, K], 1, dtype), rand([7, K], 2, dtype), rand([33, K], 3, dtype)];
+          const multi = ws.map((w) => Tensor.zeros([M, w.shape[0]!]));
+          cpu.matmulMulti(x, ws, multi);
+          ws.forEach((w, i) => {
+            const one = Tensor.zeros([M, w.shape[0]!]);
+            cpu.matmul(x, w, one);
+            assert.deepEqual(multi[i]!.toF32(), one.toF32(), `${dtype} M=${M} weight ${i}`);
+          });
+        }
+      }
+      assert.throws(() => cpu.matmulMulti(rand([1, 32], 1), [rand([4, 32], 2)], []), /matmulMulti: 1 weights but 0 outputs/);
+      assert.throws(() => cpu.matmulMulti(rand([1, 32], 1), [rand([4, 31], 2)], [Tensor.zeros([1, 4])]), /matmul/);
+    });
+
     it('matmul: every weight dtype, awkward sizes, GEMV and GEMM paths', () => {
       const shapes: [number, number, number][] = [
         [1, 1, 1],

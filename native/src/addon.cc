@@ -24,8 +24,7 @@ struct Buf {
 
 std::string S(const char* op, const std::string& msg) { return std::string(op) + ": " + msg; }
 
-Buf buf(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
-  napi_value v = info[i];
+Buf bufv(const Napi::CallbackInfo& info, napi_value v, const char* op, const char* name) {
   bool is_ta = false;
   napi_is_typedarray(info.Env(), v, &is_ta);
   if (!is_ta) throw Napi::TypeError::New(info.Env(), S(op, std::string(name) + " must be a typed array"));
@@ -43,6 +42,8 @@ Buf buf(const Napi::CallbackInfo& info, size_t i, const char* op, const char* na
   }
   return {(uint8_t*)data, length * el};
 }
+
+Buf buf(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) { return bufv(info, info[i], op, name); }
 
 int64_t I(const Napi::CallbackInfo& info, size_t i, const char* op) {
   if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), S(op, "argument " + std::to_string(i) + " must be a number"));
@@ -84,6 +85,39 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   ss_matmul_args a{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K};
   ss::matmul(a);
   return info.Env().Undefined();
+}
+
+// matmulMulti(x, ldx, [w...], wtype, [out...], [ldo...], M, [N...], K)
+Napi::Value MatmulMulti(const Napi::CallbackInfo& info) {
+  const char* op = "matmulMulti";
+  Napi::Env env = info.Env();
+  Buf x = buf(info, 0, op, "x");
+  int64_t ldx = I(info, 1, op);
+  if (!info[2].IsArray() || !info[4].IsArray() || !info[5].IsArray() || !info[7].IsArray())
+    throw Napi::TypeError::New(env, S(op, "weights, outputs, ldo and N must be arrays"));
+  Napi::Array ws = info[2].As<Napi::Array>(), os = info[4].As<Napi::Array>(), ldos = info[5].As<Napi::Array>(), Ns = info[7].As<Napi::Array>();
+  const uint32_t n = ws.Length();
+  if (n < 1 || n > 8 || os.Length() != n || ldos.Length() != n || Ns.Length() != n)
+    throw Napi::RangeError::New(env, S(op, "1 to 8 weights, with as many outputs, ldo and N"));
+  int wt = (int)I(info, 3, op);
+  int64_t M = I(info, 6, op), K = I(info, 8, op);
+  if (wt > SS_Q8_0) throw Napi::RangeError::New(env, S(op, "unknown weight dtype code"));
+  if (wt == SS_Q8_0 && K % 32) throw Napi::RangeError::New(env, S(op, "q8_0 K must be a multiple of 32"));
+  need(info, x, span(M, ldx, K), op, "x");
+  ss_matmul_args a[8];
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Value wv = ws[i], ov = os[i], lv = ldos[i], nv = Ns[i];
+    if (!lv.IsNumber() || !nv.IsNumber()) throw Napi::TypeError::New(env, S(op, "ldo and N must be numbers"));
+    Buf w = bufv(info, wv, op, "w");
+    Buf o = bufv(info, ov, op, "out");
+    const int64_t ldo = lv.As<Napi::Number>().Int64Value(), N = nv.As<Napi::Number>().Int64Value();
+    if (N < 0 || ldo < 0) throw Napi::RangeError::New(env, S(op, "negative N or ldo"));
+    need(info, w, ss::dtype_bytes(wt, N * K), op, "w");
+    need(info, o, span(M, ldo, N), op, "out");
+    a[i] = ss_matmul_args{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K, nullptr, nullptr};
+  }
+  ss::matmul_multi(a, (int)n);
+  return env.Undefined();
 }
 
 // binary(op, a, lda, b, ldb, bcast, out, ldo, rows, cols)
@@ -403,6 +437,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attention", Napi::Function::New(env, Attention));
   exports.Set("argmax", Napi::Function::New(env, Argmax));
   exports.Set("convert", Napi::Function::New(env, Convert));
+  exports.Set("matmulMulti", Napi::Function::New(env, MatmulMulti));
   exports.Set("mmapFile", Napi::Function::New(env, MmapFile));
   exports.Set("benchRead", Napi::Function::New(env, BenchRead));
   exports.Set("benchFma", Napi::Function::New(env, BenchFma));

@@ -107,30 +107,40 @@ static void quantize_rows_q8(const float* x, int64_t ldx, int64_t M, int64_t K, 
   });
 }
 
+// Quantizes x for q8_0 weights into a grow-only per-thread buffer (no allocation once a model
+// has warmed up) and points a.xq / a.xd at it. Returns false when memory runs out.
+static bool prepare_q8(ss_matmul_args& a) {
+  thread_local int8_t* qbuf = nullptr;
+  thread_local size_t qcap = 0;
+  const size_t need = (size_t)(a.M * a.K) + (size_t)(a.M * (a.K / 32)) * sizeof(float) + 64;
+  if (qcap < need) {
+    std::free(qbuf);
+    qbuf = (int8_t*)std::malloc(need);
+    qcap = qbuf ? need : 0;
+    if (!qbuf) return false;
+  }
+  float* d = (float*)(((uintptr_t)(qbuf + a.M * a.K) + 63) & ~(uintptr_t)63);
+  quantize_rows_q8(a.x, a.ldx, a.M, a.K, qbuf, d);
+  a.xq = qbuf;
+  a.xd = d;
+  return true;
+}
+
+// Rows of weight per matrix-vector task: about 16 tasks per thread, so the dynamic schedule
+// ends with little idle time, in whole tiles of the ISA's row count.
+static int64_t gemv_rows(int64_t N, int64_t threads, int64_t nr) {
+  int64_t rows = round_up((N + threads * 16 - 1) / (threads * 16), nr);
+  return rows < 16 ? round_up(16, nr) : rows;
+}
+
 void matmul(const ss_matmul_args& a_in) {
   const ss_kernels* k = K;
   ss_matmul_args a = a_in;
-  if (a.wtype == SS_Q8_0) {
-    // grow-only per calling thread: no allocation once a model has warmed up
-    thread_local int8_t* qbuf = nullptr;
-    thread_local size_t qcap = 0;
-    const size_t need = (size_t)(a.M * a.K) + (size_t)(a.M * (a.K / 32)) * sizeof(float) + 64;
-    if (qcap < need) {
-      std::free(qbuf);
-      qbuf = (int8_t*)std::malloc(need);
-      qcap = qbuf ? need : 0;
-      if (!qbuf) return;
-    }
-    float* d = (float*)(((uintptr_t)(qbuf + a.M * a.K) + 63) & ~(uintptr_t)63);
-    quantize_rows_q8(a.x, a.ldx, a.M, a.K, qbuf, d);
-    a.xq = qbuf;
-    a.xd = d;
-  }
+  if (a.wtype == SS_Q8_0 && !prepare_q8(a)) return;
   const int64_t threads = pool_threads();
   if (a.M <= k->mr) {
     // Matrix-vector: split the weight rows; each task streams a run of rows once.
-    int64_t rows = round_up((a.N + threads * 8 - 1) / (threads * 8), k->nr);
-    if (rows < 16) rows = round_up(16, k->nr);
+    const int64_t rows = gemv_rows(a.N, threads, k->nr);
     const int64_t tasks = (a.N + rows - 1) / rows;
     parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; t++) {
@@ -149,6 +159,38 @@ void matmul(const ss_matmul_args& a_in) {
       const int64_t n0 = nb * NB, n1 = n0 + NB < a.N ? n0 + NB : a.N;
       const int64_t m0 = mb * MB, m1 = m0 + MB < a.M ? m0 + MB : a.M;
       k->matmul(a, m0, m1, n0, n1);
+    }
+  });
+}
+
+// Several matrices times the same x (q, k and v; gate and up): x is quantized once and all
+// their rows go to the pool as one job. Each output is computed exactly as matmul() would.
+void matmul_multi(const ss_matmul_args* as, int n) {
+  const ss_kernels* k = K;
+  if (n == 1 || as[0].M > k->mr) {
+    for (int i = 0; i < n; i++) matmul(as[i]);
+    return;
+  }
+  ss_matmul_args a[8];
+  if (n > 8) n = 8;
+  for (int i = 0; i < n; i++) a[i] = as[i];
+  if (a[0].wtype == SS_Q8_0) {
+    if (!prepare_q8(a[0])) return;
+    for (int i = 1; i < n; i++) a[i].xq = a[0].xq, a[i].xd = a[0].xd;
+  }
+  const int64_t threads = pool_threads();
+  int64_t total = 0;
+  for (int i = 0; i < n; i++) total += a[i].N;
+  const int64_t rows = gemv_rows(total, threads, k->nr);
+  int64_t first[9];  // task index where matrix i starts
+  first[0] = 0;
+  for (int i = 0; i < n; i++) first[i + 1] = first[i] + (a[i].N + rows - 1) / rows;
+  parallel_for(first[n], 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      int i = 0;
+      while (t >= first[i + 1]) i++;
+      const int64_t n0 = (t - first[i]) * rows, n1 = n0 + rows < a[i].N ? n0 + rows : a[i].N;
+      k->matmul(a[i], 0, a[i].M, n0, n1);
     }
   });
 }

@@ -15,6 +15,8 @@ bool isa_supported(const char* name);
 bool set_isa(const char* name);
 
 void matmul(const ss_matmul_args& a);
+// up to 8 matrices (same x, M, K and weight dtype) as one job; x quantized once for q8_0
+void matmul_multi(const ss_matmul_args* a, int n);
 void binary(int op, const float* a, int64_t lda, const float* b, int64_t ldb, int bcast, float* out, int64_t ldo, int64_t rows, int64_t cols);
 void scale(const float* a, int64_t lda, float s, float* out, int64_t ldo, int64_t rows, int64_t cols);
 void rmsnorm(const float* x, int64_t ldx, const float* w, float eps, float* out, int64_t ldo, int64_t rows, int64_t cols);

@@ -50,9 +50,15 @@ export function attention(c: ForwardContext, l: number, h: Tensor, L: LayerWeigh
     k = qkv.view([T, Hkv, Dh], [ld, Dh, 1], Hq * Dh);
     v = qkv.view([T, Hkv, Dh], [ld, Dh, 1], 2 * Hq * Dh);
   } else {
-    q = linear(c, h, L.wq!, L.bq, ws.get('q', T, Hq * Dh)).reshape([T, Hq, Dh]);
-    k = linear(c, h, L.wk!, L.bk, ws.get('k', T, Hkv * Dh)).reshape([T, Hkv, Dh]);
-    v = linear(c, h, L.wv!, L.bv, ws.get('v', T, Hkv * Dh)).reshape([T, Hkv, Dh]);
+    // q, k and v share h: one job (h quantized once for q8_0 weights)
+    const qo = ws.get('q', T, Hq * Dh), ko = ws.get('k', T, Hkv * Dh), vo = ws.get('v', T, Hkv * Dh);
+    be.matmulMulti(h, [L.wq!, L.wk!, L.wv!], [qo, ko, vo]);
+    if (L.bq) be.add(qo, L.bq, qo);
+    if (L.bk) be.add(ko, L.bk, ko);
+    if (L.bv) be.add(vo, L.bv, vo);
+    q = qo.reshape([T, Hq, Dh]);
+    k = ko.reshape([T, Hkv, Dh]);
+    v = vo.reshape([T, Hkv, Dh]);
   }
   if (cfg.rope) {
     const ropeOpts = { layout: cfg.rope.layout, theta: cfg.rope.theta, rotaryDim: cfg.rope.dim, scaling: cfg.rope.scaling };
@@ -95,8 +101,9 @@ export function attention(c: ForwardContext, l: number, h: Tensor, L: LayerWeigh
 export function gatedMlp(c: ForwardContext, h: Tensor, wGate: Tensor, wUp: Tensor, wDown: Tensor, out: Tensor, key = 'ffn'): Tensor {
   const T = h.shape[0]!;
   const F = wGate.shape[0]!;
-  const g = linear(c, h, wGate, undefined, c.ws.get(`${key}.g`, T, F)); //  [T, F]
-  const u = linear(c, h, wUp, undefined, c.ws.get(`${key}.u`, T, F)); //    [T, F]
+  const g = c.ws.get(`${key}.g`, T, F); //                                  [T, F]
+  const u = c.ws.get(`${key}.u`, T, F); //                                  [T, F]
+  c.be.matmulMulti(h, [wGate, wUp], [g, u]);
   if (c.cfg.act === 'silu') c.be.swiglu(g, u, g);
   else c.be.geglu(g, u, g, c.cfg.act === 'gelu_erf' ? 'erf' : 'tanh');
   return linear(c, g, wDown, undefined, out);

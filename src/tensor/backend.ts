@@ -59,6 +59,13 @@ export interface Backend {
    */
   matmul(x: Tensor, w: Tensor, out: Tensor): void;
 
+  /**
+   * outs[i] = x . ws[i]^T for several weights sharing x (q/k/v, gate/up): the same results as
+   * separate matmul calls, bit for bit; the cpu backend quantizes x once and runs all rows as
+   * one job.
+   */
+  matmulMulti(x: Tensor, ws: readonly Tensor[], outs: readonly Tensor[]): void;
+
   /** out = a + b; b is [M, N] or a row [N] broadcast over rows. out may alias a. */
   add(a: Tensor, b: Tensor, out: Tensor): void;
   /** out = a * b; b is [M, N] or a row [N] broadcast over rows. out may alias a. */

@@ -45,6 +45,11 @@ function sameMat(op: string, a: Mat, an: string, at: Tensor, b: Mat, bn: string,
   if (a.rows !== b.rows || a.cols !== b.cols) throw new OpError(op, `${desc(an, at)} and ${desc(bn, bt)} differ in shape`);
 }
 
+export function checkMatmulMulti(x: Tensor, ws: readonly Tensor[], outs: readonly Tensor[]): void {
+  if (ws.length === 0 || ws.length > 8) throw new OpError('matmulMulti', `takes 1 to 8 weights, got ${ws.length}`);
+  if (outs.length !== ws.length) throw new OpError('matmulMulti', `${ws.length} weights but ${outs.length} outputs`);
+}
+
 export function checkMatmul(x: Tensor, w: Tensor, out: Tensor): { M: number; N: number; K: number; ldx: number; ldo: number } {
   const op = 'matmul';
   requireDType(op, 'x', x, ['f32']);

@@ -11,6 +11,7 @@ import {
   checkGated,
   checkKvWrite,
   checkMatmul,
+  checkMatmulMulti,
   checkNorm,
   checkRope,
   checkUnary,
@@ -51,6 +52,19 @@ export class CpuBackend implements Backend {
   matmul(x: Tensor, w: Tensor, out: Tensor): void {
     const { M, N, K, ldx, ldo } = checkMatmul(x, w, out);
     this.n.matmul(x.data, ldx, w.data, DTYPE_CODE[w.dtype], out.data, ldo, M, N, K);
+  }
+
+  matmulMulti(x: Tensor, ws: readonly Tensor[], outs: readonly Tensor[]): void {
+    checkMatmulMulti(x, ws, outs);
+    const dims = ws.map((w, i) => checkMatmul(x, w, outs[i]!));
+    if (ws.some((w) => w.dtype !== ws[0]!.dtype)) {
+      ws.forEach((w, i) => this.matmul(x, w, outs[i]!));
+      return;
+    }
+    const d0 = dims[0]!;
+    this.n.matmulMulti(
+      x.data, d0.ldx, ws.map((w) => w.data), DTYPE_CODE[ws[0]!.dtype], outs.map((o) => o.data), dims.map((d) => d.ldo), d0.M, dims.map((d) => d.N), d0.K,
+    );
   }
 
   add(a: Tensor, b: Tensor, out: Tensor): void {

@@ -9,6 +9,7 @@ export type TA = ArrayBufferView;
 
 export interface NativeCore {
   matmul(x: TA, ldx: number, w: TA, wtype: number, out: TA, ldo: number, M: number, N: number, K: number): void;
+  matmulMulti(x: TA, ldx: number, ws: TA[], wtype: number, outs: TA[], ldos: number[], M: number, Ns: number[], K: number): void;
   binary(op: number, a: TA, lda: number, b: TA, ldb: number, bcast: number, out: TA, ldo: number, rows: number, cols: number): void;
   scale(a: TA, lda: number, s: number, out: TA, ldo: number, rows: number, cols: number): void;
   norm(x: TA, ldx: number, w: TA, b: TA | null, eps: number, out: TA, ldo: number, rows: number, cols: number, layerNorm: boolean): void;

@@ -19,6 +19,7 @@ import {
   checkGated,
   checkKvWrite,
   checkMatmul,
+  checkMatmulMulti,
   checkNorm,
   checkRope,
   checkUnary,
@@ -242,6 +243,11 @@ type Unary = (x: number) => number;
 
 export class RefBackend implements Backend {
   readonly name = 'ref';
+
+  matmulMulti(x: Tensor, ws: readonly Tensor[], outs: readonly Tensor[]): void {
+    checkMatmulMulti(x, ws, outs);
+    ws.forEach((w, i) => this.matmul(x, w, outs[i]!));
+  }
 
   matmul(x: Tensor, w: Tensor, out: Tensor): void {
     const { M, N, K, ldx, ldo } = checkMatmul(x, w, out);
