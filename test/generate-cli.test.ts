@@ -13,6 +13,9 @@ import { writeRandomHfModel } from '../src/models/random.ts';
 import { randomVocabMetadata } from '../src/models/random.ts';
 import { configToGgufMetadata } from '../src/formats/model-config.ts';
 import { specToConfig } from '../src/models/random.ts';
+import { readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { MockHub } from './helpers/mock-hub.ts';
 
 const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, SLIPSTREAM_THREADS: '2' } });
@@ -131,5 +134,35 @@ describe('bad model files', () => {
     const r2 = run('convert', dir, join(root, 'x.bin'));
     assert.equal(r2.status, 2);
     assert.match(r2.stderr, /must end in \.gguf/);
+  });
+});
+
+describe('generate --model hf:org/name', () => {
+  it('downloads from a hub (a local mock) into the cache, then runs offline from it', async () => {
+    const hub = await MockHub.start();
+    try {
+      hub.addRepo('slipstream/tiny', readdirSync(dir).map((f) => ({ path: f, content: readFileSync(join(dir, f)), lfs: f.endsWith('.safetensors') })));
+      const cache = join(root, 'hub-cache');
+      const env = { ...process.env, HF_ENDPOINT: hub.url, SLIPSTREAM_CACHE: cache, SLIPSTREAM_THREADS: '2' };
+      // spawn (not spawnSync): the mock hub runs on this process's event loop
+      const runAsync = (extra: Record<string, string>) =>
+        new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+          const p = spawn(process.execPath, [bin, 'generate', '-m', 'hf:slipstream/tiny', '-p', 'we', '-n', '8', '--temperature', '0', '--ignore-eos'], { env: { ...env, ...extra } });
+          let stdout = '', stderr = '';
+          p.stdout.on('data', (d) => (stdout += d));
+          p.stderr.on('data', (d) => (stderr += d));
+          p.on('close', (status) => resolve({ status, stdout, stderr }));
+        });
+      const first = await runAsync({});
+      assert.equal(first.status, 0, first.stderr);
+      const local = run('generate', '-m', dir, '-p', 'we', '-n', '8', '--temperature', '0', '--ignore-eos');
+      assert.equal(first.stdout, local.stdout);
+      await hub.close();
+      const offline = await runAsync({ HF_HUB_OFFLINE: '1' });
+      assert.equal(offline.status, 0, offline.stderr);
+      assert.equal(offline.stdout, local.stdout);
+    } finally {
+      await hub.close().catch(() => {});
+    }
   });
 });

@@ -82,6 +82,20 @@ for (const isa of isas) {
   describe(`cpu (${isa}) matches ref`, () => {
     before(() => cpu.setIsa(isa as 'avx512' | 'avx2' | 'portable'));
 
+    it('q8_0 activations are rounded as llama.cpp does (roundf: ties away from zero)', () => {
+      // amax 127 -> d = 1, so x * (1/d) = x exactly; one-hot q8_0 weight rows read q back.
+      const vals = [127, 2.5, -2.5, 0.5, -0.5, 1.5, -1.5, 126.5, -3.49, 0.49999997];
+      const x = new Float32Array(32);
+      vals.forEach((v, i) => (x[i] = v));
+      const w = new Float32Array(vals.length * 32);
+      vals.forEach((_, i) => (w[i * 32 + i] = 1));
+      const out = Tensor.zeros([1, vals.length]);
+      cpu.matmul(Tensor.fromF32(x, [1, 32]), Tensor.from(w, [vals.length, 32], 'q8_0'), out);
+      const dw = 0.007873535; // f16(1/127): each weight row's scale
+      const got = Array.from(out.toF32(), (v) => Math.round(v / (dw * 127)));
+      assert.deepEqual(got, [127, 3, -3, 1, -1, 2, -2, 127, -3, 0]);
+    });
+
     it('matmulMulti equals separate matmuls bit for bit (every dtype, GEMV and GEMM)', () => {
       for (const dtype of DTYPES) {
         for (const M of [1, 5]) {

@@ -47,6 +47,8 @@ struct ss_kernels {
   float (*read_sum)(const float* p, int64_t n);
   float (*peak_fma)(int64_t iters);
   int width;  // floats per vector
+  // q8_0 activation blocks: q[n] int8 and d[n/32] (the f16-rounded scale as f32), llama.cpp's rounding
+  void (*quantize_q8)(const float* x, int64_t n, int8_t* q, float* d);
 };
 
 namespace ss_avx512 { extern const ss_kernels table; }

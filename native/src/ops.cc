@@ -98,12 +98,12 @@ static uint16_t quantize_block_q8(const float* x, int8_t* q) {
   return f32_to_f16_scalar(d);
 }
 
-// Activation rows to q8_0 blocks, int8 [M, K] and f32 scales [M, K/32] kept apart.
-static void quantize_rows_q8(const float* x, int64_t ldx, int64_t M, int64_t K, int8_t* q, float* d) {
+// Activation rows to q8_0 blocks, int8 [M, cols] and f32 scales [M, cols/32] kept apart
+// (the kernel table's quantizer: vectorized, same bytes as quantize_block_q8).
+static void quantize_rows_q8(const float* x, int64_t ldx, int64_t M, int64_t cols, int8_t* q, float* d) {
+  const ss_kernels* k = K;
   parallel_for(M, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t m = r0; m < r1; m++)
-      for (int64_t b = 0; b < K / 32; b++)
-        d[m * (K / 32) + b] = f16_to_f32_scalar(quantize_block_q8(x + m * ldx + b * 32, q + m * K + b * 32));
+    for (int64_t m = r0; m < r1; m++) k->quantize_q8(x + m * ldx, cols, q + m * cols, d + m * (cols / 32));
   });
 }
 

@@ -71,18 +71,25 @@ export interface Batch {
 /** Scratch activations, grown on demand and reused across steps (no allocation per step). */
 export class Workspace {
   private bufs = new Map<string, Tensor>();
+  // The last view handed out per key: decode asks for the same [1, cols] views every step.
+  private views = new Map<string, Tensor>();
   /** A [rows, cols] f32 scratch tensor named `key` (its first rows of a larger buffer). */
   get(key: string, rows: number, cols: number): Tensor {
+    const v = this.views.get(key);
+    if (v && v.shape[0] === rows && v.shape[1] === cols) return v;
     let t = this.bufs.get(key);
     if (!t || t.shape[0]! < rows || t.shape[1] !== cols) {
       const cap = Math.max(rows, t && t.shape[1] === cols ? t.shape[0]! * 2 : rows);
       t = Tensor.zeros([cap, cols]);
       this.bufs.set(key, t);
     }
-    return rows === t.shape[0] ? t : t.narrow(0, rows);
+    const view = rows === t.shape[0] ? t : t.narrow(0, rows);
+    this.views.set(key, view);
+    return view;
   }
   clear(): void {
     this.bufs.clear();
+    this.views.clear();
   }
 }
 
