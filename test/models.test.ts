@@ -4,7 +4,7 @@
 // here wrote — llama.cpp — is test/llamacpp.test.ts.)
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -82,6 +82,15 @@ for (const arch of Object.keys(TINY) as Arch[]) {
       // logits spread (the random weights are scaled for decisive greedy choices)
       const r = ref[ref.length - 1]!;
       assert.ok(Math.max(...r) - Math.min(...r) > 1, 'logits should not be flat');
+    });
+
+    it('weights kept in the file mapping (default) or copied to resident memory: same logits', () => {
+      const lres = loadModelSync(dir, be, { mmap: false });
+      const fileBytes = statSync(join(dir, 'model.safetensors')).size;
+      assert.equal(lm.model.weights.tokEmbd.data.buffer.byteLength, fileBytes); // a view of the mapping
+      assert.notEqual(lres.model.weights.tokEmbd.data.buffer.byteLength, fileBytes); // the resident copy
+      const got = allLogits(lres, PROMPT);
+      for (let i = 0; i < got.length; i++) assert.deepEqual(got[i], ref[i]);
     });
 
     it('cpu backend matches the float64 ref backend on the whole forward pass', () => {

@@ -10,6 +10,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "ops.h"
@@ -337,6 +339,10 @@ Napi::Value Convert(const Napi::CallbackInfo& info) {
 
 // mmapFile(path) -> ArrayBuffer over a private, copy-on-write mapping of the file (opened
 // read-only: the file itself is never written). Unmapped when the ArrayBuffer is collected.
+// Mappings made by mmapFile, so dropPages only ever touches pages of a file mapping.
+std::mutex g_maps_mu;
+std::map<uintptr_t, size_t> g_maps;  // base -> length
+
 Napi::Value MmapFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "mmapFile: path must be a string");
@@ -383,8 +389,57 @@ Napi::Value MmapFile(const Napi::CallbackInfo& info) {
   close(fd);
   if (p == MAP_FAILED) throw Napi::Error::New(env, "mmapFile: cannot map '" + path + "': " + std::strerror(e));
   struct Mapping { void* base; size_t len; };
+  {
+    std::lock_guard<std::mutex> lk(g_maps_mu);
+    g_maps[(uintptr_t)p] = size + lead;
+  }
   return Napi::ArrayBuffer::New(
-      env, (uint8_t*)p + lead, size, [](Napi::Env, void*, Mapping* m) { munmap(m->base, m->len); delete m; }, new Mapping{p, size + lead});
+      env, (uint8_t*)p + lead, size,
+      [](Napi::Env, void*, Mapping* m) {
+        {
+          std::lock_guard<std::mutex> lk(g_maps_mu);
+          g_maps.erase((uintptr_t)m->base);
+        }
+        munmap(m->base, m->len);
+        delete m;
+      },
+      new Mapping{p, size + lead});
+}
+
+// allocResident(bytes, hugePages) -> ArrayBuffer in anonymous memory, 2 MiB aligned, huge pages
+// requested when asked, freed when the buffer is collected (the loader's --no-mmap mode copies
+// weights into it).
+Napi::Value AllocResident(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const size_t n = (size_t)I(info, 0, "allocResident");
+  const bool huge = info.Length() > 1 && info[1].ToBoolean().Value();
+  if (n == 0) return Napi::ArrayBuffer::New(env, 0);
+  const size_t align = (size_t)2 << 20, size = (n + align - 1) / align * align;
+  void* p = nullptr;
+  if (posix_memalign(&p, align, size) != 0 || !p) throw Napi::Error::New(env, "allocResident: out of memory (" + std::to_string(n) + " bytes)");
+#ifdef MADV_HUGEPAGE
+  if (huge) madvise(p, size, MADV_HUGEPAGE);
+#endif
+  return Napi::ArrayBuffer::New(env, p, n, [](Napi::Env, void* data) { std::free(data); });
+}
+
+// dropPages(view): gives back the whole pages of a file mapping's range (MADV_DONTNEED: they
+// leave this process's resident set; reading them again would fault them back from the file).
+// A view that is not inside an mmapFile mapping is left alone. Returns the bytes dropped.
+Napi::Value DropPages(const Napi::CallbackInfo& info) {
+  Buf b = buf(info, 0, "dropPages", "data");
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t lo = ((uintptr_t)b.p + page - 1) / page * page, hi = ((uintptr_t)b.p + b.n) / page * page;
+  if (hi <= lo) return Napi::Number::New(info.Env(), 0);
+  {
+    std::lock_guard<std::mutex> lk(g_maps_mu);
+    auto it = g_maps.upper_bound(lo);
+    if (it == g_maps.begin()) return Napi::Number::New(info.Env(), 0);
+    --it;
+    if (hi > it->first + it->second) return Napi::Number::New(info.Env(), 0);
+  }
+  madvise((void*)lo, hi - lo, MADV_DONTNEED);
+  return Napi::Number::New(info.Env(), (double)(hi - lo));
 }
 
 // benchRead(Float32Array) -> checksum; benchFma(itersPerThread) -> flops performed
@@ -438,6 +493,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("argmax", Napi::Function::New(env, Argmax));
   exports.Set("convert", Napi::Function::New(env, Convert));
   exports.Set("matmulMulti", Napi::Function::New(env, MatmulMulti));
+  exports.Set("allocResident", Napi::Function::New(env, AllocResident));
+  exports.Set("dropPages", Napi::Function::New(env, DropPages));
   exports.Set("mmapFile", Napi::Function::New(env, MmapFile));
   exports.Set("benchRead", Napi::Function::New(env, BenchRead));
   exports.Set("benchFma", Napi::Function::New(env, BenchFma));

@@ -24,6 +24,7 @@ export interface GenerateCliOptions {
   quantize?: string;
   threads?: string;
   kvDtype?: string;
+  mmap?: boolean;
 }
 
 function numOpt(name: string, v: string | undefined, fallback: number, int = false): number {
@@ -42,7 +43,7 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   if (o.threads !== undefined) be.setThreads(numOpt('threads', o.threads, 0, true));
 
   const t0 = performance.now();
-  const lm = await loadModel(o.model, be, { quantize: o.quantize as 'q8_0' | undefined });
+  const lm = await loadModel(o.model, be, { quantize: o.quantize as 'q8_0' | undefined, mmap: o.mmap !== false });
   const loadSeconds = (performance.now() - t0) / 1000;
   const { tokenizer, config, generation } = lm;
 

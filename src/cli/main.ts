@@ -56,6 +56,7 @@ program
   .option('--quantize <type>', 'quantize f32/f16/bf16 weights at load (q8_0)')
   .option('--kv-dtype <type>', 'KV cache dtype: f32 or f16', 'f32')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .option('--no-mmap', 'copy weights into resident memory instead of reading them through the file mapping')
   .action(guard(async (opts) => {
     const { generateCommand } = await import('./generate.ts');
     await generateCommand(opts);

@@ -28,6 +28,10 @@ export interface NativeCore {
   argmax(x: TA, ldx: number, rows: number, cols: number, out: Int32Array): void;
   convert(src: TA, stype: number, dst: TA, dtype: number, n: number): void;
   /** Maps a file (or the window [offset, offset + length)) read-only with private copy-on-write pages; unmapped when the buffer is collected. At most 4 GiB per window. */
+  /** Anonymous memory, 2 MiB aligned (huge pages requested if asked), freed on collection. */
+  allocResident(bytes: number, hugePages: boolean): ArrayBuffer;
+  /** Gives back the whole pages of a view into an mmapFile mapping (others: no-op); returns bytes dropped. */
+  dropPages(data: TA): number;
   mmapFile(path: string, offset?: number, length?: number): ArrayBuffer;
   /** Streaming read of a Float32Array on all threads (returns a checksum). */
   benchRead(data: Float32Array, streams?: number): number;
