@@ -28,7 +28,7 @@ const prompt = Array.from({ length: promptLen }, () => 3 + ((s = (Math.imul(s, 1
   for (let i = 0; i < 4; i++) l = w.decode(argmax(l));
 }
 
-const seq = new Sequence(lm.model, { maxContext: promptLen + decodeLen, prefillChunk: promptLen });
+const seq = new Sequence(lm.model, { maxContext: promptLen + decodeLen });
 const t1 = performance.now();
 let logits = seq.prefill(prompt);
 const t2 = performance.now();

@@ -12,7 +12,7 @@ export interface SequenceOptions {
   maxContext: number;
   blockSize?: number;
   kvDtype?: KvDType;
-  /** Prompt tokens per forward step. */
+  /** Prompt tokens per forward step (default 256: big enough for GEMM efficiency, small scratch). */
   prefillChunk?: number;
 }
 
@@ -33,7 +33,7 @@ export class Sequence {
     this.kv = new KvPool(model.cfg, nBlocks, bs, opts.kvDtype ?? 'f32');
     this.table = Int32Array.from({ length: nBlocks }, (_, i) => i);
     this.maxContext = nBlocks * bs;
-    this.chunk = opts.prefillChunk ?? 512;
+    this.chunk = opts.prefillChunk ?? 256;
   }
 
   private step(tokens: Int32Array): Float32Array {
