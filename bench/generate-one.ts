@@ -1,5 +1,5 @@
 // One Slipstream generation measurement in a fresh process (so load time and resident memory are
-// this model's alone): load a GGUF, prefill a prompt of random ids in one chunk, decode greedily.
+// this model's alone): load a GGUF, prefill a prompt of random ids (256-token chunks), decode greedily.
 // Prints one line of JSON. Driven by bench/generate.ts.
 
 import { Sequence } from '../src/engine/generate.ts';
