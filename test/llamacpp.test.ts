@@ -18,7 +18,7 @@ import { argmax } from '../src/engine/sampler.ts';
 import type { Arch } from '../src/formats/model-config.ts';
 import { hfToGguf } from '../src/models/convert.ts';
 import { loadModelSync } from '../src/models/load.ts';
-import { writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
+import { TINY_SPECS, writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 
 const compat = join(import.meta.dirname, '..', 'compat', 'llamacpp');
@@ -30,15 +30,13 @@ const skip = installed ? false : 'llama.cpp peer not installed (npm ci --prefix 
 // implements the window (Gemma 2), and stays inside it where llama.cpp's graph ignores it
 // (Mistral is "llama" in GGUF; its window is tested against our own full-attention path in
 // models.test.ts).
-const SPECS: Record<Arch, RandomModelSpec> = {
-  llama: { arch: 'llama', vocabSize: 384, dim: 96, nLayers: 2, nHeads: 6, nKvHeads: 2, ffnDim: 160, maxPosition: 256 },
-  mistral: { arch: 'mistral', vocabSize: 384, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 1, ffnDim: 128, maxPosition: 256, slidingWindow: 128 },
-  mixtral: { arch: 'mixtral', vocabSize: 384, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256, nExperts: 4 },
-  gemma: { arch: 'gemma', vocabSize: 384, dim: 64, nLayers: 2, nHeads: 2, nKvHeads: 1, headDim: 32, ffnDim: 128, maxPosition: 256 },
-  gemma2: { arch: 'gemma2', vocabSize: 384, dim: 64, nLayers: 3, nHeads: 4, nKvHeads: 2, headDim: 16, ffnDim: 128, maxPosition: 256, slidingWindow: 24 },
-  qwen2: { arch: 'qwen2', vocabSize: 384, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
-  gpt2: { arch: 'gpt2', vocabSize: 384, dim: 64, nLayers: 2, nHeads: 4, ffnDim: 256, maxPosition: 128 },
-};
+const SPECS: Record<Arch, RandomModelSpec> = Object.fromEntries(
+  (Object.keys(TINY_SPECS) as Arch[]).map((a) => [a, { ...TINY_SPECS[a], vocabSize: 384 }]),
+) as Record<Arch, RandomModelSpec>;
+SPECS.llama = { ...SPECS.llama, dim: 96, nHeads: 6, ffnDim: 160 };
+SPECS.mistral = { ...SPECS.mistral, slidingWindow: 128 };
+SPECS.gemma2 = { ...SPECS.gemma2, slidingWindow: 24 };
+SPECS.gpt2 = { ...SPECS.gpt2, maxPosition: 128 };
 
 const PROMPTS = [
   [1, 40, 77, 200, 13, 5, 300, 42, 42, 9, 100, 250, 17],

@@ -14,7 +14,7 @@ import { ggufToHf, hfToGguf } from '../src/models/convert.ts';
 import { KvPool } from '../src/models/kv.ts';
 import { loadModelSync, type LoadedModel } from '../src/models/load.ts';
 import type { Batch } from '../src/models/model.ts';
-import { writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
+import { TINY_SPECS, writeRandomHfModel } from '../src/models/random.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { refBackend } from '../src/tensor/ref.ts';
 
@@ -25,15 +25,7 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-export const TINY: Record<Arch, RandomModelSpec> = {
-  llama: { arch: 'llama', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
-  mistral: { arch: 'mistral', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 1, ffnDim: 96, maxPosition: 256, slidingWindow: 8 },
-  mixtral: { arch: 'mixtral', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 64, maxPosition: 256, nExperts: 4 },
-  gemma: { arch: 'gemma', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 2, nKvHeads: 1, headDim: 32, ffnDim: 128, maxPosition: 256 },
-  gemma2: { arch: 'gemma2', vocabSize: 320, dim: 64, nLayers: 3, nHeads: 4, nKvHeads: 2, headDim: 16, ffnDim: 128, maxPosition: 256, slidingWindow: 6 },
-  qwen2: { arch: 'qwen2', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
-  gpt2: { arch: 'gpt2', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, ffnDim: 256, maxPosition: 64 },
-};
+const TINY = TINY_SPECS;
 
 const PROMPT = [1, 40, 77, 200, 13, 5, 300, 42, 42, 9, 100, 250, 17];
 

@@ -90,6 +90,17 @@ export function randomVocabMetadata(size: number): GgufMetadata {
   return md;
 }
 
+/** Tiny shapes of every family for tests and reference fixtures (seconds to build and run). */
+export const TINY_SPECS: Readonly<Record<Arch, RandomModelSpec>> = {
+  llama: { arch: 'llama', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
+  mistral: { arch: 'mistral', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 1, ffnDim: 96, maxPosition: 256, slidingWindow: 8 },
+  mixtral: { arch: 'mixtral', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 64, maxPosition: 256, nExperts: 4 },
+  gemma: { arch: 'gemma', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 2, nKvHeads: 1, headDim: 32, ffnDim: 128, maxPosition: 256 },
+  gemma2: { arch: 'gemma2', vocabSize: 320, dim: 64, nLayers: 3, nHeads: 4, nKvHeads: 2, headDim: 16, ffnDim: 128, maxPosition: 256, slidingWindow: 6 },
+  qwen2: { arch: 'qwen2', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
+  gpt2: { arch: 'gpt2', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, ffnDim: 256, maxPosition: 64 },
+};
+
 export function specToConfig(s: RandomModelSpec): ModelConfig {
   const headDim = s.headDim ?? s.dim / s.nHeads;
   const gemma = s.arch === 'gemma' || s.arch === 'gemma2';
