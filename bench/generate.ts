@@ -8,10 +8,10 @@
 //                          [--threads 2] [--prompt 512] [--decode 128] [--reps 3] [--json out.json]
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { writeRandomGguf, type RandomModelSpec } from '../src/models/random.ts';
+import { benchModelFile, SHAPES } from './models.ts';
 import { native } from '../src/tensor/native.ts';
 
 const args = process.argv.slice(2);
@@ -37,24 +37,9 @@ function medians(runs: Record<string, number>[]): Record<string, number> {
   }
   return out;
 }
-const outDir = join(root, 'bench', 'out');
 const compat = join(root, 'compat', 'llamacpp');
 
-const SHAPES: Record<string, RandomModelSpec> = {
-  tinyllama: { arch: 'llama', vocabSize: 32000, dim: 2048, nLayers: 22, nHeads: 32, nKvHeads: 4, ffnDim: 5632, maxPosition: 2048 },
-  stories110m: { arch: 'llama', vocabSize: 32000, dim: 768, nLayers: 12, nHeads: 12, nKvHeads: 12, ffnDim: 2048, maxPosition: 1024 },
-};
-
-function modelFile(name: string, type: 'q8_0' | 'f16'): string {
-  const dir = join(outDir, 'models');
-  mkdirSync(dir, { recursive: true });
-  const f = join(dir, `${name}-random-${type}.gguf`);
-  if (!existsSync(f)) {
-    process.stderr.write(`making ${f} (random weights, once)...\n`);
-    writeRandomGguf(f, SHAPES[name]!, type, 1);
-  }
-  return f;
-}
+const modelFile = benchModelFile;
 
 function runJson(cmd: string[], cwd: string): Record<string, number> {
   const r = spawnSync(process.execPath, cmd, { cwd, encoding: 'utf8', maxBuffer: 16 << 20, env: { ...process.env, SLIPSTREAM_THREADS: String(threads) } });

@@ -1,0 +1,154 @@
+// The OpenAI-compatible HTTP server (fastify). It owns HTTP concerns only: parsing, validation,
+// auth, response shapes, SSE and metrics; the engine behind EngineClient (src/engine/api.ts) does
+// the rest, so tests drive this server with a fake engine and `serve` with the real one.
+
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { EngineClient } from '../engine/api.ts';
+import { ApiError, badRequest, errorBody, toApiError } from './errors.ts';
+import { handleGenerate, type GenerateContext } from './generate-route.ts';
+import { ServerMetrics } from './metrics.ts';
+import { checkModel, engineCall, isObject, optBool, parseMessages, tokenList, type Body } from './validate.ts';
+
+export interface ServerOptions {
+  /** When set, /v1/*, /tokenize and /detokenize need `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** The name clients use in `model` (default: the engine's). */
+  modelName?: string;
+  /** Fastify's request logging (off by default). */
+  logger?: boolean;
+  /** Largest request body in bytes (default 8 MiB). */
+  bodyLimit?: number;
+}
+
+interface ServerState {
+  draining: boolean;
+  metrics: ServerMetrics;
+}
+
+const states = new WeakMap<FastifyInstance, ServerState>();
+
+/** Stops accepting work: new requests get 503 (health too, so load balancers move on). */
+export function startDraining(app: FastifyInstance): void {
+  const s = states.get(app);
+  if (s) s.draining = true;
+}
+
+/** The server's Prometheus registry holder (for tests and embedding). */
+export function serverMetrics(app: FastifyInstance): ServerMetrics | undefined {
+  return states.get(app)?.metrics;
+}
+
+const PROTECTED = /^\/(v1(\/|$)|tokenize$|detokenize$)/;
+const OPEN = /^\/(health|metrics)$/;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function buildServer(engine: EngineClient, opts: ServerOptions = {}): FastifyInstance {
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 8 * 1024 * 1024 });
+  const modelName = opts.modelName ?? engine.modelName;
+  const state: ServerState = { draining: false, metrics: new ServerMetrics() };
+  states.set(app, state);
+  const ctx: GenerateContext = { engine, metrics: state.metrics, modelName };
+  const keyBytes = opts.apiKey ? Buffer.from(`Bearer ${opts.apiKey}`) : undefined;
+
+  // Bodies are JSON whatever the content type says (curl -d sends form-urlencoded); invalid
+  // UTF-8 and malformed JSON are the client's fault: 400, never 500.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, raw, done) => {
+    const buf = raw as Buffer;
+    let text: string;
+    try {
+      text = strictUtf8.decode(buf);
+    } catch {
+      return done(badRequest('the request body is not valid UTF-8', null, 'invalid_encoding'));
+    }
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (e) {
+      done(badRequest(`the request body is not valid JSON: ${(e as Error).message}`, null, 'invalid_json'));
+    }
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?', 1)[0]!;
+    if (state.draining && !OPEN.test(path)) {
+      return sendError(reply, new ApiError(503, 'the server is shutting down', null, 'shutting_down'));
+    }
+    if (keyBytes && PROTECTED.test(path)) {
+      const got = Buffer.from(req.headers.authorization ?? '');
+      if (got.length !== keyBytes.length || !timingSafeEqual(got, keyBytes)) {
+        return sendError(reply, new ApiError(401, 'invalid or missing API key (send Authorization: Bearer <key>)', null, 'invalid_api_key'));
+      }
+    }
+  });
+
+  app.setErrorHandler((err, _req, reply) => {
+    const e = toApiError(err);
+    if (e.status >= 500) app.log.error(err);
+    return sendError(reply, e);
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, new ApiError(404, `no route for ${req.method} ${req.url.split('?', 1)[0]}`, null, 'not_found')));
+
+  const body = (req: FastifyRequest): Body => {
+    if (!isObject(req.body)) throw badRequest('the request body must be a JSON object', null, 'invalid_type');
+    return req.body;
+  };
+  const generateRoute = (kind: 'completion' | 'chat') => async (req: FastifyRequest, reply: FastifyReply) => {
+    const b = body(req);
+    checkModel(b, modelName);
+    return handleGenerate(kind, b, reply, ctx);
+  };
+  app.post('/v1/completions', generateRoute('completion'));
+  app.post('/v1/chat/completions', generateRoute('chat'));
+
+  const modelCard = () => ({ id: modelName, object: 'model', created: startedAt, owned_by: 'slipstream', root: modelName, max_model_len: engine.maxContext });
+  const startedAt = Math.floor(Date.now() / 1000);
+  app.get('/v1/models', async () => ({ object: 'list', data: [modelCard()] }));
+  app.get('/v1/models/:model', async (req) => {
+    const m = (req.params as { model: string }).model;
+    if (m !== modelName) throw new ApiError(404, `the model '${m}' does not exist; this server serves '${modelName}'`, 'model', 'model_not_found');
+    return modelCard();
+  });
+
+  app.post('/tokenize', async (req) => {
+    const b = body(req);
+    checkModel(b, modelName);
+    let tokens: number[];
+    if (b.messages !== undefined) {
+      const messages = parseMessages(b.messages);
+      const agp = optBool(b, 'add_generation_prompt') ?? true;
+      const text = engineCall('messages', () => engine.applyChatTemplate(messages, agp));
+      tokens = engineCall('messages', () => engine.encode(text, false));
+    } else if (typeof b.prompt === 'string') {
+      const special = optBool(b, 'add_special_tokens') ?? true;
+      tokens = engineCall('prompt', () => engine.encode(b.prompt as string, special));
+    } else {
+      throw badRequest(`send 'prompt' (a string) or 'messages'`, 'prompt', b.prompt === undefined ? 'missing' : 'invalid_type');
+    }
+    return { tokens, count: tokens.length, max_model_len: engine.maxContext };
+  });
+
+  app.post('/detokenize', async (req) => {
+    const b = body(req);
+    checkModel(b, modelName);
+    const tokens = tokenList(b.tokens, 'tokens');
+    return { prompt: engineCall('tokens', () => engine.decode(tokens)) };
+  });
+
+  app.get('/health', async (_req, reply) => {
+    if (state.draining) return reply.code(503).send({ status: 'shutting_down' });
+    return { status: 'ok' };
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const text = await state.metrics.render(engine);
+    return reply.type(state.metrics.contentType).send(text);
+  });
+
+  return app;
+}
+
+function sendError(reply: FastifyReply, e: ApiError): FastifyReply {
+  return reply.code(e.status).headers(e.headers).type('application/json; charset=utf-8').send(errorBody(e));
+}
