@@ -28,7 +28,29 @@ program
     console.log('environment: SLIPSTREAM_THREADS sets the thread count; SLIPSTREAM_NO_SIMD=1 forces the portable kernels');
   });
 
+program
+  .command('serve')
+  .description('serve a model over an OpenAI-compatible HTTP API (continuous batching, SSE streaming, Prometheus /metrics)')
+  .requiredOption('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision]')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'port to listen on', '8000')
+  .option('--api-key <key>', 'require Authorization: Bearer <key> on /v1/* (default: $SLIPSTREAM_API_KEY)')
+  .option('--served-model-name <name>', 'the model name clients send (default: from the model)')
+  .option('--quantize <type>', 'quantize f32/f16/bf16 weights at load (q8_0)')
+  .option('--kv-cache-memory <GiB>', 'memory for the paged KV cache, in GiB')
+  .option('--max-batch-tokens <n>', 'tokens per engine step (decode first, then prompt chunks)')
+  .option('--max-seqs <n>', 'sequences running at once')
+  .option('--max-waiting <n>', 'waiting-queue length before 429')
+  .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .option('--log', 'log every request')
+  .action(guard(async (opts) => {
+    const { serveCommand } = await import('./serve.ts');
+    await serveCommand(opts);
+  }));
+
 const bench = program.command('bench').description('benchmarks');
+const { registerBenchServe } = await import('../bench-serve/index.ts');
+registerBenchServe(bench);
 bench
   .command('kernels')
   .description("measure this machine's read bandwidth and FMA peak, then every kernel against them")

@@ -1,0 +1,99 @@
+// Serving benchmark, both sides in one run on the same GGUF file (issue 4's targets):
+//   - Slipstream: `slipstream serve` in its own process, driven by `slipstream bench serve`'s
+//     client (vLLM's metric definitions) with S concurrent streams of N tokens;
+//   - llama.cpp: node-llama-cpp 3.21.1 decoding S sequences in one context (compat/llamacpp/
+//     parallel.mjs), the way the issue measured it;
+//   - prefix caching: two requests sharing a ~1,000-token system prompt, one after the other;
+//     the second's TTFT against the first's;
+//   - under saturation: p99 inter-token latency against its median.
+//
+//   npm run bench:serve [-- --models tinyllama,stories110m] [--streams 16] [--tokens 64] [--threads 2]
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { runServeBenchmark } from '../src/bench-serve/index.ts';
+import { benchModelFile } from './models.ts';
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+};
+const models = opt('models', 'tinyllama,stories110m').split(',');
+const streams = Number(opt('streams', '16'));
+const tokens = Number(opt('tokens', '64'));
+const threads = Number(opt('threads', '2'));
+const root = join(import.meta.dirname, '..');
+const compat = join(root, 'compat', 'llamacpp');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function startServer(model: string): Promise<{ url: string; stop: () => Promise<number | null> }> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [join(root, 'bin', 'slipstream.js'), 'serve', '--model', model, '--port', String(port), '--max-seqs', String(streams), '--threads', String(threads)],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SLIPSTREAM_THREADS: String(threads) } },
+  );
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`slipstream serve exited: ${err}`);
+    try {
+      if ((await fetch(`${url}/health`)).ok) break;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        child.on('exit', (code) => resolve(code));
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+const hardware = `${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads`;
+console.log(`# bench:serve — ${hardware}; ${streams} concurrent streams x ${tokens} output tokens, greedy (ignore_eos)`);
+console.log('# peer: llama.cpp via node-llama-cpp 3.21.1, the same GGUF, the same threads, S sequences in one context (compat/llamacpp/parallel.mjs)');
+for (const m of models) {
+  const file = benchModelFile(m, 'q8_0');
+  const srv = await startServer(file);
+  const r = await runServeBenchmark({ baseUrl: srv.url, numPrompts: streams * 2, maxConcurrency: streams, requestRate: Infinity, inputLen: 16, outputLen: tokens, hardware, label: `slipstream ${m} q8_0` });
+  const one = await runServeBenchmark({ baseUrl: srv.url, numPrompts: 4, maxConcurrency: 1, requestRate: Infinity, inputLen: 16, outputLen: tokens, hardware, warmup: false, seed: 7 });
+  const prefix = await runServeBenchmark({ baseUrl: srv.url, numPrompts: 2, maxConcurrency: 1, requestRate: Infinity, inputLen: 24, outputLen: 4, sharedPrefixLen: 1000, warmup: false, seed: 11, hardware });
+  const code = await srv.stop();
+  const ttft = prefix.requests.map((q) => q.ttftMs);
+  let peer: { totalTokPerSec: number; singleStreamTokPerSec: number } | null = null;
+  if (existsSync(join(compat, 'node_modules', 'node-llama-cpp'))) {
+    const p = spawnSync(process.execPath, [join(compat, 'parallel.mjs'), file, String(threads), String(streams), String(tokens), '16', '--kv=f32'], { cwd: compat, encoding: 'utf8', maxBuffer: 16 << 20 });
+    if (p.status === 0) peer = JSON.parse(p.stdout.trim().split('\n').pop()!);
+    else console.log(`llama.cpp failed: ${p.stderr.slice(-500)}`);
+  }
+  const mt = r.metrics;
+  const f = (v: number, d = 1) => v.toFixed(d);
+  console.log(`\n${m} q8_0 (${file})`);
+  console.log(`  ${streams} streams: Slipstream ${f(mt.outputThroughput)} output tok/s (${mt.completed} ok, ${mt.failed} failed); one stream ${f(one.metrics.outputThroughput)} tok/s`);
+  if (peer) {
+    console.log(`  llama.cpp: ${f(peer.totalTokPerSec)} tok/s with ${streams} sequences, ${f(peer.singleStreamTokPerSec)} with one`);
+    console.log(`  ratio ${f(mt.outputThroughput / peer.totalTokPerSec, 2)}x (target >= 3x)`);
+  }
+  console.log(`  prefix cache: TTFT ${f(ttft[0]!, 0)} ms (first, ~1,000-token system prompt) -> ${f(ttft[1]!, 0)} ms (second) = ${f((100 * ttft[1]!) / ttft[0]!, 1)}% (target <= 10%)`);
+  console.log(`  saturated ITL: median ${f(mt.itlMs.median)} ms, p99 ${f(mt.itlMs.p99)} ms = ${f(mt.itlMs.p99 / mt.itlMs.median, 2)}x (target <= 3x); TTFT median ${f(mt.ttftMs.median, 0)} ms, TPOT median ${f(mt.tpotMs.median)} ms`);
+  console.log(`  server exit code after SIGTERM: ${code}`);
+}
