@@ -15,7 +15,7 @@ import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { runServeBenchmark } from '../src/bench-serve/index.ts';
-import { benchModelFile } from './models.ts';
+import { benchModelFile, SHAPES } from './models.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {
@@ -76,7 +76,9 @@ for (const m of models) {
   const srv = await startServer(file);
   const r = await runServeBenchmark({ baseUrl: srv.url, numPrompts: streams * 2, maxConcurrency: streams, requestRate: Infinity, inputLen: 16, outputLen: tokens, hardware, label: `slipstream ${m} q8_0` });
   const one = await runServeBenchmark({ baseUrl: srv.url, numPrompts: 4, maxConcurrency: 1, requestRate: Infinity, inputLen: 16, outputLen: tokens, hardware, warmup: false, seed: 7 });
-  const prefix = await runServeBenchmark({ baseUrl: srv.url, numPrompts: 2, maxConcurrency: 1, requestRate: Infinity, inputLen: 24, outputLen: 4, sharedPrefixLen: 1000, warmup: false, seed: 11, hardware });
+  // ~1,000 shared tokens where the context allows (stories110M's is 1,024)
+  const prefixLen = Math.min(1000, SHAPES[m]!.maxPosition! - 100);
+  const prefix = await runServeBenchmark({ baseUrl: srv.url, numPrompts: 2, maxConcurrency: 1, requestRate: Infinity, inputLen: 24, outputLen: 4, sharedPrefixLen: prefixLen, warmup: false, seed: 11, hardware });
   const code = await srv.stop();
   const ttft = prefix.requests.map((q) => q.ttftMs);
   let peer: { totalTokPerSec: number; singleStreamTokPerSec: number } | null = null;
@@ -93,7 +95,7 @@ for (const m of models) {
     console.log(`  llama.cpp: ${f(peer.totalTokPerSec)} tok/s with ${streams} sequences, ${f(peer.singleStreamTokPerSec)} with one`);
     console.log(`  ratio ${f(mt.outputThroughput / peer.totalTokPerSec, 2)}x (target >= 3x)`);
   }
-  console.log(`  prefix cache: TTFT ${f(ttft[0]!, 0)} ms (first, ~1,000-token system prompt) -> ${f(ttft[1]!, 0)} ms (second) = ${f((100 * ttft[1]!) / ttft[0]!, 1)}% (target <= 10%)`);
+  console.log(`  prefix cache (${prefix.requests.map((q) => q.promptLen).join(' and ')}-token prompts, ~${prefixLen} shared): TTFT ${f(ttft[0]!, 0)} ms (first) -> ${f(ttft[1]!, 0)} ms (second) = ${f((100 * ttft[1]!) / ttft[0]!, 1)}% (target <= 10%)`);
   console.log(`  saturated ITL: median ${f(mt.itlMs.median)} ms, p99 ${f(mt.itlMs.p99)} ms = ${f(mt.itlMs.p99 / mt.itlMs.median, 2)}x (target <= 3x); TTFT median ${f(mt.ttftMs.median, 0)} ms, TPOT median ${f(mt.tpotMs.median)} ms`);
   console.log(`  server exit code after SIGTERM: ${code}`);
 }
