@@ -8,6 +8,7 @@ import type { EngineClient } from '../engine/api.ts';
 import { ApiError, badRequest, errorBody, toApiError } from './errors.ts';
 import { handleGenerate, type GenerateContext } from './generate-route.ts';
 import { ServerMetrics } from './metrics.ts';
+import { registerPlayground } from './playground.ts';
 import { checkModel, engineCall, isObject, optBool, parseMessages, tokenList, type Body } from './validate.ts';
 
 export interface ServerOptions {
@@ -145,6 +146,9 @@ export function buildServer(engine: EngineClient, opts: ServerOptions = {}): Fas
     const text = await state.metrics.render(engine);
     return reply.type(state.metrics.contentType).send(text);
   });
+
+  // GET / and its assets: open like /health (not under PROTECTED); the page asks for the key.
+  registerPlayground(app);
 
   return app;
 }

@@ -1,0 +1,223 @@
+// The web playground at GET /, end to end: a real `slipstream serve` process (tiny random model
+// with a chat template, API key on) driven through headless Chromium (Debian's /usr/bin/chromium,
+// via playwright-core). The page asks for the key once and keeps it, streams a chat reply token by
+// token, runs a plain completion, and its Stop button cancels a long generation so that the
+// server's running-request count returns to 0. A screenshot is kept in test-artifacts/.
+
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { TINY_SPECS, writeRandomHfModel } from '../src/models/random.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const KEY = 'sekret';
+const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
+const artifacts = join(import.meta.dirname, '..', 'test-artifacts');
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium && process.env.CI) {
+  throw new Error(`${CHROMIUM} is missing: the playground test needs Debian's chromium package (.ci/run installs it)`);
+}
+const skip = haveChromium ? false : `${CHROMIUM} is missing (apt-get install chromium); skipping the browser test`;
+
+let root: string, child: ChildProcess | undefined, url: string, stderr = '';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  return Number(line?.split(' ')[1]);
+}
+
+/** Polls the server's metric until it equals `want` (or gives up after ~10 s). */
+async function metricBecomes(name: string, want: number): Promise<number> {
+  let v = NaN;
+  for (let i = 0; i < 200; i++) {
+    v = await metric(name);
+    if (v === want) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return v;
+}
+
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'ss-play-'));
+  const dir = join(root, 'tiny');
+  // A long context so the stop test's generation is still running when Stop is clicked.
+  writeRandomHfModel(dir, { ...TINY_SPECS.llama, maxPosition: 4096 }, 7);
+  const tc = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
+  tc.chat_template = "{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tc));
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  child = spawn(process.execPath, [bin, 'serve', '-m', dir, '--port', String(port), '--api-key', KEY], { env: { ...process.env, SLIPSTREAM_THREADS: '2' } });
+  child.stderr!.on('data', (d) => (stderr += d));
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(`${url}/health`)).ok) return;
+    } catch {
+      /* starting */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`server did not start: ${stderr}`);
+});
+
+after(() => {
+  if (child && child.exitCode === null) child.kill('SIGKILL');
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+describe('playground assets', () => {
+  it('GET / and its assets are served with their content types, without the API key', async () => {
+    const cases: [string, RegExp, string][] = [
+      ['/', /^text\/html/, '<script type="module" src="/playground/app.js">'],
+      ['/playground/app.js', /^text\/javascript/, '/v1/chat/completions'],
+      ['/playground/style.css', /^text\/css/, ':focus-visible'],
+    ];
+    for (const [path, type, needle] of cases) {
+      const res = await fetch(url + path);
+      assert.equal(res.status, 200, path);
+      assert.match(res.headers.get('content-type') ?? '', type, path);
+      assert.ok((await res.text()).includes(needle), `${path} has ${needle}`);
+    }
+    // The API itself still needs the key.
+    assert.equal((await fetch(`${url}/v1/models`)).status, 401);
+  });
+});
+
+describe('playground in headless Chromium', { skip }, () => {
+  let ctx: BrowserContext, page: Page, profile: string;
+
+  before(async () => {
+    profile = mkdtempSync(join(tmpdir(), 'ss-chromium-'));
+    // launchPersistentContext passes the fresh profile as --user-data-dir.
+    ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+      viewport: { width: 1280, height: 900 },
+    });
+    page = ctx.pages()[0] ?? (await ctx.newPage());
+    page.setDefaultTimeout(15_000);
+  });
+
+  after(async () => {
+    await ctx?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('asks for the API key once, by keyboard, and keeps it', { timeout: 30_000 }, async () => {
+    await page.goto(url + '/');
+    await page.waitForSelector('#key-dialog[open]');
+    // The key field has focus: type and press Enter, no mouse.
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'key-input');
+    await page.keyboard.type(KEY);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.getElementById('model-name')!.textContent === 'tiny');
+    assert.equal(await page.evaluate(() => localStorage.getItem('slipstream.apiKey')), KEY);
+
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById('model-name')!.textContent === 'tiny');
+    assert.equal(await page.evaluate(() => (document.getElementById('key-dialog') as HTMLDialogElement).open), false);
+  });
+
+  it('labels every control, and fits a 200%-zoomed window', { timeout: 30_000 }, async () => {
+    const unlabelled = await page.evaluate(() =>
+      [...document.querySelectorAll('input, textarea, select, meter')]
+        .filter((el) => (el as HTMLInputElement).labels?.length === 0 && !el.getAttribute('aria-label'))
+        .map((el) => el.id || el.outerHTML),
+    );
+    assert.deepEqual(unlabelled, []);
+    const nameless = await page.evaluate(() => [...document.querySelectorAll('button')].filter((b) => b.textContent!.trim() === '').length);
+    assert.equal(nameless, 0);
+    // 1280 px at 200% zoom lays out like a 640 px window: no sideways scrolling.
+    await page.setViewportSize({ width: 640, height: 900 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px at 640px`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it('streams a chat reply token by token, with live figures', { timeout: 30_000 }, async () => {
+    await page.fill('#temperature', '0');
+    await page.fill('#max-tokens', '40');
+    await page.check('#ignore-eos');
+    // Record every text the reply shows: each update replaces the reply's text node, so the
+    // added nodes are exactly what was on screen, in order.
+    await page.evaluate(() => {
+      const w = window as unknown as { seen: string[] };
+      w.seen = [];
+      new MutationObserver((records) => {
+        for (const r of records) {
+          const el = r.target as Element;
+          if (el.classList?.contains('text') && el.closest('.msg.assistant')) for (const n of r.addedNodes) w.seen.push(n.textContent ?? '');
+        }
+      }).observe(document.getElementById('chat-log')!, { childList: true, subtree: true });
+    });
+    await page.focus('#chat-input');
+    await page.keyboard.type('Hello there');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('#chat-log .msg.assistant:last-child')?.getAttribute('data-state') === 'done');
+
+    const user = await page.textContent('#chat-log .msg.user .text');
+    assert.equal(user, 'Hello there');
+    const reply = (await page.textContent('#chat-log .msg.assistant:last-child .text'))!;
+    const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+    assert.ok(seen.length >= 5, `the reply appeared in ${seen.length} steps`);
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i]!.startsWith(seen[i - 1]!) && seen[i]!.length > seen[i - 1]!.length, 'each step extends the last');
+    assert.equal(seen.at(-1), reply);
+    const stats = (await page.textContent('#chat-log .msg.assistant:last-child .stats'))!;
+    assert.match(stats, /TTFT \d+ ms · [\d.]+ tok\/s · 40 tokens · finished: length/);
+  });
+
+  it('runs a plain completion', { timeout: 30_000 }, async () => {
+    await page.check('input[name="mode"][value="completion"]');
+    assert.equal(await page.isVisible('#completion-view'), true);
+    assert.equal(await page.isVisible('#chat-view'), false);
+    await page.fill('#max-tokens', '12');
+    await page.fill('#completion-input', 'the old man');
+    await page.click('#completion-send');
+    await page.waitForFunction(() => document.getElementById('completion-output')!.dataset.state === 'done');
+    assert.ok((await page.textContent('#completion-output'))!.length > 0);
+    assert.match((await page.textContent('#completion-stats'))!, /12 tokens · finished: length/);
+    await page.check('input[name="mode"][value="chat"]');
+  });
+
+  it('stops a long generation with the Stop button; the server frees the request', { timeout: 45_000 }, async () => {
+    await page.click('#chat-clear'); // a fresh conversation: the prompt plus max tokens must fit the context
+    await page.fill('#max-tokens', '3500');
+    await page.fill('#chat-input', 'Tell me a long story');
+    await page.click('#chat-send');
+    // Streaming has begun (or the page reported an error, shown in the assertion).
+    await page.waitForFunction(() => (document.querySelector('#chat-log .msg.assistant:last-child .text')?.textContent ?? '') !== '' || document.getElementById('error')!.textContent !== '');
+    assert.equal(await page.textContent('#error'), '');
+    assert.equal(await metricBecomes('slipstream_requests_running', 1), 1);
+    assert.equal(await page.isEnabled('#chat-stop'), true);
+    await page.click('#chat-stop');
+    await page.waitForFunction(() => document.querySelector('#chat-log .msg.assistant:last-child')?.getAttribute('data-state') === 'stopped');
+    assert.match((await page.textContent('#chat-log .msg.assistant:last-child .stats'))!, /· stopped$/);
+    assert.equal(await metricBecomes('slipstream_requests_running', 0), 0);
+    // The page's own status panel (polled from /metrics) shows it too.
+    await page.waitForFunction(() => document.getElementById('st-running')!.textContent === '0');
+    assert.match((await page.textContent('#st-kv'))!, /^\d+ \/ \d+ blocks/);
+    assert.equal(await page.isEnabled('#chat-send'), true);
+
+    mkdirSync(artifacts, { recursive: true });
+    const shot = join(artifacts, 'playground.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    assert.deepEqual([...readFileSync(shot).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]); // PNG signature
+  });
+});
