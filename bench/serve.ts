@@ -9,12 +9,12 @@
 //
 //   npm run bench:serve [-- --models tinyllama,stories110m] [--streams 16] [--tokens 64] [--threads 2]
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { runServeBenchmark } from '../src/bench-serve/index.ts';
+import { startServe } from '../src/server/process.ts';
 import { benchModelFile, SHAPES } from './models.ts';
 
 const args = process.argv.slice(2);
@@ -29,43 +29,8 @@ const threads = Number(opt('threads', '2'));
 const root = join(import.meta.dirname, '..');
 const compat = join(root, 'compat', 'llamacpp');
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function startServer(model: string): Promise<{ url: string; stop: () => Promise<number | null> }> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [join(root, 'bin', 'slipstream.js'), 'serve', '--model', model, '--port', String(port), '--max-seqs', String(streams), '--threads', String(threads)],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SLIPSTREAM_THREADS: String(threads) } },
-  );
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 600; i++) {
-    if (child.exitCode !== null) throw new Error(`slipstream serve exited: ${err}`);
-    try {
-      if ((await fetch(`${url}/health`)).ok) break;
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    stop: () =>
-      new Promise((resolve) => {
-        child.on('exit', (code) => resolve(code));
-        child.kill('SIGTERM');
-      }),
-  };
+async function startServer(model: string) {
+  return startServe(['--model', model, '--max-seqs', String(streams), '--threads', String(threads)], { SLIPSTREAM_THREADS: String(threads) });
 }
 
 const hardware = `${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads`;

@@ -5,18 +5,16 @@
 // server's running-request count returns to 0. A screenshot is kept in test-artifacts/.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { TINY_SPECS, writeRandomHfModel } from '../src/models/random.ts';
+import { startServe, type ServeProcess } from '../src/server/process.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const KEY = 'sekret';
-const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
 const artifacts = join(import.meta.dirname, '..', 'test-artifacts');
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium && process.env.CI) {
@@ -24,23 +22,9 @@ if (!haveChromium && process.env.CI) {
 }
 const skip = haveChromium ? false : `${CHROMIUM} is missing (apt-get install chromium); skipping the browser test`;
 
-let root: string, child: ChildProcess | undefined, url: string, stderr = '';
+let root: string, srv: ServeProcess | undefined, url: string;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
-  return Number(line?.split(' ')[1]);
-}
+const metric = (name: string) => srv!.metric(name);
 
 /** Polls the server's metric until it equals `want` (or gives up after ~10 s). */
 async function metricBecomes(name: string, want: number): Promise<number> {
@@ -61,23 +45,12 @@ before(async () => {
   const tc = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
   tc.chat_template = "{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tc));
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  child = spawn(process.execPath, [bin, 'serve', '-m', dir, '--port', String(port), '--api-key', KEY], { env: { ...process.env, SLIPSTREAM_THREADS: '2' } });
-  child.stderr!.on('data', (d) => (stderr += d));
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${url}/health`)).ok) return;
-    } catch {
-      /* starting */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`server did not start: ${stderr}`);
+  srv = await startServe(['-m', dir, '--api-key', KEY], { SLIPSTREAM_THREADS: '2' });
+  url = srv.url;
 });
 
 after(() => {
-  if (child && child.exitCode === null) child.kill('SIGKILL');
+  if (srv && srv.child.exitCode === null) srv.child.kill('SIGKILL');
   if (root) rmSync(root, { recursive: true, force: true });
 });
 

@@ -3,55 +3,27 @@
 // (read back from /metrics), and SIGTERM drains and exits 0.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { TINY_SPECS, writeRandomHfModel } from '../src/models/random.ts';
+import { startServe, type ServeProcess } from '../src/server/process.ts';
 
-const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
-let root: string, child: ChildProcess, url: string, stderr = '';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
-  return Number(line?.split(' ')[1]);
-}
+let root: string, srv: ServeProcess, url: string;
+const metric = (name: string) => srv.metric(name);
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'ss-serve-'));
   const dir = join(root, 'tiny');
   writeRandomHfModel(dir, { ...TINY_SPECS.llama, maxPosition: 512 }, 5);
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  child = spawn(process.execPath, [bin, 'serve', '-m', dir, '--port', String(port), '--api-key', 'sekret'], { env: { ...process.env, SLIPSTREAM_THREADS: '2' } });
-  child.stderr!.on('data', (d) => (stderr += d));
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${url}/health`)).ok) return;
-    } catch {
-      /* starting */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`server did not start: ${stderr}`);
+  srv = await startServe(['-m', dir, '--api-key', 'sekret'], { SLIPSTREAM_THREADS: '2' });
+  url = srv.url;
 });
 
 after(() => {
-  if (child.exitCode === null) child.kill('SIGKILL');
+  if (srv?.child.exitCode === null) srv.child.kill('SIGKILL');
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -99,8 +71,7 @@ describe('slipstream serve (real engine)', () => {
       body: JSON.stringify({ prompt: 'one more', max_tokens: 30, ignore_eos: true }),
     });
     await new Promise((r) => setTimeout(r, 100));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    child.kill('SIGTERM');
+    const exited = srv.stop();
     const res = await inflight;
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens, 30);
