@@ -85,21 +85,8 @@ size_t dtype_bytes(int dtype, int64_t n) {
   }
 }
 
-// One q8_0 block as llama.cpp quantizes it: d = amax / 127, q = round(x / d); returns the
-// scale rounded to f16 bits. Used for weights (encode_row) and activations alike.
-static uint16_t quantize_block_q8(const float* x, int8_t* q) {
-  float amax = 0.f;
-  for (int i = 0; i < 32; i++) amax = std::fabs(x[i]) > amax ? std::fabs(x[i]) : amax;
-  const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
-  for (int i = 0; i < 32; i++) {
-    float r = std::round(x[i] * id);
-    q[i] = (int8_t)(r > 127.f ? 127.f : (r < -127.f ? -127.f : r));
-  }
-  return f32_to_f16_scalar(d);
-}
-
 // Activation rows to q8_0 blocks, int8 [M, cols] and f32 scales [M, cols/32] kept apart
-// (the kernel table's quantizer: vectorized, same bytes as quantize_block_q8).
+// (the kernel table's quantizer: llama.cpp's rounding, the same bytes on every ISA).
 static void quantize_rows_q8(const float* x, int64_t ldx, int64_t M, int64_t cols, int8_t* q, float* d) {
   const ss_kernels* k = K;
   parallel_for(M, 1, [&](int64_t r0, int64_t r1) {
@@ -307,9 +294,12 @@ static void encode_row(const float* src, uint8_t* dst, int dtype, int64_t n) {
       for (int64_t i = 0; i < n; i++) { uint16_t h = f32_to_bf16_scalar(src[i]); std::memcpy(dst + 2 * i, &h, 2); }
       break;
     default:
+      // the activation quantizer, repacked into GGUF's block layout (f16 scale, 32 int8)
       for (int64_t b = 0; b < n / 32; b++) {
         uint8_t* blk = dst + b * 34;
-        const uint16_t h = quantize_block_q8(src + b * 32, (int8_t*)(blk + 2));
+        float d;
+        K->quantize_q8(src + b * 32, 32, (int8_t*)(blk + 2), &d);
+        const uint16_t h = f32_to_f16_scalar(d);  // d is already f16-exact
         std::memcpy(blk, &h, 2);
       }
   }

@@ -171,7 +171,7 @@ function weightSlots(w: Weights): { t: Tensor; set: (t: Tensor) => void }[] {
     const t = o[k] as unknown as Tensor | undefined;
     if (t instanceof Tensor) out.push({ t, set: (v) => ((o[k] as unknown as Tensor) = v) });
   };
-  slot(w, 'tokEmbd'); slot(w, 'posEmbd'); slot(w, 'output');
+  slot(w, 'tokEmbd'); slot(w, 'posEmbd'); slot(w, 'outNorm'); slot(w, 'outNormB'); slot(w, 'output');
   for (const L of w.layers) {
     for (const k of Object.keys(L) as (keyof LayerWeights)[]) if (k !== 'experts') slot(L, k);
     for (const e of L.experts ?? []) (slot(e, 'gate'), slot(e, 'up'), slot(e, 'down'));
@@ -205,27 +205,9 @@ function makeResident(w: Weights): void {
   for (const s of slots) s.set(moved.get(s.t)!);
 }
 
-function tensorBytes(t: Tensor): number {
-  return bytesFor(t.dtype, t.numel);
-}
-
 function weightBytesOf(m: Model): number {
-  const seen = new Set<Tensor>();
   let n = 0;
-  const add = (t: Tensor | undefined) => {
-    if (t && !seen.has(t)) {
-      seen.add(t);
-      n += tensorBytes(t);
-    }
-  };
-  const w = m.weights;
-  add(w.tokEmbd); add(w.posEmbd); add(w.outNorm); add(w.outNormB); add(w.output);
-  for (const L of w.layers) {
-    for (const v of Object.values(L)) {
-      if (Array.isArray(v)) for (const e of v) { add(e.gate); add(e.up); add(e.down); }
-      else add(v as Tensor | undefined);
-    }
-  }
+  for (const t of new Set(weightSlots(m.weights).map((s) => s.t))) n += bytesFor(t.dtype, t.numel);
   return n;
 }
 
