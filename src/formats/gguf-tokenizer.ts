@@ -180,12 +180,7 @@ export function tokenizerFromGguf(md: GgufMetadata, file: string): Tokenizer {
   } else {
     const mergesRaw = r.array('tokenizer.ggml.merges', ['string']);
     if (mergesRaw === undefined) throw new FormatError(file, 'has no tokenizer.ggml.merges: a "gpt2" (byte-level BPE) vocabulary needs merges');
-    const merges: [string, string][] = mergesRaw.map((m, i) => {
-      const s = m as string;
-      const sp = s.indexOf(' ', 1); // llama.cpp splits at the first space after the first character
-      if (sp < 0) throw new FormatError(file, `tokenizer.ggml.merges[${i}] ${JSON.stringify(s)} is not "left right"`);
-      return [s.slice(0, sp), s.slice(sp + 1)];
-    });
+    const merges = parseMerges(mergesRaw, file, 'tokenizer.ggml.merges');
     const pre = r.string('tokenizer.ggml.pre') ?? 'default';
     let preSpec = PRE[pre];
     if (preSpec === undefined) {
@@ -316,16 +311,17 @@ export interface GgufTokenizerOptions {
   vocabSize?: number;
 }
 
-function parseMerges(m: unknown, file: string): [string, string][] {
+/** "left right" merge strings (split at the first space after the first character, as llama.cpp does). */
+function parseMerges(m: unknown, file: string, what = 'merges'): [string, string][] {
   if (!Array.isArray(m)) throw new FormatError(file, 'BPE model has no "merges" list');
   return m.map((x, i) => {
     if (typeof x === 'string') {
       const sp = x.indexOf(' ', 1);
-      if (sp < 0) throw new FormatError(file, `merges[${i}] ${JSON.stringify(x)} is not "left right"`);
+      if (sp < 0) throw new FormatError(file, `${what}[${i}] ${JSON.stringify(x)} is not "left right"`);
       return [x.slice(0, sp), x.slice(sp + 1)];
     }
     if (Array.isArray(x) && x.length === 2 && typeof x[0] === 'string' && typeof x[1] === 'string') return [x[0], x[1]];
-    throw new FormatError(file, `merges[${i}] is neither "left right" nor ["left", "right"]`);
+    throw new FormatError(file, `${what}[${i}] is neither "left right" nor ["left", "right"]`);
   });
 }
 

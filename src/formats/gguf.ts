@@ -12,20 +12,21 @@
 //
 // Dims are in ggml order: dims[0] = ne0 is the innermost, contiguous dimension. A Slipstream
 // Tensor lists dims outermost first, so GGUF [ne0, ne1] becomes shape [ne1, ne0]; that
-// reversal lives in ggufTensor() and nowhere else.
+// reversal is ggufDimsToShape() in layout.ts.
 //
 // Reading never copies tensor bytes: `data` of every tensor is a Uint8Array view into the one
 // mapping of the file (kept alive by the views). Every malformed input raises a FormatError
 // naming the file and the problem; the parser checks each length against the bytes left
 // before it reads or allocates anything.
 
-import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { constants as bufferConstants } from 'node:buffer';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { DTYPE_CODE, quantizeQ8_0, Q8_0_BLOCK, Q8_0_BLOCK_BYTES } from '../tensor/dtype.ts';
 import { native, nativeAvailable } from '../tensor/native.ts';
 import { Tensor } from '../tensor/tensor.ts';
+import { mapFile } from './mmap.ts';
+import { ggufDimsToShape } from './layout.ts';
 import { FormatError } from './errors.ts';
 import {
   dequantizeQ4_0, dequantizeQ4_K, GGML_TYPE, GGML_TYPES, ggmlNbytes, ggmlTypeName, Q4_0_BLOCK, Q4_0_BLOCK_BYTES, Q4_K_BLOCK_BYTES, QK_K,
@@ -83,26 +84,7 @@ const metadataFile = new WeakMap<GgufMetadata, string>();
 
 /** Maps `path` and parses it. Tensor data stays in the mapping. */
 export function readGguf(path: string): GgufFile {
-  let size: number;
-  try {
-    const st = statSync(path);
-    if (!st.isFile()) throw new Error('not a regular file');
-    size = st.size;
-  } catch (e) {
-    throw new FormatError(path, `cannot read the file (${(e as Error).message})`);
-  }
-  // One ArrayBuffer cannot be larger than this in this Node.js (4 GiB on Node 20); asking the
-  // native core for a larger mapping would fail, so say so plainly instead.
-  if (size > bufferConstants.MAX_LENGTH) {
-    throw new FormatError(path, `the file is ${size} bytes; files over ${bufferConstants.MAX_LENGTH} bytes cannot be mapped by this Node.js version`);
-  }
-  let buffer: ArrayBuffer;
-  try {
-    buffer = native().mmapFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot map the file (${(e as Error).message})`);
-  }
-  return parseGguf(new Uint8Array(buffer), path);
+  return parseGguf(new Uint8Array(mapFile(path)), path);
 }
 
 class Cursor {
@@ -347,7 +329,7 @@ const REQUANT_CHUNK = 64 * QK_K;
 export function ggufTensor(file: GgufFile, name: string, opts: GgufTensorOptions = {}): Tensor {
   const t = file.tensors.get(name);
   if (!t) throw new FormatError(file.path, `no tensor named "${name}"`);
-  const shape = t.dims.length ? [...t.dims].reverse() : [1];
+  const shape = t.dims.length ? ggufDimsToShape(t.dims) : [1];
   const n = shape.reduce((a, b) => a * b, 1);
   switch (t.type) {
     case GGML_TYPE.F32:

@@ -3,11 +3,10 @@
 // pass computes; the family files in src/models/ read them.
 
 import { FormatError } from './errors.ts';
+import { metaNumber } from './gguf.ts';
 import { meta, type GgufMetadata } from './gguf-types.ts';
 
 export type Arch = 'llama' | 'mistral' | 'mixtral' | 'gemma' | 'gemma2' | 'qwen2' | 'gpt2';
-
-export const ARCHS: readonly Arch[] = ['llama', 'mistral', 'mixtral', 'gemma', 'gemma2', 'qwen2', 'gpt2'];
 
 export type RopeScalingConfig =
   | { type: 'linear'; factor: number }
@@ -142,7 +141,7 @@ export function configFromHf(cfg: Json, file: string, generation?: Json): ModelC
   const headDim = posInt(cfg, 'head_dim', file, dim / nHeads);
   if (nHeads % nKvHeads !== 0) throw new FormatError(file, `num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
   const isGemma = arch === 'gemma' || arch === 'gemma2';
-  const sliding = arch === 'qwen2' ? (cfg.use_sliding_window ? num(cfg, 'sliding_window', file, 0) : 0) : num(cfg, 'sliding_window', file, 0) ?? 0;
+  const sliding = arch === 'qwen2' ? (cfg.use_sliding_window ? num(cfg, 'sliding_window', file, 0) : 0) : num(cfg, 'sliding_window', file, 0);
   return {
     arch,
     vocabSize: posInt(cfg, 'vocab_size', file),
@@ -163,11 +162,11 @@ export function configFromHf(cfg: Json, file: string, generation?: Json): ModelC
     },
     act: isGemma ? hfAct(cfg, cfg.hidden_activation ? 'hidden_activation' : 'hidden_act', file, 'gelu_pytorch_tanh') : hfAct(cfg, 'hidden_act', file, 'silu'),
     tieEmbeddings: isGemma ? true : Boolean(cfg.tie_word_embeddings ?? false),
-    slidingWindow: sliding || 0,
+    slidingWindow: sliding,
     slidingLayers: arch === 'gemma2' ? 'even' : 'all',
     attnScale: arch === 'gemma2' ? 1 / Math.sqrt(num(cfg, 'query_pre_attn_scalar', file, headDim)) : 1 / Math.sqrt(headDim),
-    attnSoftCap: arch === 'gemma2' ? num(cfg, 'attn_logit_softcapping', file, 0) ?? 0 : 0,
-    finalSoftCap: arch === 'gemma2' ? num(cfg, 'final_logit_softcapping', file, 0) ?? 0 : 0,
+    attnSoftCap: arch === 'gemma2' ? num(cfg, 'attn_logit_softcapping', file, 0) : 0,
+    finalSoftCap: arch === 'gemma2' ? num(cfg, 'final_logit_softcapping', file, 0) : 0,
     embedScale: isGemma ? Math.sqrt(dim) : 1,
     nExperts: arch === 'mixtral' ? posInt(cfg, 'num_local_experts', file) : 0,
     nExpertsPerToken: arch === 'mixtral' ? posInt(cfg, 'num_experts_per_tok', file) : 0,
@@ -190,16 +189,8 @@ export function configFromGguf(md: GgufMetadata, file: string): ModelConfig {
   const get: MetaGet = (k) => md.get(k)?.value;
   const archName = String(get('general.architecture') ?? '');
   const A = (k: string) => `${archName}.${k}`;
-  const need = (k: string): number => {
-    const v = get(k);
-    if (typeof v === 'number') return v;
-    if (typeof v === 'bigint') return Number(v);
-    throw new FormatError(file, `missing or non-numeric metadata "${k}"`);
-  };
-  const opt = (k: string, fallback: number): number => {
-    const v = get(k);
-    return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : fallback;
-  };
+  const need = (k: string): number => metaNumber(md, k);
+  const opt = (k: string, fallback: number): number => metaNumber(md, k, fallback);
   const supported = ['llama', 'gemma', 'gemma2', 'qwen2', 'gpt2'];
   if (!supported.includes(archName)) throw new FormatError(file, `unsupported architecture "${archName}" (supported: ${supported.join(', ')})`);
 

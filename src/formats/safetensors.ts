@@ -17,8 +17,8 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, r
 import { constants as bufferConstants } from 'node:buffer';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import type { DType } from '../tensor/dtype.ts';
-import { native } from '../tensor/native.ts';
 import { Tensor, fmtShape } from '../tensor/tensor.ts';
+import { mapFile } from './mmap.ts';
 import { FormatError } from './errors.ts';
 
 export type StDType =
@@ -111,16 +111,7 @@ export class SafetensorsFile {
   }
 
   static open(path: string): SafetensorsFile {
-    const st = statSync(path, { throwIfNoEntry: false });
-    if (!st) throw new FormatError(path, 'no such file');
-    if (!st.isFile()) throw new FormatError(path, 'is not a regular file');
-    let buffer: ArrayBuffer;
-    try {
-      buffer = native().mmapFile(path);
-    } catch (e) {
-      throw new FormatError(path, `cannot map the file (${(e as Error).message})`);
-    }
-    return SafetensorsFile.parse(path, buffer);
+    return SafetensorsFile.parse(path, mapFile(path));
   }
 
   /** Validates the header of a whole file already in memory (`buffer` is kept, not copied). */

@@ -142,6 +142,7 @@ export class HfSource implements WeightSource {
 
 class GgufSource implements WeightSource {
   readonly file: string;
+  private readonly decoded = new Map<string, Tensor>();
   constructor(
     private readonly g: GgufFile,
     private readonly opts: LoadOptions,
@@ -153,7 +154,9 @@ class GgufSource implements WeightSource {
   }
   get(name: string, expert?: number): Tensor | undefined {
     if (!this.g.tensors.has(name)) return undefined;
-    let t = ggufTensor(this.g, name, { q8: this.opts.quantize === 'q8_0' });
+    // Stacked experts are asked for once per expert: decode a Q4 tensor once, not E times.
+    let t = this.decoded.get(name);
+    if (!t) this.decoded.set(name, (t = ggufTensor(this.g, name, { q8: this.opts.quantize === 'q8_0' })));
     if (expert !== undefined) {
       // Experts stacked as [n_experts, rows, cols]: a zero-copy view of one.
       const [E, r, c] = t.shape as [number, number, number];
