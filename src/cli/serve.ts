@@ -51,9 +51,9 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     threads: num('threads', o.threads, { int: true, min: 1 }),
     modelName: o.servedModelName,
   });
-  const app = buildServer(engine, { apiKey, modelName: o.servedModelName ?? engine.modelName, logger: o.log ?? false });
+  const app = buildServer(engine, { apiKey, logger: o.log ?? false }); // the model name is the engine's
   const url = await app.listen({ host, port });
-  process.stderr.write(`slipstream: serving ${o.servedModelName ?? engine.modelName} at ${url}/v1 (context ${engine.maxContext} tokens${apiKey ? ', API key required' : ''})\n`);
+  process.stderr.write(`slipstream: serving ${engine.modelName} at ${url}/v1 (context ${engine.maxContext} tokens${apiKey ? ', API key required' : ''})\n`);
 
   // Resolves on the first signal, once everything is closed; a second signal exits at once.
   await new Promise<void>((resolve) => {

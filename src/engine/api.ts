@@ -6,7 +6,7 @@
 // engine and run against the real one (src/engine/engine.ts, hosted in a worker thread by
 // src/engine/worker-host.ts) unchanged.
 
-/** Per-request sampling and stopping, already validated by the caller. */
+/** Per-request sampling and stopping (the server validates them at the edge; the engine checks again). */
 export interface SamplingOptions {
   /** 0: greedy. */
   temperature: number;
@@ -98,9 +98,9 @@ export interface EngineClient {
   /** Context length: prompt + max tokens must fit. */
   readonly maxContext: number;
   /**
-   * Starts a request. Rejects with EngineError('queue_full' | 'context_length' | 'shutting_down')
-   * before any event; then `onEvents` receives each step's events for this request (in order)
-   * until every choice has had its finishReason.
+   * Starts a request. Rejects with an EngineError ('queue_full', 'context_length', 'shutting_down',
+   * 'bad_request' or 'internal') before any event; then `onEvents` receives each step's events for
+   * this request (in order) until every choice has had its finishReason.
    */
   submit(req: GenerateRequest, onEvents: (events: TokenEvent[]) => void): Promise<void>;
   /** Cancels a request (client gone, stop string seen elsewhere): its KV blocks are freed at once. */

@@ -55,11 +55,6 @@ export class IncrementalDetokenizer {
     return this.emit(true);
   }
 
-  /** Every id pushed so far (and the prompt's), without skipped special tokens. */
-  get tokenIds(): readonly number[] {
-    return this.ids;
-  }
-
   private keeps(id: number): boolean {
     return !(this.skipSpecial && this.tok.isSpecial(id));
   }

@@ -259,7 +259,7 @@ export class Engine {
     const o = r.sampling;
     let x = row;
     if (hasPenalties(o)) {
-      x = Float32Array.from(row); // the logits are shared scratch: penalize a copy
+      x = row.slice(); // the logits are shared scratch: penalize a copy
       r.promptSet ??= new Set(r.promptIds);
       applyPenalties(x, o, r.promptSet, seq.outCounts);
     }

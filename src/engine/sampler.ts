@@ -2,6 +2,8 @@
 // top-p (nucleus) and min-p filtering, then a draw from a seeded generator so a request with a
 // seed is reproducible.
 
+import { topKIds } from './penalties.ts';
+
 export interface SamplingParams {
   temperature: number; //  0: greedy (argmax)
   topK: number; //         0: off
@@ -9,8 +11,6 @@ export interface SamplingParams {
   minP: number; //         0: off
   seed?: number;
 }
-
-export const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1, minP: 0 };
 
 /** xoshiro128** seeded through splitmix32: fast, small state, good enough for sampling. */
 export class Rng {
@@ -67,10 +67,16 @@ export function sample(logits: Float32Array, p: SamplingParams, rng: Rng): numbe
   for (let i = 0; i < V; i++) if (logits[i]! > mx) mx = logits[i]!;
   // Tokens more than 40 nats below the best have probability < 4e-18 relative to it: skipping
   // them changes nothing a draw could see, and keeps the sort small.
-  const cut = mx - 40 * p.temperature;
-  const idx: number[] = [];
-  for (let i = 0; i < V; i++) if (logits[i]! >= cut) idx.push(i);
-  idx.sort((a, b) => logits[b]! - logits[a]! || a - b);
+  let idx: number[];
+  if (p.topK > 0 && p.topK < 1024) {
+    // top-k: a partial selection, no sort of the vocabulary (same order: best first, ties by id)
+    idx = topKIds(logits, p.topK);
+  } else {
+    const cut = mx - 40 * p.temperature;
+    idx = [];
+    for (let i = 0; i < V; i++) if (logits[i]! >= cut) idx.push(i);
+    idx.sort((a, b) => logits[b]! - logits[a]! || a - b);
+  }
   let n = idx.length;
   if (p.topK > 0 && p.topK < n) n = p.topK;
   const probs = new Float64Array(n);

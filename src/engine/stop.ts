@@ -13,9 +13,6 @@ export class StopMatcher {
     this.stops = stops.filter((s) => s.length > 0);
   }
 
-  get stopped(): boolean {
-    return this.done;
-  }
 
   /** Adds text; returns what can be shown now, and whether a stop string was found. */
   push(text: string): { text: string; stopped: boolean } {

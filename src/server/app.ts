@@ -35,11 +35,6 @@ export function startDraining(app: FastifyInstance): void {
   if (s) s.draining = true;
 }
 
-/** The server's Prometheus registry holder (for tests and embedding). */
-export function serverMetrics(app: FastifyInstance): ServerMetrics | undefined {
-  return states.get(app)?.metrics;
-}
-
 const PROTECTED = /^\/(v1(\/|$)|tokenize$|detokenize$)/;
 const OPEN = /^\/(health|metrics)$/;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -108,7 +103,7 @@ export function buildServer(engine: EngineClient, opts: ServerOptions = {}): Fas
   app.get('/v1/models', async () => ({ object: 'list', data: [modelCard()] }));
   app.get('/v1/models/:model', async (req) => {
     const m = (req.params as { model: string }).model;
-    if (m !== modelName) throw new ApiError(404, `the model '${m}' does not exist; this server serves '${modelName}'`, 'model', 'model_not_found');
+    checkModel({ model: m }, modelName);
     return modelCard();
   });
 
