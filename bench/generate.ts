@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { benchModelFile, SHAPES } from './models.ts';
+import { benchModelFile } from './models.ts';
 import { native } from '../src/tensor/native.ts';
 
 const args = process.argv.slice(2);
@@ -39,8 +39,6 @@ function medians(runs: Record<string, number>[]): Record<string, number> {
 }
 const compat = join(root, 'compat', 'llamacpp');
 
-const modelFile = benchModelFile;
-
 function runJson(cmd: string[], cwd: string): Record<string, number> {
   const r = spawnSync(process.execPath, cmd, { cwd, encoding: 'utf8', maxBuffer: 16 << 20, env: { ...process.env, SLIPSTREAM_THREADS: String(threads) } });
   if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed:\n${r.stderr}`);
@@ -66,9 +64,8 @@ console.log(`# peer: llama.cpp via node-llama-cpp 3.21.1 (compat/llamacpp)${peer
 
 const rows: Record<string, unknown>[] = [];
 for (const m of models) {
-  if (!SHAPES[m]) throw new Error(`unknown model '${m}' (${Object.keys(SHAPES).join(', ')})`);
   for (const type of types) {
-    const file = modelFile(m, type);
+    const file = benchModelFile(m, type);
     // Alternate the two engines `reps` times and keep each metric's median: this VM's memory
     // bandwidth drifts by up to 1.5x over minutes, and alternating exposes both to the same drift.
     const ssRuns: Record<string, number>[] = [], lcRuns: Record<string, number>[] = [];

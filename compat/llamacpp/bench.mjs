@@ -10,7 +10,7 @@
 // --reps runs that follow one untimed warm-up run (which also faults in the mmapped weights).
 // Prints one JSON object on stdout; llama.cpp's log goes to stderr.
 import { existsSync } from "node:fs";
-import { fail, checkInt, loadLlama, loadModel, vocabSize, llamaInfo } from "./common.mjs";
+import { fail, checkInt, loadLlama, loadModel, vocabSize, llamaInfo, now, randomTokens } from "./common.mjs";
 
 function parseArgs(argv) {
     const pos = [];
@@ -37,7 +37,6 @@ function parseArgs(argv) {
     };
 }
 
-const now = () => performance.now() / 1000;
 const median = (xs) => {
     const s = [...xs].sort((a, b) => a - b);
     const m = s.length >> 1;
@@ -45,18 +44,6 @@ const median = (xs) => {
 };
 const round = (x, digits = 4) => Number(x.toPrecision(digits));
 
-/** Deterministic ids in [0, nVocab): mulberry32, so every run and machine sees the same prompt. */
-function randomTokens(n, nVocab, seed = 0x5eed) {
-    let a = seed >>> 0;
-    const out = [];
-    for (let i = 0; i < n; i++) {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), 1 | a);
-        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-        out.push((((t ^ (t >>> 14)) >>> 0) % nVocab));
-    }
-    return out;
-}
 
 /** One prefill + decode pass on a cleared sequence; returns both durations in seconds. */
 async function run(sequence, prompt, decodeTokens) {

@@ -64,3 +64,19 @@ export async function readStdin() {
     for await (const chunk of process.stdin) chunks.push(chunk);
     return Buffer.concat(chunks).toString("utf8");
 }
+
+/** Seconds on a monotonic clock. */
+export const now = () => performance.now() / 1000;
+
+/** Deterministic ids in [0, nVocab): mulberry32, so every run and machine sees the same prompt. */
+export function randomTokens(n, nVocab, seed = 0x5eed) {
+    let a = seed >>> 0;
+    const out = [];
+    for (let i = 0; i < n; i++) {
+        a = (a + 0x6d2b79f5) >>> 0;
+        let t = Math.imul(a ^ (a >>> 15), 1 | a);
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+        out.push((((t ^ (t >>> 14)) >>> 0) % nVocab));
+    }
+    return out;
+}

@@ -8,19 +8,7 @@
 // Prints one JSON object: total output tok/s over all sequences, and the single-stream rate
 // measured the same way with one sequence, for reference.
 import { existsSync } from "node:fs";
-import { fail, checkInt, loadLlama, loadModel, vocabSize, llamaInfo } from "./common.mjs";
-
-const now = () => performance.now() / 1000;
-
-function ids(n, nVocab, seed) {
-    let a = seed >>> 0;
-    return Array.from({ length: n }, () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), 1 | a);
-        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-        return ((t ^ (t >>> 14)) >>> 0) % nVocab;
-    });
-}
+import { fail, checkInt, loadLlama, loadModel, vocabSize, llamaInfo, now, randomTokens } from "./common.mjs";
 
 async function streams(model, nVocab, threads, S, N, P, kv) {
     const context = await model.createContext({
@@ -34,7 +22,7 @@ async function streams(model, nVocab, threads, S, N, P, kv) {
     const seqs = Array.from({ length: S }, () => context.getSequence());
     const one = async (seq, i) => {
         let n = 0;
-        for await (const _ of seq.evaluate(ids(P, nVocab, 1000 + i), { temperature: 0, yieldEogToken: true }))
+        for await (const _ of seq.evaluate(randomTokens(P, nVocab, 1000 + i), { temperature: 0, yieldEogToken: true }))
             if (++n === N) break;
         return n;
     };
@@ -49,6 +37,7 @@ async function main() {
     const pos = process.argv.slice(2).filter((a) => !a.startsWith("--"));
     const kvArg = process.argv.find((a) => a.startsWith("--kv="));
     const kv = kvArg ? kvArg.slice(5) : "f32";
+    if (kv !== "f16" && kv !== "f32") throw new Error(`--kv must be f16 or f32, got ${kv}`);
     const [model, threads = "2", S = "16", N = "64", P = "16"] = pos;
     if (!model || !existsSync(model)) throw new Error(`model file not found: ${model}`);
     const t = checkInt(Number(threads), "THREADS", 1, 1024), s = checkInt(Number(S), "SEQUENCES", 1, 256);
