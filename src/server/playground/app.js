@@ -252,18 +252,23 @@ function addMessage(role, text) {
   return wrap;
 }
 
+/** The sampling settings as a request body, or null after showing what is wrong with them. */
+function readSampling() {
+  showError('');
+  try {
+    return samplingBody();
+  } catch (e) {
+    showError(e.message);
+    return null;
+  }
+}
+
 async function sendChat() {
   const input = $('chat-input');
   const text = input.value;
   if (controller || text.trim() === '') return;
-  showError('');
-  let body;
-  try {
-    body = samplingBody();
-  } catch (e) {
-    showError(e.message);
-    return;
-  }
+  const body = readSampling();
+  if (!body) return;
   history.push({ role: 'user', content: text });
   body.messages = history.slice();
   input.value = '';
@@ -327,14 +332,8 @@ $('chat-clear').addEventListener('click', () => {
 async function sendCompletion() {
   const prompt = $('completion-input').value;
   if (controller || prompt === '') return;
-  showError('');
-  let body;
-  try {
-    body = samplingBody();
-  } catch (e) {
-    showError(e.message);
-    return;
-  }
+  const body = readSampling();
+  if (!body) return;
   body.prompt = prompt;
   const out = $('completion-output');
   $('completion-prompt').textContent = prompt;
