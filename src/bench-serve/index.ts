@@ -503,22 +503,17 @@ export async function benchServeCommand(c: BenchServeCliOptions): Promise<void> 
     if (c.plot) png = r.config.maxConcurrency !== null || r.config.requestRate === 'inf' ? plotResults([r], 'concurrency', [r.config.maxConcurrency ?? 'inf']) : plotResults([r], 'rate', [r.config.requestRate]);
     out = r;
   }
-  if (c.resultFile) {
-    try {
-      await writeFile(c.resultFile, JSON.stringify(out, null, 2) + '\n');
-    } catch (e) {
-      throw new FormatError(c.resultFile, `cannot write the result file: ${(e as Error).message}`);
-    }
-    console.log(`results written to ${c.resultFile}`);
+  if (c.resultFile) await writeOutput(c.resultFile, JSON.stringify(out, null, 2) + '\n', 'results');
+  if (c.plot && png) await writeOutput(c.plot, png, 'plot');
+}
+
+async function writeOutput(file: string, data: string | Buffer, what: string): Promise<void> {
+  try {
+    await writeFile(file, data);
+  } catch (e) {
+    throw new FormatError(file, `cannot write the ${what}: ${(e as Error).message}`);
   }
-  if (c.plot && png) {
-    try {
-      await writeFile(c.plot, png);
-    } catch (e) {
-      throw new FormatError(c.plot, `cannot write the plot: ${(e as Error).message}`);
-    }
-    console.log(`plot written to ${c.plot}`);
-  }
+  console.log(`${what} written to ${file}`);
 }
 
 /** Adds `serve` to an existing `bench` command. */
