@@ -326,7 +326,7 @@ describe('queue, auth, shutdown', () => {
       const body = { prompt: 'x', max_tokens: 3 };
       const a = post(`${url}/v1/completions`, body);
       const b = post(`${url}/v1/completions`, body);
-      await new Promise((r) => setTimeout(r, 10));
+      while (engine.submitted.length < 2) await new Promise((r) => setTimeout(r, 2)); // both accepted: one runs, one waits
       const c = await post(`${url}/v1/completions`, body);
       assertError(c, 429, null, 'rate_limit_error');
       assert.equal(c.headers.get('retry-after'), '1');
@@ -336,8 +336,9 @@ describe('queue, auth, shutdown', () => {
       assert.equal((await a).json.choices[0].text, 'Hel');
       assert.equal((await b).json.choices[0].text, 'Hel');
       const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
+      const accepted = engine.submitted.length;
       const held = [post(`${url}/v1/completions`, body), post(`${url}/v1/completions`, body)];
-      await new Promise((r) => setTimeout(r, 10));
+      while (engine.submitted.length < accepted + 2) await new Promise((r) => setTimeout(r, 2));
       await assert.rejects(client.completions.create({ model: 'fake-model', prompt: 'x' }), (e: any) => e instanceof OpenAI.RateLimitError);
       await Promise.all(held);
     } finally {
@@ -375,7 +376,8 @@ describe('queue, auth, shutdown', () => {
     const { app, url } = await start(engine, { modelName: 'served-name' });
     try {
       const inflight = post(`${url}/v1/completions`, { model: 'served-name', prompt: 'x', max_tokens: 10 });
-      await new Promise((r) => setTimeout(r, 10));
+      // shut down only once the engine has the request (a fixed sleep raced on a loaded machine)
+      while (engine.submitted.length === 0) await new Promise((r) => setTimeout(r, 2));
       const down = engine.shutdown(5000);
       assertError(await post(`${url}/v1/completions`, { prompt: 'x' }), 503, null, 'service_unavailable');
       assertError(await post(`${url}/v1/chat/completions`, { messages: [{ role: 'user', content: 'x' }], stream: true }), 503, null, 'service_unavailable');
