@@ -1,0 +1,316 @@
+// Reverse-mode autograd: a tape of backward closures over the training kernels.
+//
+// A Var is a flat f32 buffer with a shape. Ops run their forward kernel at once and, when an
+// input needs a gradient, push a closure that runs the backward kernels. `backward()` runs the
+// tape in reverse. Gradients ACCUMULATE into `grad`: the first contribution to an activation's
+// gradient overwrites a fresh buffer (no zero fill), later ones are added (a residual stream
+// gets one from the block and one from the skip). Parameter gradients are persistent buffers
+// that accumulate across micro-batches and are zeroed by the optimiser.
+//
+// Buffers come from an Arena: the same model runs the same shapes every step, so after the
+// first step no activation or gradient buffer is allocated again (a 100 MB logits buffer
+// allocated per step would cost more in page faults than the GEMM that fills it).
+
+import type { RopeOptions } from '../tensor/backend.ts';
+import type { AttnTrainOptions, Gelu, TrainKernels } from './kernels.ts';
+
+export class Var {
+  /** The gradient; valid when gradInit is true. */
+  grad: Float32Array | null = null;
+  gradInit = false;
+  constructor(
+    public data: Float32Array,
+    readonly shape: readonly number[],
+    readonly requiresGrad: boolean,
+  ) {}
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  /** A trainable parameter: persistent zeroed gradient, accumulated into. */
+  static param(data: Float32Array, shape: readonly number[]): Var {
+    const v = new Var(data, shape, true);
+    v.grad = new Float32Array(data.length);
+    v.gradInit = true;
+    return v;
+  }
+}
+
+/** Reuses buffers by size from one step to the next. */
+export class Arena {
+  private free = new Map<number, Float32Array[]>();
+  private used: Float32Array[] = [];
+  bytes = 0;
+
+  get(n: number): Float32Array {
+    const list = this.free.get(n);
+    const a = list && list.length > 0 ? list.pop()! : this.fresh(n);
+    this.used.push(a);
+    return a;
+  }
+
+  private fresh(n: number): Float32Array {
+    this.bytes += n * 4;
+    return new Float32Array(n);
+  }
+
+  /** Every buffer handed out since the last reset becomes free again. */
+  reset(): void {
+    for (const a of this.used) {
+      let list = this.free.get(a.length);
+      if (!list) this.free.set(a.length, (list = []));
+      list.push(a);
+    }
+    this.used = [];
+  }
+}
+
+export class Tape {
+  private back: Array<() => void> = [];
+  readonly arena = new Arena();
+  /** When false, ops do not record (evaluation). */
+  recording = true;
+
+  constructor(readonly k: TrainKernels) {}
+
+  /** A new activation (uninitialised data). */
+  act(shape: readonly number[], requiresGrad: boolean): Var {
+    let n = 1;
+    for (const d of shape) n *= d;
+    return new Var(this.arena.get(n), shape, requiresGrad && this.recording);
+  }
+
+  record(fn: () => void): void {
+    if (this.recording) this.back.push(fn);
+  }
+
+  /** Runs the recorded backward closures in reverse order and clears the tape. */
+  backward(): void {
+    for (let i = this.back.length - 1; i >= 0; i--) this.back[i]!();
+    this.back = [];
+  }
+
+  /** Frees every activation of the step (call after backward / evaluation). */
+  reset(): void {
+    this.back = [];
+    this.arena.reset();
+  }
+
+  /**
+   * Adds a gradient contribution to v: `write(dst)` fills dst (overwrite semantics). The
+   * first contribution goes straight into a fresh buffer; later ones through a temporary.
+   */
+  addGrad(v: Var, write: (dst: Float32Array) => void): void {
+    if (!v.requiresGrad) return;
+    if (!v.gradInit) {
+      v.grad = this.arena.get(v.size);
+      write(v.grad);
+      v.gradInit = true;
+    } else {
+      const tmp = this.arena.get(v.size);
+      write(tmp);
+      this.k.axpy(1, tmp, v.grad!);
+    }
+  }
+
+  /** The gradient buffer of v for a kernel with beta semantics: fresh (unfilled) on first use. */
+  gradOut(v: Var): Float32Array {
+    if (!v.gradInit) {
+      v.grad = this.arena.get(v.size);
+      v.gradInit = true;
+    }
+    return v.grad!;
+  }
+
+  /** The gradient of v for an accumulate-style kernel (beta / +=): zero-filled on first use. */
+  gradAcc(v: Var): Float32Array {
+    if (!v.gradInit) {
+      v.grad = this.arena.get(v.size);
+      v.grad.fill(0);
+      v.gradInit = true;
+    }
+    return v.grad!;
+  }
+}
+
+const needs = (...vs: (Var | null | undefined)[]): boolean => vs.some((v) => v?.requiresGrad);
+
+/** y[n, out] = x[n, in] . w[out, in]^T (+ b[out]). */
+export function linear(t: Tape, x: Var, w: Var, b: Var | null = null): Var {
+  const n = x.shape[0]!, K = x.shape[1]!, N = w.shape[0]!;
+  if (w.shape[1] !== K) throw new Error(`linear: x is [${x.shape}] but w is [${w.shape}]`);
+  const y = t.act([n, N], needs(x, w, b));
+  t.k.gemm(false, true, n, N, K, 1, x.data, K, w.data, K, 0, y.data, N);
+  if (b) for (let r = 0; r < n; r++) t.k.axpy(1, b.data, y.data.subarray(r * N, (r + 1) * N));
+  if (y.requiresGrad) {
+    t.record(() => {
+      const dy = y.grad!;
+      if (x.requiresGrad) {
+        // dx[n, in] (+)= dy[n, out] . w[out, in]
+        const beta = x.gradInit ? 1 : 0;
+        t.k.gemm(false, false, n, K, N, 1, dy, N, w.data, K, beta, t.gradOut(x), K);
+      }
+      // dw[out, in] += dy^T . x
+      if (w.requiresGrad) t.k.gemm(true, false, N, K, n, 1, dy, N, x.data, K, 1, t.gradAcc(w), K);
+      if (b?.requiresGrad) {
+        const db = t.gradAcc(b);
+        for (let r = 0; r < n; r++) t.k.axpy(1, dy.subarray(r * N, (r + 1) * N), db);
+      }
+    });
+  }
+  return y;
+}
+
+/** x[n, D] = table[ids[n], :] * scale. */
+export function embedding(t: Tape, table: Var, ids: Int32Array, scale = 1): Var {
+  const D = table.shape[1]!, V = table.shape[0]!;
+  const x = t.act([ids.length, D], needs(table));
+  for (let r = 0; r < ids.length; r++) {
+    const id = ids[r]!;
+    if (id < 0 || id >= V) throw new Error(`embedding: token id ${id} at row ${r} is outside the vocabulary [0, ${V})`);
+    x.data.set(table.data.subarray(id * D, (id + 1) * D), r * D);
+  }
+  if (scale !== 1) t.k.scaleInPlace(x.data, scale);
+  if (x.requiresGrad) {
+    t.record(() => {
+      let dy = x.grad!;
+      if (scale !== 1) t.k.scaleInPlace(dy, scale); // dy is ours to modify: nothing reads it later
+      t.k.embeddingBackward(ids, dy, D, t.gradAcc(table));
+    });
+  }
+  return x;
+}
+
+export function add(t: Tape, a: Var, b: Var): Var {
+  const y = t.act(a.shape, needs(a, b));
+  y.data.set(a.data);
+  t.k.axpy(1, b.data, y.data);
+  if (y.requiresGrad) {
+    t.record(() => {
+      t.addGrad(a, (d) => d.set(y.grad!));
+      t.addGrad(b, (d) => d.set(y.grad!));
+    });
+  }
+  return y;
+}
+
+/**
+ * RMSNorm over rows of x[n, D]. plusOne: Gemma's weights w are stored as (w - 1), the forward
+ * uses (1 + w).
+ */
+export function rmsNorm(t: Tape, x: Var, w: Var, eps: number, plusOne = false): Var {
+  const D = w.size, n = x.size / D;
+  const y = t.act(x.shape, needs(x, w));
+  const rstd = t.arena.get(n);
+  let weff = w.data;
+  if (plusOne) {
+    weff = t.arena.get(D);
+    for (let i = 0; i < D; i++) weff[i] = 1 + w.data[i]!;
+  }
+  t.k.rmsNorm(x.data, weff, n, D, eps, y.data, rstd);
+  if (y.requiresGrad) {
+    t.record(() => {
+      const dw = w.requiresGrad ? t.gradAcc(w) : t.arena.get(D);
+      if (x.requiresGrad) t.addGrad(x, (dx) => t.k.rmsNormBackward(x.data, weff, rstd, y.grad!, n, D, dx, dw));
+      else t.k.rmsNormBackward(x.data, weff, rstd, y.grad!, n, D, t.arena.get(x.size), dw);
+    });
+  }
+  return y;
+}
+
+export function layerNorm(t: Tape, x: Var, w: Var, b: Var | null, eps: number): Var {
+  const D = w.size, n = x.size / D;
+  const y = t.act(x.shape, needs(x, w, b));
+  const mean = t.arena.get(n), rstd = t.arena.get(n);
+  t.k.layerNorm(x.data, w.data, b ? b.data : null, n, D, eps, y.data, mean, rstd);
+  if (y.requiresGrad) {
+    t.record(() => {
+      const dw = w.requiresGrad ? t.gradAcc(w) : t.arena.get(D);
+      const db = b ? (b.requiresGrad ? t.gradAcc(b) : t.arena.get(D)) : null;
+      const run = (dx: Float32Array) => t.k.layerNormBackward(x.data, w.data, mean, rstd, y.grad!, n, D, dx, dw, db);
+      if (x.requiresGrad) t.addGrad(x, run);
+      else run(t.arena.get(x.size));
+    });
+  }
+  return y;
+}
+
+/** silu(g) * u or gelu(g) * u. */
+export function gated(t: Tape, g: Var, u: Var, act: 'silu' | Gelu): Var {
+  const y = t.act(g.shape, needs(g, u));
+  if (act === 'silu') t.k.swiglu(g.data, u.data, y.data);
+  else t.k.geglu(g.data, u.data, y.data, act);
+  if (y.requiresGrad) {
+    t.record(() => {
+      const dg = t.arena.get(g.size), du = t.arena.get(u.size);
+      if (act === 'silu') t.k.swigluBackward(g.data, u.data, y.grad!, dg, du);
+      else t.k.gegluBackward(g.data, u.data, y.grad!, dg, du, act);
+      t.addGrad(g, (d) => d.set(dg));
+      t.addGrad(u, (d) => d.set(du));
+    });
+  }
+  return y;
+}
+
+export function gelu(t: Tape, x: Var, approx: Gelu): Var {
+  const y = t.act(x.shape, needs(x));
+  t.k.gelu(x.data, y.data, approx);
+  if (y.requiresGrad) t.record(() => t.addGrad(x, (dx) => t.k.geluBackward(x.data, y.grad!, dx, approx)));
+  return y;
+}
+
+/** Rotary embedding of x[n, H, D] at positions[n] (a rotated copy). */
+export function rope(t: Tape, x: Var, H: number, D: number, positions: Int32Array, opts: RopeOptions): Var {
+  const n = positions.length;
+  const y = t.act(x.shape, needs(x));
+  y.data.set(x.data);
+  t.k.rope(y.data, n, H, D, positions, opts, false);
+  if (y.requiresGrad) {
+    t.record(() =>
+      t.addGrad(x, (dx) => {
+        dx.set(y.grad!);
+        t.k.rope(dx, n, H, D, positions, opts, true);
+      }),
+    );
+  }
+  return y;
+}
+
+/** Causal packed attention: q [B*T, Hq, D], k/v [B*T, Hkv, D] -> [B*T, Hq, D]. */
+export function attention(
+  t: Tape, q: Var, k: Var, v: Var, seg: Int32Array, B: number, T: number, Hq: number, Hkv: number, D: number, opts: AttnTrainOptions,
+): Var {
+  const y = t.act([B * T, Hq * D], needs(q, k, v));
+  const lse = t.arena.get(B * T * Hq);
+  t.k.attention(q.data, k.data, v.data, seg, B, T, Hq, Hkv, D, opts, y.data, lse);
+  if (y.requiresGrad) {
+    t.record(() => {
+      const dq = t.arena.get(q.size), dk = t.arena.get(k.size), dv = t.arena.get(v.size);
+      t.k.attentionBackward(q.data, k.data, v.data, seg, y.data, lse, y.grad!, B, T, Hq, Hkv, D, opts, dq, dk, dv);
+      t.addGrad(q, (d) => d.set(dq));
+      t.addGrad(k, (d) => d.set(dk));
+      t.addGrad(v, (d) => d.set(dv));
+    });
+  }
+  return y;
+}
+
+/**
+ * Softmax cross-entropy of logits [n, V] against targets (-1: ignored). Returns the summed
+ * loss; the gradient (times gradScale, e.g. 1 / tokens in the optimiser step) is computed in
+ * the same pass into the logits buffer, which nothing reads afterwards.
+ */
+export function crossEntropy(t: Tape, logits: Var, targets: Int32Array, softCap: number, gradScale: number): number {
+  const n = logits.shape[0]!, V = logits.shape[1]!;
+  if (!logits.requiresGrad) {
+    const scratch = t.arena.get(logits.size);
+    return t.k.crossEntropy(logits.data, n, V, targets, softCap, 0, scratch);
+  }
+  const loss = t.k.crossEntropy(logits.data, n, V, targets, softCap, gradScale, logits.data);
+  t.record(() => {
+    logits.grad = logits.data;
+    logits.gradInit = true;
+  });
+  return loss;
+}

@@ -1,0 +1,440 @@
+// The trainable decoder: Llama 2/3, Mistral, Qwen2 and Gemma on the autograd tape, with
+// weights under their Hugging Face names and in HF layout (RoPE half-split, Gemma norms stored
+// as w - 1), so a checkpoint is a loadable HF model and the inference loader reads it as is.
+//
+//   x = embed(tokens) * embedScale                                   [n, D]
+//   for each layer:  x += o(attn(rope(q(h)), rope(k(h)), v(h)))   h = norm(x)
+//                    x += down(act(gate(h)) * up(h))               h = norm(x)
+//   logits = lm_head(norm(x))                                        [n, V]
+//
+// LoRA (PEFT's formulation): a targeted projection becomes W x + (alpha / r) B A dropout(x)
+// with A [r, in] (Kaiming-uniform) and B [out, r] (zeros). The base weights are frozen and may
+// be q8_0 (QLoRA): their forward runs on the inference matmul, their input gradient on a
+// dequantized copy.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ModelConfig } from '../formats/model-config.ts';
+import { openSafetensorsCheckpoint, writeSafetensors } from '../formats/safetensors.ts';
+import type { Backend, RopeOptions } from '../tensor/backend.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { convertTensor } from '../tensor/convert.ts';
+import { type Tape, Var, attention, crossEntropy, embedding, gated, linear, rmsNorm, rope } from './autograd.ts';
+import type { AttnTrainOptions } from './kernels.ts';
+import { TrainRng } from './rng.ts';
+
+/** One packed batch: B sequences of T tokens (see data.ts). */
+export interface TrainBatch {
+  B: number;
+  T: number;
+  tokens: Int32Array; //     [B*T]
+  targets: Int32Array; //    [B*T], -1 = no loss
+  seg: Int32Array; //        [B*T] document ids (attention stays inside one)
+  positions: Int32Array; //  [B*T]
+}
+
+export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
+export const LORA_TARGETS: readonly LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+const TARGET_MODULE: Record<LoraTarget, string> = {
+  q: 'self_attn.q_proj',
+  k: 'self_attn.k_proj',
+  v: 'self_attn.v_proj',
+  o: 'self_attn.o_proj',
+  gate: 'mlp.gate_proj',
+  up: 'mlp.up_proj',
+  down: 'mlp.down_proj',
+};
+
+export interface LoraSpec {
+  rank: number;
+  alpha: number;
+  dropout: number;
+  targets: readonly LoraTarget[];
+}
+
+export interface LoraAdapter {
+  /** [r, in] */
+  A: Var;
+  /** [out, r] */
+  B: Var;
+  scale: number;
+  dropout: number;
+}
+
+const TRAINABLE_ARCHS = new Set(['llama', 'mistral', 'qwen2', 'gemma']);
+
+export function checkTrainable(cfg: ModelConfig): void {
+  if (!TRAINABLE_ARCHS.has(cfg.arch)) {
+    throw new Error(`training the ${cfg.arch} family is not supported yet (supported: ${[...TRAINABLE_ARCHS].join(', ')})`);
+  }
+}
+
+/** HF tensor names and shapes of a model, in a fixed order. */
+export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
+  checkTrainable(cfg);
+  const { dim: D, nHeads: Hq, nKvHeads: Hkv, headDim: Dh, ffnDim: F, vocabSize: V } = cfg;
+  const m = new Map<string, number[]>();
+  m.set('model.embed_tokens.weight', [V, D]);
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const p = `model.layers.${l}.`;
+    m.set(p + 'input_layernorm.weight', [D]);
+    m.set(p + 'self_attn.q_proj.weight', [Hq * Dh, D]);
+    m.set(p + 'self_attn.k_proj.weight', [Hkv * Dh, D]);
+    m.set(p + 'self_attn.v_proj.weight', [Hkv * Dh, D]);
+    if (cfg.arch === 'qwen2') {
+      m.set(p + 'self_attn.q_proj.bias', [Hq * Dh]);
+      m.set(p + 'self_attn.k_proj.bias', [Hkv * Dh]);
+      m.set(p + 'self_attn.v_proj.bias', [Hkv * Dh]);
+    }
+    m.set(p + 'self_attn.o_proj.weight', [D, Hq * Dh]);
+    m.set(p + 'post_attention_layernorm.weight', [D]);
+    m.set(p + 'mlp.gate_proj.weight', [F, D]);
+    m.set(p + 'mlp.up_proj.weight', [F, D]);
+    m.set(p + 'mlp.down_proj.weight', [D, F]);
+  }
+  m.set('model.norm.weight', [D]);
+  if (!cfg.tieEmbeddings) m.set('lm_head.weight', [V, D]);
+  return m;
+}
+
+/** Parameters excluded from weight decay: norms and biases (1-D tensors). */
+export function decays(name: string, shape: readonly number[]): boolean {
+  return shape.length >= 2 && !name.endsWith('.bias');
+}
+
+export class TrainModel {
+  /** Every f32 weight, by HF name: trainable (requiresGrad) or frozen. */
+  readonly params = new Map<string, Var>();
+  /** Frozen base weights kept in q8_0 (QLoRA), by HF name; absent from params. */
+  readonly quantized = new Map<string, Tensor>();
+  /** LoRA adapters by the HF name of the weight they adapt. */
+  readonly lora = new Map<string, LoraAdapter>();
+  private readonly ropeOpts: RopeOptions | null;
+  private dropoutRng: TrainRng | null = null;
+
+  constructor(
+    readonly cfg: ModelConfig,
+    weights: Map<string, Float32Array>,
+    /** The inference backend, used only for q8_0 frozen weights. */
+    private be: Backend | null = null,
+  ) {
+    for (const [name, shape] of paramShapes(cfg)) {
+      const w = weights.get(name);
+      if (!w) throw new Error(`the model has no tensor ${name}`);
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (w.length !== n) throw new Error(`tensor ${name} has ${w.length} values, expected [${shape}]`);
+      this.params.set(name, Var.param(w, shape));
+    }
+    this.ropeOpts = cfg.rope
+      ? { layout: cfg.rope.layout, theta: cfg.rope.theta, rotaryDim: cfg.rope.dim, scaling: cfg.rope.scaling }
+      : null;
+  }
+
+  /** A freshly initialised model: N(0, std) matrices, output projections scaled by 1/sqrt(2L), unit norms. */
+  static init(cfg: ModelConfig, rng: TrainRng, std = 0.02): TrainModel {
+    const w = new Map<string, Float32Array>();
+    for (const [name, shape] of paramShapes(cfg)) {
+      const a = new Float32Array(shape.reduce((x, y) => x * y, 1));
+      if (shape.length === 1) {
+        if (!name.endsWith('.bias')) a.fill(cfg.arch === 'gemma' ? 0 : 1); // Gemma stores w - 1
+      } else {
+        const resid = name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight');
+        rng.fillNormal(a, resid ? std / Math.sqrt(2 * cfg.nLayers) : std);
+      }
+      w.set(name, a);
+    }
+    return new TrainModel(cfg, w);
+  }
+
+  /** Trainable parameters by name (LoRA: only the adapters, as PEFT names them). */
+  trainable(): Map<string, Var> {
+    if (this.lora.size === 0) return this.params;
+    const m = new Map<string, Var>();
+    for (const [name, a] of this.lora) {
+      const base = name.replace(/\.weight$/, '');
+      m.set(`base_model.model.${base}.lora_A.weight`, a.A);
+      m.set(`base_model.model.${base}.lora_B.weight`, a.B);
+    }
+    return m;
+  }
+
+  /** Number of values in all weights (frozen ones included). */
+  get numParams(): number {
+    let n = 0;
+    for (const shape of paramShapes(this.cfg).values()) n += shape.reduce((a, b) => a * b, 1);
+    return n;
+  }
+
+  /** The RNG LoRA dropout draws from (the trainer restores its state on resume). */
+  setDropoutRng(rng: TrainRng): void {
+    this.dropoutRng = rng;
+  }
+
+  /**
+   * Writes the adapter in PEFT's layout: adapter_config.json + adapter_model.safetensors with
+   * tensors base_model.model.<module>.lora_A.weight [r, in] / lora_B.weight [out, r].
+   */
+  writeAdapter(dir: string, baseModel: string): void {
+    if (this.lora.size === 0) throw new Error('writeAdapter: the model has no LoRA adapters');
+    mkdirSync(dir, { recursive: true });
+    const first = this.lora.values().next().value!;
+    const targets = new Set<string>();
+    for (const name of this.lora.keys()) targets.add(name.split('.').at(-2)!);
+    const rank = first.A.shape[0]!;
+    const cfg = {
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      base_model_name_or_path: baseModel,
+      r: rank,
+      lora_alpha: first.scale * rank,
+      lora_dropout: first.dropout,
+      target_modules: [...targets].sort(),
+      bias: 'none',
+      fan_in_fan_out: false,
+      inference_mode: true,
+      init_lora_weights: true,
+      modules_to_save: null,
+    };
+    writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify(cfg, null, 2) + '\n');
+    writeSafetensors(
+      join(dir, 'adapter_model.safetensors'),
+      [...this.trainable()].map(([name, v]) => ({ name, dtype: 'F32' as const, shape: [...v.shape], data: f32Bytes(v.data) })),
+      { format: 'pt' },
+    );
+  }
+
+  /** Number of values in the trainable parameters. */
+  get numTrainable(): number {
+    let n = 0;
+    for (const v of this.trainable().values()) n += v.size;
+    return n;
+  }
+
+  /**
+   * Freezes the base model and adds LoRA adapters on the targeted projections of every layer.
+   * quantizeBase: keep the frozen projection weights as q8_0 (needs the inference backend).
+   */
+  addLora(spec: LoraSpec, rng: TrainRng, quantizeBase: boolean, be?: Backend): void {
+    if (!Number.isInteger(spec.rank) || spec.rank < 1) throw new Error(`lora rank must be a positive integer, got ${spec.rank}`);
+    for (const t of spec.targets) {
+      if (!LORA_TARGETS.includes(t)) throw new Error(`lora target "${t}" is not a projection of a ${this.cfg.arch} model (it has ${LORA_TARGETS.join(', ')})`);
+    }
+    if (quantizeBase && !be && !this.be) throw new Error('quantizeBase needs an inference backend');
+    const frozen = new Map<string, Var>();
+    for (const [name, v] of this.params) frozen.set(name, new Var(v.data, v.shape, false));
+    this.params.clear();
+    for (const [n, v] of frozen) this.params.set(n, v);
+    if (be) this.be = be;
+    for (let l = 0; l < this.cfg.nLayers; l++) {
+      for (const t of spec.targets) {
+        const name = `model.layers.${l}.${TARGET_MODULE[t]}.weight`;
+        const w = this.params.get(name)!;
+        const [out, inp] = w.shape as [number, number];
+        const A = new Float32Array(spec.rank * inp);
+        // PEFT: kaiming_uniform_(a=sqrt(5)) on A = U(-1/sqrt(in), 1/sqrt(in)); B = 0
+        const bound = 1 / Math.sqrt(inp);
+        for (let i = 0; i < A.length; i++) A[i] = (rng.uniform() * 2 - 1) * bound;
+        this.lora.set(name, {
+          A: Var.param(A, [spec.rank, inp]),
+          B: Var.param(new Float32Array(out * spec.rank), [out, spec.rank]),
+          scale: spec.alpha / spec.rank,
+          dropout: spec.dropout,
+        });
+      }
+    }
+    if (quantizeBase) {
+      for (const name of this.params.keys()) {
+        const w = this.params.get(name)!;
+        if (w.shape.length !== 2 || !/\.(q|k|v|o|gate|up|down)_proj\.weight$/.test(name) || w.shape[1]! % 32 !== 0) continue;
+        const f32 = new Tensor('f32', w.shape, new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength));
+        this.quantized.set(name, convertTensor(f32, 'q8_0'));
+        this.params.delete(name);
+      }
+    }
+    this.dropoutRng = rng;
+  }
+
+  /** W x for a projection: f32 or q8_0 frozen base, plus its LoRA adapter if any. */
+  private proj(t: Tape, name: string, x: Var, bias: Var | null = null): Var {
+    const q = this.quantized.get(name);
+    const y = q ? this.quantLinear(t, q, x) : linear(t, x, this.params.get(name)!, bias);
+    if (q && bias) throw new Error(`${name}: biases with q8_0 base weights are not supported`);
+    const ad = this.lora.get(name);
+    if (!ad) return y;
+    const xin = ad.dropout > 0 && t.recording ? this.dropout(t, x, ad.dropout) : x;
+    const h = linear(t, xin, ad.A); //                                  [n, r]
+    const d = linear(t, h, ad.B); //                                    [n, out]
+    // out = y + scale * d, in y's buffer (nothing reads y's values later)
+    const out = new Var(y.data, y.shape, y.requiresGrad || d.requiresGrad);
+    t.k.axpy(ad.scale, d.data, out.data);
+    if (out.requiresGrad) {
+      t.record(() => {
+        shareGrad(t, y, out.grad!);
+        t.addGrad(d, (dd) => {
+          dd.set(out.grad!);
+          t.k.scaleInPlace(dd, ad.scale);
+        });
+      });
+    }
+    return out;
+  }
+
+  /** y = x . W^T with W frozen in q8_0: forward on the inference matmul, dx through a dequantized copy. */
+  private quantLinear(t: Tape, w: Tensor, x: Var): Var {
+    const n = x.shape[0]!, K = x.shape[1]!, N = w.shape[0]!;
+    const y = t.act([n, N], x.requiresGrad);
+    const xt = new Tensor('f32', [n, K], new Uint8Array(x.data.buffer, x.data.byteOffset, x.data.byteLength));
+    const yt = new Tensor('f32', [n, N], new Uint8Array(y.data.buffer, y.data.byteOffset, y.data.byteLength));
+    this.be!.matmul(xt, w, yt);
+    if (x.requiresGrad) {
+      t.record(() => {
+        const wf = t.arena.get(N * K);
+        const dq = convertTensor(w, 'f32');
+        wf.set(new Float32Array(dq.data.buffer, dq.data.byteOffset, N * K));
+        const beta = x.gradInit ? 1 : 0;
+        t.k.gemm(false, false, n, K, N, 1, y.grad!, N, wf, K, beta, t.gradOut(x), K);
+      });
+    }
+    return y;
+  }
+
+  /** Inverted dropout with a saved mask. */
+  private dropout(t: Tape, x: Var, p: number): Var {
+    const y = t.act(x.shape, x.requiresGrad);
+    const mask = t.arena.get(x.size);
+    const rng = this.dropoutRng!;
+    const keep = 1 / (1 - p);
+    for (let i = 0; i < x.size; i++) {
+      mask[i] = rng.uniform() < p ? 0 : keep;
+      y.data[i] = x.data[i]! * mask[i]!;
+    }
+    if (x.requiresGrad) {
+      t.record(() => t.addGrad(x, (dx) => { const dy = y.grad!; for (let i = 0; i < dx.length; i++) dx[i] = dy[i]! * mask[i]!; }));
+    }
+    return y;
+  }
+
+  private p(name: string): Var {
+    return this.params.get(name)!;
+  }
+
+  /** Logits [B*T, V] for every token of the batch (recorded on the tape). */
+  forward(t: Tape, b: TrainBatch): Var {
+    const cfg = this.cfg;
+    const { nHeads: Hq, nKvHeads: Hkv, headDim: Dh, normEps: eps } = cfg;
+    const gemma = cfg.arch === 'gemma';
+    const act = cfg.act === 'silu' ? 'silu' : cfg.act === 'gelu_erf' ? 'erf' : 'tanh';
+    let x = embedding(t, this.p('model.embed_tokens.weight'), b.tokens, cfg.embedScale); // [n, D]
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const pre = `model.layers.${l}.`;
+      let h = rmsNorm(t, x, this.p(pre + 'input_layernorm.weight'), eps, gemma);
+      let q = this.proj(t, pre + 'self_attn.q_proj.weight', h, this.params.get(pre + 'self_attn.q_proj.bias') ?? null); // [n, Hq*Dh]
+      let k = this.proj(t, pre + 'self_attn.k_proj.weight', h, this.params.get(pre + 'self_attn.k_proj.bias') ?? null); // [n, Hkv*Dh]
+      const v = this.proj(t, pre + 'self_attn.v_proj.weight', h, this.params.get(pre + 'self_attn.v_proj.bias') ?? null);
+      if (this.ropeOpts) {
+        q = rope(t, q, Hq, Dh, b.positions, this.ropeOpts);
+        k = rope(t, k, Hkv, Dh, b.positions, this.ropeOpts);
+      }
+      const window = cfg.slidingWindow > 0 && (cfg.slidingLayers === 'all' || l % 2 === 0) ? cfg.slidingWindow : 0;
+      const opts: AttnTrainOptions = { scale: cfg.attnScale, softCap: cfg.attnSoftCap, window };
+      const a = attention(t, q, k, v, b.seg, b.B, b.T, Hq, Hkv, Dh, opts); //    [n, Hq*Dh]
+      x = addResidual(t, x, this.proj(t, pre + 'self_attn.o_proj.weight', a));
+      h = rmsNorm(t, x, this.p(pre + 'post_attention_layernorm.weight'), eps, gemma);
+      const g = this.proj(t, pre + 'mlp.gate_proj.weight', h); //                 [n, F]
+      const u = this.proj(t, pre + 'mlp.up_proj.weight', h);
+      x = addResidual(t, x, this.proj(t, pre + 'mlp.down_proj.weight', gated(t, g, u, act)));
+    }
+    const xf = rmsNorm(t, x, this.p('model.norm.weight'), eps, gemma);
+    const head = cfg.tieEmbeddings ? this.p('model.embed_tokens.weight') : this.p('lm_head.weight');
+    return linear(t, xf, head); //                                                [n, V]
+  }
+
+  /**
+   * Forward + cross-entropy; the backward closures are recorded (call t.backward()).
+   * Returns the summed loss and the number of tokens it covers; gradients are scaled by
+   * gradScale (1 / tokens of the whole optimiser step).
+   */
+  loss(t: Tape, b: TrainBatch, gradScale: number): { sum: number; count: number } {
+    let count = 0;
+    for (let i = 0; i < b.targets.length; i++) if (b.targets[i]! >= 0) count++;
+    const logits = this.forward(t, b);
+    const sum = crossEntropy(t, logits, b.targets, this.cfg.finalSoftCap, gradScale);
+    return { sum, count };
+  }
+
+  /** f32 weights by HF name (LoRA merged into copies when merge is set). */
+  weights(merge = false): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>();
+    for (const name of paramShapes(this.cfg).keys()) {
+      const v = this.params.get(name);
+      let w: Float32Array;
+      if (v) w = v.data;
+      else {
+        const d = convertTensor(this.quantized.get(name)!, 'f32');
+        w = new Float32Array(d.data.buffer, d.data.byteOffset, d.data.byteLength / 4);
+      }
+      const ad = merge ? this.lora.get(name) : undefined;
+      if (ad) {
+        // W + scale * B A
+        const [outN, inN] = [ad.B.shape[0]!, ad.A.shape[1]!];
+        const r = ad.A.shape[0]!;
+        const m = new Float32Array(w);
+        for (let o = 0; o < outN; o++) {
+          for (let j = 0; j < r; j++) {
+            const c = ad.scale * ad.B.data[o * r + j]!;
+            if (c === 0) continue;
+            const arow = ad.A.data.subarray(j * inN, (j + 1) * inN);
+            for (let i = 0; i < inN; i++) m[o * inN + i]! += c * arow[i]!;
+          }
+        }
+        w = m;
+      }
+      out.set(name, w);
+    }
+    return out;
+  }
+}
+
+/** x + y for the residual stream. */
+function addResidual(t: Tape, x: Var, y: Var): Var {
+  // y is the block output, read by nobody else: add x into its buffer.
+  const out = new Var(y.data, y.shape, x.requiresGrad || y.requiresGrad);
+  t.k.axpy(1, x.data, out.data);
+  if (out.requiresGrad) {
+    t.record(() => {
+      shareGrad(t, y, out.grad!);
+      shareGrad(t, x, out.grad!);
+    });
+  }
+  return out;
+}
+
+/**
+ * Passes the gradient g on to v unchanged: v's first contribution shares the buffer (no copy).
+ * Safe because the backward closures that read a shared buffer all run before any closure
+ * that adds into it (they were recorded later).
+ */
+function shareGrad(t: Tape, v: Var, g: Float32Array): void {
+  if (!v.requiresGrad) return;
+  if (!v.gradInit) {
+    v.grad = g;
+    v.gradInit = true;
+  } else t.k.axpy(1, g, v.grad!);
+}
+
+/** The bytes of a Float32Array (a view, no copy). */
+export function f32Bytes(a: Float32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** f32 weights of an HF checkpoint directory by name. */
+export function readHfWeights(dir: string): Map<string, Float32Array> {
+  const ck = openSafetensorsCheckpoint(dir);
+  const out = new Map<string, Float32Array>();
+  for (const name of ck.names()) {
+    const t = ck.tensor(name);
+    out.set(name, new Float32Array(t.toF32()));
+  }
+  return out;
+}
+
