@@ -3,7 +3,7 @@
 // documents apart, and LoRA adapts only what it should.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -203,6 +203,36 @@ describe('train model: LoRA', () => {
     for (const [n, v] of model.trainable()) if (n.includes('lora_B')) bNorm += k.sumSquares(v.data);
     assert.ok(bNorm > 0, 'lora_B must have been updated');
     assert.ok(Number.isFinite(first));
+  });
+
+  it('a PEFT adapter written after training loads with --lora (merged at load) and gives the adapted logits', () => {
+    const { model, dir } = load('llama');
+    const b = oneSeq(PROMPT);
+    const t = new Tape(k);
+    model.addLora({ rank: 4, alpha: 16, dropout: 0, targets: ['q', 'k', 'o', 'up'] }, new TrainRng(2), false);
+    const opt = new AdamW(model.trainable(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, clip: 1 }, k);
+    for (let s = 0; s < 2; s++) {
+      model.loss(t, b, 0.1);
+      t.backward();
+      t.reset();
+      opt.update(1e-2);
+    }
+    const want = model.forward(t, b).data.slice();
+    t.reset();
+    const adir = join(root, 'adapter-llama');
+    model.writeAdapter(adir, dir);
+    const cfg = JSON.parse(readFileSync(join(adir, 'adapter_config.json'), 'utf8'));
+    assert.equal(cfg.peft_type, 'LORA');
+    assert.equal(cfg.r, 4);
+    assert.equal(cfg.lora_alpha, 16);
+    assert.deepEqual(cfg.target_modules, ['k_proj', 'o_proj', 'q_proj', 'up_proj']);
+    const lm = loadModelSync(dir, refBackend, { lora: adir });
+    assert.ok(maxRel(want, inferenceLogits(lm, PROMPT)) < 1e-5);
+    // the same adapter on a model of another size is refused, naming the tensor
+    const other = join(root, 'other');
+    writeRandomHfModel(other, { ...TINY_SPECS.llama, ffnDim: 64 }, 5);
+    assert.throws(() => loadModelSync(other, refBackend, { lora: adir }), /up_proj\.weight: the adapter is for a \[96, 64\] weight but the base model's is \[64, 64\]/);
+    assert.throws(() => loadModelSync(dir, refBackend, { lora: root }), /no adapter_config\.json/);
   });
 
   it('rejects a target the model does not have and a bad rank', () => {

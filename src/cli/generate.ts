@@ -22,6 +22,7 @@ export interface GenerateCliOptions {
   chat?: boolean;
   system?: string;
   quantize?: string;
+  lora?: string;
   threads?: string;
   kvDtype?: string;
   mmap?: boolean;
@@ -43,7 +44,7 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   if (o.threads !== undefined) be.setThreads(numOpt('threads', o.threads, 0, true));
 
   const t0 = performance.now();
-  const lm = await loadModel(o.model, be, { quantize: o.quantize as 'q8_0' | undefined, mmap: o.mmap !== false });
+  const lm = await loadModel(o.model, be, { quantize: o.quantize as 'q8_0' | undefined, mmap: o.mmap !== false, lora: o.lora });
   const loadSeconds = (performance.now() - t0) / 1000;
   const { tokenizer, config, generation } = lm;
 

@@ -37,6 +37,7 @@ program
   .option('--api-key <key>', 'require Authorization: Bearer <key> on /v1/* (default: $SLIPSTREAM_API_KEY)')
   .option('--served-model-name <name>', 'the model name clients send (default: from the model)')
   .option('--quantize <type>', 'quantize f32/f16/bf16 weights at load (q8_0)')
+  .option('--lora <dir>', 'merge a LoRA adapter (PEFT layout, e.g. from `slipstream finetune`) into the weights at load')
   .option('--kv-cache-memory <GiB>', 'memory for the paged KV cache, in GiB')
   .option('--max-batch-tokens <n>', 'tokens per engine step (decode first, then prompt chunks)')
   .option('--max-seqs <n>', 'sequences running at once')
@@ -76,6 +77,7 @@ program
   .option('--chat', "apply the model's chat template to the prompt")
   .option('--system <text>', 'system message (with --chat)')
   .option('--quantize <type>', 'quantize f32/f16/bf16 weights at load (q8_0)')
+  .option('--lora <dir>', 'merge a LoRA adapter (PEFT layout, e.g. from `slipstream finetune`) into the weights at load')
   .option('--kv-dtype <type>', 'KV cache dtype: f32 or f16', 'f32')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--no-mmap', 'copy weights into resident memory instead of reading them through the file mapping')
@@ -95,6 +97,57 @@ program
     await convertCommand(input, output, opts);
   }));
 
+program
+  .command('train')
+  .description('pretrain or fully fine-tune a model from a JSON config (resumes from the last checkpoint in its out dir)')
+  .requiredOption('-c, --config <file>', 'training config (see recipes/default-model/train.json)')
+  .option('--plot <file.png>', 'write the loss curve as PNG at the end')
+  .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .action(guard(async (opts) => {
+    const { trainCommand } = await import('./train.ts');
+    await trainCommand(opts);
+  }));
+
+program
+  .command('finetune')
+  .description('fine-tune a Hugging Face model directory on text, JSONL or chat JSONL; LoRA with --lora-rank')
+  .requiredOption('-m, --model <model>', 'base model: Hugging Face directory or hf:org/name')
+  .requiredOption('-d, --data <files...>', 'training data: .txt, .jsonl ({"text": ...}) or chat .jsonl ({"messages": [...]} / {"prompt", "completion"})')
+  .requiredOption('-o, --out <dir>', 'run directory: checkpoints, metrics.jsonl, model/ (and adapter/ with LoRA)')
+  .option('--format <f>', 'text, jsonl or chat (default: jsonl)')
+  .option('--steps <n>', 'optimiser steps', '100')
+  .option('--lr <lr>', 'peak learning rate (default 2e-4 with LoRA, 2e-5 full)')
+  .option('--batch-size <n>', 'sequences per micro-batch')
+  .option('--grad-accum <n>', 'micro-batches per step')
+  .option('--seq-len <n>', 'tokens per sequence')
+  .option('--warmup <n>', 'warmup steps')
+  .option('--seed <n>', 'random seed')
+  .option('--lora-rank <r>', 'train a LoRA adapter of this rank instead of every weight')
+  .option('--lora-alpha <a>', 'LoRA alpha (default 2 x rank)')
+  .option('--lora-dropout <p>', 'LoRA dropout')
+  .option('--lora-targets <list>', 'comma-separated projections: q,k,v,o,gate,up,down (default q,v)')
+  .option('--quantize-base <type>', 'keep the frozen base weights in q8_0 (QLoRA)')
+  .option('--eval-every <n>', 'steps between eval-loss measurements')
+  .option('--checkpoint-every <n>', 'steps between checkpoints')
+  .option('--plot <file.png>', 'write the loss curve as PNG at the end')
+  .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .action(guard(async (opts) => {
+    const { finetuneCommand } = await import('./train.ts');
+    await finetuneCommand(opts);
+  }));
+
+program
+  .command('train-tokenizer')
+  .description('train a byte-level BPE tokenizer (tokenizer.json) on text or JSONL files')
+  .requiredOption('-d, --data <files...>', '.txt or .jsonl files')
+  .requiredOption('-o, --out <dir>', 'output directory')
+  .option('--vocab-size <n>', 'vocabulary size', '4096')
+  .option('--text-field <name>', 'JSONL field holding the text', 'text')
+  .action(guard(async (opts) => {
+    const { trainTokenizerCommand } = await import('./train.ts');
+    await trainTokenizerCommand(opts);
+  }));
+
 /** Wraps an action: expected errors become one line on stderr and a non-zero exit code. */
 function guard<A extends unknown[]>(fn: (...a: A) => Promise<void>): (...a: A) => Promise<void> {
   return async (...a: A) => {
@@ -102,7 +155,8 @@ function guard<A extends unknown[]>(fn: (...a: A) => Promise<void>): (...a: A) =
       await fn(...a);
     } catch (e) {
       const err = e as Error;
-      const expected = e instanceof FormatError || e instanceof UsageError || e instanceof OpError || e instanceof ChatTemplateError;
+      const expected =
+        e instanceof FormatError || e instanceof UsageError || e instanceof OpError || e instanceof ChatTemplateError || (e as Error).name === 'TrainError' || (e as Error).name === 'ConfigError';
       process.stderr.write(`slipstream: error: ${expected ? err.message : (err.stack ?? String(err))}\n`);
       process.exitCode = e instanceof UsageError ? 2 : 1;
     }

@@ -12,6 +12,7 @@ export interface ServeCliOptions {
   port?: string;
   apiKey?: string;
   quantize?: string;
+  lora?: string;
   kvCacheMemory?: string;
   maxBatchTokens?: string;
   maxSeqs?: string;
@@ -44,6 +45,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   const engine = await startEngineHost({
     model: o.model,
     quantize: o.quantize as 'q8_0' | undefined,
+    lora: o.lora,
     kvCacheMemory: kvGiB === undefined ? undefined : Math.floor(kvGiB * 2 ** 30),
     maxBatchTokens: num('max-batch-tokens', o.maxBatchTokens, { int: true, min: 1 }),
     maxSeqs: num('max-seqs', o.maxSeqs, { int: true, min: 1 }),

@@ -20,6 +20,8 @@ export interface EngineHostOptions {
   /** A model directory, a .gguf file or hf:org/name. */
   model: string;
   quantize?: 'q8_0';
+  /** A PEFT LoRA adapter directory merged at load. */
+  lora?: string;
   /** KV cache budget in bytes; default 40% of free memory, capped to what maxSeqs full contexts need. */
   kvCacheMemory?: number;
   maxBatchTokens?: number; // 512

@@ -23,7 +23,7 @@ const opts = workerData.opts as EngineHostOptions;
 async function main(): Promise<void> {
   const be = cpuBackend();
   if (opts.threads !== undefined) be.setThreads(opts.threads);
-  const lm = await loadModel(opts.model, be, { quantize: opts.quantize });
+  const lm = await loadModel(opts.model, be, { quantize: opts.quantize, lora: opts.lora });
   const blockSize = opts.blockSize ?? 16;
   const kvDtype = opts.kvDtype ?? 'f32';
   const maxSeqs = opts.maxSeqs ?? 16;

@@ -23,6 +23,7 @@ import { gpt2Forward } from './gpt2.ts';
 import { llamaForward } from './llama.ts';
 import { Model, type ForwardFn, type LayerWeights, type Weights } from './model.ts';
 import { buildWeights, type WeightSource } from './weights.ts';
+import { type LoraAdapter, mergeLora, readLoraAdapter } from './lora.ts';
 
 export interface LoadOptions {
   /** Quantize f32/f16/bf16 weight matrices at load. */
@@ -37,6 +38,8 @@ export interface LoadOptions {
    */
   mmap?: boolean;
   hub?: HubOptions;
+  /** A PEFT LoRA adapter directory merged into the weights at load (Hugging Face bases only). */
+  lora?: string;
 }
 
 export interface GenerationDefaults {
@@ -99,8 +102,14 @@ export class HfSource implements WeightSource {
     private readonly ckpt: Checkpoint,
     private readonly cfg: ModelConfig,
     private readonly opts: LoadOptions,
+    private readonly lora: LoraAdapter | null = null,
   ) {
     this.file = ckpt.path;
+    if (lora) {
+      for (const name of lora.deltas.keys()) {
+        if (!ckpt.has(name)) throw new FormatError(lora.dir, `the adapter targets ${name}, which the base model (${ckpt.path}) does not have: is it an adapter for another model?`);
+      }
+    }
     for (const hf of ckpt.names()) {
       let m;
       try {
@@ -128,6 +137,8 @@ export class HfSource implements WeightSource {
     if (!hf) return undefined;
     let t = this.ckpt.tensor(hf);
     const { arch } = this.cfg;
+    const delta = this.lora?.deltas.get(hf);
+    if (delta) t = mergeLora(t, delta, this.lora!.scale, hf, this.lora!.dir);
     if (arch === 'gpt2' && t.shape.length === 2 && /attn_qkv|attn_output|ffn_up|ffn_down/.test(name)) {
       // Conv1D stores [in, out]; Slipstream's linear weights are [out, in].
       const [rows, cols] = t.shape as [number, number];
@@ -239,7 +250,8 @@ function loadHfDir(dir: string, be: Backend, opts: LoadOptions): LoadedModel {
   const config = configFromHf(readJson(cfgPath), cfgPath, gen);
   const tokenizer = Tokenizer.fromDir(dir);
   const ckpt = openSafetensorsCheckpoint(dir);
-  const weights = buildWeights(config, new HfSource(ckpt, config, opts));
+  const lora = opts.lora ? readLoraAdapter(opts.lora) : null;
+  const weights = buildWeights(config, new HfSource(ckpt, config, opts, lora));
   if (opts.mmap === false) makeResident(weights);
   mergeSpecialIds(config, tokenizer);
   checkVocab(config, tokenizer, dir);
@@ -255,6 +267,7 @@ function loadHfDir(dir: string, be: Backend, opts: LoadOptions): LoadedModel {
 }
 
 function loadGguf(path: string, be: Backend, opts: LoadOptions): LoadedModel {
+  if (opts.lora) throw new FormatError(opts.lora, `LoRA adapters are merged into Hugging Face model directories; ${path} is a GGUF (convert it with \`slipstream convert\` first)`);
   const g = readGguf(path);
   const config = configFromGguf(g.metadata, path);
   config.tieEmbeddings = !g.tensors.has('output.weight');

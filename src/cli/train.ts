@@ -1,0 +1,186 @@
+// `slipstream train --config f.json`, `slipstream finetune --model … --data …` and
+// `slipstream train-tokenizer`: a progress bar with loss, tokens/s and ETA on stderr, a
+// metrics.jsonl log in the run directory, and the loss curve as PNG with --plot.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import { cpuBackend } from '../tensor/cpu.ts';
+import type { Backend } from '../tensor/backend.ts';
+import { nativeAvailable, native } from '../tensor/native.ts';
+import { type TrainConfig, loadTrainConfig, parseTrainConfig } from '../train/config.ts';
+import type { TrainKernels } from '../train/kernels.ts';
+import { plotLossCurve } from '../train/plot.ts';
+import { RefTrainKernels } from '../train/ref-kernels.ts';
+import { type StepInfo, runTraining, setupTraining } from '../train/trainer.ts';
+import { FormatError } from '../formats/errors.ts';
+import { UsageError } from './errors.ts';
+
+export async function trainKernels(): Promise<{ k: TrainKernels; be: Backend | null }> {
+  if (!nativeAvailable()) return { k: new RefTrainKernels(), be: null };
+  const { CpuTrainKernels } = await import('../train/cpu-kernels.ts');
+  return { k: new CpuTrainKernels(), be: cpuBackend() };
+}
+
+function fmtSec(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = Math.floor(s % 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(sec).padStart(2, '0')}s`;
+}
+
+/** Runs a resolved config with a progress bar; writes the plot if asked. */
+export async function runWithProgress(c: TrainConfig, plot: string | undefined, threads?: string): Promise<void> {
+  if (threads !== undefined) {
+    const n = Number(threads);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--threads must be a positive integer, got "${threads}"`);
+    native().setThreads(n);
+  } else if (c.train.threads) native().setThreads(c.train.threads);
+  const { k, be } = await trainKernels();
+  const tty = process.stderr.isTTY === true;
+  process.stderr.write(`slipstream train: tokenizing ${c.data.train.length} file(s)…\n`);
+  const setup = setupTraining(c, be);
+  let bar: cliProgress.SingleBar | null = null;
+  let lastLine = 0;
+  const t0 = Date.now();
+  const line = (s: StepInfo): string =>
+    `step ${s.step}/${s.steps} loss ${s.loss.toFixed(4)}${s.evalLoss !== undefined ? ` eval ${s.evalLoss.toFixed(4)}` : ''} ` +
+    `lr ${s.lr.toExponential(2)} ${Math.round(s.tokensPerSec)} tok/s ${(s.flopsPerSec / 1e9).toFixed(1)} GFLOP/s`;
+  let startStep = 0;
+  const result = runTraining(c, k, be, {
+    onStart: (i) => {
+      startStep = i.resumedFrom;
+      process.stderr.write(
+        `slipstream train: ${(i.params / 1e6).toFixed(2)}M parameters (${(i.trainable / 1e6).toFixed(2)}M trainable), ` +
+          `${i.trainTokens} training tokens, ${i.evalSeqs} eval sequences, kernels ${k.name}` +
+          (i.resumedFrom > 0 ? `, resuming at step ${i.resumedFrom}` : '') + '\n',
+      );
+      if (tty) {
+        bar = new cliProgress.SingleBar(
+          { format: 'train [{bar}] {value}/{total} | loss {loss} | {tps} tok/s | ETA {eta_formatted}', hideCursor: true, etaBuffer: 20 },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(c.train.steps, i.resumedFrom, { loss: '-', tps: '-' });
+      }
+    },
+    onStep: (s) => {
+      if (bar) bar.update(s.step, { loss: s.loss.toFixed(4), tps: Math.round(s.tokensPerSec) });
+      else if (s.step === c.train.steps || s.evalLoss !== undefined || Date.now() - lastLine > 10_000) {
+        lastLine = Date.now();
+        const done = s.step - startStep;
+        const eta = ((Date.now() - t0) / 1000 / Math.max(done, 1)) * (s.steps - s.step);
+        process.stderr.write(`${line(s)} ETA ${fmtSec(eta)}\n`);
+      }
+    },
+    onLog: (m) => process.stderr.write(`slipstream train: ${m}\n`),
+  }, setup);
+  (bar as cliProgress.SingleBar | null)?.stop();
+  process.stderr.write(
+    `slipstream train: done, loss ${result.finalLoss.toFixed(4)}` +
+      (result.evalLoss !== null ? `, eval loss ${result.evalLoss.toFixed(4)} (perplexity ${Math.exp(result.evalLoss).toFixed(2)})` : '') +
+      `; model in ${result.modelDir}, log in ${resolve(c.out, 'metrics.jsonl')}\n`,
+  );
+  if (plot) {
+    writeFileSync(plot, plotLossCurve(result.history, `${c.out}: ${result.steps} steps, batch ${c.train.batchSize}x${c.data.seqLen} x${c.train.gradAccum}`));
+    process.stderr.write(`slipstream train: loss curve written to ${plot}\n`);
+  }
+}
+
+export async function trainCommand(opts: { config: string; plot?: string; threads?: string }): Promise<void> {
+  await runWithProgress(loadTrainConfig(opts.config), opts.plot, opts.threads);
+}
+
+export interface FinetuneFlags {
+  model: string;
+  data: string[];
+  out: string;
+  format?: string;
+  steps?: string;
+  lr?: string;
+  batchSize?: string;
+  gradAccum?: string;
+  seqLen?: string;
+  warmup?: string;
+  seed?: string;
+  loraRank?: string;
+  loraAlpha?: string;
+  loraDropout?: string;
+  loraTargets?: string;
+  quantizeBase?: string;
+  evalEvery?: string;
+  checkpointEvery?: string;
+  plot?: string;
+  threads?: string;
+}
+
+function num(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got "${v}"`);
+  return n;
+}
+
+export async function finetuneCommand(f: FinetuneFlags): Promise<void> {
+  let from = f.model;
+  if (from.startsWith('hf:')) {
+    const { downloadModel } = await import('../formats/hub.ts');
+    from = await downloadModel(from);
+  }
+  const obj: Record<string, unknown> = {
+    model: { from: resolve(from) },
+    data: { train: f.data.map((d) => resolve(d)), ...(f.format ? { format: f.format } : {}), ...(f.seqLen ? { seqLen: num('seq-len', f.seqLen) } : {}) },
+    train: Object.fromEntries(
+      Object.entries({
+        steps: num('steps', f.steps ?? '100'),
+        lr: num('lr', f.lr ?? (f.loraRank ? '2e-4' : '2e-5')),
+        batchSize: num('batch-size', f.batchSize),
+        gradAccum: num('grad-accum', f.gradAccum),
+        warmup: num('warmup', f.warmup),
+        seed: num('seed', f.seed),
+        evalEvery: num('eval-every', f.evalEvery),
+        checkpointEvery: num('checkpoint-every', f.checkpointEvery),
+      }).filter(([, v]) => v !== undefined),
+    ),
+    out: resolve(f.out),
+  };
+  if (f.loraRank) {
+    obj.lora = {
+      rank: num('lora-rank', f.loraRank),
+      ...(f.loraAlpha ? { alpha: num('lora-alpha', f.loraAlpha) } : {}),
+      ...(f.loraDropout ? { dropout: num('lora-dropout', f.loraDropout) } : {}),
+      ...(f.loraTargets ? { targets: f.loraTargets.split(',').map((s) => s.trim()) } : {}),
+      ...(f.quantizeBase ? { quantizeBase: f.quantizeBase } : {}),
+    };
+  } else if (f.quantizeBase) throw new UsageError('--quantize-base needs --lora-rank (only a frozen base can stay quantized)');
+  const c = parseTrainConfig(obj, '(command line)', process.cwd());
+  await runWithProgress(c, f.plot, f.threads);
+}
+
+export async function trainTokenizerCommand(opts: { data: string[]; out: string; vocabSize: string; textField?: string }): Promise<void> {
+  const { trainBpe, writeBpeTokenizer } = await import('../train/bpe.ts');
+  const vocabSize = Number(opts.vocabSize);
+  if (!Number.isInteger(vocabSize)) throw new UsageError(`--vocab-size must be an integer, got "${opts.vocabSize}"`);
+  const texts: string[] = [];
+  for (const file of opts.data) {
+    const raw = readFileSync(file);
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    if (file.endsWith('.jsonl')) {
+      const field = opts.textField ?? 'text';
+      text.split('\n').forEach((l, i) => {
+        if (!l.trim()) return;
+        let o: unknown;
+        try {
+          o = JSON.parse(l);
+        } catch {
+          throw new FormatError(file, `line ${i + 1}: not valid JSON`);
+        }
+        const v = (o as Record<string, unknown>)[field];
+        if (typeof v !== 'string') throw new FormatError(file, `line ${i + 1}: no string field "${field}"`);
+        texts.push(v);
+      });
+    } else texts.push(text);
+  }
+  const t0 = Date.now();
+  const model = trainBpe(texts, { vocabSize });
+  writeBpeTokenizer(opts.out, model, { bos: '<s>', eos: '</s>' });
+  process.stderr.write(`slipstream train-tokenizer: ${vocabSize} tokens in ${((Date.now() - t0) / 1000).toFixed(1)} s -> ${opts.out}\n`);
+}
