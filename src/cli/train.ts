@@ -14,6 +14,7 @@ import { plotLossCurve } from '../train/plot.ts';
 import { RefTrainKernels } from '../train/ref-kernels.ts';
 import { type StepInfo, runTraining, setupTraining } from '../train/trainer.ts';
 import { FormatError } from '../formats/errors.ts';
+import { splitTextDocuments } from '../train/data.ts';
 import { UsageError } from './errors.ts';
 
 export async function trainKernels(): Promise<{ k: TrainKernels; be: Backend | null }> {
@@ -127,7 +128,7 @@ export async function finetuneCommand(f: FinetuneFlags): Promise<void> {
   }
   const obj: Record<string, unknown> = {
     model: { from: resolve(from) },
-    data: { train: f.data.map((d) => resolve(d)), ...(f.format ? { format: f.format } : {}), ...(f.seqLen ? { seqLen: num('seq-len', f.seqLen) } : {}) },
+    data: { train: f.data.map((d) => resolve(d)), format: f.format ?? (f.data.every((d) => d.endsWith('.txt')) ? 'text' : 'jsonl'), ...(f.seqLen ? { seqLen: num('seq-len', f.seqLen) } : {}) },
     train: Object.fromEntries(
       Object.entries({
         steps: num('steps', f.steps ?? '100'),
@@ -177,7 +178,7 @@ export async function trainTokenizerCommand(opts: { data: string[]; out: string;
         if (typeof v !== 'string') throw new FormatError(file, `line ${i + 1}: no string field "${field}"`);
         texts.push(v);
       });
-    } else texts.push(text);
+    } else texts.push(...splitTextDocuments(text));
   }
   const t0 = Date.now();
   const model = trainBpe(texts, { vocabSize });

@@ -120,18 +120,17 @@ function describe(v: unknown): string {
   return `${typeof v} ${String(v)}`;
 }
 
-function levenshtein(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+/** Edit distance counting an adjacent transposition as one edit ("rnak" is 1 from "rank"). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!;
-    d[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const cur = d[j]!;
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
+      const row = d[i]!;
+      row[j] = Math.min(d[i - 1]![j]! + 1, row[j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, d[i - 2]![j - 2]! + 1);
     }
   }
-  return d[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 /** The known key a mistyped one most likely meant (case, snake_case and prefixes forgiven). */
@@ -142,7 +141,7 @@ export function suggestKey(key: string, known: readonly string[]): string | null
   let bestScore = Infinity;
   for (const c of known) {
     const n = norm(c);
-    const dist = levenshtein(k, n);
+    const dist = editDistance(k, n);
     const related = dist <= Math.max(1, Math.min(2, Math.floor(n.length / 3))) || (n.length >= 2 && (k.startsWith(n) || n.startsWith(k) || k.endsWith(n)));
     if (related && dist < bestScore) {
       best = c;

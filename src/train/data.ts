@@ -499,17 +499,19 @@ export class TrainData {
     files.forEach((file, fi) => {
       const { text, bytes } = readUtf8(file);
       const docsBefore = stream.documents;
-      const tick = (charOffset: number) => {
+      // `fraction`: how far into this file the documents done so far reach.
+      const tick = (fraction: number) => {
         if (onProgress && ++sinceReport >= 1000) {
           sinceReport = 0;
-          onProgress(doneBefore + Math.round((charOffset / Math.max(1, text.length)) * bytes), total);
+          onProgress(doneBefore + Math.round(fraction * bytes), total);
         }
       };
       if (o.format === 'text') {
-        for (const d of splitTextDocuments(text)) {
+        const docs = splitTextDocuments(text);
+        docs.forEach((d, i) => {
           stream.push(plainDoc(enc, d), null);
-          tick(text.length);
-        }
+          tick((i + 1) / docs.length);
+        });
       } else {
         for (const l of lines(text)) {
           const obj = parseLine(file, l.line, l.text);
@@ -521,7 +523,7 @@ export class TrainData {
             const d = chatLine(enc, file, l.line, obj);
             stream.push(d.ids, d.loss ?? null);
           }
-          tick(l.offset);
+          tick((l.offset + l.text.length) / text.length);
         }
       }
       if (stream.documents === docsBefore) throw new DataError(file, null, text.trim() === '' ? 'the file is empty: no documents' : 'no documents in this file');

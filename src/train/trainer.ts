@@ -8,7 +8,7 @@
 // dropout RNG state; everything else is a pure function of the config, so a run killed at any
 // instant resumes from its last checkpoint and continues on the same loss curve.
 
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../formats/model-config.ts';
 import { configFromHf } from '../formats/model-config.ts';
@@ -168,7 +168,7 @@ export function setupTraining(c: TrainConfig, be: Backend | null, onProgress?: (
   if (c.lora) {
     model.addLora({ rank: c.lora.rank, alpha: c.lora.alpha, dropout: c.lora.dropout, targets: c.lora.targets as LoraTarget[] }, rng, c.lora.quantizeBase === 'q8_0', be ?? undefined);
   }
-  const data = TrainData.load(c.data.train, tok, { seqLen: c.data.seqLen, format: c.data.format, textField: c.data.textField, evalFraction: c.data.evalFraction, seed: c.train.seed }, onProgress);
+  const data = TrainData.load(c.data.train, tok, { seqLen: c.data.seqLen, format: c.data.format, textField: c.data.textField, evalFraction: c.data.evalFraction, seed: c.train.seed, chatTemplate: c.data.chatTemplate ?? undefined }, onProgress);
   if (data.train.length === 0) throw new TrainError(`the training data (${c.data.train.join(', ')}) holds no full sequence of ${c.data.seqLen} tokens`);
   return { model, tok, tokenizerDir, data };
 }
@@ -218,6 +218,18 @@ export function runTraining(c: TrainConfig, k: TrainKernels, be: Backend | null,
     history = st.history ?? [];
     dropoutRng.restore(st.rng);
     ev.onLog?.(`resuming from ${latest} (step ${startStep})`);
+    // steps logged after the checkpoint (before the run was killed) are done again
+    if (existsSync(logPath)) {
+      const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => {
+        if (!l.trim()) return false;
+        try {
+          return (JSON.parse(l) as { step: number }).step <= startStep;
+        } catch {
+          return false; // a line cut short by the kill
+        }
+      });
+      writeFileSync(logPath, keep.map((l) => l + '\n').join(''));
+    }
   } else if (existsSync(logPath)) {
     writeFileSync(logPath, '');
   }
