@@ -8,9 +8,9 @@
 // characters share a pronoun), verbs are inflected by rule plus an irregular table, plural things
 // take "were"/"them", and a final pass fixes "a"/"an" and sentence capitals.
 //
-//   node --import tsx recipes/default-model/corpus.ts --out corpus.jsonl --stories 40000 --seed 1
+//   node --import tsx recipes/default-model/corpus.ts --out corpus.jsonl --stories 60000 --seed 1
 
-import { createWriteStream } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export type Rng = () => number;
@@ -30,8 +30,8 @@ export function mulberry32(seed: number): Rng {
 // ---- words -------------------------------------------------------------------------------------
 
 /** Vowel-initial words said with a consonant sound ("a unicorn") and the reverse ("an hour"). */
-export const A_BEFORE_VOWEL = new Set(['one', 'once', 'unicorn', 'unicorns', 'uniform', 'unique', 'useful', 'usual', 'ukulele', 'unicycle', 'university', 'eucalyptus', 'european', 'ewe']);
-export const AN_BEFORE_CONSONANT = new Set(['hour', 'hours', 'honest', 'honor', 'heir']);
+const A_BEFORE_VOWEL = new Set(['one', 'once', 'unicorn', 'unicorns', 'uniform', 'unique', 'useful', 'usual', 'ukulele', 'unicycle', 'university', 'eucalyptus', 'european', 'ewe']);
+const AN_BEFORE_CONSONANT = new Set(['hour', 'hours', 'honest', 'honor', 'heir']);
 
 export function articleFor(word: string): 'a' | 'an' {
   const w = word.toLowerCase().replace(/[^a-z].*$/, '');
@@ -267,6 +267,8 @@ interface Char {
   name: string;
   /** First mention, when it differs ("her friend Ben", "a wise old owl"). */
   first?: string;
+  /** The character a first mention refers to ("her" in "her friend Ben"), so it counts as mentioned. */
+  rel?: Char;
   introduced: boolean;
   g: Gender;
   kind: 'child' | 'animal' | 'adult';
@@ -284,6 +286,13 @@ const him = (c: Char): string => PR[c.g].him;
 const his = (c: Char): string => PR[c.g].his;
 const poss = (name: string): string => name + "'s";
 const boyGirl = (c: Char): string => (c.g === 'm' ? 'boy' : 'girl');
+const HOOVED = new Set(['pony', 'deer', 'zebra', 'goat', 'lamb', 'unicorn', 'cow']);
+const WINGED = new Set(['duck', 'owl', 'robin', 'penguin', 'chick', 'hen', 'parrot', 'goose']);
+/** What a character holds things with: hand, paw, hoof, wing. */
+const limb = (c: Char, plural = false): string => {
+  const n = c.sp === undefined || c.kind !== 'animal' ? 'hand' : HOOVED.has(c.sp.n) ? 'hoof' : WINGED.has(c.sp.n) ? 'wing' : c.sp.size === 'tiny' ? 'leg' : 'paw';
+  return plural ? (n === 'hoof' ? 'hooves' : n + 's') : n;
+};
 const call = (c: Char): string => c.call ?? c.name.replace(/^the /, '');
 const capFirst = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
@@ -317,9 +326,6 @@ class Item {
   }
   get is(): string {
     return this.pl ? 'are' : 'is';
-  }
-  get isnt(): string {
-    return this.pl ? "aren't" : "isn't";
   }
   get wasnt(): string {
     return this.pl ? 'were not' : 'was not';
@@ -372,6 +378,7 @@ class Teller {
     if (!this.cur.includes(c)) this.cur.push(c);
     if (!c.introduced) {
       c.introduced = true;
+      if (c.first !== undefined && c.rel !== undefined && !this.cur.includes(c.rel)) this.cur.push(c.rel);
       return c.first ?? c.name;
     }
     return c.name;
@@ -415,7 +422,8 @@ class Teller {
   };
 
   add = (s: string): void => {
-    let out = s.trim().replace(/\s+/g, ' ');
+    // A template that ends in a quotation still appends its own full stop: `said, "Hi!".`
+    let out = s.trim().replace(/\s+/g, ' ').replace(/([.!?]")\./g, '$1');
     // Capitalise the first letter (after an opening quote too) and after sentence ends inside
     // the string that are not followed by a closing quote (`"Help!" she cried` stays lower-case).
     out = out.replace(/^("?)([a-z])/, (_m, q: string, ch: string) => q + ch.toUpperCase());
@@ -596,17 +604,18 @@ function makeFriend(s: St, mode: 'known' | 'new', want?: 'child' | 'animal', noF
     if (!noFamily) rels.push(g === 'm' ? 'big brother' : 'big sister', g === 'm' ? 'little brother' : 'little sister');
     const rel = t.pick(rels);
     const first = mode === 'new' ? `a ${adj} ${g === 'm' ? 'boy' : 'girl'} named ${name}` : `${his(h)} ${rel} ${name}`;
-    return { name, first, introduced: false, g, kind: 'child' };
+    return { name, first, introduced: false, g, kind: 'child', rel: h };
   }
   const others = SPECIES.filter((x) => x !== h.sp && x.hero !== false && (h.kind !== 'animal' || x.hab.some((k) => h.sp!.hab.includes(k))));
   const species = t.pick(others.length > 0 ? others : HERO_SPECIES);
-  if (t.chance(0.3)) {
+  // Nameless animals ("a wise old owl") only as strangers, who are never addressed by name.
+  if (mode === 'new' && want === 'animal' && t.chance(0.4)) {
     const adj = t.pick(species.n === 'owl' || species.n === 'turtle' ? ['wise old', 'kind old'] : ['friendly', 'kind', 'little', 'young', 'cheerful', 'gentle']);
     return { name: `the ${species.n}`, first: `a ${adj} ${species.n}`, introduced: false, g, kind: 'animal', sp: species };
   }
   const name = freshName(t, s.names, PET_NAMES);
   const first = mode === 'new' ? `a ${t.pick(['shy', 'little', 'young', 'friendly'])} ${species.n} named ${name}` : t.pick([`${his(h)} friend ${name} the ${species.n}`, `${name} the ${species.n}`, `${his(h)} friend ${name} the ${species.n}`]);
-  return { name, first, introduced: false, g, kind: 'animal', sp: species };
+  return { name, first, introduced: false, g, kind: 'animal', sp: species, rel: h };
 }
 
 /** A sentence that introduces a friend, for arcs that first mention them in an awkward spot. */
@@ -623,7 +632,7 @@ function makePet(s: St): Char {
   const species = speciesByName(t.pick(['puppy', 'puppy', 'kitten']));
   const word = species.n === 'puppy' ? t.pick(['dog', 'puppy']) : t.pick(['cat', 'kitten']);
   const name = freshName(t, s.names, PET_NAMES);
-  return { name, first: `${his(s.h)} ${word}, ${name},`, introduced: false, g: t.chance(0.5) ? 'm' : 'f', kind: 'animal', sp: species };
+  return { name, first: `${his(s.h)} ${word}, ${name},`, introduced: false, g: t.chance(0.5) ? 'm' : 'f', kind: 'animal', sp: species, rel: s.h };
 }
 
 function makeItem(t: Teller, tag: string, exclude?: Thing): Item {
@@ -707,6 +716,7 @@ const SAD = (t: Teller, c: Char): string =>
     () => `${t.S(c)} sat down and sighed.`,
     () => `${t.S(c)} felt sad and a little bit worried.`,
     () => `${t.P(c)} eyes filled with tears.`,
+    () => (c.sp?.sound !== undefined ? `${t.S(c)} ${c.sp.sound} sadly.` : `${t.S(c)} felt like crying.`),
   );
 const HAPPY = (t: Teller, c: Char): string =>
   t.any(
@@ -716,9 +726,10 @@ const HAPPY = (t: Teller, c: Char): string =>
     () => `${t.S(c)} felt warm and happy inside.`,
     () => `${t.S(c)} could not stop smiling.`,
     () => `${t.S(c)} laughed with joy.`,
+    () => (c.sp?.sound !== undefined ? `${t.S(c)} ${c.sp.sound} with joy.` : `${t.S(c)} smiled a big smile.`),
   );
 
-type LessonKey = 'gentle' | 'friendship' | 'sharing' | 'tryAgain' | 'brave' | 'honest' | 'patience' | 'kind' | 'askHelp' | 'teamwork' | 'careful' | 'yourself' | 'sorry' | 'listen' | 'thanks' | 'friends' | 'fun';
+type LessonKey = 'practice' | 'gentle' | 'friendship' | 'sharing' | 'tryAgain' | 'brave' | 'honest' | 'patience' | 'kind' | 'askHelp' | 'teamwork' | 'careful' | 'yourself' | 'sorry' | 'listen' | 'thanks' | 'friends' | 'fun';
 const LESSONS: Record<LessonKey, { that: string[]; res: ((c: Char) => string)[]; line: string[] }> = {
   sharing: {
     that: ['sharing makes everyone happy', 'it is more fun to play together', 'good friends share what they have', 'sharing is a way of being kind'],
@@ -726,8 +737,8 @@ const LESSONS: Record<LessonKey, { that: string[]; res: ((c: Char) => string)[];
     line: ['When we share, everyone has more fun.', 'Sharing is caring.', 'Things are more fun when we share them.'],
   },
   tryAgain: {
-    that: ['it is good to keep trying', 'you should never give up', 'practice makes hard things easy', 'mistakes help us learn'],
-    res: [() => 'never gave up when something was hard', () => 'kept trying, even when things were hard', () => 'knew that practice would help'],
+    that: ['it is good to keep trying', 'you should never give up', 'things often work out if you keep going'],
+    res: [() => 'never gave up when something was hard', () => 'kept trying, even when things were hard'],
     line: ['If at first you do not succeed, try, try again.', 'Every time you try, you get a little better.', 'Never give up, and you will get there.'],
   },
   brave: {
@@ -789,6 +800,11 @@ const LESSONS: Record<LessonKey, { that: string[]; res: ((c: Char) => string)[];
     that: ['a new friend can be found anywhere', 'saying hello is the first step to making a friend', 'friends make everything more fun'],
     res: [() => 'always said hello to new faces', () => 'was never lonely again'],
     line: ['A friend is the best thing you can have.', 'It is easy to make a friend if you are kind.'],
+  },
+  practice: {
+    that: ['practice makes hard things easy', 'mistakes help us learn', 'everyone has to learn one step at a time', 'it is good to keep trying'],
+    res: [() => 'never gave up when something was hard', () => 'knew that practice would help', () => 'was not afraid to make mistakes'],
+    line: ['If at first you do not succeed, try, try again.', 'Every time you try, you get a little better.', 'Never give up, and you will get there.'],
   },
   gentle: {
     that: ['toys last longer when you are gentle with them', 'broken things can often be fixed with a little help and a lot of care', 'it is important to take care of the things you love'],
@@ -854,14 +870,15 @@ function endSolo(s: St): void {
 interface Arc {
   name: string;
   kinds: ('child' | 'animal')[];
-  place?: string;
+  /** Force the hero's species (the dragon story needs a dragon). */
+  species?: string;
   run: (s: St) => void;
 }
 
 /** A favourite thing goes missing; a friend helps find it. */
 function arcLost(s: St): void {
   const { t, h } = s;
-  const { S, N, O, P, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { S, N, O, P, say, add, addAny, pick, maybe, para, he, his } = t;
   const it = makeItem(t, 'lose');
   const f = makeFriend(s, 'known');
   const my = `my ${it.n}`;
@@ -881,14 +898,10 @@ function arcLost(s: St): void {
   );
   para();
   addAny(
-    () => `${when(t)}, ${S(h)} wanted to play with ${his(h)} ${it.n}.`,
-    () => `${when(t)}, ${S(h)} went to get ${his(h)} ${it.n}.`,
-    () => `But ${when(t).replace(/^O/, 'o')}, something bad happened.`,
-  );
-  addAny(
-    () => `But ${it.the} ${it.was} not in ${it.pl ? 'their' : 'its'} usual place.`,
-    () => `${capFirst(it.the)} ${it.was} gone!`,
-    () => `${S(h)} looked and looked, but ${it.the} ${it.was} nowhere to be found.`,
+    () => `${when(t)}, ${S(h)} wanted to play with ${his(h)} ${it.n}. But ${it.the} ${it.was} not in ${it.pl ? 'their' : 'its'} usual place.`,
+    () => `${when(t)}, ${S(h)} went to get ${his(h)} ${it.n}. ${capFirst(it.the)} ${it.was} gone!`,
+    () => `${when(t)}, something bad happened. ${N(h)} could not find ${his(h)} ${it.n} anywhere.`,
+    () => `${when(t)}, ${S(h)} looked for ${his(h)} ${it.n}, but ${it.itS} ${it.was} nowhere to be found.`,
   );
   const atHome = h.kind === 'child' && t.chance(0.6);
   const spots = t.some(atHome ? HOME_SPOTS : s.place.spots, 3);
@@ -951,7 +964,7 @@ function arcLost(s: St): void {
 /** A thrown or flown thing gets stuck up high; a friend helps get it down. */
 function arcStuck(s: St): void {
   const { t, h } = s;
-  const { S, N, O, P, say, add, addAny, pick, maybe, para, chance, he, him, his } = t;
+  const { S, N, O, P, say, add, addAny, pick, maybe, para, chance, he, his } = t;
   const it = new Item(t.pick([...things('throw'), ...things('stuck')].filter((x) => !x.pl)), '');
   const item = new Item(it.base, pick(it.base.adj));
   const kite = item.n === 'kite';
@@ -974,9 +987,9 @@ function arcStuck(s: St): void {
   );
   add(
     kite
-      ? `Then a big gust of wind came. The kite pulled and pulled, and the string slipped out of ${P(h)} ${h.kind === 'child' ? 'hands' : 'paws'}.`
+      ? `Then a big gust of wind came. The kite pulled and pulled, and the string slipped out of ${P(h)} ${limb(h, true)}.`
       : balloon
-        ? `Suddenly, a gust of wind pulled the string out of ${P(h)} ${h.kind === 'child' ? 'hand' : 'paw'}.`
+        ? `Suddenly, a gust of wind pulled the string out of ${P(h)} ${limb(h)}.`
         : `But then ${S(h)} threw it too hard.`,
   );
   add(`The ${item.n} flew up, up, up, and got stuck ${high}.`);
@@ -1007,7 +1020,7 @@ function arcStuck(s: St): void {
   } else {
     say(f, pick(['Let\'s find a long stick!', 'We need something long to reach it.']), 'excited');
     add(`They looked around and found a long ${pick(['stick', 'branch', 'pole'])}.`);
-    add(`${N(f)} held ${P(h)} ${h.kind === 'child' ? 'hand' : 'paw'} while ${N(h)} reached up with the stick. ${chance(0.5) ? 'Poke, poke, poke!' : 'Tap, tap!'} The ${item.n} fell right into the grass.`);
+    add(`${N(f)} held ${P(h)} ${limb(h)} while ${N(h)} stood on a rock and reached up with the stick. ${chance(0.5) ? 'Poke, poke, poke!' : 'Tap, tap!'} The ${item.n} fell right into the grass.`);
   }
   para();
   add(HAPPY(t, h));
@@ -1046,7 +1059,7 @@ const FEARS: Fear[] = [
 /** Afraid of something; a grown-up or friend helps; the hero faces it. */
 function arcFear(s: St): void {
   const { t, h } = s;
-  const { S, N, P, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { S, N, P, say, add, addAny, pick, para, he, him, his } = t;
   const fears = FEARS.filter((x) => x.kinds.includes(h.kind as 'child' | 'animal') && (x.what !== 'flying' || h.sp?.fly === true) && (x.what !== 'deep water' || h.sp?.swim !== true));
   const fear = pick(fears);
   const p = s.parent;
@@ -1069,8 +1082,7 @@ function arcFear(s: St): void {
     () => `${N(p)} ${pick(['gave', 'gave'])} ${N(h)} a big hug.`,
     () => `${N(p)} sat down next to ${N(h)}.`,
   );
-  say(p, fear.comfort, 'kind');
-  maybe(0.5, () => say(p, pick(['You are braver than you think.', 'I know you can do it.', 'I am right here with you.']), 'kind'));
+  say(p, fear.comfort + (t.chance(0.5) ? ' ' + pick(['You are braver than you think.', 'I know you can do it.', 'I am right here with you.']) : ''), 'kind');
   para();
   add(fear.try(s));
   addAny(
@@ -1166,7 +1178,7 @@ const BUILDS: Build[] = [
 /** Builds something, it gets ruined, builds it again with a friend. */
 function arcBuild(s: St): void {
   const { t, h } = s;
-  const { S, N, say, add, addAny, pick, para, he, him, his } = t;
+  const { S, N, say, add, addAny, pick, para, he } = t;
   const b = pick(BUILDS.filter((x) => x.kinds.includes(h.kind as 'child' | 'animal')));
   const f = makeFriend(s, 'known');
   const where = b.place === 'home' ? (h.kind === 'child' ? 'in the living room' : 'at home') : placeByKey(b.place).at;
@@ -1198,7 +1210,11 @@ function arcBuild(s: St): void {
     () => `${N(f)} ${pick(['found', 'brought'])} everything they needed, and ${N(h)} ${pick(['did the careful parts', 'put it all together'])}.`,
     () => `They worked side by side, and the work went fast.`,
   );
-  add(`When they were done, it was even better than before.`);
+  addAny(
+    () => `When they were done, it was even better than before.`,
+    () => `By the end of the day, it was finished, and it was bigger and stronger than the first one.`,
+    () => `At last, they stepped back to look. It was the best one yet.`,
+  );
   say(f, pick(['We did it!', 'It looks great!', 'Now that is a good one!']), 'excited');
   addAny(
     () => `${N(h)} smiled from ear to ear.`,
@@ -1227,7 +1243,7 @@ const CRITTERS: Critter[] = [
 /** Finds a hurt or lost animal and helps it. */
 function arcRescue(s: St): void {
   const { t, h } = s;
-  const { S, N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { S, N, say, add, addAny, pick, maybe, para, he, him } = t;
   const c = pick(CRITTERS);
   const p = s.parent;
   s.place = placeByKey(pick(c.sp === 'duckling' ? ['pond', 'lake', 'river'] : ['park', 'garden', 'forest', 'meadow', 'backyard', 'farm']));
@@ -1275,7 +1291,7 @@ const SKILLS: Skill[] = [
   { what: 'swim', fail: ['{He} kicked and splashed, but {he} sank down.', 'The water went up {his} nose.'], tip: 'Kick your legs, move your arms, and blow bubbles when your face is in the water.', win: '{He} kicked and pulled and swam all the way across the pool!', kinds: ['child'] },
   { what: 'whistle', fail: ['Only air came out.', 'It sounded like a tiny wind, not a whistle.'], tip: 'Make your lips round, like a little O, and blow very softly.', win: 'Then a clear little sound came out. Tweet! {He} was whistling!', kinds: ['child'] },
   { what: 'jump rope', fail: ['The rope hit {his} feet.', 'The rope got tangled around {his} legs.'], tip: 'Jump just a little bit, right when the rope comes down.', win: 'One, two, three, four, five! {He} jumped ten times in a row!', kinds: ['child'] },
-  { what: 'read a whole book', fail: ['The big words were too hard.', '{He} got stuck on the very first page.'], tip: 'Say each sound slowly, and then put the sounds together.', win: '{He} read every page, all the way to "The End"!', kinds: ['child'] },
+  { what: 'read a whole book', fail: ['The big words were too hard.', '{He} got stuck on the very first page.'], tip: 'Say each sound slowly, and then put the sounds together.', win: '{He} read every page, all the way to the very last one!', kinds: ['child'] },
   { what: 'fly', fail: ['{He} flapped and flapped, but {he} landed in a bush.', '{He} flew a little, then fell down in the grass.'], tip: 'Spread your wings wide and let the wind lift you up.', win: '{He} flapped {his} wings and rose up above the trees!', kinds: ['animal'], need: 'fly' },
   { what: 'swim', fail: ['{He} paddled and paddled, but {he} went around in a circle.', 'The water splashed in {his} face, and {he} ran back to the shore.'], tip: 'Kick your feet slowly and keep your head up high.', win: '{He} paddled all the way across the water!', kinds: ['animal'], need: 'swim' },
   { what: 'climb the tallest tree', fail: ['{He} slipped and slid down to the bottom.', '{He} got halfway up and then got scared.'], tip: 'Hold on tight and only look up, never down.', win: '{He} climbed to the very top and looked out over the whole forest!', kinds: ['animal'], need: 'climb' },
@@ -1325,7 +1341,7 @@ function arcSkill(s: St): void {
     () => `${N(helper)} gave ${N(h)} a big hug.`,
   );
   add(`${N(h)} felt ${pick(['so proud', 'proud and happy', 'as tall as a tree'])}.`);
-  lesson(s, 'tryAgain', helper);
+  lesson(s, 'practice', helper);
 }
 
 const INDOOR_FUN = [
@@ -1369,7 +1385,7 @@ function arcRainy(s: St): void {
     () => `Soon ${N(h)} was having so much fun that ${he(h)} did not even look at the window.`,
   );
   para();
-  add(`Later, the rain stopped. ${pick(['A big rainbow stretched across the sky.', 'The sun peeked out, and a rainbow appeared.', 'Everything outside was shiny and wet.'])}`);
+  add(`${pick(['Later, the rain stopped.', 'In the afternoon, the clouds began to move away.', 'At last, the rain slowed down to a drizzle, and then it stopped.', 'By evening, the sky was clearing.'])} ${pick(['A big rainbow stretched across the sky.', 'The sun peeked out, and a rainbow appeared.', 'Everything outside was shiny and wet.', 'The birds began to sing again.'])}`);
   say(h, pick(['Look! A rainbow!', 'The rain is gone!', 'That was the best rainy day ever!']), 'excited');
   maybe(0.5, () => add(`${N(h)} put on ${his(h)} boots and ran outside to jump in the puddles. Splash!`));
   lesson(s, 'fun', p);
@@ -1398,10 +1414,22 @@ function arcGarden(s: St): void {
     () => `${when(t, 'warm')}, ${N(h)} found ${sd.seed}.`,
   );
   say(p, `If you plant it and take care of it, it will grow into ${sd.grow}.`, 'teach');
-  add(`So ${N(h)} dug a little hole, put in the seed, and covered it with soil.`);
-  add(`${S(h)} gave it some water and said, "Grow, little seed!"`);
+  addAny(
+    () => `So ${N(h)} dug a little hole, put in the seed, and covered it with soil.`,
+    () => `${N(h)} found a sunny spot in the garden. ${capFirst(he(h))} made a hole with ${his(h)} finger and dropped the seed inside.`,
+    () => `Together, they filled a pot with soil. ${N(h)} pushed the seed in and patted the soil down.`,
+  );
+  addAny(
+    () => `${S(h)} gave it some water and said, "Grow, little seed!"`,
+    () => `Then ${he(h)} poured a little water on top and whispered, "Please grow big and strong."`,
+    () => `${S(h)} watered it carefully with ${his(h)} little watering can.`,
+  );
   para();
-  add(`The next morning, ${N(h)} ran outside to look. But there was nothing there, only brown dirt.`);
+  addAny(
+    () => `The next morning, ${N(h)} ran outside to look. But there was nothing there, only brown dirt.`,
+    () => `The next day, ${N(h)} checked on the seed before breakfast. Nothing had happened.`,
+    () => `${N(h)} wanted to see the plant right away. But the soil looked just the same as before.`,
+  );
   addAny(
     () => `${S(h)} looked the next day, and the day after that. Still nothing.`,
     () => `Day after day, ${N(h)} watered the seed, but nothing happened.`,
@@ -1410,9 +1438,17 @@ function arcGarden(s: St): void {
   say(p, pick(['Seeds need time. You have to be patient.', 'The seed is busy under the ground. Keep watering it.', 'Good things take time.']), 'teach');
   add(`So ${N(h)} kept watering it ${pick(['every day', 'every morning', 'every evening'])}, even when ${he(h)} wanted to give up.`);
   para();
-  add(`Then, one morning, ${N(h)} saw a tiny green sprout poking out of the soil!`);
+  addAny(
+    () => `Then, one morning, ${N(h)} saw a tiny green sprout poking out of the soil!`,
+    () => `After ${pick(['a week', 'two weeks', 'many days'])}, something happened. Two little green leaves had popped up!`,
+    () => `Then, one sunny day, ${N(h)} gasped. There was a little green shoot where the seed had been.`,
+  );
   say(h, pick(['It\'s growing! It\'s really growing!', 'Come and look! It is alive!']), 'excited');
-  add(`Every week, the little plant grew bigger and bigger.`);
+  addAny(
+    () => `Every week, the little plant grew bigger and bigger.`,
+    () => `${N(h)} kept watering it, and it kept growing.`,
+    () => `The sun shone and the rain fell, and the plant grew taller every day.`,
+  );
   add(sd.result.replace(/\{him\}/g, him(h)).replace(/\{he\}/g, he(h)));
   maybe(0.6, () => add(`${N(h)} was very proud. ${capFirst(he(h))} showed it to ${pick(['everyone', 'all of ' + his(h) + ' friends', 'the whole family'])}.`));
   lesson(s, 'patience', p);
@@ -1523,7 +1559,11 @@ function arcHonest(s: St): void {
   intro(s);
   para();
   add(`${when(t)}, ${N(h)} ${how}.`);
-  add(`Crash! ${poss(p.name)} ${color} ${thing} fell to the floor and broke into pieces.`);
+  addAny(
+    () => `Crash! ${poss(p.name)} ${color} ${thing} fell to the floor and broke into pieces.`,
+    () => `Suddenly, ${poss(p.name)} ${color} ${thing} wobbled and fell. Smash! It broke into little pieces.`,
+    () => `${N(h)} bumped the shelf, and ${poss(p.name)} ${color} ${thing} tipped over. It broke in two.`,
+  );
   addAny(
     () => `${N(h)} froze. ${capFirst(he(h))} felt ${his(h)} tummy turn over.`,
     () => `${N(h)} was very scared.`,
@@ -1539,7 +1579,11 @@ function arcHonest(s: St): void {
     () => `For a moment, ${N(h)} thought, "I could say that ${N(pet)} did it."`,
     () => `${N(h)} thought about blaming ${N(pet)}.`,
   );
-  add(`But that did not feel right. ${capFirst(poss(h.name))} heart felt heavy.`);
+  addAny(
+    () => `But that did not feel right. ${capFirst(poss(h.name))} heart felt heavy.`,
+    () => `But ${N(h)} knew that would not be fair. ${capFirst(he(h))} felt worse and worse.`,
+    () => `But the more ${N(h)} thought about it, the worse ${he(h)} felt.`,
+  );
   para();
   add(`When ${N(p)} came in, ${N(h)} ${pick(['walked up to ' + him(p), 'looked at the floor', 'took a deep breath'])}.`);
   say(h, `${call(p)}, I broke your ${thing}. I'm sorry.`, 'sad');
@@ -1560,53 +1604,72 @@ function arcHonest(s: St): void {
 /** Finds a map, follows the clues with a friend, finds a humble treasure. */
 function arcTreasure(s: St): void {
   const { t, h } = s;
-  const { S, N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { S, N, say, add, addAny, pick, maybe, para, he } = t;
   const f = makeFriend(s, 'known');
-  const found = h.kind === 'child' ? pick(['in the attic', 'inside a dusty book', 'under a loose floorboard', 'in a bottle on the beach', 'behind a picture on the wall']) : pick(['in a hollow log', 'under a flat stone', 'tangled in the roots of a tree', 'in a bottle by the water']);
-  const clues = t.some(['Walk to the tallest tree', 'Cross the little bridge', 'Go past the big gray rock', 'Count twenty steps toward the sun', 'Turn left at the old fence', 'Look for a stone shaped like a heart', 'Follow the path of white pebbles'], 2);
-  const prize = pick(['old toys and a note. The note said, "Play and share!"', 'shiny stones of every color', 'old coins and buttons', 'a note. It said, "The real treasure is a good friend."', 'a bag of seeds and a note. The note said, "Plant me!"', 'a little brass bell that rang like music', 'a golden key and a picture of a castle', 'marbles, ribbons, and a tiny silver spoon']);
+  const found = h.kind === 'child' ? pick(['in the attic', 'inside a dusty book', 'under a loose floorboard', 'in a bottle on the beach', 'behind a picture on the wall', 'at the bottom of an old trunk', "in Grandpa's shed"]) : pick(['in a hollow log', 'under a flat stone', 'tangled in the roots of a tree', 'in a bottle by the water', 'under a pile of leaves']);
+  const clues = t.some(['Walk to the tallest tree', 'Cross the little bridge', 'Go past the big gray rock', 'Count twenty steps toward the sun', 'Turn left at the old fence', 'Look for a stone shaped like a heart', 'Follow the path of white pebbles', 'Go down the hill to the pond', 'Find the tree with a hole in it', 'Walk along the stream until you hear a waterfall'], 3);
+  const prize = pick(['old toys and a note. The note said, "Play and share!"', 'shiny stones of every color', 'old coins and buttons', 'a note. It said, "The real treasure is a good friend."', 'a bag of seeds and a note. The note said, "Plant me!"', 'a little brass bell that rang like music', 'a golden key and a picture of a castle', 'marbles, ribbons, and a tiny silver spoon', 'an old compass that still pointed north', 'a letter from a child who lived there long ago']);
   intro(s);
   para();
-  add(`${when(t)}, ${N(h)} found an old map ${found}.`);
-  add(pick(['It had a big red X on it!', 'There was a big X in one corner and a dotted line that led to it.', 'Someone had drawn a path and a big X on it.']));
-  say(h, pick(['A treasure map!', 'Wow! Treasure!']), 'excited');
-  add(`${S(h)} ran to show ${N(f)}.`);
-  say(f, pick(["Let's follow it!", 'We have to find the treasure!']), 'excited');
+  addAny(
+    () => `${when(t)}, ${N(h)} found an old map ${found}.`,
+    () => `${when(t)}, ${S(h)} was looking ${found} when ${he(h)} found a piece of old paper. It was a map!`,
+    () => `${when(t)}, something strange happened. ${N(h)} found a rolled-up map ${found}.`,
+  );
+  add(pick(['It had a big red X on it!', 'There was a big X in one corner and a dotted line that led to it.', 'Someone had drawn a path and a big X on it.', 'At the bottom, it said, "Treasure is here."']));
+  say(h, pick(['A treasure map!', 'Wow! Treasure!', 'I wonder what is buried there!']), 'excited');
+  addAny(
+    () => `${S(h)} ran to show ${N(f)}.`,
+    () => `${S(h)} could not wait to tell ${N(f)}.`,
+  );
+  say(f, pick(["Let's follow it!", 'We have to find the treasure!', 'Let\'s go right now!']), 'excited');
   para();
-  add(`The map said, "${clues[0]}." So they did.`);
-  add(`Then it said, "${clues[1]}." So they did that too.`);
+  add(`The map said, "${clues[0]}." ${pick(['So they did.', 'So off they went.', 'They found it easily.'])}`);
+  addAny(
+    () => `Then it said, "${clues[1]}." ${pick(['So they did that too.', 'That took a little longer.'])}`,
+    () => `Next, the map said, "${clues[1]}," and then, "${clues[2]}."`,
+  );
   addAny(
     () => `The path was long, and ${N(h)} got tired, but ${N(f)} said, "Come on, we are almost there!"`,
     () => `On the way, they got a little lost, but they looked at the map again and found the right way.`,
     () => `They helped each other over the rocks and through the tall grass.`,
+    () => `${N(h)} read the map, and ${N(f)} led the way.`,
   );
-  add(`At last, they came to a spot with a ${pick(['big', 'flat', 'mossy'])} stone. That was where the X was.`);
-  add(`They dug and dug${h.kind === 'child' ? ' with their hands' : ''} until they hit something hard. It was a little wooden box!`);
+  addAny(
+    () => `At last, they came to a spot with a ${pick(['big', 'flat', 'mossy'])} stone. That was where the X was.`,
+    () => `At last, they found the place. It was right under a ${pick(['crooked old tree', 'big mossy rock', 'little wooden sign'])}.`,
+  );
+  addAny(
+    () => `They dug and dug${h.kind === 'child' ? ' with their hands' : pick(['', ' with a stick'])} until they hit something hard. It was a little wooden box!`,
+    () => `They dug a deep hole. Clunk! There was an old metal box inside.`,
+    () => `${N(f)} started to dig, and soon ${he(f)} found a box with a rusty lock.`,
+  );
   para();
   add(`Inside the box, they found ${prize}.`);
   addAny(
     () => `It was not gold, but ${N(h)} and ${N(f)} thought it was the best treasure in the world.`,
-    () => `${N(h)} and ${N(f)} smiled at each other.`,
+    () => `${N(h)} and ${N(f)} could not believe their eyes.`,
+    () => `${N(h)} held it up so that ${N(f)} could see.`,
   );
-  say(h, pick(['The best part was looking for it together.', 'What an adventure!', 'Let\'s make a map for someone else to find!']), 'happy');
+  say(h, pick(['The best part was looking for it together.', 'What an adventure!', 'Let\'s make a map for someone else to find!', 'This was the best day ever!']), 'happy');
   maybe(0.5, () => endPair(s, f));
 }
 
 const RECIPES = [
   { dish: 'a chocolate cake', steps: 'They cracked the eggs, poured in the milk, and stirred in the chocolate.', oops: 'flour flew everywhere, and soon they were both white like ghosts' },
-  { dish: 'pancakes', steps: 'They mixed the flour, eggs, and milk until the batter was smooth.', oops: 'one pancake flipped so high that it landed on the floor' },
-  { dish: 'cookies', steps: 'They mixed the butter and sugar, then added flour and little bits of chocolate.', oops: 'the dog stole one cookie right off the table' },
+  { pl: true, dish: 'pancakes', steps: 'They mixed the flour, eggs, and milk until the batter was smooth.', oops: 'one pancake flipped so high that it landed on the floor' },
+  { pl: true, dish: 'cookies', steps: 'They mixed the butter and sugar, then added flour and little bits of chocolate.', oops: 'the dog stole one cookie right off the table' },
   { dish: 'vegetable soup', steps: 'They washed the carrots, cut the potatoes, and put everything in a big pot.', oops: 'a carrot rolled off the table and under the fridge' },
-  { dish: 'banana bread', steps: 'They mashed the bananas with a fork and mixed them with flour and eggs.', oops: 'some banana got stuck in the hair' },
+  { dish: 'banana bread', steps: 'They mashed the bananas with a fork and mixed them with flour and eggs.', oops: 'a big lump of banana landed in {p} hair' },
   { dish: 'a fruit salad', steps: 'They cut up apples, bananas, and grapes and put them in a big bowl.', oops: 'a grape bounced across the kitchen like a little ball' },
   { dish: 'a pizza', steps: 'They rolled out the dough, spread the red sauce, and put cheese on top.', oops: 'the cheese ended up more on the floor than on the pizza' },
-  { dish: 'muffins', steps: 'They stirred the batter and dropped in lots of blueberries.', oops: 'the bowl tipped over, and batter dripped off the table' },
+  { pl: true, dish: 'muffins', steps: 'They stirred the batter and dropped in lots of blueberries.', oops: 'the bowl tipped over, and batter dripped off the table' },
 ];
 
 /** Cooking with a grown-up; a funny mishap; sharing the result. */
 function arcCook(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { N, say, add, addAny, pick, maybe, para, he, his } = t;
   const p = s.parent;
   const r = pick(RECIPES);
   const forWho = pick(['for a special surprise', 'for the neighbors', "for Grandpa's birthday", 'for a party', 'just because it was a happy day', 'for the school fair']);
@@ -1615,20 +1678,28 @@ function arcCook(s: St): void {
   add(`${when(t)}, ${N(p)} said, "Would you like to help me make ${r.dish}?"`);
   say(h, pick(['Yes, please!', 'Oh yes!', 'Can I stir?']), 'excited');
   add(`They were making it ${forWho.replace("Grandpa's", p.name === 'Grandpa' ? "Grandma's" : "Grandpa's")}.`);
-  add(`${N(h)} washed ${his(h)} hands and put on a big apron.`);
+  addAny(
+    () => `${N(h)} washed ${his(h)} hands and put on a big apron.`,
+    () => `First, they washed their hands. Then ${N(p)} found a little apron for ${N(h)}.`,
+    () => `${N(h)} pulled a chair up to the counter so ${he(h)} could reach.`,
+  );
   add(r.steps);
   maybe(0.5, () => add(`${N(h)} ${pick(['counted the spoons of sugar', 'stirred and stirred', 'licked the spoon when no one was looking', 'helped to measure everything'])}.`));
   para();
-  add(`But then ${r.oops}!`);
+  add(`But then ${r.oops.replace('{p}', poss(p.name))}!`);
   addAny(
     () => `${N(h)} looked at ${N(p)}, and ${N(p)} looked at ${N(h)}. Then they both started to laugh.`,
     () => `For a moment, ${N(h)} was worried. But ${N(p)} just laughed.`,
   );
   say(p, pick(['That is what happens when you cook!', 'Every good cook makes a mess sometimes.', 'No problem. We will clean it up together.']), 'happy');
   para();
-  add(`At last, ${r.dish.replace(/^an? /, 'the ')} was ready. It smelled wonderful.`);
   addAny(
-    () => `They shared it with everyone, and everyone said it was the best ${r.dish.replace(/^an? /, '')} they had ever tasted.`,
+    () => `At last, ${r.dish.replace(/^an? /, 'the ').replace(/^(?!the )/, 'the ')} ${'pl' in r ? 'were' : 'was'} ready. ${'pl' in r ? 'They' : 'It'} smelled wonderful.`,
+    () => `Soon the whole house smelled warm and sweet.`,
+    () => `After a while, ${N(p)} said, "It's ready!"`,
+  );
+  addAny(
+    () => `They shared ${'pl' in r ? 'them' : 'it'} with everyone, and everyone said ${'pl' in r ? 'they were' : 'it was'} the best ${r.dish.replace(/^an? /, '')} they had ever tasted.`,
     () => `${N(h)} took the first bite. "Mmm!" ${he(h)} said. "We did it!"`,
   );
   lesson(s, pick<LessonKey>(['fun', 'teamwork']), p);
@@ -1677,7 +1748,7 @@ const OUTINGS: Record<string, { see: string[]; treat: string; oops: string }> = 
 /** A family trip: sights, a small mishap, kindness, a happy tired ride home. */
 function arcTrip(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { N, say, add, addAny, pick, maybe, para, he, his } = t;
   const key = pick(Object.keys(OUTINGS));
   const o = OUTINGS[key]!;
   const place = placeByKey(key);
@@ -1710,7 +1781,7 @@ function arcTrip(s: St): void {
 /** Two friends argue about a game, part, miss each other, make up, take turns. */
 function arcQuarrel(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { N, say, add, addAny, pick, maybe, para, he, his } = t;
   const f = makeFriend(s, 'known');
   const [g1, g2] = t.some(['play tag', 'play hide and seek', 'build a castle', 'play catch', 'play house', 'draw pictures', 'play pirates', 'race to the big tree', 'play on the swings', 'look for bugs', 'play a game of ball'], 2).map(act);
   intro(s);
@@ -1721,12 +1792,17 @@ function arcQuarrel(s: St): void {
   addAny(
     () => `"${capFirst(g1!.ing)} is more fun!" said ${N(h)}. "No, it is not!" said ${N(f)}.`,
     () => `They argued and argued. Neither of them wanted to give in.`,
+    () => `${N(h)} said ${pick(['tag', 'their game', 'the first game'])} was better. ${N(f)} said it was boring. Soon they were both shouting.`,
   );
-  add(`${N(h)} ${pick(['stamped ' + his(h) + ' foot', 'turned around', 'crossed ' + his(h) + ' arms'])}. "Then I will play by myself!" ${he(h)} said.`.replace('stamped ' + his(h) + ' foot', h.kind === 'child' ? 'stamped ' + his(h) + ' foot' : 'turned away'));
+  add(`${N(h)} ${pick([h.kind === 'child' ? 'stamped ' + his(h) + ' foot' : 'turned away', 'turned around', h.kind === 'child' ? 'crossed ' + his(h) + ' arms' : 'turned away'])}. "${pick(['Then I will play by myself!', 'Fine! I don\'t need you!', 'You never want to play my games!'])}" ${he(h)} said.`);
   add(`${N(f)} ${pick(['walked away', 'went home', 'went to the other side of ' + s.place.the])}.`);
   para();
   add(`${N(h)} tried to ${g1!.base} alone. But it was ${pick(['no fun at all', 'boring without a friend', 'not the same'])}.`);
-  add(`Far away, ${N(f)} was not having fun either.`);
+  addAny(
+    () => `Far away, ${N(f)} was not having fun either.`,
+    () => `On the other side of ${s.place.the}, ${N(f)} sat alone, looking sad.`,
+    () => `${N(f)} was lonely too.`,
+  );
   addAny(
     () => `${N(h)} missed ${poss(f.name)} laugh.`,
     () => `${N(h)} thought about all the fun they used to have together.`,
@@ -1737,7 +1813,7 @@ function arcQuarrel(s: St): void {
   say(f, pick(["I'm sorry too.", 'I was grumpy too. I\'m sorry.']), 'shy');
   say(h, pick([`Let's ${g2!.base} first, and then we can ${g1!.base}.`, `How about we take turns?`]), 'happy');
   add(`So they did. First they ${g2!.past}, and then they ${g1!.past}.`);
-  maybe(0.6, () => add(`Both games were more fun with a friend.`));
+  maybe(0.6, () => add(pick(['Both games were more fun with a friend.', 'It turned out that both games were fun, as long as they played together.', 'They laughed so much that they forgot what the fight was about.'])));
   endPair(s, f);
   lesson(s, 'sorry');
 }
@@ -1794,14 +1870,22 @@ function arcYourself(s: St): void {
 /** Doesn't want to tidy up; makes it a game; finds something lost. */
 function arcTidy(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, para, he, him, his } = t;
+  const { N, say, add, addAny, pick, para, he, his } = t;
   const p = s.parent;
   const lost = makeItem(t, 'lose');
   const mess = t.some(['toys', 'clothes', 'books', 'crayons', 'socks', 'blocks', 'puzzle pieces', 'stuffed animals'], 3);
   intro(s);
   para();
-  add(`${capFirst(poss(h.name))} room was very messy.`);
-  add(`There were ${mess[0]} on the floor, ${mess[1]} on the bed, and ${mess[2]} everywhere else.`);
+  addAny(
+    () => `${capFirst(poss(h.name))} room was very messy.`,
+    () => `${N(h)} had a very messy room.`,
+    () => `${N(h)} did not like to clean up, so ${his(h)} room was a big mess.`,
+  );
+  addAny(
+    () => `There were ${mess[0]} on the floor, ${mess[1]} on the bed, and ${mess[2]} everywhere else.`,
+    () => `${capFirst(mess[0])} covered the floor, and ${mess[1]} were piled up on the chair.`,
+    () => `You could not even see the floor! There were ${mess[0]} and ${mess[1]} everywhere.`,
+  );
   add(`${when(t)}, ${N(p)} said, "Please clean your room before we go ${s.place.to}."`);
   say(h, pick(['But it will take forever!', 'I don\'t want to!', 'Cleaning is boring!']), 'angry');
   para();
@@ -1811,11 +1895,19 @@ function arcTidy(s: St): void {
     () => `${capFirst(he(h))} picked up the ${mess[0]} and put them in the box. Then ${he(h)} ${mess[1] === 'clothes' || mess[1] === 'socks' ? 'folded' : 'stacked'} the ${mess[1]} and put them away.`,
     () => `Zoom! ${capFirst(he(h))} rushed around the room, picking things up as fast as ${he(h)} could.`,
   );
-  add(`Then, under a pile of ${mess[2]}, ${he(h)} found something.`);
+  addAny(
+    () => `Then, under a pile of ${mess[2]}, ${he(h)} found something.`,
+    () => `When ${he(h)} moved the ${mess[2]}, something ${lost.adj} caught ${his(h)} eye.`,
+    () => `Under the bed, behind an old shoe, ${he(h)} found a surprise.`,
+  );
   add(`It was ${his(h)} ${lost.full}! ${capFirst(he(h))} had lost ${lost.it} ${pick(['weeks ago', 'a long time ago', 'last month'])}.`);
   say(h, `My ${lost.n}! I thought ${lost.itS} ${lost.was} gone forever!`, 'excited');
   para();
-  add(`Soon the room was clean and tidy.`);
+  addAny(
+    () => `Soon the room was clean and tidy.`,
+    () => `Before long, everything was in its place.`,
+    () => `In no time at all, the room looked brand new.`,
+  );
   addAny(
     () => `${N(p)} looked around and smiled. "Well done! Now let's go ${s.place.to}."`,
     () => `${N(h)} looked around. ${capFirst(he(h))} could see the whole floor!`,
@@ -1827,39 +1919,60 @@ function arcTidy(s: St): void {
 /** First snow of winter: dressing up, a snowman, snow angels, cocoa. */
 function arcSnow(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { N, say, add, addAny, pick, maybe, para, he, his } = t;
   const f = makeFriend(s, 'known');
-  const face = pick(['a carrot for a nose', 'two black stones for eyes', 'a row of buttons for a smile', 'sticks for arms']);
+  const face = pick(['a carrot for a nose', 'two black stones for eyes', 'a row of buttons for a smile', 'sticks for arms', 'a pine cone for a nose']);
+  const named = pick(['Mister Frosty', 'Snowy', 'Sir Chilly', 'Mr. Button', 'Frosty', 'Big Joe']);
   intro(s);
   para();
-  add(`${when(t, 'snowy')}, ${N(h)} looked out of the window. Everything was white!`);
-  say(h, pick(['It snowed! It snowed!', 'Snow! Real snow!']), 'excited');
-  if (h.kind === 'child') add(`${capFirst(he(h))} put on ${his(h)} warm coat, ${his(h)} woolly hat, ${his(h)} ${pick(['red', 'blue', 'striped'])} mittens, and ${his(h)} big boots.`);
+  addAny(
+    () => `${when(t, 'snowy')}, ${N(h)} looked out of the window. Everything was white!`,
+    () => `${when(t, 'snowy')}, ${N(h)} woke up and saw that the whole world was covered in snow.`,
+    () => `It snowed all night long. In the morning, ${N(h)} ran to the window.`,
+  );
+  say(h, pick(['It snowed! It snowed!', 'Snow! Real snow!', 'Look at all the snow!']), 'excited');
+  if (h.kind === 'child')
+    addAny(
+      () => `${capFirst(he(h))} put on ${his(h)} warm coat, ${his(h)} woolly hat, ${his(h)} ${pick(['red', 'blue', 'striped'])} mittens, and ${his(h)} big boots.`,
+      () => `${capFirst(he(h))} got dressed as fast as ${he(h)} could: coat, hat, scarf, mittens, and boots.`,
+    );
   else add(`${capFirst(he(h))} wrapped a warm scarf around ${his(h)} neck and went outside.`);
-  add(`Outside, ${he(h)} met ${N(f)}.`);
+  addAny(
+    () => `Outside, ${he(h)} met ${N(f)}.`,
+    () => `${N(f)} was already outside, throwing snow in the air.`,
+  );
   para();
-  add(`They rolled a big snowball for the bottom and a smaller one for the head.`);
-  add(`They gave the snowman ${face}.`);
+  addAny(
+    () => `They rolled a big snowball for the bottom and a smaller one for the head.`,
+    () => `They decided to build a snowman. They rolled the snow into three big balls and stacked them up.`,
+    () => `Together, they built the biggest snowman ${h.kind === 'child' ? 'on the street' : 'in ' + s.place.the}.`,
+  );
+  add(`They gave the snowman ${face}${t.chance(0.5) ? ` and named him ${named}` : ''}.`);
   maybe(0.5, () => add(`${N(h)} put ${his(h)} own ${pick(['scarf', 'hat'])} on the snowman so he would not be cold.`));
   addAny(
     () => `Then they lay down in the snow and made snow angels.`,
     () => `Then they had a snowball fight. ${N(f)} threw one, and it hit ${N(h)} right on the nose! They both laughed.`,
     () => `Then they slid down the hill on a ${pick(['sled', 'big tray', 'piece of cardboard'])}. Whee!`,
+    () => `Then they made a long line of footprints and tried to walk backward in them.`,
   );
   para();
-  add(`When their ${h.kind === 'child' ? 'fingers' : 'toes'} were cold, they went inside.`);
-  add(`${N(s.parent)} made them ${pick(['hot cocoa with marshmallows', 'warm soup', 'hot milk with honey'])}.`);
-  say(f, pick(['This was the best snow day ever!', 'Can we play in the snow again tomorrow?']), 'happy');
+  addAny(
+    () => `When their ${h.kind === 'child' ? 'fingers' : 'toes'} were cold, they went inside.`,
+    () => `At last, their noses were red and their ${h.kind === 'child' ? 'fingers' : 'toes'} were frozen, so they went home.`,
+  );
+  add(`${N(s.parent)} made them ${pick(['hot cocoa with marshmallows', 'warm soup', 'hot milk with honey', 'warm apple pie'])}.`);
+  say(f, pick(['This was the best snow day ever!', 'Can we play in the snow again tomorrow?', 'I love winter!']), 'happy');
   addAny(
     () => `${N(h)} looked out of the window at their snowman and smiled.`,
     () => `Outside, the snowman stood in the garden, smiling his button smile.`,
+    () => `That night, ${N(h)} dreamed of snowflakes, all different, all dancing.`,
   );
 }
 
 /** A picnic; the wind, ants, or a dog cause trouble; laughter and sharing. */
 function arcPicnic(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, para, he, him, his } = t;
+  const { N, say, add, addAny, pick, para, his } = t;
   const f = makeFriend(s, 'known');
   const FOODS: [string, string][] = [['sandwiches', 'a sandwich'], ['apples', 'an apple'], ['cheese', 'a piece of cheese'], ['grapes', 'a grape'], ['cookies', 'a cookie'], ['lemonade', 'a drop of lemonade'], ['strawberries', 'a strawberry'], ['little cakes', 'a little cake'], ['carrot sticks', 'a carrot stick'], ['bread and jam', 'a piece of bread'], ['muffins', 'a muffin'], ['orange juice', 'a drop of juice'], ['cherries', 'a cherry']];
   const picked = t.some(FOODS, 3);
@@ -1903,7 +2016,7 @@ function arcPicnic(s: St): void {
 /** Helps an old neighbour; a kindness returned. */
 function arcNeighbor(s: St): void {
   const { t, h } = s;
-  const { S, N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { S, N, say, add, addAny, pick, maybe, para, he, his } = t;
   const [nm, ng] = pick(NEIGHBORS);
   const n: Char = { name: nm, first: `old ${nm}`, introduced: false, g: ng, kind: 'adult' };
   const job = pick([
@@ -1931,13 +2044,14 @@ function arcNeighbor(s: St): void {
   add(`${N(n)} ${gift.replace('{h}', N(h))}.`);
   add(`${N(h)} ${pick(['skipped', 'walked', 'ran'])} home with a warm feeling inside.`);
   maybe(0.5, () => add(`After that, ${N(h)} visited ${N(n)} every ${pick(WEEKDAYS)}.`));
+  maybe(0.3, () => endSolo(s));
   lesson(s, 'kind');
 }
 
 /** A loud new instrument, a sleeping baby, and finding the right time to play. */
 function arcMusic(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { N, say, add, addAny, pick, maybe, para, he, his } = t;
   const inst = pick([
     { n: 'drum', sound: 'Boom! Boom! Boom!' },
     { n: 'trumpet', sound: 'Toot! Toot! Toooot!' },
@@ -1975,14 +2089,14 @@ function arcMusic(s: St): void {
 /** The family dog runs off; chase, find, bath, lesson about the gate. */
 function arcRunaway(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { N, say, add, addAny, pick, para, him, his } = t;
   const pet = makePet(s);
   const chase = pick(['a squirrel', 'a butterfly', 'a ball', 'a cat', 'a rabbit']);
   const found = pick([
     { where: 'by the pond, covered in mud from nose to tail', after: 'gave the dog a bath. There were bubbles everywhere' },
     { where: `in ${pick(NEIGHBORS)[0]}'s garden, digging a hole`, after: 'helped to fill the hole back in' },
     { where: 'under a bush, fast asleep', after: 'carried the sleepy dog home' },
-    { where: 'at the bakery, sitting by the door and sniffing the bread', after: 'bought a little treat to share' },
+    { where: 'at the bakery, sitting by the door and sniffing the bread', after: 'shared a little treat from the bakery' },
   ]);
   const isDog = pet.sp!.n === 'puppy';
   const word = isDog ? 'dog' : 'cat';
@@ -1990,7 +2104,8 @@ function arcRunaway(s: St): void {
   add(`${capFirst(his(h))} best friend was a ${pick(['playful', 'fluffy', 'little', 'naughty', 'curious'])} ${word} named ${pet.name}.`);
   pet.introduced = true;
   para();
-  add(`${when(t)}, ${N(h)} ${pick(['forgot to close the gate', 'left the front door open', 'let go of the leash'])}.`);
+  const slip = t.int(0, 2);
+  add(`${when(t)}, ${N(h)} ${['forgot to close the gate', 'left the front door open', 'let go of the leash'][slip]}.`);
   add(`${N(pet)} saw ${chase} and ran off after it!`);
   say(h, `${pet.name}! Come back!`, 'scared');
   add(`But ${N(pet)} did not stop.`);
@@ -2005,8 +2120,8 @@ function arcRunaway(s: St): void {
   say(h, pick([`I was so worried about you, ${pet.name}!`, `Never run away again, ${pet.name}!`]), 'happy');
   add(`When they got home, they ${found.after.replace('the dog', 'the ' + word)}.`);
   addAny(
-    () => `From then on, ${N(h)} always ${pick(['closed the gate', 'held the leash tight', 'checked the door'])}.`,
-    () => `${N(h)} learned to always ${pick(['close the gate', 'hold the leash tight', 'check the door'])}, because ${pet.name} was too curious to stay home by ${him(pet)}self.`,
+    () => `From then on, ${N(h)} always ${['closed the gate', 'checked the door', 'held the leash tight'][slip]}.`,
+    () => `${N(h)} learned to always ${['close the gate', 'check the door', 'hold the leash tight'][slip]}, because ${pet.name} was too curious to stay home by ${him(pet)}self.`,
     () => `That night, ${N(pet)} slept at the end of ${poss(h.name)} bed, clean and happy and home.`,
   );
 }
@@ -2014,7 +2129,7 @@ function arcRunaway(s: St): void {
 /** A favourite toy breaks; a grown-up fixes it with the hero's help. */
 function arcFix(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { N, say, add, addAny, pick, maybe, para, his } = t;
   const it = makeItem(t, 'fix');
   const p = s.parent;
   const soft = ['teddy bear', 'doll', 'stuffed bunny'].includes(it.n);
@@ -2035,7 +2150,11 @@ function arcFix(s: St): void {
     () => `${N(p)} showed ${N(h)} how to do it, and ${N(h)} helped.`,
   );
   maybe(0.5, () => add(`They had to wait for ${pick(['the glue to dry', 'a whole hour', 'a long time'])}. ${N(h)} waited patiently.`));
-  add(`At last, the ${it.n} was as good as new. Well, almost!`);
+  addAny(
+    () => `At last, the ${it.n} was as good as new. Well, almost!`,
+    () => `When they were done, the ${it.n} ${it.n === 'music box' ? 'played its song again' : 'looked almost like new'}.`,
+    () => `It took a long time, but at last the ${it.n} was fixed.`,
+  );
   maybe(0.5, () => add(`It had a little ${pick(['scar', 'patch', 'bump'])} now, but ${N(h)} loved it even more.`));
   say(h, `Thank you, ${call(p)}!`, 'happy');
   add(`After that, ${N(h)} was very gentle with ${his(h)} ${it.n}.`);
@@ -2045,54 +2164,86 @@ function arcFix(s: St): void {
 /** A little dragon who can't breathe fire; its odd gift helps at a party. */
 function arcDragon(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, para, he, him, his } = t;
+  const { N, S, say, add, addAny, pick, maybe, para, he, his } = t;
   const odd = pick([
-    { what: 'bubbles', how: 'only soap bubbles came out', save: `${N(h)} blew the biggest bubbles anyone had ever seen. The baby laughed and laughed, and everyone clapped` },
-    { what: 'warm air', how: 'only a puff of warm air came out', save: `${N(h)} blew warm air on everyone until they were cozy and warm` },
-    { what: 'sparkles', how: 'only tiny sparkles came out', save: `${N(h)} blew a cloud of sparkles into the dark sky. It looked like a thousand little stars` },
-    { what: 'smoke rings', how: 'only little smoke rings came out', save: `${N(h)} blew smoke rings in the shape of hearts, and everyone cheered` },
+    { what: 'bubbles', how: 'only soap bubbles came out', need: ['At the party, a baby bear would not stop crying.', 'A tiny rabbit at the party was sad because her balloon had popped.'], save: [`${N(h)} blew the biggest bubbles anyone had ever seen. They floated and shimmered, and soon the little one was laughing`, `${N(h)} filled the air with a hundred shiny bubbles. Everyone laughed and tried to catch them`] },
+    { what: 'warm air', how: 'only a puff of warm air came out', need: ['It was a freezing night, and all the animals were shivering.', 'Snow began to fall, and the little animals were cold.'], save: [`${N(h)} blew warm air on everyone until they were cozy and warm`, `${N(h)} sat in the middle of the animals and breathed out slowly. Soon everyone was warm as toast`] },
+    { what: 'sparkles', how: 'only tiny sparkles came out', need: ['At the party, the lights went out, and it was very dark.', 'The lanterns went out, and nobody could see the way home.'], save: [`${N(h)} blew a cloud of sparkles into the dark sky. It looked like a thousand little stars`, `${N(h)} blew sparkles along the path, and everyone could see the way`] },
+    { what: 'smoke rings', how: 'only little smoke rings came out', need: ['The party games were over, and everyone was bored.', 'It was a long, dull evening, and nobody knew what to do.'], save: [`${N(h)} blew smoke rings in the shape of hearts and stars, and everyone cheered`, `${N(h)} blew rings, and the little animals took turns jumping through them`] },
+    { what: 'cool mist', how: 'only a cool mist came out', need: ['It was the hottest day of the summer, and everyone was tired and thirsty.', 'The flowers in the meadow were drooping in the heat.'], save: [`${N(h)} blew a cool mist over everyone. It felt like a soft summer rain`, `${N(h)} blew cool mist over the flowers, and they lifted their heads again`] },
   ]);
-  const need = odd.what === 'warm air' ? 'It was a freezing night, and all the animals were shivering.' : odd.what === 'bubbles' ? 'At the party, a baby bear would not stop crying.' : 'At the party, the lights went out, and it was very dark.';
   intro(s);
-  add(`All the other dragons could breathe fire. But when ${N(h)} tried, ${odd.how}.`);
-  add(`The other dragons laughed. "Whoever heard of a dragon with ${odd.what}?" they said.`);
+  addAny(
+    () => `All the other dragons could breathe fire. But when ${N(h)} tried, ${odd.how}.`,
+    () => `${N(h)} had a problem. Dragons are supposed to breathe fire, but whenever ${he(h)} tried, ${odd.how}.`,
+    () => `${S(h)} tried every day to breathe fire like a real dragon. ${capFirst(he(h))} huffed and puffed, but ${odd.how}.`,
+  );
+  addAny(
+    () => `The other dragons laughed. "Whoever heard of a dragon with ${odd.what}?" they said.`,
+    () => `Some of the big dragons pointed and giggled.`,
+    () => `"That is not how a dragon should be," said an old dragon with a frown.`,
+  );
   add(SAD(t, h));
   para();
-  add(`${when(t, 'night')}, there was a big party ${s.place.at}.`);
-  add(need);
-  say(makeFriend(s, 'new', 'animal'), pick(['What can we do?', 'Can anyone help?', 'Oh dear, oh dear!']), 'worried');
+  addAny(
+    () => `${when(t, odd.what === 'cool mist' ? 'sunny' : 'night')}, there was a big party ${s.place.at}.`,
+    () => `${when(t, odd.what === 'cool mist' ? 'sunny' : 'night')}, all the animals gathered ${s.place.at} for a celebration.`,
+  );
+  add(pick(odd.need));
+  maybe(0.8, () => say(makeFriend(s, 'new', 'animal'), pick(['What can we do?', 'Can anyone help?', 'Oh dear, oh dear!', 'Is there anything we can do?']), 'worried'));
   addAny(
     () => `${N(h)} stepped forward. ${capFirst(he(h))} took a deep breath.`,
     () => `${N(h)} was shy, but ${he(h)} wanted to help.`,
+    () => `${N(h)} had an idea. Maybe ${his(h)} funny breath could help!`,
   );
-  add(`${odd.save}.`);
+  add(`${pick(odd.save)}.`);
   para();
-  add(`"Three cheers for ${h.name}!" shouted the animals.`);
+  addAny(
+    () => `"Three cheers for ${h.name}!" shouted the animals.`,
+    () => `Everyone clapped and cheered for ${N(h)}.`,
+    () => `"Hooray for ${h.name}!" the animals cried.`,
+  );
   addAny(
     () => `Even the other dragons said, "That was amazing!"`,
     () => `The dragons who had laughed came over to say sorry.`,
+    () => `One of the big dragons said, "I wish I could do that!"`,
   );
-  add(`${N(h)} smiled a big dragon smile.`);
+  addAny(
+    () => `${N(h)} smiled a big dragon smile.`,
+    () => `${N(h)} felt proud of ${his(h)} ${odd.what} for the very first time.`,
+  );
   lesson(s, 'yourself');
 }
 
 /** Wishes on a star; something kind happens. */
 function arcWish(s: St): void {
   const { t, h } = s;
-  const { S, N, say, add, pick, maybe, para, he, him, his } = t;
-  const w = pick([
-    { wish: 'a friend to play with', come: () => { const f = makeFriend(s, 'new'); add(`The next morning, ${N(f)} came to live next door.`); say(f, pick(['Hello! Do you want to play?', 'Hi! I am new here. Will you show me around?']), 'shy'); add(`${N(h)} smiled. ${capFirst(his(h))} wish had come true!`); } },
-    { wish: 'a sunny day for the picnic', come: () => { add(`The next morning, the sun was shining and the sky was bright blue.`); add(`${N(h)} had the best picnic ever.`); } },
-    { wish: `${poss(s.parent.name)} cold to go away`, pre: `${s.parent.name} had a bad cold and had been coughing all day.`, come: () => { add(`${N(h)} made ${N(s.parent)} a cup of tea and a get-well card every day.`); add(`Soon ${N(s.parent)} felt much better. "It must have been your wish," ${he(s.parent)} said with a wink.`); } },
+  const { S, N, say, add, addAny, pick, maybe, para, he, his } = t;
+  const p = s.parent;
+  type Wish = { wish: string; pre?: string; come: () => void };
+  const wishes: Wish[] = [
+    { wish: 'a friend to play with', pre: `${h.name} had just moved to a new ${h.kind === 'child' ? 'town' : 'home'} and did not know anyone yet.`, come: () => { const f = makeFriend(s, 'new'); add(`The next morning, ${N(f)} came to live next door.`); say(f, pick(['Hello! Do you want to play?', 'Hi! I am new here too. Will you be my friend?']), 'shy'); add(`${N(h)} smiled. ${capFirst(his(h))} wish had come true!`); } },
+    { wish: 'a sunny day for the picnic', pre: `The next day was the big picnic, but it had been raining all week.`, come: () => { add(`The next morning, the sun was shining and the sky was bright blue.`); add(`${N(h)} had the best picnic ever.`); } },
+    { wish: `${poss(p.name)} cold to go away`, pre: `${p.name} had a bad cold and had been coughing all day.`, come: () => { add(`${N(h)} made ${N(p)} a cup of tea and a get-well card every day.`); add(`Soon ${N(p)} felt much better. "It must have been your wish," ${he(p)} said with a wink.`); } },
     { wish: 'to fly up to the stars', come: () => { add(`That night, ${N(h)} dreamed ${he(h)} was flying high above the rooftops, all the way to the stars.`); add(`The stars twinkled and said hello.`); add(`When ${he(h)} woke up, ${he(h)} was back in bed, but ${he(h)} was smiling.`); } },
-  ]);
+    { wish: `${poss(p.name)} lost ring to be found`, pre: `${p.name} had lost a special ring and was very sad.`, come: () => { add(`The next day, ${N(h)} looked everywhere. At last, ${he(h)} found the ring in the garden, shining in the grass.`); add(`${N(p)} hugged ${N(h)} tight. "You are my lucky star," ${he(p)} said.`); } },
+    { wish: 'the little bird with the hurt wing to get better', pre: `That afternoon, ${h.name} had found a little bird with a hurt wing and put it in a box with a soft cloth.`, come: () => { add(`Every day, ${N(h)} gave the little bird water and seeds.`); add(`A week later, the bird flapped its wings and flew up into the sky.`); add(`${N(h)} waved until it was just a dot.`); } },
+  ];
+  const w = pick(wishes);
   intro(s);
+  if (w.pre !== undefined) add(w.pre);
   para();
-  add(`${when(t, 'night')}, ${N(h)} ${h.kind === 'child' ? 'looked out of ' + his(h) + ' window at the sky' : 'sat on a hill and looked up at the sky'}.`);
+  addAny(
+    () => `${when(t, 'night')}, ${N(h)} ${h.kind === 'child' ? 'looked out of ' + his(h) + ' window at the sky' : 'sat on a hill and looked up at the sky'}.`,
+    () => `${when(t, 'night')}, ${S(h)} could not sleep, so ${he(h)} ${h.kind === 'child' ? 'went to the window' : 'went outside'} to look at the stars.`,
+  );
   add(weatherLine(t, 'night'));
-  if ('pre' in w) add(w.pre);
-  add(`Suddenly, a star shot across the sky!`);
-  say(s.parent, 'Quick! Make a wish!', 'excited');
+  addAny(
+    () => `Suddenly, a star shot across the sky!`,
+    () => `Then ${he(h)} saw something amazing. A shooting star zoomed across the sky, leaving a bright silver tail.`,
+  );
+  if (t.chance(0.5)) say(p, 'Quick! Make a wish!', 'excited');
+  else add(`${capFirst(he(h))} remembered that you can make a wish on a shooting star.`);
   add(`${S(h)} closed ${his(h)} eyes tight and wished for ${w.wish}.`);
   maybe(0.5, () => add(`${capFirst(he(h))} did not tell anyone, because then a wish might not come true.`));
   para();
@@ -2119,7 +2270,7 @@ function arcGift(s: St): void {
   add(`${when(t)}, ${N(h)} remembered that it was almost ${poss(who.name)} birthday.`);
   add(`${capFirst(he(h))} wanted to give ${him(who)} a present, but ${he(h)} had no money.`);
   add(`Then ${he(h)} had an idea. ${capFirst(he(h))} would make ${gift.what}!`);
-  add(`${N(h)} ${gift.make}.`);
+  add(`${N(h)} ${gift.make}${gift.make.endsWith('"') ? '' : '.'}`);
   addAny(
     () => `But when it was done, ${N(h)} was worried. "What if it is not good enough?" ${he(h)} thought.`,
     () => `It was not perfect, and ${N(h)} hoped that it would be enough.`,
@@ -2138,7 +2289,7 @@ function arcGift(s: St): void {
 /** Sick in bed and missing out; a friend cheers them up; returning the favour. */
 function arcSick(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { N, say, add, addAny, pick, maybe, para, he } = t;
   const f = makeFriend(s, 'known', undefined, true);
   const miss = pick(["a friend's birthday party", 'the school trip', 'the big race', 'the puppet show', 'the trip to the beach', 'the class picnic']);
   intro(s);
@@ -2146,7 +2297,7 @@ function arcSick(s: St): void {
   add(`${pick(WHEN.any)}, ${N(h)} woke up with a ${pick(['runny nose', 'sore throat', 'cough', 'fever'])}.`);
   say(s.parent, 'You need to stay in bed today.', 'kind');
   add(`But today was ${miss}! ${N(h)} was very sad.`);
-  add(`${capFirst(he(h))} lay in bed and ${pick(['looked at the ceiling', 'listened to the birds outside', 'counted the flowers on the curtains'])}. It was so boring.`);
+  add(`${capFirst(he(h))} lay in bed and ${pick(['looked at the ceiling', 'listened to the birds outside', 'counted the flowers on the curtains', 'read the same book three times'])}. ${pick(['It was so boring.', 'The day felt very long.', 'Every minute felt like an hour.'])}`);
   para();
   add(`In the afternoon, there was a knock at the ${pick(['door', 'window'])}. It was ${N(f)}!`);
   addAny(
@@ -2165,26 +2316,44 @@ function arcSick(s: St): void {
 /** An animal gathers food for winter; a friend who played all summer is helped. */
 function arcWinter(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { N, S, say, add, addAny, pick, maybe, para, he, his } = t;
   const f = makeFriend(s, 'known', 'animal');
   const food = pick(h.sp!.food);
+  const them = food.endsWith('s') ? 'them' : 'it';
   intro(s);
   para();
-  add(`All summer long, ${N(h)} worked hard. ${capFirst(he(h))} gathered ${food} and stored ${food.endsWith('s') ? 'them' : 'it'} in ${his(h)} home for the winter.`);
-  add(`${N(f)} did not work. ${capFirst(he(f))} played and sang and slept in the sun.`);
-  say(f, `Come and play, ${h.name}! Winter is far away!`, 'happy');
-  say(h, `I will play later. First I must get ready for winter.`, 'reply');
+  addAny(
+    () => `All summer long, ${N(h)} worked hard. ${capFirst(he(h))} gathered ${food} and stored ${them} in ${his(h)} home for the winter.`,
+    () => `Every day that summer, ${S(h)} collected ${food}. ${capFirst(he(h))} carried ${them} home, one load at a time.`,
+    () => `${N(h)} knew that winter would come. So all summer, ${he(h)} filled ${his(h)} home with ${food}.`,
+  );
+  addAny(
+    () => `${N(f)} did not work. ${capFirst(he(f))} played and sang and slept in the sun.`,
+    () => `But ${N(f)} only wanted to play. ${capFirst(he(f))} danced in the meadow all day long.`,
+    () => `${N(f)} laughed at ${N(h)} for working so hard on such sunny days.`,
+  );
+  say(f, pick([`Come and play, ${h.name}! Winter is far away!`, `Why work when the sun is shining, ${h.name}?`, `You work too much! Come and have fun!`]), 'happy');
+  say(h, pick(['I will play later. First I must get ready for winter.', 'Winter will come soon. You should get ready too.', 'I like to play too, but winter is coming.']), 'reply');
   para();
-  add(`Then winter came. ${weatherLine(t, 'snowy')}`);
+  addAny(
+    () => `Then winter came. ${weatherLine(t, 'snowy')}`,
+    () => `Soon the days grew short and cold. ${weatherLine(t, 'snowy')}`,
+  );
   add(`${N(h)} was warm and cozy at home. But ${N(f)} was cold and hungry.`);
-  add(`${capFirst(he(f))} knocked on ${poss(h.name)} door.`);
-  say(f, pick(['I have nothing to eat. Can you help me?', 'I should have listened to you. I am so hungry.']), 'sad');
+  addAny(
+    () => `${capFirst(he(f))} knocked on ${poss(h.name)} door.`,
+    () => `One snowy evening, there was a small knock at ${poss(h.name)} door. It was ${N(f)}.`,
+  );
+  say(f, pick(['I have nothing to eat. Can you help me?', 'I should have listened to you. I am so hungry.', 'I am sorry I laughed at you. Could you spare a little food?']), 'sad');
   addAny(
     () => `${N(h)} did not say, "I told you so." ${capFirst(he(h))} opened the door wide.`,
     () => `${N(h)} smiled and let ${N(f)} in.`,
   );
-  say(h, pick(['Come in! There is enough for both of us.', 'Come in out of the cold. Let\'s share.']), 'kind');
-  add(`They ate together by the warm fire and told stories all winter long.`);
+  say(h, pick(['Come in! There is enough for both of us.', "Come in out of the cold. Let's share.", 'Of course! Friends help each other.']), 'kind');
+  addAny(
+    () => `They ate together by the warm fire and told stories all winter long.`,
+    () => `All winter, they shared the ${food} and kept each other company.`,
+  );
   maybe(0.7, () => add(`The next summer, ${N(f)} helped ${N(h)} gather food, and they still had time to play.`));
   lesson(s, 'kind');
 }
@@ -2192,30 +2361,50 @@ function arcWinter(s: St): void {
 /** A race; the hero stops to help a friend who falls. */
 function arcRace(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { N, S, say, add, addAny, pick, maybe, para, he, him, his } = t;
   const f = makeFriend(s, 'known');
   let place = placeFor(t, h, 'open');
   if (place.key === 'backyard') place = placeByKey('park');
   s.place = place;
+  const race = pick(['a big race', 'a running race', 'a sack race', 'the spring race', 'a race to the old oak tree']);
   intro(s);
   para();
-  add(`${when(t)}, there was a big race ${place.at}.`);
-  add(`${N(h)} ${pick(['practiced every day', 'really wanted to win', 'had a brand new pair of ' + (h.kind === 'child' ? 'shoes' : 'ribbons')])}.`.replace('ribbons', 'ribbons for luck'));
-  say(h, pick(['I am going to win!', 'I will run faster than everyone!']), 'excited');
-  add(`"Ready, set, go!" shouted ${pick(['the teacher', 'the old owl', 'a big man with a whistle', 'the judge'])}.`);
+  addAny(
+    () => `${when(t)}, there was ${race} ${place.at}.`,
+    () => `${when(t)}, everyone gathered ${place.at} for ${race}.`,
+  );
+  addAny(
+    () => `${N(h)} ${pick(['had practiced every day', 'really wanted to win', 'had been waiting for this day all year'])}.`,
+    () => `${S(h)} wanted to win more than anything.`,
+  );
+  say(h, pick(['I am going to win!', 'I will run faster than everyone!', 'Watch me go!']), 'excited');
+  add(`"Ready, set, go!" ${pick(['shouted the teacher', 'called the old owl', 'shouted a big man with a whistle', 'called the judge'])}.`);
   para();
-  add(`${N(h)} ran as fast as ${he(h)} could. ${capFirst(he(h))} was in front! ${capFirst(he(h))} could see the finish line.`);
-  add(`But then ${he(h)} heard a cry behind ${him(h)}. ${N(f)} had tripped and fallen down.`);
+  addAny(
+    () => `${N(h)} ran as fast as ${he(h)} could. ${capFirst(he(h))} was in front! ${capFirst(he(h))} could see the finish line.`,
+    () => `${N(h)} zoomed ahead of everyone. The finish line was getting closer and closer.`,
+  );
+  addAny(
+    () => `But then ${he(h)} heard a cry behind ${him(h)}. ${N(f)} had tripped and fallen down.`,
+    () => `Suddenly, ${he(h)} heard a thump. ${N(f)} had fallen over a stone and hurt ${his(f)} knee.`,
+  );
   addAny(
     () => `${N(h)} stopped. ${capFirst(he(h))} wanted to win, but ${his(h)} friend was hurt.`,
     () => `${N(h)} looked at the finish line. Then ${he(h)} looked at ${N(f)}.`,
+    () => `${N(h)} did not even stop to think.`,
   );
   add(`${capFirst(he(h))} turned around and ran back.`);
-  say(h, pick(['Are you okay? Let me help you up.', 'Come on, we can finish together.']), 'kind');
-  add(`${N(h)} helped ${N(f)} up, and they walked to the finish line side by side.`);
+  say(h, pick(['Are you okay? Let me help you up.', 'Come on, we can finish together.', 'Lean on me.']), 'kind');
+  addAny(
+    () => `${N(h)} helped ${N(f)} up, and they walked to the finish line side by side.`,
+    () => `Slowly, they walked the rest of the way together.`,
+  );
   para();
-  add(`They came last. But everyone was clapping and cheering for them!`);
-  maybe(0.6, () => add(`At the end, ${N(h)} got a special ribbon. It said, "Kindest Runner."`));
+  addAny(
+    () => `They came last. But everyone was clapping and cheering for them!`,
+    () => `All the others had finished long ago. But when ${N(h)} and ${N(f)} crossed the line, everyone cheered the loudest.`,
+  );
+  maybe(0.6, () => add(`At the end, ${N(h)} got a special ribbon. It said, "${pick(['Kindest Runner', 'Best Friend', 'Big Heart'])}."`));
   say(f, pick([`Thank you, ${h.name}. You are a true friend.`, `You could have won, but you stopped for me.`]), 'happy');
   addAny(
     () => `${N(h)} felt even better than if ${he(h)} had won.`,
@@ -2227,60 +2416,365 @@ function arcRace(s: St): void {
 /** A new baby arrives; jealousy; becoming a proud big brother or sister. */
 function arcBaby(s: St): void {
   const { t, h } = s;
-  const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const { N, S, say, add, addAny, pick, maybe, para, he, him, his } = t;
   const bg: Gender = t.chance(0.5) ? 'm' : 'f';
   const bname = freshName(t, s.names, bg === 'm' ? BOYS : GIRLS);
-  const baby: Char = { name: bname, first: `a new baby ${bg === 'm' ? 'brother' : 'sister'} named ${bname}`, introduced: false, g: bg, kind: 'child' };
+  const sib = bg === 'm' ? 'brother' : 'sister';
+  const big = h.g === 'm' ? 'brother' : 'sister';
+  const baby: Char = { name: bname, first: `a new baby ${sib} named ${bname}`, introduced: false, g: bg, kind: 'child' };
   const p: Char = t.chance(0.6) ? { name: 'Mom', introduced: true, g: 'f', kind: 'adult' } : { name: 'Dad', introduced: true, g: 'm', kind: 'adult' };
   intro(s);
   para();
-  add(`${when(t)}, ${N(h)} got ${N(baby)}.`);
-  add(`Everyone came to see the baby. Everyone said, "Oh, how sweet!"`);
-  add(`But nobody looked at ${N(h)}.`);
+  addAny(
+    () => `${when(t)}, ${N(h)} got ${N(baby)}.`,
+    () => `${when(t)}, Mom and Dad came home from the hospital with ${N(baby)}.`,
+    () => `For months, ${N(h)} had waited. Then, ${when(t).replace(/^O/, 'o')}, ${he(h)} finally met ${N(baby)}.`,
+  );
+  addAny(
+    () => `Everyone came to see the baby. Everyone said, "Oh, how sweet!"`,
+    () => `Aunts, uncles, and neighbors came to visit. They all wanted to hold the baby.`,
+    () => `The baby was very small and very pink, and everyone wanted to see ${him(baby)}.`,
+  );
+  addAny(
+    () => `But nobody looked at ${N(h)}.`,
+    () => `Nobody asked ${N(h)} to play.`,
+    () => `${N(h)} stood in the corner, and nobody seemed to notice.`,
+  );
   addAny(
     () => `${N(baby)} cried a lot, and ${N(p)} was always busy.`,
     () => `${N(p)} did not have time to play anymore.`,
+    () => `${N(baby)} needed to be fed, and rocked, and changed, all day and all night.`,
   );
-  say(h, pick(['Nobody cares about me anymore.', 'I wish we did not have a baby.']), 'sad');
+  say(h, pick(['Nobody cares about me anymore.', 'I wish we did not have a baby.', 'Babies are boring. All they do is cry.']), 'sad');
   para();
-  add(`${N(p)} heard and came to sit with ${N(h)}.`);
-  say(p, pick(['I love you just as much as always. And the baby needs a big ' + (h.g === 'm' ? 'brother' : 'sister') + ' like you.', 'You are very important. Do you want to help me with the baby?']), 'kind');
-  add(`So ${N(h)} helped. ${capFirst(he(h))} ${pick(['sang to the baby', 'brought a clean diaper', 'showed the baby ' + his(h) + ' toys', 'made funny faces'])}.`);
-  add(`Then something amazing happened. ${N(baby)} looked right at ${N(h)} and smiled!`);
-  say(h, pick([`${call(p)}, look! ${capFirst(he(baby))} smiled at me!`, `${capFirst(he(baby))} likes me!`]), 'excited');
+  addAny(
+    () => `${N(p)} heard and came to sit with ${N(h)}.`,
+    () => `That night, ${N(p)} came to ${poss(h.name)} room and sat on the bed.`,
+  );
+  say(p, pick([`I love you just as much as always. And the baby needs a big ${big} like you.`, 'You are very important. Do you want to help me with the baby?', `Do you know what? When you were a baby, you cried a lot too. And look at you now!`]), 'kind');
+  addAny(
+    () => `So ${N(h)} helped. ${capFirst(he(h))} ${pick(['sang to the baby', 'brought a clean diaper', 'showed the baby ' + his(h) + ' toys', 'made funny faces', 'rocked the cradle gently'])}.`,
+    () => `The next day, ${S(h)} held the baby very carefully on ${his(h)} lap.`,
+  );
+  addAny(
+    () => `Then something amazing happened. ${N(baby)} looked right at ${N(h)} and smiled!`,
+    () => `Then ${N(baby)} grabbed ${poss(h.name)} finger with a tiny hand and held on tight.`,
+    () => `${N(baby)} stopped crying and made a happy little sound.`,
+  );
+  say(h, pick([`${call(p)}, look! ${capFirst(PR[bg].he)} likes me!`, `${capFirst(PR[bg].he)} likes me!`, `I think I am ${poss(bname)} favorite.`]), 'excited');
   para();
-  add(`From then on, ${N(h)} was ${pick(['the best big', 'a proud big', 'a very helpful big'])} ${h.g === 'm' ? 'brother' : 'sister'}.`);
-  maybe(0.6, () => add(`And when ${N(baby)} was older, ${he(baby)} followed ${N(h)} everywhere.`));
+  add(`From then on, ${N(h)} was ${pick(['the best big', 'a proud big', 'a very helpful big'])} ${big}.`);
+  maybe(0.6, () => addAny(
+    () => `And when ${N(baby)} was older, ${he(baby)} followed ${N(h)} everywhere.`,
+    () => `${capFirst(he(h))} read stories to ${N(baby)} every night.`,
+  ));
 }
 
-/** A lemonade stand to raise money for something; slow start; success; generosity. */
+/** A lemonade (or cookie, or flower) stand to raise money; slow start; success. */
 function arcLemonade(s: St): void {
+  const { t, h } = s;
+  const { N, say, add, addAny, pick, maybe, para, he } = t;
+  const f = makeFriend(s, 'known');
+  const goal = pick(['a new ball for the whole street', 'food for the animal shelter', 'a present for ' + poss(s.parent.name) + ' birthday', 'new books for the school library', 'seeds for the town garden', 'a bird feeder for the park', 'a new swing for the playground']);
+  const stand = pick([
+    { what: 'lemonade', idea: ['Let\'s sell lemonade!', 'I know! A lemonade stand!'], make: 'They squeezed lemons, stirred in sugar, and filled a big jug with ice.', sign: 'Cold lemonade!', gone: 'the jug was empty' },
+    { what: 'cookies', idea: ['Let\'s sell cookies!', 'We could bake cookies and sell them!'], make: `With help from ${s.parent.name}, they baked three trays of cookies and put them on a big plate.`, sign: 'Fresh cookies!', gone: 'the plate was empty' },
+    { what: 'flowers', idea: ['Let\'s sell flowers from the garden!', 'People love flowers. Let\'s sell some!'], make: 'They picked flowers from the garden and tied them into little bunches with string.', sign: 'Pretty flowers!', gone: 'every bunch of flowers was gone' },
+    { what: 'apple juice', idea: ['Let\'s sell apple juice!', 'We can make apple juice and sell it!'], make: 'They washed the apples, pressed out the juice, and poured it into a big glass jug.', sign: 'Sweet apple juice!', gone: 'the jug was empty' },
+  ]);
+  const price = pick(['ten cents', 'five cents', 'one coin', 'twenty cents']);
+  intro(s);
+  para();
+  addAny(
+    () => `${when(t, 'sunny')}, ${N(h)} and ${N(f)} wanted to raise money for ${goal}.`,
+    () => `${when(t, 'sunny')}, ${N(h)} had a plan. ${capFirst(he(h))} and ${N(f)} wanted to buy ${goal}, but they needed money.`,
+  );
+  say(f, pick(stand.idea), 'excited');
+  add(stand.make);
+  addAny(
+    () => `They made a sign that said, "${stand.sign} Only ${price}!"`,
+    () => `${N(h)} painted a big sign: "${stand.sign} Only ${price}!"`,
+    () => `They set up a little table by the road with a sign that said, "${stand.sign}"`,
+  );
+  para();
+  addAny(
+    () => `At first, nobody came.`,
+    () => `But at first, no one stopped.`,
+    () => `They waited, but the street was empty.`,
+  );
+  addAny(
+    () => `${N(h)} and ${N(f)} waited and waited.${stand.what.includes('juice') || stand.what === 'lemonade' ? ' The ice began to melt.' : ''}`,
+    () => `An hour went by. Not one person stopped.`,
+    () => `A car drove past without slowing down. Then a bike went by, very fast.`,
+  );
+  say(h, pick([`Maybe nobody likes ${stand.what}.`, 'This is not working.', 'We will never sell anything.']), 'sad');
+  say(f, pick(["Let's not give up yet.", 'We just need people to notice us!', "Don't give up! I have an idea."]), 'kind');
+  addAny(
+    () => `So they ${pick(['sang a silly song about ' + stand.what, 'waved at everyone who walked by', 'made a bigger sign with a smiling sun on it', 'called out, "Come and get it!"'])}.`,
+    () => `${N(f)} ${pick(['wore a funny hat', 'juggled three oranges', 'danced next to the table'])}, and people began to look.`,
+  );
+  addAny(
+    () => `Then a ${pick(['man with a dog', 'woman on a bike', 'mail carrier', 'family with three children', 'lady with a big umbrella'])} stopped. Then another, and another!`,
+    () => `Soon a ${pick(['teacher', 'baker', 'bus driver', 'grandmother'])} came by and bought some. After that, people kept coming.`,
+    () => `Before long, there was a line of people waiting.`,
+  );
+  para();
+  addAny(
+    () => `By the end of the day, ${stand.gone}, and the jar was full of coins.`,
+    () => `When the sun went down, ${stand.gone}. They counted the coins. There was enough!`,
+  );
+  addAny(
+    () => `They used the money to buy ${goal}.`,
+    () => `The next day, they bought ${goal}.`,
+  );
+  maybe(0.5, () => add(`And they saved ${stand.what === 'flowers' ? 'the prettiest bunch' : 'the very last ' + (stand.what === 'cookies' ? 'cookie' : 'cup')} for ${N(s.parent)}.`));
+  addAny(
+    () => `${N(h)} and ${N(f)} gave each other a high five.`,
+    () => `${N(h)} and ${N(f)} were tired, but very happy.`,
+    () => `It had been a long day, but a very good one.`,
+  );
+  maybe(0.7, () => lesson(s, pick<LessonKey>(['tryAgain', 'teamwork'])));
+}
+
+/** A night camping out: a strange noise turns out to be harmless; stars. */
+function arcCamping(s: St): void {
+  const { t, h } = s;
+  const { S, N, say, add, addAny, pick, maybe, para, he, his } = t;
+  const p = s.parent;
+  const where = h.kind === 'child' ? pick(['in the backyard', 'by the lake', 'in the woods by the old farm', 'on the top of the big hill']) : pick(['at the edge of the forest', 'in the middle of the meadow', 'by the pond']);
+  const noise = pick([
+    { sound: 'Crunch, crunch, crunch!', was: 'a hedgehog looking for beetles in the leaves' },
+    { sound: 'Hoo-hoo! Hoo-hoo!', was: 'an owl sitting on a branch right above the tent' },
+    { sound: 'Scritch, scratch!', was: 'a raccoon trying to open their bag of marshmallows' },
+    { sound: 'Plop! Plop! Plop!', was: 'rain drops falling from the leaves onto the tent' },
+    { sound: 'Rustle, rustle!', was: 'a little mouse with its nose in a cookie crumb' },
+  ]);
+  intro(s);
+  para();
+  addAny(
+    () => `${when(t, 'warm')}, ${N(p)} said, "Tonight we are going to sleep in a tent ${where}!"`,
+    () => `${when(t, 'warm')}, ${N(h)} and ${N(p)} went camping ${where}.`,
+  );
+  say(h, pick(['Hooray! A real camping trip!', 'Can we make a fire?', 'I will carry the flashlight!']), 'excited');
+  addAny(
+    () => `They put up the tent together. ${N(h)} held the poles while ${N(p)} pulled the ropes tight.`,
+    () => `First they put up a little green tent. Then they gathered sticks for a small fire.`,
+  );
+  addAny(
+    () => `They toasted marshmallows until they were golden and gooey.`,
+    () => `They ate soup from tin cups and told funny stories.`,
+    () => `They roasted corn and listened to the crickets sing.`,
+  );
+  para();
+  add(`When it was dark, they crawled into their sleeping bags.`);
+  add(`Then ${N(h)} heard a sound outside. ${noise.sound}`);
+  say(h, pick([`${call(p)}, what was that?`, 'Is it a monster?', 'Did you hear that?']), 'scared');
+  addAny(
+    () => `${N(p)} turned on the flashlight and looked out of the tent.`,
+    () => `${N(p)} smiled, took the flashlight, and opened the tent very slowly.`,
+  );
+  add(`It was only ${noise.was}!`);
+  addAny(
+    () => `${N(h)} laughed so hard that ${he(h)} had to hold ${his(h)} tummy.`,
+    () => `${N(h)} let out a big breath and giggled.`,
+  );
+  para();
+  addAny(
+    () => `Then ${N(p)} pointed at the sky. There were more stars than ${N(h)} had ever seen.`,
+    () => `Before they went back to sleep, they looked up at the sky. It was full of stars.`,
+  );
+  maybe(0.6, () => add(`${N(p)} showed ${N(h)} ${pick(['the Big Dipper', 'the brightest star', 'a star that looked like it was winking', 'the Milky Way'])}.`));
+  addAny(
+    () => `${N(h)} fell asleep listening to the night, and ${he(h)} was not scared at all.`,
+    () => `That night, ${S(h)} slept better than ever, all snug in ${his(h)} sleeping bag.`,
+  );
+  maybe(0.5, () => lesson(s, 'brave'));
+}
+
+/** Fishing with a grandparent: waiting, a boot, a fish, letting it go. */
+function arcFishing(s: St): void {
+  const { t, h } = s;
+  const { N, say, add, addAny, pick, maybe, para, he, his } = t;
+  const g: Char = t.chance(0.5) ? { name: 'Grandpa', introduced: true, g: 'm', kind: 'adult' } : { name: 'Grandma', introduced: true, g: 'f', kind: 'adult' };
+  const place = placeByKey(pick(['lake', 'river', 'pond']));
+  s.place = place;
+  const junk = pick(['an old boot', 'a tangle of weeds', 'a soggy hat', 'a stick']);
+  const fish = pick(['a big silver fish', 'a little fish with shiny scales', 'a fat brown fish', 'a fish with a rainbow on its side']);
+  intro(s);
+  para();
+  addAny(
+    () => `${when(t)}, ${N(g)} took ${N(h)} fishing ${place.at}.`,
+    () => `${when(t)}, ${N(h)} went fishing with ${N(g)} for the very first time.`,
+  );
+  addAny(
+    () => `They sat on the ${pick(['old wooden dock', 'grassy bank', 'big flat rock'])} and threw their lines into the water.`,
+    () => `${N(g)} showed ${N(h)} how to hold the rod and throw the line far out.`,
+  );
+  addAny(
+    () => `Then they waited. And waited. And waited.`,
+    () => `The water was very still. Nothing happened for a long time.`,
+  );
+  say(h, pick(['When will we catch a fish?', 'This is taking forever!', 'Are there even any fish in here?']), 'plain');
+  say(g, pick(['Fishing is about being patient. Listen to the birds while we wait.', 'The fish will come. Good things take time.', 'Shh. The fish are listening.']), 'kind');
+  para();
+  add(`Suddenly, ${poss(h.name)} line pulled! ${capFirst(he(h))} reeled it in as fast as ${he(h)} could.`);
+  add(`But it was only ${junk}!`);
+  addAny(
+    () => `${N(g)} laughed so hard that ${his(g)} hat fell off.`,
+    () => `${N(h)} and ${N(g)} both burst out laughing.`,
+  );
+  add(`${N(h)} tried again. This time, ${he(h)} waited quietly and did not wiggle at all.`);
+  add(`Then the line pulled again, harder this time. ${N(h)} held on tight and pulled and pulled.`);
+  add(`Out of the water came ${fish}!`);
+  say(h, pick(['I caught one! I caught one!', 'Look, look! A real fish!']), 'excited');
+  para();
+  addAny(
+    () => `${N(h)} looked at the fish wiggling in the net. Then ${he(h)} said, "Can we let it go home?"`,
+    () => `The fish looked at ${N(h)} with its round eyes. ${N(h)} decided to let it go.`,
+  );
+  add(`Gently, they put the fish back in the water, and it swam away with a flick of its tail.`);
+  addAny(
+    () => `On the way home, ${N(h)} held ${poss(g.name)} hand and talked about the fish the whole time.`,
+    () => `${N(g)} said it was the best fishing day ${he(g)} had ever had.`,
+  );
+  maybe(0.6, () => lesson(s, 'patience'));
+}
+
+/** Plans a surprise party for a friend; the secret is hard to keep. */
+function arcParty(s: St): void {
   const { t, h } = s;
   const { N, say, add, addAny, pick, maybe, para, he, him, his } = t;
   const f = makeFriend(s, 'known');
-  const goal = pick(['a new ball for the whole street', 'food for the animal shelter', 'a present for ' + poss(s.parent.name) + ' birthday', 'new books for the school library', 'seeds for the town garden']);
+  const helpers = h.kind === 'child' ? pick(['all of their friends', 'the other children on the street', 'the whole class']) : pick(['all the animals', 'everyone in ' + s.place.the, 'their friends from near and far']);
   intro(s);
   para();
-  add(`${when(t, 'sunny')}, ${N(h)} and ${N(f)} wanted to raise money for ${goal}.`);
-  say(f, pick(['Let\'s sell lemonade!', 'I know! A lemonade stand!']), 'excited');
-  add(`They squeezed lemons, stirred in sugar, and filled a big jug with ice.`);
-  add(`They made a sign that said, "Lemonade! Only ten cents!"`);
-  para();
-  add(`At first, nobody came.`);
   addAny(
-    () => `${N(h)} and ${N(f)} waited and waited. The ice began to melt.`,
-    () => `An hour went by. Not one person stopped.`,
+    () => `${when(t)}, ${N(h)} found out that it was almost ${t.P(f)} birthday.`,
+    () => `${N(h)} knew that ${N(f)} would soon have a birthday.`,
   );
-  say(h, pick(['Maybe nobody likes lemonade.', 'This is not working.']), 'sad');
-  say(f, pick(["Let's not give up yet.", 'We just need people to notice us!', "Don't give up! I have an idea."]), 'kind');
-  add(`So they ${pick(['sang a lemonade song', 'waved at everyone who walked by', 'made a bigger sign with a smiling lemon on it'])}.`);
-  add(`Then a ${pick(['man with a dog', 'woman on a bike', 'mail carrier', 'family with three children'])} stopped. Then another, and another!`);
+  add(`${capFirst(he(h))} decided to plan a surprise party!`);
+  addAny(
+    () => `${capFirst(he(h))} told ${helpers}, and everyone promised to keep the secret.`,
+    () => `${capFirst(he(h))} whispered the plan to ${helpers}. "Shh! Don't tell!"`,
+  );
+  addAny(
+    () => `They made paper chains and colorful balloons. ${N(s.parent)} helped to bake a big ${pick(['chocolate', 'strawberry', 'carrot', 'lemon'])} cake.`,
+    () => `They hung up streamers and made a big sign that said, "Happy Birthday, ${f.name}!"`,
+  );
   para();
-  add(`By the end of the day, the jug was empty, and the jar was full of coins.`);
-  add(`They used the money to buy ${goal}.`);
-  maybe(0.5, () => add(`And they saved one last cup of lemonade for ${N(s.parent)}.`));
-  endPair(s, f);
-  lesson(s, pick<LessonKey>(['tryAgain', 'teamwork']));
+  add(`But keeping a secret was very hard.`);
+  addAny(
+    () => `The day before the party, ${N(f)} asked, "Why is everyone whispering?"`,
+    () => `When ${N(f)} came by, ${N(h)} almost told ${him(f)} about the party and had to cover ${his(h)} mouth.`,
+  );
+  addAny(
+    () => `${N(h)} said, "Oh, no reason!" and quickly changed the subject.`,
+    () => `${N(h)} just smiled and talked about the weather.`,
+  );
+  maybe(0.5, () => add(`${N(f)} looked a little sad. ${capFirst(he(f))} thought everyone had forgotten ${his(f)} birthday.`));
+  para();
+  add(`On the big day, ${N(h)} asked ${N(f)} to come for a walk.`);
+  add(`When they came back, everyone jumped out and shouted, "Surprise!"`);
+  addAny(
+    () => `${N(f)} was so surprised that ${he(f)} could not speak at first.`,
+    () => `${poss(f.name)} mouth fell open. Then ${he(f)} began to laugh.`,
+  );
+  say(f, pick(['You did all this for me?', 'This is the best birthday ever!', 'I thought you forgot!']), 'excited');
+  addAny(
+    () => `They ate cake, played games, and danced until it was dark.`,
+    () => `There was cake and music and lots of games. Everyone had a wonderful time.`,
+  );
+  say(f, `Thank you, ${h.name}. You are the best friend in the world.`, 'happy');
+  maybe(0.5, () => lesson(s, 'friendship'));
+}
+
+/** Moving to a new house; missing the old one; finding good things in the new place. */
+function arcMoving(s: St): void {
+  const { t, h } = s;
+  const { N, S, say, add, addAny, pick, maybe, para, he, him, his } = t;
+  const p = s.parent;
+  const miss = pick(['the big tree in the old garden', 'the little room with the blue walls', 'the swing in the old backyard', 'the neighbors and their friendly dog', 'walking to school with ' + his(h) + ' best friend']);
+  const goodThing = pick(['a tree house in the garden', 'a window where you could see the whole town', 'a park right across the street', 'a creek at the end of the street', 'an attic full of old treasures']);
+  intro(s);
+  para();
+  addAny(
+    () => `${when(t)}, ${N(p)} said, "We are moving to a new house."`,
+    () => `${N(h)} and ${his(h)} family were moving to a new town.`,
+  );
+  addAny(
+    () => `${N(h)} did not want to go. ${capFirst(he(h))} would miss ${miss}.`,
+    () => `${N(h)} felt a big knot in ${his(h)} tummy. What about ${miss}?`,
+  );
+  say(h, pick(['I don\'t want a new house. I like this one.', 'What if I don\'t like it there?', 'What if nobody wants to be my friend?']), 'sad');
+  say(p, pick(['New places can be scary. But they can also be full of good surprises.', 'We will take all the things we love with us, and we will make new memories too.', 'Let\'s wait and see. I think you might like it.']), 'kind');
+  para();
+  addAny(
+    () => `They packed everything into big boxes. ${N(h)} put ${his(h)} favorite toys in a box and wrote ${his(h)} name on it.`,
+    () => `On moving day, a big truck came. ${N(h)} watched the men carry the boxes, one by one.`,
+  );
+  add(`The new house looked big and empty. ${N(h)} did not say a word.`);
+  addAny(
+    () => `But then ${he(h)} found ${goodThing}!`,
+    () => `Then ${N(p)} showed ${him(h)} something: ${goodThing}.`,
+  );
+  say(h, pick(['Wow! Is this really ours?', 'This is so cool!']), 'excited');
+  para();
+  const f = makeFriend(s, 'new');
+  add(`The next day, ${N(f)} from next door came to say hello.`);
+  say(f, pick(['Do you want to play?', 'Hi! I live next door. Do you like games?']), 'shy');
+  addAny(
+    () => `Soon ${N(h)} and ${N(f)} were playing like old friends.`,
+    () => `By the end of the week, ${N(h)} had a new best friend.`,
+  );
+  addAny(
+    () => `That night, ${S(h)} said, "${call(p)}, I think I like our new house."`,
+    () => `${N(h)} still missed ${miss}, but now ${he(h)} had new things to love too.`,
+  );
+  maybe(0.5, () => lesson(s, 'friends'));
+}
+
+/** A wobbly tooth comes out at a funny moment. */
+function arcTooth(s: St): void {
+  const { t, h } = s;
+  const { N, S, say, add, addAny, pick, para, he, him, his } = t;
+  const p = s.parent;
+  const how = pick(['biting into a crunchy apple', 'laughing at a funny joke', 'eating a piece of corn', 'sneezing a very big sneeze', 'brushing ' + his(h) + ' teeth']);
+  intro(s);
+  para();
+  addAny(
+    () => `${when(t)}, ${N(h)} felt something strange. One of ${his(h)} front teeth was wobbly!`,
+    () => `${N(h)} had a loose tooth. It wiggled every time ${he(h)} touched it with ${his(h)} tongue.`,
+  );
+  say(h, pick([`${call(p)}, look! My tooth is wiggly!`, 'Is my tooth going to fall out?']), 'excited');
+  say(p, pick(['That means you are growing up. A new tooth will grow in its place.', 'Don\'t worry. It will come out when it is ready.']), 'kind');
+  addAny(
+    () => `For days, ${N(h)} wiggled the tooth. It would not come out.`,
+    () => `${N(h)} tried to pull it, but it was not ready yet.`,
+  );
+  para();
+  add(`Then, one day, ${N(h)} was ${how}, and out popped the tooth!`);
+  addAny(
+    () => `${N(h)} held the tiny white tooth in ${his(h)} hand.`,
+    () => `${N(h)} looked in the mirror. There was a little gap where the tooth had been!`,
+  );
+  say(h, pick(['My tooth came out!', 'I lost my first tooth!']), 'excited');
+  addAny(
+    () => `${N(p)} gave ${him(h)} a big hug and a little box for the tooth.`,
+    () => `${N(p)} clapped and laughed.`,
+  );
+  para();
+  addAny(
+    () => `That night, ${S(h)} put the tooth under ${his(h)} pillow.`,
+    () => `At bedtime, ${N(h)} put the tooth in a little envelope under the pillow.`,
+  );
+  addAny(
+    () => `In the morning, the tooth was gone. In its place was a shiny coin and a tiny note that said, "Keep smiling!"`,
+    () => `When ${he(h)} woke up, there was a shiny coin under the pillow.`,
+  );
+  addAny(
+    () => `${N(h)} smiled a big smile with a gap in it.`,
+    () => `${N(h)} ran to show everyone ${his(h)} new smile.`,
+  );
 }
 
 const ARCS: Arc[] = [
@@ -2309,7 +2803,7 @@ const ARCS: Arc[] = [
   { name: 'music', kinds: ['child', 'animal'], run: arcMusic },
   { name: 'runaway', kinds: ['child'], run: arcRunaway },
   { name: 'fix', kinds: ['child'], run: arcFix },
-  { name: 'dragon', kinds: ['animal'], run: arcDragon, place: 'dragon' },
+  { name: 'dragon', kinds: ['animal'], run: arcDragon, species: 'dragon' },
   { name: 'wish', kinds: ['child', 'animal'], run: arcWish },
   { name: 'gift', kinds: ['child', 'animal'], run: arcGift },
   { name: 'sick', kinds: ['child'], run: arcSick },
@@ -2317,6 +2811,11 @@ const ARCS: Arc[] = [
   { name: 'race', kinds: ['child', 'animal'], run: arcRace },
   { name: 'baby', kinds: ['child'], run: arcBaby },
   { name: 'lemonade', kinds: ['child'], run: arcLemonade },
+  { name: 'camping', kinds: ['child', 'animal'], run: arcCamping },
+  { name: 'fishing', kinds: ['child'], run: arcFishing },
+  { name: 'party', kinds: ['child', 'animal'], run: arcParty },
+  { name: 'moving', kinds: ['child'], run: arcMoving },
+  { name: 'tooth', kinds: ['child'], run: arcTooth },
 ];
 export const ARC_NAMES: readonly string[] = ARCS.map((a) => a.name);
 
@@ -2339,7 +2838,7 @@ function tell(rng: Rng, arc: Arc): string {
   const names = new Set<string>();
   const kind = arc.kinds.length === 1 ? arc.kinds[0]! : t.chance(0.6) ? 'child' : 'animal';
   const h = makeHero(t, names, kind);
-  if (arc.place === 'dragon') h.sp = speciesByName('dragon');
+  if (arc.species !== undefined) h.sp = speciesByName(arc.species);
   const s: St = { t, h, names, parent: makeParent(t, h), place: placeFor(t, h) };
   arc.run(s);
   return finalize(t.text());
@@ -2400,9 +2899,13 @@ export function corpusStats(texts: readonly string[]): { stories: number; words:
 
 // ---- command line ------------------------------------------------------------------------------
 
-export const DEFAULT_STORIES = 40000;
+/** About 9-10 M words and ~50 MB of JSONL; takes ~10 s. */
+export const DEFAULT_STORIES = 60000;
 
-function parseArgs(argv: string[]): { out: string; stories: number; seed: number } {
+export const USAGE = 'usage: node --import tsx recipes/default-model/corpus.ts --out FILE.jsonl [--stories N] [--seed S]';
+
+/** Command-line options; null for --help. Throws on anything it does not understand. */
+export function parseCorpusArgs(argv: string[]): { out: string; stories: number; seed: number } | null {
   let out: string | undefined;
   let stories = DEFAULT_STORIES;
   let seed = 1;
@@ -2420,34 +2923,40 @@ function parseArgs(argv: string[]): { out: string; stories: number; seed: number
     if (a === '--out') out = val();
     else if (a === '--stories') stories = int('--stories', val(), 1);
     else if (a === '--seed') seed = int('--seed', val(), 0);
-    else if (a === '--help' || a === '-h') {
-      console.log('usage: node --import tsx recipes/default-model/corpus.ts --out FILE.jsonl [--stories N] [--seed S]');
-      process.exit(0);
-    } else throw new Error(`corpus: unknown argument "${a}" (expected --out, --stories, --seed)`);
+    else if (a === '--help' || a === '-h') return null;
+    else throw new Error(`corpus: unknown argument "${a}" (expected --out, --stories, --seed)`);
   }
   if (out === undefined) throw new Error('corpus: --out FILE.jsonl is required');
   return { out, stories, seed };
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+/** The command line: writes the JSONL file and returns the summary line (or the usage text). */
+export function runCorpusCli(argv: string[]): string {
+  let args: ReturnType<typeof parseCorpusArgs>;
+  try {
+    args = parseCorpusArgs(argv);
+  } catch (e) {
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
+  }
+  if (args === null) return USAGE;
   const t0 = Date.now();
   const texts = generateCorpus({ stories: args.stories, seed: args.seed });
-  const stream = createWriteStream(args.out);
-  let bytes = 0;
-  for (const text of texts) {
-    const line = JSON.stringify({ text }) + '\n';
-    bytes += Buffer.byteLength(line);
-    if (!stream.write(line)) await new Promise<void>((r) => stream.once('drain', () => r()));
+  const body = texts.map((text) => JSON.stringify({ text }) + '\n').join('');
+  try {
+    writeFileSync(args.out, body);
+  } catch (e) {
+    throw new Error(`corpus: cannot write ${args.out}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  await new Promise<void>((res, rej) => stream.end((err?: Error | null) => (err ? rej(err) : res())));
   const st = corpusStats(texts);
-  console.log(`wrote ${args.out}: ${st.stories} stories, ${st.words} words (${st.minWords}-${st.maxWords} per story), ${st.distinct} distinct words, ${(bytes / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const mb = (Buffer.byteLength(body) / 1e6).toFixed(1);
+  return `wrote ${args.out}: ${st.stories} stories, ${st.words} words (${st.minWords}-${st.maxWords} per story), ${st.distinct} distinct words, ${mb} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  main().catch((e: unknown) => {
+  try {
+    console.log(runCorpusCli(process.argv.slice(2)));
+  } catch (e) {
     console.error(e instanceof Error ? e.message : String(e));
     process.exit(1);
-  });
+  }
 }
