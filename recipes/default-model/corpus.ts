@@ -1085,11 +1085,11 @@ function arcFear(s: St): void {
   say(p, fear.comfort + (t.chance(0.5) ? ' ' + pick(['You are braver than you think.', 'I know you can do it.', 'I am right here with you.']) : ''), 'kind');
   para();
   add(fear.try(s));
+  say(h, pick(['That was not so scary after all!', 'I did it! I was brave!', `Look, ${call(p)}! I'm not scared anymore!`]), 'excited');
   addAny(
     () => `${N(h)} ${fear.after}.`,
     () => `${S(h)} smiled and ${fear.after}.`,
   );
-  say(h, pick(['That was not so scary after all!', 'I did it! I was brave!', `Look, ${call(p)}! I'm not scared anymore!`]), 'excited');
   addAny(
     () => `${N(p)} was very proud.`,
     () => `${N(p)} clapped and smiled.`,
@@ -1897,7 +1897,7 @@ function arcTidy(s: St): void {
   );
   addAny(
     () => `Then, under a pile of ${mess[2]}, ${he(h)} found something.`,
-    () => `When ${he(h)} moved the ${mess[2]}, something ${lost.adj} caught ${his(h)} eye.`,
+    () => `When ${he(h)} moved the ${mess[2]}, something caught ${his(h)} eye.`,
     () => `Under the bed, behind an old shoe, ${he(h)} found a surprise.`,
   );
   add(`It was ${his(h)} ${lost.full}! ${capFirst(he(h))} had lost ${lost.it} ${pick(['weeks ago', 'a long time ago', 'last month'])}.`);
@@ -2035,7 +2035,7 @@ function arcNeighbor(s: St): void {
   add(`${when(t)}, ${N(h)} saw that ${N(n)} ${job.need}.`);
   addAny(
     () => `${S(h)} ran over right away.`,
-    () => `${S(h)} asked ${N(s.parent)} if ${he(h)} could help.`,
+    () => `${S(h)} told ${N(s.parent)} that ${he(h)} wanted to help.`,
   );
   say(h, pick([`Can I help you, ${nm}?`, `${nm}, let me help!`]), 'kind');
   para();

@@ -1,6 +1,7 @@
 // `slipstream generate`: load a model, stream a completion of one prompt to stdout, print one
 // timing line to stderr.
 
+import { defaultModelDir } from '../models/default.ts';
 import { IncrementalDetokenizer } from '../engine/detokenizer.ts';
 import { generate, Sequence } from '../engine/generate.ts';
 import { validateSampling, type SamplingParams } from '../engine/sampler.ts';
@@ -10,7 +11,7 @@ import { cpuBackend } from '../tensor/cpu.ts';
 import { UsageError } from './errors.ts';
 
 export interface GenerateCliOptions {
-  model: string;
+  model?: string;
   prompt: string;
   maxTokens: string;
   temperature?: string;
@@ -44,7 +45,7 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   if (o.threads !== undefined) be.setThreads(numOpt('threads', o.threads, 0, true));
 
   const t0 = performance.now();
-  const lm = await loadModel(o.model, be, { quantize: o.quantize as 'q8_0' | undefined, mmap: o.mmap !== false, lora: o.lora });
+  const lm = await loadModel(o.model ?? defaultModelDir(), be, { quantize: o.quantize as 'q8_0' | undefined, mmap: o.mmap !== false, lora: o.lora });
   const loadSeconds = (performance.now() - t0) / 1000;
   const { tokenizer, config, generation } = lm;
 

@@ -31,7 +31,7 @@ program
 program
   .command('serve')
   .description('serve a model over an OpenAI-compatible HTTP API (continuous batching, SSE streaming, Prometheus /metrics)')
-  .requiredOption('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision]')
+  .option('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision] (default: the embedded default model, models/default)')
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on', '8000')
   .option('--api-key <key>', 'require Authorization: Bearer <key> on /v1/* (default: $SLIPSTREAM_API_KEY)')
@@ -65,7 +65,7 @@ bench
 program
   .command('generate')
   .description('generate text from a prompt; streams it to stdout, one timing line to stderr')
-  .requiredOption('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision]')
+  .option('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision] (default: the embedded default model, models/default)')
   .requiredOption('-p, --prompt <text>', 'the prompt')
   .option('-n, --max-tokens <n>', 'tokens to generate', '128')
   .option('--temperature <t>', 'sampling temperature (0: greedy)')

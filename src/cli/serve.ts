@@ -2,12 +2,13 @@
 // server in front of it, and shut down cleanly on SIGTERM/SIGINT: refuse new requests (503),
 // let in-flight ones finish within a grace period, close, exit 0.
 
+import { defaultModelDir } from '../models/default.ts';
 import { startEngineHost } from '../engine/worker-host.ts';
 import { buildServer, startDraining } from '../server/app.ts';
 import { UsageError } from './errors.ts';
 
 export interface ServeCliOptions {
-  model: string;
+  model?: string;
   host?: string;
   port?: string;
   apiKey?: string;
@@ -43,7 +44,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   const apiKey = o.apiKey ?? (process.env.SLIPSTREAM_API_KEY || undefined);
 
   const engine = await startEngineHost({
-    model: o.model,
+    model: o.model ?? defaultModelDir(),
     quantize: o.quantize as 'q8_0' | undefined,
     lora: o.lora,
     kvCacheMemory: kvGiB === undefined ? undefined : Math.floor(kvGiB * 2 ** 30),
