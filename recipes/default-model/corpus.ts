@@ -493,7 +493,7 @@ class Teller {
       worried: ['frowned', 'bit ' + his(c) + ' lip'],
       scared: ['shivered', 'held ' + his(c) + ' breath'],
       angry: ['frowned', 'crossed ' + his(c) + ' arms'],
-      kind: ['smiled kindly', 'came closer', 'sat down next to ' + (c.kind === 'adult' ? 'the little one' : 'a friend')],
+      kind: ['smiled kindly', 'smiled warmly', 'nodded kindly'],
       teach: ['smiled', 'nodded slowly'],
       reply: ['nodded', 'thought for a moment'],
       shy: ['looked down at ' + his(c) + ' feet', 'gave a small smile'],
@@ -501,7 +501,6 @@ class Teller {
     };
     let xs = m[mood] ?? m['plain']!;
     if (c.kind === 'animal') xs = xs.filter((x) => !x.includes('arms') && !x.includes('lip'));
-    if (mood === 'kind') xs = xs.filter((x) => !x.startsWith('sat down'));
     return this.pick(xs.length > 0 ? xs : ['nodded']);
   }
 
@@ -668,7 +667,7 @@ function intro(s: St): void {
     const hobby = act(t.pick(CHILD_HOBBIES).replace('Grandma', s.parent.name === 'Grandpa' ? 'Grandpa' : 'Grandma'));
     const look = t.pick(CHILD_LOOKS).replace('{his}', his(h));
     extras['age'] = () => `${t.S(h)} was ${age} years old.`;
-    extras['home'] = () => t.any(() => `${t.S(h)} lived with ${his(h)} family in ${home}.`, () => `${t.S(h)} lived with ${his(h)} ${t.pick(['mom and dad', 'mom', 'dad', 'grandma', 'grandpa', 'big family'])} in ${home}.`);
+    extras['home'] = () => t.any(() => `${t.S(h)} lived with ${his(h)} family in ${home}.`, () => `${t.S(h)} lived with ${his(h)} ${t.pick(['family', 'big family', s.parent.name === 'Mom' || s.parent.name === 'Dad' ? 'mom and dad' : s.parent.name.toLowerCase()])} in ${home}.`);
     extras['look'] = () => t.any(() => `${t.S(h)} had ${look}.`, () => `${t.S(h)} had ${look} and a kind heart.`);
     extras['hobby'] = () =>
       t.any(
