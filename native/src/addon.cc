@@ -17,6 +17,9 @@
 #include "ops.h"
 #include "pool.h"
 
+// the training kernels' functions (train_addon.cc)
+void RegisterTrain(Napi::Env env, Napi::Object exports);
+
 namespace {
 
 struct Buf {
@@ -501,6 +504,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  RegisterTrain(env, exports);
   return exports;
 }
 

@@ -1,0 +1,223 @@
+// The `cpu` training kernels: the native core's training ops (native/src/train_*.cc), threaded
+// over its pool, on the instruction set it has chosen (setIsa / SLIPSTREAM_NO_SIMD apply).
+// Semantics are TrainKernels' (src/train/kernels.ts); RefTrainKernels is the oracle.
+//
+// Checks: lengths that the contract ties together (elementwise ops, rope options, GELU
+// approximation, step) are checked here with the reference kernels' errors; the native layer
+// checks every buffer against the elements the call touches and every id it follows, so a
+// direct call cannot read or write out of bounds. Errors name the op.
+
+import type { RopeOptions } from '../tensor/backend.ts';
+import { native, type NativeCore, type TA } from '../tensor/native.ts';
+import type { AttnTrainOptions, Gelu, TrainKernels } from './kernels.ts';
+import { TrainKernelError } from './ref-kernels.ts';
+
+/** The native training functions (train_addon.cc) and the f32 GEMM the core exports. */
+export interface TrainCore extends NativeCore {
+  sgemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: TA, lda: number, B: TA, ldb: number, beta: number, C: TA, ldc: number,
+  ): void;
+  trainAxpy(a: number, x: Float32Array, y: Float32Array, n: number): void;
+  trainSumSquares(x: Float32Array, n: number): number;
+  trainScale(x: Float32Array, n: number, s: number): void;
+  trainRmsNorm(x: Float32Array, w: Float32Array, rows: number, cols: number, eps: number, out: Float32Array, rstd: Float32Array): void;
+  trainRmsNormBackward(
+    x: Float32Array, w: Float32Array, rstd: Float32Array, dy: Float32Array, rows: number, cols: number, dx: Float32Array, dw: Float32Array,
+  ): void;
+  trainLayerNorm(
+    x: Float32Array, w: Float32Array, b: Float32Array | null, rows: number, cols: number, eps: number,
+    out: Float32Array, mean: Float32Array, rstd: Float32Array,
+  ): void;
+  trainLayerNormBackward(
+    x: Float32Array, w: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, rows: number, cols: number,
+    dx: Float32Array, dw: Float32Array, db: Float32Array | null,
+  ): void;
+  /** op: 0 swiglu, 1 geglu (tanh), 2 geglu (erf) */
+  trainGlu(op: number, g: Float32Array, u: Float32Array, out: Float32Array, n: number): void;
+  trainGluBackward(op: number, g: Float32Array, u: Float32Array, dy: Float32Array, dg: Float32Array, du: Float32Array, n: number): void;
+  trainGelu(erf: boolean, x: Float32Array, out: Float32Array, n: number): void;
+  trainGeluBackward(erf: boolean, x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  trainRope(
+    x: Float32Array, rows: number, H: number, D: number, positions: Int32Array, rotaryDim: number, halfLayout: number, theta: number,
+    scaling: number, factor: number, low: number, high: number, origMax: number, inverse: boolean,
+  ): void;
+  trainAttention(
+    q: Float32Array, k: Float32Array, v: Float32Array, seg: Int32Array, B: number, T: number, Hq: number, Hkv: number, D: number,
+    scale: number, softCap: number, window: number, out: Float32Array, lse: Float32Array,
+  ): void;
+  trainAttentionBackward(
+    q: Float32Array, k: Float32Array, v: Float32Array, seg: Int32Array, out: Float32Array, lse: Float32Array, dout: Float32Array,
+    B: number, T: number, Hq: number, Hkv: number, D: number, scale: number, softCap: number, window: number,
+    dq: Float32Array, dk: Float32Array, dv: Float32Array,
+  ): void;
+  trainCrossEntropy(
+    logits: Float32Array, rows: number, V: number, targets: Int32Array, softCap: number, gradScale: number, dlogits: Float32Array,
+  ): number;
+  trainEmbeddingBackward(ids: Int32Array, n: number, dy: Float32Array, D: number, dtable: Float32Array): void;
+  trainAdamw(
+    p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number,
+    step: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, gradScale: number,
+  ): void;
+}
+
+export function trainCore(): TrainCore {
+  return native() as TrainCore;
+}
+
+function same(op: string, names: string, ...arrs: ArrayLike<number>[]): number {
+  const n = arrs[0]!.length;
+  for (const a of arrs) {
+    if (a.length !== n) throw new TrainKernelError(op, `${names} must all have the same length, got ${arrs.map((x) => x.length).join(', ')}`);
+  }
+  return n;
+}
+
+function geluCode(op: string, approx: Gelu): boolean {
+  if (approx !== 'tanh' && approx !== 'erf') throw new TrainKernelError(op, `unknown GELU approximation '${String(approx)}'`);
+  return approx === 'erf';
+}
+
+function checkAttnOpts(op: string, opts: AttnTrainOptions): void {
+  if (!Number.isInteger(opts.window) || opts.window < 0) throw new TrainKernelError(op, `window must be an integer >= 0, got ${opts.window}`);
+  if (!(opts.softCap >= 0)) throw new TrainKernelError(op, `softCap must be >= 0, got ${opts.softCap}`);
+}
+
+export class CpuTrainKernels implements TrainKernels {
+  readonly name = 'cpu';
+  private readonly n: TrainCore;
+
+  constructor() {
+    this.n = trainCore();
+  }
+
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number,
+  ): void {
+    if (typeof this.n.sgemm !== 'function') throw new TrainKernelError('gemm', 'this build of the native core has no sgemm; rebuild it with `npm run build:native`');
+    this.n.sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+
+  axpy(a: number, x: Float32Array, y: Float32Array): void {
+    this.n.trainAxpy(a, x, y, same('axpy', 'x, y', x, y));
+  }
+
+  sumSquares(x: Float32Array): number {
+    return this.n.trainSumSquares(x, x.length);
+  }
+
+  scaleInPlace(x: Float32Array, s: number): void {
+    this.n.trainScale(x, x.length, s);
+  }
+
+  rmsNorm(x: Float32Array, w: Float32Array, rows: number, cols: number, eps: number, out: Float32Array, rstd: Float32Array): void {
+    this.n.trainRmsNorm(x, w, rows, cols, eps, out, rstd);
+  }
+
+  rmsNormBackward(
+    x: Float32Array, w: Float32Array, rstd: Float32Array, dy: Float32Array, rows: number, cols: number, dx: Float32Array, dw: Float32Array,
+  ): void {
+    this.n.trainRmsNormBackward(x, w, rstd, dy, rows, cols, dx, dw);
+  }
+
+  layerNorm(
+    x: Float32Array, w: Float32Array, b: Float32Array | null, rows: number, cols: number, eps: number,
+    out: Float32Array, mean: Float32Array, rstd: Float32Array,
+  ): void {
+    this.n.trainLayerNorm(x, w, b, rows, cols, eps, out, mean, rstd);
+  }
+
+  layerNormBackward(
+    x: Float32Array, w: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, rows: number, cols: number,
+    dx: Float32Array, dw: Float32Array, db: Float32Array | null,
+  ): void {
+    this.n.trainLayerNormBackward(x, w, mean, rstd, dy, rows, cols, dx, dw, db);
+  }
+
+  swiglu(g: Float32Array, u: Float32Array, out: Float32Array): void {
+    this.n.trainGlu(0, g, u, out, same('swiglu', 'g, u, out', g, u, out));
+  }
+
+  swigluBackward(g: Float32Array, u: Float32Array, dy: Float32Array, dg: Float32Array, du: Float32Array): void {
+    this.n.trainGluBackward(0, g, u, dy, dg, du, same('swigluBackward', 'g, u, dy, dg, du', g, u, dy, dg, du));
+  }
+
+  geglu(g: Float32Array, u: Float32Array, out: Float32Array, approx: Gelu): void {
+    const erf = geluCode('geglu', approx);
+    this.n.trainGlu(erf ? 2 : 1, g, u, out, same('geglu', 'g, u, out', g, u, out));
+  }
+
+  gegluBackward(g: Float32Array, u: Float32Array, dy: Float32Array, dg: Float32Array, du: Float32Array, approx: Gelu): void {
+    const erf = geluCode('gegluBackward', approx);
+    this.n.trainGluBackward(erf ? 2 : 1, g, u, dy, dg, du, same('gegluBackward', 'g, u, dy, dg, du', g, u, dy, dg, du));
+  }
+
+  gelu(x: Float32Array, out: Float32Array, approx: Gelu): void {
+    const erf = geluCode('gelu', approx);
+    this.n.trainGelu(erf, x, out, same('gelu', 'x, out', x, out));
+  }
+
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, approx: Gelu): void {
+    const erf = geluCode('geluBackward', approx);
+    this.n.trainGeluBackward(erf, x, dy, dx, same('geluBackward', 'x, dy, dx', x, dy, dx));
+  }
+
+  rope(x: Float32Array, rows: number, H: number, D: number, positions: Int32Array, opts: RopeOptions, inverse: boolean): void {
+    const op = 'rope';
+    const rd = opts.rotaryDim ?? D;
+    if (!Number.isInteger(rd) || rd <= 0 || rd > D || rd % 2 !== 0) throw new TrainKernelError(op, `rotaryDim ${rd} must be even and in (0, ${D}]`);
+    if (opts.layout !== 'interleaved' && opts.layout !== 'half') throw new TrainKernelError(op, `unknown layout '${String(opts.layout)}'`);
+    const s = opts.scaling;
+    const l3 = s?.type === 'llama3' ? s : null;
+    this.n.trainRope(
+      x, rows, H, D, positions, rd, opts.layout === 'half' ? 1 : 0, opts.theta, s ? (s.type === 'linear' ? 1 : 2) : 0, s ? s.factor : 1,
+      l3 ? l3.lowFreqFactor : 0, l3 ? l3.highFreqFactor : 0, l3 ? l3.originalMaxPosition : 0, inverse,
+    );
+  }
+
+  attention(
+    q: Float32Array, k: Float32Array, v: Float32Array, seg: Int32Array,
+    B: number, T: number, Hq: number, Hkv: number, D: number, opts: AttnTrainOptions,
+    out: Float32Array, lse: Float32Array,
+  ): void {
+    checkAttnOpts('attention', opts);
+    this.n.trainAttention(q, k, v, seg, B, T, Hq, Hkv, D, opts.scale, opts.softCap, opts.window, out, lse);
+  }
+
+  attentionBackward(
+    q: Float32Array, k: Float32Array, v: Float32Array, seg: Int32Array, out: Float32Array, lse: Float32Array, dout: Float32Array,
+    B: number, T: number, Hq: number, Hkv: number, D: number, opts: AttnTrainOptions,
+    dq: Float32Array, dk: Float32Array, dv: Float32Array,
+  ): void {
+    checkAttnOpts('attentionBackward', opts);
+    this.n.trainAttentionBackward(q, k, v, seg, out, lse, dout, B, T, Hq, Hkv, D, opts.scale, opts.softCap, opts.window, dq, dk, dv);
+  }
+
+  crossEntropy(
+    logits: Float32Array, rows: number, V: number, targets: Int32Array, softCap: number, gradScale: number, dlogits: Float32Array,
+  ): number {
+    return this.n.trainCrossEntropy(logits, rows, V, targets, softCap, gradScale, dlogits);
+  }
+
+  embeddingBackward(ids: Int32Array, dy: Float32Array, D: number, dtable: Float32Array): void {
+    this.n.trainEmbeddingBackward(ids, ids.length, dy, D, dtable);
+  }
+
+  adamw(
+    p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
+    step: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, gradScale: number,
+  ): void {
+    const op = 'adamw';
+    const n = same(op, 'p, g, m, v', p, g, m, v);
+    if (!Number.isInteger(step) || step < 1) throw new TrainKernelError(op, `step must be an integer >= 1 (1-based), got ${step}`);
+    this.n.trainAdamw(p, g, m, v, n, step, lr, beta1, beta2, eps, wd, gradScale);
+  }
+}
+
+let shared: CpuTrainKernels | null = null;
+
+/** The process-wide cpu training kernels (loads the native core on first use). */
+export function cpuTrainKernels(): CpuTrainKernels {
+  return (shared ??= new CpuTrainKernels());
+}
