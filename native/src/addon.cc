@@ -19,6 +19,7 @@
 
 // the training kernels' functions (train_addon.cc)
 void RegisterTrain(Napi::Env env, Napi::Object exports);
+void RegisterSgemm(Napi::Env env, Napi::Object exports);  // sgemm_addon.cc
 
 namespace {
 
@@ -505,6 +506,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   RegisterTrain(env, exports);
+  RegisterSgemm(env, exports);
   return exports;
 }
 

@@ -26,6 +26,8 @@ export interface NativeCore {
     out: TA, osT: number, osH: number, tables: Int32Array, tableStride: number, positions: Int32Array, scale: number, softcap: number, window: number,
   ): void;
   argmax(x: TA, ldx: number, rows: number, cols: number, out: Int32Array): void;
+  /** C[M, N] = alpha op(A) op(B) + beta C, row-major f32 (native/src/sgemm.cc; training GEMMs). */
+  sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
   convert(src: TA, stype: number, dst: TA, dtype: number, n: number): void;
   /** Maps a file (or the window [offset, offset + length)) read-only with private copy-on-write pages; unmapped when the buffer is collected. At most 4 GiB per window. */
   /** Anonymous memory, 2 MiB aligned (huge pages requested if asked), freed on collection. */
