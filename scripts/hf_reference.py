@@ -11,6 +11,11 @@ For every model directory it loads the checkpoint with AutoModelForCausalLM, run
 prompts in prompts.json and writes logits.json: {"transformers": version, "torch": version,
 "prompts": [[ids...]], "logits": [[[vocab floats] per position] per prompt]}. The tests compare
 Slipstream's logits with these to 1e-4 of the logits' scale.
+
+For the families Slipstream trains (llama, mistral, qwen2, gemma) it also writes grads.json: the
+gradient of the mean next-token cross-entropy of the first prompt (transformers' own
+`labels=ids` loss) for every parameter, as {"loss": x, "grads": {name: {"norm": l2, "head":
+[first 64 values]}}}, to compare with Slipstream's autograd (src/train/model.ts).
 """
 import json
 import sys
@@ -39,6 +44,19 @@ def main(root: str) -> None:
             "logits": out,
         }))
         print(f"{d.name}: {len(prompts)} prompts, vocab {len(out[0][0])}")
+        if model.config.model_type in ("llama", "mistral", "qwen2", "gemma"):
+            model.zero_grad()
+            ids = torch.tensor([prompts[0]])
+            loss = model(ids, labels=ids).loss
+            loss.backward()
+            grads = {}
+            for name, p in model.named_parameters():
+                if p.grad is None:
+                    continue
+                g = p.grad.detach().float().flatten()
+                grads[name] = {"norm": g.norm().item(), "head": g[:64].tolist()}
+            (d / "grads.json").write_text(json.dumps({"loss": loss.item(), "grads": grads}))
+            print(f"{d.name}: loss {loss.item():.6f}, gradients of {len(grads)} tensors")
 
 
 if __name__ == "__main__":
