@@ -41,7 +41,6 @@ export async function runWithProgress(c: TrainConfig, plot: string | undefined, 
   process.stderr.write(`slipstream train: tokenizing ${c.data.train.length} file(s)…\n`);
   const setup = setupTraining(c, be);
   let bar: cliProgress.SingleBar | null = null;
-  let lastLine = 0;
   const t0 = Date.now();
   const line = (s: StepInfo): string =>
     `step ${s.step}/${s.steps} loss ${s.loss.toFixed(4)}${s.evalLoss !== undefined ? ` eval ${s.evalLoss.toFixed(4)}` : ''} ` +
@@ -65,8 +64,7 @@ export async function runWithProgress(c: TrainConfig, plot: string | undefined, 
     },
     onStep: (s) => {
       if (bar) bar.update(s.step, { loss: s.loss.toFixed(4), tps: Math.round(s.tokensPerSec) });
-      else if (s.step === c.train.steps || s.evalLoss !== undefined || Date.now() - lastLine > 10_000) {
-        lastLine = Date.now();
+      else if (s.step === c.train.steps || s.evalLoss !== undefined || s.step % c.train.logEvery === 0) {
         const done = s.step - startStep;
         const eta = ((Date.now() - t0) / 1000 / Math.max(done, 1)) * (s.steps - s.step);
         process.stderr.write(`${line(s)} ETA ${fmtSec(eta)}\n`);

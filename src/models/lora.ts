@@ -70,9 +70,15 @@ export function mergeLora(w: Tensor, d: LoraDelta, scale: number, name: string, 
     throw new FormatError(file, `${name}: the adapter is for a [${d.outDim}, ${d.inDim}] weight but the base model's is [${w.shape.join(', ')}]`);
   }
   const m = w.toF32().slice();
+  addLowRank(m, d, scale);
+  return Tensor.fromF32(m, w.shape);
+}
+
+/** w[out, in] += scale * B[out, r] A[r, in], in place. */
+export function addLowRank(w: Float32Array, d: LoraDelta, scale: number): void {
   const { A, B, r, inDim, outDim } = d;
   for (let o = 0; o < outDim; o++) {
-    const row = m.subarray(o * inDim, (o + 1) * inDim);
+    const row = w.subarray(o * inDim, (o + 1) * inDim);
     for (let j = 0; j < r; j++) {
       const c = scale * B[o * r + j]!;
       if (c === 0) continue;
@@ -80,5 +86,4 @@ export function mergeLora(w: Tensor, d: LoraDelta, scale: number, name: string, 
       for (let i = 0; i < inDim; i++) row[i]! += c * a[i]!;
     }
   }
-  return Tensor.fromF32(m, w.shape);
 }

@@ -1,4 +1,4 @@
-// The trainable decoder: Llama 2/3, Mistral, Qwen2 and Gemma on the autograd tape, with
+// The trainable decoder: Llama 2/3, Mistral, Qwen2, Gemma and Gemma 2 on the autograd tape, with
 // weights under their Hugging Face names and in HF layout (RoPE half-split, Gemma norms stored
 // as w - 1), so a checkpoint is a loadable HF model and the inference loader reads it as is.
 //
@@ -19,6 +19,7 @@ import { openSafetensorsCheckpoint, writeSafetensors } from '../formats/safetens
 import type { Backend, RopeOptions } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { convertTensor } from '../tensor/convert.ts';
+import { addLowRank } from '../models/lora.ts';
 import { type Tape, Var, attention, crossEntropy, embedding, gated, linear, rmsNorm, rope } from './autograd.ts';
 import type { AttnTrainOptions } from './kernels.ts';
 import { TrainRng } from './rng.ts';
@@ -61,7 +62,7 @@ export interface LoraAdapter {
   dropout: number;
 }
 
-const TRAINABLE_ARCHS = new Set(['llama', 'mistral', 'qwen2', 'gemma']);
+const TRAINABLE_ARCHS = new Set(['llama', 'mistral', 'qwen2', 'gemma', 'gemma2']);
 
 export function checkTrainable(cfg: ModelConfig): void {
   if (!TRAINABLE_ARCHS.has(cfg.arch)) {
@@ -88,6 +89,10 @@ export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
     }
     m.set(p + 'self_attn.o_proj.weight', [D, Hq * Dh]);
     m.set(p + 'post_attention_layernorm.weight', [D]);
+    if (cfg.arch === 'gemma2') {
+      m.set(p + 'pre_feedforward_layernorm.weight', [D]);
+      m.set(p + 'post_feedforward_layernorm.weight', [D]);
+    }
     m.set(p + 'mlp.gate_proj.weight', [F, D]);
     m.set(p + 'mlp.up_proj.weight', [F, D]);
     m.set(p + 'mlp.down_proj.weight', [D, F]);
@@ -136,7 +141,7 @@ export class TrainModel {
     for (const [name, shape] of paramShapes(cfg)) {
       const a = new Float32Array(shape.reduce((x, y) => x * y, 1));
       if (shape.length === 1) {
-        if (!name.endsWith('.bias')) a.fill(cfg.arch === 'gemma' ? 0 : 1); // Gemma stores w - 1
+        if (!name.endsWith('.bias')) a.fill(cfg.arch === 'gemma' || cfg.arch === 'gemma2' ? 0 : 1); // Gemma stores w - 1
       } else {
         const resid = name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight');
         rng.fillNormal(a, resid ? std / Math.sqrt(2 * cfg.nLayers) : std);
@@ -322,7 +327,8 @@ export class TrainModel {
   forward(t: Tape, b: TrainBatch): Var {
     const cfg = this.cfg;
     const { nHeads: Hq, nKvHeads: Hkv, headDim: Dh, normEps: eps } = cfg;
-    const gemma = cfg.arch === 'gemma';
+    const gemma = cfg.arch === 'gemma' || cfg.arch === 'gemma2';
+    const gemma2 = cfg.arch === 'gemma2';
     const act = cfg.act === 'silu' ? 'silu' : cfg.act === 'gelu_erf' ? 'erf' : 'tanh';
     let x = embedding(t, this.p('model.embed_tokens.weight'), b.tokens, cfg.embedScale); // [n, D]
     for (let l = 0; l < cfg.nLayers; l++) {
@@ -338,11 +344,16 @@ export class TrainModel {
       const window = cfg.slidingWindow > 0 && (cfg.slidingLayers === 'all' || l % 2 === 0) ? cfg.slidingWindow : 0;
       const opts: AttnTrainOptions = { scale: cfg.attnScale, softCap: cfg.attnSoftCap, window };
       const a = attention(t, q, k, v, b.seg, b.B, b.T, Hq, Hkv, Dh, opts); //    [n, Hq*Dh]
-      x = addResidual(t, x, this.proj(t, pre + 'self_attn.o_proj.weight', a));
-      h = rmsNorm(t, x, this.p(pre + 'post_attention_layernorm.weight'), eps, gemma);
+      let o = this.proj(t, pre + 'self_attn.o_proj.weight', a); //                [n, D]
+      // Gemma 2 norms the attention output; the others norm the FFN input with this weight
+      if (gemma2) o = rmsNorm(t, o, this.p(pre + 'post_attention_layernorm.weight'), eps, true);
+      x = addResidual(t, x, o);
+      h = rmsNorm(t, x, this.p(pre + (gemma2 ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight')), eps, gemma);
       const g = this.proj(t, pre + 'mlp.gate_proj.weight', h); //                 [n, F]
       const u = this.proj(t, pre + 'mlp.up_proj.weight', h);
-      x = addResidual(t, x, this.proj(t, pre + 'mlp.down_proj.weight', gated(t, g, u, act)));
+      let f = this.proj(t, pre + 'mlp.down_proj.weight', gated(t, g, u, act)); //   [n, D]
+      if (gemma2) f = rmsNorm(t, f, this.p(pre + 'post_feedforward_layernorm.weight'), eps, true);
+      x = addResidual(t, x, f);
     }
     const xf = rmsNorm(t, x, this.p('model.norm.weight'), eps, gemma);
     const head = cfg.tieEmbeddings ? this.p('model.embed_tokens.weight') : this.p('lm_head.weight');
@@ -375,19 +386,8 @@ export class TrainModel {
       }
       const ad = merge ? this.lora.get(name) : undefined;
       if (ad) {
-        // W + scale * B A
-        const [outN, inN] = [ad.B.shape[0]!, ad.A.shape[1]!];
-        const r = ad.A.shape[0]!;
-        const m = new Float32Array(w);
-        for (let o = 0; o < outN; o++) {
-          for (let j = 0; j < r; j++) {
-            const c = ad.scale * ad.B.data[o * r + j]!;
-            if (c === 0) continue;
-            const arow = ad.A.data.subarray(j * inN, (j + 1) * inN);
-            for (let i = 0; i < inN; i++) m[o * inN + i]! += c * arow[i]!;
-          }
-        }
-        w = m;
+        w = new Float32Array(w);
+        addLowRank(w, { A: ad.A.data, B: ad.B.data, r: ad.A.shape[0]!, inDim: ad.A.shape[1]!, outDim: ad.B.shape[0]! }, ad.scale);
       }
       out.set(name, w);
     }

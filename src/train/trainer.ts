@@ -253,7 +253,6 @@ export function runTraining(c: TrainConfig, k: TrainKernels, be: Backend | null,
   const evalBatches = data.evalBatches(c.train.batchSize).slice(0, c.train.evalBatches);
   const flopsPerTok = modelFlopsPerToken(model.cfg, c.data.seqLen);
   const t0 = performance.now();
-  let tokensSeen = 0;
   let lastLoss = NaN;
   let lastEval: number | null = null;
   for (let step = startStep; step < c.train.steps; step++) {
@@ -289,7 +288,6 @@ export function runTraining(c: TrainConfig, k: TrainKernels, be: Backend | null,
     const dt = (performance.now() - ts) / 1000;
     let tokens = 0;
     for (const b of micro) tokens += b.B * b.T;
-    tokensSeen += tokens;
     const s = step + 1;
     const rec: { step: number; loss: number; evalLoss?: number } = { step: s, loss };
     const info: StepInfo = {
@@ -310,7 +308,6 @@ export function runTraining(c: TrainConfig, k: TrainKernels, be: Backend | null,
     ev.onStep?.(info);
     if ((c.train.checkpointEvery > 0 && s % c.train.checkpointEvery === 0) || isLast) save(s);
   }
-  void tokensSeen;
 
   // the trained model as a loadable HF directory (LoRA: the PEFT adapter and a merged model)
   const modelDir = join(c.out, 'model');
