@@ -162,6 +162,63 @@ export function linear(t: Tape, x: Var, w: Var, b: Var | null = null): Var {
   return y;
 }
 
+/** GPT-2's Conv1D: y[n, out] = x[n, in] . w[in, out] + b[out] (weights stored input-major). */
+export function conv1d(t: Tape, x: Var, w: Var, b: Var): Var {
+  const n = x.shape[0]!, K = x.shape[1]!, N = w.shape[1]!;
+  if (w.shape[0] !== K) throw new Error(`conv1d: x is [${x.shape}] but w is [${w.shape}]`);
+  const y = t.act([n, N], needs(x, w, b));
+  for (let r = 0; r < n; r++) y.data.set(b.data, r * N);
+  t.k.gemm(false, false, n, N, K, 1, x.data, K, w.data, N, 1, y.data, N);
+  if (y.requiresGrad) {
+    t.record(() => {
+      const dy = y.grad!;
+      if (x.requiresGrad) {
+        // dx[n, in] (+)= dy[n, out] . w[in, out]^T
+        const beta = x.gradInit ? 1 : 0;
+        t.k.gemm(false, true, n, K, N, 1, dy, N, w.data, N, beta, t.gradOut(x), K);
+      }
+      // dw[in, out] += x^T . dy
+      if (w.requiresGrad) t.k.gemm(true, false, K, N, n, 1, x.data, K, dy, N, 1, t.gradAcc(w), N);
+      if (b.requiresGrad) {
+        const db = t.gradAcc(b);
+        for (let r = 0; r < n; r++) t.k.axpy(1, dy.subarray(r * N, (r + 1) * N), db);
+      }
+    });
+  }
+  return y;
+}
+
+/** Splits the columns of x[n, sum(sizes)] into contiguous pieces [n, sizes[i]]. */
+export function splitCols(t: Tape, x: Var, sizes: readonly number[]): Var[] {
+  const n = x.shape[0]!, C = x.shape[1]!;
+  if (sizes.reduce((a, b) => a + b, 0) !== C) throw new Error(`splitCols: sizes ${sizes} do not add up to ${C} columns`);
+  let off = 0;
+  const parts = sizes.map((w) => {
+    const p = t.act([n, w], needs(x));
+    for (let r = 0; r < n; r++) p.data.set(x.data.subarray(r * C + off, r * C + off + w), r * w);
+    off += w;
+    return p;
+  });
+  if (x.requiresGrad) {
+    // recorded before the pieces' consumers, so it runs after all of them
+    t.record(() =>
+      t.addGrad(x, (dx) => {
+        let o = 0;
+        parts.forEach((p, i) => {
+          const w = sizes[i]!;
+          for (let r = 0; r < n; r++) {
+            const dst = dx.subarray(r * C + o, r * C + o + w);
+            if (p.gradInit) dst.set(p.grad!.subarray(r * w, (r + 1) * w));
+            else dst.fill(0);
+          }
+          o += w;
+        });
+      }),
+    );
+  }
+  return parts;
+}
+
 /** x[n, D] = table[ids[n], :] * scale. */
 export function embedding(t: Tape, table: Var, ids: Int32Array, scale = 1): Var {
   const D = table.shape[1]!, V = table.shape[0]!;

@@ -1,4 +1,4 @@
-// The trainable decoder: Llama 2/3, Mistral, Qwen2, Gemma and Gemma 2 on the autograd tape, with
+// The trainable decoder: Llama 2/3, Mistral, Qwen2, Gemma, Gemma 2 and GPT-2 on the autograd tape, with
 // weights under their Hugging Face names and in HF layout (RoPE half-split, Gemma norms stored
 // as w - 1), so a checkpoint is a loadable HF model and the inference loader reads it as is.
 //
@@ -20,7 +20,7 @@ import type { Backend, RopeOptions } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { convertTensor } from '../tensor/convert.ts';
 import { addLowRank } from '../models/lora.ts';
-import { type Tape, Var, attention, crossEntropy, embedding, gated, linear, rmsNorm, rope } from './autograd.ts';
+import { type Tape, Var, add, attention, conv1d, crossEntropy, embedding, gated, gelu, layerNorm, linear, rmsNorm, rope, splitCols } from './autograd.ts';
 import type { AttnTrainOptions } from './kernels.ts';
 import { TrainRng } from './rng.ts';
 
@@ -62,7 +62,7 @@ export interface LoraAdapter {
   dropout: number;
 }
 
-const TRAINABLE_ARCHS = new Set(['llama', 'mistral', 'qwen2', 'gemma', 'gemma2']);
+const TRAINABLE_ARCHS = new Set(['llama', 'mistral', 'qwen2', 'gemma', 'gemma2', 'gpt2']);
 
 export function checkTrainable(cfg: ModelConfig): void {
   if (!TRAINABLE_ARCHS.has(cfg.arch)) {
@@ -75,6 +75,29 @@ export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
   checkTrainable(cfg);
   const { dim: D, nHeads: Hq, nKvHeads: Hkv, headDim: Dh, ffnDim: F, vocabSize: V } = cfg;
   const m = new Map<string, number[]>();
+  if (cfg.arch === 'gpt2') {
+    // Conv1D weights are stored [in, out]; the output head is tied to wte
+    m.set('transformer.wte.weight', [V, D]);
+    m.set('transformer.wpe.weight', [cfg.maxPosition, D]);
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const p = `transformer.h.${l}.`;
+      m.set(p + 'ln_1.weight', [D]);
+      m.set(p + 'ln_1.bias', [D]);
+      m.set(p + 'attn.c_attn.weight', [D, 3 * D]);
+      m.set(p + 'attn.c_attn.bias', [3 * D]);
+      m.set(p + 'attn.c_proj.weight', [D, D]);
+      m.set(p + 'attn.c_proj.bias', [D]);
+      m.set(p + 'ln_2.weight', [D]);
+      m.set(p + 'ln_2.bias', [D]);
+      m.set(p + 'mlp.c_fc.weight', [D, F]);
+      m.set(p + 'mlp.c_fc.bias', [F]);
+      m.set(p + 'mlp.c_proj.weight', [F, D]);
+      m.set(p + 'mlp.c_proj.bias', [D]);
+    }
+    m.set('transformer.ln_f.weight', [D]);
+    m.set('transformer.ln_f.bias', [D]);
+    return m;
+  }
   m.set('model.embed_tokens.weight', [V, D]);
   for (let l = 0; l < cfg.nLayers; l++) {
     const p = `model.layers.${l}.`;
@@ -124,7 +147,8 @@ export class TrainModel {
     private be: Backend | null = null,
   ) {
     for (const [name, shape] of paramShapes(cfg)) {
-      const w = weights.get(name);
+      // old GPT-2 checkpoints name their tensors without the "transformer." prefix
+      const w = weights.get(name) ?? (cfg.arch === 'gpt2' ? weights.get(name.replace(/^transformer\./, '')) : undefined);
       if (!w) throw new Error(`the model has no tensor ${name}`);
       const n = shape.reduce((a, b) => a * b, 1);
       if (w.length !== n) throw new Error(`tensor ${name} has ${w.length} values, expected [${shape}]`);
@@ -143,7 +167,7 @@ export class TrainModel {
       if (shape.length === 1) {
         if (!name.endsWith('.bias')) a.fill(cfg.arch === 'gemma' || cfg.arch === 'gemma2' ? 0 : 1); // Gemma stores w - 1
       } else {
-        const resid = name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight');
+        const resid = /(o_proj|down_proj|c_proj)\.weight$/.test(name);
         rng.fillNormal(a, resid ? std / Math.sqrt(2 * cfg.nLayers) : std);
       }
       w.set(name, a);
@@ -221,6 +245,7 @@ export class TrainModel {
    */
   addLora(spec: LoraSpec, rng: TrainRng, quantizeBase: boolean, be?: Backend): void {
     if (!Number.isInteger(spec.rank) || spec.rank < 1) throw new Error(`lora rank must be a positive integer, got ${spec.rank}`);
+    if (this.cfg.arch === 'gpt2') throw new Error('LoRA on GPT-2 (fused Conv1D c_attn) is not supported yet; fine-tune all weights instead');
     for (const t of spec.targets) {
       if (!LORA_TARGETS.includes(t)) throw new Error(`lora target "${t}" is not a projection of a ${this.cfg.arch} model (it has ${LORA_TARGETS.join(', ')})`);
     }
@@ -326,6 +351,7 @@ export class TrainModel {
   /** Logits [B*T, V] for every token of the batch (recorded on the tape). */
   forward(t: Tape, b: TrainBatch): Var {
     const cfg = this.cfg;
+    if (cfg.arch === 'gpt2') return this.gpt2Forward(t, b);
     const { nHeads: Hq, nKvHeads: Hkv, headDim: Dh, normEps: eps } = cfg;
     const gemma = cfg.arch === 'gemma' || cfg.arch === 'gemma2';
     const gemma2 = cfg.arch === 'gemma2';
@@ -358,6 +384,31 @@ export class TrainModel {
     const xf = rmsNorm(t, x, this.p('model.norm.weight'), eps, gemma);
     const head = cfg.tieEmbeddings ? this.p('model.embed_tokens.weight') : this.p('lm_head.weight');
     return linear(t, xf, head); //                                                [n, V]
+  }
+
+  /** GPT-2: learned positions, LayerNorm with bias, fused Conv1D q/k/v, plain GELU MLP. */
+  private gpt2Forward(t: Tape, b: TrainBatch): Var {
+    const cfg = this.cfg;
+    const { dim: D, nHeads: H, headDim: Dh, normEps: eps } = cfg;
+    const approx = cfg.act === 'gelu_erf' ? 'erf' : 'tanh';
+    for (let i = 0; i < b.positions.length; i++) {
+      if (b.positions[i]! >= cfg.maxPosition) throw new Error(`position ${b.positions[i]} is past GPT-2's ${cfg.maxPosition} learned positions (lower seqLen)`);
+    }
+    const wte = this.p('transformer.wte.weight');
+    let x = add(t, embedding(t, wte, b.tokens), embedding(t, this.p('transformer.wpe.weight'), b.positions)); // [n, D]
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const pre = `transformer.h.${l}.`;
+      const p = (s: string) => this.p(pre + s);
+      let h = layerNorm(t, x, p('ln_1.weight'), p('ln_1.bias'), eps);
+      const [q, k, v] = splitCols(t, conv1d(t, h, p('attn.c_attn.weight'), p('attn.c_attn.bias')), [D, D, D]); // [n, D] each
+      const a = attention(t, q!, k!, v!, b.seg, b.B, b.T, H, H, Dh, { scale: cfg.attnScale, softCap: 0, window: 0 });
+      x = addResidual(t, x, conv1d(t, a, p('attn.c_proj.weight'), p('attn.c_proj.bias')));
+      h = layerNorm(t, x, p('ln_2.weight'), p('ln_2.bias'), eps);
+      const u = gelu(t, conv1d(t, h, p('mlp.c_fc.weight'), p('mlp.c_fc.bias')), approx); //      [n, F]
+      x = addResidual(t, x, conv1d(t, u, p('mlp.c_proj.weight'), p('mlp.c_proj.bias')));
+    }
+    const xf = layerNorm(t, x, this.p('transformer.ln_f.weight'), this.p('transformer.ln_f.bias'), eps);
+    return linear(t, xf, wte); //                                                   [n, V]
   }
 
   /**

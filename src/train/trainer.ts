@@ -73,7 +73,7 @@ export interface TrainResult {
 export function modelFlopsPerToken(cfg: ModelConfig, seqLen: number): number {
   let n = 0;
   for (const [name, shape] of paramShapes(cfg)) {
-    if (shape.length === 2 && name !== 'model.embed_tokens.weight') n += shape[0]! * shape[1]!;
+    if (shape.length === 2 && !/(embed_tokens|wte|wpe)\.weight$/.test(name)) n += shape[0]! * shape[1]!;
   }
   if (cfg.tieEmbeddings) n += cfg.vocabSize * cfg.dim;
   return 6 * n + 6 * cfg.nLayers * seqLen * cfg.nHeads * cfg.headDim;
