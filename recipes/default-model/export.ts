@@ -9,6 +9,10 @@ import { loadModelSync, readJson } from '../../src/models/load.ts';
 import { cpuBackend } from '../../src/tensor/cpu.ts';
 import { readHfWeights } from '../../src/train/model.ts';
 import { writeHfModel } from '../../src/train/trainer.ts';
+import { type LossPoint, plotLossCurve } from '../../src/train/plot.ts';
+
+export const STORY_TEMPLATE =
+  "{{ bos_token }}{% for m in messages %}{% if m['role'] != 'system' %}{% if not loop.first %}{{ '\\n\\n' }}{% endif %}{{ m['content'] | trim }}{% endif %}{% endfor %}";
 
 export const SAMPLE_PROMPTS = ['Once upon a time', 'Lily and her dog', 'One rainy morning, a little fox'];
 
@@ -20,7 +24,21 @@ export async function exportDefaultModel(runDir: string, dest: string, lossPng: 
   writeHfModel(dest, cfg, readHfWeights(src), src, 'F16');
   // sampling defaults for serve/generate when the request sets none
   writeFileSync(join(dest, 'generation_config.json'), JSON.stringify({ do_sample: true, temperature: 0.7, top_k: 40, top_p: 0.95, bos_token_id: cfg.bosId, eos_token_id: cfg.eosIds[0] }, null, 2) + '\n');
-  if (existsSync(lossPng)) copyFileSync(lossPng, join(dest, 'loss.png'));
+  const metricsPath = join(runDir, 'metrics.jsonl');
+  if (existsSync(metricsPath)) {
+    // redrawn from the log, with a caption that says what was trained
+    const hist = readFileSync(metricsPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LossPoint & { tokens: number });
+    const tokens = hist.reduce((n, h) => n + h.tokens, 0);
+    const params = [...readHfWeights(src).values()].reduce((n, w) => n + w.length, 0);
+    writeFileSync(join(dest, 'loss.png'), plotLossCurve(hist, `default model: ${(params / 1e6).toFixed(2)}M-parameter Llama, ${hist.length} steps, ${(tokens / 1e6).toFixed(1)}M tokens of the generated story corpus (recipes/default-model)`));
+  } else if (existsSync(lossPng)) copyFileSync(lossPng, join(dest, 'loss.png'));
+  // The model writes stories; it was not trained on conversations. Its "chat" template makes a
+  // conversation one running text (user turns and replies joined by blank lines), so the chat
+  // view of the playground continues the user's story.
+  const tcPath = join(dest, 'tokenizer_config.json');
+  const tc = JSON.parse(readFileSync(tcPath, 'utf8')) as Record<string, unknown>;
+  tc.chat_template = STORY_TEMPLATE;
+  writeFileSync(tcPath, JSON.stringify(tc, null, 2) + '\n');
 
   // samples from the exported (f16) model, through the normal loading path
   const lm = loadModelSync(dest, cpuBackend());

@@ -45,6 +45,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
 
   const engine = await startEngineHost({
     model: o.model ?? defaultModelDir(),
+    modelName: o.servedModelName ?? (o.model === undefined ? 'slipstream-default' : undefined),
     quantize: o.quantize as 'q8_0' | undefined,
     lora: o.lora,
     kvCacheMemory: kvGiB === undefined ? undefined : Math.floor(kvGiB * 2 ** 30),
@@ -52,7 +53,6 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     maxSeqs: num('max-seqs', o.maxSeqs, { int: true, min: 1 }),
     maxWaiting: num('max-waiting', o.maxWaiting, { int: true, min: 0 }),
     threads: num('threads', o.threads, { int: true, min: 1 }),
-    modelName: o.servedModelName,
   });
   const app = buildServer(engine, { apiKey, logger: o.log ?? false }); // the model name is the engine's
   const url = await app.listen({ host, port });
