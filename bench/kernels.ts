@@ -14,6 +14,7 @@ import { cpuBackend } from '../src/tensor/cpu.ts';
 import { bytesFor, DTYPE_CODE, type DType } from '../src/tensor/dtype.ts';
 import { native } from '../src/tensor/native.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
+import { randomF32 } from './random.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -45,17 +46,6 @@ function time(fn: (i: number) => void): number {
   return best;
 }
 
-function randomF32(count: number, seed = 1): Float32Array {
-  const a = new Float32Array(count);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < count; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    a[i] = ((s >>> 0) / 4294967296) * 2 - 1;
-  }
-  return a;
-}
 
 /** A weight matrix [N, K] of dtype, encoded natively, repeated to fill the working set. */
 function weightCopies(N: number, K: number, dtype: DType): Tensor[] {

@@ -9,6 +9,7 @@
 //   SLIPSTREAM_THREADS=1 node --import tsx bench/sgemm.ts
 
 import { native, type NativeCore } from '../src/tensor/native.ts';
+import { randomF32 } from './random.ts';
 
 type Sgemm = (
   transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
@@ -27,17 +28,6 @@ function now(): number {
   return Number(process.hrtime.bigint()) / 1e9;
 }
 
-function randomF32(count: number, seed: number): Float32Array {
-  const a = new Float32Array(count);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < count; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    a[i] = ((s >>> 0) / 4294967296) * 2 - 1;
-  }
-  return a;
-}
 
 /** Best of several ~50 ms runs of the FMA loop, in GFLOP/s. */
 function fmaPeak(): number {

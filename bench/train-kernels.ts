@@ -11,6 +11,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { CpuTrainKernels, trainCore } from '../src/train/cpu-kernels.ts';
+import { randomF32 } from './random.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -45,17 +46,6 @@ function time(fn: () => void): number {
   return best;
 }
 
-function randomF32(count: number, seed = 1, scale = 1): Float32Array {
-  const a = new Float32Array(count);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < count; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    a[i] = (((s >>> 0) / 4294967296) * 2 - 1) * scale;
-  }
-  return a;
-}
 
 interface Row {
   kernel: string;

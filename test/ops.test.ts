@@ -16,19 +16,11 @@ import { type DType, DTYPES } from '../src/tensor/dtype.ts';
 import { refBackend } from '../src/tensor/ref.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { errorSuite } from './helpers/error-suite.ts';
+import { rng } from './helpers/random.ts';
 
 const cpu = cpuBackend();
 const ref: Backend = refBackend;
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) / 4294967296) * 2 - 1;
-  };
-}
 
 function rand(shape: number[], seed: number, dtype: DType = 'f32', scale = 1): Tensor {
   const r = rng(seed);

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { native, type NativeCore } from '../src/tensor/native.ts';
+import { rng } from './helpers/random.ts';
 
 // The binding's signature (src/tensor/native.ts does not declare it yet).
 type Sgemm = (
@@ -19,15 +20,6 @@ type Sgemm = (
 const core = native() as NativeCore & { sgemm: Sgemm };
 const info = core.info();
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) / 4294967296) * 2 - 1;
-  };
-}
 
 /** A view of `n` random floats `offset` elements into a larger buffer, so byteOffset != 0. */
 function randView(n: number, offset: number, seed: number): Float32Array {

@@ -223,10 +223,8 @@ void attention(const ss_attn_args& a, int64_t T) {
   parallel_for(T * a.Hkv, 1, [&](int64_t t0, int64_t t1) { k->attention(a, t0, t1); });
 }
 
-void rope(const rope_args& a) {
+void rope_inv_freq(const rope_args& a, double* inv) {
   const int64_t half = a.rotary_dim / 2;
-  // inverse frequencies in double, with the Llama-3.1 or linear adjustment folded in
-  double* inv = (double*)alloca(sizeof(double) * (size_t)half);
   for (int64_t i = 0; i < half; i++) {
     double f = std::pow(a.theta, -2.0 * (double)i / (double)a.rotary_dim);
     if (a.scaling == 1) f /= a.factor;
@@ -243,6 +241,13 @@ void rope(const rope_args& a) {
     }
     inv[i] = f;
   }
+}
+
+void rope(const rope_args& a) {
+  const int64_t half = a.rotary_dim / 2;
+  // inverse frequencies in double, with the Llama-3.1 or linear adjustment folded in
+  double* inv = (double*)alloca(sizeof(double) * (size_t)half);
+  rope_inv_freq(a, inv);
   parallel_for(a.T, 1, [&](int64_t t0, int64_t t1) {
     float* cs = (float*)alloca(sizeof(float) * 2 * (size_t)half);
     for (int64_t t = t0; t < t1; t++) {

@@ -159,22 +159,7 @@ void t_gelu_bwd(int erf, const float* x, const float* dy, float* dx, int64_t n) 
 void t_rope(const rope_args& a, bool inverse) {
   const int64_t half = a.rotary_dim / 2;
   std::vector<double> inv((size_t)half);
-  for (int64_t i = 0; i < half; i++) {
-    double f = std::pow(a.theta, -2.0 * (double)i / (double)a.rotary_dim);
-    if (a.scaling == 1) f /= a.factor;
-    else if (a.scaling == 2) {
-      const double low_wl = a.original_max_position / a.low_freq_factor;
-      const double high_wl = a.original_max_position / a.high_freq_factor;
-      const double wl = 2.0 * M_PI / f;
-      if (wl < high_wl) {
-      } else if (wl > low_wl) f /= a.factor;
-      else {
-        const double smooth = (a.original_max_position / wl - a.low_freq_factor) / (a.high_freq_factor - a.low_freq_factor);
-        f = (1.0 - smooth) * f / a.factor + smooth * f;
-      }
-    }
-    inv[(size_t)i] = f;
-  }
+  rope_inv_freq(a, inv.data());
   const double* invp = inv.data();
   // cos and sin of position p's angles, as float (ops.cc's rounding), sin negated for the inverse
   auto angles = [&](int64_t p, float* c, float* sn) {

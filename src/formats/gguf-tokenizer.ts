@@ -280,14 +280,34 @@ function spmTokenizerJson(
 
 function byteLevelTokenizerJson(vocab: Record<string, number>, merges: [string, string][], added: Json[], pre: PreSpec): Json {
   const splits = pre.regexes.map((re) => ({ type: 'Split', pattern: { Regex: re }, behavior: 'Isolated', invert: false }));
+  return byteLevelBpeJson({
+    vocab,
+    merges,
+    added,
+    preTokenizer: { type: 'Sequence', pretokenizers: [...splits, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
+    postProcessor: null, // set from add_bos_token/add_eos_token by Tokenizer
+    ignoreMerges: pre.ignoreMerges ?? false,
+  });
+}
+
+/** A byte-level BPE tokenizer.json (GPT-2 style model and decoder) from its parts. */
+export function byteLevelBpeJson(o: {
+  vocab: Record<string, number>;
+  /** [left, right] pairs or "left right" strings */
+  merges: readonly unknown[];
+  added: readonly unknown[];
+  preTokenizer: unknown;
+  postProcessor: unknown;
+  ignoreMerges: boolean;
+}): Json {
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: added,
+    added_tokens: o.added,
     normalizer: null,
-    pre_tokenizer: { type: 'Sequence', pretokenizers: [...splits, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
-    post_processor: null, // set from add_bos_token/add_eos_token by Tokenizer
+    pre_tokenizer: o.preTokenizer,
+    post_processor: o.postProcessor,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: 'BPE',
@@ -297,9 +317,9 @@ function byteLevelTokenizerJson(vocab: Record<string, number>, merges: [string, 
       end_of_word_suffix: null,
       fuse_unk: false,
       byte_fallback: false,
-      ignore_merges: pre.ignoreMerges ?? false,
-      vocab,
-      merges,
+      ignore_merges: o.ignoreMerges,
+      vocab: o.vocab,
+      merges: o.merges,
     },
   };
 }

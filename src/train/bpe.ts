@@ -12,6 +12,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { byteLevelBpeJson } from '../formats/gguf-tokenizer.ts';
 
 export interface BpeOptions {
   /** Final vocabulary size, special tokens and the 256 byte tokens included. */
@@ -397,30 +398,16 @@ export function bpeTokenizerJson(model: BpeModel, opts: { addBos?: boolean; bos?
     postProcessor = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
   }
 
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: model.specialTokens.map((t) => addedToken(model.vocab.get(t)!, t)),
-    normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: postProcessor,
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      // "left right": byte-level symbols never contain a space (it is "Ġ"), and every
-      // tokenizers version reads this form.
-      merges: model.merges.map(([a, b]) => `${a} ${b}`),
-    },
-  };
+  return byteLevelBpeJson({
+    vocab,
+    // "left right": byte-level symbols never contain a space (it is "Ġ"), and every
+    // tokenizers version reads this form.
+    merges: model.merges.map(([a, b]) => `${a} ${b}`),
+    added: model.specialTokens.map((t) => addedToken(model.vocab.get(t)!, t)),
+    preTokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    postProcessor,
+    ignoreMerges: false,
+  });
 }
 
 /**
