@@ -476,8 +476,8 @@ function removeQuietly(path: string): void {
   }
 }
 
-/** fsync a directory so a rename in it survives a crash (best effort: not every OS allows it). */
-function syncDir(dir: string): void {
+/** fsync a directory (so a rename in it survives a crash) or a file; best effort: not every OS allows it for directories. */
+export function syncDir(dir: string): void {
   try {
     const fd = openSync(dir, 'r');
     try {

@@ -19,7 +19,7 @@
 import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../formats/errors.ts';
-import { SafetensorsFile, writeSafetensors, type StWriteEntry } from '../formats/safetensors.ts';
+import { SafetensorsFile, syncDir, writeSafetensors, type StWriteEntry } from '../formats/safetensors.ts';
 
 /** Named f32 tensors (row-major `data`, numel = product of `shape`). */
 export type Params = Map<string, { shape: number[]; data: Float32Array }>;
@@ -85,19 +85,6 @@ function writeSynced(path: string, data: Uint8Array | string): void {
   }
 }
 
-function fsyncPath(path: string): void {
-  // Directories cannot be fsynced on every platform; the data itself is synced regardless.
-  try {
-    const fd = openSync(path, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // best effort
-  }
-}
 
 function pidAlive(pid: number): boolean {
   if (pid === process.pid) return true;
@@ -171,12 +158,12 @@ export function saveCheckpoint(outDir: string, ck: SaveCheckpointInput): string 
         const src = join(ck.tokenizerDir, f);
         if (!existsSync(src)) continue;
         copyFileSync(src, join(tmp, f));
-        fsyncPath(join(tmp, f));
+        syncDir(join(tmp, f));
       }
     }
     // state.json last: a directory with it is complete (see isComplete).
     writeSynced(join(tmp, 'state.json'), state + '\n');
-    fsyncPath(tmp);
+    syncDir(tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e instanceof FormatError ? e : new FormatError(tmp, `cannot write the checkpoint (${(e as Error).message})`);
@@ -191,11 +178,11 @@ export function saveCheckpoint(outDir: string, ck: SaveCheckpointInput): string 
     renameSync(final, aside);
   }
   renameSync(tmp, final);
-  fsyncPath(ckDir);
+  syncDir(ckDir);
   const latestTmp = join(ckDir, `${LATEST}.tmp-${process.pid}`);
   writeSynced(latestTmp, name + '\n');
   renameSync(latestTmp, join(ckDir, LATEST));
-  fsyncPath(ckDir);
+  syncDir(ckDir);
   if (aside) rmSync(aside, { recursive: true, force: true });
 
   // Retention: the newest `keep` by step, never the one just written. Each goes out by an
