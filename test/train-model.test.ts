@@ -69,7 +69,7 @@ function load(arch: Arch): { lm: LoadedModel; model: TrainModel; dir: string } {
   return { lm, model: new TrainModel(lm.config, readHfWeights(dir)), dir };
 }
 
-for (const arch of ['llama', 'mistral', 'qwen2', 'gemma', 'gemma2', 'gpt2'] as Arch[]) {
+for (const arch of ['llama', 'mistral', 'mixtral', 'qwen2', 'gemma', 'gemma2', 'gpt2'] as Arch[]) {
   describe(`train model: ${arch}`, () => {
     it('forward logits equal the inference model on the same checkpoint', () => {
       const { lm, model } = load(arch);
@@ -85,7 +85,7 @@ for (const arch of ['llama', 'mistral', 'qwen2', 'gemma', 'gemma2', 'gpt2'] as A
 }
 
 describe('train model: gradients and packing', () => {
-  for (const arch of ['qwen2', 'gemma2', 'gpt2'] as Arch[]) {
+  for (const arch of ['qwen2', 'gemma2', 'gpt2', 'mixtral'] as Arch[]) {
   // qwen2: biases, GQA, tied embeddings; gemma2: four (1 + w) norms, soft-caps, alternating window
   it(`whole-model gradients match central finite differences (ref kernels): ${arch}`, () => {
     const { model } = load(arch);

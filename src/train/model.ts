@@ -1,6 +1,7 @@
-// The trainable decoder: Llama 2/3, Mistral, Qwen2, Gemma, Gemma 2 and GPT-2 on the autograd tape, with
-// weights under their Hugging Face names and in HF layout (RoPE half-split, Gemma norms stored
-// as w - 1), so a checkpoint is a loadable HF model and the inference loader reads it as is.
+// The trainable decoder: every family of the zoo (Llama 2/3, Mistral, Mixtral, Qwen2, Gemma,
+// Gemma 2, GPT-2) on the autograd tape, with weights under their Hugging Face names and in HF
+// layout (RoPE half-split, Gemma norms stored as w - 1, GPT-2 Conv1D [in, out]), so a
+// checkpoint is a loadable HF model and the inference loader reads it as is.
 //
 //   x = embed(tokens) * embedScale                                   [n, D]
 //   for each layer:  x += o(attn(rope(q(h)), rope(k(h)), v(h)))   h = norm(x)
@@ -62,7 +63,7 @@ export interface LoraAdapter {
   dropout: number;
 }
 
-const TRAINABLE_ARCHS = new Set(['llama', 'mistral', 'qwen2', 'gemma', 'gemma2', 'gpt2']);
+const TRAINABLE_ARCHS = new Set(['llama', 'mistral', 'mixtral', 'qwen2', 'gemma', 'gemma2', 'gpt2']);
 
 export function checkTrainable(cfg: ModelConfig): void {
   if (!TRAINABLE_ARCHS.has(cfg.arch)) {
@@ -115,6 +116,16 @@ export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
     if (cfg.arch === 'gemma2') {
       m.set(p + 'pre_feedforward_layernorm.weight', [D]);
       m.set(p + 'post_feedforward_layernorm.weight', [D]);
+    }
+    if (cfg.arch === 'mixtral') {
+      m.set(p + 'block_sparse_moe.gate.weight', [cfg.nExperts, D]);
+      for (let e = 0; e < cfg.nExperts; e++) {
+        const q = `${p}block_sparse_moe.experts.${e}.`;
+        m.set(q + 'w1.weight', [F, D]); // gate
+        m.set(q + 'w2.weight', [D, F]); // down
+        m.set(q + 'w3.weight', [F, D]); // up
+      }
+      continue;
     }
     m.set(p + 'mlp.gate_proj.weight', [F, D]);
     m.set(p + 'mlp.up_proj.weight', [F, D]);
@@ -375,15 +386,108 @@ export class TrainModel {
       if (gemma2) o = rmsNorm(t, o, this.p(pre + 'post_attention_layernorm.weight'), eps, true);
       x = addResidual(t, x, o);
       h = rmsNorm(t, x, this.p(pre + (gemma2 ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight')), eps, gemma);
-      const g = this.proj(t, pre + 'mlp.gate_proj.weight', h); //                 [n, F]
-      const u = this.proj(t, pre + 'mlp.up_proj.weight', h);
-      let f = this.proj(t, pre + 'mlp.down_proj.weight', gated(t, g, u, act)); //   [n, D]
+      let f: Var; //                                                              [n, D]
+      if (cfg.arch === 'mixtral') f = this.moe(t, h, pre + 'block_sparse_moe.');
+      else {
+        const g = this.proj(t, pre + 'mlp.gate_proj.weight', h); //               [n, F]
+        const u = this.proj(t, pre + 'mlp.up_proj.weight', h);
+        f = this.proj(t, pre + 'mlp.down_proj.weight', gated(t, g, u, act));
+      }
       if (gemma2) f = rmsNorm(t, f, this.p(pre + 'post_feedforward_layernorm.weight'), eps, true);
       x = addResidual(t, x, f);
     }
     const xf = rmsNorm(t, x, this.p('model.norm.weight'), eps, gemma);
     const head = cfg.tieEmbeddings ? this.p('model.embed_tokens.weight') : this.p('lm_head.weight');
     return linear(t, xf, head); //                                                [n, V]
+  }
+
+  /**
+   * Mixtral's sparse FFN (as src/models/mixtral.ts): softmax router, top-k experts per token with
+   * their probabilities renormalised, each expert a SwiGLU MLP over the tokens routed to it. The
+   * choice of experts is a constant of the backward; the gradient reaches the router through the
+   * renormalised weights and the softmax.
+   */
+  private moe(t: Tape, h: Var, pre: string): Var {
+    const E = this.cfg.nExperts, K = this.cfg.nExpertsPerToken, D = this.cfg.dim;
+    const n = h.shape[0]!;
+    const rl = linear(t, h, this.p(pre + 'gate.weight')); //                      [n, E]
+    const probs = new Float64Array(n * E);
+    const chosen = new Int32Array(n * K);
+    const weight = new Float64Array(n * K);
+    const sums = new Float64Array(n);
+    for (let r = 0; r < n; r++) {
+      const row = rl.data.subarray(r * E, (r + 1) * E);
+      let mx = -Infinity, z = 0;
+      for (const v of row) mx = Math.max(mx, v);
+      for (let e = 0; e < E; e++) z += (probs[r * E + e] = Math.exp(row[e]! - mx));
+      for (let e = 0; e < E; e++) probs[r * E + e]! /= z;
+      const order = Array.from({ length: E }, (_, i) => i).sort((a, b) => probs[r * E + b]! - probs[r * E + a]! || a - b);
+      let s = 0;
+      for (let k = 0; k < K; k++) s += probs[r * E + order[k]!]!;
+      sums[r] = s;
+      for (let k = 0; k < K; k++) {
+        chosen[r * K + k] = order[k]!;
+        weight[r * K + k] = probs[r * E + order[k]!]! / s;
+      }
+    }
+    // each expert on the rows routed to it
+    const outs: { picks: number[]; y: Var }[] = [];
+    const byExpert: ({ picks: number[]; y: Var } | undefined)[] = new Array(E);
+    for (let e = 0; e < E; e++) {
+      const picks: number[] = [];
+      for (let i = 0; i < n * K; i++) if (chosen[i] === e) picks.push(i);
+      if (picks.length === 0) continue;
+      const xin = gatherRows(t, h, picks.map((i) => Math.floor(i / K))); //            [m, D]
+      const q = `${pre}experts.${e}.`;
+      const g = this.proj(t, q + 'w1.weight', xin), u = this.proj(t, q + 'w3.weight', xin);
+      const o = { picks, y: this.proj(t, q + 'w2.weight', gated(t, g, u, 'silu')) };
+      outs.push(o);
+      byExpert[e] = o;
+    }
+    const out = t.act([n, D], h.requiresGrad || outs.some((o) => o.y.requiresGrad) || rl.requiresGrad);
+    out.data.fill(0);
+    const slot = new Int32Array(n * K); // row of (token, k) in its expert's output
+    for (const o of outs) o.picks.forEach((i, j) => (slot[i] = j));
+    for (let r = 0; r < n; r++) {
+      const dst = out.data.subarray(r * D, (r + 1) * D);
+      for (let k = 0; k < K; k++) {
+        const o = byExpert[chosen[r * K + k]!]!;
+        t.k.axpy(weight[r * K + k]!, o.y.data.subarray(slot[r * K + k]! * D, (slot[r * K + k]! + 1) * D), dst);
+      }
+    }
+    if (out.requiresGrad) {
+      t.record(() => {
+        const dout = out.grad!;
+        const dw = new Float64Array(n * K);
+        for (const o of outs) {
+          t.addGrad(o.y, (dy) => {
+            o.picks.forEach((i, j) => {
+              const r = Math.floor(i / K);
+              const src = dout.subarray(r * D, (r + 1) * D), yr = o.y.data.subarray(j * D, (j + 1) * D), d = dy.subarray(j * D, (j + 1) * D);
+              let dot = 0;
+              for (let c = 0; c < D; c++) {
+                d[c] = weight[i]! * src[c]!;
+                dot += src[c]! * yr[c]!;
+              }
+              dw[i] = dot;
+            });
+          });
+        }
+        // w_k = p_k / S over the chosen experts; p = softmax(router logits)
+        t.addGrad(rl, (drl) => {
+          for (let r = 0; r < n; r++) {
+            const dp = new Float64Array(E);
+            let wdw = 0;
+            for (let k = 0; k < K; k++) wdw += weight[r * K + k]! * dw[r * K + k]!;
+            for (let k = 0; k < K; k++) dp[chosen[r * K + k]!] = (dw[r * K + k]! - wdw) / sums[r]!;
+            let pdp = 0;
+            for (let e = 0; e < E; e++) pdp += probs[r * E + e]! * dp[e]!;
+            for (let e = 0; e < E; e++) drl[r * E + e] = probs[r * E + e]! * (dp[e]! - pdp);
+          }
+        });
+      });
+    }
+    return out;
   }
 
   /** GPT-2: learned positions, LayerNorm with bias, fused Conv1D q/k/v, plain GELU MLP. */
@@ -489,3 +593,19 @@ export function readHfWeights(dir: string): Map<string, Float32Array> {
   return out;
 }
 
+
+/** Rows rows[j] of x, as a new [m, D] activation; the backward adds them back. */
+function gatherRows(t: Tape, x: Var, rows: readonly number[]): Var {
+  const D = x.shape[1]!;
+  const y = t.act([rows.length, D], x.requiresGrad);
+  rows.forEach((r, j) => y.data.set(x.data.subarray(r * D, (r + 1) * D), j * D));
+  if (y.requiresGrad) {
+    t.record(() =>
+      t.addGrad(x, (dx) => {
+        dx.fill(0);
+        rows.forEach((r, j) => t.k.axpy(1, y.grad!.subarray(j * D, (j + 1) * D), dx.subarray(r * D, (r + 1) * D)));
+      }),
+    );
+  }
+  return y;
+}
