@@ -245,5 +245,7 @@ describe('train model: LoRA', () => {
     const { model } = load('llama');
     assert.throws(() => model.addLora({ rank: 2, alpha: 4, dropout: 0, targets: ['qkv' as never] }, new TrainRng(1), false), /lora target "qkv"/);
     assert.throws(() => model.addLora({ rank: 0, alpha: 4, dropout: 0, targets: ['q'] }, new TrainRng(1), false), /rank must be a positive integer/);
+    // Mixtral's FFN is a mixture of experts: no gate/up/down projections to adapt
+    assert.throws(() => load('mixtral').model.addLora({ rank: 2, alpha: 4, dropout: 0, targets: ['q', 'up'] }, new TrainRng(1), false), /lora target "up" \(mlp\.up_proj\) is not a projection of a mixtral model/);
   });
 });

@@ -260,6 +260,9 @@ export class TrainModel {
     for (const t of spec.targets) {
       if (!LORA_TARGETS.includes(t)) throw new Error(`lora target "${t}" is not a projection of a ${this.cfg.arch} model (it has ${LORA_TARGETS.join(', ')})`);
     }
+    for (const t of spec.targets) {
+      if (!this.params.has(`model.layers.0.${TARGET_MODULE[t]}.weight`)) throw new Error(`lora target "${t}" (${TARGET_MODULE[t]}) is not a projection of a ${this.cfg.arch} model`);
+    }
     if (quantizeBase && !be && !this.be) throw new Error('quantizeBase needs an inference backend');
     const frozen = new Map<string, Var>();
     for (const [name, v] of this.params) frozen.set(name, new Var(v.data, v.shape, false));
