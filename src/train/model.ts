@@ -24,6 +24,7 @@ import { addLowRank } from '../models/lora.ts';
 import { type Tape, Var, add, attention, conv1d, crossEntropy, embedding, gated, gelu, layerNorm, linear, rmsNorm, rope, splitCols } from './autograd.ts';
 import type { AttnTrainOptions } from './kernels.ts';
 import { TrainRng } from './rng.ts';
+import { TrainError } from './errors.ts';
 
 /** One packed batch: B sequences of T tokens (see data.ts). */
 export interface TrainBatch {
@@ -67,7 +68,7 @@ const TRAINABLE_ARCHS = new Set(['llama', 'mistral', 'mixtral', 'qwen2', 'gemma'
 
 export function checkTrainable(cfg: ModelConfig): void {
   if (!TRAINABLE_ARCHS.has(cfg.arch)) {
-    throw new Error(`training the ${cfg.arch} family is not supported yet (supported: ${[...TRAINABLE_ARCHS].join(', ')})`);
+    throw new TrainError(`training the ${cfg.arch} family is not supported yet (supported: ${[...TRAINABLE_ARCHS].join(', ')})`);
   }
 }
 
@@ -160,9 +161,9 @@ export class TrainModel {
     for (const [name, shape] of paramShapes(cfg)) {
       // old GPT-2 checkpoints name their tensors without the "transformer." prefix
       const w = weights.get(name) ?? (cfg.arch === 'gpt2' ? weights.get(name.replace(/^transformer\./, '')) : undefined);
-      if (!w) throw new Error(`the model has no tensor ${name}`);
+      if (!w) throw new TrainError(`the model has no tensor ${name}`);
       const n = shape.reduce((a, b) => a * b, 1);
-      if (w.length !== n) throw new Error(`tensor ${name} has ${w.length} values, expected [${shape}]`);
+      if (w.length !== n) throw new TrainError(`tensor ${name} has ${w.length} values, expected [${shape}]`);
       this.params.set(name, Var.param(w, shape));
     }
     this.ropeOpts = cfg.rope
@@ -255,13 +256,13 @@ export class TrainModel {
    * quantizeBase: keep the frozen projection weights as q8_0 (needs the inference backend).
    */
   addLora(spec: LoraSpec, rng: TrainRng, quantizeBase: boolean, be?: Backend): void {
-    if (!Number.isInteger(spec.rank) || spec.rank < 1) throw new Error(`lora rank must be a positive integer, got ${spec.rank}`);
-    if (this.cfg.arch === 'gpt2') throw new Error('LoRA on GPT-2 (fused Conv1D c_attn) is not supported yet; fine-tune all weights instead');
+    if (!Number.isInteger(spec.rank) || spec.rank < 1) throw new TrainError(`lora rank must be a positive integer, got ${spec.rank}`);
+    if (this.cfg.arch === 'gpt2') throw new TrainError('LoRA on GPT-2 (fused Conv1D c_attn) is not supported yet; fine-tune all weights instead');
     for (const t of spec.targets) {
-      if (!LORA_TARGETS.includes(t)) throw new Error(`lora target "${t}" is not a projection of a ${this.cfg.arch} model (it has ${LORA_TARGETS.join(', ')})`);
+      if (!LORA_TARGETS.includes(t)) throw new TrainError(`lora target "${t}" is not a projection of a ${this.cfg.arch} model (it has ${LORA_TARGETS.join(', ')})`);
     }
     for (const t of spec.targets) {
-      if (!this.params.has(`model.layers.0.${TARGET_MODULE[t]}.weight`)) throw new Error(`lora target "${t}" (${TARGET_MODULE[t]}) is not a projection of a ${this.cfg.arch} model`);
+      if (!this.params.has(`model.layers.0.${TARGET_MODULE[t]}.weight`)) throw new TrainError(`lora target "${t}" (${TARGET_MODULE[t]}) is not a projection of a ${this.cfg.arch} model`);
     }
     if (quantizeBase && !be && !this.be) throw new Error('quantizeBase needs an inference backend');
     const frozen = new Map<string, Var>();
@@ -499,7 +500,7 @@ export class TrainModel {
     const { dim: D, nHeads: H, headDim: Dh, normEps: eps } = cfg;
     const approx = cfg.act === 'gelu_erf' ? 'erf' : 'tanh';
     for (let i = 0; i < b.positions.length; i++) {
-      if (b.positions[i]! >= cfg.maxPosition) throw new Error(`position ${b.positions[i]} is past GPT-2's ${cfg.maxPosition} learned positions (lower seqLen)`);
+      if (b.positions[i]! >= cfg.maxPosition) throw new TrainError(`position ${b.positions[i]} is past GPT-2's ${cfg.maxPosition} learned positions (lower seqLen)`);
     }
     const wte = this.p('transformer.wte.weight');
     let x = add(t, embedding(t, wte, b.tokens), embedding(t, this.p('transformer.wpe.weight'), b.positions)); // [n, D]

@@ -17,6 +17,7 @@ import { Tokenizer } from '../formats/tokenizer.ts';
 import type { Backend } from '../tensor/backend.ts';
 import { readJson } from '../models/load.ts';
 import { Tape } from './autograd.ts';
+import { TrainError } from './errors.ts';
 import { type Params, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { type TrainConfig, lrAt } from './config.ts';
 import { type DataPosition, TrainData } from './data.ts';
@@ -27,12 +28,7 @@ import { AdamW } from './optim.ts';
 import { TrainRng } from './rng.ts';
 import { configToHf } from '../formats/model-config.ts';
 
-export class TrainError extends Error {
-  constructor(msg: string) {
-    super(msg);
-    this.name = 'TrainError';
-  }
-}
+export { TrainError };
 
 export interface StepInfo {
   step: number;
