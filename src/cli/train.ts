@@ -160,8 +160,18 @@ export async function trainTokenizerCommand(opts: { data: string[]; out: string;
   if (!Number.isInteger(vocabSize)) throw new UsageError(`--vocab-size must be an integer, got "${opts.vocabSize}"`);
   const texts: string[] = [];
   for (const file of opts.data) {
-    const raw = readFileSync(file);
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    let raw: Buffer;
+    try {
+      raw = readFileSync(file);
+    } catch (e) {
+      throw new FormatError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message);
+    }
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    } catch {
+      throw new FormatError(file, 'not valid UTF-8 text');
+    }
     if (file.endsWith('.jsonl')) {
       const field = opts.textField ?? 'text';
       text.split('\n').forEach((l, i) => {

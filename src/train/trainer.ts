@@ -146,14 +146,14 @@ export interface TrainSetup {
 
 /** Loads tokenizer, model (scratch or from a checkpoint), LoRA and data for a config. */
 export function setupTraining(c: TrainConfig, be: Backend | null, onProgress?: (done: number, total: number) => void): TrainSetup {
+  if (c.model.from && !existsSync(join(c.model.from, 'config.json'))) {
+    throw new TrainError(`${c.model.from}: fine-tuning needs a Hugging Face model directory (config.json + safetensors); convert a GGUF with \`slipstream convert in.gguf out-dir\``);
+  }
   const tokenizerDir = c.tokenizer ?? c.model.from!;
   const tok = Tokenizer.fromDir(tokenizerDir);
   const rng = new TrainRng(c.train.seed);
   let model: TrainModel;
   if (c.model.from) {
-    if (!existsSync(join(c.model.from, 'config.json'))) {
-      throw new TrainError(`${c.model.from}: fine-tuning needs a Hugging Face model directory (config.json + safetensors); convert a GGUF with \`slipstream convert in.gguf out-dir\``);
-    }
     const cfgPath = join(c.model.from, 'config.json');
     const mc = configFromHf(readJson(cfgPath), cfgPath);
     checkTrainable(mc);
