@@ -156,7 +156,7 @@ function guard<A extends unknown[]>(fn: (...a: A) => Promise<void>): (...a: A) =
     } catch (e) {
       const err = e as Error;
       const expected =
-        e instanceof FormatError || e instanceof UsageError || e instanceof OpError || e instanceof ChatTemplateError || (e as Error).name === 'TrainError' || (e as Error).name === 'ConfigError';
+        e instanceof FormatError || e instanceof UsageError || e instanceof OpError || e instanceof ChatTemplateError || ['TrainError', 'ConfigError', 'ModelLoadError'].includes((e as Error).name);
       process.stderr.write(`slipstream: error: ${expected ? err.message : (err.stack ?? String(err))}\n`);
       process.exitCode = e instanceof UsageError ? 2 : 1;
     }

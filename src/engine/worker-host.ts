@@ -120,17 +120,22 @@ class Host implements EngineHost {
     private readonly log: (msg: string) => void,
   ) {
     this.modelName = modelName;
+    let started = false;
     this.ready = new Promise((resolve, reject) => {
       worker.on('message', (m: FromWorker) => {
         if (m.type === 'ready') {
+          started = true;
           this.maxContext = m.maxContext;
           this.kv = { blocks: m.numBlocks, blockSize: m.blockSize, bytesPerToken: m.kvBytesPerToken };
           this.tok = Tokenizer.fromJson(m.tokenizer.json, m.tokenizer.config, m.tokenizer.file, { eos_token_id: m.tokenizer.eosIds });
           this.last = m.stats;
           resolve();
         } else if (m.type === 'fatal') {
-          reject(new Error(m.message));
-          this.fail(m.message);
+          // before 'ready' the model did not load (a bad path or file): the caller reports it
+          const e = new Error(m.message);
+          e.name = 'ModelLoadError';
+          reject(e);
+          this.fail(m.message, !started);
           void worker.terminate();
         } else this.onMessage(m);
       });
@@ -280,10 +285,10 @@ class Host implements EngineHost {
     this.deliver(f, evs);
   }
 
-  private fail(message: string): void {
+  private fail(message: string, quiet = false): void {
     if (this.dead) return;
     this.dead = message;
-    this.log(message);
+    if (!quiet) this.log(message);
     for (const id of [...this.inflight.keys()]) this.finishAll(id, 'abort', message);
     this.checkDrained();
   }
