@@ -2,7 +2,7 @@
 // `slipstream train-tokenizer`: a progress bar with loss, tokens/s and ETA on stderr, a
 // metrics.jsonl log in the run directory, and the loss curve as PNG with --plot.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { cpuBackend } from '../tensor/cpu.ts';
@@ -12,10 +12,11 @@ import { type TrainConfig, loadTrainConfig, parseTrainConfig } from '../train/co
 import type { TrainKernels } from '../train/kernels.ts';
 import { plotLossCurve } from '../train/plot.ts';
 import { RefTrainKernels } from '../train/ref-kernels.ts';
-import { type StepInfo, runTraining, setupTraining } from '../train/trainer.ts';
+import { type StepInfo, type TrainSetup, runTraining, setupTraining } from '../train/trainer.ts';
 import { FormatError } from '../formats/errors.ts';
 import { splitTextDocuments } from '../train/data.ts';
 import { UsageError } from './errors.ts';
+import { createProgress } from '../formats/progress.ts';
 
 export async function trainKernels(): Promise<{ k: TrainKernels; be: Backend | null }> {
   if (!nativeAvailable()) return { k: new RefTrainKernels(), be: null };
@@ -38,8 +39,15 @@ export async function runWithProgress(c: TrainConfig, plot: string | undefined, 
   } else if (c.train.threads) native().setThreads(c.train.threads);
   const { k, be } = await trainKernels();
   const tty = process.stderr.isTTY === true;
-  process.stderr.write(`slipstream train: tokenizing ${c.data.train.length} file(s)…\n`);
-  const setup = setupTraining(c, be);
+  // tokenizing a large corpus takes a while: a bar on a terminal, one summary line otherwise
+  const bytes = c.data.train.reduce((n, f) => n + (statSync(f, { throwIfNoEntry: false })?.size ?? 0), 0);
+  const bar0 = createProgress(`loading the model and tokenizing ${c.data.train.length} file(s)`, bytes);
+  let setup: TrainSetup;
+  try {
+    setup = setupTraining(c, be, (done) => bar0.update(done));
+  } finally {
+    bar0.stop();
+  }
   let bar: cliProgress.SingleBar | null = null;
   const t0 = Date.now();
   const line = (s: StepInfo): string =>
