@@ -3,6 +3,7 @@
 // it generates are the corpus's words, in sentences.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -40,6 +41,17 @@ describe('embedded default model', () => {
       const sentences = (prompt + text).match(/[A-Z][^.!?]*[a-z][^.!?]*[.!?]/g) ?? [];
       assert.ok(sentences.length >= 3, `only ${sentences.length} sentences: ${text}`);
     }
+  });
+
+  it('`slipstream generate` without --model runs it (the README\'s main command)', () => {
+    const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
+    const r = spawnSync(process.execPath, [bin, 'generate', '-p', 'Once upon a time', '-n', '24', '--temperature', '0'], {
+      encoding: 'utf8',
+      env: { ...process.env, SLIPSTREAM_THREADS: '2' },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^, there was /);
+    assert.match(r.stderr, /generated 24 tokens/);
   });
 
   it('its chat template turns a conversation into one running story', () => {
