@@ -114,6 +114,33 @@ export class Tape {
     }
   }
 
+  /**
+   * Gradient contributions to several vars from one kernel call (overwrite semantics):
+   * `write(dsts)` fills dsts[i] for vs[i]. A var's first contribution is written straight into
+   * its fresh gradient buffer; later ones go through a temporary that is then added.
+   */
+  addGrads(vs: readonly Var[], write: (dsts: Float32Array[]) => void): void {
+    const dsts = vs.map((v) => (v.requiresGrad && !v.gradInit ? this.gradOut(v) : this.arena.get(v.size)));
+    const accumulate = vs.map((v, i) => v.requiresGrad && v.grad !== dsts[i]);
+    write(dsts);
+    vs.forEach((v, i) => {
+      if (accumulate[i]) this.k.axpy(1, dsts[i]!, v.grad!);
+    });
+  }
+
+  /**
+   * Passes the gradient g on to v unchanged: v's first contribution shares the buffer (no
+   * copy). Safe because every backward closure that reads a shared buffer runs before any that
+   * adds into it (those were recorded earlier).
+   */
+  shareGrad(v: Var, g: Float32Array): void {
+    if (!v.requiresGrad) return;
+    if (!v.gradInit) {
+      v.grad = g;
+      v.gradInit = true;
+    } else this.k.axpy(1, g, v.grad!);
+  }
+
   /** The gradient buffer of v for a kernel with beta semantics: fresh (unfilled) on first use. */
   gradOut(v: Var): Float32Array {
     if (!v.gradInit) {
@@ -242,11 +269,24 @@ export function embedding(t: Tape, table: Var, ids: Int32Array, scale = 1): Var 
 export function add(t: Tape, a: Var, b: Var): Var {
   const y = t.act(a.shape, needs(a, b));
   y.data.set(a.data);
-  t.k.axpy(1, b.data, y.data);
+  return sum(t, a, b, y);
+}
+
+/**
+ * a + b written into b's buffer: for a block output that nothing else reads (the residual
+ * stream x + f(x)), so no new activation is needed.
+ */
+export function addInto(t: Tape, a: Var, b: Var): Var {
+  return sum(t, a, b, new Var(b.data, b.shape, a.requiresGrad || b.requiresGrad));
+}
+
+/** y (holding a or b already) += the other; both inputs get y's gradient unchanged. */
+function sum(t: Tape, a: Var, b: Var, y: Var): Var {
+  t.k.axpy(1, y.data === b.data ? a.data : b.data, y.data);
   if (y.requiresGrad) {
     t.record(() => {
-      t.addGrad(a, (d) => d.set(y.grad!));
-      t.addGrad(b, (d) => d.set(y.grad!));
+      t.shareGrad(a, y.grad!);
+      t.shareGrad(b, y.grad!);
     });
   }
   return y;
@@ -300,11 +340,10 @@ export function gated(t: Tape, g: Var, u: Var, act: 'silu' | Gelu): Var {
   else t.k.geglu(g.data, u.data, y.data, act);
   if (y.requiresGrad) {
     t.record(() => {
-      const dg = t.arena.get(g.size), du = t.arena.get(u.size);
-      if (act === 'silu') t.k.swigluBackward(g.data, u.data, y.grad!, dg, du);
-      else t.k.gegluBackward(g.data, u.data, y.grad!, dg, du, act);
-      t.addGrad(g, (d) => d.set(dg));
-      t.addGrad(u, (d) => d.set(du));
+      t.addGrads([g, u], ([dg, du]) => {
+        if (act === 'silu') t.k.swigluBackward(g.data, u.data, y.grad!, dg!, du!);
+        else t.k.gegluBackward(g.data, u.data, y.grad!, dg!, du!, act);
+      });
     });
   }
   return y;
@@ -343,11 +382,9 @@ export function attention(
   t.k.attention(q.data, k.data, v.data, seg, B, T, Hq, Hkv, D, opts, y.data, lse);
   if (y.requiresGrad) {
     t.record(() => {
-      const dq = t.arena.get(q.size), dk = t.arena.get(k.size), dv = t.arena.get(v.size);
-      t.k.attentionBackward(q.data, k.data, v.data, seg, y.data, lse, y.grad!, B, T, Hq, Hkv, D, opts, dq, dk, dv);
-      t.addGrad(q, (d) => d.set(dq));
-      t.addGrad(k, (d) => d.set(dk));
-      t.addGrad(v, (d) => d.set(dv));
+      t.addGrads([q, k, v], ([dq, dk, dv]) =>
+        t.k.attentionBackward(q.data, k.data, v.data, seg, y.data, lse, y.grad!, B, T, Hq, Hkv, D, opts, dq!, dk!, dv!),
+      );
     });
   }
   return y;

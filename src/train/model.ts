@@ -21,7 +21,7 @@ import type { Backend, RopeOptions } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { convertTensor } from '../tensor/convert.ts';
 import { addLowRank } from '../models/lora.ts';
-import { type Tape, Var, add, attention, conv1d, crossEntropy, embedding, gated, gelu, layerNorm, linear, rmsNorm, rope, splitCols } from './autograd.ts';
+import { type Tape, Var, add, addInto, attention, conv1d, crossEntropy, embedding, gated, gelu, layerNorm, linear, rmsNorm, rope, splitCols } from './autograd.ts';
 import type { AttnTrainOptions } from './kernels.ts';
 import { TrainRng } from './rng.ts';
 import { TrainError } from './errors.ts';
@@ -314,7 +314,7 @@ export class TrainModel {
     t.k.axpy(ad.scale, d.data, out.data);
     if (out.requiresGrad) {
       t.record(() => {
-        shareGrad(t, y, out.grad!);
+        t.shareGrad(y, out.grad!);
         t.addGrad(d, (dd) => {
           dd.set(out.grad!);
           t.k.scaleInPlace(dd, ad.scale);
@@ -388,7 +388,7 @@ export class TrainModel {
       let o = this.proj(t, pre + 'self_attn.o_proj.weight', a); //                [n, D]
       // Gemma 2 norms the attention output; the others norm the FFN input with this weight
       if (gemma2) o = rmsNorm(t, o, this.p(pre + 'post_attention_layernorm.weight'), eps, true);
-      x = addResidual(t, x, o);
+      x = addInto(t, x, o);
       h = rmsNorm(t, x, this.p(pre + (gemma2 ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight')), eps, gemma);
       let f: Var; //                                                              [n, D]
       if (cfg.arch === 'mixtral') f = this.moe(t, h, pre + 'block_sparse_moe.');
@@ -398,7 +398,7 @@ export class TrainModel {
         f = this.proj(t, pre + 'mlp.down_proj.weight', gated(t, g, u, act));
       }
       if (gemma2) f = rmsNorm(t, f, this.p(pre + 'post_feedforward_layernorm.weight'), eps, true);
-      x = addResidual(t, x, f);
+      x = addInto(t, x, f);
     }
     const xf = rmsNorm(t, x, this.p('model.norm.weight'), eps, gemma);
     const head = cfg.tieEmbeddings ? this.p('model.embed_tokens.weight') : this.p('lm_head.weight');
@@ -510,10 +510,10 @@ export class TrainModel {
       let h = layerNorm(t, x, p('ln_1.weight'), p('ln_1.bias'), eps);
       const [q, k, v] = splitCols(t, conv1d(t, h, p('attn.c_attn.weight'), p('attn.c_attn.bias')), [D, D, D]); // [n, D] each
       const a = attention(t, q!, k!, v!, b.seg, b.B, b.T, H, H, Dh, { scale: cfg.attnScale, softCap: 0, window: 0 });
-      x = addResidual(t, x, conv1d(t, a, p('attn.c_proj.weight'), p('attn.c_proj.bias')));
+      x = addInto(t, x, conv1d(t, a, p('attn.c_proj.weight'), p('attn.c_proj.bias')));
       h = layerNorm(t, x, p('ln_2.weight'), p('ln_2.bias'), eps);
       const u = gelu(t, conv1d(t, h, p('mlp.c_fc.weight'), p('mlp.c_fc.bias')), approx); //      [n, F]
-      x = addResidual(t, x, conv1d(t, u, p('mlp.c_proj.weight'), p('mlp.c_proj.bias')));
+      x = addInto(t, x, conv1d(t, u, p('mlp.c_proj.weight'), p('mlp.c_proj.bias')));
     }
     const xf = layerNorm(t, x, this.p('transformer.ln_f.weight'), this.p('transformer.ln_f.bias'), eps);
     return linear(t, xf, wte); //                                                   [n, V]
@@ -552,33 +552,6 @@ export class TrainModel {
     }
     return out;
   }
-}
-
-/** x + y for the residual stream. */
-function addResidual(t: Tape, x: Var, y: Var): Var {
-  // y is the block output, read by nobody else: add x into its buffer.
-  const out = new Var(y.data, y.shape, x.requiresGrad || y.requiresGrad);
-  t.k.axpy(1, x.data, out.data);
-  if (out.requiresGrad) {
-    t.record(() => {
-      shareGrad(t, y, out.grad!);
-      shareGrad(t, x, out.grad!);
-    });
-  }
-  return out;
-}
-
-/**
- * Passes the gradient g on to v unchanged: v's first contribution shares the buffer (no copy).
- * Safe because the backward closures that read a shared buffer all run before any closure
- * that adds into it (they were recorded later).
- */
-function shareGrad(t: Tape, v: Var, g: Float32Array): void {
-  if (!v.requiresGrad) return;
-  if (!v.gradInit) {
-    v.grad = g;
-    v.gradInit = true;
-  } else t.k.axpy(1, g, v.grad!);
 }
 
 /** The bytes of a Float32Array (a view, no copy). */
