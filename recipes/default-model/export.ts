@@ -5,7 +5,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileS
 import { join } from 'node:path';
 import { configFromHf } from '../../src/formats/model-config.ts';
 import { Sequence, generate } from '../../src/engine/generate.ts';
-import { loadModelSync, readJson } from '../../src/models/load.ts';
+import { readJson } from '../../src/formats/json.ts';
+import { loadModelSync } from '../../src/models/load.ts';
 import { cpuBackend } from '../../src/tensor/cpu.ts';
 import { readHfWeights } from '../../src/train/model.ts';
 import { writeHfModel } from '../../src/train/trainer.ts';

@@ -3,9 +3,10 @@
 // Weights stay memory-mapped where their dtype runs as is; layout conversions come from
 // src/formats/layout.ts.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../formats/errors.ts';
+import { readJson } from '../formats/json.ts';
 import { readGguf, ggufTensor, type GgufFile } from '../formats/gguf.ts';
 import { gemmaNormToGguf, hfToGgufName, ropeFreqsToScaling, transposeBytes } from '../formats/layout.ts';
 import { configFromGguf, configFromHf, type ModelConfig } from '../formats/model-config.ts';
@@ -70,21 +71,7 @@ export const FORWARD: Record<ModelConfig['arch'], ForwardFn> = {
   gpt2: gpt2Forward,
 };
 
-export function readJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new FormatError(path, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message);
-  }
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
-    return v as Record<string, unknown>;
-  } catch (e) {
-    throw new FormatError(path, `invalid JSON: ${(e as Error).message}`);
-  }
-}
+export { readJson };
 
 const isMatrixName = (name: string) => name.endsWith('.weight') && !/norm\.weight$/.test(name) && name !== 'position_embd.weight' && !name.endsWith('ffn_gate_inp.weight');
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { FormatError } from '../formats/errors.ts';
 import { openSafetensorsCheckpoint } from '../formats/safetensors.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { readJson } from './load.ts';
+import { readJson } from '../formats/json.ts';
 
 export interface LoraDelta {
   /** [r, in] */

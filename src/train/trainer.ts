@@ -15,7 +15,7 @@ import { configFromHf } from '../formats/model-config.ts';
 import { writeSafetensors } from '../formats/safetensors.ts';
 import { Tokenizer } from '../formats/tokenizer.ts';
 import type { Backend } from '../tensor/backend.ts';
-import { readJson } from '../models/load.ts';
+import { readJson } from '../formats/json.ts';
 import { Tape } from './autograd.ts';
 import { TrainError } from './errors.ts';
 import { type Params, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
@@ -131,9 +131,10 @@ export function writeHfModel(dir: string, cfg: ModelConfig, weights: Map<string,
   copyTokenizerFiles(tokenizerDir, dir);
 }
 
-function paramsOf(vars: Map<string, { data: Float32Array; shape: readonly number[] }>): Params {
+/** Checkpoint tensors: the trainable vars' shapes, with their data or (for the AdamW moments) `data`'s. */
+function paramsOf(vars: Map<string, { data: Float32Array; shape: readonly number[] }>, data?: Map<string, Float32Array>): Params {
   const p: Params = new Map();
-  for (const [n, v] of vars) p.set(n, { shape: [...v.shape], data: v.data });
+  for (const [n, v] of vars) p.set(n, { shape: [...v.shape], data: data ? data.get(n)! : v.data });
   return p;
 }
 
@@ -237,7 +238,7 @@ export function runTraining(c: TrainConfig, k: TrainKernels, be: Backend | null,
     const dir = saveCheckpoint(c.out, {
       step,
       params: paramsOf(trainable),
-      opt: { m: paramsOfArrays(opt.m, trainable), v: paramsOfArrays(opt.v, trainable) },
+      opt: { m: paramsOf(trainable, opt.m), v: paramsOf(trainable, opt.v) },
       hfConfig,
       state: { step, data: pos, rng: dropoutRng.state, history },
       tokenizerDir,
@@ -315,10 +316,4 @@ export function runTraining(c: TrainConfig, k: TrainKernels, be: Backend | null,
     writeHfModel(modelDir, model.cfg, model.weights(), tokenizerDir);
   }
   return { steps: c.train.steps, finalLoss: lastLoss, evalLoss: lastEval, outDir: c.out, modelDir, history };
-}
-
-function paramsOfArrays(m: Map<string, Float32Array>, like: Map<string, { shape: readonly number[] }>): Params {
-  const p: Params = new Map();
-  for (const [n, a] of m) p.set(n, { shape: [...like.get(n)!.shape], data: a });
-  return p;
 }
