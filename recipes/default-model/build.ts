@@ -14,7 +14,7 @@
 // Every stage is deterministic for the seeds in this folder, so a rerun gives a model of the
 // same quality (bit-identical on the same machine and thread count).
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -45,7 +45,8 @@ const tokDir = join(out, 'tokenizer');
 if (want('tokenizer')) {
   const { trainBpe, writeBpeTokenizer } = await import('../../src/train/bpe.ts');
   const t0 = Date.now();
-  const texts = readFileSync(corpusPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text);
+  const { readTextDocuments } = await import('../../src/train/data.ts');
+  const texts = readTextDocuments(corpusPath);
   mkdirSync(tokDir, { recursive: true });
   writeBpeTokenizer(tokDir, trainBpe(texts, { vocabSize: VOCAB_SIZE }), { bos: '<s>', eos: '</s>' });
   console.log(`tokenizer: ${VOCAB_SIZE} tokens -> ${tokDir} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

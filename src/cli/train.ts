@@ -2,7 +2,7 @@
 // `slipstream train-tokenizer`: a progress bar with loss, tokens/s and ETA on stderr, a
 // metrics.jsonl log in the run directory, and the loss curve as PNG with --plot.
 
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { cpuBackend } from '../tensor/cpu.ts';
@@ -13,8 +13,7 @@ import type { TrainKernels } from '../train/kernels.ts';
 import { plotLossCurve } from '../train/plot.ts';
 import { RefTrainKernels } from '../train/ref-kernels.ts';
 import { type StepInfo, type TrainSetup, runTraining, setupTraining } from '../train/trainer.ts';
-import { FormatError } from '../formats/errors.ts';
-import { splitTextDocuments } from '../train/data.ts';
+import { readTextDocuments } from '../train/data.ts';
 import { UsageError } from './errors.ts';
 import { createProgress } from '../formats/progress.ts';
 
@@ -166,36 +165,7 @@ export async function trainTokenizerCommand(opts: { data: string[]; out: string;
   const { trainBpe, writeBpeTokenizer } = await import('../train/bpe.ts');
   const vocabSize = Number(opts.vocabSize);
   if (!Number.isInteger(vocabSize)) throw new UsageError(`--vocab-size must be an integer, got "${opts.vocabSize}"`);
-  const texts: string[] = [];
-  for (const file of opts.data) {
-    let raw: Buffer;
-    try {
-      raw = readFileSync(file);
-    } catch (e) {
-      throw new FormatError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message);
-    }
-    let text: string;
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
-    } catch {
-      throw new FormatError(file, 'not valid UTF-8 text');
-    }
-    if (file.endsWith('.jsonl')) {
-      const field = opts.textField ?? 'text';
-      text.split('\n').forEach((l, i) => {
-        if (!l.trim()) return;
-        let o: unknown;
-        try {
-          o = JSON.parse(l);
-        } catch {
-          throw new FormatError(file, `line ${i + 1}: not valid JSON`);
-        }
-        const v = (o as Record<string, unknown>)[field];
-        if (typeof v !== 'string') throw new FormatError(file, `line ${i + 1}: no string field "${field}"`);
-        texts.push(v);
-      });
-    } else texts.push(...splitTextDocuments(text));
-  }
+  const texts = opts.data.flatMap((file) => readTextDocuments(file, opts.textField ?? 'text'));
   const t0 = Date.now();
   const model = trainBpe(texts, { vocabSize });
   writeBpeTokenizer(opts.out, model, { bos: '<s>', eos: '</s>' });

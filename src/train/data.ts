@@ -299,6 +299,29 @@ function* lines(text: string): Generator<{ line: number; text: string; offset: n
 }
 
 /** A text file's documents (see the header for the rule). */
+/** The string field of a JSONL object, or an error naming file, line and field. */
+function fieldText(file: string, line: number, obj: Record<string, unknown>, field: string): string {
+  const v = obj[field];
+  if (typeof v !== 'string') throw new DataError(file, line, `field "${field}" is ${v === undefined ? 'missing' : 'not a string'}`);
+  return v;
+}
+
+/**
+ * The documents of a text file (.txt: split as splitTextDocuments does) or of a JSONL file's
+ * `field`, untokenized, with the loader's errors (missing file, non-UTF-8, bad line): what a
+ * tokenizer is trained on.
+ */
+export function readTextDocuments(file: string, field = 'text'): string[] {
+  const { text } = readUtf8(file);
+  if (!file.endsWith('.jsonl')) return splitTextDocuments(text);
+  const out: string[] = [];
+  for (const l of lines(text)) {
+    const v = fieldText(file, l.line, parseLine(file, l.line, l.text), field);
+    if (v !== '') out.push(v);
+  }
+  return out;
+}
+
 export function splitTextDocuments(text: string): string[] {
   const docs: string[] = [];
   let cur: string[] = [];
@@ -516,8 +539,7 @@ export class TrainData {
         for (const l of lines(text)) {
           const obj = parseLine(file, l.line, l.text);
           if (o.format === 'jsonl') {
-            const v = obj[textField];
-            if (typeof v !== 'string') throw new DataError(file, l.line, `field "${textField}" is ${v === undefined ? 'missing' : 'not a string'}`);
+            const v = fieldText(file, l.line, obj, textField);
             if (v !== '') stream.push(plainDoc(enc, v), null);
           } else {
             const d = chatLine(enc, file, l.line, obj);
