@@ -14,7 +14,7 @@ import { cpuBackend } from '../src/tensor/cpu.ts';
 import { bytesFor, DTYPE_CODE, type DType } from '../src/tensor/dtype.ts';
 import { native } from '../src/tensor/native.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
-import { randomF32 } from './random.ts';
+import { randomF32, timeBest } from './util.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -25,26 +25,7 @@ const WORKING_SET = 1536 * 1024 * 1024; // beyond the 512 MiB L3 this VM reports
 const n = native();
 const cpu = cpuBackend();
 
-function now(): number {
-  return Number(process.hrtime.bigint()) / 1e9;
-}
-
-/** Runs fn repeatedly for at least MIN_TIME after one warm-up call; returns seconds per call (best of 3 batches). */
-function time(fn: (i: number) => void): number {
-  fn(0);
-  let best = Infinity;
-  let i = 1;
-  for (let rep = 0; rep < 3; rep++) {
-    const t0 = now();
-    let calls = 0;
-    while (now() - t0 < MIN_TIME / 3 || calls === 0) {
-      fn(i++);
-      calls++;
-    }
-    best = Math.min(best, (now() - t0) / calls);
-  }
-  return best;
-}
+const time = (fn: (i: number) => void): number => timeBest(fn, MIN_TIME);
 
 
 /** A weight matrix [N, K] of dtype, encoded natively, repeated to fill the working set. */

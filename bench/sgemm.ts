@@ -9,7 +9,7 @@
 //   SLIPSTREAM_THREADS=1 node --import tsx bench/sgemm.ts
 
 import { native, type NativeCore } from '../src/tensor/native.ts';
-import { randomF32 } from './random.ts';
+import { randomF32 } from './util.ts';
 
 type Sgemm = (
   transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,

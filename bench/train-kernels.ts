@@ -11,7 +11,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { CpuTrainKernels, trainCore } from '../src/train/cpu-kernels.ts';
-import { randomF32 } from './random.ts';
+import { randomF32, timeBest } from './util.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -28,23 +28,8 @@ if (isaArg) core.setIsa(isaArg as 'avx2');
 if (threadsArg) core.setThreads(threadsArg);
 const k = new CpuTrainKernels();
 
-const now = () => Number(process.hrtime.bigint()) / 1e9;
 
-/** Seconds per call: best of 3 batches of at least MIN_TIME / 3, after a warm-up call. */
-function time(fn: () => void): number {
-  fn();
-  let best = Infinity;
-  for (let rep = 0; rep < 3; rep++) {
-    const t0 = now();
-    let calls = 0;
-    while (now() - t0 < MIN_TIME / 3 || calls === 0) {
-      fn();
-      calls++;
-    }
-    best = Math.min(best, (now() - t0) / calls);
-  }
-  return best;
-}
+const time = (fn: (i: number) => void): number => timeBest(fn, MIN_TIME);
 
 
 interface Row {
