@@ -20,6 +20,8 @@ import { openSafetensorsCheckpoint, writeSafetensors } from '../formats/safetens
 import type { Backend, RopeOptions } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { convertTensor } from '../tensor/convert.ts';
+import { DTYPE_CODE } from '../tensor/dtype.ts';
+import { native } from '../tensor/native.ts';
 import { addLowRank } from '../models/lora.ts';
 import { type Tape, Var, add, addInto, attention, conv1d, crossEntropy, embedding, gated, gelu, layerNorm, linear, rmsNorm, rope, splitCols } from './autograd.ts';
 import type { AttnTrainOptions } from './kernels.ts';
@@ -333,9 +335,9 @@ export class TrainModel {
     this.be!.matmul(xt, w, yt);
     if (x.requiresGrad) {
       t.record(() => {
+        // dequantized straight into a reused arena buffer (no per-step allocation)
         const wf = t.arena.get(N * K);
-        const dq = convertTensor(w, 'f32');
-        wf.set(new Float32Array(dq.data.buffer, dq.data.byteOffset, N * K));
+        native().convert(w.data, DTYPE_CODE.q8_0, wf, DTYPE_CODE.f32, N * K);
         const beta = x.gradInit ? 1 : 0;
         t.k.gemm(false, false, n, K, N, 1, y.grad!, N, wf, K, beta, t.gradOut(x), K);
       });
