@@ -259,7 +259,13 @@ export function embedding(t: Tape, table: Var, ids: Int32Array, scale = 1): Var 
   if (x.requiresGrad) {
     t.record(() => {
       let dy = x.grad!;
-      if (scale !== 1) t.k.scaleInPlace(dy, scale); // dy is ours to modify: nothing reads it later
+      if (scale !== 1) {
+        // x.grad may be a buffer shared with other vars (Tape.shareGrad): scale a copy
+        const scaled = t.arena.get(dy.length);
+        scaled.set(dy);
+        t.k.scaleInPlace(scaled, scale);
+        dy = scaled;
+      }
       t.k.embeddingBackward(ids, dy, D, t.gradAcc(table));
     });
   }
