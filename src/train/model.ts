@@ -66,17 +66,8 @@ export interface LoraAdapter {
   dropout: number;
 }
 
-const TRAINABLE_ARCHS = new Set(['llama', 'mistral', 'mixtral', 'qwen2', 'gemma', 'gemma2', 'gpt2']);
-
-export function checkTrainable(cfg: ModelConfig): void {
-  if (!TRAINABLE_ARCHS.has(cfg.arch)) {
-    throw new TrainError(`training the ${cfg.arch} family is not supported yet (supported: ${[...TRAINABLE_ARCHS].join(', ')})`);
-  }
-}
-
 /** HF tensor names and shapes of a model, in a fixed order. */
 export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
-  checkTrainable(cfg);
   const { dim: D, nHeads: Hq, nKvHeads: Hkv, headDim: Dh, ffnDim: F, vocabSize: V } = cfg;
   const m = new Map<string, number[]>();
   if (cfg.arch === 'gpt2') {

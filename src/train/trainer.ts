@@ -22,7 +22,7 @@ import { type Params, latestCheckpoint, loadCheckpoint, saveCheckpoint } from '.
 import { type TrainConfig, lrAt } from './config.ts';
 import { type DataPosition, TrainData } from './data.ts';
 import type { TrainKernels } from './kernels.ts';
-import { type LoraTarget, type TrainBatch, TrainModel, checkTrainable, f32Bytes, paramShapes, readHfWeights } from './model.ts';
+import { type LoraTarget, type TrainBatch, TrainModel, f32Bytes, paramShapes, readHfWeights } from './model.ts';
 import { encode } from '../tensor/dtype.ts';
 import { AdamW } from './optim.ts';
 import { TrainRng } from './rng.ts';
@@ -157,7 +157,6 @@ export function setupTraining(c: TrainConfig, be: Backend | null, onProgress?: (
   if (c.model.from) {
     const cfgPath = join(c.model.from, 'config.json');
     const mc = configFromHf(readJson(cfgPath), cfgPath);
-    checkTrainable(mc);
     model = new TrainModel(mc, readHfWeights(c.model.from), be);
   } else {
     model = TrainModel.init(scratchModelConfig(c, tok), rng, c.model.init.std);
