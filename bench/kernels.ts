@@ -4,6 +4,7 @@
 //   npm run bench:kernels                 # all kernels, threads = SLIPSTREAM_THREADS or cores
 //   npm run bench:kernels -- --quick      # shorter runs
 //   npm run bench:kernels -- --json out.json
+//   npm run bench:kernels -- --only gemv,attn   # sections: gemv, gemm, attn (ceilings always run)
 //
 // Matrix-vector kernels rotate over copies of the weights totalling >= 512 MiB so that
 // every call streams from DRAM, as a model's forward pass does (no cache-resident flattery).
@@ -19,6 +20,8 @@ import { randomF32, timeBest } from './util.ts';
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const jsonPath = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
+const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : ['gemv', 'gemm', 'attn'];
+for (const o of only) if (!['gemv', 'gemm', 'attn'].includes(o)) throw new Error(`--only: unknown section '${o}' (gemv, gemm, attn)`);
 const MIN_TIME = quick ? 0.15 : 0.5; // seconds per measurement
 const WORKING_SET = 1536 * 1024 * 1024; // beyond the 512 MiB L3 this VM reports
 
@@ -106,7 +109,7 @@ const gemvShapes: [number, number][] = [
   [5632, 2048],
   [32000, 2048],
 ];
-for (const dtype of ['q8_0', 'f16', 'bf16', 'f32'] as DType[]) {
+for (const dtype of only.includes('gemv') ? (['q8_0', 'f16', 'bf16', 'f32'] as DType[]) : []) {
   for (const [N, K] of gemvShapes) {
     const ws = weightCopies(N, K, dtype);
     const x = Tensor.fromF32(randomF32(K, 7), [1, K]);
@@ -131,29 +134,31 @@ function gemm(label: string, M: number, N: number, K: number, dtype: DType): voi
   report(r);
   if (peaks.avx2 && info.isa !== 'avx2') console.log(`${''.padEnd(22)} [${((gf / peaks.avx2) * 100).toFixed(0)}% of the AVX2 FMA peak]`);
 }
-gemm('gemm f32', 1024, 1024, 1024, 'f32');
-gemm('gemm q8_0', 16, 2048, 5632, 'q8_0');
-gemm('gemm q8_0', 64, 2048, 5632, 'q8_0');
-gemm('gemm q8_0', 512, 2048, 2048, 'q8_0');
-gemm('gemm f16', 64, 2048, 5632, 'f16');
-console.log('');
+if (only.includes('gemm')) {
+  gemm('gemm f32', 1024, 1024, 1024, 'f32');
+  gemm('gemm q8_0', 16, 2048, 5632, 'q8_0');
+  gemm('gemm q8_0', 64, 2048, 5632, 'q8_0');
+  gemm('gemm q8_0', 512, 2048, 2048, 'q8_0');
+  gemm('gemm f16', 64, 2048, 5632, 'f16');
+  console.log('');
+}
 
 // ---- decode attention over a paged cache: bandwidth bound -----------------------------------
 
-for (const cdt of ['f32', 'f16'] as const) {
+for (const cdt of only.includes('attn') ? (['f32', 'f16'] as const) : []) {
   const B = 16, L = 1024, Hq = 32, Hkv = 4, D = 64, bs = 16;
   const blocksPerSeq = L / bs;
   const nBlocks = B * blocksPerSeq;
   const layers = Math.max(1, Math.ceil(WORKING_SET / 2 / (2 * bytesFor(cdt, nBlocks * Hkv * bs * D))));
   const caches: [Tensor, Tensor][] = [];
   for (let l = 0; l < layers; l++) {
-    const mk = () => {
-      const t = Tensor.zeros([nBlocks, Hkv, bs, D], cdt);
+    const mk = (shape: number[]) => {
+      const t = Tensor.zeros(shape, cdt);
       const f = randomF32(nBlocks * Hkv * bs * D, l + 11);
       n.convert(f, DTYPE_CODE.f32, t.data, DTYPE_CODE[cdt], f.length);
       return t;
     };
-    caches.push([mk(), mk()]);
+    caches.push([mk([nBlocks, Hkv, D, bs]), mk([nBlocks, Hkv, bs, D])]); // key pool, value pool
   }
   const tables = new Int32Array(B * blocksPerSeq);
   for (let i = 0; i < tables.length; i++) tables[i] = i; // contiguous per sequence (order does not change the bytes read)

@@ -284,30 +284,30 @@ for (const isa of isas) {
       }
     });
 
-    for (const cdt of ['f32', 'f16'] as const) {
-      it(`kvWrite and attention over a paged ${cdt} cache: GQA, window, soft-cap, awkward sizes`, () => {
-        const Hq = 6, Hkv = 2, D = 20, bs = 4, nBlocks = 24;
-        const kc = [Tensor.zeros([nBlocks, Hkv, bs, D], cdt), Tensor.zeros([nBlocks, Hkv, bs, D], cdt)];
+    // block size 4: keys gathered into whole vectors; 16 and 32: key vectors read in place
+    for (const [cdt, bs, D, L] of [['f32', 4, 20, 23], ['f16', 4, 20, 23], ['f32', 16, 33, 87], ['f16', 32, 20, 150]] as const) {
+      it(`kvWrite and attention over a paged ${cdt} cache, block size ${bs}, head_dim ${D}: GQA, window, soft-cap`, () => {
+        const Hq = 6, Hkv = 2, nBlocks = 24;
+        const kc = [Tensor.zeros([nBlocks, Hkv, D, bs], cdt), Tensor.zeros([nBlocks, Hkv, D, bs], cdt)];
         const vc = [Tensor.zeros([nBlocks, Hkv, bs, D], cdt), Tensor.zeros([nBlocks, Hkv, bs, D], cdt)];
-        // one sequence of 23 tokens scattered over blocks in a shuffled order
-        const L = 23;
-        const table = Int32Array.from([17, 3, 9, 0, 22, 5]);
+        // one sequence of L tokens scattered over blocks in a shuffled order
+        const table = Int32Array.from([17, 3, 9, 0, 22, 5]).subarray(0, Math.ceil(L / bs));
         const slots = new Int32Array(L);
         for (let p = 0; p < L; p++) slots[p] = table[Math.floor(p / bs)]! * bs + (p % bs);
         const k = rand([L, Hkv, D], 41);
         const v = rand([L, Hkv, D], 42);
         const [kcC, kcR] = kc as [Tensor, Tensor];
         const [vcC, vcR] = vc as [Tensor, Tensor];
-        cpu.kvWrite(k, kcC, slots);
-        cpu.kvWrite(v, vcC, slots);
-        ref.kvWrite(k, kcR, slots);
-        ref.kvWrite(v, vcR, slots);
+        cpu.kvWrite(k, kcC, slots, 'k');
+        cpu.kvWrite(v, vcC, slots, 'v');
+        ref.kvWrite(k, kcR, slots, 'k');
+        ref.kvWrite(v, vcR, slots, 'v');
         close(kcC, kcR, () => 0, 'kvWrite k');
         close(vcC, vcR, () => 0, 'kvWrite v');
         const optsList = [{ scale: 1 / Math.sqrt(D) }, { scale: 0.3, window: 5 }, { scale: 0.5, softCap: 2.5 }, { scale: 0.25, window: 1, softCap: 30 }];
         for (const opts of optsList) {
-          // prefill: a chunk of 9 tokens starting at position 14 (positions 0..13 already cached)
-          const T = 9, start = 14;
+          // prefill: a chunk of 9 tokens ending at the last position (the earlier ones already cached)
+          const T = 9, start = L - T;
           const q = rand([T, Hq, D], 43);
           const oc = Tensor.zeros([T, Hq, D]);
           const or = Tensor.zeros([T, Hq, D]);
@@ -315,10 +315,10 @@ for (const isa of isas) {
           ref.attentionPrefill(q, kcR, vcR, table, start, or, opts);
           close(oc, or, () => 1e-5, `attentionPrefill ${JSON.stringify(opts)}`);
           // decode: 3 sequences sharing the cache with different lengths
-          const B = 3, maxBlocks = 6;
+          const B = 3, maxBlocks = table.length;
           const tables = new Int32Array(B * maxBlocks);
           for (let b = 0; b < B; b++) tables.set(table, b * maxBlocks);
-          const lens = Int32Array.from([23, 1, 13]);
+          const lens = Int32Array.from([L, 1, Math.ceil(L / 2)]);
           const qd = rand([B, Hq, D], 44);
           const dc = Tensor.zeros([B, Hq, D]);
           const dr = Tensor.zeros([B, Hq, D]);
@@ -333,7 +333,7 @@ for (const isa of isas) {
       const Hq = 8, Hkv = 2, D = 64, bs = 16, B = 16, L = 70;
       const maxBlocks = Math.ceil(L / bs);
       const nBlocks = B * maxBlocks;
-      const kcache = rand([nBlocks, Hkv, bs, D], 51);
+      const kcache = rand([nBlocks, Hkv, D, bs], 51);
       const vcache = rand([nBlocks, Hkv, bs, D], 52);
       const tables = new Int32Array(B * maxBlocks).map((_, i) => i);
       const lens = new Int32Array(B).map((_, b) => L - 3 * b);

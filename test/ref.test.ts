@@ -331,11 +331,11 @@ describe('embedding', () => {
 });
 
 describe('kvWrite', () => {
-  it('writes k[t, h, :] to cache[slot / bs][h][slot % bs][:] in an f16 pool', () => {
+  it('writes v[t, h, :] to cache[slot / bs][h][slot % bs][:] in an f16 value pool', () => {
     // pool [3 blocks, 2 kv heads, block 4, head_dim 2]
     const cache = Tensor.zeros([3, 2, 4, 2], 'f16');
     const k = T([0.1, 1, 2, 3, -4, 5, 6, 65520], [2, 2, 2]);
-    ref.kvWrite(k, cache, Int32Array.of(9, 3)); // token 0 -> block 2 offset 1; token 1 -> block 0 offset 3
+    ref.kvWrite(k, cache, Int32Array.of(9, 3), 'v'); // token 0 -> block 2 offset 1; token 1 -> block 0 offset 3
     const bits = new Uint16Array(cache.data.buffer);
     const at = (b: number, h: number, o: number, d: number) => bits[((b * 2 + h) * 4 + o) * 2 + d]!;
     assert.equal(at(2, 0, 1, 0), 0x2e66); // 0.1 rounded to f16
@@ -351,10 +351,22 @@ describe('kvWrite', () => {
     assert.equal(nonzero, 8); // nothing else touched
   });
 
+  it('writes k[t, h, d] to cache[slot / bs][h][d][slot % bs] in a key pool (dimension-major blocks)', () => {
+    // pool [3 blocks, 2 kv heads, head_dim 2, block 4]
+    const cache = Tensor.zeros([3, 2, 2, 4]);
+    const k = T([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2]);
+    ref.kvWrite(k, cache, Int32Array.of(9, 3), 'k'); // token 0 -> block 2 offset 1; token 1 -> block 0 offset 3
+    const c = cache.toF32();
+    const at = (b: number, h: number, d: number, o: number) => c[((b * 2 + h) * 2 + d) * 4 + o]!;
+    assert.deepEqual([at(2, 0, 0, 1), at(2, 0, 1, 1), at(2, 1, 0, 1), at(2, 1, 1, 1)], [1, 2, 3, 4]);
+    assert.deepEqual([at(0, 0, 0, 3), at(0, 0, 1, 3), at(0, 1, 0, 3), at(0, 1, 1, 3)], [5, 6, 7, 8]);
+    assert.equal([...c].filter((x) => x !== 0).length, 8); // nothing else touched
+  });
+
   it('writes an f32 pool from a strided view of k', () => {
     const cache = Tensor.zeros([2, 1, 2, 2]);
     const kv = T([1, 2, 9, 9, 3, 4, 9, 9], [2, 2, 2]); // [T, 2 (k|v), D]: k is head 0
-    ref.kvWrite(kv.view([2, 1, 2], [4, 2, 1]), cache, Int32Array.of(1, 2));
+    ref.kvWrite(kv.view([2, 1, 2], [4, 2, 1]), cache, Int32Array.of(1, 2), 'v');
     assert.deepEqual([...cache.toF32()], [0, 0, 1, 2, 3, 4, 0, 0]);
   });
 });
@@ -363,11 +375,11 @@ describe('kvWrite', () => {
 
 /** A paged cache holding k/v[n, Hkv, D] at positions 0..n-1 of one sequence, blocks in `table` order. */
 function fillCache(kv: { k: Float32Array; v: Float32Array }, n: number, Hkv: number, D: number, bs: number, table: number[], nBlocks: number, dtype: 'f32' | 'f16' = 'f32') {
-  const kCache = Tensor.zeros([nBlocks, Hkv, bs, D], dtype);
+  const kCache = Tensor.zeros([nBlocks, Hkv, D, bs], dtype);
   const vCache = Tensor.zeros([nBlocks, Hkv, bs, D], dtype);
   const slots = Int32Array.from({ length: n }, (_, p) => table[Math.floor(p / bs)]! * bs + (p % bs));
-  ref.kvWrite(T(kv.k, [n, Hkv, D]), kCache, slots);
-  ref.kvWrite(T(kv.v, [n, Hkv, D]), vCache, slots);
+  ref.kvWrite(T(kv.k, [n, Hkv, D]), kCache, slots, 'k');
+  ref.kvWrite(T(kv.v, [n, Hkv, D]), vCache, slots, 'v');
   return { kCache, vCache, table: Int32Array.from(table) };
 }
 
@@ -466,9 +478,10 @@ describe('attention', () => {
     const v16 = new Float32Array(v.length);
     for (let p = 0; p < n; p++) {
       for (let h = 0; h < Hkv; h++) {
-        const src = ((table[Math.floor(p / bs)]! * Hkv + h) * bs + (p % bs)) * D;
-        k16.set(kr.subarray(src, src + D), (p * Hkv + h) * D);
+        const blk = (table[Math.floor(p / bs)]! * Hkv + h) * bs * D; // one block of one head
+        const src = blk + (p % bs) * D;
         v16.set(vr.subarray(src, src + D), (p * Hkv + h) * D);
+        for (let d = 0; d < D; d++) k16[(p * Hkv + h) * D + d] = kr[blk + d * bs + (p % bs)]!; // keys: [D][bs]
       }
     }
     close(k16, k, 1e-3, 'f16 k');
@@ -488,15 +501,15 @@ describe('attention', () => {
     const Hq = 4, Hkv = 2, bs = 2, maxBlocks = 4;
     const lens = [5, 2];
     const tables = [[4, 1, 6], [0]];
-    const kCache = Tensor.zeros([8, Hkv, bs, D]);
+    const kCache = Tensor.zeros([8, Hkv, D, bs]);
     const vCache = Tensor.zeros([8, Hkv, bs, D]);
     const qs: Float32Array[] = [];
     const prefillLast: Float32Array[] = [];
     for (let b = 0; b < 2; b++) {
       const n = lens[b]!;
       const slots = Int32Array.from({ length: n }, (_, p) => tables[b]![Math.floor(p / bs)]! * bs + (p % bs));
-      ref.kvWrite(T(randn(n * Hkv * D, r), [n, Hkv, D]), kCache, slots);
-      ref.kvWrite(T(randn(n * Hkv * D, r), [n, Hkv, D]), vCache, slots);
+      ref.kvWrite(T(randn(n * Hkv * D, r), [n, Hkv, D]), kCache, slots, 'k');
+      ref.kvWrite(T(randn(n * Hkv * D, r), [n, Hkv, D]), vCache, slots, 'v');
       const q = randn(n * Hq * D, r);
       const out = zeros([n, Hq, D]);
       ref.attentionPrefill(T(q, [n, Hq, D]), kCache, vCache, Int32Array.from(tables[b]!), 0, out, { scale: 0.7 });
@@ -553,10 +566,10 @@ describe('unaligned data', () => {
 
   it('kvWrite and attention with unaligned caches', () => {
     for (const dt of ['f32', 'f16'] as const) {
-      const kCache = unaligned(Tensor.zeros([2, 1, 2, 4], dt));
+      const kCache = unaligned(Tensor.zeros([2, 1, 4, 2], dt));
       const vCache = unaligned(Tensor.zeros([2, 1, 2, 4], dt));
-      ref.kvWrite(T([1, 1, 1, 1], [1, 1, 4]), kCache, Int32Array.of(3));
-      ref.kvWrite(T([1, 2, 3, 4], [1, 1, 4]), vCache, Int32Array.of(3));
+      ref.kvWrite(T([1, 1, 1, 1], [1, 1, 4]), kCache, Int32Array.of(3), 'k');
+      ref.kvWrite(T([1, 2, 3, 4], [1, 1, 4]), vCache, Int32Array.of(3), 'v');
       const out = unaligned(zeros([1, 1, 4]));
       // sequence of 2 tokens in block 1: position 0 (offset 0) is zero, position 1 is slot 3
       ref.attentionDecode(T([1, 0, 0, 0], [1, 1, 4]), kCache, vCache, Int32Array.of(1, 0), 2, Int32Array.of(2), out, { scale: 1 });

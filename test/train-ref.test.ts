@@ -438,13 +438,13 @@ describe('attention', () => {
           while (end < T && seg[b * T + end] === seg[b * T + start]) end++;
           const n = end - start;
           const row0 = b * T + start;
-          // the document alone, as a one-block paged cache [1, Hkv, n, D]
+          // the document alone, as a one-block paged cache: keys [1, Hkv, D, n], values [1, Hkv, n, D]
           const kc = new Float32Array(Hkv * n * D);
           const vc = new Float32Array(Hkv * n * D);
           for (let p = 0; p < n; p++) {
             for (let h = 0; h < Hkv; h++) {
               for (let d = 0; d < D; d++) {
-                kc[(h * n + p) * D + d] = k[((row0 + p) * Hkv + h) * D + d]!;
+                kc[(h * D + d) * n + p] = k[((row0 + p) * Hkv + h) * D + d]!;
                 vc[(h * n + p) * D + d] = v[((row0 + p) * Hkv + h) * D + d]!;
               }
             }
@@ -452,7 +452,7 @@ describe('attention', () => {
           const want = Tensor.zeros([n, Hq, D]);
           refBackend.attentionPrefill(
             Tensor.from(q.subarray(row0 * Hq * D, (row0 + n) * Hq * D), [n, Hq, D]),
-            Tensor.fromF32(kc, [1, Hkv, n, D]),
+            Tensor.fromF32(kc, [1, Hkv, D, n]),
             Tensor.fromF32(vc, [1, Hkv, n, D]),
             Int32Array.of(0),
             0,
@@ -468,7 +468,7 @@ describe('attention', () => {
               for (let s = 0; s <= p; s++) {
                 if (opts.window > 0 && p - s >= opts.window) continue;
                 let sc = 0;
-                for (let d = 0; d < D; d++) sc += Math.fround(q[((row0 + p) * Hq + h) * D + d]!) * kc[(hk * n + s) * D + d]!;
+                for (let d = 0; d < D; d++) sc += Math.fround(q[((row0 + p) * Hq + h) * D + d]!) * kc[(hk * D + d) * n + s]!;
                 sc *= opts.scale;
                 if (opts.softCap > 0) sc = opts.softCap * Math.tanh(sc / opts.softCap);
                 sum += Math.exp(sc);

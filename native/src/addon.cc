@@ -253,7 +253,7 @@ Napi::Value Embedding(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// kvWrite(k, T, H, D, sT, sH, cache, ctype, nBlocks, bs, slots)
+// kvWrite(k, T, H, D, sT, sH, cache, ctype, nBlocks, bs, slots, keyMajor)
 Napi::Value KvWrite(const Napi::CallbackInfo& info) {
   const char* op = "kvWrite";
   Buf k = buf(info, 0, op, "k");
@@ -268,7 +268,8 @@ Napi::Value KvWrite(const Napi::CallbackInfo& info) {
   const int32_t* s = (const int32_t*)sl.p;
   for (int64_t i = 0; i < T; i++)
     if (s[i] < 0 || s[i] >= nb * bs) throw Napi::RangeError::New(info.Env(), S(op, "slot " + std::to_string(s[i]) + " out of range"));
-  ss::kv_write((const float*)k.p, T, H, D, sT, sH, c.p, ct, bs, s);
+  const bool keyMajor = info.Length() > 11 && info[11].ToBoolean().Value();
+  ss::kv_write((const float*)k.p, T, H, D, sT, sH, c.p, ct, bs, s, keyMajor);
   return info.Env().Undefined();
 }
 

@@ -21,7 +21,7 @@ struct ss_matmul_args {
 struct ss_attn_args {
   const float* q; int64_t qsT, qsH;     // [T, Hq, D]
   float* out; int64_t osT, osH;         // [T, Hq, D]
-  const void* kc; const void* vc;       // pools [nBlocks, Hkv, bs, D]
+  const void* kc; const void* vc;       // pools: keys [nBlocks, Hkv, D, bs], values [nBlocks, Hkv, bs, D]
   int ctype;                            // SS_F32 or SS_F16
   int64_t Hq, Hkv, bs, D;
   const int32_t* tables; int64_t tableStride;  // row t's block table at tables + t * tableStride

@@ -317,10 +317,19 @@ void embedding(const uint8_t* table, int ttype, int64_t D, const int32_t* ids, i
   });
 }
 
-void kv_write(const float* k, int64_t T, int64_t H, int64_t D, int64_t sT, int64_t sH, void* cache, int ctype, int64_t bs, const int32_t* slots) {
+void kv_write(const float* k, int64_t T, int64_t H, int64_t D, int64_t sT, int64_t sH, void* cache, int ctype, int64_t bs, const int32_t* slots, bool keyMajor) {
   for (int64_t t = 0; t < T; t++) {
     const int64_t blk = slots[t] / bs, off = slots[t] % bs;
     for (int64_t h = 0; h < H; h++) {
+      if (keyMajor) {  // element (d, off) of the block at (blk * H + h) * D * bs + d * bs + off
+        const int64_t base = (blk * H + h) * D * bs + off;
+        const float* src = k + t * sT + h * sH;
+        if (ctype == SS_F32)
+          for (int64_t d = 0; d < D; d++) ((float*)cache)[base + d * bs] = src[d];
+        else
+          for (int64_t d = 0; d < D; d++) ((uint16_t*)cache)[base + d * bs] = f32_to_f16_scalar(src[d]);
+        continue;
+      }
       const int64_t idx = ((blk * H + h) * bs + off) * D;
       const float* src = k + t * sT + h * sH;
       if (ctype == SS_F32) std::memcpy((float*)cache + idx, src, (size_t)D * 4);

@@ -107,8 +107,8 @@ export function attention(c: ForwardContext, l: number, h: Tensor, L: LayerWeigh
     be.rope(q, batch.positions, ropeOpts);
     be.rope(k, batch.positions, ropeOpts);
   }
-  be.kvWrite(k, kv.k[l]!, batch.slots);
-  be.kvWrite(v, kv.v[l]!, batch.slots);
+  be.kvWrite(k, kv.k[l]!, batch.slots, 'k');
+  be.kvWrite(v, kv.v[l]!, batch.slots, 'v');
 
   const att = ws.get('att', T, Hq * Dh).reshape([T, Hq, Dh]); //    [T, Hq, Dh]
   const window = cfg.slidingWindow > 0 && (cfg.slidingLayers === 'all' || l % 2 === 0) ? cfg.slidingWindow : 0;

@@ -1,5 +1,7 @@
-// The paged KV cache's storage: one K and one V pool per layer, each
-//   [n_blocks, n_kv_heads, block_size, head_dim]  (f32 or f16)
+// The paged KV cache's storage: one K and one V pool per layer (f32 or f16),
+//   K [n_blocks, n_kv_heads, head_dim, block_size]   (dimension-major within a block)
+//   V [n_blocks, n_kv_heads, block_size, head_dim]
+// (see PoolRole in src/tensor/backend.ts for why keys are stored transposed).
 // The model reads and writes it through block tables and slots; which blocks belong to which
 // sequence is the engine's business (src/engine/), not the model's.
 
@@ -22,12 +24,11 @@ export class KvPool {
     this.nBlocks = nBlocks;
     this.blockSize = blockSize;
     this.dtype = dtype;
-    const shape = [nBlocks, cfg.nKvHeads, blockSize, cfg.headDim];
     this.k = [];
     this.v = [];
     for (let l = 0; l < cfg.nLayers; l++) {
-      this.k.push(Tensor.zeros(shape, dtype));
-      this.v.push(Tensor.zeros(shape, dtype));
+      this.k.push(Tensor.zeros([nBlocks, cfg.nKvHeads, cfg.headDim, blockSize], dtype));
+      this.v.push(Tensor.zeros([nBlocks, cfg.nKvHeads, blockSize, cfg.headDim], dtype));
     }
   }
 
@@ -41,7 +42,7 @@ export class KvPool {
   }
 
   private static bytesPerTokenOf(p: KvPool): number {
-    const [, hkv, , hd] = p.k[0]!.shape as [number, number, number, number];
+    const [, hkv, , hd] = p.v[0]!.shape as [number, number, number, number];
     return 2 * p.k.length * bytesFor(p.dtype, hkv * hd);
   }
 }

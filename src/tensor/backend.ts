@@ -13,6 +13,15 @@ import type { Tensor } from './tensor.ts';
 
 export type GeluApprox = 'tanh' | 'erf';
 
+/**
+ * Which pool of the paged cache a tensor is. Both hold [n_blocks, n_kv_heads, ...] blocks of
+ * block_size tokens; within a (block, kv head) the value pool is token-major
+ * [block_size, head_dim] and the key pool dimension-major [head_dim, block_size], so that one
+ * dimension of a block's keys is one contiguous vector (scores are computed many keys per
+ * vector with no transposes; the transpose happens once, when a key is written).
+ */
+export type PoolRole = 'k' | 'v';
+
 export type RopeScaling =
   | { type: 'linear'; factor: number }
   | {
@@ -93,8 +102,12 @@ export interface Backend {
   /** out[T, D] = table[ids[t], :] decoded to f32; table [V, D] of any dtype. */
   embedding(table: Tensor, ids: Int32Array, out: Tensor): void;
 
-  /** Write k[T, Hkv, Dh] (a view is fine) into the cache pool at slots[T]. */
-  kvWrite(k: Tensor, cache: Tensor, slots: Int32Array): void;
+  /**
+   * Write x[T, Hkv, Dh] (a view is fine) at slots[T] (slot = block * block_size + offset) into
+   * a pool of the paged cache: role 'k' writes a key pool [n_blocks, Hkv, Dh, block_size]
+   * (dimension-major within a block), 'v' a value pool [n_blocks, Hkv, block_size, Dh].
+   */
+  kvWrite(x: Tensor, cache: Tensor, slots: Int32Array, role: PoolRole): void;
 
   /**
    * Causal attention for one sequence's prefill chunk. q[T, Hq, Dh] holds positions

@@ -2,7 +2,7 @@
 // the shapes involved, and returns the flattened geometry the kernels run on.
 
 import type { DType } from './dtype.ts';
-import type { AttentionOptions, RopeOptions } from './backend.ts';
+import type { AttentionOptions, PoolRole, RopeOptions } from './backend.ts';
 import { fmtShape, type Tensor } from './tensor.ts';
 
 export class OpError extends Error {
@@ -174,20 +174,24 @@ export interface Pool {
   D: number;
 }
 
-export function asPool(op: string, name: string, c: Tensor): Pool {
+export function asPool(op: string, name: string, c: Tensor, role: PoolRole): Pool {
   requireDType(op, name, c, ['f32', 'f16']);
-  if (c.ndim !== 4 || !c.isContiguous()) throw new OpError(op, `${desc(name, c)} must be a contiguous [n_blocks, n_kv_heads, block_size, head_dim] pool`);
-  const [nBlocks, Hkv, blockSize, D] = c.shape as [number, number, number, number];
-  return { nBlocks, Hkv, blockSize, D };
+  if (c.ndim !== 4 || !c.isContiguous()) {
+    const dims = role === 'k' ? 'head_dim, block_size] key' : 'block_size, head_dim] value';
+    throw new OpError(op, `${desc(name, c)} must be a contiguous [n_blocks, n_kv_heads, ${dims} pool`);
+  }
+  const [nBlocks, Hkv, a, b] = c.shape as [number, number, number, number];
+  return role === 'k' ? { nBlocks, Hkv, blockSize: b, D: a } : { nBlocks, Hkv, blockSize: a, D: b };
 }
 
-export function checkKvWrite(k: Tensor, cache: Tensor, slots: Int32Array): { h: Heads; p: Pool } {
+export function checkKvWrite(x: Tensor, cache: Tensor, slots: Int32Array, role: PoolRole): { h: Heads; p: Pool } {
   const op = 'kvWrite';
-  requireDType(op, 'k', k, ['f32']);
-  const h = asHeads(op, 'k', k);
-  const p = asPool(op, 'cache', cache);
-  if (h.H !== p.Hkv || h.D !== p.D) throw new OpError(op, `${desc('k', k)} does not fit ${desc('cache', cache)}`);
-  if (slots.length !== h.T) throw new OpError(op, `${slots.length} slots for ${desc('k', k)}`);
+  if (role !== 'k' && role !== 'v') throw new OpError(op, `role must be 'k' or 'v', got ${String(role)}`);
+  requireDType(op, role, x, ['f32']);
+  const h = asHeads(op, role, x);
+  const p = asPool(op, 'cache', cache, role);
+  if (h.H !== p.Hkv || h.D !== p.D) throw new OpError(op, `${desc(role, x)} does not fit ${role} ${desc('cache', cache)}`);
+  if (slots.length !== h.T) throw new OpError(op, `${slots.length} slots for ${desc(role, x)}`);
   const n = p.nBlocks * p.blockSize;
   for (let i = 0; i < slots.length; i++) {
     if (slots[i]! < 0 || slots[i]! >= n) throw new OpError(op, `slot ${slots[i]} at index ${i} is out of range [0, ${n})`);
@@ -200,10 +204,10 @@ function checkAttnCommon(op: string, q: Tensor, kCache: Tensor, vCache: Tensor, 
   requireDType(op, 'out', out, ['f32']);
   const qh = asHeads(op, 'q', q);
   const oh = asHeads(op, 'out', out);
-  const p = asPool(op, 'kCache', kCache);
-  const pv = asPool(op, 'vCache', vCache);
+  const p = asPool(op, 'kCache', kCache, 'k');
+  const pv = asPool(op, 'vCache', vCache, 'v');
   if (kCache.dtype !== vCache.dtype || p.nBlocks !== pv.nBlocks || p.Hkv !== pv.Hkv || p.blockSize !== pv.blockSize || p.D !== pv.D) {
-    throw new OpError(op, `${desc('kCache', kCache)} and ${desc('vCache', vCache)} differ`);
+    throw new OpError(op, `${desc('kCache', kCache)} and ${desc('vCache', vCache)} do not match (keys [n_blocks, n_kv_heads, head_dim, block_size], values [n_blocks, n_kv_heads, block_size, head_dim], one dtype)`);
   }
   if (qh.T !== oh.T || qh.H !== oh.H || qh.D !== oh.D) throw new OpError(op, `${desc('out', out)} must match ${desc('q', q)}`);
   if (qh.D !== p.D) throw new OpError(op, `${desc('q', q)} head_dim differs from ${desc('kCache', kCache)}`);

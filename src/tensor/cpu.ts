@@ -1,7 +1,7 @@
 // The `cpu` backend: the native C++ core (AVX-512 / AVX2 / portable, chosen at run time)
 // behind the Backend interface. Argument checks are the same as the ref backend's.
 
-import type { AttentionOptions, Backend, GeluApprox, RopeOptions } from './backend.ts';
+import type { AttentionOptions, Backend, GeluApprox, PoolRole, RopeOptions } from './backend.ts';
 import {
   checkArgmax,
   checkAttentionDecode,
@@ -132,9 +132,9 @@ export class CpuBackend implements Backend {
     this.n.embedding(table.data, DTYPE_CODE[table.dtype], V, D, ids, out.data, ldo);
   }
 
-  kvWrite(k: Tensor, cache: Tensor, slots: Int32Array): void {
-    const { h, p } = checkKvWrite(k, cache, slots);
-    this.n.kvWrite(k.data, h.T, h.H, h.D, h.sT, h.sH, cache.data, DTYPE_CODE[cache.dtype], p.nBlocks, p.blockSize, slots);
+  kvWrite(x: Tensor, cache: Tensor, slots: Int32Array, role: PoolRole): void {
+    const { h, p } = checkKvWrite(x, cache, slots, role);
+    this.n.kvWrite(x.data, h.T, h.H, h.D, h.sT, h.sH, cache.data, DTYPE_CODE[cache.dtype], p.nBlocks, p.blockSize, slots, role === 'k');
   }
 
   attentionPrefill(q: Tensor, kCache: Tensor, vCache: Tensor, blockTable: Int32Array, startPos: number, out: Tensor, opts: AttentionOptions): void {

@@ -20,7 +20,7 @@ export interface NativeCore {
     halfLayout: number, theta: number, scaling: number, factor: number, low: number, high: number, origMax: number,
   ): void;
   embedding(table: TA, ttype: number, V: number, D: number, ids: Int32Array, out: TA, ldo: number): void;
-  kvWrite(k: TA, T: number, H: number, D: number, sT: number, sH: number, cache: TA, ctype: number, nBlocks: number, bs: number, slots: Int32Array): void;
+  kvWrite(k: TA, T: number, H: number, D: number, sT: number, sH: number, cache: TA, ctype: number, nBlocks: number, bs: number, slots: Int32Array, keyMajor: boolean): void;
   attention(
     q: TA, qsT: number, qsH: number, Hq: number, kc: TA, vc: TA, ctype: number, nBlocks: number, Hkv: number, bs: number, D: number,
     out: TA, osT: number, osH: number, tables: Int32Array, tableStride: number, positions: Int32Array, scale: number, softcap: number, window: number,

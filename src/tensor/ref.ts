@@ -9,7 +9,7 @@
 // through a Float32Array over the tensor's byte span and the element strides the checks
 // return. Weights of any dtype are decoded a row at a time with dtype.ts's `decode`.
 
-import type { AttentionOptions, Backend, GeluApprox, RopeOptions } from './backend.ts';
+import type { AttentionOptions, Backend, GeluApprox, PoolRole, RopeOptions } from './backend.ts';
 import {
   checkArgmax,
   checkAttentionDecode,
@@ -66,9 +66,14 @@ function poolReader(cache: Tensor): (i: number) => number {
   return (i) => f16BitsToF32(h[i]!);
 }
 
-/** Element index of [block, head, offset, 0] in a contiguous pool. */
-function poolIndex(p: Pool, block: number, head: number, off: number): number {
-  return ((block * p.Hkv + head) * p.blockSize + off) * p.D;
+/** Element index of (block, head, token offset, dim 0) in a contiguous key or value pool. */
+function poolIndex(p: Pool, role: PoolRole, block: number, head: number, off: number): number {
+  return role === 'k' ? (block * p.Hkv + head) * p.D * p.blockSize + off : ((block * p.Hkv + head) * p.blockSize + off) * p.D;
+}
+
+/** Distance between consecutive head dims of one token in a key or value pool. */
+function dimStride(p: Pool, role: PoolRole): number {
+  return role === 'k' ? p.blockSize : 1;
 }
 
 // ---- scalar math ----------------------------------------------------------------------------
@@ -212,9 +217,9 @@ function attendRow(g: AttnGeom, row: number, pos: number, table: Int32Array, tab
     const qo = row * qh.sT + h * qh.sH;
     let max = -Infinity;
     for (let j = first; j <= pos; j++) {
-      const base = poolIndex(p, table[tableOff + Math.floor(j / p.blockSize)]!, hk, j % p.blockSize);
+      const base = poolIndex(p, 'k', table[tableOff + Math.floor(j / p.blockSize)]!, hk, j % p.blockSize);
       let dot = 0;
-      for (let d = 0; d < D; d++) dot += g.q[qo + d]! * g.k(base + d);
+      for (let d = 0; d < D; d++) dot += g.q[qo + d]! * g.k(base + d * p.blockSize);
       let s = opts.scale * dot;
       if (cap > 0) s = cap * Math.tanh(s / cap);
       g.scores[j - first] = s;
@@ -229,7 +234,7 @@ function attendRow(g: AttnGeom, row: number, pos: number, table: Int32Array, tab
     g.acc.fill(0);
     for (let j = first; j <= pos; j++) {
       const w = g.scores[j - first]! / sum;
-      const base = poolIndex(p, table[tableOff + Math.floor(j / p.blockSize)]!, hk, j % p.blockSize);
+      const base = poolIndex(p, 'v', table[tableOff + Math.floor(j / p.blockSize)]!, hk, j % p.blockSize);
       for (let d = 0; d < D; d++) g.acc[d] += w * g.v(base + d);
     }
     const oo = row * oh.sT + h * oh.sH;
@@ -383,8 +388,8 @@ export class RefBackend implements Backend {
     });
   }
 
-  kvWrite(k: Tensor, cache: Tensor, slots: Int32Array): void {
-    const { h, p } = checkKvWrite(k, cache, slots);
+  kvWrite(k: Tensor, cache: Tensor, slots: Int32Array, role: PoolRole): void {
+    const { h, p } = checkKvWrite(k, cache, slots, role);
     const ks = readF32(k);
     const n = cache.numel;
     // Writers for the pool's element type (contiguous, so an aligned view or a DataView).
@@ -402,8 +407,9 @@ export class RefBackend implements Backend {
       const off = s % p.blockSize;
       for (let hh = 0; hh < h.H; hh++) {
         const src = t * h.sT + hh * h.sH;
-        const dst = poolIndex(p, block, hh, off);
-        for (let d = 0; d < h.D; d++) put(dst + d, ks[src + d]!);
+        const dst = poolIndex(p, role, block, hh, off);
+        const ds = dimStride(p, role);
+        for (let d = 0; d < h.D; d++) put(dst + d * ds, ks[src + d]!);
       }
     }
   }

@@ -122,22 +122,26 @@ export function errorSuite(backend: Backend): void {
     });
 
     it('kvWrite', () => {
-      const cache = zeros([4, 2, 8, 4], 'f16'); // 32 slots
+      const cache = zeros([4, 2, 8, 4], 'f16'); // value pool: 4 blocks x 8 slots, 2 kv heads, head_dim 4
       const k = ones([2, 2, 4]);
       const before = snapshot(cache);
-      raises(() => b.kvWrite(k, cache, Int32Array.of(3, 32)), /kvWrite: slot 32 at index 1 is out of range \[0, 32\)/);
-      raises(() => b.kvWrite(k, cache, Int32Array.of(-1, 0)), /kvWrite: slot -1 at index 0/);
+      raises(() => b.kvWrite(k, cache, Int32Array.of(3, 32), 'v'), /kvWrite: slot 32 at index 1 is out of range \[0, 32\)/);
+      raises(() => b.kvWrite(k, cache, Int32Array.of(-1, 0), 'v'), /kvWrite: slot -1 at index 0/);
       assert.deepEqual(snapshot(cache), before, 'kvWrite must not write the cache on error');
-      raises(() => b.kvWrite(k, cache, Int32Array.of(3)), /kvWrite: 1 slots for k f32\[2, 2, 4\]/);
-      raises(() => b.kvWrite(ones([2, 3, 4]), cache, Int32Array.of(0, 1)), /kvWrite: k f32\[2, 3, 4\] does not fit cache f16\[4, 2, 8, 4\]/);
-      raises(() => b.kvWrite(ones([2, 2, 8]), cache, Int32Array.of(0, 1)), /kvWrite: k f32\[2, 2, 8\] does not fit cache f16\[4, 2, 8, 4\]/);
-      raises(() => b.kvWrite(k, zeros([4, 2, 8, 4], 'bf16'), Int32Array.of(0, 1)), /kvWrite: cache bf16\[4, 2, 8, 4\] must be f32 or f16/);
-      raises(() => b.kvWrite(k, zeros([4, 16, 4]), Int32Array.of(0, 1)), /kvWrite: cache f32\[4, 16, 4\] must be a contiguous \[n_blocks, n_kv_heads, block_size, head_dim\] pool/);
-      raises(() => b.kvWrite(zeros([2, 2, 4], 'f16'), cache, Int32Array.of(0, 1)), /kvWrite: k f16\[2, 2, 4\] must be f32/);
+      raises(() => b.kvWrite(k, cache, Int32Array.of(3), 'v'), /kvWrite: 1 slots for v f32\[2, 2, 4\]/);
+      raises(() => b.kvWrite(ones([2, 3, 4]), cache, Int32Array.of(0, 1), 'v'), /kvWrite: v f32\[2, 3, 4\] does not fit v cache f16\[4, 2, 8, 4\]/);
+      raises(() => b.kvWrite(ones([2, 2, 8]), cache, Int32Array.of(0, 1), 'v'), /kvWrite: v f32\[2, 2, 8\] does not fit v cache f16\[4, 2, 8, 4\]/);
+      // the same tensor read as a key pool [4 blocks, 2 heads, head_dim 8, 4 slots]
+      raises(() => b.kvWrite(k, cache, Int32Array.of(0, 1), 'k'), /kvWrite: k f32\[2, 2, 4\] does not fit k cache f16\[4, 2, 8, 4\]/);
+      raises(() => b.kvWrite(k, cache, Int32Array.of(0, 1), 'x' as 'k'), /kvWrite: role must be 'k' or 'v', got x/);
+      raises(() => b.kvWrite(k, zeros([4, 2, 8, 4], 'bf16'), Int32Array.of(0, 1), 'v'), /kvWrite: cache bf16\[4, 2, 8, 4\] must be f32 or f16/);
+      raises(() => b.kvWrite(k, zeros([4, 16, 4]), Int32Array.of(0, 1), 'v'), /kvWrite: cache f32\[4, 16, 4\] must be a contiguous \[n_blocks, n_kv_heads, block_size, head_dim\] value pool/);
+      raises(() => b.kvWrite(k, zeros([4, 16, 4]), Int32Array.of(0, 1), 'k'), /kvWrite: cache f32\[4, 16, 4\] must be a contiguous \[n_blocks, n_kv_heads, head_dim, block_size\] key pool/);
+      raises(() => b.kvWrite(zeros([2, 2, 4], 'f16'), cache, Int32Array.of(0, 1), 'v'), /kvWrite: v f16\[2, 2, 4\] must be f32/);
     });
 
     it('attentionPrefill', () => {
-      const kc = zeros([4, 2, 4, 8]); // 4 blocks of 4 tokens, 2 kv heads, head_dim 8
+      const kc = zeros([4, 2, 8, 4]); // 4 blocks of 4 tokens, 2 kv heads, head_dim 8 (keys dimension-major)
       const vc = zeros([4, 2, 4, 8]);
       const q = ones([3, 4, 8]);
       const out = ones([3, 4, 8]);
@@ -149,11 +153,13 @@ export function errorSuite(backend: Backend): void {
       raises(() => b.attentionPrefill(q, kc, vc, Int32Array.of(-1, 0), 2, out, o), /attentionPrefill: .*block -1 at table index 0/);
       assert.deepEqual(snapshot(out), before, 'attentionPrefill must not write out on error');
       raises(() => b.attentionPrefill(q, kc, vc, Int32Array.of(0, 1), -1, out, o), /attentionPrefill: startPos must be an integer >= 0, got -1/);
-      raises(() => b.attentionPrefill(ones([3, 4, 16]), kc, vc, Int32Array.of(0, 1), 0, ones([3, 4, 16]), o), /attentionPrefill: q f32\[3, 4, 16\] head_dim differs from kCache f32\[4, 2, 4, 8\]/);
+      raises(() => b.attentionPrefill(ones([3, 4, 16]), kc, vc, Int32Array.of(0, 1), 0, ones([3, 4, 16]), o), /attentionPrefill: q f32\[3, 4, 16\] head_dim differs from kCache f32\[4, 2, 8, 4\]/);
       raises(() => b.attentionPrefill(ones([3, 3, 8]), kc, vc, Int32Array.of(0, 1), 0, ones([3, 3, 8]), o), /attentionPrefill: 3 query heads is not a multiple of 2 kv heads/);
       raises(() => b.attentionPrefill(q, kc, vc, Int32Array.of(0, 1), 0, ones([2, 4, 8]), o), /attentionPrefill: out f32\[2, 4, 8\] must match q f32\[3, 4, 8\]/);
-      raises(() => b.attentionPrefill(q, kc, zeros([4, 2, 4, 8], 'f16'), Int32Array.of(0, 1), 0, out, o), /attentionPrefill: kCache f32\[4, 2, 4, 8\] and vCache f16\[4, 2, 4, 8\] differ/);
-      raises(() => b.attentionPrefill(q, kc, zeros([4, 2, 2, 8]), Int32Array.of(0, 1), 0, out, o), /attentionPrefill: kCache f32\[4, 2, 4, 8\] and vCache f32\[4, 2, 2, 8\] differ/);
+      raises(() => b.attentionPrefill(q, kc, zeros([4, 2, 4, 8], 'f16'), Int32Array.of(0, 1), 0, out, o), /attentionPrefill: kCache f32\[4, 2, 8, 4\] and vCache f16\[4, 2, 4, 8\] do not match/);
+      raises(() => b.attentionPrefill(q, kc, zeros([4, 2, 2, 8]), Int32Array.of(0, 1), 0, out, o), /attentionPrefill: kCache f32\[4, 2, 8, 4\] and vCache f32\[4, 2, 2, 8\] do not match/);
+      // a value-layout key pool of another block size is caught too
+      raises(() => b.attentionPrefill(q, zeros([4, 2, 4, 8]), vc, Int32Array.of(0, 1), 0, out, o), /attentionPrefill: q f32\[3, 4, 8\] head_dim differs from kCache f32\[4, 2, 4, 8\]|do not match/);
       raises(() => b.attentionPrefill(ones([24]), kc, vc, Int32Array.of(0, 1), 0, out, o), /attentionPrefill: q f32\[24\] must be 3-D/);
       raises(() => b.attentionPrefill(q, kc, vc, Int32Array.of(0, 1), 0, out, { scale: NaN }), /attentionPrefill: scale must be finite/);
       raises(() => b.attentionPrefill(q, kc, vc, Int32Array.of(0, 1), 0, out, { scale: 1, softCap: -1 }), /attentionPrefill: softCap must be >= 0/);
@@ -161,7 +167,7 @@ export function errorSuite(backend: Backend): void {
     });
 
     it('attentionDecode', () => {
-      const kc = zeros([4, 2, 4, 8]);
+      const kc = zeros([4, 2, 8, 4]);
       const vc = zeros([4, 2, 4, 8]);
       const q = ones([2, 4, 8]);
       const out = ones([2, 4, 8]);
@@ -176,7 +182,7 @@ export function errorSuite(backend: Backend): void {
       raises(() => b.attentionDecode(q, kc, vc, Int32Array.of(0, 1, 2), 2, Int32Array.of(3, 3), out, o), /attentionDecode: blockTables has 3 entries, need 2 x 2/);
       raises(() => b.attentionDecode(q, kc, vc, tables, 0, Int32Array.of(3, 3), out, o), /attentionDecode: maxBlocks must be an integer > 0, got 0/);
       raises(() => b.attentionDecode(q, kc, vc, tables, 2, Int32Array.of(3, 3), ones([2, 4, 4]), o), /attentionDecode: out f32\[2, 4, 4\] must match q f32\[2, 4, 8\]/);
-      raises(() => b.attentionDecode(ones([2, 4, 8]), zeros([4, 2, 4, 8], 'bf16'), vc, tables, 2, Int32Array.of(3, 3), out, o), /attentionDecode: kCache bf16\[4, 2, 4, 8\] must be f32 or f16/);
+      raises(() => b.attentionDecode(ones([2, 4, 8]), zeros([4, 2, 8, 4], 'bf16'), vc, tables, 2, Int32Array.of(3, 3), out, o), /attentionDecode: kCache bf16\[4, 2, 8, 4\] must be f32 or f16/);
     });
 
     it('argmax', () => {
