@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { bytesFor, DTYPE_CODE, type DType } from '../src/tensor/dtype.ts';
-import { native } from '../src/tensor/native.ts';
+import { alignedZeros, native } from '../src/tensor/native.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { randomF32, timeBest } from './util.ts';
 
@@ -153,7 +153,7 @@ for (const cdt of only.includes('attn') ? (['f32', 'f16'] as const) : []) {
   const caches: [Tensor, Tensor][] = [];
   for (let l = 0; l < layers; l++) {
     const mk = (shape: number[]) => {
-      const t = Tensor.zeros(shape, cdt);
+      const t = alignedZeros(shape, cdt); // as the engine's KvPool allocates it
       const f = randomF32(nBlocks * Hkv * bs * D, l + 11);
       n.convert(f, DTYPE_CODE.f32, t.data, DTYPE_CODE[cdt], f.length);
       return t;

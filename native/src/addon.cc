@@ -447,6 +447,14 @@ Napi::Value DropPages(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)(hi - lo));
 }
 
+// addressMod(view, m) -> the address of the view's first byte modulo m (for aligned allocation)
+Napi::Value AddressMod(const Napi::CallbackInfo& info) {
+  Buf b = buf(info, 0, "addressMod", "data");
+  const int64_t m = I(info, 1, "addressMod");
+  if (m <= 0) throw Napi::RangeError::New(info.Env(), "addressMod: modulus must be > 0");
+  return Napi::Number::New(info.Env(), (double)((uintptr_t)b.p % (uintptr_t)m));
+}
+
 // benchRead(Float32Array) -> checksum; benchFma(itersPerThread) -> flops performed
 Napi::Value BenchRead(const Napi::CallbackInfo& info) {
   Buf b = buf(info, 0, "benchRead", "data");
@@ -502,6 +510,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dropPages", Napi::Function::New(env, DropPages));
   exports.Set("mmapFile", Napi::Function::New(env, MmapFile));
   exports.Set("benchRead", Napi::Function::New(env, BenchRead));
+  exports.Set("addressMod", Napi::Function::New(env, AddressMod));
   exports.Set("benchFma", Napi::Function::New(env, BenchFma));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));

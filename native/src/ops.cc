@@ -220,7 +220,12 @@ void gated(int op, const float* g, int64_t ldg, const float* u, int64_t ldu, flo
 
 void attention(const ss_attn_args& a, int64_t T) {
   const ss_kernels* k = K;
-  parallel_for(T * a.Hkv, 1, [&](int64_t t0, int64_t t1) { k->attention(a, t0, t1); });
+  // A thread takes all KV heads of a row at once when that still balances the threads: two
+  // threads reading different heads of one row's blocks at the same time measured 10-25% slower
+  // than each streaming its own rows.
+  const int64_t threads = pool_threads();
+  const int64_t grain = T >= 4 * threads || T % threads == 0 ? a.Hkv : 1;
+  parallel_for(T * a.Hkv, grain, [&](int64_t t0, int64_t t1) { k->attention(a, t0, t1); });
 }
 
 void rope_inv_freq(const rope_args& a, double* inv) {

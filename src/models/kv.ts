@@ -6,7 +6,8 @@
 // sequence is the engine's business (src/engine/), not the model's.
 
 import { bytesFor } from '../tensor/dtype.ts';
-import { Tensor } from '../tensor/tensor.ts';
+import { alignedZeros } from '../tensor/native.ts';
+import type { Tensor } from '../tensor/tensor.ts';
 import type { ModelConfig } from '../formats/model-config.ts';
 
 export type KvDType = 'f32' | 'f16';
@@ -27,8 +28,8 @@ export class KvPool {
     this.k = [];
     this.v = [];
     for (let l = 0; l < cfg.nLayers; l++) {
-      this.k.push(Tensor.zeros([nBlocks, cfg.nKvHeads, cfg.headDim, blockSize], dtype));
-      this.v.push(Tensor.zeros([nBlocks, cfg.nKvHeads, blockSize, cfg.headDim], dtype));
+      this.k.push(alignedZeros([nBlocks, cfg.nKvHeads, cfg.headDim, blockSize], dtype));
+      this.v.push(alignedZeros([nBlocks, cfg.nKvHeads, blockSize, cfg.headDim], dtype));
     }
   }
 
