@@ -176,6 +176,27 @@ for (const isa of isas) {
       }
     });
 
+    it('matmul with x rows a multiple of 4 KiB apart (GEMM on a padded copy of x): = ref, and = the GEMV row bit for bit', () => {
+      // K = 1024 (contiguous) and K = 992 in rows 2048 floats apart (a strided view)
+      for (const [K, ld] of [[1024, 1024], [992, 2048]] as const) {
+        for (const dtype of DTYPES) {
+          const M = 13, N = 29;
+          const x = ld === K ? rand([M, K], 7) : strided(M, K, ld - K, 7);
+          const w = rand([N, K], 8, dtype);
+          const oc = Tensor.zeros([M, N]);
+          const or = Tensor.zeros([M, N]);
+          cpu.matmul(x, w, oc);
+          ref.matmul(x, w, or);
+          close(oc, or, () => 2e-4, `matmul ${dtype} K ${K} row stride ${ld}`);
+          for (const m of [0, 12]) {
+            const one = Tensor.zeros([1, N]);
+            cpu.matmul(x.narrow(m, 1), w, one);
+            bitEqual(one, oc.narrow(m, 1), `matmul ${dtype} K ${K} row ${m}`);
+          }
+        }
+      }
+    });
+
     it('add, mul (with row broadcast and in place), scale', () => {
       for (const [R, C] of [[1, 1], [7, 33], [3, 4097]]) {
         const a = rand([R!, C!], 1);

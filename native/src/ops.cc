@@ -113,6 +113,31 @@ static bool prepare_q8(ss_matmul_args& a) {
   return true;
 }
 
+// GEMM with f32/f16/bf16 weights: when x's rows are a multiple of 4 KiB apart, the lines a
+// tile reads at one k of its 4 x rows (and 6 w rows, 4 KiB apart too in such models) all fall in
+// one L1 set, and the x lines are evicted between uses. A copy of x with rows 64 bytes longer
+// breaks that up; the tiles read the same values, so results are unchanged.
+static void pad_x(ss_matmul_args& a) {
+  if ((a.ldx * 4) % 4096 != 0 || a.M < 2 * K->mr) return;
+  thread_local float* xbuf = nullptr;
+  thread_local size_t xcap = 0;
+  const int64_t ld = a.K + 16;
+  const size_t need = (size_t)(a.M * ld);
+  if (xcap < need) {
+    std::free(xbuf);
+    xbuf = (float*)std::aligned_alloc(64, need * sizeof(float));
+    xcap = xbuf ? need : 0;
+    if (!xbuf) return;  // no memory for the copy: run on x as it is
+  }
+  const float* x = a.x;
+  const int64_t ldx = a.ldx, cols = a.K;
+  float* dst = xbuf;
+  parallel_for(a.M, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t m = r0; m < r1; m++) std::memcpy(dst + m * ld, x + m * ldx, (size_t)cols * sizeof(float));
+  });
+  a.x = xbuf, a.ldx = ld;
+}
+
 // Rows of weight per matrix-vector task: about 16 tasks per thread, so the dynamic schedule
 // ends with little idle time, in whole tiles of the ISA's row count.
 static int64_t gemv_rows(int64_t N, int64_t threads, int64_t nr) {
@@ -138,6 +163,7 @@ void matmul(const ss_matmul_args& a_in) {
     return;
   }
   // GEMM: (n block, m block) tasks; a weight block stays in L2 while m tiles stream past it.
+  if (a.wtype != SS_Q8_0) pad_x(a);
   const int64_t NB = 64, MB = 64;
   const int64_t nnb = (a.N + NB - 1) / NB, nmb = (a.M + MB - 1) / MB;
   parallel_for(nnb * nmb, 1, [&](int64_t t0, int64_t t1) {
