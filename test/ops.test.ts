@@ -176,9 +176,10 @@ for (const isa of isas) {
       }
     });
 
-    it('matmul with x rows a multiple of 4 KiB apart (GEMM on a padded copy of x): = ref, and = the GEMV row bit for bit', () => {
-      // K = 1024 (contiguous) and K = 992 in rows 2048 floats apart (a strided view)
-      for (const [K, ld] of [[1024, 1024], [992, 2048]] as const) {
+    it('matmul with x or weight rows a multiple of 4 KiB apart (GEMM on padded copies): = ref, and = the GEMV row bit for bit', () => {
+      // K = 1024 (contiguous; f32 weight rows 4 KiB too), K = 2048 (16-bit weight rows 4 KiB) and
+      // K = 992 in rows 2048 floats apart (a strided view)
+      for (const [K, ld] of [[1024, 1024], [2048, 2048], [992, 2048]] as const) {
         for (const dtype of DTYPES) {
           const M = 13, N = 29;
           const x = ld === K ? rand([M, K], 7) : strided(M, K, ld - K, 7);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <atomic>
 #include <cstring>
 
 #include "pool.h"
@@ -164,6 +165,8 @@ void matmul(const ss_matmul_args& a_in) {
   }
   // GEMM: (n block, m block) tasks; a weight block stays in L2 while m tiles stream past it.
   if (a.wtype != SS_Q8_0) pad_x(a);
+  static std::atomic<uint64_t> calls{0};
+  a.call = ++calls;
   const int64_t NB = 64, MB = 64;
   const int64_t nnb = (a.N + NB - 1) / NB, nmb = (a.M + MB - 1) / MB;
   parallel_for(nnb * nmb, 1, [&](int64_t t0, int64_t t1) {
