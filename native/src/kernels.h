@@ -16,9 +16,6 @@ struct ss_matmul_args {
   int64_t M, N, K;
   // q8_0 weights only: x quantized to q8_0 blocks by ops.cc, as int8 [M, K] and scales [M, K/32]
   const int8_t* xq; const float* xd;
-  // a number no other GEMM call shares (0: none), so a task may keep what it derived from w
-  // (a padded copy of a weight block) for the next task of the same call
-  uint64_t call;
 };
 
 struct ss_attn_args {
