@@ -163,23 +163,26 @@ export class Tape {
 
 const needs = (...vs: (Var | null | undefined)[]): boolean => vs.some((v) => v?.requiresGrad);
 
-/** y[n, out] = x[n, in] . w[out, in]^T (+ b[out]). */
-export function linear(t: Tape, x: Var, w: Var, b: Var | null = null): Var {
-  const n = x.shape[0]!, K = x.shape[1]!, N = w.shape[0]!;
-  if (w.shape[1] !== K) throw new Error(`linear: x is [${x.shape}] but w is [${w.shape}]`);
+/**
+ * y[n, out] = x[n, in] . W (+ b[out]), W stored [out, in] (outIn: nn.Linear) or [in, out]
+ * (GPT-2's Conv1D); the transposes go to the GEMM.
+ */
+function affine(t: Tape, x: Var, w: Var, b: Var | null, outIn: boolean, op: string): Var {
+  const n = x.shape[0]!, K = x.shape[1]!, N = outIn ? w.shape[0]! : w.shape[1]!;
+  if ((outIn ? w.shape[1] : w.shape[0]) !== K) throw new Error(`${op}: x is [${x.shape}] but w is [${w.shape}]`);
+  const ldw = outIn ? K : N;
   const y = t.act([n, N], needs(x, w, b));
-  t.k.gemm(false, true, n, N, K, 1, x.data, K, w.data, K, 0, y.data, N);
+  t.k.gemm(false, outIn, n, N, K, 1, x.data, K, w.data, ldw, 0, y.data, N);
   if (b) for (let r = 0; r < n; r++) t.k.axpy(1, b.data, y.data.subarray(r * N, (r + 1) * N));
   if (y.requiresGrad) {
     t.record(() => {
       const dy = y.grad!;
-      if (x.requiresGrad) {
-        // dx[n, in] (+)= dy[n, out] . w[out, in]
-        const beta = x.gradInit ? 1 : 0;
-        t.k.gemm(false, false, n, K, N, 1, dy, N, w.data, K, beta, t.gradOut(x), K);
+      // dx[n, in] (+)= dy[n, out] . W^T
+      if (x.requiresGrad) t.k.gemm(false, !outIn, n, K, N, 1, dy, N, w.data, ldw, x.gradInit ? 1 : 0, t.gradOut(x), K);
+      if (w.requiresGrad) {
+        if (outIn) t.k.gemm(true, false, N, K, n, 1, dy, N, x.data, K, 1, t.gradAcc(w), K); // dw[out, in] += dy^T . x
+        else t.k.gemm(true, false, K, N, n, 1, x.data, K, dy, N, 1, t.gradAcc(w), N); //     dw[in, out] += x^T . dy
       }
-      // dw[out, in] += dy^T . x
-      if (w.requiresGrad) t.k.gemm(true, false, N, K, n, 1, dy, N, x.data, K, 1, t.gradAcc(w), K);
       if (b?.requiresGrad) {
         const db = t.gradAcc(b);
         for (let r = 0; r < n; r++) t.k.axpy(1, dy.subarray(r * N, (r + 1) * N), db);
@@ -189,30 +192,14 @@ export function linear(t: Tape, x: Var, w: Var, b: Var | null = null): Var {
   return y;
 }
 
+/** y[n, out] = x[n, in] . w[out, in]^T (+ b[out]). */
+export function linear(t: Tape, x: Var, w: Var, b: Var | null = null): Var {
+  return affine(t, x, w, b, true, 'linear');
+}
+
 /** GPT-2's Conv1D: y[n, out] = x[n, in] . w[in, out] + b[out] (weights stored input-major). */
 export function conv1d(t: Tape, x: Var, w: Var, b: Var): Var {
-  const n = x.shape[0]!, K = x.shape[1]!, N = w.shape[1]!;
-  if (w.shape[0] !== K) throw new Error(`conv1d: x is [${x.shape}] but w is [${w.shape}]`);
-  const y = t.act([n, N], needs(x, w, b));
-  for (let r = 0; r < n; r++) y.data.set(b.data, r * N);
-  t.k.gemm(false, false, n, N, K, 1, x.data, K, w.data, N, 1, y.data, N);
-  if (y.requiresGrad) {
-    t.record(() => {
-      const dy = y.grad!;
-      if (x.requiresGrad) {
-        // dx[n, in] (+)= dy[n, out] . w[in, out]^T
-        const beta = x.gradInit ? 1 : 0;
-        t.k.gemm(false, true, n, K, N, 1, dy, N, w.data, N, beta, t.gradOut(x), K);
-      }
-      // dw[in, out] += x^T . dy
-      if (w.requiresGrad) t.k.gemm(true, false, K, N, n, 1, x.data, K, dy, N, 1, t.gradAcc(w), N);
-      if (b.requiresGrad) {
-        const db = t.gradAcc(b);
-        for (let r = 0; r < n; r++) t.k.axpy(1, dy.subarray(r * N, (r + 1) * N), db);
-      }
-    });
-  }
-  return y;
+  return affine(t, x, w, b, false, 'conv1d');
 }
 
 /** Splits the columns of x[n, sum(sizes)] into contiguous pieces [n, sizes[i]]. */
