@@ -17,7 +17,7 @@ import { cpuBackend } from '../src/tensor/cpu.ts';
 import { bytesFor, DTYPE_CODE, type DType } from '../src/tensor/dtype.ts';
 import { alignedZeros, native } from '../src/tensor/native.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
-import { randomF32, timeBest } from './util.ts';
+import { type KernelRow, randomF32, timeBest } from './util.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -48,12 +48,7 @@ function weightCopies(N: number, K: number, dtype: DType): Tensor[] {
   return out;
 }
 
-interface Row {
-  kernel: string;
-  shape: string;
-  time_us: number;
-  value: number;
-  unit: 'GB/s' | 'GFLOP/s';
+interface Row extends KernelRow {
   ceiling: number; // measured just before this kernel
   fraction: number; // of that ceiling
   ofBest: number; // of the best ceiling this run has measured

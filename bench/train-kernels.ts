@@ -11,7 +11,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { CpuTrainKernels, trainCore } from '../src/train/cpu-kernels.ts';
-import { randomF32, timeBest } from './util.ts';
+import { type KernelRow, randomF32, timeBest } from './util.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -32,13 +32,7 @@ const k = new CpuTrainKernels();
 const time = (fn: (i: number) => void): number => timeBest(fn, MIN_TIME);
 
 
-interface Row {
-  kernel: string;
-  shape: string;
-  time_us: number;
-  value: number;
-  unit: 'GB/s' | 'GFLOP/s';
-}
+type Row = KernelRow;
 const rows: Row[] = [];
 
 function report(kernel: string, shape: string, sec: number, value: number, unit: Row['unit'], ceiling: number): void {

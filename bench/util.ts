@@ -13,6 +13,15 @@ export function randomF32(count: number, seed = 1, scale = 1): Float32Array {
   return a;
 }
 
+/** One measured kernel row of a benchmark's table (and its --json output). */
+export interface KernelRow {
+  kernel: string;
+  shape: string;
+  time_us: number;
+  value: number;
+  unit: 'GB/s' | 'GFLOP/s';
+}
+
 export const now = (): number => Number(process.hrtime.bigint()) / 1e9;
 
 /**
