@@ -53,8 +53,8 @@ export interface AttentionOptions {
 }
 
 /**
- * Paged KV cache pool, one per layer for K and one for V:
- *   [n_blocks, n_kv_heads, block_size, head_dim], dtype f32 or f16.
+ * Paged KV cache pools, one per layer for K and one for V, dtype f32 or f16 (see PoolRole):
+ *   K [n_blocks, n_kv_heads, head_dim, block_size], V [n_blocks, n_kv_heads, block_size, head_dim].
  * A sequence's token at position p lives in block blockTable[floor(p / block_size)],
  * at offset p % block_size. A "slot" is block * block_size + offset.
  */
