@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { cpuBackend } from '../src/tensor/cpu.ts';
-import { native } from '../src/tensor/native.ts';
+import { alignedZeros, native } from '../src/tensor/native.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -50,6 +50,20 @@ describe('native core: process-level behaviour', () => {
   it('without overrides the best instruction set the CPU supports is chosen', () => {
     const r = childInfo({ SLIPSTREAM_NO_SIMD: '', SLIPSTREAM_ISA: '' });
     assert.equal(r.isa, native().info().available[0]);
+  });
+
+  it('alignedZeros (the KV pools) starts on a page boundary, zero-filled, with the exact shape', () => {
+    for (const [shape, dtype] of [
+      [[7, 2, 64, 16], 'f32'],
+      [[3, 1, 33, 5], 'f16'],
+      [[1], 'f32'],
+    ] as const) {
+      const t = alignedZeros(shape, dtype);
+      assert.deepEqual(t.shape, shape);
+      assert.equal(native().addressMod(t.data, 4096), 0);
+      assert.equal(t.data.byteLength, shape.reduce((a, b) => a * b, 1) * (dtype === 'f32' ? 4 : 2));
+      assert.ok(t.data.every((b) => b === 0));
+    }
   });
 
   it('mmapFile maps a file without copying; writes stay private; errors name the path', () => {

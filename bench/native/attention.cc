@@ -6,6 +6,8 @@
 //   attention-1t       the kernel, 1 thread
 //   read               a plain read of the same K and V blocks in the same order, 2 threads
 //   l2                 the kernel on 128 cached tokens and one sequence, 1 thread (L2-resident)
+// The pools start on a page boundary, as the engine's do; SS_MIS=64 starts them 64 bytes past
+// one (as the engine's were before they were page-aligned).
 // Build and run: bash bench/native/attention.sh [f32|f16]
 #include <immintrin.h>
 #include <sys/mman.h>
@@ -36,8 +38,8 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
   const size_t elems = (size_t)nb * s.Hkv * s.bs * s.D, es = ctype ? 2 : 4;
   std::vector<char*> ks(s.copies), vs(s.copies);
   for (int c = 0; c < s.copies; c++) {
-    ks[c] = (char*)mmap(nullptr, elems * es, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    vs[c] = (char*)mmap(nullptr, elems * es, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ks[c] = (char*)mmap(nullptr, elems * es + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    vs[c] = (char*)mmap(nullptr, elems * es + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     for (size_t i = 0; i < elems; i++) {
       const float x = rand() / (float)RAND_MAX - 0.5f, y = rand() / (float)RAND_MAX - 0.5f;
       if (ctype) ((uint16_t*)ks[c])[i] = _cvtss_sh(x, 0), ((uint16_t*)vs[c])[i] = _cvtss_sh(y, 0);
@@ -50,6 +52,7 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
   for (int i = 0; i < nb; i++) tables[i] = i;
   ss_attn_args a{};
   a.q = q.data(), a.qsT = s.Hq * s.D, a.qsH = s.D, a.out = o.data(), a.osT = s.Hq * s.D, a.osH = s.D;
+  const int mis = getenv("SS_MIS") ? atoi(getenv("SS_MIS")) : 0;  // pools this many bytes past a page
   a.ctype = ctype, a.Hq = s.Hq, a.Hkv = s.Hkv, a.bs = s.bs, a.D = s.D;
   a.tables = tables.data(), a.tableStride = s.L / s.bs, a.positions = pos.data(), a.scale = 0.125f;
   const int T = s.B * s.Hkv;
@@ -74,7 +77,7 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
   auto kern = [&](int t0, int t1) { ss_avx512::table.attention(a, t0, t1); };
   std::vector<double> times;
   for (int r = 0; r < reps; r++) {
-    a.kc = ks[r % s.copies], a.vc = vs[r % s.copies];
+    a.kc = ks[r % s.copies] + mis, a.vc = vs[r % s.copies] + mis;
     const auto t0 = std::chrono::steady_clock::now();
     if (mode == "read") two(read);
     else if (mode == "attention") two(kern);
