@@ -53,11 +53,12 @@ describe('native core: process-level behaviour', () => {
   });
 
   it('alignedZeros (the KV pools) starts on a page boundary, zero-filled, with the exact shape', () => {
-    for (const [shape, dtype] of [
+    const cases: [number[], 'f32' | 'f16'][] = [
       [[7, 2, 64, 16], 'f32'],
       [[3, 1, 33, 5], 'f16'],
       [[1], 'f32'],
-    ] as const) {
+    ];
+    for (const [shape, dtype] of cases) {
       const t = alignedZeros(shape, dtype);
       assert.deepEqual(t.shape, shape);
       assert.equal(native().addressMod(t.data, 4096), 0);

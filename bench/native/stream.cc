@@ -4,7 +4,8 @@
 // order (the K of 8 blocks, then their V), with F 512-bit FMAs on every 64-byte line loaded
 // (f32 decode attention with 8 query heads per KV head does 8 per line, plus its broadcasts
 // and softmax) and a software prefetch (T0) one tile ahead. Prints, per F, GB/s from DRAM with
-// 2 threads and 1, and the same loop's rate on an L1-resident buffer (its compute ceiling).
+// 2 threads and 1, and the same loop's rate on an L1-resident buffer (its compute ceiling);
+// first, the ceiling: a plain sequential read of the pools with 2 threads.
 // Build and run: bash bench/native/stream.sh
 #include <immintrin.h>
 
@@ -91,6 +92,12 @@ int main() {
   };
   const std::vector<Seg> l1{{K[0], 16384}};
   int it = 0;
+  double seq = 0;
+  for (int r = 0; r < 5; r++) {
+    const int c = it++ % copies;
+    seq = std::max(seq, rate<0>({{K[c], pool}, {Vv[c], pool}}, 2, 0));
+  }
+  std::printf("sequential read of the pools, 2 threads: %.1f GB/s\n", seq);
   std::printf("FMAs/line   2 threads   1 thread   L1-resident (1 thread)   [GB/s, best of 5]\n");
   auto row = [&](int F, auto fn) {
     double t2 = 0, t1 = 0, c = 0;
@@ -99,7 +106,7 @@ int main() {
       t1 = std::max(t1, fn(order(it++ % copies), 1, 512));
     }
     for (int r = 0; r < 2000; r++) c = std::max(c, fn(l1, 1, 0));
-    std::printf("%9d   %9.1f   %8.1f   %22.1f\n", F, t2, t1, c);
+    std::printf("%9d   %9.1f   %8.1f   %22.1f   (2 threads: %.0f%% of the sequential read)\n", F, t2, t1, c, 100 * t2 / seq);
   };
   row(0, rate<0>);
   row(4, rate<4>);
