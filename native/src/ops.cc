@@ -354,9 +354,9 @@ void kv_write(const float* k, int64_t T, int64_t H, int64_t D, int64_t sT, int64
   for (int64_t t = 0; t < T; t++) {
     const int64_t blk = slots[t] / bs, off = slots[t] % bs;
     for (int64_t h = 0; h < H; h++) {
+      const float* src = k + t * sT + h * sH;
       if (keyMajor) {  // element (d, off) of the block at (blk * H + h) * D * bs + d * bs + off
         const int64_t base = (blk * H + h) * D * bs + off;
-        const float* src = k + t * sT + h * sH;
         if (ctype == SS_F32)
           for (int64_t d = 0; d < D; d++) ((float*)cache)[base + d * bs] = src[d];
         else
@@ -364,7 +364,6 @@ void kv_write(const float* k, int64_t T, int64_t H, int64_t D, int64_t sT, int64
         continue;
       }
       const int64_t idx = ((blk * H + h) * bs + off) * D;
-      const float* src = k + t * sT + h * sH;
       if (ctype == SS_F32) std::memcpy((float*)cache + idx, src, (size_t)D * 4);
       else encode_row(src, (uint8_t*)((uint16_t*)cache + idx), SS_F16, D);
     }

@@ -40,9 +40,8 @@ void rope_inv_freq(const rope_args& a, double* inv);
 
 // out[t, :] = row ids[t] of table [V, D] (any dtype) as f32
 void embedding(const uint8_t* table, int ttype, int64_t D, const int32_t* ids, int64_t T, float* out, int64_t ldo);
-// cache pool [nBlocks, H, bs, D] of f32/f16; k [T, H, D] with strides sT, sH
-// Writes rows into a value pool [nBlocks, H, bs, D], or with keyMajor into a key pool
-// [nBlocks, H, D, bs] (each head dim of a block's keys contiguous).
+// Writes k [T, H, D] (strides sT, sH) at slots into an f32/f16 value pool [nBlocks, H, bs, D],
+// or with keyMajor into a key pool [nBlocks, H, D, bs] (each head dim of a block's keys contiguous).
 void kv_write(const float* k, int64_t T, int64_t H, int64_t D, int64_t sT, int64_t sH, void* cache, int ctype, int64_t bs, const int32_t* slots, bool keyMajor);
 void argmax(const float* x, int64_t ldx, int64_t rows, int64_t cols, int32_t* out);
 // n elements from src (any dtype) to dst (any dtype); through f32, q8_0 quantized as llama.cpp

@@ -98,7 +98,6 @@ struct V {
   static inline R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static inline R div(R a, R b) { return _mm512_div_ps(a, b); }
   static inline R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-  static inline float fma1(float a, float b, float c) { return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c))); }
   static inline R max(R a, R b) { return _mm512_max_ps(a, b); }
   static inline R min(R a, R b) { return _mm512_min_ps(a, b); }
   // Fixed-order tree: halves, then quarters ... (documented so the order never changes).
@@ -163,7 +162,6 @@ struct V {
   static inline R mul(R a, R b) { return _mm256_mul_ps(a, b); }
   static inline R div(R a, R b) { return _mm256_div_ps(a, b); }
   static inline R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-  static inline float fma1(float a, float b, float c) { return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c))); }
   static inline R max(R a, R b) { return _mm256_max_ps(a, b); }
   static inline R min(R a, R b) { return _mm256_min_ps(a, b); }
   static inline float hsum(R v) {
@@ -231,7 +229,6 @@ struct V {
   SS_BIN(min, x < y ? x : y)
 #undef SS_BIN
   static inline R fma(R a, R b, R c) { R r; for (int i = 0; i < 8; i++) r.v[i] = a.v[i] * b.v[i] + c.v[i]; return r; }
-  static inline float fma1(float a, float b, float c) { return a * b + c; }
   static inline float hsum(R v) {
     float a[4], b[2];
     for (int i = 0; i < 4; i++) a[i] = v.v[i] + v.v[i + 4];
