@@ -81,13 +81,18 @@ const readBW = Math.max(...Object.values(bw));
 // This VM's memory speed drifts by up to 1.5x from minute to minute, so each bandwidth-bound
 // kernel is also compared with the read ceiling measured again just before it (the row's
 // percentage and its target use that one; the bracket gives the share of the best ceiling seen).
-let bestBW = readBW;
-function readCeilingNow(): { now: number; best: number } {
-  const sec = Math.min(MIN_TIME, 0.2);
-  const now = Math.max(...[1, 4].map((st) => bwBuf.byteLength / timeBest(() => n.benchRead(bwBuf, st), sec) / 1e9));
-  bestBW = Math.max(bestBW, now);
-  return { now, best: bestBW };
+/** A ceiling measured again on each call, with the best value seen so far. */
+function tracked(first: number, measure: () => number): () => { now: number; best: number } {
+  let best = first;
+  return () => {
+    const now = measure();
+    best = Math.max(best, now);
+    return { now, best };
+  };
 }
+const readCeilingNow = tracked(readBW, () =>
+  Math.max(...[1, 4].map((st) => bwBuf.byteLength / timeBest(() => n.benchRead(bwBuf, st), Math.min(MIN_TIME, 0.2)) / 1e9)),
+);
 console.log(
   `ceiling: streaming read bandwidth ${readBW.toFixed(1)} GB/s (2 GiB, ${info.threads} threads; 1 stream/thread ${bw[1]!.toFixed(1)}, 4 streams/thread ${bw[4]!.toFixed(1)})`,
 );
@@ -105,17 +110,14 @@ for (const isa of info.available) {
 }
 n.setIsa(info.isa as 'avx512' | 'avx2' | 'portable');
 const fmaPeak = peaks[info.isa] ?? Math.max(1, ...Object.values(peaks));
-let bestFma = fmaPeak;
-function fmaCeilingNow(): { now: number; best: number } {
-  if (info.isa === 'portable') return { now: fmaPeak, best: fmaPeak };
+const fmaCeilingNow = tracked(fmaPeak, () => {
+  if (info.isa === 'portable') return fmaPeak;
   let flops = 0;
   const t = timeBest(() => {
     flops = n.benchFma(2_000_000);
   }, 0.1);
-  const now = flops / t / 1e9;
-  bestFma = Math.max(bestFma, now);
-  return { now, best: bestFma };
-}
+  return flops / t / 1e9;
+});
 console.log(
   `kernels run on ${info.isa}: compute ratios below are against its peak, ${fmaPeak.toFixed(1)} GFLOP/s` +
     (peaks.avx2 && info.isa !== 'avx2' ? ` (the AVX2 peak, ${peaks.avx2.toFixed(1)} GFLOP/s, is printed in brackets)` : ''),

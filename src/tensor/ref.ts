@@ -391,6 +391,7 @@ export class RefBackend implements Backend {
   kvWrite(k: Tensor, cache: Tensor, slots: Int32Array, role: PoolRole): void {
     const { h, p } = checkKvWrite(k, cache, slots, role);
     const ks = readF32(k);
+    const ds = dimStride(p, role);
     const n = cache.numel;
     // Writers for the pool's element type (contiguous, so an aligned view or a DataView).
     let put: (i: number, v: number) => void;
@@ -408,7 +409,6 @@ export class RefBackend implements Backend {
       for (let hh = 0; hh < h.H; hh++) {
         const src = t * h.sT + hh * h.sH;
         const dst = poolIndex(p, role, block, hh, off);
-        const ds = dimStride(p, role);
         for (let d = 0; d < h.D; d++) put(dst + d * ds, ks[src + d]!);
       }
     }
