@@ -26,9 +26,17 @@
 
 #include "kernels.h"
 
-namespace ss_avx512 {
-extern const ss_kernels table;
-}
+#include "two_threads.h"
+
+// The kernel under test; with -DSS_AB (bench/native/ab.sh), build A (ss_a) or B (ss_b).
+#ifdef SS_AB
+namespace ss_a { extern const ss_kernels table; }
+namespace ss_b { extern const ss_kernels table; }
+static const ss_kernels* kernel = &ss_a::table;
+#else
+namespace ss_avx512 { extern const ss_kernels table; }
+static const ss_kernels* kernel = &ss_avx512::table;
+#endif
 
 struct Shape {
   int B, L, Hq = 32, Hkv = 4, D = 64, bs = 16, copies;
@@ -70,28 +78,9 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
     volatile float sink = _mm512_reduce_add_ps(acc);
     (void)sink;
   };
-  // a second thread that lives for the whole run and spins between calls, as the engine's
-  // pool does (starting a thread per call cost several percent of a ~1 ms call)
-  std::atomic<int> gen{0}, done{0};
-  const std::function<void(int, int)>* job = nullptr;
-  std::thread helper([&] {
-    for (int seen = 0;;) {
-      int g;
-      while ((g = gen.load(std::memory_order_acquire)) == seen) _mm_pause();
-      if (g < 0) return;
-      seen = g;
-      (*job)(T / 2, T);
-      done.store(g, std::memory_order_release);
-    }
-  });
-  auto two = [&](const std::function<void(int, int)>& f) {
-    job = &f;
-    const int g = gen.load() + 1;
-    gen.store(g, std::memory_order_release);
-    f(0, T / 2);
-    while (done.load(std::memory_order_acquire) != g) _mm_pause();
-  };
-  auto kern = [&](int t0, int t1) { ss_avx512::table.attention(a, t0, t1); };
+  static TwoThreads pool;
+  auto two = [&](const std::function<void(int, int)>& f) { pool.run([&](int i) { i ? f(T / 2, T) : f(0, T / 2); }); };
+  auto kern = [&](int t0, int t1) { kernel->attention(a, t0, t1); };
   std::vector<double> times;
   for (int r = 0; r < reps; r++) {
     a.kc = ks[r % s.copies] + mis, a.vc = vs[r % s.copies] + mis;
@@ -101,8 +90,6 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
     else kern(0, T);
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  gen.store(-1, std::memory_order_release);
-  helper.join();
   for (int c = 0; c < s.copies; c++) munmap(ks[c], elems * es), munmap(vs[c], elems * es);
   std::sort(times.begin(), times.end());
   return 2.0 * elems * es / times[times.size() / 2] / 1e9;  // GB/s of K and V, median call
@@ -112,6 +99,20 @@ int main(int argc, char** argv) {
   const int ctype = argc > 1 && !std::strcmp(argv[1], "f16") ? 1 : 0;
   const Shape dram{16, 1024, 32, 4, 64, 16, 16}, l2{1, 128, 32, 4, 64, 16, 1};
   std::printf("decode attention, %s KV, 32 q / 4 kv heads, head dim 64 (median of the calls)\n", ctype ? "f16" : "f32");
+#ifdef SS_AB
+  // builds A and B alternating, 6 rounds, on the 16 x 1024 shape
+  double s[2][2] = {};
+  for (int round = 0; round < 6; round++) {
+    double r[2][2];
+    for (int b = 0; b < 2; b++) {
+      kernel = b ? &ss_b::table : &ss_a::table;
+      r[b][0] = run(dram, ctype, "attention", 60), r[b][1] = run(dram, ctype, "attention-1t", 30);
+      s[b][0] += r[b][0], s[b][1] += r[b][1];
+    }
+    std::printf("  A %5.1f / %5.1f   B %5.1f / %5.1f GB/s (2 threads / 1)\n", r[0][0], r[0][1], r[1][0], r[1][1]);
+  }
+  std::printf("  mean B/A: %.3f with 2 threads, %.3f with 1\n", s[1][0] / s[0][0], s[1][1] / s[0][1]);
+#else
   std::printf("  attention    16 seqs x 1024 tok, 2 threads: %6.1f GB/s\n", run(dram, ctype, "attention", 100));
   std::printf("  attention-1t 16 seqs x 1024 tok, 1 thread:  %6.1f GB/s\n", run(dram, ctype, "attention-1t", 40));
   std::printf("  read         the same blocks, plain read:   %6.1f GB/s\n", run(dram, ctype, "read", 100));
@@ -119,4 +120,5 @@ int main(int argc, char** argv) {
   // FLOPs: 4 per (query head, key, dim); bytes of one call: 2 x 128 x 4 x 64 x es
   const double flops_per_byte = 4.0 * 32 * 64 / (2.0 * 4 * 64 * (ctype ? 2 : 4));
   std::printf("  l2           1 seq x 128 tok, 1 thread:     %6.1f GB/s = %.0f GFLOP/s\n", gbs, gbs * flops_per_byte);
+#endif
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=bench/out/native
 mkdir -p "$out"
-flags="-std=c++17 -O3 -fno-math-errno -mavx512f -mavx512vl -mavx512bw -mavx512vnni -mavx2 -mfma -mf16c -Inative/src"
+flags="-std=c++17 -O3 -fno-math-errno -mavx512f -mavx512vl -mavx512bw -mavx512vnni -mavx2 -mfma -mf16c -Inative/src -Ibench/native"
 g++ $flags -DSS_ISA_AVX512=1 -DSS_NS=ss_avx512 -x c++ -c native/src/kernels.inc -o "$out/kernels_avx512.o"
 g++ $flags bench/native/attention.cc "$out/kernels_avx512.o" -o "$out/attention" -lpthread
 "$out/attention" "${1:-f32}"

@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "two_threads.h"
+
 struct Seg {
   const char* p;
   int64_t n;
@@ -52,6 +54,8 @@ static float body(const std::vector<Seg>& segs, size_t s0, size_t s1, int64_t di
   return _mm512_reduce_add_ps(s);
 }
 
+static TwoThreads pool;
+
 template <int F>
 static double rate(const std::vector<Seg>& segs, int threads, int64_t dist) {
   int64_t bytes = 0;
@@ -59,11 +63,9 @@ static double rate(const std::vector<Seg>& segs, int threads, int64_t dist) {
   volatile float sink = 0;
   const auto t0 = std::chrono::steady_clock::now();
   if (threads == 2) {
-    float r = 0;
-    std::thread th([&] { r = body<F>(segs, segs.size() / 2, segs.size(), dist); });
-    sink = body<F>(segs, 0, segs.size() / 2, dist);
-    th.join();
-    sink = sink + r;
+    float r[2];
+    pool.run([&](int i) { r[i] = i ? body<F>(segs, segs.size() / 2, segs.size(), dist) : body<F>(segs, 0, segs.size() / 2, dist); });
+    sink = r[0] + r[1];
   } else {
     sink = body<F>(segs, 0, segs.size(), dist);
   }

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=bench/out/native
 mkdir -p "$out"
-g++ -std=c++17 -O2 -mavx512f -mfma bench/native/stream.cc -o "$out/stream" -lpthread
+g++ -std=c++17 -O2 -mavx512f -mfma -Ibench/native bench/native/stream.cc -o "$out/stream" -lpthread
 "$out/stream"

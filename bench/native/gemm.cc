@@ -1,0 +1,85 @@
+// GEMM harness: the f32/f16 matmul kernel called directly, with ops.cc's task grid (64 x 64
+// blocks, a shared task counter, 2 threads) and its padded activation rows (rows 4 KiB apart
+// and 64 rows or more get 16 floats more), on data that stays in cache between calls.
+//   bash bench/native/gemm.sh [M N K [f32|f16]]      GFLOP/s of this tree's AVX-512 kernel
+//   bash bench/native/ab.sh REV gemm [M N K [f32|f16]]  revision REV (A) against this tree (B)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "kernels.h"
+#include "two_threads.h"
+
+#ifdef SS_AB
+namespace ss_a { extern const ss_kernels table; }
+namespace ss_b { extern const ss_kernels table; }
+static const ss_kernels* kernel = &ss_a::table;
+#else
+namespace ss_avx512 { extern const ss_kernels table; }
+static const ss_kernels* kernel = &ss_avx512::table;
+#endif
+
+int main(int argc, char** argv) {
+  const int64_t M = argc > 1 ? atoll(argv[1]) : 1024, N = argc > 2 ? atoll(argv[2]) : 1024, K = argc > 3 ? atoll(argv[3]) : 1024;
+  const bool f16 = argc > 4 && !std::strcmp(argv[4], "f16");
+  const int64_t es = f16 ? 2 : 4, ldx = (K * 4) % 4096 == 0 && M >= 64 ? K + 16 : K;
+  // 64-byte aligned, as the engine's weights (mapped) and ops.cc's padded copy of x are
+  float* x = (float*)std::aligned_alloc(64, (M * ldx * 4 + 63) / 64 * 64);
+  uint8_t* w = (uint8_t*)std::aligned_alloc(64, (N * K * es + 63) / 64 * 64);
+  std::vector<float> out(M * N), first;
+  for (int64_t i = 0; i < M * ldx; i++) x[i] = rand() / (float)RAND_MAX - 0.5f;
+  for (int64_t i = 0; i < N * K; i++) {
+    const float v = rand() / (float)RAND_MAX - 0.5f;
+    if (f16) {
+      const uint16_t h = _cvtss_sh(v, 0);
+      std::memcpy(&w[2 * i], &h, 2);
+    } else {
+      std::memcpy(&w[4 * i], &v, 4);
+    }
+  }
+  ss_matmul_args a{};
+  a.x = x, a.ldx = ldx, a.w = w, a.wtype = f16 ? SS_F16 : SS_F32, a.ldw = K * es;
+  a.out = out.data(), a.ldo = N, a.M = M, a.N = N, a.K = K;
+  TwoThreads pool;
+  const int64_t NB = 64, MB = 64, nnb = (N + NB - 1) / NB, nmb = (M + MB - 1) / MB;
+  auto call = [&] {  // one matmul, GFLOP/s
+    std::atomic<int64_t> next{0};
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.run([&](int) {
+      for (int64_t t; (t = next++) < nnb * nmb;) {
+        const int64_t nb = t / nmb, mb = t % nmb;
+        kernel->matmul(a, mb * MB, std::min(M, mb * MB + MB), nb * NB, std::min(N, nb * NB + NB));
+      }
+    });
+    return 2.0 * M * N * K / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 1e9;
+  };
+  auto best = [&](int calls) {
+    double b = 0;
+    for (int i = 0; i < calls; i++) b = std::max(b, call());
+    return b;
+  };
+  std::printf("GEMM %lldx%lld . %lldx%lld, %s weights, 2 threads (best of 5 calls per figure)\n", (long long)M, (long long)K, (long long)N, (long long)K, f16 ? "f16" : "f32");
+#ifdef SS_AB
+  double s[2] = {};
+  bool same = true;
+  for (int round = 0; round < 8; round++) {
+    double r[2];
+    for (int b = 0; b < 2; b++) {
+      kernel = b ? &ss_b::table : &ss_a::table;
+      r[b] = best(5), s[b] += r[b];
+      if (round == 0 && b == 0) first = out;
+      if (b == 1) same = same && std::memcmp(first.data(), out.data(), out.size() * 4) == 0;
+    }
+    std::printf("  A %6.1f  B %6.1f GFLOP/s\n", r[0], r[1]);
+  }
+  std::printf("  mean B/A %.3f; outputs %s\n", s[1] / s[0], same ? "bit-identical" : "DIFFER");
+#else
+  std::printf("  %.1f GFLOP/s\n", best(20));
+#endif
+}
