@@ -24,19 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "kernels.h"
-
-#include "two_threads.h"
-
-// The kernel under test; with -DSS_AB (bench/native/ab.sh), build A (ss_a) or B (ss_b).
-#ifdef SS_AB
-namespace ss_a { extern const ss_kernels table; }
-namespace ss_b { extern const ss_kernels table; }
-static const ss_kernels* kernel = &ss_a::table;
-#else
-namespace ss_avx512 { extern const ss_kernels table; }
-static const ss_kernels* kernel = &ss_avx512::table;
-#endif
+#include "harness.h"
 
 struct Shape {
   int B, L, Hq = 32, Hkv = 4, D = 64, bs = 16, copies;

@@ -13,17 +13,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels.h"
-#include "two_threads.h"
-
-#ifdef SS_AB
-namespace ss_a { extern const ss_kernels table; }
-namespace ss_b { extern const ss_kernels table; }
-static const ss_kernels* kernel = &ss_a::table;
-#else
-namespace ss_avx512 { extern const ss_kernels table; }
-static const ss_kernels* kernel = &ss_avx512::table;
-#endif
+#include "harness.h"
 
 int main(int argc, char** argv) {
   const int64_t M = argc > 1 ? atoll(argv[1]) : 1024, N = argc > 2 ? atoll(argv[2]) : 1024, K = argc > 3 ? atoll(argv[3]) : 1024;

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "two_threads.h"
+#include "harness.h"
 
 struct Seg {
   const char* p;

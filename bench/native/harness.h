@@ -1,5 +1,4 @@
-// The harnesses' second thread: started once and spinning between calls, as the engine's
-// pool does (starting a thread per call cost several percent of a ~1 ms call).
+// Shared by the C++ harnesses: the kernel table under test, and a second thread.
 #pragma once
 #include <immintrin.h>
 
@@ -7,6 +6,21 @@
 #include <functional>
 #include <thread>
 
+#include "kernels.h"
+
+// The kernels under test: this tree's AVX-512 build, or with -DSS_AB (bench/native/ab.sh) build
+// A (ss_a, a git revision) or B (ss_b, the working tree), switched by assigning `kernel`.
+#ifdef SS_AB
+namespace ss_a { extern const ss_kernels table; }
+namespace ss_b { extern const ss_kernels table; }
+static const ss_kernels* kernel = &ss_a::table;
+#else
+namespace ss_avx512 { extern const ss_kernels table; }
+static const ss_kernels* kernel = &ss_avx512::table;
+#endif
+
+// The second thread: started once and spinning between calls, as the engine's pool does
+// (starting a thread per call cost several percent of a ~1 ms call).
 class TwoThreads {
  public:
   TwoThreads() : helper_([this] {
