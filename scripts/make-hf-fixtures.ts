@@ -1,16 +1,28 @@
-// Writes the tiny random Hugging Face checkpoints whose reference logits scripts/hf_reference.py
-// computes with transformers (one directory per family, plus the prompts to run).
-//   node --import tsx scripts/make-hf-fixtures.ts test/fixtures/hf
+// Writes what scripts/hf_reference.py feeds to Hugging Face transformers (see
+// test/helpers/hf-fixtures.ts): one tiny random checkpoint per fixture with its prompts, a
+// LoRA adapter, a tokenizer trained by our BPE trainer, and cases.json (strings to tokenize, chat templates, the
+// BPE training corpus).
+//   node --import tsx scripts/make-hf-fixtures.ts hf-in
+//   python3 scripts/hf_reference.py hf-in test/fixtures/hf-reference.json models/default   (PyTorch, transformers, peft)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TINY_SPECS, writeRandomHfModel } from '../src/models/random.ts';
+import { trainBpe, writeBpeTokenizer } from '../src/train/bpe.ts';
+import { BPE_VOCAB, CHAT_CASES, HF_FIXTURES, HF_GRAD_PROMPT, HF_PROMPTS, HF_TEXTS, bpeCorpus, LORA_BASE, writeHfFixture, writeLoraFixture } from '../test/helpers/hf-fixtures.ts';
 
-const root = process.argv[2] ?? 'test/fixtures/hf';
-const PROMPTS = [[1, 40, 77, 200, 13, 5, 300, 42, 42, 9, 100, 250, 17], [1, 3, 99]];
-for (const [arch, spec] of Object.entries(TINY_SPECS)) {
-  const dir = join(root, arch);
-  mkdirSync(dir, { recursive: true });
-  writeRandomHfModel(dir, spec, 3);
-  writeFileSync(join(dir, 'prompts.json'), JSON.stringify(PROMPTS));
+const root = process.argv[2];
+if (!root) {
+  console.error('usage: node --import tsx scripts/make-hf-fixtures.ts OUT_DIR');
+  process.exit(2);
+}
+mkdirSync(join(root, 'models'), { recursive: true });
+for (const f of HF_FIXTURES) {
+  const dir = join(root, 'models', f.name);
+  writeHfFixture(dir, f);
+  writeFileSync(join(dir, 'prompts.json'), JSON.stringify({ prompts: HF_PROMPTS, gradPrompt: HF_GRAD_PROMPT }));
   console.log(`wrote ${dir}`);
 }
+writeLoraFixture(join(root, 'models', LORA_BASE), join(root, 'lora'));
+const corpus = bpeCorpus();
+writeBpeTokenizer(join(root, 'bpe'), trainBpe(corpus, { vocabSize: BPE_VOCAB, minFrequency: 2 }));
+writeFileSync(join(root, 'cases.json'), JSON.stringify({ texts: HF_TEXTS, chat: CHAT_CASES, bpe: { vocabSize: BPE_VOCAB, minFrequency: 2, specialTokens: ['<s>', '</s>'], corpus } }));
+console.log(`wrote ${join(root, 'bpe')} and ${join(root, 'cases.json')}`);

@@ -54,7 +54,10 @@ function trained(): { model: BpeModel; dir: string; tok: Tokenizer } {
   return cached;
 }
 
-/** Naive trainer: recount all pairs each step; highest count, ties by smallest (left, right). */
+/**
+ * Naive trainer: recount all pairs each step; highest count, ties by the smaller (left, right) in
+ * the tokenizers crate's id order (byte symbols by code point, then merged tokens by age).
+ */
 function naiveMerges(texts: string[], vocabSize: number, nSpecial: number, minFrequency: number): [string, string][] {
   const re = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
   const enc = new TextEncoder();
@@ -63,6 +66,7 @@ function naiveMerges(texts: string[], vocabSize: number, nSpecial: number, minFr
   const words = [...counts].map(([p, c]) => ({ syms: Array.from(enc.encode(p), (b) => BYTE_TO_UNICODE[b]!), c }));
   const vocab = new Set<string>(BYTE_TO_UNICODE);
   const merges: [string, string][] = [];
+  const order: string[] = []; // merged tokens, oldest first
   const done = new Set<string>();
   while (vocab.size + nSpecial < vocabSize) {
     const pc = new Map<string, { a: string; b: string; n: number }>();
@@ -74,12 +78,16 @@ function naiveMerges(texts: string[], vocabSize: number, nSpecial: number, minFr
         else pc.set(k, { a: syms[i]!, b: syms[i + 1]!, n: c });
       }
     }
+    const rank = (t: string): number => (t.length === 1 && t.codePointAt(0)! < 0x200 && BYTE_TO_UNICODE.includes(t) ? t.codePointAt(0)! : 0x200 + order.indexOf(t));
+    const earlier = (x: { a: string; b: string }, y: { a: string; b: string }): boolean =>
+      rank(x.a) !== rank(y.a) ? rank(x.a) < rank(y.a) : rank(x.b) < rank(y.b);
     let best: { k: string; a: string; b: string; n: number } | null = null;
-    for (const [k, e] of pc) if (!best || e.n > best.n || (e.n === best.n && k < best.k)) best = { k, ...e };
+    for (const [k, e] of pc) if (!best || e.n > best.n || (e.n === best.n && earlier(e, best))) best = { k, ...e };
     if (!best || best.n < minFrequency) break;
     if (!done.has(best.k)) {
       done.add(best.k);
       merges.push([best.a, best.b]);
+      if (!vocab.has(best.a + best.b)) order.push(best.a + best.b);
       vocab.add(best.a + best.b);
     }
     for (const w of words) {

@@ -7,6 +7,8 @@ import {
   gemmaNormFromGguf, gemmaNormToGguf, ggufDimsToShape, ggufToHfName, hfToGgufName, llama3RopeFreqs, permuteForInterleavedRope,
   ropeFreqsToScaling, shapeToGgufDims, transposeBytes, unpermuteFromInterleavedRope,
 } from '../src/formats/layout.ts';
+import { configToHf, hfConfigJson } from '../src/formats/model-config.ts';
+import { specToConfig, TINY_SPECS } from '../src/models/random.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 
@@ -57,6 +59,17 @@ describe('other conversions', () => {
   it("Gemma's (1 + w) norm weights", () => {
     assert.deepEqual([...gemmaNormToGguf(Float32Array.of(0, -0.5, 2))], [1, 0.5, 3]);
     assert.deepEqual([...gemmaNormFromGguf(Float32Array.of(1, 0.5, 3))], [0, -0.5, 2]);
+  });
+
+  it('config.json writes float fields with a decimal point (transformers 5 rejects 30 for 30.0)', () => {
+    const text = hfConfigJson(configToHf(specToConfig(TINY_SPECS.gemma2)));
+    assert.match(text, /"final_logit_softcapping": 30\.0\b/);
+    assert.match(text, /"attn_logit_softcapping": 50\.0\b/);
+    assert.match(text, /"rope_theta": 10000\.0\b/);
+    assert.match(text, /"query_pre_attn_scalar": 16(?![.\d])/); // an int field stays an int
+    const back = JSON.parse(text) as Record<string, unknown>;
+    assert.deepEqual(back, JSON.parse(JSON.stringify(configToHf(specToConfig(TINY_SPECS.gemma2)))));
+    assert.match(hfConfigJson({ rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1 } }), /"factor": 8\.0,\n\s+"low_freq_factor": 1\.0\n/);
   });
 
   it('GGUF reversed dims', () => {

@@ -7,10 +7,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Sequence } from '../src/engine/generate.ts';
 import type { Arch } from '../src/formats/model-config.ts';
 import { loadModelSync, type LoadedModel } from '../src/models/load.ts';
-import type { Batch } from '../src/models/model.ts';
 import { TINY_SPECS, writeRandomHfModel } from '../src/models/random.ts';
 import { refBackend } from '../src/tensor/ref.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
@@ -19,6 +17,7 @@ import { RefTrainKernels } from '../src/train/ref-kernels.ts';
 import { type TrainBatch, TrainModel, readHfWeights } from '../src/train/model.ts';
 import { AdamW } from '../src/train/optim.ts';
 import { TrainRng } from '../src/train/rng.ts';
+import { inferenceLogits } from './helpers/logits.ts';
 
 const k = new RefTrainKernels();
 let root: string;
@@ -28,18 +27,6 @@ before(() => {
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const PROMPT = [1, 40, 77, 200, 13, 5, 300, 42, 42, 9, 100];
-
-function inferenceLogits(lm: LoadedModel, tokens: number[]): Float32Array {
-  const seq = new Sequence(lm.model, { maxContext: 64, blockSize: 4 });
-  const batch: Batch = {
-    tokens: Int32Array.from(tokens),
-    positions: Int32Array.from(tokens, (_, i) => i),
-    slots: Int32Array.from(tokens, (_, i) => i),
-    seqs: [{ row: 0, n: tokens.length, startPos: 0, blockTable: seq.table }],
-    logitRows: Int32Array.from(tokens, (_, i) => i),
-  };
-  return lm.model.forward(batch, seq.kv).f32().slice();
-}
 
 function oneSeq(tokens: number[], targets?: number[]): TrainBatch {
   const T = tokens.length;

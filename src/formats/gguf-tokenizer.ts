@@ -25,7 +25,7 @@
 
 import { FormatError } from './errors.ts';
 import { meta, type GgufMetadata, type GgufMetaEntry, type GgufValue } from './gguf-types.ts';
-import { Tokenizer } from './tokenizer.ts';
+import { templateProcessing, Tokenizer } from './tokenizer.ts';
 
 type Json = Record<string, unknown>;
 
@@ -199,6 +199,11 @@ export function tokenizerFromGguf(md: GgufMetadata, file: string): Tokenizer {
   if (bosId === null) addBos = false;
   if (eosId === null) addEos = false;
 
+  // Written into tokenizer.json, not only as the config's add_bos_token: transformers 5.17 loaded
+  // such a PreTrainedTokenizerFast (no post-processor, add_bos_token true) without adding BOS
+  // (test/hf-reference.test.ts).
+  json.post_processor = addBos || addEos ? templateProcessing(addBos ? tokens[bosId!]! : null, bosId, addEos ? tokens[eosId!]! : null, eosId) : null;
+
   const eos: number[] = [];
   for (const id of [eosId, r.id('tokenizer.ggml.eot_token_id', n), r.id('tokenizer.ggml.eom_token_id', n)]) {
     if (id !== null && !eos.includes(id)) eos.push(id);
@@ -261,7 +266,7 @@ function spmTokenizerJson(
     added_tokens: added,
     normalizer: addSpacePrefix ? { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, replaceSpace] } : replaceSpace,
     pre_tokenizer: null,
-    post_processor: null, // set from add_bos_token/add_eos_token by Tokenizer
+    post_processor: null, // set by tokenizerFromGguf from add_bos_token/add_eos_token
     decoder: { type: 'Sequence', decoders },
     model: {
       type: 'BPE',
@@ -285,7 +290,7 @@ function byteLevelTokenizerJson(vocab: Record<string, number>, merges: [string, 
     merges,
     added,
     preTokenizer: { type: 'Sequence', pretokenizers: [...splits, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
-    postProcessor: null, // set from add_bos_token/add_eos_token by Tokenizer
+    postProcessor: null, // set by tokenizerFromGguf from add_bos_token/add_eos_token
     ignoreMerges: pre.ignoreMerges ?? false,
   });
 }

@@ -292,6 +292,20 @@ export function configToGgufMetadata(c: ModelConfig, name: string, fileType: num
   return md;
 }
 
+// config.json fields that transformers types as float. JSON has one number type, but transformers 5
+// validates configs strictly and rejects 30 where it wants 30.0 (Gemma 2's final_logit_softcapping).
+const HF_FLOAT_KEYS = new Set([
+  'rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps', 'rope_theta', 'attn_logit_softcapping', 'final_logit_softcapping',
+  'factor', 'low_freq_factor', 'high_freq_factor', 'initializer_range',
+]);
+
+/** config.json text for a Hugging Face config object, float fields written with a decimal point. */
+export function hfConfigJson(cfg: Record<string, unknown>): string {
+  const mark = '\u0000float:';
+  const text = JSON.stringify(cfg, (k, v: unknown) => (HF_FLOAT_KEYS.has(k) && Number.isSafeInteger(v) ? mark + String(v) : v), 2);
+  return text.replace(/"\\u0000float:(-?\d+)"/g, '$1.0') + '\n';
+}
+
 /** A Hugging Face config.json for a ModelConfig (for exporting GGUF to a Hugging Face directory). */
 export function configToHf(c: ModelConfig): Record<string, unknown> {
   const eos = c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds.length ? c.eosIds : undefined;

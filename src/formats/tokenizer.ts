@@ -80,7 +80,8 @@ function pickChatTemplate(v: unknown): string | null {
   return null;
 }
 
-function templateProcessing(bos: string | null, bosId: number | null, eos: string | null, eosId: number | null): Json {
+/** tokenizer.json's post-processor that adds `bos` before and `eos` after the text (either may be null). */
+export function templateProcessing(bos: string | null, bosId: number | null, eos: string | null, eosId: number | null): Json {
   const addBos = bos !== null && bosId !== null;
   const addEos = eos !== null && eosId !== null;
   const seq = (id: 'A' | 'B', typeId: number): Json => ({ Sequence: { id, type_id: typeId } });

@@ -13,7 +13,7 @@ import {
   gemmaNormFromGguf, ggufToHfName, llama3RopeFreqs, permuteForInterleavedRope, ropeFreqsToScaling, shapeToGgufDims, transposeBytes,
   unpermuteFromInterleavedRope,
 } from '../formats/layout.ts';
-import { configFromGguf, configFromHf, configToGgufMetadata, configToHf, ggufArchName, type ModelConfig } from '../formats/model-config.ts';
+import { configFromGguf, configFromHf, configToGgufMetadata, configToHf, ggufArchName, hfConfigJson, type ModelConfig } from '../formats/model-config.ts';
 import { createProgress } from '../formats/progress.ts';
 import { openSafetensorsCheckpoint, writeShardedSafetensors, type StWriteInput } from '../formats/safetensors.ts';
 import { Tokenizer } from '../formats/tokenizer.ts';
@@ -140,7 +140,7 @@ export function ggufToHf(file: string, outDir: string, opts: { progress?: boolea
     if (hf) out.push({ name: hf, tensor: t });
   }
   bar.stop();
-  writeFileSync(join(outDir, 'config.json'), JSON.stringify(configToHf(cfg), null, 2) + '\n');
+  writeFileSync(join(outDir, 'config.json'), hfConfigJson(configToHf(cfg)));
   writeFileSync(join(outDir, 'tokenizer.json'), JSON.stringify(tok.json));
   const tcfg: Record<string, unknown> = { ...(tok.config as Record<string, unknown>) };
   if (tok.chatTemplate && !tcfg.chat_template) tcfg.chat_template = tok.chatTemplate;

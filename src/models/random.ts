@@ -12,7 +12,7 @@ import { GGML_TYPE, writeGguf, type GgufWriteTensor } from '../formats/gguf.ts';
 import { meta, type GgufMetadata } from '../formats/gguf-types.ts';
 import { tokenizerFromGguf } from '../formats/gguf-tokenizer.ts';
 import { ggufToHfName, shapeToGgufDims } from '../formats/layout.ts';
-import { configToGgufMetadata, configToHf, type Arch, type ModelConfig } from '../formats/model-config.ts';
+import { configToGgufMetadata, configToHf, hfConfigJson, type Arch, type ModelConfig } from '../formats/model-config.ts';
 import { writeSafetensors, type StWriteInput } from '../formats/safetensors.ts';
 import type { DType } from '../tensor/dtype.ts';
 import { convertTensor } from '../tensor/convert.ts';
@@ -235,7 +235,7 @@ export function writeRandomHfModel(dir: string, spec: RandomModelSpec, seed = 1)
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...(tok.config as object), model_max_length: c.maxPosition }, null, 2));
   const hfc = configToHf(c);
   if (c.arch === 'gemma2') Object.assign(hfc, { query_pre_attn_scalar: c.headDim });
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(hfc, null, 2));
+  writeFileSync(join(dir, 'config.json'), hfConfigJson(hfc));
   const entries: StWriteInput[] = [];
   for (const r of randomTensors(c, seed)) {
     let v = r.make();

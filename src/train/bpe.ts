@@ -55,7 +55,15 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** Max-heap of pairs: highest count first, ties by smallest (left, right) token strings. */
+/** Each byte symbol's position when the 256 are sorted by code point (the crate's id order). */
+const BYTE_RANK: Int32Array = (() => {
+  const order = Array.from({ length: 256 }, (_, b) => b).sort((x, y) => BYTE_TO_UNICODE[x]!.codePointAt(0)! - BYTE_TO_UNICODE[y]!.codePointAt(0)!);
+  const r = new Int32Array(256);
+  order.forEach((b, i) => (r[b] = i));
+  return r;
+})();
+
+/** Max-heap of pairs: highest count first, ties by the `before` order. */
 class PairHeap {
   private readonly cnt: number[] = [];
   private readonly key: number[] = [];
@@ -230,11 +238,15 @@ export function trainBpe(texts: Iterable<string>, opts: BpeOptions): BpeModel {
     }
   }
 
+  // Count ties go to the smaller (left, right) pair of ids in the tokenizers crate's layout:
+  // special tokens, the 256 byte symbols in code-point order, then merged tokens in the order
+  // they were made. Ours keeps the byte symbols in byte order, so only they need re-ranking.
+  const rank = (id: number): number => (id >= S && id < base ? S + BYTE_RANK[id - S]! : id);
   const pairBefore = (k1: number, k2: number): boolean => {
-    const a1 = tokens[Math.floor(k1 / K)]!;
-    const a2 = tokens[Math.floor(k2 / K)]!;
+    const a1 = rank(Math.floor(k1 / K));
+    const a2 = rank(Math.floor(k2 / K));
     if (a1 !== a2) return a1 < a2;
-    return tokens[k1 % K]! < tokens[k2 % K]!;
+    return rank(k1 % K) < rank(k2 % K);
   };
   const heap = new PairHeap(pairBefore);
   for (const [key, c] of pairCount) heap.push(c, key);

@@ -19,6 +19,7 @@
 import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../formats/errors.ts';
+import { hfConfigJson } from '../formats/model-config.ts';
 import { SafetensorsFile, syncDir, writeSafetensors, type StWriteEntry } from '../formats/safetensors.ts';
 
 /** Named f32 tensors (row-major `data`, numel = product of `shape`). */
@@ -30,7 +31,7 @@ export interface SaveCheckpointInput {
   /** AdamW first and second moments, by parameter name. */
   opt?: { m: Params; v: Params };
   /** Written as config.json. */
-  hfConfig: object;
+  hfConfig: Record<string, unknown>;
   /** Any JSON; written as state.json with `step` set to `step`. */
   state: object;
   /** Copy the tokenizer files found here (tokenizer.json, tokenizer_config.json, ...). */
@@ -152,7 +153,7 @@ export function saveCheckpoint(outDir: string, ck: SaveCheckpointInput): string 
     // transformers refuses safetensors whose metadata lacks format "pt".
     writeSafetensors(join(tmp, 'model.safetensors'), entries(ck.params), { format: 'pt' });
     if (ck.opt) writeSafetensors(join(tmp, 'optimizer.safetensors'), [...entries(ck.opt.m, 'm.'), ...entries(ck.opt.v, 'v.')]);
-    writeSynced(join(tmp, 'config.json'), JSON.stringify(ck.hfConfig, null, 2) + '\n');
+    writeSynced(join(tmp, 'config.json'), hfConfigJson(ck.hfConfig));
     if (ck.tokenizerDir !== undefined) {
       for (const f of TOKENIZER_FILES) {
         const src = join(ck.tokenizerDir, f);

@@ -26,7 +26,7 @@ import { type LoraTarget, type TrainBatch, TrainModel, f32Bytes, paramShapes, re
 import { encode } from '../tensor/dtype.ts';
 import { AdamW } from './optim.ts';
 import { TrainRng } from './rng.ts';
-import { configToHf } from '../formats/model-config.ts';
+import { configToHf, hfConfigJson } from '../formats/model-config.ts';
 
 export { TrainError };
 
@@ -127,7 +127,7 @@ export function writeHfModel(dir: string, cfg: ModelConfig, weights: Map<string,
     })),
     { format: 'pt' },
   );
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(configToHf(cfg), null, 2) + '\n');
+  writeFileSync(join(dir, 'config.json'), hfConfigJson(configToHf(cfg)));
   copyTokenizerFiles(tokenizerDir, dir);
 }
 
