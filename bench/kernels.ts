@@ -193,7 +193,16 @@ for (const cdt of only.includes('attn') ? (['f32', 'f16'] as const) : []) {
   });
   const bytes = 2 * bytesFor(cdt, B * L * Hkv * D);
   const gbs = bytes / t / 1e9;
-  report({ kernel: `decode attn kv ${cdt}`, shape: `${B} seqs x ${L} tok`, time_us: t * 1e6, value: gbs, unit: 'GB/s', target: 0.7 }, readCeilingNow());
+  const ceiling = readCeilingNow();
+  report({ kernel: `decode attn kv ${cdt}`, shape: `${B} seqs x ${L} tok`, time_us: t * 1e6, value: gbs, unit: 'GB/s', target: 0.7 }, ceiling);
+  // Each key and value element serves Hq / Hkv query heads (2 FLOPs each), so an f16 cache is
+  // 8 FLOP/byte here: about this machine's balance point, where the FMAs take as long as the read.
+  const flops = 4 * B * L * Hq * D;
+  const tRead = bytes / (ceiling.now * 1e9), tFma = flops / (fmaPeak * 1e9);
+  console.log(
+    `${''.padEnd(22)} ${(flops / bytes).toFixed(1)} FLOP/byte: ${(tRead * 1e6).toFixed(0)} us to read, ${(tFma * 1e6).toFixed(0)} us of FMAs at the peak; ` +
+      `${((Math.max(tRead, tFma) / t) * 100).toFixed(0)}% of that roofline (the 70% target needs the FMAs at ${((tFma / (tRead / 0.7)) * 100).toFixed(0)}% of the peak)`,
+  );
 }
 
 if (jsonPath) {

@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { Backend } from '../src/tensor/backend.ts';
+import { convertTensor } from '../src/tensor/convert.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { type DType, DTYPES } from '../src/tensor/dtype.ts';
 import { refBackend } from '../src/tensor/ref.ts';
@@ -308,9 +309,14 @@ for (const isa of isas) {
     // block size 4: keys gathered into whole vectors; 16 and 32: key vectors read in place;
     // lengths past one tile (64 f32 / 128 f16 keys on AVX-512), so the value loop's key
     // prefetch crosses tiles and, in a decode batch, into the next sequence's first keys
-    for (const [cdt, bs, D, L] of [['f32', 4, 20, 23], ['f16', 4, 20, 23], ['f32', 16, 33, 87], ['f16', 32, 20, 150], ['f32', 32, 20, 150]] as const) {
-      it(`kvWrite and attention over a paged ${cdt} cache, block size ${bs}, head_dim ${D}: GQA, window, soft-cap`, () => {
-        const Hq = 6, Hkv = 2, nBlocks = 24;
+    // (6, 14 and 16 query heads over 2 KV heads: groups of 3, 7 and 8, which the value loop takes
+    // 2, 4 or 8 heads at a time depending on the ISA and the cache type)
+    for (const [cdt, bs, D, L, Hq] of [
+      ['f32', 4, 20, 23, 6], ['f16', 4, 20, 23, 6], ['f32', 16, 33, 87, 6], ['f16', 32, 20, 150, 6], ['f32', 32, 20, 150, 6],
+      ['f16', 32, 64, 150, 16], ['f16', 16, 40, 87, 14], ['f32', 16, 64, 96, 16],
+    ] as const) {
+      it(`kvWrite and attention over a paged ${cdt} cache, block size ${bs}, head_dim ${D}, ${Hq} / 2 heads: GQA, window, soft-cap`, () => {
+        const Hkv = 2, nBlocks = 24;
         const kc = [Tensor.zeros([nBlocks, Hkv, D, bs], cdt), Tensor.zeros([nBlocks, Hkv, D, bs], cdt)];
         const vc = [Tensor.zeros([nBlocks, Hkv, bs, D], cdt), Tensor.zeros([nBlocks, Hkv, bs, D], cdt)];
         // one sequence of L tokens scattered over blocks in a shuffled order
@@ -352,12 +358,13 @@ for (const isa of isas) {
       });
     }
 
-    it('attention is row-invariant: decode alone = decode in a batch of 16 = the prefill row, bit for bit', () => {
-      const Hq = 8, Hkv = 2, D = 64, bs = 16, B = 16, L = 70;
+    for (const [cdt, Hq] of [['f32', 8], ['f16', 16]] as const) {
+    it(`attention is row-invariant: decode alone = decode in a batch of 16 = the prefill row, bit for bit (${cdt} cache, ${Hq} / 2 heads)`, () => {
+      const Hkv = 2, D = 64, bs = 16, B = 16, L = 70;
       const maxBlocks = Math.ceil(L / bs);
       const nBlocks = B * maxBlocks;
-      const kcache = rand([nBlocks, Hkv, D, bs], 51);
-      const vcache = rand([nBlocks, Hkv, bs, D], 52);
+      const kcache = cdt === 'f32' ? rand([nBlocks, Hkv, D, bs], 51) : convertTensor(rand([nBlocks, Hkv, D, bs], 51), 'f16');
+      const vcache = cdt === 'f32' ? rand([nBlocks, Hkv, bs, D], 52) : convertTensor(rand([nBlocks, Hkv, bs, D], 52), 'f16');
       const tables = new Int32Array(B * maxBlocks).map((_, i) => i);
       const lens = new Int32Array(B).map((_, b) => L - 3 * b);
       const q = rand([B, Hq, D], 53);
@@ -377,6 +384,7 @@ for (const isa of isas) {
         bitEqual(op.narrow(T - 1, 1), one, `prefill row for seq ${b}`);
       }
     });
+    }
 
     it('argmax: first maximum on ties, strided rows', () => {
       const x = strided(5, 4097, 3, 61);

@@ -88,18 +88,20 @@ int main(int argc, char** argv) {
   const Shape dram{16, 1024, 32, 4, 64, 16, 16}, l2{1, 128, 32, 4, 64, 16, 1};
   std::printf("decode attention, %s KV, 32 q / 4 kv heads, head dim 64 (median of the calls)\n", ctype ? "f16" : "f32");
 #ifdef SS_AB
-  // builds A and B alternating, 6 rounds, on the 16 x 1024 shape
-  double s[2][2] = {};
+  // builds A and B alternating, 6 rounds, on the 16 x 1024 shape (2 threads, 1 thread) and on
+  // one L2-resident sequence of 512 tokens (1 thread)
+  const Shape l2b{1, 512, 32, 4, 64, 16, 1};
+  double s[2][3] = {};
   for (int round = 0; round < 6; round++) {
-    double r[2][2];
+    double r[2][3];
     for (int b = 0; b < 2; b++) {
       kernel = b ? &ss_b::table : &ss_a::table;
-      r[b][0] = run(dram, ctype, "attention", 60), r[b][1] = run(dram, ctype, "attention-1t", 30);
-      s[b][0] += r[b][0], s[b][1] += r[b][1];
+      r[b][0] = run(dram, ctype, "attention", 60), r[b][1] = run(dram, ctype, "attention-1t", 30), r[b][2] = run(l2b, ctype, "l2", 3000);
+      for (int k = 0; k < 3; k++) s[b][k] += r[b][k];
     }
-    std::printf("  A %5.1f / %5.1f   B %5.1f / %5.1f GB/s (2 threads / 1)\n", r[0][0], r[0][1], r[1][0], r[1][1]);
+    std::printf("  A %5.1f / %5.1f / %5.1f   B %5.1f / %5.1f / %5.1f GB/s (2 threads / 1 / L2)\n", r[0][0], r[0][1], r[0][2], r[1][0], r[1][1], r[1][2]);
   }
-  std::printf("  mean B/A: %.3f with 2 threads, %.3f with 1\n", s[1][0] / s[0][0], s[1][1] / s[0][1]);
+  std::printf("  mean B/A: %.3f with 2 threads, %.3f with 1, %.3f in L2\n", s[1][0] / s[0][0], s[1][1] / s[0][1], s[1][2] / s[0][2]);
 #else
   std::printf("  attention    16 seqs x 1024 tok, 2 threads: %6.1f GB/s\n", run(dram, ctype, "attention", 100));
   std::printf("  attention-1t 16 seqs x 1024 tok, 1 thread:  %6.1f GB/s\n", run(dram, ctype, "attention-1t", 40));
