@@ -411,21 +411,36 @@ Napi::Value MmapFile(const Napi::CallbackInfo& info) {
       new Mapping{p, size + lead});
 }
 
-// allocResident(bytes, hugePages) -> ArrayBuffer in anonymous memory, 2 MiB aligned, huge pages
-// requested when asked, freed when the buffer is collected (the loader's --no-mmap mode copies
-// weights into it).
+// allocResident(bytes, hugePages) -> ArrayBuffer over zero-filled anonymous memory, 2 MiB
+// aligned, huge pages requested when asked (transparent huge pages in "madvise" mode use them
+// only where asked), unmapped when the buffer is collected. The loader's --no-mmap mode copies
+// weights into it, and the KV pools live in it (src/tensor/native.ts, alignedZeros).
+struct Anon {
+  void* base;
+  size_t len, n;
+};
 Napi::Value AllocResident(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const size_t n = (size_t)I(info, 0, "allocResident");
   const bool huge = info.Length() > 1 && info[1].ToBoolean().Value();
   if (n == 0) return Napi::ArrayBuffer::New(env, 0);
-  const size_t align = (size_t)2 << 20, size = (n + align - 1) / align * align;
-  void* p = nullptr;
-  if (posix_memalign(&p, align, size) != 0 || !p) throw Napi::Error::New(env, "allocResident: out of memory (" + std::to_string(n) + " bytes)");
+  const size_t align = (size_t)2 << 20, size = (n + align - 1) / align * align, len = size + align;
+  void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) throw Napi::Error::New(env, "allocResident: out of memory (" + std::to_string(n) + " bytes)");
+  char* p = (char*)(((uintptr_t)m + align - 1) / align * align);
 #ifdef MADV_HUGEPAGE
   if (huge) madvise(p, size, MADV_HUGEPAGE);
 #endif
-  return Napi::ArrayBuffer::New(env, p, n, [](Napi::Env, void* data) { std::free(data); });
+  // tell the garbage collector what a buffer holds, so unreferenced pools are collected soon
+  Napi::MemoryManagement::AdjustExternalMemory(env, (int64_t)n);
+  return Napi::ArrayBuffer::New(
+      env, p, n,
+      [](Napi::Env fenv, void*, Anon* a) {
+        Napi::MemoryManagement::AdjustExternalMemory(fenv, -(int64_t)a->n);
+        munmap(a->base, a->len);
+        delete a;
+      },
+      new Anon{m, len, n});
 }
 
 // dropPages(view): gives back the whole pages of a file mapping's range (MADV_DONTNEED: they
