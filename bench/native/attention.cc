@@ -6,9 +6,9 @@
 //   attention-1t       the kernel, 1 thread
 //   read               a plain read of the same K and V blocks in the same order, 2 threads
 //   l2                 the kernel on 128 cached tokens and one sequence, 1 thread (L2-resident)
-// The pools start on a page boundary and ask for transparent huge pages, as the engine's do;
-// SS_MIS=64 starts them 64 bytes past a page (as the engine's were before they were
-// page-aligned), SS_HUGE=0 leaves them on 4 KiB pages.
+// The pools start on a page boundary, as the engine's do; SS_MIS=64 starts them 64 bytes past
+// one (as the engine's were before they were page-aligned), SS_HUGE=1 asks for transparent
+// huge pages (not the engine's: see alignedZeros in src/tensor/native.ts).
 // Build and run: bash bench/native/attention.sh [f32|f16]
 #include <immintrin.h>
 #include <sys/mman.h>
@@ -38,7 +38,7 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
   for (int c = 0; c < s.copies; c++) {
     ks[c] = (char*)mmap(nullptr, elems * es + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     vs[c] = (char*)mmap(nullptr, elems * es + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (!getenv("SS_HUGE") || atoi(getenv("SS_HUGE")) != 0) madvise(ks[c], elems * es + 4096, MADV_HUGEPAGE), madvise(vs[c], elems * es + 4096, MADV_HUGEPAGE);
+    if (getenv("SS_HUGE") && atoi(getenv("SS_HUGE")) != 0) madvise(ks[c], elems * es + 4096, MADV_HUGEPAGE), madvise(vs[c], elems * es + 4096, MADV_HUGEPAGE);
     for (size_t i = 0; i < elems; i++) {
       const float x = rand() / (float)RAND_MAX - 0.5f, y = rand() / (float)RAND_MAX - 0.5f;
       if (ctype) ((uint16_t*)ks[c])[i] = _cvtss_sh(x, 0), ((uint16_t*)vs[c])[i] = _cvtss_sh(y, 0);

@@ -414,7 +414,7 @@ Napi::Value MmapFile(const Napi::CallbackInfo& info) {
 // allocResident(bytes, hugePages) -> ArrayBuffer over zero-filled anonymous memory, 2 MiB
 // aligned, huge pages requested when asked (transparent huge pages in "madvise" mode use them
 // only where asked), unmapped when the buffer is collected. The loader's --no-mmap mode copies
-// weights into it, and the KV pools live in it (src/tensor/native.ts, alignedZeros).
+// weights into it.
 struct Anon {
   void* base;
   size_t len, n;

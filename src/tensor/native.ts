@@ -75,19 +75,26 @@ export function native(): NativeCore {
 }
 
 /**
- * A zero-filled tensor in its own anonymous mapping, 2 MiB aligned with transparent huge pages
- * requested: the paged KV cache uses it. Decode attention streams blocks scattered by the block
- * tables, and with 4 KiB pages each page it enters costs a TLB walk and a new start for the
- * hardware prefetcher. Measured on bench:kernels' attention shape, the two kinds of pools
- * alternating in one process: f32 keys and values +12-15% on average on huge pages (with 4 KiB
- * pages some rounds dropped to 20-34 GB/s against 36-41), f16 level. A 4 KiB block lies in one
- * page either way (pools 64 bytes past a page measured 9-11% slower with f32). Without the
- * native core, a plain allocation.
+ * A zero-filled tensor whose data starts on a 4 KiB page boundary, so that a KV block of a
+ * page's size (16 f32 keys of head dim 64, say) lies in one page rather than two: the paged KV
+ * cache uses it. Decode attention streams blocks scattered by the block tables, and each page
+ * it enters costs the hardware prefetcher a new start and a TLB lookup; pools 64 bytes past a
+ * page (what 64-byte alignment gave, as Node's large buffers start 16 bytes past one) measured
+ * 9-11% slower with f32 keys and values and 1-2% with f16 (same process, alternating), and
+ * pools off a 64-byte boundary slower again. Without the native core, a plain allocation.
+ *
+ * Not on huge pages: pools from allocResident(bytes, true) decoded f32 attention 12-15% faster
+ * on average (f16 level), but this VM's THP defrag mode ("madvise") compacts memory on the first
+ * touch of each 2 MiB page, and a 128-token prefill of stories110m into fresh pools took 2x as
+ * long (205 against 100 ms): the first requests would pay it.
  */
 export function alignedZeros(shape: readonly number[], dtype: DType): Tensor {
   const bytes = bytesFor(dtype, shape.reduce((a, b) => a * b, 1));
   if (!nativeAvailable()) return Tensor.zeros([...shape], dtype);
-  return new Tensor(dtype, [...shape], new Uint8Array(core!.allocResident(bytes, true)));
+  const page = 4096;
+  const raw = new Uint8Array(bytes + page);
+  const off = (page - core!.addressMod(raw, page)) % page;
+  return new Tensor(dtype, [...shape], raw.subarray(off, off + bytes));
 }
 
 export function nativeAvailable(): boolean {
