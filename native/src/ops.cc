@@ -1,5 +1,6 @@
 #include "ops.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -147,6 +148,43 @@ static int64_t gemv_rows(int64_t N, int64_t threads, int64_t nr) {
   return rows < 16 ? round_up(16, nr) : rows;
 }
 
+// Runs run_task(t) for every t in [0, tasks) on the pool. Each thread takes a contiguous share
+// front to back, so the weight prefetches that run past one task's rows land in the rows of the
+// thread's own next task; a thread done with its share takes tasks from the back of the others'
+// (each share's [lo, hi) is one atomic word: the owner advances lo, a thief lowers hi). Against
+// one shared task counter, whose next task is rarely the rows a thread's prefetches ran into
+// (same process, alternating, rotating copies of the weights): q8_0 2048x5632 and 5632x2048
+// +7-12%, f16/bf16 +2-3%, q8_0 32000x2048 +2%, f32 level.
+template <class F>
+static void gemv_for(int64_t tasks, const F& run_task) {
+  constexpr int64_t MAXS = 64;
+  int64_t S = pool_threads();
+  if (S > MAXS) S = MAXS;
+  if (S <= 1 || tasks <= 1) {
+    for (int64_t t = 0; t < tasks; t++) run_task(t);
+    return;
+  }
+  std::atomic<uint64_t> share[MAXS];
+  auto pack = [](uint64_t lo, uint64_t hi) { return lo | hi << 32; };
+  for (int64_t s = 0; s < S; s++) share[s].store(pack(tasks * s / S, tasks * (s + 1) / S), std::memory_order_relaxed);
+  parallel_for(S, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; s++) {
+      for (int64_t o = 0; o < S; o++) {
+        std::atomic<uint64_t>& sh = share[(s + o) % S];
+        uint64_t r = sh.load(std::memory_order_relaxed);
+        for (;;) {
+          const uint64_t lo = r & 0xffffffffu, hi = r >> 32;
+          if (lo >= hi) break;
+          const uint64_t t = o == 0 ? lo : hi - 1;  // own share from the front, others' from the back
+          if (!sh.compare_exchange_weak(r, o == 0 ? pack(lo + 1, hi) : pack(lo, hi - 1), std::memory_order_relaxed)) continue;
+          run_task((int64_t)t);
+          r = sh.load(std::memory_order_relaxed);
+        }
+      }
+    }
+  });
+}
+
 void matmul(const ss_matmul_args& a_in) {
   const ss_kernels* k = K;
   ss_matmul_args a = a_in;
@@ -156,11 +194,9 @@ void matmul(const ss_matmul_args& a_in) {
     // Matrix-vector: split the weight rows; each task streams a run of rows once.
     const int64_t rows = gemv_rows(a.N, threads, k->nr);
     const int64_t tasks = (a.N + rows - 1) / rows;
-    parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; t++) {
-        const int64_t n0 = t * rows, n1 = n0 + rows < a.N ? n0 + rows : a.N;
-        k->matmul(a, 0, a.M, n0, n1);
-      }
+    gemv_for(tasks, [&](int64_t t) {
+      const int64_t n0 = t * rows, n1 = n0 + rows < a.N ? n0 + rows : a.N;
+      k->matmul(a, 0, a.M, n0, n1);
     });
     return;
   }
@@ -200,13 +236,11 @@ void matmul_multi(const ss_matmul_args* as, int n) {
   int64_t first[9];  // task index where matrix i starts
   first[0] = 0;
   for (int i = 0; i < n; i++) first[i + 1] = first[i] + (a[i].N + rows - 1) / rows;
-  parallel_for(first[n], 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; t++) {
-      int i = 0;
-      while (t >= first[i + 1]) i++;
-      const int64_t n0 = (t - first[i]) * rows, n1 = n0 + rows < a[i].N ? n0 + rows : a[i].N;
-      k->matmul(a[i], 0, a[i].M, n0, n1);
-    }
+  gemv_for(first[n], [&](int64_t t) {
+    int i = 0;
+    while (t >= first[i + 1]) i++;
+    const int64_t n0 = (t - first[i]) * rows, n1 = n0 + rows < a[i].N ? n0 + rows : a[i].N;
+    k->matmul(a[i], 0, a[i].M, n0, n1);
   });
 }
 
