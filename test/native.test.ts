@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { cpuBackend } from '../src/tensor/cpu.ts';
+import { DTYPE_CODE, f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.ts';
 import { alignedZeros, native } from '../src/tensor/native.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 
@@ -50,6 +51,34 @@ describe('native core: process-level behaviour', () => {
   it('without overrides the best instruction set the CPU supports is chosen', () => {
     const r = childInfo({ SLIPSTREAM_NO_SIMD: '', SLIPSTREAM_ISA: '' });
     assert.equal(r.isa, native().info().available[0]);
+  });
+
+  it('f32 -> f16 conversion gives the reference bits on every instruction set (ties, subnormals, overflow, NaN)', () => {
+    const special = [1, -2, 65504, 65519, 65520, 1e6, -1e6, Infinity, -Infinity, 0, -0, 2 ** -14, 1023 * 2 ** -24, 2 ** -24, 2 ** -25,
+      3 * 2 ** -26, 3 * 2 ** -25, 0.1, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 2 ** -11 + 2 ** -20, 2047 * 2 ** -11 * 2 ** -14, NaN];
+    let s = 7;
+    const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32 - 0.5) * 2 ** ((s >>> 3) % 40 - 25);
+    // 16- and 8-wide blocks, then a scalar tail, and an odd byte offset for the destination
+    const src = Float32Array.from([...special, ...Array.from({ length: 1000 }, rnd)]);
+    const cpu = cpuBackend();
+    const before = cpu.isa;
+    try {
+      for (const isa of cpu.availableIsas()) {
+        cpu.setIsa(isa as 'avx512' | 'avx2' | 'portable');
+        for (const n of [src.length, 37, 7]) {
+          const out = new Uint8Array(2 * n + 1);
+          native().convert(src.subarray(0, n), DTYPE_CODE.f32, out.subarray(1), DTYPE_CODE.f16, n);
+          const view = new DataView(out.buffer, 1);
+          for (let i = 0; i < n; i++) {
+            const got = view.getUint16(2 * i, true), want = f32ToF16Bits(src[i]!);
+            if (Number.isNaN(src[i])) assert.ok(Number.isNaN(f16BitsToF32(got)), `${isa}: NaN stays NaN`);
+            else assert.equal(got, want, `${isa}: ${src[i]} -> 0x${got.toString(16)}, expected 0x${want.toString(16)}`);
+          }
+        }
+      }
+    } finally {
+      cpu.setIsa(before as 'avx512');
+    }
   });
 
   it('alignedZeros (the KV pools) starts on a page boundary, zero-filled, with the exact shape', () => {

@@ -49,6 +49,8 @@ struct ss_kernels {
   int width;  // floats per vector
   // q8_0 activation blocks: q[n] int8 and d[n/32] (the f16-rounded scale as f32), llama.cpp's rounding
   void (*quantize_q8)(const float* x, int64_t n, int8_t* q, float* d);
+  // n floats to f16 bits at dst (any alignment), round to nearest even: f32_to_f16_scalar's bits
+  void (*f32_to_f16)(const float* src, void* dst, int64_t n);
 };
 
 namespace ss_avx512 { extern const ss_kernels table; }

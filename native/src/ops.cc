@@ -359,9 +359,7 @@ static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
 static void encode_row(const float* src, uint8_t* dst, int dtype, int64_t n) {
   switch (dtype) {
     case SS_F32: std::memcpy(dst, src, (size_t)n * 4); break;
-    case SS_F16:
-      for (int64_t i = 0; i < n; i++) { uint16_t h = f32_to_f16_scalar(src[i]); std::memcpy(dst + 2 * i, &h, 2); }
-      break;
+    case SS_F16: K->f32_to_f16(src, dst, n); break;
     case SS_BF16:
       for (int64_t i = 0; i < n; i++) { uint16_t h = f32_to_bf16_scalar(src[i]); std::memcpy(dst + 2 * i, &h, 2); }
       break;
@@ -391,10 +389,16 @@ void kv_write(const float* k, int64_t T, int64_t H, int64_t D, int64_t sT, int64
       const float* src = k + t * sT + h * sH;
       if (keyMajor) {  // element (d, off) of the block at (blk * H + h) * D * bs + d * bs + off
         const int64_t base = (blk * H + h) * D * bs + off;
-        if (ctype == SS_F32)
+        if (ctype == SS_F32) {
           for (int64_t d = 0; d < D; d++) ((float*)cache)[base + d * bs] = src[d];
-        else
-          for (int64_t d = 0; d < D; d++) ((uint16_t*)cache)[base + d * bs] = f32_to_f16_scalar(src[d]);
+        } else {
+          uint16_t h[256];  // converted a run at a time, then scattered bs apart
+          for (int64_t d0 = 0; d0 < D; d0 += 256) {
+            const int64_t m = D - d0 < 256 ? D - d0 : 256;
+            K->f32_to_f16(src + d0, h, m);
+            for (int64_t d = 0; d < m; d++) ((uint16_t*)cache)[base + (d0 + d) * bs] = h[d];
+          }
+        }
         continue;
       }
       const int64_t idx = ((blk * H + h) * bs + off) * D;
