@@ -310,10 +310,11 @@ for (const isa of isas) {
     // lengths past one tile (64 f32 / 128 f16 keys on AVX-512), so the value loop's key
     // prefetch crosses tiles and, in a decode batch, into the next sequence's first keys
     // (6, 14 and 16 query heads over 2 KV heads: groups of 3, 7 and 8, which the value loop takes
-    // 2, 4 or 8 heads at a time depending on the ISA and the cache type)
+    // 2, 4 or 8 heads at a time depending on the ISA and the cache type); head dim 4, under one
+    // vector, leaves every value to the scalar tail
     for (const [cdt, bs, D, L, Hq] of [
       ['f32', 4, 20, 23, 6], ['f16', 4, 20, 23, 6], ['f32', 16, 33, 87, 6], ['f16', 32, 20, 150, 6], ['f32', 32, 20, 150, 6],
-      ['f16', 32, 64, 150, 16], ['f16', 16, 40, 87, 14], ['f32', 16, 64, 96, 16],
+      ['f16', 32, 64, 150, 16], ['f16', 16, 40, 87, 14], ['f32', 16, 64, 96, 16], ['f32', 32, 4, 150, 6], ['f16', 32, 4, 150, 6],
     ] as const) {
       it(`kvWrite and attention over a paged ${cdt} cache, block size ${bs}, head_dim ${D}, ${Hq} / 2 heads: GQA, window, soft-cap`, () => {
         const Hkv = 2, nBlocks = 24;

@@ -392,11 +392,11 @@ void kv_write(const float* k, int64_t T, int64_t H, int64_t D, int64_t sT, int64
         if (ctype == SS_F32) {
           for (int64_t d = 0; d < D; d++) ((float*)cache)[base + d * bs] = src[d];
         } else {
-          uint16_t h[256];  // converted a run at a time, then scattered bs apart
+          uint16_t half[256];  // converted a run at a time, then scattered bs apart
           for (int64_t d0 = 0; d0 < D; d0 += 256) {
             const int64_t m = D - d0 < 256 ? D - d0 : 256;
-            K->f32_to_f16(src + d0, h, m);
-            for (int64_t d = 0; d < m; d++) ((uint16_t*)cache)[base + (d0 + d) * bs] = h[d];
+            K->f32_to_f16(src + d0, half, m);
+            for (int64_t d = 0; d < m; d++) ((uint16_t*)cache)[base + (d0 + d) * bs] = half[d];
           }
         }
         continue;
