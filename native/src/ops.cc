@@ -153,8 +153,12 @@ static int64_t gemv_rows(int64_t N, int64_t threads, int64_t nr) {
 // thread's own next task; a thread done with its share takes tasks from the back of the others'
 // (each share's [lo, hi) is one atomic word: the owner advances lo, a thief lowers hi). Against
 // one shared task counter, whose next task is rarely the rows a thread's prefetches ran into
-// (same process, alternating, rotating copies of the weights): q8_0 2048x5632 and 5632x2048
-// +7-12%, f16/bf16 +2-3%, q8_0 32000x2048 +2%, f32 level.
+// (`node --import tsx bench/gemv-schedule.ts`: same process, alternating, weights rotated
+// through 1.2 GB): q8_0 2048x5632 and 5632x2048 +7-12%, q8_0 32000x2048 +2-3%, f16 and bf16
+// +0-4%, f32 level.
+static std::atomic<bool> g_gemv_counter{false};
+void set_gemv_shared_counter(bool on) { g_gemv_counter.store(on, std::memory_order_relaxed); }
+
 template <class F>
 static void gemv_for(int64_t tasks, const F& run_task) {
   constexpr int64_t MAXS = 64;
@@ -162,6 +166,12 @@ static void gemv_for(int64_t tasks, const F& run_task) {
   if (S > MAXS) S = MAXS;
   if (S <= 1 || tasks <= 1) {
     for (int64_t t = 0; t < tasks; t++) run_task(t);
+    return;
+  }
+  if (g_gemv_counter.load(std::memory_order_relaxed)) {
+    parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; t++) run_task(t);
+    });
     return;
   }
   std::atomic<uint64_t> share[MAXS];
