@@ -78,7 +78,8 @@ function naiveMerges(texts: string[], vocabSize: number, nSpecial: number, minFr
         else pc.set(k, { a: syms[i]!, b: syms[i + 1]!, n: c });
       }
     }
-    const rank = (t: string): number => (t.length === 1 && t.codePointAt(0)! < 0x200 && BYTE_TO_UNICODE.includes(t) ? t.codePointAt(0)! : 0x200 + order.indexOf(t));
+    // single characters are byte symbols (merged tokens are longer), ranked below every merge
+    const rank = (t: string): number => (t.length === 1 ? t.codePointAt(0)! : 0x200 + order.indexOf(t));
     const earlier = (x: { a: string; b: string }, y: { a: string; b: string }): boolean =>
       rank(x.a) !== rank(y.a) ? rank(x.a) < rank(y.a) : rank(x.b) < rank(y.b);
     let best: { k: string; a: string; b: string; n: number } | null = null;

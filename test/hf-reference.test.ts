@@ -15,11 +15,11 @@ import { Tokenizer } from '../src/formats/tokenizer.ts';
 import { loadModelSync } from '../src/models/load.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { Tape } from '../src/train/autograd.ts';
-import { trainBpe, writeBpeTokenizer } from '../src/train/bpe.ts';
+import { writeBpeTokenizer } from '../src/train/bpe.ts';
 import { cpuTrainKernels } from '../src/train/cpu-kernels.ts';
 import { TrainModel, readHfWeights, type TrainBatch } from '../src/train/model.ts';
 import {
-  BPE_VOCAB, CHAT_CASES, HF_FIXTURES, HF_GRAD_PROMPT, HF_TEXTS, LORA_BASE, bpeCorpus, writeHfFixture, writeLoraFixture,
+  CHAT_CASES, HF_FIXTURES, HF_GRAD_PROMPT, HF_TEXTS, LORA_BASE, fixtureBpe, fixtureConfig, writeHfFixture, writeLoraFixture,
 } from './helpers/hf-fixtures.ts';
 import { inferenceLogits } from './helpers/logits.ts';
 
@@ -28,7 +28,6 @@ interface TokenizeRef { class: string; rows: { text: string; ids: number[]; deco
 interface ModelRef {
   prompts: number[][];
   logits: string;
-  dtype?: string;
   loss: number;
   grads: Record<string, GradRef>;
   tokenize: TokenizeRef;
@@ -137,8 +136,7 @@ describe(`Hugging Face transformers ${REF.versions.transformers}: loss and gradi
   for (const [name, ref] of Object.entries(REF.models)) {
     it(`${name}: mean next-token cross-entropy and the gradient of every parameter`, () => {
       const dir = dirOf(name);
-      const cfg = loadModelSync(dir, cpuBackend()).config;
-      const model = new TrainModel(cfg, readHfWeights(dir));
+      const model = new TrainModel(fixtureConfig(dir), readHfWeights(dir));
       const tokens = ref.prompts[HF_GRAD_PROMPT]!;
       const T = tokens.length;
       const b: TrainBatch = {
@@ -203,14 +201,14 @@ function bpeDir(): string {
   if (!bpeDirPath) {
     bpeDirPath = join(root, 'bpe');
     // the same files scripts/make-hf-fixtures.ts gave transformers
-    writeBpeTokenizer(bpeDirPath, trainBpe(bpeCorpus(), { vocabSize: BPE_VOCAB, minFrequency: 2 }));
+    writeBpeTokenizer(bpeDirPath, fixtureBpe());
   }
   return bpeDirPath;
 }
 
 describe('Hugging Face tokenizers: BPE training', () => {
   it(`our trainer learns the same ${REF.bpe.merges.length} merges as the tokenizers crate's BpeTrainer, in the same order`, () => {
-    const ours = trainBpe(bpeCorpus(), { vocabSize: BPE_VOCAB, minFrequency: 2 });
+    const ours = fixtureBpe();
     assert.equal(ours.vocab.size, REF.bpe.vocabSize);
     const first = ours.merges.findIndex((m, i) => m[0] !== REF.bpe.merges[i]?.[0] || m[1] !== REF.bpe.merges[i]?.[1]);
     assert.equal(first, -1, `first difference at merge ${first}: ours ${JSON.stringify(ours.merges[first])}, tokenizers ${JSON.stringify(REF.bpe.merges[first])}`);

@@ -5,15 +5,15 @@
 //
 // The checkpoints are not committed: both sides rebuild them from these definitions (the random
 // weights are seeded, src/models/random.ts). Only transformers' answers are committed, in
-// test/fixtures/hf-reference/.
+// test/fixtures/hf-reference.json.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateCorpus } from '../../recipes/default-model/corpus.ts';
 import { TINY_SPECS, writeRandomHfModel, type RandomModelSpec } from '../../src/models/random.ts';
-import { hfConfigJson, type Arch } from '../../src/formats/model-config.ts';
-import { loadModelSync } from '../../src/models/load.ts';
-import { refBackend } from '../../src/tensor/ref.ts';
+import { readJson } from '../../src/formats/json.ts';
+import { configFromHf, hfConfigJson, type Arch, type ModelConfig } from '../../src/formats/model-config.ts';
+import { trainBpe, type BpeModel } from '../../src/train/bpe.ts';
 import { LORA_TARGETS, TrainModel, readHfWeights } from '../../src/train/model.ts';
 import { TrainRng } from '../../src/train/rng.ts';
 
@@ -50,6 +50,12 @@ export const HF_PROMPTS: readonly (readonly number[])[] = [
 /** The prompt whose mean next-token cross-entropy gradients are compared. */
 export const HF_GRAD_PROMPT = 2;
 
+/** A model directory's config as the trainer needs it (no weights loaded). */
+export function fixtureConfig(dir: string): ModelConfig {
+  const file = join(dir, 'config.json');
+  return configFromHf(readJson(file), file);
+}
+
 export function writeHfFixture(dir: string, f: HfFixture): void {
   writeRandomHfModel(dir, f.spec, f.seed);
   if (f.config) {
@@ -64,8 +70,7 @@ export function writeHfFixture(dir: string, f: HfFixture): void {
  */
 export const LORA_BASE = 'llama';
 export function writeLoraFixture(baseDir: string, adapterDir: string): void {
-  const cfg = loadModelSync(baseDir, refBackend).config;
-  const m = new TrainModel(cfg, readHfWeights(baseDir));
+  const m = new TrainModel(fixtureConfig(baseDir), readHfWeights(baseDir));
   const rng = new TrainRng(17);
   m.addLora({ rank: 4, alpha: 8, dropout: 0, targets: LORA_TARGETS }, rng, false);
   for (const a of m.lora.values()) rng.fillNormal(a.B.data, 0.05);
@@ -158,7 +163,12 @@ export const CHAT_CASES: readonly ChatCase[] = [
  * special-token text in it: we split training text around special tokens, the crate's trainer
  * does not (it adds them to the vocabulary after training).
  */
-export const BPE_VOCAB = 600;
+export const BPE_OPTIONS = { vocabSize: 600, minFrequency: 2, specialTokens: ['<s>', '</s>'] };
 export function bpeCorpus(): string[] {
   return [...generateCorpus({ stories: 150, seed: 11 }), ...HF_TEXTS.filter((t) => !t.includes('<s>'))];
+}
+let bpe: BpeModel | undefined;
+/** Our trainer's tokenizer on bpeCorpus() (trained once per process). */
+export function fixtureBpe(): BpeModel {
+  return (bpe ??= trainBpe(bpeCorpus(), BPE_OPTIONS));
 }
