@@ -233,9 +233,7 @@ export function writeRandomHfModel(dir: string, spec: RandomModelSpec, seed = 1)
   const tok = tokenizerFromGguf(randomVocabMetadata(c.vocabSize), join(dir, 'tokenizer.json'));
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tok.json));
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...(tok.config as object), model_max_length: c.maxPosition }, null, 2));
-  const hfc = configToHf(c);
-  if (c.arch === 'gemma2') Object.assign(hfc, { query_pre_attn_scalar: c.headDim });
-  writeFileSync(join(dir, 'config.json'), hfConfigJson(hfc));
+  writeFileSync(join(dir, 'config.json'), hfConfigJson(configToHf(c)));
   const entries: StWriteInput[] = [];
   for (const r of randomTensors(c, seed)) {
     let v = r.make();
