@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { DTYPE_CODE, f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.ts';
-import { alignedZeros, native } from '../src/tensor/native.ts';
+import { alignedZeros, native, residentZeros } from '../src/tensor/native.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -79,6 +79,25 @@ describe('native core: process-level behaviour', () => {
     } finally {
       cpu.setIsa(before as 'avx512');
     }
+  });
+
+  it('residentZeros (the KV pools) gives each tensor its own page-aligned, zero-filled range of one block', () => {
+    for (const shapes of [[[7, 2, 64, 16], [7, 2, 16, 64], [3]], [[600, 4, 64, 16], [600, 4, 16, 64]]] as number[][][]) {
+      // the second case is over 2 MiB: huge pages requested, faulted in at allocation
+      const ts = residentZeros(shapes, 'f32');
+      let end = -1;
+      for (const [i, t] of ts.entries()) {
+        assert.deepEqual(t.shape, shapes[i]);
+        assert.equal(native().addressMod(t.data, 4096), 0);
+        assert.equal(t.data.buffer, ts[0]!.data.buffer);
+        assert.ok(t.data.byteOffset >= end, 'ranges do not overlap');
+        end = t.data.byteOffset + t.data.byteLength;
+        assert.ok(t.data.every((b) => b === 0));
+        t.data.fill(7);
+      }
+      assert.ok(ts.every((t) => t.data.every((b) => b === 7)));
+    }
+    assert.equal(native().allocResident(0, true, true).byteLength, 0);
   });
 
   it('alignedZeros (the KV pools) starts on a page boundary, zero-filled, with the exact shape', () => {

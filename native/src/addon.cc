@@ -411,26 +411,44 @@ Napi::Value MmapFile(const Napi::CallbackInfo& info) {
       new Mapping{p, size + lead});
 }
 
-// allocResident(bytes, hugePages) -> ArrayBuffer over zero-filled anonymous memory, 2 MiB
-// aligned, huge pages requested when asked (transparent huge pages in "madvise" mode use them
-// only where asked), unmapped when the buffer is collected. The loader's --no-mmap mode copies
-// weights into it.
+// allocResident(bytes, hugePages, populate) -> ArrayBuffer over zero-filled anonymous memory,
+// unmapped when the buffer is collected. hugePages: 2 MiB aligned, transparent huge pages
+// requested (THP in "madvise" mode uses them only where asked; under 2 MiB, plain pages).
+// populate: the pages are faulted in now (MADV_POPULATE_WRITE, or a write to every page where
+// the kernel lacks it), not on first use: a fresh 4 KiB page costs ~13 us on its first write on
+// this VM, and the KV pools' first tokens paid that inside the prefill. The loader's --no-mmap
+// mode copies weights into it; the KV pools live in it (src/models/kv.ts).
 struct Anon {
   void* base;
   size_t len, n;
 };
+
 Napi::Value AllocResident(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const size_t n = (size_t)I(info, 0, "allocResident");
-  const bool huge = info.Length() > 1 && info[1].ToBoolean().Value();
+  const bool huge = info.Length() > 1 && info[1].ToBoolean().Value() && n >= ((size_t)2 << 20);
+  const bool populate = info.Length() > 2 && info[2].ToBoolean().Value();
   if (n == 0) return Napi::ArrayBuffer::New(env, 0);
-  const size_t align = (size_t)2 << 20, size = (n + align - 1) / align * align, len = size + align;
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t align = huge ? (size_t)2 << 20 : page, size = (n + align - 1) / align * align, len = huge ? size + align : size;
   void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) throw Napi::Error::New(env, "allocResident: out of memory (" + std::to_string(n) + " bytes)");
   char* p = (char*)(((uintptr_t)m + align - 1) / align * align);
 #ifdef MADV_HUGEPAGE
   if (huge) madvise(p, size, MADV_HUGEPAGE);
 #endif
+  if (populate) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+    if (madvise(p, size, MADV_POPULATE_WRITE) != 0) {
+      if (errno == ENOMEM || errno == EFAULT) {
+        munmap(m, len);
+        throw Napi::Error::New(env, "allocResident: out of memory committing " + std::to_string(n) + " bytes");
+      }
+      for (size_t i = 0; i < size; i += page) ((volatile char*)p)[i] = 0;  // EINVAL: Linux < 5.14
+    }
+  }
   // tell the garbage collector what a buffer holds, so unreferenced pools are collected soon
   Napi::MemoryManagement::AdjustExternalMemory(env, (int64_t)n);
   return Napi::ArrayBuffer::New(

@@ -6,7 +6,7 @@
 // sequence is the engine's business (src/engine/), not the model's.
 
 import { bytesFor } from '../tensor/dtype.ts';
-import { alignedZeros } from '../tensor/native.ts';
+import { residentZeros } from '../tensor/native.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import type { ModelConfig } from '../formats/model-config.ts';
 
@@ -25,12 +25,11 @@ export class KvPool {
     this.nBlocks = nBlocks;
     this.blockSize = blockSize;
     this.dtype = dtype;
-    this.k = [];
-    this.v = [];
-    for (let l = 0; l < cfg.nLayers; l++) {
-      this.k.push(alignedZeros([nBlocks, cfg.nKvHeads, cfg.headDim, blockSize], dtype));
-      this.v.push(alignedZeros([nBlocks, cfg.nKvHeads, blockSize, cfg.headDim], dtype));
-    }
+    // every layer's pools in one block of memory: page-aligned, on huge pages, faulted in now
+    const kShape = [nBlocks, cfg.nKvHeads, cfg.headDim, blockSize], vShape = [nBlocks, cfg.nKvHeads, blockSize, cfg.headDim];
+    const pools = residentZeros(Array.from({ length: 2 * cfg.nLayers }, (_, i) => (i % 2 ? vShape : kShape)), dtype);
+    this.k = pools.filter((_, i) => i % 2 === 0);
+    this.v = pools.filter((_, i) => i % 2 === 1);
   }
 
   /** KV bytes per token for the whole model: 2 (K and V) * layers * kv heads * head dim * dtype size. */

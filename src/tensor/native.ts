@@ -32,8 +32,11 @@ export interface NativeCore {
   /** C[M, N] = alpha op(A) op(B) + beta C, row-major f32 (native/src/sgemm.cc; training GEMMs). */
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
   convert(src: TA, stype: number, dst: TA, dtype: number, n: number): void;
-  /** Zero-filled anonymous memory, 2 MiB aligned (huge pages requested if asked), unmapped on collection. */
-  allocResident(bytes: number, hugePages: boolean): ArrayBuffer;
+  /**
+   * Zero-filled anonymous memory, page aligned, unmapped on collection. hugePages (2 MiB and up):
+   * 2 MiB aligned, transparent huge pages requested. populate: faulted in now, not on first use.
+   */
+  allocResident(bytes: number, hugePages: boolean, populate?: boolean): ArrayBuffer;
   /** Gives back the whole pages of a view into an mmapFile mapping (others: no-op); returns bytes dropped. */
   dropPages(data: TA): number;
   /** Maps a file (or the window [offset, offset + length)) read-only with private copy-on-write pages; unmapped when the buffer is collected. At most 4 GiB per window. */
@@ -77,26 +80,38 @@ export function native(): NativeCore {
 }
 
 /**
- * A zero-filled tensor whose data starts on a 4 KiB page boundary, so that a KV block of a
- * page's size (16 f32 keys of head dim 64, say) lies in one page rather than two: the paged KV
- * cache uses it. Decode attention streams blocks scattered by the block tables, and each page
- * it enters costs the hardware prefetcher a new start and a TLB lookup; pools 64 bytes past a
- * page (what 64-byte alignment gave, as Node's large buffers start 16 bytes past one) measured
- * 9-11% slower with f32 keys and values and 1-2% with f16 (same process, alternating), and
- * pools off a 64-byte boundary slower again. Without the native core, a plain allocation.
+ * Zero-filled tensors of one dtype in one block of memory, each starting on a 4 KiB page
+ * boundary: the paged KV cache's pools live in it (src/models/kv.ts).
  *
- * Not on huge pages: pools from allocResident(bytes, true) decoded f32 attention 12-15% faster
- * on average (f16 level), but this VM's THP defrag mode ("madvise") compacts memory on the first
- * touch of each 2 MiB page, and a 128-token prefill of stories110m into fresh pools took 2x as
- * long (205 against 100 ms): the first requests would pay it.
+ * - Page-aligned, so that a KV block of a page's size (16 f32 keys of head dim 64, say) lies in
+ *   one page rather than two. Decode attention streams blocks scattered by the block tables, and
+ *   each page it enters costs the hardware prefetcher a new start and a TLB lookup: pools 64
+ *   bytes past a page measured 9-11% slower with f32 keys and values, 1-2% with f16.
+ * - On transparent huge pages (blocks of 2 MiB and up): fewer page walks, and the hardware
+ *   prefetcher is not stopped at every 4 KiB. `SS_HUGE=1 bash bench/native/attention.sh` shows
+ *   the effect on the kernel alone.
+ * - Faulted in at allocation (as llama.cpp clears its KV buffer when a context is made), not on
+ *   first use: a fresh 4 KiB page costs ~13 us on its first write on this VM, and the pools'
+ *   pages were paid for inside the prefill (121 of 552 ms of a 512-token stories110m prefill went
+ *   to writing into fresh f32 pools). On huge pages the kernel hands back recycled 2 MiB pages
+ *   that cost ~0.05 ms per MB to populate.
+ *
+ * Without the native core, plain allocations.
  */
-export function alignedZeros(shape: readonly number[], dtype: DType): Tensor {
-  const bytes = bytesFor(dtype, shape.reduce((a, b) => a * b, 1));
-  if (!nativeAvailable()) return Tensor.zeros([...shape], dtype);
+export function residentZeros(shapes: readonly (readonly number[])[], dtype: DType): Tensor[] {
+  const sizes = shapes.map((s) => bytesFor(dtype, s.reduce((a, b) => a * b, 1)));
+  if (!nativeAvailable()) return shapes.map((s) => Tensor.zeros([...s], dtype));
   const page = 4096;
-  const raw = new Uint8Array(bytes + page);
-  const off = (page - core!.addressMod(raw, page)) % page;
-  return new Tensor(dtype, [...shape], raw.subarray(off, off + bytes));
+  const offsets: number[] = [];
+  let total = 0;
+  for (const n of sizes) offsets.push(total), (total += Math.ceil(n / page) * page);
+  const arena = new Uint8Array(core!.allocResident(total, true, true));
+  return shapes.map((s, i) => new Tensor(dtype, [...s], arena.subarray(offsets[i]!, offsets[i]! + sizes[i]!)));
+}
+
+/** One zero-filled tensor as residentZeros allocates them. */
+export function alignedZeros(shape: readonly number[], dtype: DType): Tensor {
+  return residentZeros([shape], dtype)[0]!;
 }
 
 export function nativeAvailable(): boolean {
