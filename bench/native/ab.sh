@@ -3,7 +3,7 @@
 # memory speed hits both alike: A is native/src at git revision REV, B this working tree.
 #   bash bench/native/ab.sh REV attention [f32|f16]
 #   bash bench/native/ab.sh REV gemm [M N K [f32|f16]]
-# ISA=avx2 builds both for AVX2 instead of AVX-512 (default). The two revisions must share
+# ISA=avx2 builds both for AVX2 instead of AVX-512 (default); BFLAGS adds compiler flags to B (-DNAME for an experiment behind #ifdef). The two revisions must share
 # kernels.h's argument structs (and, for attention, the KV cache layout).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,7 +16,7 @@ isa=${ISA:-avx512}
 flags="-std=c++17 -O3 -fno-math-errno -mavx512f -mavx512vl -mavx512bw -mavx512vnni -mavx2 -mfma -mf16c -Ibench/native"
 def=$([ "$isa" = avx2 ] && echo -DSS_ISA_AVX2=1 || echo -DSS_ISA_AVX512=1)
 g++ $flags -I"$out/a" $def -DSS_NS=ss_a -x c++ -c "$out/a/kernels.inc" -o "$out/a.o" &
-g++ $flags -Inative/src $def -DSS_NS=ss_b -x c++ -c native/src/kernels.inc -o "$out/b.o" &
+g++ $flags -Inative/src $def ${BFLAGS:-} -DSS_NS=ss_b -x c++ -c native/src/kernels.inc -o "$out/b.o" &
 wait
 g++ $flags -Inative/src -DSS_AB "bench/native/$harness.cc" "$out/a.o" "$out/b.o" -o "$out/$harness" -lpthread
 echo "A = $rev, B = working tree, $isa"

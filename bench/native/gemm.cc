@@ -1,13 +1,15 @@
 // GEMM harness: the f32/f16 matmul kernel called directly, with ops.cc's task grid (64 x 64
 // blocks, a shared task counter, 2 threads) and its padded activation rows (rows 4 KiB apart
 // and 64 rows or more get 16 floats more), on data that stays in cache between calls.
-//   bash bench/native/gemm.sh [M N K [f32|f16]]      GFLOP/s of this tree's AVX-512 kernel
-//   bash bench/native/ab.sh REV gemm [M N K [f32|f16]]  revision REV (A) against this tree (B)
+//   bash bench/native/gemm.sh [M N K [f32|f16|q8_0]]      GFLOP/s of this tree's AVX-512 kernel
+//   bash bench/native/ab.sh REV gemm [M N K [f32|f16|q8_0]]  revision REV (A) against this tree (B)
+// q8_0: weights in GGUF's blocks (f16 scale, 32 int8), x quantized once as ops.cc does.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,25 +19,35 @@
 
 int main(int argc, char** argv) {
   const int64_t M = argc > 1 ? atoll(argv[1]) : 1024, N = argc > 2 ? atoll(argv[2]) : 1024, K = argc > 3 ? atoll(argv[3]) : 1024;
-  const bool f16 = argc > 4 && !std::strcmp(argv[4], "f16");
-  const int64_t es = f16 ? 2 : 4, ldx = (K * 4) % 4096 == 0 && M >= 64 ? K + 16 : K;
+  const char* dt = argc > 4 ? argv[4] : "f32";
+  const bool f16 = !std::strcmp(dt, "f16"), q8 = !std::strcmp(dt, "q8_0");
+  if (q8 && K % 32) return std::fprintf(stderr, "q8_0 needs K a multiple of 32\n"), 1;
+  const int64_t ldw = q8 ? K / 32 * 34 : K * (f16 ? 2 : 4), ldx = (K * 4) % 4096 == 0 && M >= 64 && !q8 ? K + 16 : K;
   // 64-byte aligned, as the engine's weights (mapped) and ops.cc's padded copy of x are
   float* x = (float*)std::aligned_alloc(64, (M * ldx * 4 + 63) / 64 * 64);
-  uint8_t* w = (uint8_t*)std::aligned_alloc(64, (N * K * es + 63) / 64 * 64);
+  uint8_t* w = (uint8_t*)std::aligned_alloc(64, (N * ldw + 63) / 64 * 64);
   std::vector<float> out(M * N), first;
   for (int64_t i = 0; i < M * ldx; i++) x[i] = rand() / (float)RAND_MAX - 0.5f;
   for (int64_t i = 0; i < N * K; i++) {
     const float v = rand() / (float)RAND_MAX - 0.5f;
-    if (f16) {
+    if (q8) {  // scale 1/254, quants of v * 254 (|v| <= 0.5)
+      uint8_t* blk = w + i / K * ldw + i % K / 32 * 34;
+      const uint16_t h = _cvtss_sh(1.f / 254.f, 0);
+      std::memcpy(blk, &h, 2);
+      blk[2 + i % 32] = (uint8_t)(int8_t)std::lround(v * 254.f);
+    } else if (f16) {
       const uint16_t h = _cvtss_sh(v, 0);
       std::memcpy(&w[2 * i], &h, 2);
     } else {
       std::memcpy(&w[4 * i], &v, 4);
     }
   }
+  std::vector<int8_t> xq(q8 ? M * K : 0);
+  std::vector<float> xd(q8 ? M * K / 32 : 0);
+  for (int64_t m = 0; q8 && m < M; m++) kernel->quantize_q8(x + m * ldx, K, xq.data() + m * K, xd.data() + m * (K / 32));
   ss_matmul_args a{};
-  a.x = x, a.ldx = ldx, a.w = w, a.wtype = f16 ? SS_F16 : SS_F32, a.ldw = K * es;
-  a.out = out.data(), a.ldo = N, a.M = M, a.N = N, a.K = K;
+  a.x = x, a.ldx = ldx, a.w = w, a.wtype = q8 ? SS_Q8_0 : f16 ? SS_F16 : SS_F32, a.ldw = ldw;
+  a.out = out.data(), a.ldo = N, a.M = M, a.N = N, a.K = K, a.xq = xq.data(), a.xd = xd.data();
   TwoThreads pool;
   const int64_t NB = 64, MB = 64, nnb = (N + NB - 1) / NB, nmb = (M + MB - 1) / MB;
   auto call = [&] {  // one matmul, GFLOP/s
@@ -54,7 +66,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < calls; i++) b = std::max(b, call());
     return b;
   };
-  std::printf("GEMM %lldx%lld . %lldx%lld, %s weights, 2 threads (best of 5 calls per figure)\n", (long long)M, (long long)K, (long long)N, (long long)K, f16 ? "f16" : "f32");
+  std::printf("GEMM %lldx%lld . %lldx%lld, %s weights, 2 threads (best of 5 calls per figure)\n", (long long)M, (long long)K, (long long)N, (long long)K, dt);
 #ifdef SS_AB
   double s[2] = {};
   bool same = true;
