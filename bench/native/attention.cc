@@ -85,32 +85,89 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
   return 2.0 * elems * es / times[times.size() / 2] / 1e9;  // GB/s of K and V, median call
 }
 
+// A prefill chunk: T query rows at positions L - T .. L - 1 of one sequence (one block table for
+// all rows, as ops.cc passes it), tasks handed out as ops.cc's pool does (chunks from a shared
+// counter, 2 threads): in row order, the KV heads of a row together (headMajor false), or all
+// rows of one KV head before the next (true). Returns GFLOP/s (4 per query head, key and dim).
+static double run_prefill(int hq, int hkv, int ctype, bool headMajor, int reps) {
+  const int L = 512, T = 256, D = 64, bs = 16, nb = L / bs;
+  const size_t elems = (size_t)nb * hkv * bs * D, es = ctype ? 2 : 4;
+  std::vector<char> kb(elems * es + 64), vb(elems * es + 64);
+  char* kp = kb.data() + (64 - (uintptr_t)kb.data() % 64) % 64;
+  char* vp = vb.data() + (64 - (uintptr_t)vb.data() % 64) % 64;
+  for (size_t i = 0; i < elems; i++) {
+    const float x = rand() / (float)RAND_MAX - 0.5f, y = rand() / (float)RAND_MAX - 0.5f;
+    if (ctype) ((uint16_t*)kp)[i] = _cvtss_sh(x, 0), ((uint16_t*)vp)[i] = _cvtss_sh(y, 0);
+    else ((float*)kp)[i] = x, ((float*)vp)[i] = y;
+  }
+  std::vector<float> q((size_t)T * hq * D), o(q.size());
+  for (auto& x : q) x = rand() / (float)RAND_MAX - 0.5f;
+  std::vector<int32_t> tables(nb), pos(T);
+  for (int i = 0; i < nb; i++) tables[i] = i;
+  double flops = 0;
+  for (int t = 0; t < T; t++) pos[t] = L - T + t, flops += 4.0 * (pos[t] + 1) * hq * D;
+  ss_attn_args a{};
+  a.q = q.data(), a.qsT = hq * D, a.qsH = D, a.out = o.data(), a.osT = hq * D, a.osH = D;
+  a.kc = kp, a.vc = vp, a.ctype = ctype, a.Hq = hq, a.Hkv = hkv, a.bs = bs, a.D = D;
+  a.tables = tables.data(), a.tableStride = 0, a.positions = pos.data(), a.scale = 0.125f;
+  static TwoThreads pool;
+  const int tasks = T * hkv, grain = headMajor ? 8 : hkv;
+  std::vector<double> times;
+  for (int r = 0; r < reps; r++) {
+    std::atomic<int> next{0};
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.run([&](int) {
+      for (int c; (c = next.fetch_add(grain)) < tasks;) {
+        if (!headMajor) {
+          kernel->attention(a, c, std::min(tasks, c + grain));
+          continue;
+        }
+        for (int i = c; i < std::min(tasks, c + grain); i++) {
+          const int task = (i % T) * hkv + i / T;
+          kernel->attention(a, task, task + 1);
+        }
+      }
+    });
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return flops / times[times.size() / 2] / 1e9;
+}
+
 int main(int argc, char** argv) {
   const int ctype = argc > 1 && !std::strcmp(argv[1], "f16") ? 1 : 0;
-  const Shape dram{16, 1024, 32, 4, 64, 16, 16}, l2{1, 128, 32, 4, 64, 16, 1};
-  std::printf("decode attention, %s KV, 32 q / 4 kv heads, head dim 64 (median of the calls)\n", ctype ? "f16" : "f32");
+  // SS_HQ / SS_HKV: other head counts (multi-head attention: SS_HQ=12 SS_HKV=12), the same bytes
+  const int hq = getenv("SS_HQ") ? atoi(getenv("SS_HQ")) : 32, hkv = getenv("SS_HKV") ? atoi(getenv("SS_HKV")) : 4;
+  if (hq < 1 || hkv < 1 || hq % hkv) return std::fprintf(stderr, "SS_HQ must be a multiple of SS_HKV\n"), 1;
+  const int bk = 16 * 4 / hkv > 0 ? 16 * 4 / hkv : 1;  // sequences: 16 at 4 KV heads, as many KV bytes at others
+  const Shape dram{bk, 1024, hq, hkv, 64, 16, 16}, l2{1, 128, hq, hkv, 64, 16, 1};
+  std::printf("decode attention, %s KV, %d q / %d kv heads, head dim 64 (median of the calls)\n", ctype ? "f16" : "f32", hq, hkv);
 #ifdef SS_AB
-  // builds A and B alternating, 6 rounds, on the 16 x 1024 shape (2 threads, 1 thread) and on
-  // one L2-resident sequence of 512 tokens (1 thread)
-  const Shape l2b{1, 512, 32, 4, 64, 16, 1};
-  double s[2][3] = {};
+  // builds A and B alternating, 6 rounds, on the 16 x 1024 shape (2 threads, 1 thread), on one
+  // sequence of 512 tokens (1 thread; L2-resident at 4 KV heads) and on a prefill chunk (GFLOP/s;
+  // SS_PREFILL_HM=1: head-major task order)
+  const Shape l2b{1, 512, hq, hkv, 64, 16, 1};
+  const bool hm = getenv("SS_PREFILL_HM") && atoi(getenv("SS_PREFILL_HM"));
+  double s[2][4] = {};
   for (int round = 0; round < 6; round++) {
-    double r[2][3];
+    double r[2][4];
     for (int b = 0; b < 2; b++) {
       kernel = b ? &ss_b::table : &ss_a::table;
       r[b][0] = run(dram, ctype, "attention", 60), r[b][1] = run(dram, ctype, "attention-1t", 30), r[b][2] = run(l2b, ctype, "l2", 3000);
-      for (int k = 0; k < 3; k++) s[b][k] += r[b][k];
+      r[b][3] = run_prefill(hq, hkv, ctype, hm, 40);
+      for (int k = 0; k < 4; k++) s[b][k] += r[b][k];
     }
-    std::printf("  A %5.1f / %5.1f / %5.1f   B %5.1f / %5.1f / %5.1f GB/s (2 threads / 1 / L2)\n", r[0][0], r[0][1], r[0][2], r[1][0], r[1][1], r[1][2]);
+    std::printf("  A %5.1f / %5.1f / %5.1f / %5.0f   B %5.1f / %5.1f / %5.1f / %5.0f (GB/s 2 threads / 1 / L2; prefill GFLOP/s)\n", r[0][0], r[0][1], r[0][2], r[0][3], r[1][0], r[1][1], r[1][2], r[1][3]);
   }
-  std::printf("  mean B/A: %.3f with 2 threads, %.3f with 1, %.3f in L2\n", s[1][0] / s[0][0], s[1][1] / s[0][1], s[1][2] / s[0][2]);
+  std::printf("  mean B/A: %.3f with 2 threads, %.3f with 1, %.3f in L2, %.3f prefill\n", s[1][0] / s[0][0], s[1][1] / s[0][1], s[1][2] / s[0][2], s[1][3] / s[0][3]);
 #else
-  std::printf("  attention    16 seqs x 1024 tok, 2 threads: %6.1f GB/s\n", run(dram, ctype, "attention", 100));
-  std::printf("  attention-1t 16 seqs x 1024 tok, 1 thread:  %6.1f GB/s\n", run(dram, ctype, "attention-1t", 40));
+  std::printf("  attention    %2d seqs x 1024 tok, 2 threads: %6.1f GB/s\n", dram.B, run(dram, ctype, "attention", 100));
+  std::printf("  attention-1t %2d seqs x 1024 tok, 1 thread:  %6.1f GB/s\n", dram.B, run(dram, ctype, "attention-1t", 40));
   std::printf("  read         the same blocks, plain read:   %6.1f GB/s\n", run(dram, ctype, "read", 100));
   const double gbs = run(l2, ctype, "l2", 20000);
   // FLOPs: 4 per (query head, key, dim); bytes of one call: 2 x 128 x 4 x 64 x es
-  const double flops_per_byte = 4.0 * 32 * 64 / (2.0 * 4 * 64 * (ctype ? 2 : 4));
+  const double flops_per_byte = 4.0 * hq * 64 / (2.0 * hkv * 64 * (ctype ? 2 : 4));
   std::printf("  l2           1 seq x 128 tok, 1 thread:     %6.1f GB/s = %.0f GFLOP/s\n", gbs, gbs * flops_per_byte);
+  std::printf("  prefill      256 rows at 256-511, 2 threads: %5.0f GFLOP/s row-major, %.0f head-major\n", run_prefill(hq, hkv, ctype, false, 40), run_prefill(hq, hkv, ctype, true, 40));
 #endif
 }
