@@ -387,6 +387,44 @@ for (const isa of isas) {
     });
     }
 
+    it('a prefill chunk\'s rows equal decoding each row alone, bit for bit (rows taken together where heads per KV head are few)', () => {
+      // [cache, Hq, Hkv, D, block size, window, softcap]: one head per KV head (8 rows per task on
+      // AVX-512, 4 on AVX2), 2 and 4 heads, 8 heads (one row per task), a block size that is not a
+      // whole vector (keys gathered), an odd head dim, a window that reaches back into the chunk
+      // (rows alone) and one that does not (rows together)
+      const cases: [DType, number, number, number, number, number, number][] = [
+        ['f32', 3, 3, 64, 16, 0, 0],
+        ['f16', 2, 2, 32, 16, 0, 0],
+        ['f32', 4, 2, 64, 16, 0, 0],
+        ['f16', 8, 2, 64, 16, 0, 0],
+        ['f32', 16, 2, 64, 16, 0, 0],
+        ['f32', 2, 1, 33, 5, 0, 0],
+        ['f32', 2, 1, 33, 16, 0, 0],
+        ['f32', 2, 1, 32, 5, 0, 0],
+        ['f32', 1, 1, 33, 16, 0, 0],
+        ['f32', 3, 3, 64, 16, 20, 0],
+        ['f16', 3, 3, 64, 16, 100, 30],
+      ];
+      for (const [cdt, Hq, Hkv, D, bs, window, softCap] of cases) {
+        const S = 40, T = 13, L = S + T, maxBlocks = Math.ceil(L / bs);
+        const kcache = convertTensor(rand([maxBlocks, Hkv, D, bs], 61 + D), cdt);
+        const vcache = convertTensor(rand([maxBlocks, Hkv, bs, D], 62 + D), cdt);
+        const table = new Int32Array(maxBlocks).map((_, i) => maxBlocks - 1 - i); // blocks in reverse
+        const q = rand([T, Hq, D], 63);
+        const opts = { scale: 1 / Math.sqrt(D), window, softCap };
+        const out = Tensor.zeros([T, Hq, D]);
+        cpu.attentionPrefill(q, kcache, vcache, table, S, out, opts);
+        for (let t = 0; t < T; t++) {
+          const one = Tensor.zeros([1, Hq, D]);
+          cpu.attentionDecode(q.narrow(t, 1), kcache, vcache, table, maxBlocks, new Int32Array([S + t + 1]), one, opts);
+          bitEqual(out.narrow(t, 1), one, `${cdt} ${Hq}/${Hkv} heads, D ${D}, bs ${bs}, window ${window}: row ${t}`);
+        }
+        const or = Tensor.zeros([T, Hq, D]);
+        ref.attentionPrefill(q, kcache, vcache, table, S, or, opts);
+        close(out, or, () => 1e-5, `prefill = ref: ${cdt} ${Hq}/${Hkv} heads, D ${D}, bs ${bs}, window ${window}`);
+      }
+    });
+
     it('argmax: first maximum on ties, strided rows', () => {
       const x = strided(5, 4097, 3, 61);
       assert.deepEqual(Array.from(cpu.argmax(x)), Array.from(ref.argmax(x)));

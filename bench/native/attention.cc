@@ -54,6 +54,7 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
   const int mis = getenv("SS_MIS") ? atoi(getenv("SS_MIS")) : 0;  // pools this many bytes past a page
   a.ctype = ctype, a.Hq = s.Hq, a.Hkv = s.Hkv, a.bs = s.bs, a.D = s.D;
   a.tables = tables.data(), a.tableStride = s.L / s.bs, a.positions = pos.data(), a.scale = 0.125f;
+  a.T = s.B, a.rowsPerTask = 1;
   const int T = s.B * s.Hkv;
   // every K and V block of tasks [t0, t1), in the kernel's order, summed
   auto read = [&](int t0, int t1) {
@@ -88,7 +89,9 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
 // A prefill chunk: T query rows at positions L - T .. L - 1 of one sequence (one block table for
 // all rows, as ops.cc passes it), tasks handed out as ops.cc's pool does (chunks from a shared
 // counter, 2 threads): in row order, the KV heads of a row together (headMajor false), or all
-// rows of one KV head before the next (true). Returns GFLOP/s (4 per query head, key and dim).
+// rows of one KV head before the next (true), rows taken together as ops.cc does (SS_ROWS=N:
+// N rows per task; in A/B runs build A takes SS_ROWS_A, default 1, for revisions without row
+// groups). Returns GFLOP/s (4 per query head, key and dim).
 static double run_prefill(int hq, int hkv, int ctype, bool headMajor, int reps) {
   const int L = 512, T = 256, D = 64, bs = 16, nb = L / bs;
   const size_t elems = (size_t)nb * hkv * bs * D, es = ctype ? 2 : 4;
@@ -110,8 +113,16 @@ static double run_prefill(int hq, int hkv, int ctype, bool headMajor, int reps) 
   a.q = q.data(), a.qsT = hq * D, a.qsH = D, a.out = o.data(), a.osT = hq * D, a.osH = D;
   a.kc = kp, a.vc = vp, a.ctype = ctype, a.Hq = hq, a.Hkv = hkv, a.bs = bs, a.D = D;
   a.tables = tables.data(), a.tableStride = 0, a.positions = pos.data(), a.scale = 0.125f;
+  const int G = hq / hkv;
+  int rows = G < 8 ? 8 / G : 1;  // ops.cc's rule on AVX-512
+  if (getenv("SS_ROWS")) rows = atoi(getenv("SS_ROWS"));
+#ifdef SS_AB
+  if (kernel == &ss_a::table) rows = getenv("SS_ROWS_A") ? atoi(getenv("SS_ROWS_A")) : 1;
+#endif
+  if (rows < 1) rows = 1;
+  a.T = T, a.rowsPerTask = rows;
   static TwoThreads pool;
-  const int tasks = T * hkv, grain = headMajor ? 8 : hkv;
+  const int blocks = (T + rows - 1) / rows, tasks = blocks * hkv, grain = headMajor ? 8 : hkv;
   std::vector<double> times;
   for (int r = 0; r < reps; r++) {
     std::atomic<int> next{0};
@@ -123,7 +134,7 @@ static double run_prefill(int hq, int hkv, int ctype, bool headMajor, int reps) 
           continue;
         }
         for (int i = c; i < std::min(tasks, c + grain); i++) {
-          const int task = (i % T) * hkv + i / T;
+          const int task = (i % blocks) * hkv + i / blocks;
           kernel->attention(a, task, task + 1);
         }
       }

@@ -27,6 +27,10 @@ struct ss_attn_args {
   const int32_t* tables; int64_t tableStride;  // row t's block table at tables + t * tableStride
   const int32_t* positions;             // row t's query position; keys 0..pos visible
   float scale, softcap; int64_t window;
+  int64_t T;                            // rows
+  // rows taken together per task (consecutive rows of one sequence, tableStride 0): task i is
+  // rows [i / Hkv * rowsPerTask, + rowsPerTask) x KV head i % Hkv; 0 or 1: one row per task
+  int64_t rowsPerTask;
 };
 
 struct ss_kernels {
@@ -39,7 +43,7 @@ struct ss_kernels {
   void (*layernorm)(const float* x, int64_t ldx, const float* w, const float* b, float eps, float* out, int64_t ldo, int64_t cols, int64_t r0, int64_t r1);
   void (*unary)(int op, const float* x, int64_t ldx, float* out, int64_t ldo, int64_t cols, int64_t r0, int64_t r1);
   void (*gated)(int op, const float* g, int64_t ldg, const float* u, int64_t ldu, float* out, int64_t ldo, int64_t cols, int64_t r0, int64_t r1);
-  // tasks are (row t, kv head g) pairs numbered t * Hkv + g
+  // tasks are (row block, kv head g) pairs numbered block * Hkv + g (see rowsPerTask)
   void (*attention)(const ss_attn_args& a, int64_t task0, int64_t task1);
   // the matmul tile sizes this ISA prefers (rows of x, rows of w)
   int mr, nr;
