@@ -5,14 +5,18 @@
 #include <fcntl.h>
 #include <napi.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "ops.h"
 #include "pool.h"
@@ -415,39 +419,52 @@ Napi::Value MmapFile(const Napi::CallbackInfo& info) {
 // unmapped when the buffer is collected. hugePages: 2 MiB aligned, transparent huge pages
 // requested (THP in "madvise" mode uses them only where asked; under 2 MiB, plain pages).
 // populate: the pages are faulted in now (MADV_POPULATE_WRITE, or a write to every page where
-// the kernel lacks it), not on first use: a fresh 4 KiB page costs ~13 us on its first write on
-// this VM, and the KV pools' first tokens paid that inside the prefill. The loader's --no-mmap
-// mode copies weights into it; the KV pools live in it (src/models/kv.ts).
-struct Anon {
+// the kernel lacks it), or in the background, not on first use: a fresh 4 KiB page costs ~13 us
+// on its first write on this VM, and the KV pools' first tokens paid that inside the prefill.
+// The loader's --no-mmap mode copies weights into it; the KV pools live in it (src/models/kv.ts).
+struct AnonMap {
   void* base;
-  size_t len, n;
+  size_t len;
+  ~AnonMap() { munmap(base, len); }
+};
+struct Anon {
+  std::shared_ptr<AnonMap> map;  // shared with a background populate, which may outlive the buffer
+  size_t n;
 };
 
 Napi::Value AllocResident(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const size_t n = (size_t)I(info, 0, "allocResident");
   const bool huge = info.Length() > 1 && info[1].ToBoolean().Value() && n >= ((size_t)2 << 20);
-  const bool populate = info.Length() > 2 && info[2].ToBoolean().Value();
+  // populate: false, true (now), or "background" (a low-priority thread faults the pages in
+  // while the caller goes on; a page the caller touches first is simply faulted in by it)
+  const bool background = info.Length() > 2 && info[2].IsString() && info[2].As<Napi::String>().Utf8Value() == "background";
+  const bool populate = background || (info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value());
   if (n == 0) return Napi::ArrayBuffer::New(env, 0);
   const size_t page = (size_t)sysconf(_SC_PAGESIZE);
   const size_t align = huge ? (size_t)2 << 20 : page, size = (n + align - 1) / align * align, len = huge ? size + align : size;
   void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) throw Napi::Error::New(env, "allocResident: out of memory (" + std::to_string(n) + " bytes)");
+  std::shared_ptr<AnonMap> map(new AnonMap{m, len});  // (make_shared of a temporary would unmap it at once)
   char* p = (char*)(((uintptr_t)m + align - 1) / align * align);
 #ifdef MADV_HUGEPAGE
   if (huge) madvise(p, size, MADV_HUGEPAGE);
 #endif
-  if (populate) {
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-    if (madvise(p, size, MADV_POPULATE_WRITE) != 0) {
-      if (errno == ENOMEM || errno == EFAULT) {
-        munmap(m, len);
-        throw Napi::Error::New(env, "allocResident: out of memory committing " + std::to_string(n) + " bytes");
-      }
-      for (size_t i = 0; i < size; i += page) ((volatile char*)p)[i] = 0;  // EINVAL: Linux < 5.14
-    }
+  if (background) {
+    std::thread([map, p, size] {
+      setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+      // 8 MiB at a time: a populate holds the address-space lock, and a whole pool at once
+      // (2 GB, seconds here) stalled the process's own mmap calls (the JS heap's) by 0.6 s
+      const size_t chunk = (size_t)8 << 20;
+      for (size_t off = 0; off < size; off += chunk)  // unsupported (Linux < 5.14) or out of memory: pages fault in on use
+        if (madvise(p + off, size - off < chunk ? size - off : chunk, MADV_POPULATE_WRITE) != 0) break;
+    }).detach();
+  } else if (populate && madvise(p, size, MADV_POPULATE_WRITE) != 0) {
+    if (errno == ENOMEM || errno == EFAULT) throw Napi::Error::New(env, "allocResident: out of memory committing " + std::to_string(n) + " bytes (" + std::strerror(errno) + ")");
+    for (size_t i = 0; i < size; i += page) ((volatile char*)p)[i] = 0;  // EINVAL: Linux < 5.14
   }
   // tell the garbage collector what a buffer holds, so unreferenced pools are collected soon
   Napi::MemoryManagement::AdjustExternalMemory(env, (int64_t)n);
@@ -455,10 +472,9 @@ Napi::Value AllocResident(const Napi::CallbackInfo& info) {
       env, p, n,
       [](Napi::Env fenv, void*, Anon* a) {
         Napi::MemoryManagement::AdjustExternalMemory(fenv, -(int64_t)a->n);
-        munmap(a->base, a->len);
         delete a;
       },
-      new Anon{m, len, n});
+      new Anon{map, n});
 }
 
 // dropPages(view): gives back the whole pages of a file mapping's range (MADV_DONTNEED: they

@@ -119,7 +119,8 @@ export class Engine {
     const bs = opts.blockSize ?? 16;
     this.model = model;
     this.tok = tokenizer;
-    this.kv = new KvPool(model.cfg, opts.numBlocks, bs, opts.kvDtype ?? 'f32');
+    // sized for many sequences: faulted in by a background thread, so start-up does not wait
+    this.kv = new KvPool(model.cfg, opts.numBlocks, bs, opts.kvDtype ?? 'f32', 'background');
     this.blocks = new BlockManager(opts.numBlocks, bs, opts.prefixCaching ?? true);
     this.scheduler = new Scheduler<Seq>(this.blocks, { maxBatchTokens: opts.maxBatchTokens ?? 512, maxSeqs: opts.maxSeqs ?? 16 });
     // One sequence must always fit in the pool, so preemption can always make progress.

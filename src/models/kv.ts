@@ -19,15 +19,16 @@ export class KvPool {
   readonly blockSize: number;
   readonly dtype: KvDType;
 
-  constructor(cfg: ModelConfig, nBlocks: number, blockSize = 16, dtype: KvDType = 'f32') {
+  /** populate: faulted in now, or 'background' (see residentZeros). */
+  constructor(cfg: ModelConfig, nBlocks: number, blockSize = 16, dtype: KvDType = 'f32', populate: boolean | 'background' = true) {
     if (!Number.isInteger(nBlocks) || nBlocks <= 0) throw new Error(`KvPool: nBlocks must be a positive integer, got ${nBlocks}`);
     if (!Number.isInteger(blockSize) || blockSize <= 0) throw new Error(`KvPool: blockSize must be a positive integer, got ${blockSize}`);
     this.nBlocks = nBlocks;
     this.blockSize = blockSize;
     this.dtype = dtype;
-    // every layer's pools in one block of memory: page-aligned, on huge pages, faulted in now
+    // every layer's pools in one block of memory: page-aligned, on huge pages, faulted in up front
     const kShape = [nBlocks, cfg.nKvHeads, cfg.headDim, blockSize], vShape = [nBlocks, cfg.nKvHeads, blockSize, cfg.headDim];
-    const pools = residentZeros(Array.from({ length: 2 * cfg.nLayers }, (_, i) => (i % 2 ? vShape : kShape)), dtype);
+    const pools = residentZeros(Array.from({ length: 2 * cfg.nLayers }, (_, i) => (i % 2 ? vShape : kShape)), dtype, populate);
     this.k = pools.filter((_, i) => i % 2 === 0);
     this.v = pools.filter((_, i) => i % 2 === 1);
   }

@@ -34,9 +34,10 @@ export interface NativeCore {
   convert(src: TA, stype: number, dst: TA, dtype: number, n: number): void;
   /**
    * Zero-filled anonymous memory, page aligned, unmapped on collection. hugePages (2 MiB and up):
-   * 2 MiB aligned, transparent huge pages requested. populate: faulted in now, not on first use.
+   * 2 MiB aligned, transparent huge pages requested. populate: faulted in now (true) or by a
+   * low-priority background thread ('background'), not on first use.
    */
-  allocResident(bytes: number, hugePages: boolean, populate?: boolean): ArrayBuffer;
+  allocResident(bytes: number, hugePages: boolean, populate?: boolean | 'background'): ArrayBuffer;
   /** Gives back the whole pages of a view into an mmapFile mapping (others: no-op); returns bytes dropped. */
   dropPages(data: TA): number;
   /** Maps a file (or the window [offset, offset + length)) read-only with private copy-on-write pages; unmapped when the buffer is collected. At most 4 GiB per window. */
@@ -94,18 +95,20 @@ export function native(): NativeCore {
  *   first use: a fresh 4 KiB page costs ~13 us on its first write on this VM, and the pools'
  *   pages were paid for inside the prefill (121 of 552 ms of a 512-token stories110m prefill went
  *   to writing into fresh f32 pools). On huge pages the kernel hands back recycled 2 MiB pages
- *   that cost ~0.05 ms per MB to populate.
+ *   that cost ~0.05 ms per MB to populate; fresh memory ~2 ms per MB here. populate
+ *   'background' (the serving engine's pools, sized for many sequences) leaves that to a
+ *   low-priority thread, so start-up does not wait for it.
  *
  * Without the native core, plain allocations.
  */
-export function residentZeros(shapes: readonly (readonly number[])[], dtype: DType): Tensor[] {
+export function residentZeros(shapes: readonly (readonly number[])[], dtype: DType, populate: boolean | 'background' = true): Tensor[] {
   const sizes = shapes.map((s) => bytesFor(dtype, s.reduce((a, b) => a * b, 1)));
   if (!nativeAvailable()) return shapes.map((s) => Tensor.zeros([...s], dtype));
   const page = 4096;
   const offsets: number[] = [];
   let total = 0;
   for (const n of sizes) offsets.push(total), (total += Math.ceil(n / page) * page);
-  const arena = new Uint8Array(core!.allocResident(total, true, true));
+  const arena = new Uint8Array(core!.allocResident(total, true, populate));
   return shapes.map((s, i) => new Tensor(dtype, [...s], arena.subarray(offsets[i]!, offsets[i]! + sizes[i]!)));
 }
 
