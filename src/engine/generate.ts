@@ -30,7 +30,11 @@ export class Sequence {
   ) {
     const bs = opts.blockSize ?? 16;
     const nBlocks = Math.ceil(opts.maxContext / bs);
-    this.kv = new KvPool(model.cfg, nBlocks, bs, opts.kvDtype ?? 'f32');
+    // faulted in now, as llama.cpp clears its cache when a context is made; a pool of over
+    // 512 MiB (a long --max-tokens) in the background, so a generation that stops early has
+    // not waited for all of it
+    const bytes = nBlocks * bs * KvPool.bytesPerToken(model.cfg, opts.kvDtype ?? 'f32');
+    this.kv = new KvPool(model.cfg, nBlocks, bs, opts.kvDtype ?? 'f32', bytes <= 512 * 1024 * 1024 ? true : 'background');
     this.table = Int32Array.from({ length: nBlocks }, (_, i) => i);
     this.maxContext = nBlocks * bs;
     this.chunk = opts.prefillChunk ?? 256;
