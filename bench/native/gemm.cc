@@ -3,7 +3,9 @@
 // and 64 rows or more get 16 floats more), on data that stays in cache between calls.
 //   bash bench/native/gemm.sh [M N K [f32|f16|q8_0]]      GFLOP/s of this tree's AVX-512 kernel
 //   bash bench/native/ab.sh REV gemm [M N K [f32|f16|q8_0]]  revision REV (A) against this tree (B)
-// q8_0: weights in GGUF's blocks (f16 scale, 32 int8), x quantized once as ops.cc does.
+// q8_0: weights in GGUF's blocks (f16 scale, 32 int8), x quantized once as ops.cc does; bf16 too.
+// SS_COPIES=N rotates the calls over N copies of the weights, so that they stream from DRAM
+// (matrix-vector products: M = 1, e.g. SS_COPIES=64 ... gemm 1 2048 5632 bf16).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -20,7 +22,7 @@
 int main(int argc, char** argv) {
   const int64_t M = argc > 1 ? atoll(argv[1]) : 1024, N = argc > 2 ? atoll(argv[2]) : 1024, K = argc > 3 ? atoll(argv[3]) : 1024;
   const char* dt = argc > 4 ? argv[4] : "f32";
-  const bool f16 = !std::strcmp(dt, "f16"), q8 = !std::strcmp(dt, "q8_0");
+  const bool bf16 = !std::strcmp(dt, "bf16"), f16 = !std::strcmp(dt, "f16") || bf16, q8 = !std::strcmp(dt, "q8_0");
   if (q8 && K % 32) return std::fprintf(stderr, "q8_0 needs K a multiple of 32\n"), 1;
   const int64_t ldw = q8 ? K / 32 * 34 : K * (f16 ? 2 : 4), ldx = (K * 4) % 4096 == 0 && M >= 64 && !q8 ? K + 16 : K;
   // 64-byte aligned, as the engine's weights (mapped) and ops.cc's padded copy of x are
@@ -36,7 +38,9 @@ int main(int argc, char** argv) {
       std::memcpy(blk, &h, 2);
       blk[2 + i % 32] = (uint8_t)(int8_t)std::lround(v * 254.f);
     } else if (f16) {
-      const uint16_t h = _cvtss_sh(v, 0);
+      uint32_t b;
+      std::memcpy(&b, &v, 4);
+      const uint16_t h = bf16 ? (uint16_t)(b >> 16) : _cvtss_sh(v, 0);
       std::memcpy(&w[2 * i], &h, 2);
     } else {
       std::memcpy(&w[4 * i], &v, 4);
@@ -46,11 +50,19 @@ int main(int argc, char** argv) {
   std::vector<float> xd(q8 ? M * K / 32 : 0);
   for (int64_t m = 0; q8 && m < M; m++) kernel->quantize_q8(x + m * ldx, K, xq.data() + m * K, xd.data() + m * (K / 32));
   ss_matmul_args a{};
-  a.x = x, a.ldx = ldx, a.w = w, a.wtype = q8 ? SS_Q8_0 : f16 ? SS_F16 : SS_F32, a.ldw = ldw;
+  a.x = x, a.ldx = ldx, a.w = w, a.wtype = q8 ? SS_Q8_0 : bf16 ? SS_BF16 : f16 ? SS_F16 : SS_F32, a.ldw = ldw;
+  const int copies = getenv("SS_COPIES") ? std::max(1, atoi(getenv("SS_COPIES"))) : 1;
+  std::vector<uint8_t*> ws{w};
+  for (int c = 1; c < copies; c++) {
+    ws.push_back((uint8_t*)std::aligned_alloc(64, (N * ldw + 63) / 64 * 64));
+    std::memcpy(ws.back(), w, N * ldw);
+  }
+  int64_t calls = 0;
   a.out = out.data(), a.ldo = N, a.M = M, a.N = N, a.K = K, a.xq = xq.data(), a.xd = xd.data();
   TwoThreads pool;
   const int64_t NB = 64, MB = 64, nnb = (N + NB - 1) / NB, nmb = (M + MB - 1) / MB;
   auto call = [&] {  // one matmul, GFLOP/s
+    a.w = ws[calls++ % copies];
     std::atomic<int64_t> next{0};
     const auto t0 = std::chrono::steady_clock::now();
     pool.run([&](int) {
