@@ -1,6 +1,6 @@
 {
   "target_defaults": {
-    "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno"],
+    "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-ffp-contract=off"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
     "cflags!": ["-fno-exceptions"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
