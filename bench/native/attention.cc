@@ -6,9 +6,11 @@
 //   attention-1t       the kernel, 1 thread
 //   read               a plain read of the same K and V blocks in the same order, 2 threads
 //   l2                 the kernel on 128 cached tokens and one sequence, 1 thread (L2-resident)
+//   prefill            a prefill chunk of 256 rows of one sequence, rows grouped as ops.cc does
 // The pools start on a page boundary, as the engine's do; SS_MIS=64 starts them 64 bytes past
-// one (as the engine's were before they were page-aligned), SS_HUGE=1 asks for transparent
-// huge pages (not the engine's: see alignedZeros in src/tensor/native.ts).
+// one (as the engine's were before they were page-aligned); SS_HUGE=1 asks for transparent huge
+// pages, as the engine's KV pools are (residentZeros in src/tensor/native.ts). SS_HQ / SS_HKV
+// set other head counts.
 // Build and run: bash bench/native/attention.sh [f32|f16]
 #include <immintrin.h>
 #include <sys/mman.h>
@@ -87,12 +89,11 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
 }
 
 // A prefill chunk: T query rows at positions L - T .. L - 1 of one sequence (one block table for
-// all rows, as ops.cc passes it), tasks handed out as ops.cc's pool does (chunks from a shared
-// counter, 2 threads): in row order, the KV heads of a row together (headMajor false), or all
-// rows of one KV head before the next (true), rows taken together as ops.cc does (SS_ROWS=N:
-// N rows per task; in A/B runs build A takes SS_ROWS_A, default 1, for revisions without row
-// groups). Returns GFLOP/s (4 per query head, key and dim).
-static double run_prefill(int hq, int hkv, int ctype, bool headMajor, int reps) {
+// all rows, as ops.cc passes it), tasks handed out as ops.cc's pool does (chunks of a row
+// block's KV heads from a shared counter, 2 threads), rows taken together as ops.cc does
+// (SS_ROWS=N: N rows per task; in A/B runs build A takes SS_ROWS_A, default 1, as revisions
+// before row groups have no attn_rows). Returns GFLOP/s (4 per query head, key and dim).
+static double run_prefill(int hq, int hkv, int ctype, int reps) {
   const int L = 512, T = 256, D = 64, bs = 16, nb = L / bs;
   const size_t elems = (size_t)nb * hkv * bs * D, es = ctype ? 2 : 4;
   std::vector<char> kb(elems * es + 64), vb(elems * es + 64);
@@ -114,30 +115,22 @@ static double run_prefill(int hq, int hkv, int ctype, bool headMajor, int reps) 
   a.kc = kp, a.vc = vp, a.ctype = ctype, a.Hq = hq, a.Hkv = hkv, a.bs = bs, a.D = D;
   a.tables = tables.data(), a.tableStride = 0, a.positions = pos.data(), a.scale = 0.125f;
   const int G = hq / hkv;
-  int rows = G < 8 ? 8 / G : 1;  // ops.cc's rule on AVX-512
-  if (getenv("SS_ROWS")) rows = atoi(getenv("SS_ROWS"));
+  int rows;
 #ifdef SS_AB
   if (kernel == &ss_a::table) rows = getenv("SS_ROWS_A") ? atoi(getenv("SS_ROWS_A")) : 1;
+  else
 #endif
+    rows = getenv("SS_ROWS") ? atoi(getenv("SS_ROWS")) : G < kernel->attn_rows ? kernel->attn_rows / G : 1;  // ops.cc's rule
   if (rows < 1) rows = 1;
   a.T = T, a.rowsPerTask = rows;
   static TwoThreads pool;
-  const int blocks = (T + rows - 1) / rows, tasks = blocks * hkv, grain = headMajor ? 8 : hkv;
+  const int blocks = (T + rows - 1) / rows, tasks = blocks * hkv;
   std::vector<double> times;
   for (int r = 0; r < reps; r++) {
     std::atomic<int> next{0};
     const auto t0 = std::chrono::steady_clock::now();
     pool.run([&](int) {
-      for (int c; (c = next.fetch_add(grain)) < tasks;) {
-        if (!headMajor) {
-          kernel->attention(a, c, std::min(tasks, c + grain));
-          continue;
-        }
-        for (int i = c; i < std::min(tasks, c + grain); i++) {
-          const int task = (i % blocks) * hkv + i / blocks;
-          kernel->attention(a, task, task + 1);
-        }
-      }
+      for (int c; (c = next.fetch_add(hkv)) < tasks;) kernel->attention(a, c, std::min(tasks, c + hkv));
     });
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
@@ -155,17 +148,15 @@ int main(int argc, char** argv) {
   std::printf("decode attention, %s KV, %d q / %d kv heads, head dim 64 (median of the calls)\n", ctype ? "f16" : "f32", hq, hkv);
 #ifdef SS_AB
   // builds A and B alternating, 6 rounds, on the 16 x 1024 shape (2 threads, 1 thread), on one
-  // sequence of 512 tokens (1 thread; L2-resident at 4 KV heads) and on a prefill chunk (GFLOP/s;
-  // SS_PREFILL_HM=1: head-major task order)
+  // sequence of 512 tokens (1 thread; L2-resident at 4 KV heads) and on a prefill chunk (GFLOP/s)
   const Shape l2b{1, 512, hq, hkv, 64, 16, 1};
-  const bool hm = getenv("SS_PREFILL_HM") && atoi(getenv("SS_PREFILL_HM"));
   double s[2][4] = {};
   for (int round = 0; round < 6; round++) {
     double r[2][4];
     for (int b = 0; b < 2; b++) {
       kernel = b ? &ss_b::table : &ss_a::table;
       r[b][0] = run(dram, ctype, "attention", 60), r[b][1] = run(dram, ctype, "attention-1t", 30), r[b][2] = run(l2b, ctype, "l2", 3000);
-      r[b][3] = run_prefill(hq, hkv, ctype, hm, 40);
+      r[b][3] = run_prefill(hq, hkv, ctype, 40);
       for (int k = 0; k < 4; k++) s[b][k] += r[b][k];
     }
     std::printf("  A %5.1f / %5.1f / %5.1f / %5.0f   B %5.1f / %5.1f / %5.1f / %5.0f (GB/s 2 threads / 1 / L2; prefill GFLOP/s)\n", r[0][0], r[0][1], r[0][2], r[0][3], r[1][0], r[1][1], r[1][2], r[1][3]);
@@ -179,6 +170,6 @@ int main(int argc, char** argv) {
   // FLOPs: 4 per (query head, key, dim); bytes of one call: 2 x 128 x 4 x 64 x es
   const double flops_per_byte = 4.0 * hq * 64 / (2.0 * hkv * 64 * (ctype ? 2 : 4));
   std::printf("  l2           1 seq x 128 tok, 1 thread:     %6.1f GB/s = %.0f GFLOP/s\n", gbs, gbs * flops_per_byte);
-  std::printf("  prefill      256 rows at 256-511, 2 threads: %5.0f GFLOP/s row-major, %.0f head-major\n", run_prefill(hq, hkv, ctype, false, 40), run_prefill(hq, hkv, ctype, true, 40));
+  std::printf("  prefill      256 rows at 256-511, 2 threads: %5.0f GFLOP/s\n", run_prefill(hq, hkv, ctype, 40));
 #endif
 }

@@ -55,6 +55,8 @@ struct ss_kernels {
   void (*quantize_q8)(const float* x, int64_t n, int8_t* q, float* d);
   // n floats to f16 bits at dst (any alignment), round to nearest even: f32_to_f16_scalar's bits
   void (*f32_to_f16)(const float* src, void* dst, int64_t n);
+  // query rows attention's score tile takes at once (ops.cc groups a prefill chunk's rows to fill it)
+  int attn_rows;
 };
 
 namespace ss_avx512 { extern const ss_kernels table; }
