@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { bytesFor, DTYPE_CODE, type DType } from '../src/tensor/dtype.ts';
-import { alignedZeros, native } from '../src/tensor/native.ts';
+import { native, residentZeros } from '../src/tensor/native.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { type KernelRow, randomF32, timeBest } from './util.ts';
 
@@ -186,13 +186,13 @@ for (const cdt of only.includes('attn') ? (['f32', 'f16'] as const) : []) {
   const layers = Math.max(1, Math.ceil(WORKING_SET / 2 / (2 * bytesFor(cdt, nBlocks * Hkv * bs * D))));
   const caches: [Tensor, Tensor][] = [];
   for (let l = 0; l < layers; l++) {
-    const mk = (shape: number[]) => {
-      const t = alignedZeros(shape, cdt); // as the engine's KvPool allocates it (huge pages, faulted in)
+    // key pool, value pool, as the engine's KvPool allocates them (huge pages, faulted in)
+    const [k, v] = residentZeros([[nBlocks, Hkv, D, bs], [nBlocks, Hkv, bs, D]], cdt);
+    for (const t of [k!, v!]) {
       const f = randomF32(nBlocks * Hkv * bs * D, l + 11);
       n.convert(f, DTYPE_CODE.f32, t.data, DTYPE_CODE[cdt], f.length);
-      return t;
-    };
-    caches.push([mk([nBlocks, Hkv, D, bs]), mk([nBlocks, Hkv, bs, D])]); // key pool, value pool
+    }
+    caches.push([k!, v!]);
   }
   const tables = new Int32Array(B * blocksPerSeq);
   for (let i = 0; i < tables.length; i++) tables[i] = i; // contiguous per sequence (order does not change the bytes read)

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { DTYPE_CODE, f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.ts';
-import { alignedZeros, native, residentZeros } from '../src/tensor/native.ts';
+import { native, residentZeros } from '../src/tensor/native.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -100,14 +100,14 @@ describe('native core: process-level behaviour', () => {
     assert.equal(native().allocResident(0, true, true).byteLength, 0);
   });
 
-  it('alignedZeros (the KV pools) starts on a page boundary, zero-filled, with the exact shape', () => {
+  it('residentZeros: one tensor alone starts on a page boundary, zero-filled, with the exact shape', () => {
     const cases: [number[], 'f32' | 'f16'][] = [
       [[7, 2, 64, 16], 'f32'],
       [[3, 1, 33, 5], 'f16'],
       [[1], 'f32'],
     ];
     for (const [shape, dtype] of cases) {
-      const t = alignedZeros(shape, dtype);
+      const [t] = residentZeros([shape], dtype) as [Tensor];
       assert.deepEqual(t.shape, shape);
       assert.equal(native().addressMod(t.data, 4096), 0);
       assert.equal(t.data.byteLength, shape.reduce((a, b) => a * b, 1) * (dtype === 'f32' ? 4 : 2));

@@ -425,6 +425,9 @@ Napi::Value MmapFile(const Napi::CallbackInfo& info) {
 struct AnonMap {
   void* base;
   size_t len;
+  AnonMap(void* b, size_t l) : base(b), len(l) {}
+  AnonMap(const AnonMap&) = delete;
+  AnonMap& operator=(const AnonMap&) = delete;
   ~AnonMap() { munmap(base, len); }
 };
 struct Anon {
@@ -445,7 +448,7 @@ Napi::Value AllocResident(const Napi::CallbackInfo& info) {
   const size_t align = huge ? (size_t)2 << 20 : page, size = (n + align - 1) / align * align, len = huge ? size + align : size;
   void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) throw Napi::Error::New(env, "allocResident: out of memory (" + std::to_string(n) + " bytes)");
-  std::shared_ptr<AnonMap> map(new AnonMap{m, len});  // (make_shared of a temporary would unmap it at once)
+  const auto map = std::make_shared<AnonMap>(m, len);
   char* p = (char*)(((uintptr_t)m + align - 1) / align * align);
 #ifdef MADV_HUGEPAGE
   if (huge) madvise(p, size, MADV_HUGEPAGE);

@@ -88,9 +88,10 @@ export function native(): NativeCore {
  *   one page rather than two. Decode attention streams blocks scattered by the block tables, and
  *   each page it enters costs the hardware prefetcher a new start and a TLB lookup: pools 64
  *   bytes past a page measured 9-11% slower with f32 keys and values, 1-2% with f16.
- * - On transparent huge pages (blocks of 2 MiB and up): fewer page walks, and the hardware
- *   prefetcher is not stopped at every 4 KiB. `SS_HUGE=1 bash bench/native/attention.sh` shows
- *   the effect on the kernel alone.
+ * - On transparent huge pages (blocks of 2 MiB and up): fewer page walks, and populating them
+ *   is cheap (below). The attention kernel itself reads them no faster than 4 KiB pages
+ *   (`SS_HUGE=1` against `SS_HUGE=0 bash bench/native/attention.sh`: level within this VM's
+ *   noise); a plain sequential read does, by ~20% (bench:kernels prints both ceilings).
  * - Faulted in at allocation (as llama.cpp clears its KV buffer when a context is made), not on
  *   first use: a fresh 4 KiB page costs ~13 us on its first write on this VM, and the pools'
  *   pages were paid for inside the prefill (121 of 552 ms of a 512-token stories110m prefill went
@@ -110,11 +111,6 @@ export function residentZeros(shapes: readonly (readonly number[])[], dtype: DTy
   for (const n of sizes) offsets.push(total), (total += Math.ceil(n / page) * page);
   const arena = new Uint8Array(core!.allocResident(total, true, populate));
   return shapes.map((s, i) => new Tensor(dtype, [...s], arena.subarray(offsets[i]!, offsets[i]! + sizes[i]!)));
-}
-
-/** One zero-filled tensor as residentZeros allocates them. */
-export function alignedZeros(shape: readonly number[], dtype: DType): Tensor {
-  return residentZeros([shape], dtype)[0]!;
 }
 
 export function nativeAvailable(): boolean {
