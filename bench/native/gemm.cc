@@ -1,9 +1,9 @@
-// GEMM harness: the f32/f16 matmul kernel called directly, with ops.cc's task grid (64 x 64
-// blocks, a shared task counter, 2 threads) and its padded activation rows (rows 4 KiB apart
-// and 64 rows or more get 16 floats more), on data that stays in cache between calls.
-//   bash bench/native/gemm.sh [M N K [f32|f16|q8_0]]      GFLOP/s of this tree's AVX-512 kernel
-//   bash bench/native/ab.sh REV gemm [M N K [f32|f16|q8_0]]  revision REV (A) against this tree (B)
-// q8_0: weights in GGUF's blocks (f16 scale, 32 int8), x quantized once as ops.cc does; bf16 too.
+// GEMM harness: the matmul kernel called directly, with ops.cc's task grid (64 x 64 blocks, a
+// shared task counter, 2 threads) and its padded activation rows (rows 4 KiB apart and 64 rows
+// or more get 16 floats more), on data that stays in cache between calls.
+//   bash bench/native/gemm.sh [M N K [f32|f16|bf16|q8_0]]      GFLOP/s of this tree's AVX-512 kernel
+//   bash bench/native/ab.sh REV gemm [M N K [f32|f16|bf16|q8_0]]  revision REV (A) against this tree (B)
+// q8_0: weights in GGUF's blocks (f16 scale, 32 int8), x quantized once as ops.cc does.
 // SS_COPIES=N rotates the calls over N copies of the weights, so that they stream from DRAM
 // (matrix-vector products: M = 1, e.g. SS_COPIES=64 ... gemm 1 2048 5632 bf16).
 #include <immintrin.h>
@@ -57,12 +57,12 @@ int main(int argc, char** argv) {
     ws.push_back((uint8_t*)std::aligned_alloc(64, (N * ldw + 63) / 64 * 64));
     std::memcpy(ws.back(), w, N * ldw);
   }
-  int64_t calls = 0;
+  int64_t ncall = 0;
   a.out = out.data(), a.ldo = N, a.M = M, a.N = N, a.K = K, a.xq = xq.data(), a.xd = xd.data();
   TwoThreads pool;
   const int64_t NB = 64, MB = 64, nnb = (N + NB - 1) / NB, nmb = (M + MB - 1) / MB;
   auto call = [&] {  // one matmul, GFLOP/s
-    a.w = ws[calls++ % copies];
+    a.w = ws[ncall++ % copies];
     std::atomic<int64_t> next{0};
     const auto t0 = std::chrono::steady_clock::now();
     pool.run([&](int) {
