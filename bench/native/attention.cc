@@ -5,12 +5,18 @@
 //   attention          the kernel, 2 threads (one half of the tasks each)
 //   attention-1t       the kernel, 1 thread
 //   read               a plain read of the same K and V blocks in the same order, 2 threads
-//   l2                 the kernel on 128 cached tokens and one sequence, 1 thread (L2-resident)
+//   read-seq           the same blocks in address order (a block's KV heads together), 2 threads
+//   read-tile          4 blocks of one KV head, then the next head's (SS_TB=N: N blocks), 2 threads
+//   read-pf            read-tile, prefetching the next 4 blocks of every head in address order
+//                      (SS_PFH: the hint, 3 = T0, 2 = T1, 1 = T2, 0 = NTA), 2 threads
+//   l2                 the kernel on 128 cached tokens and one sequence, 1 thread (L2-resident;
+//                      SS_L2TOK=N: N tokens, 1024 = 2 MiB of f32 K and V, L3)
 //   prefill            a prefill chunk of 256 rows of one sequence, rows grouped as ops.cc does
 // The pools start on a page boundary, as the engine's do; SS_MIS=64 starts them 64 bytes past
 // one (as the engine's were before they were page-aligned); SS_HUGE=1 asks for transparent huge
 // pages, as the engine's KV pools are (residentZeros in src/tensor/native.ts). SS_HQ / SS_HKV
-// set other head counts.
+// set other head counts, SS_BS other block sizes. BFLAGS adds compiler flags (-DNAME for an
+// experiment behind #ifdef).
 // Build and run: bash bench/native/attention.sh [f32|f16]
 #include <immintrin.h>
 #include <sys/mman.h>
@@ -71,6 +77,64 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
     volatile float sink = _mm512_reduce_add_ps(acc);
     (void)sink;
   };
+  // the same blocks sequence by sequence, each block's KV heads together (the pool's address order)
+  auto readSeq = [&](int t0, int t1) {
+    __m512 acc = _mm512_setzero_ps();
+    const int64_t bytes = (int64_t)s.D * s.bs * es * s.Hkv;
+    for (int seq = t0 / s.Hkv; seq < t1 / s.Hkv; seq++)
+      for (int b = 0; b < s.L / s.bs; b++) {
+        const int64_t off = (int64_t)tables[seq * (s.L / s.bs) + b] * bytes;
+        for (int64_t i = 0; i < bytes; i += 64)
+          acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_loadu_ps((const char*)a.kc + off + i), _mm512_loadu_ps((const char*)a.vc + off + i)));
+      }
+    volatile float sink = _mm512_reduce_add_ps(acc);
+    (void)sink;
+  };
+  // the same blocks sequence by sequence, TB blocks at a time for every KV head in turn
+  auto readTile = [&](int t0, int t1) {
+    __m512 acc = _mm512_setzero_ps();
+    const int64_t bytes = (int64_t)s.D * s.bs * es, TB = getenv("SS_TB") ? atoi(getenv("SS_TB")) : 4;
+    for (int seq = t0 / s.Hkv; seq < t1 / s.Hkv; seq++)
+      for (int b0 = 0; b0 < s.L / s.bs; b0 += TB)
+        for (int g = 0; g < s.Hkv; g++)
+          for (int b = b0; b < b0 + TB; b++) {
+            const int64_t off = ((int64_t)tables[seq * (s.L / s.bs) + b] * s.Hkv + g) * bytes;
+            for (int64_t i = 0; i < bytes; i += 64)
+              acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_loadu_ps((const char*)a.kc + off + i), _mm512_loadu_ps((const char*)a.vc + off + i)));
+          }
+    volatile float sink = _mm512_reduce_add_ps(acc);
+    (void)sink;
+  };
+  // the kernel's order (one KV head at a time), with the next 4 blocks of every KV head
+  // prefetched in address order as it goes (SS_PFH: the hint, 3 = T0 .. 0 = NTA)
+  auto readPf = [&](int t0, int t1) {
+    __m512 acc = _mm512_setzero_ps();
+    const int64_t bytes = (int64_t)s.D * s.bs * es, TB = 4, nb = s.L / s.bs;
+    const int hint = getenv("SS_PFH") ? atoi(getenv("SS_PFH")) : 2;
+    for (int seq = t0 / s.Hkv; seq < t1 / s.Hkv; seq++)
+      for (int b0 = 0; b0 < nb; b0 += TB) {
+        // lines of the next tile, all heads: TB blocks x Hkv x bytes, K and V
+        const char* pfk = b0 + TB < nb ? (const char*)a.kc + (int64_t)tables[seq * nb + b0 + TB] * s.Hkv * bytes : nullptr;
+        const char* pfv = b0 + TB < nb ? (const char*)a.vc + (int64_t)tables[seq * nb + b0 + TB] * s.Hkv * bytes : nullptr;
+        int64_t pfo = 0;
+        for (int g = 0; g < s.Hkv; g++)
+          for (int b = b0; b < b0 + TB; b++) {
+            const int64_t off = ((int64_t)tables[seq * nb + b] * s.Hkv + g) * bytes;
+            for (int64_t i = 0; i < bytes; i += 64) {
+              if (pfk) {
+                if (hint == 3) _mm_prefetch(pfk + pfo, _MM_HINT_T0), _mm_prefetch(pfv + pfo, _MM_HINT_T0);
+                else if (hint == 2) _mm_prefetch(pfk + pfo, _MM_HINT_T1), _mm_prefetch(pfv + pfo, _MM_HINT_T1);
+                else if (hint == 1) _mm_prefetch(pfk + pfo, _MM_HINT_T2), _mm_prefetch(pfv + pfo, _MM_HINT_T2);
+                else _mm_prefetch(pfk + pfo, _MM_HINT_NTA), _mm_prefetch(pfv + pfo, _MM_HINT_NTA);
+                pfo += 64;
+              }
+              acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_loadu_ps((const char*)a.kc + off + i), _mm512_loadu_ps((const char*)a.vc + off + i)));
+            }
+          }
+      }
+    volatile float sink = _mm512_reduce_add_ps(acc);
+    (void)sink;
+  };
   static TwoThreads pool;
   auto two = [&](const std::function<void(int, int)>& f) { pool.run([&](int i) { i ? f(T / 2, T) : f(0, T / 2); }); };
   auto kern = [&](int t0, int t1) { kernel->attention(a, t0, t1); };
@@ -79,6 +143,9 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
     a.kc = ks[r % s.copies] + mis, a.vc = vs[r % s.copies] + mis;
     const auto t0 = std::chrono::steady_clock::now();
     if (mode == "read") two(read);
+    else if (mode == "read-seq") two(readSeq);
+    else if (mode == "read-tile") two(readTile);
+    else if (mode == "read-pf") two(readPf);
     else if (mode == "attention") two(kern);
     else kern(0, T);
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -144,7 +211,9 @@ int main(int argc, char** argv) {
   const int hq = getenv("SS_HQ") ? atoi(getenv("SS_HQ")) : 32, hkv = getenv("SS_HKV") ? atoi(getenv("SS_HKV")) : 4;
   if (hq < 1 || hkv < 1 || hq % hkv) return std::fprintf(stderr, "SS_HQ must be a multiple of SS_HKV\n"), 1;
   const int bk = 16 * 4 / hkv > 0 ? 16 * 4 / hkv : 1;  // sequences: 16 at 4 KV heads, as many KV bytes at others
-  const Shape dram{bk, 1024, hq, hkv, 64, 16, 16}, l2{1, 128, hq, hkv, 64, 16, 1};
+  const int l2tok = getenv("SS_L2TOK") ? atoi(getenv("SS_L2TOK")) : 128;  // the cached row's tokens
+  const int bs = getenv("SS_BS") ? atoi(getenv("SS_BS")) : 16;  // tokens per KV block
+  const Shape dram{bk, 1024, hq, hkv, 64, bs, 16}, l2{1, l2tok, hq, hkv, 64, bs, 1};
   std::printf("decode attention, %s KV, %d q / %d kv heads, head dim 64 (median of the calls)\n", ctype ? "f16" : "f32", hq, hkv);
 #ifdef SS_AB
   // builds A and B alternating, 6 rounds, on the 16 x 1024 shape (2 threads, 1 thread), on one
@@ -166,10 +235,13 @@ int main(int argc, char** argv) {
   std::printf("  attention    %2d seqs x 1024 tok, 2 threads: %6.1f GB/s\n", dram.B, run(dram, ctype, "attention", 100));
   std::printf("  attention-1t %2d seqs x 1024 tok, 1 thread:  %6.1f GB/s\n", dram.B, run(dram, ctype, "attention-1t", 40));
   std::printf("  read         the same blocks, plain read:   %6.1f GB/s\n", run(dram, ctype, "read", 100));
+  std::printf("  read-seq     the same, in address order:    %6.1f GB/s\n", run(dram, ctype, "read-seq", 100));
+  std::printf("  read-tile    the same, 4 blocks x KV heads:  %6.1f GB/s\n", run(dram, ctype, "read-tile", 100));
+  std::printf("  read-pf      read-tile, next tile prefetched: %5.1f GB/s\n", run(dram, ctype, "read-pf", 100));
   const double gbs = run(l2, ctype, "l2", 20000);
-  // FLOPs: 4 per (query head, key, dim); bytes of one call: 2 x 128 x 4 x 64 x es
+  // FLOPs: 4 per (query head, key, dim); bytes of one call: 2 x tokens x 4 x 64 x es
   const double flops_per_byte = 4.0 * hq * 64 / (2.0 * hkv * 64 * (ctype ? 2 : 4));
-  std::printf("  l2           1 seq x 128 tok, 1 thread:     %6.1f GB/s = %.0f GFLOP/s\n", gbs, gbs * flops_per_byte);
+  std::printf("  l2           1 seq x %4d tok, 1 thread:    %6.1f GB/s = %.0f GFLOP/s\n", l2tok, gbs, gbs * flops_per_byte);
   std::printf("  prefill      256 rows at 256-511, 2 threads: %5.0f GFLOP/s\n", run_prefill(hq, hkv, ctype, 40));
 #endif
 }
