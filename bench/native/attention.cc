@@ -64,74 +64,49 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
   a.tables = tables.data(), a.tableStride = s.L / s.bs, a.positions = pos.data(), a.scale = 0.125f;
   a.T = s.B, a.rowsPerTask = 1;
   const int T = s.B * s.Hkv;
-  // every K and V block of tasks [t0, t1), in the kernel's order, summed
-  auto read = [&](int t0, int t1) {
+  // Plain reads of the same K and V blocks, summed (order: 0 the kernel's, one KV head at a time;
+  // 1 address order, a block's KV heads together; 2 TB blocks (SS_TB, default 4) of one KV head,
+  // then the next head's; 3 as 2 with TB = 4, the next 4 blocks of every KV head prefetched in
+  // address order as it goes, SS_PFH the hint: 3 = T0, 2 = T1, 1 = T2, 0 = NTA)
+  const int64_t bytes = (int64_t)s.D * s.bs * es, bps = s.L / s.bs;  // blocks per sequence
+  auto off = [&](int seq, int b, int g) { return ((int64_t)tables[seq * bps + b] * s.Hkv + g) * bytes; };
+  auto readOrder = [&](int t0, int t1, int order) {
     __m512 acc = _mm512_setzero_ps();
-    const int64_t bytes = (int64_t)s.D * s.bs * es;
-    for (int task = t0; task < t1; task++)
-      for (int b = 0; b < s.L / s.bs; b++) {
-        const int64_t off = ((int64_t)tables[task / s.Hkv * (s.L / s.bs) + b] * s.Hkv + task % s.Hkv) * bytes;
-        for (int64_t i = 0; i < bytes; i += 64)
-          acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_loadu_ps((const char*)a.kc + off + i), _mm512_loadu_ps((const char*)a.vc + off + i)));
-      }
-    volatile float sink = _mm512_reduce_add_ps(acc);
-    (void)sink;
-  };
-  // the same blocks sequence by sequence, each block's KV heads together (the pool's address order)
-  auto readSeq = [&](int t0, int t1) {
-    __m512 acc = _mm512_setzero_ps();
-    const int64_t bytes = (int64_t)s.D * s.bs * es * s.Hkv;
-    for (int seq = t0 / s.Hkv; seq < t1 / s.Hkv; seq++)
-      for (int b = 0; b < s.L / s.bs; b++) {
-        const int64_t off = (int64_t)tables[seq * (s.L / s.bs) + b] * bytes;
-        for (int64_t i = 0; i < bytes; i += 64)
-          acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_loadu_ps((const char*)a.kc + off + i), _mm512_loadu_ps((const char*)a.vc + off + i)));
-      }
-    volatile float sink = _mm512_reduce_add_ps(acc);
-    (void)sink;
-  };
-  // the same blocks sequence by sequence, TB blocks at a time for every KV head in turn
-  auto readTile = [&](int t0, int t1) {
-    __m512 acc = _mm512_setzero_ps();
-    const int64_t bytes = (int64_t)s.D * s.bs * es, TB = getenv("SS_TB") ? atoi(getenv("SS_TB")) : 4;
-    for (int seq = t0 / s.Hkv; seq < t1 / s.Hkv; seq++)
-      for (int b0 = 0; b0 < s.L / s.bs; b0 += TB)
-        for (int g = 0; g < s.Hkv; g++)
-          for (int b = b0; b < b0 + TB; b++) {
-            const int64_t off = ((int64_t)tables[seq * (s.L / s.bs) + b] * s.Hkv + g) * bytes;
-            for (int64_t i = 0; i < bytes; i += 64)
-              acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_loadu_ps((const char*)a.kc + off + i), _mm512_loadu_ps((const char*)a.vc + off + i)));
-          }
-    volatile float sink = _mm512_reduce_add_ps(acc);
-    (void)sink;
-  };
-  // the kernel's order (one KV head at a time), with the next 4 blocks of every KV head
-  // prefetched in address order as it goes (SS_PFH: the hint, 3 = T0 .. 0 = NTA)
-  auto readPf = [&](int t0, int t1) {
-    __m512 acc = _mm512_setzero_ps();
-    const int64_t bytes = (int64_t)s.D * s.bs * es, TB = 4, nb = s.L / s.bs;
+    const char *pfk = nullptr, *pfv = nullptr;
     const int hint = getenv("SS_PFH") ? atoi(getenv("SS_PFH")) : 2;
-    for (int seq = t0 / s.Hkv; seq < t1 / s.Hkv; seq++)
-      for (int b0 = 0; b0 < nb; b0 += TB) {
-        // lines of the next tile, all heads: TB blocks x Hkv x bytes, K and V
-        const char* pfk = b0 + TB < nb ? (const char*)a.kc + (int64_t)tables[seq * nb + b0 + TB] * s.Hkv * bytes : nullptr;
-        const char* pfv = b0 + TB < nb ? (const char*)a.vc + (int64_t)tables[seq * nb + b0 + TB] * s.Hkv * bytes : nullptr;
-        int64_t pfo = 0;
-        for (int g = 0; g < s.Hkv; g++)
-          for (int b = b0; b < b0 + TB; b++) {
-            const int64_t off = ((int64_t)tables[seq * nb + b] * s.Hkv + g) * bytes;
-            for (int64_t i = 0; i < bytes; i += 64) {
-              if (pfk) {
-                if (hint == 3) _mm_prefetch(pfk + pfo, _MM_HINT_T0), _mm_prefetch(pfv + pfo, _MM_HINT_T0);
-                else if (hint == 2) _mm_prefetch(pfk + pfo, _MM_HINT_T1), _mm_prefetch(pfv + pfo, _MM_HINT_T1);
-                else if (hint == 1) _mm_prefetch(pfk + pfo, _MM_HINT_T2), _mm_prefetch(pfv + pfo, _MM_HINT_T2);
-                else _mm_prefetch(pfk + pfo, _MM_HINT_NTA), _mm_prefetch(pfv + pfo, _MM_HINT_NTA);
-                pfo += 64;
-              }
-              acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_loadu_ps((const char*)a.kc + off + i), _mm512_loadu_ps((const char*)a.vc + off + i)));
-            }
-          }
+    auto run = [&](int64_t o, int64_t n) {
+      const char* kp = (const char*)a.kc + o;
+      const char* vp = (const char*)a.vc + o;
+      __m512 x = _mm512_setzero_ps();
+      if (!pfk) {
+        for (int64_t i = 0; i < n; i += 64) x = _mm512_add_ps(x, _mm512_add_ps(_mm512_loadu_ps(kp + i), _mm512_loadu_ps(vp + i)));
+      } else {
+        for (int64_t i = 0; i < n; i += 64, pfk += 64, pfv += 64) {
+          if (hint == 3) _mm_prefetch(pfk, _MM_HINT_T0), _mm_prefetch(pfv, _MM_HINT_T0);
+          else if (hint == 2) _mm_prefetch(pfk, _MM_HINT_T1), _mm_prefetch(pfv, _MM_HINT_T1);
+          else if (hint == 1) _mm_prefetch(pfk, _MM_HINT_T2), _mm_prefetch(pfv, _MM_HINT_T2);
+          else _mm_prefetch(pfk, _MM_HINT_NTA), _mm_prefetch(pfv, _MM_HINT_NTA);
+          x = _mm512_add_ps(x, _mm512_add_ps(_mm512_loadu_ps(kp + i), _mm512_loadu_ps(vp + i)));
+        }
       }
+      acc = _mm512_add_ps(acc, x);
+    };
+    const int TB = order == 3 || !getenv("SS_TB") ? 4 : atoi(getenv("SS_TB"));
+    if (order == 0) {
+      for (int task = t0; task < t1; task++)
+        for (int b = 0; b < bps; b++) run(off(task / s.Hkv, b, task % s.Hkv), bytes);
+    } else if (order == 1) {
+      for (int seq = t0 / s.Hkv; seq < t1 / s.Hkv; seq++)
+        for (int b = 0; b < bps; b++) run(off(seq, b, 0), bytes * s.Hkv);
+    } else {
+      for (int seq = t0 / s.Hkv; seq < t1 / s.Hkv; seq++)
+        for (int b0 = 0; b0 < bps; b0 += TB) {
+          pfk = pfv = nullptr;
+          if (order == 3 && b0 + TB < bps) pfk = (const char*)a.kc + off(seq, b0 + TB, 0), pfv = (const char*)a.vc + off(seq, b0 + TB, 0);
+          for (int g = 0; g < s.Hkv; g++)
+            for (int b = b0; b < b0 + TB && b < bps; b++) run(off(seq, b, g), bytes);
+        }
+    }
     volatile float sink = _mm512_reduce_add_ps(acc);
     (void)sink;
   };
@@ -142,10 +117,10 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
   for (int r = 0; r < reps; r++) {
     a.kc = ks[r % s.copies] + mis, a.vc = vs[r % s.copies] + mis;
     const auto t0 = std::chrono::steady_clock::now();
-    if (mode == "read") two(read);
-    else if (mode == "read-seq") two(readSeq);
-    else if (mode == "read-tile") two(readTile);
-    else if (mode == "read-pf") two(readPf);
+    if (mode == "read") two([&](int t0, int t1) { readOrder(t0, t1, 0); });
+    else if (mode == "read-seq") two([&](int t0, int t1) { readOrder(t0, t1, 1); });
+    else if (mode == "read-tile") two([&](int t0, int t1) { readOrder(t0, t1, 2); });
+    else if (mode == "read-pf") two([&](int t0, int t1) { readOrder(t0, t1, 3); });
     else if (mode == "attention") two(kern);
     else kern(0, T);
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
