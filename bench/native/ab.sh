@@ -3,9 +3,10 @@
 # memory speed hits both alike: A is native/src at git revision REV, B this working tree.
 #   bash bench/native/ab.sh REV attention [f32|f16]   (SS_HQ / SS_HKV: head counts; SS_ROWS_A: A's prefill rows per task)
 #   bash bench/native/ab.sh REV gemm [M N K [f32|f16|bf16|q8_0]]   (SS_COPIES=N: weights rotated over N copies)
-# ISA=avx2 builds both for AVX2 instead of AVX-512 (default); BFLAGS adds compiler flags to B (-DNAME for an experiment behind #ifdef). The two revisions must share
-# kernels.h's argument structs up to the fields A knows (fields appended since are fine), and,
-# for attention, the KV cache layout.
+# ISA=avx2 builds both for AVX2 instead of AVX-512 (default); BFLAGS adds compiler flags to B
+# (-DNAME for an experiment behind #ifdef). The two revisions must share kernels.h's argument
+# structs up to the fields A knows (fields appended since are fine), and, for attention, the KV
+# cache layout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rev=$1 harness=$2

@@ -295,11 +295,11 @@ void attention(const ss_attn_args& a_in, int64_t T) {
   ss_attn_args a = a_in;
   // Rows of one sequence (a prefill chunk) go to the kernel several at a time when the query
   // heads per KV head are fewer than the score tile's rows (k->attn_rows: 8 on AVX-512, 4 on
-  // AVX2 and portable): each key and value
-  // read then serves the heads of several rows. With one head per KV head (multi-head attention:
-  // Llama 2, GPT-2) a row alone does one FMA per key element loaded, and the chunk streams every
-  // KV head's blocks once per row: 25 GFLOP/s against 130-141 for 8 heads per KV head, 72 with
-  // 8 rows together (`SS_HQ=12 SS_HKV=12 bash bench/native/attention.sh`, prefill row; A/B 4.8x).
+  // AVX2 and portable): each key and value read then serves the heads of several rows. With one
+  // head per KV head (multi-head attention: Llama 2, GPT-2) a row alone does one FMA per key
+  // element loaded, and the chunk streams every KV head's blocks once per row: 25 GFLOP/s
+  // against 130-141 for 8 heads per KV head, 72 with 8 rows together (`SS_HQ=12 SS_HKV=12 bash
+  // bench/native/attention.sh`, prefill row; A/B 4.8x).
   const int64_t G = a.Hq / a.Hkv;
   a.T = T;
   a.rowsPerTask = a.tableStride == 0 && G < k->attn_rows ? k->attn_rows / G : 1;
