@@ -67,7 +67,8 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
   // Plain reads of the same K and V blocks, summed (order: 0 the kernel's, one KV head at a time;
   // 1 address order, a block's KV heads together; 2 TB blocks (SS_TB, default 4) of one KV head,
   // then the next head's; 3 as 2 with TB = 4, the next 4 blocks of every KV head prefetched in
-  // address order as it goes, SS_PFH the hint: 3 = T0, 2 = T1, 1 = T2, 0 = NTA)
+  // address order as it goes, one contiguous range since the harness's blocks are consecutive;
+  // SS_PFH the hint: 3 = T0, 2 = T1, 1 = T2, 0 = NTA)
   const int64_t bytes = (int64_t)s.D * s.bs * es, bps = s.L / s.bs;  // blocks per sequence
   auto off = [&](int seq, int b, int g) { return ((int64_t)tables[seq * bps + b] * s.Hkv + g) * bytes; };
   auto readOrder = [&](int t0, int t1, int order) {
@@ -117,10 +118,10 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
   for (int r = 0; r < reps; r++) {
     a.kc = ks[r % s.copies] + mis, a.vc = vs[r % s.copies] + mis;
     const auto t0 = std::chrono::steady_clock::now();
-    if (mode == "read") two([&](int t0, int t1) { readOrder(t0, t1, 0); });
-    else if (mode == "read-seq") two([&](int t0, int t1) { readOrder(t0, t1, 1); });
-    else if (mode == "read-tile") two([&](int t0, int t1) { readOrder(t0, t1, 2); });
-    else if (mode == "read-pf") two([&](int t0, int t1) { readOrder(t0, t1, 3); });
+    if (mode == "read") two([&](int lo, int hi) { readOrder(lo, hi, 0); });
+    else if (mode == "read-seq") two([&](int lo, int hi) { readOrder(lo, hi, 1); });
+    else if (mode == "read-tile") two([&](int lo, int hi) { readOrder(lo, hi, 2); });
+    else if (mode == "read-pf") two([&](int lo, int hi) { readOrder(lo, hi, 3); });
     else if (mode == "attention") two(kern);
     else kern(0, T);
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
