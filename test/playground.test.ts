@@ -2,7 +2,8 @@
 // default model (no --model; API key on) driven through headless Chromium (Debian's /usr/bin/chromium,
 // via playwright-core). The page asks for the key once and keeps it, streams a chat reply token by
 // token, runs a plain completion, and its Stop button cancels a long generation so that the
-// server's running-request count returns to 0. A screenshot is kept in test-artifacts/.
+// server's running-request count returns to 0; a /metrics poll that never answers does not
+// freeze the status panel. A screenshot is kept in test-artifacts/.
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -86,6 +87,19 @@ describe('playground in headless Chromium', { skip }, () => {
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
+  /** Waits until the element's text is `want`; on timeout, fails with what the panel showed. */
+  async function panelShows(selector: string, want: string, ms = 15_000): Promise<void> {
+    const end = Date.now() + ms;
+    let seen: string | null = null;
+    while (Date.now() < end) {
+      seen = await page.textContent(selector);
+      if (seen === want) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const note = await page.textContent('#st-note');
+    assert.fail(`${selector} shows ${JSON.stringify(seen)} after ${ms} ms, not ${JSON.stringify(want)} (status note: ${JSON.stringify(note)}; server: ${await metric('slipstream_requests_running')} running)`);
+  }
+
   it('asks for the API key once, by keyboard, and keeps it', { timeout: 30_000 }, async () => {
     await page.goto(url + '/');
     await page.waitForSelector('#key-dialog[open]');
@@ -164,11 +178,13 @@ describe('playground in headless Chromium', { skip }, () => {
 
   it('stops a long generation with the Stop button; the server frees the request', { timeout: 45_000 }, async () => {
     // The default model often ends a story long before 480 tokens, and it decodes several hundred
-    // tokens a second, so the request asks the server to ignore end-of-sequence (as an API client
-    // may), and Stop is pressed from the keyboard as soon as text streams: a pointer click first
-    // waits for the button to be stable, and the streaming text keeps moving the layout.
-    const route = '**/v1/chat/completions';
-    await page.route(route, (r) => r.continue({ postData: JSON.stringify({ ...JSON.parse(r.request().postData() ?? '{}'), ignore_eos: true }) }));
+    // tokens a second, so the request ignores end-of-sequence (the page's own checkbox), and Stop
+    // is pressed from the keyboard as soon as text streams: a pointer click first waits for the
+    // button to be stable, and the streaming text keeps moving the layout. (An earlier version set
+    // ignore_eos by intercepting the request with page.route, which routes the page's /metrics
+    // polls through Playwright too; in one CI run the status panel then stopped updating after
+    // page.unroute. The cause was not established; the page's polls now time out and go on.)
+    await page.check('#ignore-eos');
     await page.click('#chat-clear'); // a fresh conversation: the prompt plus max tokens must fit the context
     await page.fill('#max-tokens', '480');
     await page.fill('#chat-input', 'Tell me a long story');
@@ -179,7 +195,6 @@ describe('playground in headless Chromium', { skip }, () => {
     await page.focus('#chat-stop');
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => document.querySelector('#chat-log .msg.assistant:last-child')?.getAttribute('data-state') === 'stopped');
-    await page.unroute(route);
     const stats = (await page.textContent('#chat-log .msg.assistant:last-child .stats'))!;
     assert.match(stats, /· stopped$/);
     // it streamed, and stopped short of the 480 tokens it would otherwise have run to
@@ -187,7 +202,7 @@ describe('playground in headless Chromium', { skip }, () => {
     assert.ok(tokens > 0 && tokens < 480, stats);
     assert.equal(await metricBecomes('slipstream_requests_running', 0), 0);
     // The page's own status panel (polled from /metrics) shows it too.
-    await page.waitForFunction(() => document.getElementById('st-running')!.textContent === '0');
+    await panelShows('#st-running', '0');
     assert.match((await page.textContent('#st-kv'))!, /^\d+ \/ \d+ blocks/);
     assert.equal(await page.isEnabled('#chat-send'), true);
 
@@ -195,5 +210,19 @@ describe('playground in headless Chromium', { skip }, () => {
     const shot = join(artifacts, 'playground.png');
     await page.screenshot({ path: shot, fullPage: true });
     assert.deepEqual([...readFileSync(shot).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]); // PNG signature
+  });
+
+  it('a /metrics poll that never answers does not freeze the status panel', { timeout: 30_000 }, async () => {
+    // Hold one poll forever (its route is never continued); the page gives up on it, says so, and
+    // the next poll, let through, brings the panel back.
+    let held = 0;
+    await page.route('**/metrics', (r) => {
+      if (held++ === 0) return; // never answered
+      return r.continue();
+    });
+    await panelShows('#st-note', 'Status unavailable (no answer in 3 s).');
+    await panelShows('#st-note', '');
+    assert.equal(await page.textContent('#st-running'), '0');
+    assert.ok(held >= 2, `${held} polls reached the route`);
   });
 });

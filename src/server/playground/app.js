@@ -5,6 +5,9 @@
 
 const KEY_STORAGE = 'slipstream.apiKey';
 const METRICS_EVERY_MS = 1000;
+// One poll that never answers must not freeze the panel: each poll gives up after this long, and
+// the next one is scheduled whatever happened.
+const METRICS_TIMEOUT_MS = 3000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -397,7 +400,7 @@ const percent = (x) => `${(x * 100).toFixed(1)}%`;
 async function pollMetrics() {
   if (!document.hidden) {
     try {
-      const res = await fetch('/metrics');
+      const res = await fetch('/metrics', { signal: AbortSignal.timeout(METRICS_TIMEOUT_MS) });
       if (!res.ok) throw new Error(`${res.status}`);
       const m = parseMetrics(await res.text());
       $('st-running').textContent = String(m.slipstream_requests_running ?? '–');
@@ -412,7 +415,8 @@ async function pollMetrics() {
       $('st-hit').textContent = hit === undefined ? '–' : percent(hit);
       $('st-note').textContent = '';
     } catch (e) {
-      $('st-note').textContent = `Status unavailable (${e.message}).`;
+      const why = e.name === 'TimeoutError' ? `no answer in ${METRICS_TIMEOUT_MS / 1000} s` : e.message;
+      $('st-note').textContent = `Status unavailable (${why}).`;
     }
   }
   setTimeout(pollMetrics, METRICS_EVERY_MS);
