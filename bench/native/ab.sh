@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B of two builds of the kernels in one process, alternating, so that this VM's drifting
 # memory speed hits both alike: A is native/src at git revision REV, B this working tree.
-#   bash bench/native/ab.sh REV attention [f32|f16]   (SS_HQ / SS_HKV: head counts; SS_ROWS_A: A's prefill rows per task)
+#   bash bench/native/ab.sh REV attention [f32|f16]   (SS_HQ / SS_HKV: head counts; SS_ROWS_A: A's prefill rows
+#     per task; SS_ROUNDS: rounds, 6 by default; prints the mean and the median of the rounds' B/A)
 #   bash bench/native/ab.sh REV gemm [M N K [f32|f16|bf16|q8_0]]   (SS_COPIES=N: weights rotated over N copies)
 # ISA=avx2 builds both for AVX2 instead of AVX-512 (default); BFLAGS adds compiler flags to B
 # (-DNAME for an experiment behind #ifdef). The two revisions must share kernels.h's argument

@@ -15,8 +15,10 @@
 // The pools start on a page boundary, as the engine's do; SS_MIS=64 starts them 64 bytes past
 // one (as the engine's were before they were page-aligned); SS_HUGE=1 asks for transparent huge
 // pages, as the engine's KV pools are (residentZeros in src/tensor/native.ts). SS_HQ / SS_HKV
-// set other head counts, SS_BS other block sizes. BFLAGS adds compiler flags (-DNAME for an
-// experiment behind #ifdef).
+// set other head counts, SS_BS other block sizes; SS_SEQS / SS_COPIES the main rows' sequences
+// and cache copies (SS_SEQS=2 SS_COPIES=1 keeps them in cache: the kernel's 2-thread compute
+// rate). BFLAGS adds compiler flags (-DNAME for an experiment behind #ifdef); under ab.sh,
+// SS_ROUNDS sets the number of alternating rounds.
 // Build and run: bash bench/native/attention.sh [f32|f16]
 #include <immintrin.h>
 #include <sys/mman.h>
@@ -189,14 +191,22 @@ int main(int argc, char** argv) {
   const int bk = 16 * 4 / hkv > 0 ? 16 * 4 / hkv : 1;  // sequences: 16 at 4 KV heads, as many KV bytes at others
   const int l2tok = getenv("SS_L2TOK") ? atoi(getenv("SS_L2TOK")) : 128;  // the cached row's tokens
   const int bs = getenv("SS_BS") ? atoi(getenv("SS_BS")) : 16;  // tokens per KV block
-  const Shape dram{bk, 1024, hq, hkv, 64, bs, 16}, l2{1, l2tok, hq, hkv, 64, bs, 1};
+  // SS_SEQS / SS_COPIES: the main shape's sequences and cache copies (SS_SEQS=2 SS_COPIES=1: 4 MiB
+  // of f32 K and V, in cache, for the kernel's 2-thread rate without DRAM)
+  const int seqs = getenv("SS_SEQS") ? atoi(getenv("SS_SEQS")) : bk, copies = getenv("SS_COPIES") ? atoi(getenv("SS_COPIES")) : 16;
+  const Shape dram{seqs, 1024, hq, hkv, 64, bs, copies}, l2{1, l2tok, hq, hkv, 64, bs, 1};
   std::printf("decode attention, %s KV, %d q / %d kv heads, head dim 64 (median of the calls)\n", ctype ? "f16" : "f32", hq, hkv);
 #ifdef SS_AB
   // builds A and B alternating, 6 rounds, on the 16 x 1024 shape (2 threads, 1 thread), on one
   // sequence of 512 tokens (1 thread; L2-resident at 4 KV heads) and on a prefill chunk (GFLOP/s)
+  // (SS_ROUNDS: rounds, 6 by default). This VM's neighbours sometimes take a whole figure down
+  // 5-10x, so the median of the rounds' B/A ratios is printed too: one such round moves the
+  // mean a lot and the median little.
   const Shape l2b{1, 512, hq, hkv, 64, 16, 1};
+  const int rounds = getenv("SS_ROUNDS") ? std::max(1, atoi(getenv("SS_ROUNDS"))) : 6;
   double s[2][4] = {};
-  for (int round = 0; round < 6; round++) {
+  std::vector<double> ratio[4];
+  for (int round = 0; round < rounds; round++) {
     double r[2][4];
     for (int b = 0; b < 2; b++) {
       kernel = b ? &ss_b::table : &ss_a::table;
@@ -204,9 +214,17 @@ int main(int argc, char** argv) {
       r[b][3] = run_prefill(hq, hkv, ctype, 40);
       for (int k = 0; k < 4; k++) s[b][k] += r[b][k];
     }
+    for (int k = 0; k < 4; k++) ratio[k].push_back(r[1][k] / r[0][k]);
     std::printf("  A %5.1f / %5.1f / %5.1f / %5.0f   B %5.1f / %5.1f / %5.1f / %5.0f (GB/s 2 threads / 1 / L2; prefill GFLOP/s)\n", r[0][0], r[0][1], r[0][2], r[0][3], r[1][0], r[1][1], r[1][2], r[1][3]);
   }
+  double med[4];
+  for (int k = 0; k < 4; k++) {
+    std::sort(ratio[k].begin(), ratio[k].end());
+    const size_t n = ratio[k].size();
+    med[k] = n % 2 ? ratio[k][n / 2] : (ratio[k][n / 2 - 1] + ratio[k][n / 2]) / 2;
+  }
   std::printf("  mean B/A: %.3f with 2 threads, %.3f with 1, %.3f in L2, %.3f prefill\n", s[1][0] / s[0][0], s[1][1] / s[0][1], s[1][2] / s[0][2], s[1][3] / s[0][3]);
+  std::printf("  median of the rounds' B/A: %.3f with 2 threads, %.3f with 1, %.3f in L2, %.3f prefill\n", med[0], med[1], med[2], med[3]);
 #else
   std::printf("  attention    %2d seqs x 1024 tok, 2 threads: %6.1f GB/s\n", dram.B, run(dram, ctype, "attention", 100));
   std::printf("  attention-1t %2d seqs x 1024 tok, 1 thread:  %6.1f GB/s\n", dram.B, run(dram, ctype, "attention-1t", 40));
