@@ -426,6 +426,52 @@ for (const isa of isas) {
       }
     });
 
+    it('attention: later tiles whose scores jump far above the earlier ones (the softmax reference moves) match ref, and stay row-invariant', () => {
+      // The kernel's online softmax keeps a reference max per row and rescales only when a
+      // tile's scores pass it by a slack (8): a spike of +20, then +110 and +100 side by side in a
+      // later tile (both past exp's range, 88, if the reference stayed where it was: their
+      // weights would come out equal), and a tile of scores far below, force that path after the
+      // first tile; soft-capping (30) caps the spikes. Rows of a prefill chunk must still equal
+      // decoding each row alone.
+      for (const [cdt, softCap] of [['f32', 0], ['f16', 0], ['f32', 30], ['f16', 30]] as const) {
+        const Hq = 8, Hkv = 2, G = Hq / Hkv, D = 64, bs = 16, S = 300, T = 6, L = S + T, maxBlocks = Math.ceil(L / bs);
+        const scale = 1 / Math.sqrt(D);
+        const q = rand([T, Hq, D], 71);
+        const k = rand([L, Hkv, D], 72, 'f32', 0.5);
+        const v = rand([L, Hkv, D], 73);
+        const kf = k.f32(), qf = q.f32();
+        // key j of KV head g = the last row's head g G query times a factor that gives score s
+        const spike = (j: number, s: number) => {
+          for (let g = 0; g < Hkv; g++) {
+            const qh = qf.subarray(((T - 1) * Hq + g * G) * D, ((T - 1) * Hq + g * G + 1) * D);
+            const n2 = qh.reduce((a, x) => a + x * x, 0);
+            for (let d = 0; d < D; d++) kf[(j * Hkv + g) * D + d] = (qh[d]! * s) / (scale * n2);
+          }
+        };
+        spike(100, 20);
+        spike(230, 110);
+        spike(231, 100);
+        for (let j = 140; j < 200; j++) spike(j, -60);
+        const kcache = Tensor.zeros([maxBlocks, Hkv, D, bs], cdt);
+        const vcache = Tensor.zeros([maxBlocks, Hkv, bs, D], cdt);
+        const table = new Int32Array(maxBlocks).map((_, i) => (i * 7) % maxBlocks);
+        const slots = new Int32Array(L).map((_, p) => table[Math.floor(p / bs)]! * bs + (p % bs));
+        cpu.kvWrite(k, kcache, slots, 'k');
+        cpu.kvWrite(v, vcache, slots, 'v');
+        const opts = { scale, softCap };
+        const out = Tensor.zeros([T, Hq, D]);
+        cpu.attentionPrefill(q, kcache, vcache, table, S, out, opts);
+        const or = Tensor.zeros([T, Hq, D]);
+        ref.attentionPrefill(q, kcache, vcache, table, S, or, opts);
+        close(out, or, () => 1e-5, `${cdt} softCap ${softCap}: prefill = ref`);
+        for (let t = 0; t < T; t++) {
+          const one = Tensor.zeros([1, Hq, D]);
+          cpu.attentionDecode(q.narrow(t, 1), kcache, vcache, table, maxBlocks, new Int32Array([S + t + 1]), one, opts);
+          bitEqual(out.narrow(t, 1), one, `${cdt} softCap ${softCap}: row ${t}`);
+        }
+      }
+    });
+
     it('argmax: first maximum on ties, strided rows', () => {
       const x = strided(5, 4097, 3, 61);
       assert.deepEqual(Array.from(cpu.argmax(x)), Array.from(ref.argmax(x)));

@@ -99,6 +99,8 @@ struct V {
   static inline R div(R a, R b) { return _mm512_div_ps(a, b); }
   static inline R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static inline R max(R a, R b) { return _mm512_max_ps(a, b); }
+  // true when some lane of a is greater than b's (false for NaN lanes)
+  static inline bool any_gt(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) != 0; }
   static inline R min(R a, R b) { return _mm512_min_ps(a, b); }
   // Fixed-order tree: halves, then quarters ... (documented so the order never changes).
   static inline float hsum(R v) {
@@ -163,6 +165,7 @@ struct V {
   static inline R div(R a, R b) { return _mm256_div_ps(a, b); }
   static inline R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static inline R max(R a, R b) { return _mm256_max_ps(a, b); }
+  static inline bool any_gt(R a, R b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)) != 0; }
   static inline R min(R a, R b) { return _mm256_min_ps(a, b); }
   static inline float hsum(R v) {
     __m128 b = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -227,6 +230,7 @@ struct V {
   SS_BIN(div, x / y)
   SS_BIN(max, x > y ? x : y)
   SS_BIN(min, x < y ? x : y)
+  static inline bool any_gt(R a, R b) { for (int i = 0; i < 8; i++) if (a.v[i] > b.v[i]) return true; return false; }
 #undef SS_BIN
   static inline R fma(R a, R b, R c) { R r; for (int i = 0; i < 8; i++) r.v[i] = a.v[i] * b.v[i] + c.v[i]; return r; }
   static inline float hsum(R v) {
