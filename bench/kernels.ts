@@ -33,12 +33,16 @@ const cpu = cpuBackend();
 const time = (fn: (i: number) => void): number => timeBest(fn, MIN_TIME);
 
 
-/** A weight matrix [N, K] of dtype, encoded natively, repeated to fill the working set. */
-function weightCopies(N: number, K: number, dtype: DType): Tensor[] {
+/**
+ * A weight matrix [N, K] of dtype, encoded natively, repeated to fill the working set (so that a
+ * matrix-vector product streams from DRAM), or once (`single`: a GEMM, which reuses its weights
+ * from cache).
+ */
+function weightCopies(N: number, K: number, dtype: DType, single = false): Tensor[] {
   const f = randomF32(N * K, N + K);
   const one = new Uint8Array(bytesFor(dtype, N * K));
   n.convert(f, DTYPE_CODE.f32, one, DTYPE_CODE[dtype], N * K);
-  const copies = Math.max(1, Math.ceil(WORKING_SET / one.byteLength));
+  const copies = single ? 1 : Math.max(1, Math.ceil(WORKING_SET / one.byteLength));
   const out: Tensor[] = [];
   for (let c = 0; c < copies; c++) {
     const b = c === 0 ? one : new Uint8Array(one.byteLength);
@@ -148,7 +152,7 @@ console.log('');
 // ---- GEMM (prefill, batched decode): compute bound ------------------------------------------
 
 function gemm(label: string, M: number, N: number, K: number, dtype: DType): void {
-  const w = weightCopies(N, K, dtype)[0]!;
+  const w = weightCopies(N, K, dtype, true)[0]!;
   const x = Tensor.fromF32(randomF32(M * K, 3), [M, K]);
   const out = Tensor.zeros([M, N]);
   const t = time(() => cpu.matmul(x, w, out));
