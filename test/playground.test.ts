@@ -180,10 +180,9 @@ describe('playground in headless Chromium', { skip }, () => {
     // The default model often ends a story long before 480 tokens, and it decodes several hundred
     // tokens a second, so the request ignores end-of-sequence (the page's own checkbox), and Stop
     // is pressed from the keyboard as soon as text streams: a pointer click first waits for the
-    // button to be stable, and the streaming text keeps moving the layout. (An earlier version set
-    // ignore_eos by intercepting the request with page.route, which routes the page's /metrics
-    // polls through Playwright too; in one CI run the status panel then stopped updating after
-    // page.unroute. The cause was not established; the page's polls now time out and go on.)
+    // button to be stable, and the streaming text keeps moving the layout. (No page.route here:
+    // interception passes the page's /metrics polls through Playwright too, and the panel check
+    // below relies on them.)
     await page.check('#ignore-eos');
     await page.click('#chat-clear'); // a fresh conversation: the prompt plus max tokens must fit the context
     await page.fill('#max-tokens', '480');
