@@ -472,6 +472,41 @@ for (const isa of isas) {
       }
     });
 
+    it('decode attention: a thread takes a row\'s KV heads together, tile by tile; any split of the heads over 1-5 threads gives the same bits, and ref', () => {
+      // 3 KV heads and rows of 1-2 tiles of keys: with few rows the pool splits a row's heads
+      // between threads, so a thread's run starts at any head and holds 1, 2 or 3 of them.
+      for (const cdt of ['f32', 'f16'] as const) {
+        const Hq = 12, Hkv = 3, D = 64, bs = 16, maxBlocks = 12, nBlocks = 40;
+        const kcache = Tensor.zeros([nBlocks, Hkv, D, bs], cdt);
+        const vcache = Tensor.zeros([nBlocks, Hkv, bs, D], cdt);
+        const allSlots = new Int32Array(nBlocks * bs).map((_, i) => i);
+        cpu.kvWrite(rand([nBlocks * bs, Hkv, D], 81), kcache, allSlots, 'k');
+        cpu.kvWrite(rand([nBlocks * bs, Hkv, D], 82), vcache, allSlots, 'v');
+        const threads = cpu.threads;
+        for (const lens of [[150], [37, 190], [1, 64, 129, 190, 16]]) {
+          const B = lens.length;
+          const tables = new Int32Array(B * maxBlocks).map((_, i) => (i * 13 + 5) % nBlocks);
+          const q = rand([B, Hq, D], 83);
+          const opts = { scale: 1 / Math.sqrt(D) };
+          const or = Tensor.zeros([B, Hq, D]);
+          ref.attentionDecode(q, kcache, vcache, tables, maxBlocks, Int32Array.from(lens), or, opts);
+          let first: Tensor | null = null;
+          try {
+            for (const n of [1, 2, 3, 4, 5]) {
+              cpu.setThreads(n);
+              const out = Tensor.zeros([B, Hq, D]);
+              cpu.attentionDecode(q, kcache, vcache, tables, maxBlocks, Int32Array.from(lens), out, opts);
+              close(out, or, () => 1e-5, `${cdt} lens ${lens}, ${n} threads: = ref`);
+              if (first) bitEqual(out, first, `${cdt} lens ${lens}: ${n} threads = 1 thread`);
+              else first = out;
+            }
+          } finally {
+            cpu.setThreads(threads);
+          }
+        }
+      }
+    });
+
     it('argmax: first maximum on ties, strided rows', () => {
       const x = strided(5, 4097, 3, 61);
       assert.deepEqual(Array.from(cpu.argmax(x)), Array.from(ref.argmax(x)));
