@@ -3,6 +3,8 @@
 // 4 KV heads, head dim 64, blocks of 16), rotating over 16 copies of the cache so every call
 // streams from DRAM. Separates where the time goes:
 //   attention          the kernel, 2 threads (one half of the tasks each)
+//   attention-pool     the kernel, 2 threads taking a row's KV heads at a time from a shared
+//                      counter, as ops.cc's pool hands them out
 //   attention-1t       the kernel, 1 thread
 //   read               a plain read of the same K and V blocks in the same order, 2 threads
 //   read-seq           the same blocks in address order (a block's KV heads together), 2 threads
@@ -125,6 +127,12 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
     else if (mode == "read-tile") two([&](int lo, int hi) { readOrder(lo, hi, 2); });
     else if (mode == "read-pf") two([&](int lo, int hi) { readOrder(lo, hi, 3); });
     else if (mode == "attention") two(kern);
+    else if (mode == "attention-pool") {  // as ops.cc hands tasks out: a row's KV heads per grab
+      std::atomic<int> nx{0};
+      two([&](int, int) {
+        for (int t0; (t0 = nx.fetch_add(s.Hkv)) < T;) kernel->attention(a, t0, std::min(T, t0 + s.Hkv));
+      });
+    }
     else kern(0, T);
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
@@ -227,6 +235,7 @@ int main(int argc, char** argv) {
   std::printf("  median of the rounds' B/A: %.3f with 2 threads, %.3f with 1, %.3f in L2, %.3f prefill\n", med[0], med[1], med[2], med[3]);
 #else
   std::printf("  attention    %2d seqs x 1024 tok, 2 threads: %6.1f GB/s\n", dram.B, run(dram, ctype, "attention", 100));
+  std::printf("  attention-pool %2d seqs, a row per grab: %5.1f GB/s\n", dram.B, run(dram, ctype, "attention-pool", 100));
   std::printf("  attention-1t %2d seqs x 1024 tok, 1 thread:  %6.1f GB/s\n", dram.B, run(dram, ctype, "attention-1t", 40));
   std::printf("  read         the same blocks, plain read:   %6.1f GB/s\n", run(dram, ctype, "read", 100));
   std::printf("  read-seq     the same, in address order:    %6.1f GB/s\n", run(dram, ctype, "read-seq", 100));
