@@ -6,6 +6,8 @@
 // q8_0: weights in GGUF's blocks (f16 scale, 32 int8), x quantized once as ops.cc does.
 // SS_COPIES=N rotates the calls over N copies of the weights, so that they stream from DRAM
 // (matrix-vector products: M = 1, e.g. SS_COPIES=64 ... gemm 1 2048 5632 bf16).
+// SS_BLOCKS=64x64,96x96,... alternates task blocks (weight rows x x rows) over 8 rounds and prints
+// each one's median (1024^3 f32: 48x64 to 120x96 all within 1.5% of ops.cc's 64x64).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -60,11 +62,12 @@ int main(int argc, char** argv) {
   int64_t ncall = 0;
   a.out = out.data(), a.ldo = N, a.M = M, a.N = N, a.K = K, a.xq = xq.data(), a.xd = xd.data();
   TwoThreads pool;
-  const int64_t NB = 64, MB = 64, nnb = (N + NB - 1) / NB, nmb = (M + MB - 1) / MB;
+  int64_t NB = 64, MB = 64;  // ops.cc's task blocks (SS_BLOCKS=NBxMB,...: alternate others)
   auto call = [&] {  // one matmul, GFLOP/s
     a.w = ws[ncall++ % copies];
     std::atomic<int64_t> next{0};
     const auto t0 = std::chrono::steady_clock::now();
+    const int64_t nnb = (N + NB - 1) / NB, nmb = (M + MB - 1) / MB;
     pool.run([&](int) {
       for (int64_t t; (t = next++) < nnb * nmb;) {
         const int64_t nb = t / nmb, mb = t % nmb;
@@ -94,6 +97,31 @@ int main(int argc, char** argv) {
   }
   std::printf("  mean B/A %.3f; outputs %s\n", s[1] / s[0], same ? "bit-identical" : "DIFFER");
 #else
+  if (const char* bl = getenv("SS_BLOCKS")) {  // task blocks NBxMB, alternating, 8 rounds
+    std::vector<std::pair<int64_t, int64_t>> shapes;
+    for (const char* p = bl; *p;) {
+      const int64_t nb = atoll(p);
+      while (*p && *p != 'x') p++;
+      const int64_t mb = *p ? atoll(++p) : nb;
+      shapes.push_back({nb, mb});
+      while (*p && *p != ',') p++;
+      if (*p) p++;
+    }
+    std::vector<std::vector<double>> r(shapes.size());
+    for (int round = 0; round < 8; round++)
+      for (size_t i = 0; i < shapes.size(); i++) NB = shapes[i].first, MB = shapes[i].second, r[i].push_back(best(5));
+    for (size_t i = 0; i < shapes.size(); i++) {
+      std::vector<double> v = r[i];
+      std::sort(v.begin(), v.end());
+      std::printf("  blocks %lld x %lld: median %.1f GFLOP/s, median ratio to the first %.3f\n", (long long)shapes[i].first, (long long)shapes[i].second, v[4], [&] {
+        std::vector<double> q;
+        for (int k = 0; k < 8; k++) q.push_back(r[i][k] / r[0][k]);
+        std::sort(q.begin(), q.end());
+        return q[4];
+      }());
+    }
+    return 0;
+  }
   std::printf("  %.1f GFLOP/s\n", best(20));
 #endif
 }
