@@ -43,6 +43,15 @@ struct Shape {
   int B, L, Hq = 32, Hkv = 4, D = 64, bs = 16, copies;
 };
 
+// Tasks [0, tasks) on both threads of pool, handed out as ops.cc's pool does: a row block's KV
+// heads (hkv tasks) per grab from one shared counter.
+static void by_rows(TwoThreads& pool, const ss_attn_args& a, int tasks, int hkv) {
+  std::atomic<int> next{0};
+  pool.run([&](int) {
+    for (int c; (c = next.fetch_add(hkv)) < tasks;) kernel->attention(a, c, std::min(tasks, c + hkv));
+  });
+}
+
 static double run(const Shape& s, int ctype, const std::string& mode, int reps) {
   const int nb = s.B * s.L / s.bs;
   const size_t elems = (size_t)nb * s.Hkv * s.bs * s.D, es = ctype ? 2 : 4;
@@ -127,18 +136,12 @@ static double run(const Shape& s, int ctype, const std::string& mode, int reps) 
     else if (mode == "read-tile") two([&](int lo, int hi) { readOrder(lo, hi, 2); });
     else if (mode == "read-pf") two([&](int lo, int hi) { readOrder(lo, hi, 3); });
     else if (mode == "attention") two(kern);
-    else if (mode == "attention-pool") {  // as ops.cc hands tasks out: a row's KV heads per grab
-      std::atomic<int> nx{0};
-      two([&](int, int) {
-        for (int t0; (t0 = nx.fetch_add(s.Hkv)) < T;) kernel->attention(a, t0, std::min(T, t0 + s.Hkv));
-      });
-    }
+    else if (mode == "attention-pool") by_rows(pool, a, T, s.Hkv);
     else kern(0, T);
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   for (int c = 0; c < s.copies; c++) munmap(ks[c], elems * es), munmap(vs[c], elems * es);
-  std::sort(times.begin(), times.end());
-  return 2.0 * elems * es / times[times.size() / 2] / 1e9;  // GB/s of K and V, median call
+  return 2.0 * elems * es / median(times) / 1e9;  // GB/s of K and V, median call
 }
 
 // A prefill chunk: T query rows at positions L - T .. L - 1 of one sequence (one block table for
@@ -180,15 +183,11 @@ static double run_prefill(int hq, int hkv, int ctype, int reps) {
   const int blocks = (T + rows - 1) / rows, tasks = blocks * hkv;
   std::vector<double> times;
   for (int r = 0; r < reps; r++) {
-    std::atomic<int> next{0};
     const auto t0 = std::chrono::steady_clock::now();
-    pool.run([&](int) {
-      for (int c; (c = next.fetch_add(hkv)) < tasks;) kernel->attention(a, c, std::min(tasks, c + hkv));
-    });
+    by_rows(pool, a, tasks, hkv);
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::sort(times.begin(), times.end());
-  return flops / times[times.size() / 2] / 1e9;
+  return flops / median(times) / 1e9;
 }
 
 int main(int argc, char** argv) {
@@ -226,11 +225,7 @@ int main(int argc, char** argv) {
     std::printf("  A %5.1f / %5.1f / %5.1f / %5.0f   B %5.1f / %5.1f / %5.1f / %5.0f (GB/s 2 threads / 1 / L2; prefill GFLOP/s)\n", r[0][0], r[0][1], r[0][2], r[0][3], r[1][0], r[1][1], r[1][2], r[1][3]);
   }
   double med[4];
-  for (int k = 0; k < 4; k++) {
-    std::sort(ratio[k].begin(), ratio[k].end());
-    const size_t n = ratio[k].size();
-    med[k] = n % 2 ? ratio[k][n / 2] : (ratio[k][n / 2 - 1] + ratio[k][n / 2]) / 2;
-  }
+  for (int k = 0; k < 4; k++) med[k] = median(ratio[k]);
   std::printf("  mean B/A: %.3f with 2 threads, %.3f with 1, %.3f in L2, %.3f prefill\n", s[1][0] / s[0][0], s[1][1] / s[0][1], s[1][2] / s[0][2], s[1][3] / s[0][3]);
   std::printf("  median of the rounds' B/A: %.3f with 2 threads, %.3f with 1, %.3f in L2, %.3f prefill\n", med[0], med[1], med[2], med[3]);
 #else

@@ -111,14 +111,10 @@ int main(int argc, char** argv) {
     for (int round = 0; round < 8; round++)
       for (size_t i = 0; i < shapes.size(); i++) NB = shapes[i].first, MB = shapes[i].second, r[i].push_back(best(5));
     for (size_t i = 0; i < shapes.size(); i++) {
-      std::vector<double> v = r[i];
-      std::sort(v.begin(), v.end());
-      std::printf("  blocks %lld x %lld: median %.1f GFLOP/s, median ratio to the first %.3f\n", (long long)shapes[i].first, (long long)shapes[i].second, v[4], [&] {
-        std::vector<double> q;
-        for (int k = 0; k < 8; k++) q.push_back(r[i][k] / r[0][k]);
-        std::sort(q.begin(), q.end());
-        return q[4];
-      }());
+      std::vector<double> q;  // each round's ratio to the first shape
+      for (size_t k = 0; k < r[i].size(); k++) q.push_back(r[i][k] / r[0][k]);
+      std::printf("  blocks %lld x %lld: median %.1f GFLOP/s, median ratio to the first %.3f\n", (long long)shapes[i].first, (long long)shapes[i].second, median(r[i]),
+                  median(q));
     }
     return 0;
   }

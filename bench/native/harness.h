@@ -2,9 +2,11 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <thread>
+#include <vector>
 
 #include "kernels.h"
 
@@ -18,6 +20,13 @@ static const ss_kernels* kernel = &ss_a::table;
 namespace ss_avx512 { extern const ss_kernels table; }
 static const ss_kernels* kernel = &ss_avx512::table;
 #endif
+
+// The median of v (the mean of the middle two when v has an even count).
+static inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 // The second thread: started once and spinning between calls, as the engine's pool does
 // (starting a thread per call cost several percent of a ~1 ms call).
