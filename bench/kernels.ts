@@ -107,10 +107,8 @@ bwBuf.fill(1); // touch every page so the read is real
 const bw: Record<string, number> = {};
 for (const streams of [1, 4]) bw[streams] = bwBuf.byteLength / time(() => n.benchRead(bwBuf, streams)) / 1e9;
 const readBW = Math.max(...Object.values(bw));
-// This VM's memory speed drifts by up to 2x over minutes, so each bandwidth-bound kernel is
-// also compared with the read ceiling measured again just before it, in each of its rounds (the
-// row's percentage and its target use that one; the bracket gives the share of the best ceiling
-// seen).
+// Each bandwidth-bound kernel is compared with this ceiling measured again in each of its rounds
+// (see rounds()).
 /** A ceiling measured again on each call, with the best value seen so far. */
 function tracked(first: number, measure: () => number): () => { now: number; best: number } {
   let best = first;
