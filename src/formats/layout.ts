@@ -122,6 +122,18 @@ export function ggufToHfName(arch: Arch, name: string, expert?: number): string 
   throw new Error(`no Hugging Face name for "${name}" (${arch})`);
 }
 
+/**
+ * The layout changes between a Hugging Face tensor and the internal tensor `name` (internal
+ * name) of `ndim` dims: GPT-2's Conv1D weights are transposed, Gemma's norm weights become 1 + w.
+ * (RoPE needs no change: Slipstream runs HF checkpoints in their own half-split layout.)
+ */
+export function hfLayoutChange(arch: Arch, name: string, ndim: number): { transpose: boolean; gemmaNorm: boolean } {
+  return {
+    transpose: arch === 'gpt2' && ndim === 2 && /attn_qkv|attn_output|ffn_up|ffn_down/.test(name),
+    gemmaNorm: (arch === 'gemma' || arch === 'gemma2') && name.endsWith('norm.weight'),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Row permutation for RoPE. Within each head of `headDim` rows, HF's row j*(hd/2) + i (j = 0, 1)
 // becomes GGUF's row 2i + j. Rows are moved whole, so this works for any dtype (a q8_0 row is a

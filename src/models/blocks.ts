@@ -1,168 +1,81 @@
-// Shared transformer blocks. Each takes the step context and writes into scratch buffers; the
-// family files (llama.ts, mixtral.ts, gemma.ts, gpt2.ts) compose them.
+// Shared transformer blocks, written once against the Ops interface (ops.ts): the family files
+// (llama.ts, gemma.ts, gpt2.ts) compose them, and the same code runs a serving step (InferOps)
+// and a training step on the autograd tape (TapeOps).
 //
-// Shapes: T = tokens in the step, D = dim, Hq/Hkv = query/KV heads, Dh = head dim, F = FFN dim.
+// Shapes: n = tokens in the step, D = dim, Hq/Hkv = query/KV heads, Dh = head dim, F = FFN dim,
+// E = experts, K = experts per token.
 
-import type { Tensor } from '../tensor/tensor.ts';
-import type { Batch, ForwardContext, LayerWeights, Weights } from './model.ts';
+import type { LayerWeights, Weights } from './model.ts';
+import { attentionOptions, ropeOptions, type Activation, type Ops } from './ops.ts';
 
-/** out[T, N] = x[T, K] . w[N, K]^T (+ b[N]). */
-export function linear(c: ForwardContext, x: Tensor, w: Tensor, b: Tensor | undefined, out: Tensor): Tensor {
-  c.be.matmul(x, w, out);
-  if (b) c.be.add(out, b, out);
-  return out;
+/** Token embeddings times the family's scale (Gemma: sqrt(D)), plus GPT-2's learned positions. */
+export function embed<T, W>(o: Ops<T, W>, w: Weights<W>): T {
+  const x = o.embed(w.tokEmbd, o.cfg.embedScale); //                     [n, D]
+  return w.posEmbd ? o.add(x, o.positionEmbed(w.posEmbd)) : x;
 }
 
-/** Token embeddings (times Gemma's sqrt(D)) plus GPT-2's learned positions, into x[T, D]. */
-export function embed(c: ForwardContext, w: Weights): Tensor {
-  const { be, cfg, batch } = c;
-  const T = batch.tokens.length;
-  const x = c.ws.get('x', T, cfg.dim); //                          [T, D]
-  be.embedding(w.tokEmbd, batch.tokens, x);
-  if (cfg.embedScale !== 1) be.scale(x, cfg.embedScale, x);
-  if (w.posEmbd) {
-    const p = c.ws.get('pos', T, cfg.dim); //                      [T, D]
-    be.embedding(w.posEmbd, batch.positions, p);
-    be.add(x, p, x);
-  }
-  return x;
-}
-
-export function rmsNorm(c: ForwardContext, x: Tensor, w: Tensor, out: Tensor): Tensor {
-  c.be.rmsNorm(x, w, c.cfg.normEps, out);
-  return out;
-}
-
-interface AttentionRun {
-  row: number;
-  n: number;
-  startPos: number;
-  blockTable: Int32Array;
-  /** A run of decode tokens (one row per sequence): their block tables packed for one call. */
-  decode?: { tables: Int32Array; maxBlocks: number; lens: Int32Array };
-}
-
-// The attention calls of a step are the same for every layer: plan them once per batch.
-const runsOf = new WeakMap<Batch, AttentionRun[]>();
-
-function attentionRuns(batch: Batch): AttentionRun[] {
-  let runs = runsOf.get(batch);
-  if (runs) return runs;
-  runs = [];
-  const seqs = batch.seqs;
-  for (let i = 0; i < seqs.length; ) {
-    const s = seqs[i]!;
-    if (s.n > 1) {
-      runs.push({ row: s.row, n: s.n, startPos: s.startPos, blockTable: s.blockTable });
-      i++;
-      continue;
-    }
-    let j = i;
-    let maxBlocks = 0;
-    while (j < seqs.length && seqs[j]!.n === 1) maxBlocks = Math.max(maxBlocks, seqs[j++]!.blockTable.length);
-    const B = j - i;
-    const tables = new Int32Array(B * maxBlocks);
-    const lens = new Int32Array(B);
-    for (let b = 0; b < B; b++) {
-      const sb = seqs[i + b]!;
-      tables.set(sb.blockTable, b * maxBlocks);
-      lens[b] = sb.startPos + 1;
-    }
-    runs.push({ row: s.row, n: B, startPos: s.startPos, blockTable: s.blockTable, decode: { tables, maxBlocks, lens } });
-    i = j;
-  }
-  runsOf.set(batch, runs);
-  return runs;
-}
-
-/**
- * Self-attention of layer `l` over the paged KV cache: projections, RoPE, cache write, causal
- * attention per sequence (decode tokens batched into one call), output projection into out[T, D].
- */
-export function attention(c: ForwardContext, l: number, h: Tensor, L: LayerWeights, out: Tensor): Tensor {
-  const { be, cfg, batch, ws, kv } = c;
-  const T = batch.tokens.length;
-  const { nHeads: Hq, nKvHeads: Hkv, headDim: Dh } = cfg;
-  let q: Tensor, k: Tensor, v: Tensor; //                          [T, H, Dh] views
+/** Self-attention of layer l: projections, RoPE, causal attention, output projection -> [n, D]. */
+export function attention<T, W>(o: Ops<T, W>, l: number, h: T, L: LayerWeights<W>): T {
+  const { nHeads: Hq, nKvHeads: Hkv, headDim: Dh } = o.cfg;
+  let q: T, k: T, v: T; //                                              [n, H * Dh]
   if (L.wqkv) {
-    // GPT-2: one fused projection [T, 3 * D]; q, k and v are column views of it.
-    const qkv = linear(c, h, L.wqkv, L.bqkv, ws.get('qkv', T, 3 * Hq * Dh));
-    const ld = 3 * Hq * Dh;
-    q = qkv.view([T, Hq, Dh], [ld, Dh, 1], 0);
-    k = qkv.view([T, Hkv, Dh], [ld, Dh, 1], Hq * Dh);
-    v = qkv.view([T, Hkv, Dh], [ld, Dh, 1], 2 * Hq * Dh);
+    // GPT-2: one fused projection [n, 3 * D]; q, k and v are its column pieces
+    [q, k, v] = o.splitCols(o.linear('qkv', h, L.wqkv, L.bqkv), [Hq * Dh, Hkv * Dh, Hkv * Dh]) as [T, T, T];
   } else {
-    // q, k and v share h: one job (h quantized once for q8_0 weights)
-    const qo = ws.get('q', T, Hq * Dh), ko = ws.get('k', T, Hkv * Dh), vo = ws.get('v', T, Hkv * Dh);
-    be.matmulMulti(h, [L.wq!, L.wk!, L.wv!], [qo, ko, vo]);
-    if (L.bq) be.add(qo, L.bq, qo);
-    if (L.bk) be.add(ko, L.bk, ko);
-    if (L.bv) be.add(vo, L.bv, vo);
-    q = qo.reshape([T, Hq, Dh]);
-    k = ko.reshape([T, Hkv, Dh]);
-    v = vo.reshape([T, Hkv, Dh]);
+    [q, k, v] = o.linears(['q', 'k', 'v'], h, [L.wq!, L.wk!, L.wv!], [L.bq, L.bk, L.bv]) as [T, T, T];
   }
-  if (cfg.rope) {
-    const ropeOpts = { layout: cfg.rope.layout, theta: cfg.rope.theta, rotaryDim: cfg.rope.dim, scaling: cfg.rope.scaling };
-    be.rope(q, batch.positions, ropeOpts);
-    be.rope(k, batch.positions, ropeOpts);
+  const rope = ropeOptions(o.cfg);
+  if (rope) {
+    q = o.rope(q, Hq, rope);
+    k = o.rope(k, Hkv, rope);
   }
-  be.kvWrite(k, kv.k[l]!, batch.slots, 'k');
-  be.kvWrite(v, kv.v[l]!, batch.slots, 'v');
-
-  const att = ws.get('att', T, Hq * Dh).reshape([T, Hq, Dh]); //    [T, Hq, Dh]
-  const window = cfg.slidingWindow > 0 && (cfg.slidingLayers === 'all' || l % 2 === 0) ? cfg.slidingWindow : 0;
-  const opts = { scale: cfg.attnScale, softCap: cfg.attnSoftCap, window };
-  for (const r of attentionRuns(batch)) {
-    if (r.decode) be.attentionDecode(q.narrow(r.row, r.n), kv.k[l]!, kv.v[l]!, r.decode.tables, r.decode.maxBlocks, r.decode.lens, att.narrow(r.row, r.n), opts);
-    else be.attentionPrefill(q.narrow(r.row, r.n), kv.k[l]!, kv.v[l]!, r.blockTable, r.startPos, att.narrow(r.row, r.n), opts);
-  }
-  return linear(c, att.reshape([T, Hq * Dh]), L.wo, L.bo, out);
+  const a = o.attend('att', l, q, k, v, attentionOptions(o.cfg, l)); //  [n, Hq * Dh]
+  return o.linear('attn.out', a, L.wo, L.bo); //                          [n, D]
 }
 
-/** Gated MLP: down(act(gate(h)) * up(h)) into out[T, D] (SwiGLU or GeGLU). */
-export function gatedMlp(c: ForwardContext, h: Tensor, wGate: Tensor, wUp: Tensor, wDown: Tensor, out: Tensor, key = 'ffn'): Tensor {
-  const T = h.shape[0]!;
-  const F = wGate.shape[0]!;
-  const g = c.ws.get(`${key}.g`, T, F); //                                  [T, F]
-  const u = c.ws.get(`${key}.u`, T, F); //                                  [T, F]
-  c.be.matmulMulti(h, [wGate, wUp], [g, u]);
-  if (c.cfg.act === 'silu') c.be.swiglu(g, u, g);
-  else c.be.geglu(g, u, g, c.cfg.act === 'gelu_erf' ? 'erf' : 'tanh');
-  return linear(c, g, wDown, undefined, out);
+/** Gated MLP: down(act(gate(h)) * up(h)) -> [n, D] (SwiGLU or GeGLU). */
+export function gatedMlp<T, W>(o: Ops<T, W>, h: T, gate: W, up: W, down: W, key = 'ffn'): T {
+  const [g, u] = o.linears([`${key}.g`, `${key}.u`], h, [gate, up]) as [T, T]; //  [n, F]
+  return o.linear(`${key}.down`, o.glu(g, u, o.cfg.act as Activation), down);
 }
 
-/** GPT-2 MLP: down(gelu(up(h) + b) ) + b into out[T, D]. */
-export function plainMlp(c: ForwardContext, h: Tensor, L: LayerWeights, out: Tensor): Tensor {
-  const T = h.shape[0]!;
-  const u = linear(c, h, L.wUp!, L.bUp, c.ws.get('ffn.u', T, L.wUp!.shape[0]!)); // [T, F]
-  if (c.cfg.act === 'silu') c.be.silu(u, u);
-  else c.be.gelu(u, u, c.cfg.act === 'gelu_erf' ? 'erf' : 'tanh');
-  return linear(c, u, L.wDown!, L.bDown, out);
+/** GPT-2 MLP: down(gelu(up(h) + b)) + b -> [n, D]. */
+export function plainMlp<T, W>(o: Ops<T, W>, h: T, L: LayerWeights<W>): T {
+  const u = o.linear('ffn.u', h, L.wUp!, L.bUp); //                       [n, F]
+  return o.linear('ffn.down', o.act(u, o.cfg.act as Activation), L.wDown!, L.bDown);
 }
 
 /**
- * Final norm and output projection for the rows that need logits: logits[R, V], then Gemma 2's
- * final soft-cap. Only those rows are normed and projected (one row per sequence, not per token).
+ * Mixtral's sparse FFN: softmax router, the top K experts of each token with their
+ * probabilities renormalised, each expert a SwiGLU MLP over the tokens routed to it (one matmul
+ * per expert), each token's outputs summed in its own top-K order (so a token's result does not
+ * depend on the other tokens of the step).
  */
-export function logits(c: ForwardContext, x: Tensor, w: Weights, norm: 'rms' | 'layer'): Tensor {
-  const { be, cfg, batch, ws } = c;
-  const R = batch.logitRows.length;
-  const D = cfg.dim;
-  const sel = ws.get('sel', R, D); //                                [R, D]
-  const xs = x.f32(), ss = sel.f32();
-  for (let r = 0; r < R; r++) {
-    const row = batch.logitRows[r]!;
-    ss.set(xs.subarray(row * D, row * D + D), r * D);
-  }
-  if (norm === 'rms') be.rmsNorm(sel, w.outNorm, cfg.normEps, sel);
-  else be.layerNorm(sel, w.outNorm, w.outNormB ?? null, cfg.normEps, sel);
-  const out = ws.get('logits', R, cfg.vocabSize); //                 [R, V]
-  be.matmul(sel, w.output, out);
-  if (cfg.finalSoftCap > 0) {
-    const o = out.f32();
-    const cap = cfg.finalSoftCap;
-    for (let i = 0; i < R * cfg.vocabSize; i++) o[i] = cap * Math.tanh(o[i]! / cap);
-  }
-  return out;
+export function moe<T, W>(o: Ops<T, W>, h: T, L: LayerWeights<W>): T {
+  const K = o.cfg.nExpertsPerToken;
+  const { ids, weights } = o.route(o.linear('moe.router', h, L.router!), K); //  ids [n * K], weights [n, K]
+  const nk = ids.length;
+  let results: T | null = null; //                                        [n * K, D], row t * K + j
+  L.experts!.forEach((ex, e) => {
+    let m = 0;
+    for (let i = 0; i < nk; i++) if (ids[i] === e) m++;
+    if (m === 0) return;
+    const slots = new Int32Array(m), rows = new Int32Array(m);
+    for (let i = 0, j = 0; i < nk; i++) {
+      if (ids[i] !== e) continue;
+      slots[j] = i;
+      rows[j++] = Math.floor(i / K);
+    }
+    const y = gatedMlp(o, o.gatherRows('moe.in', h, rows), ex.gate, ex.up, ex.down, 'moe'); // [m, D]
+    results = o.scatterRows('moe.results', results, y, slots, nk);
+  });
+  return o.combineRows('moe.out', results!, weights); //                  [n, D]
+}
+
+/** Final norm, output projection and (Gemma 2) soft-cap for the rows that need logits: [R, V]. */
+export function logits<T, W>(o: Ops<T, W>, x: T, w: Weights<W>, norm: 'rms' | 'layer'): T {
+  const r = o.logitRows(x); //                                             [R, D]
+  const h = norm === 'rms' ? o.rmsNorm('final', r, w.outNorm) : o.layerNorm('final', r, w.outNorm, w.outNormB);
+  const out = o.linear('logits', h, w.output); //                          [R, V]
+  return o.cfg.finalSoftCap > 0 ? o.softCap(out, o.cfg.finalSoftCap) : out;
 }

@@ -5,24 +5,15 @@
 //   logits = wte . layernorm(x)
 // Conv1D weights ([in, out] in Hugging Face files) are transposed at load (src/formats/layout.ts).
 
-import type { Tensor } from '../tensor/tensor.ts';
 import { attention, embed, logits, plainMlp } from './blocks.ts';
-import type { ForwardContext, Weights } from './model.ts';
+import type { Weights } from './model.ts';
+import type { Ops } from './ops.ts';
 
-export function gpt2Forward(c: ForwardContext, w: Weights): Tensor {
-  const { be, cfg, ws } = c;
-  const T = c.batch.tokens.length;
-  const x = embed(c, w); //                                    [T, D]
-  const h = ws.get('h', T, cfg.dim); //                        [T, D]
-  const o = ws.get('o', T, cfg.dim); //                        [T, D]
-  for (let l = 0; l < w.layers.length; l++) {
-    const L = w.layers[l]!;
-    be.layerNorm(x, L.attnNorm, L.attnNormB ?? null, cfg.normEps, h);
-    attention(c, l, h, L, o);
-    be.add(x, o, x);
-    be.layerNorm(x, L.ffnNorm, L.ffnNormB ?? null, cfg.normEps, h);
-    plainMlp(c, h, L, o);
-    be.add(x, o, x);
-  }
-  return logits(c, x, w, 'layer');
+export function gpt2Forward<T, W>(o: Ops<T, W>, w: Weights<W>): T {
+  let x = embed(o, w); //                                              [n, D]
+  w.layers.forEach((L, l) => {
+    x = o.add(x, attention(o, l, o.layerNorm('h', x, L.attnNorm, L.attnNormB), L));
+    x = o.add(x, plainMlp(o, o.layerNorm('h', x, L.ffnNorm, L.ffnNormB), L));
+  });
+  return logits(o, x, w, 'layer');
 }

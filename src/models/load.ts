@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { FormatError } from '../formats/errors.ts';
 import { readJson } from '../formats/json.ts';
 import { readGguf, ggufTensor, type GgufFile } from '../formats/gguf.ts';
-import { gemmaNormToGguf, hfToGgufName, ropeFreqsToScaling, transposeBytes } from '../formats/layout.ts';
+import { gemmaNormToGguf, hfLayoutChange, hfToGgufName, ropeFreqsToScaling, transposeBytes } from '../formats/layout.ts';
 import { configFromGguf, configFromHf, type ModelConfig } from '../formats/model-config.ts';
 import { openSafetensorsCheckpoint, type Checkpoint } from '../formats/safetensors.ts';
 import { Tokenizer } from '../formats/tokenizer.ts';
@@ -19,10 +19,8 @@ import { convertTensor } from '../tensor/convert.ts';
 import { bytesFor } from '../tensor/dtype.ts';
 import { native } from '../tensor/native.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { gemmaForward } from './gemma.ts';
-import { gpt2Forward } from './gpt2.ts';
-import { llamaForward } from './llama.ts';
-import { Model, type ForwardFn, type LayerWeights, type Weights } from './model.ts';
+import { FORWARD } from './families.ts';
+import { Model, type LayerWeights, type Weights } from './model.ts';
 import { buildWeights, type WeightSource } from './weights.ts';
 import { type LoraAdapter, mergeLora, readLoraAdapter } from './lora.ts';
 
@@ -61,16 +59,7 @@ export interface LoadedModel {
   weightBytes: number;
 }
 
-export const FORWARD: Record<ModelConfig['arch'], ForwardFn> = {
-  llama: llamaForward,
-  mistral: llamaForward,
-  mixtral: llamaForward,
-  qwen2: llamaForward,
-  gemma: gemmaForward,
-  gemma2: gemmaForward,
-  gpt2: gpt2Forward,
-};
-
+export { FORWARD };
 export { readJson };
 
 const isMatrixName = (name: string) => name.endsWith('.weight') && !/norm\.weight$/.test(name) && name !== 'position_embd.weight' && !name.endsWith('ffn_gate_inp.weight');
@@ -126,12 +115,13 @@ export class HfSource implements WeightSource {
     const { arch } = this.cfg;
     const delta = this.lora?.deltas.get(hf);
     if (delta) t = mergeLora(t, delta, this.lora!.scale, hf, this.lora!.dir);
-    if (arch === 'gpt2' && t.shape.length === 2 && /attn_qkv|attn_output|ffn_up|ffn_down/.test(name)) {
+    const change = hfLayoutChange(arch, name, t.shape.length);
+    if (change.transpose) {
       // Conv1D stores [in, out]; Slipstream's linear weights are [out, in].
       const [rows, cols] = t.shape as [number, number];
       t = new Tensor(t.dtype, [cols, rows], transposeBytes(t.data, rows, cols, bytesFor(t.dtype, 1)));
     }
-    if ((arch === 'gemma' || arch === 'gemma2') && name.endsWith('norm.weight')) {
+    if (change.gemmaNorm) {
       t = Tensor.fromF32(gemmaNormToGguf(t.toF32()), t.shape);
     }
     return finish(name, t, this.opts);

@@ -9,44 +9,50 @@ import type { ModelConfig } from '../formats/model-config.ts';
 import type { Backend } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import type { KvPool } from './kv.ts';
+import { InferOps } from './infer.ts';
+import type { Ops } from './ops.ts';
 
-export interface Expert {
-  gate: Tensor; //   [ffn, dim]
-  up: Tensor; //     [ffn, dim]
-  down: Tensor; //   [dim, ffn]
+// Weight structs are generic in the weight handle W: a Tensor for inference, a TrainWeight
+// (src/train/model.ts) on the autograd tape. One struct, built by buildWeights (weights.ts) from
+// internal names, serves both.
+
+export interface Expert<W = Tensor> {
+  gate: W; //   [ffn, dim]
+  up: W; //     [ffn, dim]
+  down: W; //   [dim, ffn]
 }
 
-export interface LayerWeights {
-  attnNorm: Tensor; //                 [dim]
-  attnNormB?: Tensor; //               [dim]            (GPT-2)
-  wq?: Tensor; //                      [nHeads * headDim, dim]
-  wk?: Tensor; //                      [nKvHeads * headDim, dim]
-  wv?: Tensor; //                      [nKvHeads * headDim, dim]
-  bq?: Tensor; bk?: Tensor; bv?: Tensor; //                (Qwen2)
-  wqkv?: Tensor; //                    [3 * dim, dim]   (GPT-2: fused)
-  bqkv?: Tensor; //                    [3 * dim]
-  wo: Tensor; //                       [dim, nHeads * headDim]
-  bo?: Tensor; //                      [dim]
-  postAttnNorm?: Tensor; //            [dim]            (Gemma 2)
-  ffnNorm: Tensor; //                  [dim]
-  ffnNormB?: Tensor; //                [dim]            (GPT-2)
-  wGate?: Tensor; //                   [ffn, dim]       (gated MLPs)
-  wUp?: Tensor; //                     [ffn, dim]
-  bUp?: Tensor; //                     [ffn]            (GPT-2)
-  wDown?: Tensor; //                   [dim, ffn]
-  bDown?: Tensor; //                   [dim]            (GPT-2)
-  postFfnNorm?: Tensor; //             [dim]            (Gemma 2)
-  router?: Tensor; //                  [nExperts, dim]  (Mixtral)
-  experts?: Expert[];
+export interface LayerWeights<W = Tensor> {
+  attnNorm: W; //                 [dim]
+  attnNormB?: W; //               [dim]            (GPT-2)
+  wq?: W; //                      [nHeads * headDim, dim]
+  wk?: W; //                      [nKvHeads * headDim, dim]
+  wv?: W; //                      [nKvHeads * headDim, dim]
+  bq?: W; bk?: W; bv?: W; //                       (Qwen2)
+  wqkv?: W; //                    [3 * dim, dim]   (GPT-2: fused)
+  bqkv?: W; //                    [3 * dim]
+  wo: W; //                       [dim, nHeads * headDim]
+  bo?: W; //                      [dim]
+  postAttnNorm?: W; //            [dim]            (Gemma 2)
+  ffnNorm: W; //                  [dim]
+  ffnNormB?: W; //                [dim]            (GPT-2)
+  wGate?: W; //                   [ffn, dim]       (gated MLPs)
+  wUp?: W; //                     [ffn, dim]
+  bUp?: W; //                     [ffn]            (GPT-2)
+  wDown?: W; //                   [dim, ffn]
+  bDown?: W; //                   [dim]            (GPT-2)
+  postFfnNorm?: W; //             [dim]            (Gemma 2)
+  router?: W; //                  [nExperts, dim]  (Mixtral)
+  experts?: Expert<W>[];
 }
 
-export interface Weights {
-  tokEmbd: Tensor; //                  [vocab, dim]
-  posEmbd?: Tensor; //                 [maxPosition, dim]  (GPT-2)
-  layers: LayerWeights[];
-  outNorm: Tensor; //                  [dim]
-  outNormB?: Tensor; //                [dim]            (GPT-2)
-  output: Tensor; //                   [vocab, dim]     (tied: the same tensor as tokEmbd)
+export interface Weights<W = Tensor> {
+  tokEmbd: W; //                  [vocab, dim]
+  posEmbd?: W; //                 [maxPosition, dim]  (GPT-2)
+  layers: LayerWeights<W>[];
+  outNorm: W; //                  [dim]
+  outNormB?: W; //                [dim]            (GPT-2)
+  output: W; //                   [vocab, dim]     (tied: the same handle as tokEmbd)
 }
 
 /** One sequence's part of a step: rows [row, row + n) of the batch, at positions startPos... */
@@ -93,15 +99,8 @@ export class Workspace {
   }
 }
 
-export interface ForwardContext {
-  be: Backend;
-  cfg: ModelConfig;
-  ws: Workspace;
-  kv: KvPool;
-  batch: Batch;
-}
-
-export type ForwardFn = (c: ForwardContext, w: Weights) => Tensor;
+/** A family's forward pass, written once against Ops (inference and training alike). */
+export type ForwardFn = <T, W>(o: Ops<T, W>, w: Weights<W>) => T;
 
 /** A loaded model: its config, weights and the forward pass of its family. */
 export class Model {
@@ -121,7 +120,7 @@ export class Model {
   /** Runs one step; returns logits [logitRows.length, vocab] (a view into scratch memory: copy it to keep it). */
   forward(batch: Batch, kv: KvPool): Tensor {
     validateBatch(batch, this.cfg, kv);
-    return this.fwd({ be: this.be, cfg: this.cfg, ws: this.ws, kv, batch }, this.weights);
+    return this.fwd(new InferOps(this.be, this.cfg, this.ws, kv, batch), this.weights);
   }
 }
 

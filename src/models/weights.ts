@@ -7,34 +7,38 @@ import type { ModelConfig } from '../formats/model-config.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import type { Expert, LayerWeights, Weights } from './model.ts';
 
-export interface WeightSource {
+/** Named weights (internal names) of handle type W: Tensors, or the trainer's TrainWeights. */
+export interface WeightSource<W = Tensor> {
   /** Where the tensors come from, for error messages. */
   readonly file: string;
   has(name: string): boolean;
   /** The tensor (Mixtral experts: the slice of one expert), or undefined. */
-  get(name: string, expert?: number): Tensor | undefined;
+  get(name: string, expert?: number): W | undefined;
+  /** Its shape in the internal layout (default: the Tensor's shape). */
+  shapeOf?(w: W): readonly number[];
 }
 
-function req(src: WeightSource, name: string, shape: number[], expert?: number): Tensor {
+function req<W>(src: WeightSource<W>, name: string, shape: number[], expert?: number): W {
   const t = src.get(name, expert);
   const what = expert === undefined ? name : `${name} (expert ${expert})`;
   if (!t) throw new FormatError(src.file, `missing tensor ${what}`);
-  const same = t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]);
-  if (!same) throw new FormatError(src.file, `tensor ${what} has shape [${t.shape.join(', ')}], the config implies [${shape.join(', ')}]`);
+  const got = src.shapeOf ? src.shapeOf(t) : (t as unknown as Tensor).shape;
+  const same = got.length === shape.length && got.every((d, i) => d === shape[i]);
+  if (!same) throw new FormatError(src.file, `tensor ${what} has shape [${got.join(', ')}], the config implies [${shape.join(', ')}]`);
   return t;
 }
 
-function opt(src: WeightSource, name: string, shape: number[]): Tensor | undefined {
+function opt<W>(src: WeightSource<W>, name: string, shape: number[]): W | undefined {
   return src.has(name) ? req(src, name, shape) : undefined;
 }
 
-export function buildWeights(cfg: ModelConfig, src: WeightSource): Weights {
+export function buildWeights<W = Tensor>(cfg: ModelConfig, src: WeightSource<W>): Weights<W> {
   const { dim: D, nHeads: Hq, nKvHeads: Hkv, headDim: Dh, ffnDim: F, vocabSize: V } = cfg;
   const tokEmbd = req(src, 'token_embd.weight', [V, D]);
-  const layers: LayerWeights[] = [];
+  const layers: LayerWeights<W>[] = [];
   for (let l = 0; l < cfg.nLayers; l++) {
     const p = `blk.${l}.`;
-    const L: LayerWeights = {
+    const L: LayerWeights<W> = {
       attnNorm: req(src, p + 'attn_norm.weight', [D]),
       wo: req(src, p + 'attn_output.weight', [D, Hq * Dh]),
       ffnNorm: req(src, p + 'ffn_norm.weight', [D]),
@@ -65,7 +69,7 @@ export function buildWeights(cfg: ModelConfig, src: WeightSource): Weights {
         L.router = req(src, p + 'ffn_gate_inp.weight', [cfg.nExperts, D]);
         L.experts = [];
         for (let e = 0; e < cfg.nExperts; e++) {
-          const ex: Expert = {
+          const ex: Expert<W> = {
             gate: req(src, p + 'ffn_gate_exps.weight', [F, D], e),
             up: req(src, p + 'ffn_up_exps.weight', [F, D], e),
             down: req(src, p + 'ffn_down_exps.weight', [D, F], e),

@@ -143,4 +143,23 @@ export interface Backend {
 
   /** Index of the largest value of each row (the first one on ties). */
   argmax(x: Tensor): Int32Array;
+
+  /** out[j, :] = x[rows[j], :] (out has rows.length rows). */
+  gatherRows(x: Tensor, rows: Int32Array, out: Tensor): void;
+  /** out[rows[j], :] = x[j, :]; the other rows of out are left as they are. */
+  scatterRows(x: Tensor, rows: Int32Array, out: Tensor): void;
+  /** Logit soft-capping (Gemma 2): out = cap * tanh(x / cap). out may alias x. */
+  softCap(x: Tensor, cap: number, out: Tensor): void;
+
+  /**
+   * Mixture-of-experts routing per row of logits[T, E]: p = softmax(row), the k largest p (ties:
+   * the lower expert first) with their probabilities renormalised to sum to 1. ids[t * k + j] is
+   * the j-th chosen expert of row t and weights[t, j] its weight.
+   */
+  topkRoute(logits: Tensor, k: number, ids: Int32Array, weights: Tensor): void;
+  /**
+   * out[t, :] = sum over j < K of w[t, j] * x[t * K + j, :], added in j order (so a row's result
+   * does not depend on the other rows). x [T * K, D], w [T, K], out [T, D].
+   */
+  combineRows(x: Tensor, w: Tensor, out: Tensor): void;
 }

@@ -273,3 +273,49 @@ export function checkArgmax(x: Tensor): Mat {
   if (m.cols === 0) throw new OpError('argmax', `${desc('x', x)} has empty rows`);
   return m;
 }
+
+/** gatherRows / scatterRows: x and out are matrices of one width; every row index is inside the indexed matrix. */
+export function checkRows(op: 'gatherRows' | 'scatterRows', x: Tensor, rows: Int32Array, out: Tensor): { xm: Mat; om: Mat } {
+  requireDType(op, 'x', x, ['f32']);
+  requireDType(op, 'out', out, ['f32']);
+  const xm = asMat(op, 'x', x);
+  const om = asMat(op, 'out', out);
+  if (xm.cols !== om.cols) throw new OpError(op, `${desc('x', x)} and ${desc('out', out)} differ in width`);
+  const [indexed, listed, name] = op === 'gatherRows' ? [xm, om, 'x'] : [om, xm, 'out'];
+  if (rows.length !== listed.rows) throw new OpError(op, `${rows.length} row indices for ${listed.rows} rows`);
+  for (let j = 0; j < rows.length; j++) {
+    const r = rows[j]!;
+    if (!Number.isInteger(r) || r < 0 || r >= indexed.rows) throw new OpError(op, `row index ${r} at ${j} is outside ${name}'s [0, ${indexed.rows})`);
+  }
+  return { xm, om };
+}
+
+export function checkSoftCap(x: Tensor, cap: number, out: Tensor): { xm: Mat; om: Mat } {
+  const r = checkUnary('softCap', x, out);
+  if (!(cap > 0) || !Number.isFinite(cap)) throw new OpError('softCap', `cap must be a finite number > 0, got ${cap}`);
+  return r;
+}
+
+export function checkTopkRoute(logits: Tensor, k: number, ids: Int32Array, weights: Tensor): { lm: Mat; wm: Mat } {
+  const op = 'topkRoute';
+  requireDType(op, 'logits', logits, ['f32']);
+  requireDType(op, 'weights', weights, ['f32']);
+  const lm = asMat(op, 'logits', logits);
+  const wm = asMat(op, 'weights', weights);
+  if (!Number.isInteger(k) || k < 1 || k > lm.cols) throw new OpError(op, `k must be an integer in [1, ${lm.cols}], got ${k}`);
+  if (wm.rows !== lm.rows || wm.cols !== k) throw new OpError(op, `${desc('weights', weights)} must be [${lm.rows}, ${k}]`);
+  if (ids.length !== lm.rows * k) throw new OpError(op, `ids holds ${ids.length} entries, expected ${lm.rows} * ${k}`);
+  return { lm, wm };
+}
+
+export function checkCombineRows(x: Tensor, w: Tensor, out: Tensor): { xm: Mat; wm: Mat; om: Mat } {
+  const op = 'combineRows';
+  requireDType(op, 'x', x, ['f32']);
+  requireDType(op, 'w', w, ['f32']);
+  requireDType(op, 'out', out, ['f32']);
+  const xm = asMat(op, 'x', x), wm = asMat(op, 'w', w), om = asMat(op, 'out', out);
+  if (om.rows !== wm.rows || xm.rows !== wm.rows * wm.cols || xm.cols !== om.cols) {
+    throw new OpError(op, `${desc('x', x)}, ${desc('w', w)} and ${desc('out', out)} must be [T * K, D], [T, K] and [T, D]`);
+  }
+  return { xm, wm, om };
+}

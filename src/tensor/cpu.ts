@@ -4,6 +4,10 @@
 import type { AttentionOptions, Backend, GeluApprox, PoolRole, RopeOptions } from './backend.ts';
 import {
   checkArgmax,
+  checkCombineRows,
+  checkRows,
+  checkSoftCap,
+  checkTopkRoute,
   checkAttentionDecode,
   checkAttentionPrefill,
   checkBinary,
@@ -165,7 +169,71 @@ export class CpuBackend implements Backend {
     this.n.argmax(x.data, m.rowStride, m.rows, m.cols, out);
     return out;
   }
+
+  // The ops below are host-side row moves and O(T * E) routing, a few microseconds a step; they
+  // run in TypeScript over the f32 buffers (a device backend runs them where the tensors live).
+
+  gatherRows(x: Tensor, rows: Int32Array, out: Tensor): void {
+    const { xm, om } = checkRows('gatherRows', x, rows, out);
+    const xs = f32(x), o = f32(out);
+    for (let j = 0; j < rows.length; j++) o.set(xs.subarray(rows[j]! * xm.rowStride, rows[j]! * xm.rowStride + xm.cols), j * om.rowStride);
+  }
+
+  scatterRows(x: Tensor, rows: Int32Array, out: Tensor): void {
+    const { xm, om } = checkRows('scatterRows', x, rows, out);
+    const xs = f32(x), o = f32(out);
+    for (let j = 0; j < rows.length; j++) o.set(xs.subarray(j * xm.rowStride, j * xm.rowStride + xm.cols), rows[j]! * om.rowStride);
+  }
+
+  softCap(x: Tensor, cap: number, out: Tensor): void {
+    const { xm, om } = checkSoftCap(x, cap, out);
+    const xs = f32(x), o = f32(out);
+    const inv = 1 / cap;
+    for (let r = 0; r < xm.rows; r++) {
+      const a = r * xm.rowStride, b = r * om.rowStride;
+      for (let c = 0; c < xm.cols; c++) o[b + c] = cap * Math.tanh(xs[a + c]! * inv);
+    }
+  }
+
+  topkRoute(logits: Tensor, k: number, ids: Int32Array, weights: Tensor): void {
+    const { lm, wm } = checkTopkRoute(logits, k, ids, weights);
+    const ls = f32(logits), w = f32(weights);
+    const E = lm.cols;
+    const p = new Float32Array(E);
+    for (let t = 0; t < lm.rows; t++) {
+      const row = ls.subarray(t * lm.rowStride, t * lm.rowStride + E);
+      let mx = -Infinity;
+      for (let e = 0; e < E; e++) if (row[e]! > mx) mx = row[e]!;
+      for (let e = 0; e < E; e++) p[e] = Math.exp(row[e]! - mx);
+      let sum = 0;
+      for (let j = 0; j < k; j++) {
+        let best = -1;
+        for (let e = 0; e < E; e++) if (p[e]! >= 0 && (best < 0 || p[e]! > p[best]!)) best = e;
+        ids[t * k + j] = best;
+        sum += p[best]!;
+        w[t * wm.rowStride + j] = p[best]!;
+        p[best] = -1; // taken
+      }
+      for (let j = 0; j < k; j++) w[t * wm.rowStride + j]! /= sum;
+    }
+  }
+
+  combineRows(x: Tensor, w: Tensor, out: Tensor): void {
+    const { xm, wm, om } = checkCombineRows(x, w, out);
+    const xs = f32(x), ws = f32(w), o = f32(out);
+    const K = wm.cols, D = om.cols;
+    for (let t = 0; t < om.rows; t++) {
+      const dst = o.subarray(t * om.rowStride, t * om.rowStride + D);
+      for (let c = 0; c < D; c++) {
+        let acc = 0;
+        for (let j = 0; j < K; j++) acc += ws[t * wm.rowStride + j]! * xs[(t * K + j) * xm.rowStride + c]!;
+        dst[c] = acc;
+      }
+    }
+  }
 }
+
+const f32 = (t: Tensor): Float32Array => t.f32();
 
 let shared: CpuBackend | null = null;
 export function cpuBackend(): CpuBackend {

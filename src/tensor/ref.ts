@@ -12,6 +12,10 @@
 import type { AttentionOptions, Backend, GeluApprox, PoolRole, RopeOptions } from './backend.ts';
 import {
   checkArgmax,
+  checkCombineRows,
+  checkRows,
+  checkSoftCap,
+  checkTopkRoute,
   checkAttentionDecode,
   checkAttentionPrefill,
   checkBinary,
@@ -462,6 +466,76 @@ export class RefBackend implements Backend {
       res[r] = best;
     }
     return res;
+  }
+
+  gatherRows(x: Tensor, rows: Int32Array, out: Tensor): void {
+    const { xm, om } = checkRows('gatherRows', x, rows, out);
+    const xs = readF32(x);
+    writeF32(out, (o) => {
+      for (let j = 0; j < rows.length; j++) {
+        for (let c = 0; c < xm.cols; c++) o[j * om.rowStride + c] = xs[rows[j]! * xm.rowStride + c]!;
+      }
+    });
+  }
+
+  scatterRows(x: Tensor, rows: Int32Array, out: Tensor): void {
+    const { xm, om } = checkRows('scatterRows', x, rows, out);
+    const xs = readF32(x);
+    writeF32(out, (o) => {
+      for (let j = 0; j < rows.length; j++) {
+        for (let c = 0; c < xm.cols; c++) o[rows[j]! * om.rowStride + c] = xs[j * xm.rowStride + c]!;
+      }
+    });
+  }
+
+  softCap(x: Tensor, cap: number, out: Tensor): void {
+    const { xm, om } = checkSoftCap(x, cap, out);
+    const xs = readF32(x);
+    writeF32(out, (o) => {
+      for (let r = 0; r < xm.rows; r++) {
+        for (let c = 0; c < xm.cols; c++) o[r * om.rowStride + c] = cap * Math.tanh(xs[r * xm.rowStride + c]! / cap);
+      }
+    });
+  }
+
+  topkRoute(logits: Tensor, k: number, ids: Int32Array, weights: Tensor): void {
+    const { lm, wm } = checkTopkRoute(logits, k, ids, weights);
+    const ls = readF32(logits);
+    const E = lm.cols;
+    writeF32(weights, (w) => {
+      const p = new Float64Array(E);
+      for (let t = 0; t < lm.rows; t++) {
+        let mx = -Infinity;
+        for (let e = 0; e < E; e++) mx = Math.max(mx, ls[t * lm.rowStride + e]!);
+        for (let e = 0; e < E; e++) p[e] = Math.exp(ls[t * lm.rowStride + e]! - mx);
+        // selection: the largest remaining p, the lower index on ties
+        const taken = new Uint8Array(E);
+        let sum = 0;
+        for (let j = 0; j < k; j++) {
+          let best = -1;
+          for (let e = 0; e < E; e++) if (!taken[e] && (best < 0 || p[e]! > p[best]!)) best = e;
+          taken[best] = 1;
+          ids[t * k + j] = best;
+          sum += p[best]!;
+        }
+        for (let j = 0; j < k; j++) w[t * wm.rowStride + j] = p[ids[t * k + j]!]! / sum;
+      }
+    });
+  }
+
+  combineRows(x: Tensor, w: Tensor, out: Tensor): void {
+    const { xm, wm, om } = checkCombineRows(x, w, out);
+    const xs = readF32(x), ws = readF32(w);
+    const K = wm.cols;
+    writeF32(out, (o) => {
+      for (let t = 0; t < om.rows; t++) {
+        for (let c = 0; c < om.cols; c++) {
+          let acc = 0;
+          for (let j = 0; j < K; j++) acc += ws[t * wm.rowStride + j]! * xs[(t * K + j) * xm.rowStride + c]!;
+          o[t * om.rowStride + c] = acc;
+        }
+      }
+    });
   }
 
   // ---- shared loops -------------------------------------------------------------------------

@@ -401,3 +401,139 @@ export function crossEntropy(t: Tape, logits: Var, targets: Int32Array, softCap:
   });
   return loss;
 }
+
+/** cap * tanh(x / cap); the backward recomputes tanh from x (the logits buffer may be overwritten by the loss). */
+export function softCap(t: Tape, x: Var, cap: number): Var {
+  const y = t.act(x.shape, needs(x));
+  const inv = 1 / cap;
+  for (let i = 0; i < x.size; i++) y.data[i] = cap * Math.tanh(x.data[i]! * inv);
+  if (y.requiresGrad) {
+    t.record(() =>
+      t.addGrad(x, (dx) => {
+        const dy = y.grad!;
+        for (let i = 0; i < dx.length; i++) {
+          const th = Math.tanh(x.data[i]! * inv);
+          dx[i] = dy[i]! * (1 - th * th);
+        }
+      }),
+    );
+  }
+  return y;
+}
+
+/** Rows rows[j] of x, as a new [m, D] activation; the backward adds them back. */
+export function gatherRows(t: Tape, x: Var, rows: Int32Array): Var {
+  const D = x.shape[1]!;
+  const y = t.act([rows.length, D], needs(x));
+  rows.forEach((r, j) => y.data.set(x.data.subarray(r * D, (r + 1) * D), j * D));
+  if (y.requiresGrad) {
+    t.record(() =>
+      t.addGrad(x, (dx) => {
+        dx.fill(0);
+        rows.forEach((r, j) => t.k.axpy(1, y.grad!.subarray(j * D, (j + 1) * D), dx.subarray(r * D, (r + 1) * D)));
+      }),
+    );
+  }
+  return y;
+}
+
+/**
+ * Writes y's rows into rows `slots` of `into` (a new [nRows, D] activation when null, whose rows
+ * must all be written before it is read). The backward hands y its rows of the gradient.
+ */
+export function scatterRows(t: Tape, into: Var | null, y: Var, slots: Int32Array, nRows: number): Var {
+  const D = y.shape[1]!;
+  const buf = into ?? t.act([nRows, D], t.recording);
+  slots.forEach((s, j) => buf.data.set(y.data.subarray(j * D, (j + 1) * D), s * D));
+  if (y.requiresGrad) {
+    t.record(() => {
+      if (!buf.gradInit) return; // nothing downstream needed a gradient
+      t.addGrad(y, (dy) => slots.forEach((s, j) => dy.set(buf.grad!.subarray(s * D, (s + 1) * D), j * D)));
+    });
+  }
+  return buf;
+}
+
+/**
+ * Top-k routing of logits[n, E]: p = softmax(row), the k largest p (ties: the lower index)
+ * renormalised. The choice is a constant of the backward; the gradient reaches the logits through
+ * the renormalised weights and the softmax.
+ */
+export function topkRoute(t: Tape, logits: Var, k: number): { ids: Int32Array; weights: Var } {
+  const n = logits.shape[0]!, E = logits.shape[1]!;
+  const probs = new Float64Array(n * E);
+  const ids = new Int32Array(n * k);
+  const sums = new Float64Array(n);
+  const w = t.act([n, k], needs(logits));
+  for (let r = 0; r < n; r++) {
+    const row = logits.data.subarray(r * E, (r + 1) * E);
+    let mx = -Infinity, z = 0;
+    for (const v of row) mx = Math.max(mx, v);
+    for (let e = 0; e < E; e++) z += (probs[r * E + e] = Math.exp(row[e]! - mx));
+    for (let e = 0; e < E; e++) probs[r * E + e]! /= z;
+    const order = Array.from({ length: E }, (_, i) => i).sort((a, b) => probs[r * E + b]! - probs[r * E + a]! || a - b);
+    let s = 0;
+    for (let j = 0; j < k; j++) s += probs[r * E + order[j]!]!;
+    sums[r] = s;
+    for (let j = 0; j < k; j++) {
+      ids[r * k + j] = order[j]!;
+      w.data[r * k + j] = probs[r * E + order[j]!]! / s;
+    }
+  }
+  if (w.requiresGrad) {
+    t.record(() =>
+      t.addGrad(logits, (dl) => {
+        const dw = w.grad!;
+        const dp = new Float64Array(E);
+        for (let r = 0; r < n; r++) {
+          // w_j = p_j / S over the chosen experts; then p = softmax(logits)
+          dp.fill(0);
+          let wdw = 0;
+          for (let j = 0; j < k; j++) wdw += w.data[r * k + j]! * dw[r * k + j]!;
+          for (let j = 0; j < k; j++) dp[ids[r * k + j]!] = (dw[r * k + j]! - wdw) / sums[r]!;
+          let pdp = 0;
+          for (let e = 0; e < E; e++) pdp += probs[r * E + e]! * dp[e]!;
+          for (let e = 0; e < E; e++) dl[r * E + e] = probs[r * E + e]! * (dp[e]! - pdp);
+        }
+      }),
+    );
+  }
+  return { ids, weights: w };
+}
+
+/** out[r] = sum over j < k of w[r, j] * x[r * k + j], in j order: x [n * k, D], w [n, k]. */
+export function combineRows(t: Tape, x: Var, w: Var): Var {
+  const n = w.shape[0]!, k = w.shape[1]!, D = x.shape[1]!;
+  const out = t.act([n, D], needs(x, w));
+  out.data.fill(0);
+  for (let r = 0; r < n; r++) {
+    const dst = out.data.subarray(r * D, (r + 1) * D);
+    for (let j = 0; j < k; j++) t.k.axpy(w.data[r * k + j]!, x.data.subarray((r * k + j) * D, (r * k + j + 1) * D), dst);
+  }
+  if (out.requiresGrad) {
+    t.record(() => {
+      const dout = out.grad!;
+      t.addGrad(x, (dx) => {
+        for (let r = 0; r < n; r++) {
+          const src = dout.subarray(r * D, (r + 1) * D);
+          for (let j = 0; j < k; j++) {
+            const d = dx.subarray((r * k + j) * D, (r * k + j + 1) * D), wj = w.data[r * k + j]!;
+            for (let c = 0; c < D; c++) d[c] = wj * src[c]!;
+          }
+        }
+      });
+      t.addGrad(w, (dw) => {
+        for (let r = 0; r < n; r++) {
+          const src = dout.subarray(r * D, (r + 1) * D);
+          for (let j = 0; j < k; j++) {
+            const xr = x.data.subarray((r * k + j) * D, (r * k + j + 1) * D);
+            let dot = 0;
+            for (let c = 0; c < D; c++) dot += src[c]! * xr[c]!;
+            dw[r * k + j] = dot;
+          }
+        }
+      });
+    });
+  }
+  return out;
+}

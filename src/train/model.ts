@@ -1,12 +1,10 @@
-// The trainable decoder: every family of the zoo (Llama 2/3, Mistral, Mixtral, Qwen2, Gemma,
-// Gemma 2, GPT-2) on the autograd tape, with weights under their Hugging Face names and in HF
-// layout (RoPE half-split, Gemma norms stored as w - 1, GPT-2 Conv1D [in, out]), so a
-// checkpoint is a loadable HF model and the inference loader reads it as is.
-//
-//   x = embed(tokens) * embedScale                                   [n, D]
-//   for each layer:  x += o(attn(rope(q(h)), rope(k(h)), v(h)))   h = norm(x)
-//                    x += down(act(gate(h)) * up(h))               h = norm(x)
-//   logits = lm_head(norm(x))                                        [n, V]
+// The trainable model: every family of the zoo (Llama 2/3, Mistral, Mixtral, Qwen2, Gemma,
+// Gemma 2, GPT-2) on the autograd tape. The forward pass is the family's one definition
+// (src/models/llama.ts, gemma.ts, gpt2.ts) run on TapeOps (tape-ops.ts); this file holds the
+// weights, LoRA and checkpoints. Weights stay under their Hugging Face names and in HF layout
+// (Gemma norms stored as w - 1, GPT-2 Conv1D [in, out]), so a checkpoint is a loadable HF model
+// and the inference loader reads it as is; the handles given to the forward pass carry the two
+// layout differences (formats/layout.ts hfLayoutChange).
 //
 // LoRA (PEFT's formulation): a targeted projection becomes W x + (alpha / r) B A dropout(x)
 // with A [r, in] (Kaiming-uniform) and B [out, r] (zeros). The base weights are frozen and may
@@ -17,26 +15,22 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../formats/model-config.ts';
 import { openSafetensorsCheckpoint, writeSafetensors } from '../formats/safetensors.ts';
-import type { Backend, RopeOptions } from '../tensor/backend.ts';
+import type { Backend } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { convertTensor } from '../tensor/convert.ts';
 import { DTYPE_CODE } from '../tensor/dtype.ts';
 import { native } from '../tensor/native.ts';
 import { addLowRank } from '../models/lora.ts';
-import { type Tape, Var, add, addInto, attention, conv1d, crossEntropy, embedding, gated, gelu, layerNorm, linear, rmsNorm, rope, splitCols } from './autograd.ts';
-import type { AttnTrainOptions } from './kernels.ts';
+import { ggufToHfName, hfLayoutChange } from '../formats/layout.ts';
+import { FORWARD } from '../models/families.ts';
+import type { Weights } from '../models/model.ts';
+import { buildWeights } from '../models/weights.ts';
+import { type Tape, Var, crossEntropy, linear } from './autograd.ts';
+import { TapeOps, type TrainBatch, type TrainWeight } from './tape-ops.ts';
 import { TrainRng } from './rng.ts';
 import { TrainError } from './errors.ts';
 
-/** One packed batch: B sequences of T tokens (see data.ts). */
-export interface TrainBatch {
-  B: number;
-  T: number;
-  tokens: Int32Array; //     [B*T]
-  targets: Int32Array; //    [B*T], -1 = no loss
-  seg: Int32Array; //        [B*T] document ids (attention stays inside one)
-  positions: Int32Array; //  [B*T]
-}
+export type { TrainBatch } from './tape-ops.ts';
 
 export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
 export const LORA_TARGETS: readonly LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
@@ -142,8 +136,9 @@ export class TrainModel {
   readonly quantized = new Map<string, Tensor>();
   /** LoRA adapters by the HF name of the weight they adapt. */
   readonly lora = new Map<string, LoraAdapter>();
-  private readonly ropeOpts: RopeOptions | null;
   private dropoutRng: TrainRng | null = null;
+  /** The weight handles the forward pass reads (rebuilt when LoRA freezes or quantizes weights). */
+  private handles: Weights<TrainWeight> | null = null;
 
   constructor(
     readonly cfg: ModelConfig,
@@ -159,9 +154,6 @@ export class TrainModel {
       if (w.length !== n) throw new TrainError(`tensor ${name} has ${w.length} values, expected [${shape}]`);
       this.params.set(name, Var.param(w, shape));
     }
-    this.ropeOpts = cfg.rope
-      ? { layout: cfg.rope.layout, theta: cfg.rope.theta, rotaryDim: cfg.rope.dim, scaling: cfg.rope.scaling }
-      : null;
   }
 
   /** A freshly initialised model: N(0, std) matrices, output projections scaled by 1/sqrt(2L), unit norms. */
@@ -290,14 +282,15 @@ export class TrainModel {
       }
     }
     this.dropoutRng = rng;
+    this.handles = null;
   }
 
   /** W x for a projection: f32 or q8_0 frozen base, plus its LoRA adapter if any. */
-  private proj(t: Tape, name: string, x: Var, bias: Var | null = null): Var {
-    const q = this.quantized.get(name);
-    const y = q ? this.quantLinear(t, q, x) : linear(t, x, this.params.get(name)!, bias);
-    if (q && bias) throw new Error(`${name}: biases with q8_0 base weights are not supported`);
-    const ad = this.lora.get(name);
+  private proj(t: Tape, x: Var, w: TrainWeight, bias: Var | null): Var {
+    const q = w.q;
+    if (q && bias) throw new Error(`${w.name}: biases with q8_0 base weights are not supported`);
+    const y = q ? this.quantLinear(t, q, x) : linear(t, x, w.v!, bias);
+    const ad = this.lora.get(w.name);
     if (!ad) return y;
     const xin = ad.dropout > 0 && t.recording ? this.dropout(t, x, ad.dropout) : x;
     const h = linear(t, xin, ad.A); //                                  [n, r]
@@ -352,164 +345,47 @@ export class TrainModel {
     return y;
   }
 
-  private p(name: string): Var {
-    return this.params.get(name)!;
-  }
-
-  /** Logits [B*T, V] for every token of the batch (recorded on the tape). */
-  forward(t: Tape, b: TrainBatch): Var {
-    const cfg = this.cfg;
-    if (cfg.arch === 'gpt2') return this.gpt2Forward(t, b);
-    const { nHeads: Hq, nKvHeads: Hkv, headDim: Dh, normEps: eps } = cfg;
-    const gemma = cfg.arch === 'gemma' || cfg.arch === 'gemma2';
-    const gemma2 = cfg.arch === 'gemma2';
-    const act = cfg.act === 'silu' ? 'silu' : cfg.act === 'gelu_erf' ? 'erf' : 'tanh';
-    let x = embedding(t, this.p('model.embed_tokens.weight'), b.tokens, cfg.embedScale); // [n, D]
-    for (let l = 0; l < cfg.nLayers; l++) {
-      const pre = `model.layers.${l}.`;
-      let h = rmsNorm(t, x, this.p(pre + 'input_layernorm.weight'), eps, gemma);
-      let q = this.proj(t, pre + 'self_attn.q_proj.weight', h, this.params.get(pre + 'self_attn.q_proj.bias') ?? null); // [n, Hq*Dh]
-      let k = this.proj(t, pre + 'self_attn.k_proj.weight', h, this.params.get(pre + 'self_attn.k_proj.bias') ?? null); // [n, Hkv*Dh]
-      const v = this.proj(t, pre + 'self_attn.v_proj.weight', h, this.params.get(pre + 'self_attn.v_proj.bias') ?? null);
-      if (this.ropeOpts) {
-        q = rope(t, q, Hq, Dh, b.positions, this.ropeOpts);
-        k = rope(t, k, Hkv, Dh, b.positions, this.ropeOpts);
-      }
-      const window = cfg.slidingWindow > 0 && (cfg.slidingLayers === 'all' || l % 2 === 0) ? cfg.slidingWindow : 0;
-      const opts: AttnTrainOptions = { scale: cfg.attnScale, softCap: cfg.attnSoftCap, window };
-      const a = attention(t, q, k, v, b.seg, b.B, b.T, Hq, Hkv, Dh, opts); //    [n, Hq*Dh]
-      let o = this.proj(t, pre + 'self_attn.o_proj.weight', a); //                [n, D]
-      // Gemma 2 norms the attention output; the others norm the FFN input with this weight
-      if (gemma2) o = rmsNorm(t, o, this.p(pre + 'post_attention_layernorm.weight'), eps, true);
-      x = addInto(t, x, o);
-      h = rmsNorm(t, x, this.p(pre + (gemma2 ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight')), eps, gemma);
-      let f: Var; //                                                              [n, D]
-      if (cfg.arch === 'mixtral') f = this.moe(t, h, pre + 'block_sparse_moe.');
-      else {
-        const g = this.proj(t, pre + 'mlp.gate_proj.weight', h); //               [n, F]
-        const u = this.proj(t, pre + 'mlp.up_proj.weight', h);
-        f = this.proj(t, pre + 'mlp.down_proj.weight', gated(t, g, u, act));
-      }
-      if (gemma2) f = rmsNorm(t, f, this.p(pre + 'post_feedforward_layernorm.weight'), eps, true);
-      x = addInto(t, x, f);
-    }
-    const xf = rmsNorm(t, x, this.p('model.norm.weight'), eps, gemma);
-    const head = cfg.tieEmbeddings ? this.p('model.embed_tokens.weight') : this.p('lm_head.weight');
-    return linear(t, xf, head); //                                                [n, V]
-  }
-
-  /**
-   * Mixtral's sparse FFN (as src/models/mixtral.ts): softmax router, top-k experts per token with
-   * their probabilities renormalised, each expert a SwiGLU MLP over the tokens routed to it. The
-   * choice of experts is a constant of the backward; the gradient reaches the router through the
-   * renormalised weights and the softmax.
-   */
-  private moe(t: Tape, h: Var, pre: string): Var {
-    const E = this.cfg.nExperts, K = this.cfg.nExpertsPerToken, D = this.cfg.dim;
-    const n = h.shape[0]!;
-    const rl = linear(t, h, this.p(pre + 'gate.weight')); //                      [n, E]
-    const probs = new Float64Array(n * E);
-    const chosen = new Int32Array(n * K);
-    const weight = new Float64Array(n * K);
-    const sums = new Float64Array(n);
-    for (let r = 0; r < n; r++) {
-      const row = rl.data.subarray(r * E, (r + 1) * E);
-      let mx = -Infinity, z = 0;
-      for (const v of row) mx = Math.max(mx, v);
-      for (let e = 0; e < E; e++) z += (probs[r * E + e] = Math.exp(row[e]! - mx));
-      for (let e = 0; e < E; e++) probs[r * E + e]! /= z;
-      const order = Array.from({ length: E }, (_, i) => i).sort((a, b) => probs[r * E + b]! - probs[r * E + a]! || a - b);
-      let s = 0;
-      for (let k = 0; k < K; k++) s += probs[r * E + order[k]!]!;
-      sums[r] = s;
-      for (let k = 0; k < K; k++) {
-        chosen[r * K + k] = order[k]!;
-        weight[r * K + k] = probs[r * E + order[k]!]! / s;
-      }
-    }
-    // each expert on the rows routed to it
-    const outs: { picks: number[]; y: Var }[] = [];
-    const byExpert: ({ picks: number[]; y: Var } | undefined)[] = new Array(E);
-    for (let e = 0; e < E; e++) {
-      const picks: number[] = [];
-      for (let i = 0; i < n * K; i++) if (chosen[i] === e) picks.push(i);
-      if (picks.length === 0) continue;
-      const xin = gatherRows(t, h, picks.map((i) => Math.floor(i / K))); //            [m, D]
-      const q = `${pre}experts.${e}.`;
-      const g = this.proj(t, q + 'w1.weight', xin), u = this.proj(t, q + 'w3.weight', xin);
-      const o = { picks, y: this.proj(t, q + 'w2.weight', gated(t, g, u, 'silu')) };
-      outs.push(o);
-      byExpert[e] = o;
-    }
-    const out = t.act([n, D], h.requiresGrad || outs.some((o) => o.y.requiresGrad) || rl.requiresGrad);
-    out.data.fill(0);
-    const slot = new Int32Array(n * K); // row of (token, k) in its expert's output
-    for (const o of outs) o.picks.forEach((i, j) => (slot[i] = j));
-    for (let r = 0; r < n; r++) {
-      const dst = out.data.subarray(r * D, (r + 1) * D);
-      for (let k = 0; k < K; k++) {
-        const o = byExpert[chosen[r * K + k]!]!;
-        t.k.axpy(weight[r * K + k]!, o.y.data.subarray(slot[r * K + k]! * D, (slot[r * K + k]! + 1) * D), dst);
-      }
-    }
-    if (out.requiresGrad) {
-      t.record(() => {
-        const dout = out.grad!;
-        const dw = new Float64Array(n * K);
-        for (const o of outs) {
-          t.addGrad(o.y, (dy) => {
-            o.picks.forEach((i, j) => {
-              const r = Math.floor(i / K);
-              const src = dout.subarray(r * D, (r + 1) * D), yr = o.y.data.subarray(j * D, (j + 1) * D), d = dy.subarray(j * D, (j + 1) * D);
-              let dot = 0;
-              for (let c = 0; c < D; c++) {
-                d[c] = weight[i]! * src[c]!;
-                dot += src[c]! * yr[c]!;
-              }
-              dw[i] = dot;
-            });
-          });
+  /** The forward pass's view of the weights: the family's Weights struct over TrainWeight handles. */
+  private weightHandles(): Weights<TrainWeight> {
+    if (this.handles) return this.handles;
+    const arch = this.cfg.arch;
+    const byName = new Map<string, TrainWeight>();
+    const hfName = (name: string, expert?: number): string | null => {
+      const hf = ggufToHfName(arch, name, expert);
+      return hf !== null && (this.params.has(hf) || this.quantized.has(hf)) ? hf : null;
+    };
+    const shapes = paramShapes(this.cfg);
+    this.handles = buildWeights<TrainWeight>(this.cfg, {
+      file: 'the training model',
+      has: (name) => hfName(name) !== null || hfName(name, 0) !== null,
+      get: (name, expert) => {
+        const hf = hfName(name, expert);
+        if (hf === null) return undefined;
+        let w = byName.get(hf);
+        if (!w) {
+          const shape = shapes.get(hf)!;
+          const change = hfLayoutChange(arch, name, shape.length);
+          w = {
+            name: hf,
+            v: this.params.get(hf),
+            q: this.quantized.get(hf),
+            shape: change.transpose ? [...shape].reverse() : shape,
+            inOut: change.transpose,
+            plusOne: change.gemmaNorm,
+          };
+          byName.set(hf, w);
         }
-        // w_k = p_k / S over the chosen experts; p = softmax(router logits)
-        t.addGrad(rl, (drl) => {
-          for (let r = 0; r < n; r++) {
-            const dp = new Float64Array(E);
-            let wdw = 0;
-            for (let k = 0; k < K; k++) wdw += weight[r * K + k]! * dw[r * K + k]!;
-            for (let k = 0; k < K; k++) dp[chosen[r * K + k]!] = (dw[r * K + k]! - wdw) / sums[r]!;
-            let pdp = 0;
-            for (let e = 0; e < E; e++) pdp += probs[r * E + e]! * dp[e]!;
-            for (let e = 0; e < E; e++) drl[r * E + e] = probs[r * E + e]! * (dp[e]! - pdp);
-          }
-        });
-      });
-    }
-    return out;
+        return w;
+      },
+      shapeOf: (w) => w.shape,
+    });
+    return this.handles;
   }
 
-  /** GPT-2: learned positions, LayerNorm with bias, fused Conv1D q/k/v, plain GELU MLP. */
-  private gpt2Forward(t: Tape, b: TrainBatch): Var {
-    const cfg = this.cfg;
-    const { dim: D, nHeads: H, headDim: Dh, normEps: eps } = cfg;
-    const approx = cfg.act === 'gelu_erf' ? 'erf' : 'tanh';
-    for (let i = 0; i < b.positions.length; i++) {
-      if (b.positions[i]! >= cfg.maxPosition) throw new TrainError(`position ${b.positions[i]} is past GPT-2's ${cfg.maxPosition} learned positions (lower seqLen)`);
-    }
-    const wte = this.p('transformer.wte.weight');
-    let x = add(t, embedding(t, wte, b.tokens), embedding(t, this.p('transformer.wpe.weight'), b.positions)); // [n, D]
-    for (let l = 0; l < cfg.nLayers; l++) {
-      const pre = `transformer.h.${l}.`;
-      const p = (s: string) => this.p(pre + s);
-      let h = layerNorm(t, x, p('ln_1.weight'), p('ln_1.bias'), eps);
-      const [q, k, v] = splitCols(t, conv1d(t, h, p('attn.c_attn.weight'), p('attn.c_attn.bias')), [D, D, D]); // [n, D] each
-      const a = attention(t, q!, k!, v!, b.seg, b.B, b.T, H, H, Dh, { scale: cfg.attnScale, softCap: 0, window: 0 });
-      x = addInto(t, x, conv1d(t, a, p('attn.c_proj.weight'), p('attn.c_proj.bias')));
-      h = layerNorm(t, x, p('ln_2.weight'), p('ln_2.bias'), eps);
-      const u = gelu(t, conv1d(t, h, p('mlp.c_fc.weight'), p('mlp.c_fc.bias')), approx); //      [n, F]
-      x = addInto(t, x, conv1d(t, u, p('mlp.c_proj.weight'), p('mlp.c_proj.bias')));
-    }
-    const xf = layerNorm(t, x, this.p('transformer.ln_f.weight'), this.p('transformer.ln_f.bias'), eps);
-    return linear(t, xf, wte); //                                                   [n, V]
+  /** Logits [B*T, V] for every token of the batch (recorded on the tape), by the family's forward pass. */
+  forward(t: Tape, b: TrainBatch): Var {
+    const ops = new TapeOps(t, this.cfg, b, (tape, x, w, bias) => this.proj(tape, x, w, bias));
+    return FORWARD[this.cfg.arch](ops, this.weightHandles());
   }
 
   /**
@@ -521,7 +397,8 @@ export class TrainModel {
     let count = 0;
     for (let i = 0; i < b.targets.length; i++) if (b.targets[i]! >= 0) count++;
     const logits = this.forward(t, b);
-    const sum = crossEntropy(t, logits, b.targets, this.cfg.finalSoftCap, gradScale);
+    // the forward pass applied any final soft-cap already
+    const sum = crossEntropy(t, logits, b.targets, 0, gradScale);
     return { sum, count };
   }
 
@@ -561,21 +438,4 @@ export function readHfWeights(dir: string): Map<string, Float32Array> {
     out.set(name, new Float32Array(t.toF32()));
   }
   return out;
-}
-
-
-/** Rows rows[j] of x, as a new [m, D] activation; the backward adds them back. */
-function gatherRows(t: Tape, x: Var, rows: readonly number[]): Var {
-  const D = x.shape[1]!;
-  const y = t.act([rows.length, D], x.requiresGrad);
-  rows.forEach((r, j) => y.data.set(x.data.subarray(r * D, (r + 1) * D), j * D));
-  if (y.requiresGrad) {
-    t.record(() =>
-      t.addGrad(x, (dx) => {
-        dx.fill(0);
-        rows.forEach((r, j) => t.k.axpy(1, y.grad!.subarray(j * D, (j + 1) * D), dx.subarray(r * D, (r + 1) * D)));
-      }),
-    );
-  }
-  return y;
 }
