@@ -10,9 +10,18 @@ export function convertTensor(t: Tensor, dtype: DType): Tensor {
   if (dtype === 'q8_0' && t.shape[t.shape.length - 1]! % 32 !== 0) {
     throw new Error(`convertTensor: cannot quantize ${t} to q8_0: last dimension is not a multiple of 32`);
   }
-  const n = t.numel;
   // f32 output must be 4-byte aligned for Tensor.f32(): allocate via a Float32Array when it is.
-  const bytes = dtype === 'f32' ? new Uint8Array(new Float32Array(n).buffer) : new Uint8Array(bytesFor(dtype, n));
+  const bytes = dtype === 'f32' ? new Uint8Array(new Float32Array(t.numel).buffer) : new Uint8Array(bytesFor(dtype, t.numel));
+  convertInto(t, dtype, bytes);
+  return new Tensor(dtype, t.shape, bytes);
+}
+
+/** Converts contiguous t into `out`, a buffer of t.numel values of `dtype` (e.g. a reused f32 scratch array). */
+export function convertInto(t: Tensor, dtype: DType, out: ArrayBufferView): void {
+  if (!t.isContiguous()) throw new Error(`convertInto: ${t} is not contiguous`);
+  const n = t.numel;
+  const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  if (bytes.length < bytesFor(dtype, n)) throw new Error(`convertInto: ${bytes.length} bytes cannot hold ${t} as ${dtype}`);
   if (t.dtype === dtype) {
     bytes.set(t.data.subarray(0, bytesFor(dtype, n)));
   } else if (nativeAvailable()) {
@@ -20,7 +29,6 @@ export function convertTensor(t: Tensor, dtype: DType): Tensor {
   } else {
     bytes.set(encode(dtype, decode(t.dtype, t.data, n)));
   }
-  return new Tensor(dtype, t.shape, bytes);
 }
 
 /** Decoded f32 copy (always 4-byte aligned). */

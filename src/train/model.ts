@@ -17,9 +17,7 @@ import type { ModelConfig } from '../formats/model-config.ts';
 import { openSafetensorsCheckpoint, writeSafetensors } from '../formats/safetensors.ts';
 import type { Backend } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { convertTensor } from '../tensor/convert.ts';
-import { DTYPE_CODE } from '../tensor/dtype.ts';
-import { native } from '../tensor/native.ts';
+import { convertInto, convertTensor } from '../tensor/convert.ts';
 import { addLowRank } from '../models/lora.ts';
 import { ggufToHfName, hfLayoutChange } from '../formats/layout.ts';
 import { FORWARD } from '../models/families.ts';
@@ -321,7 +319,7 @@ export class TrainModel {
       t.record(() => {
         // dequantized straight into a reused arena buffer (no per-step allocation)
         const wf = t.arena.get(N * K);
-        native().convert(w.data, DTYPE_CODE.q8_0, wf, DTYPE_CODE.f32, N * K);
+        convertInto(w, 'f32', wf);
         const beta = x.gradInit ? 1 : 0;
         t.k.gemm(false, false, n, K, N, 1, y.grad!, N, wf, K, beta, t.gradOut(x), K);
       });
