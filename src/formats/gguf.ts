@@ -83,7 +83,6 @@ export interface GgufFile {
   dataOffset: number;
 }
 
-
 // ---- reading ---------------------------------------------------------------------------
 
 /** Maps `path` and parses it. Tensor data stays in the mapping. */
