@@ -44,13 +44,23 @@ describe('embedded default model', () => {
   });
 
   it('`slipstream generate` without --model runs it (the README\'s main command)', () => {
+    // It prints this model's greedy continuation: the text of the tokens that greedy decoding
+    // with the library gives for the same prompt (not a copy of an earlier run's output).
+    const prompt = 'Once upon a time';
+    const lm = loadModelSync(dir, cpuBackend());
+    const ids = lm.tokenizer.encode(prompt, { addSpecialTokens: true });
+    const g = generate(new Sequence(lm.model, { maxContext: ids.length + 24 }), ids, { maxTokens: 24, sampling: { temperature: 0, topK: 0, topP: 1, minP: 0 }, eosIds: lm.config.eosIds });
+    assert.equal(g.tokens.length, 24, 'the greedy continuation reaches 24 tokens without an end-of-sequence token');
+    const before = lm.tokenizer.decode(ids, { skipSpecialTokens: true });
+    const after = lm.tokenizer.decode([...ids, ...g.tokens], { skipSpecialTokens: true });
+    assert.ok(after.startsWith(before));
     const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
-    const r = spawnSync(process.execPath, [bin, 'generate', '-p', 'Once upon a time', '-n', '24', '--temperature', '0'], {
+    const r = spawnSync(process.execPath, [bin, 'generate', '-p', prompt, '-n', '24', '--temperature', '0'], {
       encoding: 'utf8',
       env: { ...process.env, SLIPSTREAM_THREADS: '2' },
     });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^, there was /);
+    assert.equal(r.stdout, after.slice(before.length) + '\n');
     assert.match(r.stderr, /generated 24 tokens/);
   });
 

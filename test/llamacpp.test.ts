@@ -28,8 +28,9 @@ const skip = installed ? false : 'llama.cpp peer not installed (npm ci --prefix 
 
 // Small but not trivial shapes; windows chosen so generation runs past them where llama.cpp
 // implements the window (Gemma 2), and stays inside it where llama.cpp's graph ignores it
-// (Mistral is "llama" in GGUF; its window is tested against our own full-attention path in
-// models.test.ts).
+// (Mistral is "llama" in GGUF). No model-level test covers Mistral's window past its end; the
+// window itself is tested in the attention kernels: ref.test.ts ('sliding window hides keys
+// with p - j >= window') and ops.test.ts (the cpu kernels against ref, with windows).
 const SPECS: Record<Arch, RandomModelSpec> = Object.fromEntries(
   (Object.keys(TINY_SPECS) as Arch[]).map((a) => [a, { ...TINY_SPECS[a], vocabSize: 384 }]),
 ) as Record<Arch, RandomModelSpec>;

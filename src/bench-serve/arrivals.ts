@@ -3,7 +3,7 @@
 // its mean is 1/rate whatever k is; k = 1 is the exponential, i.e. a Poisson process. Smaller
 // k is burstier (variance 1/(k*rate^2)), larger k more regular. Seeded so a run repeats.
 
-import { UsageError } from '../cli/errors.ts';
+import { UsageError } from '../errors.ts';
 
 /** A small seeded PRNG (sfc32 seeded through splitmix32): fast, 2^128 state, good enough for load generation. */
 export class BenchRng {

@@ -11,7 +11,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { FormatError } from '../formats/errors.ts';
-import { UsageError } from '../cli/errors.ts';
+import { UsageError } from '../errors.ts';
 import type { BenchRng } from './arrivals.ts';
 
 export interface BenchRequest {

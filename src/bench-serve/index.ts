@@ -8,7 +8,7 @@
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import type { Command } from 'commander';
-import { UsageError } from '../cli/errors.ts';
+import { UsageError } from '../errors.ts';
 import { FormatError } from '../formats/errors.ts';
 import { arrivalOffsets, BenchRng } from './arrivals.ts';
 import { fitRandomPrompts, loadShareGpt, randomDataset, type BenchRequest, type TokenCounter } from './datasets.ts';
@@ -21,7 +21,8 @@ export { computeMetrics, percentile, parseGoodput, METRIC_DEFINITIONS } from './
 export type { RequestRecord, ServeMetrics, Slo, Distribution } from './metrics.ts';
 export { loadShareGpt, randomDataset } from './datasets.ts';
 export type { BenchRequest } from './datasets.ts';
-export { encodePng, crc32, plotSweep } from './plot.ts';
+export { plotSweep } from './plot.ts';
+export { encodePng, crc32 } from '../util/png.ts';
 
 export interface ServeBenchOptions {
   /** Server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted). */

@@ -14,7 +14,7 @@
 // - Statistics: mean, median, population std, and percentiles by linear interpolation
 //   (numpy's defaults); an empty list gives 0.
 
-import { UsageError } from '../cli/errors.ts';
+import { UsageError } from '../errors.ts';
 
 /** What one request measured. Times are milliseconds; `startMs` is relative to the benchmark start. */
 export interface RequestRecord {

@@ -5,7 +5,7 @@
 
 import http from 'node:http';
 import https from 'node:https';
-import { UsageError } from '../cli/errors.ts';
+import { UsageError } from '../errors.ts';
 
 export interface HttpTarget {
   /** Server root, without a trailing /v1. */

@@ -3,7 +3,7 @@
 import { statSync } from 'node:fs';
 import { FormatError } from '../formats/errors.ts';
 import { ggufToHf, hfToGguf, type GgufOutType } from '../models/convert.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 
 export async function convertCommand(input: string, output: string, opts: { type: string }): Promise<void> {
   const st = statSync(input, { throwIfNoEntry: false });

@@ -1,4 +1,2 @@
-// A mistake in how the command was called: printed without a stack trace, exit code 2.
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+// UsageError lives in src/errors.ts (shared with src/bench-serve/); re-exported for the CLI's modules.
+export { UsageError } from '../errors.ts';

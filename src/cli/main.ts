@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { ChatTemplateError } from '../formats/chat-template.ts';
 import { FormatError } from '../formats/errors.ts';
 import { OpError } from '../tensor/check.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 
 const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
 
@@ -21,8 +21,8 @@ program
   .command('info')
   .description('show the native core: instruction set in use, those available, thread count')
   .action(async () => {
-    const { native } = await import('../tensor/native.ts');
-    const i = native().info();
+    const { cpuInfo } = await import('../tensor/runtime.ts');
+    const i = cpuInfo();
     console.log(`slipstream ${pkg.version}`);
     console.log(`native core: isa ${i.isa} (available: ${i.available.join(', ')}), ${i.threads} threads`);
     console.log('environment: SLIPSTREAM_THREADS sets the thread count; SLIPSTREAM_NO_SIMD=1 forces the portable kernels');
@@ -58,8 +58,8 @@ bench
   .option('--quick', 'shorter measurements')
   .option('--json <file>', 'also write the results as JSON')
   .action(async (opts: { quick?: boolean; json?: string }) => {
-    process.argv = [process.argv[0]!, 'kernels', ...(opts.quick ? ['--quick'] : []), ...(opts.json ? ['--json', opts.json] : [])];
-    await import('../../bench/kernels.ts');
+    const { runKernelBench } = await import('../tensor/bench-kernels.ts');
+    runKernelBench({ quick: opts.quick, json: opts.json });
   });
 
 program

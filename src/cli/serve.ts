@@ -5,7 +5,7 @@
 import { defaultModelDir } from '../models/default.ts';
 import { startEngineHost } from '../engine/worker-host.ts';
 import { buildServer, startDraining } from '../server/app.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 
 export interface ServeCliOptions {
   model?: string;

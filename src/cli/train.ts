@@ -7,14 +7,14 @@ import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { cpuBackend } from '../tensor/cpu.ts';
 import type { Backend } from '../tensor/backend.ts';
-import { nativeAvailable, native } from '../tensor/native.ts';
+import { nativeAvailable, setThreads } from '../tensor/runtime.ts';
 import { type TrainConfig, loadTrainConfig, parseTrainConfig } from '../train/config.ts';
 import type { TrainKernels } from '../train/kernels.ts';
 import { plotLossCurve } from '../train/plot.ts';
 import { RefTrainKernels } from '../train/ref-kernels.ts';
 import { type StepInfo, type TrainSetup, runTraining, setupTraining } from '../train/trainer.ts';
 import { readTextDocuments } from '../train/data.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 import { createProgress } from '../formats/progress.ts';
 
 export async function trainKernels(): Promise<{ k: TrainKernels; be: Backend | null }> {
@@ -34,8 +34,8 @@ export async function runWithProgress(c: TrainConfig, plot: string | undefined, 
   if (threads !== undefined) {
     const n = Number(threads);
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--threads must be a positive integer, got "${threads}"`);
-    native().setThreads(n);
-  } else if (c.train.threads) native().setThreads(c.train.threads);
+    setThreads(n);
+  } else if (c.train.threads) setThreads(c.train.threads);
   const { k, be } = await trainKernels();
   const tty = process.stderr.isTTY === true;
   // tokenizing a large corpus takes a while: a bar on a terminal, one summary line otherwise

@@ -8,54 +8,15 @@
 // `error`; if the worker itself dies, every in-flight request gets one and later submits are
 // rejected with EngineError('internal'). The process never goes down with it.
 
-import { freemem } from 'node:os';
 import { basename } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { applyChatTemplate, ChatTemplateError } from '../formats/chat-template.ts';
 import { Tokenizer } from '../formats/tokenizer.ts';
-import { EngineError, type EngineClient, type EngineErrorCode, type EngineStats, type GenerateRequest, type TokenEvent } from './api.ts';
+import { EngineError, type EngineClient, type EngineStats, type GenerateRequest, type TokenEvent } from './api.ts';
+import type { EngineHostOptions, FromWorker, ToWorker } from './worker-protocol.ts';
 
-export interface EngineHostOptions {
-  /** A model directory, a .gguf file or hf:org/name. */
-  model: string;
-  quantize?: 'q8_0';
-  /** A PEFT LoRA adapter directory merged at load. */
-  lora?: string;
-  /** KV cache budget in bytes; default 40% of free memory, capped to what maxSeqs full contexts need. */
-  kvCacheMemory?: number;
-  maxBatchTokens?: number; // 512
-  maxSeqs?: number; //        16
-  maxWaiting?: number; //     256
-  blockSize?: number; //      16
-  kvDtype?: 'f32' | 'f16';
-  threads?: number;
-  /** The name served in /v1/models (default: the model's file or directory name). */
-  modelName?: string;
-}
-
-/** KV pool size in blocks: the budget given, else a share of free memory capped to what maxSeqs full contexts need. */
-export function kvBlocksFor(bytesPerToken: number, blockSize: number, maxContext: number, maxSeqs: number, kvCacheMemory?: number): number {
-  const perBlock = bytesPerToken * blockSize;
-  let bytes = kvCacheMemory;
-  if (bytes === undefined) {
-    const need = Math.ceil(maxContext / blockSize) * perBlock * maxSeqs;
-    bytes = Math.min(need, Math.floor(freemem() * 0.4));
-  }
-  if (!(bytes >= 0)) throw new Error(`kv cache memory must be a number of bytes >= 0, got ${bytes}`);
-  const n = Math.floor(bytes / perBlock);
-  if (n < 1) throw new Error(`kv cache memory of ${bytes} bytes holds no block of ${blockSize} tokens (${perBlock} bytes per block)`);
-  return n;
-}
-
-type FromWorker = { stats: EngineStats } & (
-  | { type: 'ready'; maxContext: number; tokenizer: { json: object; config: object; file: string; eosIds: number[] }; kvBytesPerToken: number; numBlocks: number; blockSize: number }
-  | { type: 'fatal'; message: string }
-  | { type: 'accepted'; id: string }
-  | { type: 'rejected'; id: string; code: EngineErrorCode; message: string }
-  | { type: 'events'; events: TokenEvent[] }
-  | { type: 'log'; msg: string }
-);
+export { kvBlocksFor, type EngineHostOptions } from './worker-protocol.ts';
 
 interface InFlight {
   onEvents: (events: TokenEvent[]) => void;
@@ -157,12 +118,12 @@ class Host implements EngineHost {
     return new Promise((resolve, reject) => {
       const n = Number.isInteger(req.sampling?.n) && req.sampling.n > 0 ? req.sampling.n : 1;
       this.inflight.set(req.id, { onEvents, open: new Set(Array.from({ length: n }, (_, i) => i)), promptTokens: req.promptIds?.length ?? 0, tokens: new Array<number>(n).fill(0), accept: { resolve, reject } });
-      this.worker.postMessage({ type: 'submit', req });
+      this.worker.postMessage({ type: 'submit', req } satisfies ToWorker);
     });
   }
 
   abort(requestId: string): void {
-    if (this.inflight.has(requestId) && !this.dead) this.worker.postMessage({ type: 'abort', id: requestId });
+    if (this.inflight.has(requestId) && !this.dead) this.worker.postMessage({ type: 'abort', id: requestId } satisfies ToWorker);
   }
 
   stats(): EngineStats {

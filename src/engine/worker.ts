@@ -8,14 +8,12 @@
 // without a round trip.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { EngineError, type GenerateRequest, type TokenEvent } from './api.ts';
+import { EngineError, type TokenEvent } from './api.ts';
 import { Engine } from './engine.ts';
 import { KvPool } from '../models/kv.ts';
 import { loadModel } from '../models/load.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
-import { kvBlocksFor, type EngineHostOptions } from './worker-host.ts';
-
-export type ToWorker = { type: 'submit'; req: GenerateRequest } | { type: 'abort'; id: string };
+import { kvBlocksFor, type EngineHostOptions, type ToWorker } from './worker-protocol.ts';
 
 const port = parentPort!;
 const opts = workerData.opts as EngineHostOptions;

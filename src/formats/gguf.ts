@@ -22,8 +22,8 @@
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { DTYPE_CODE, quantizeQ8_0, Q8_0_BLOCK, Q8_0_BLOCK_BYTES } from '../tensor/dtype.ts';
-import { native, nativeAvailable } from '../tensor/native.ts';
+import { Q8_0_BLOCK, Q8_0_BLOCK_BYTES } from '../tensor/dtype.ts';
+import { encodeF32Into } from '../tensor/convert.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { mapFile } from './mmap.ts';
 import { ggufDimsToShape } from './layout.ts';
@@ -32,6 +32,12 @@ import {
   dequantizeQ4_0, dequantizeQ4_K, GGML_TYPE, GGML_TYPES, ggmlNbytes, ggmlTypeName, Q4_0_BLOCK, Q4_0_BLOCK_BYTES, Q4_K_BLOCK_BYTES, QK_K,
 } from './ggml-quants.ts';
 import type { GgufMetaEntry, GgufMetadata, GgufScalarType, GgufValue } from './gguf-types.ts';
+import { nameMetadata } from './gguf-meta.ts';
+
+// The metadata accessors (metaNumber, metaString, ...) live in gguf-meta.ts, which the model
+// config reader imports without the reader and writer here.
+export { getMeta, metaArray, metaBool, metaNumber, metaNumberArray, metaString, metaStringArray } from './gguf-meta.ts';
+export type { GgufMetaSource } from './gguf-meta.ts';
 
 export { GGML_TYPE, GGML_TYPE_NAME, GGML_TYPES, ggmlTypeName } from './ggml-quants.ts';
 export type { GgmlTypeInfo, GgmlTypeName } from './ggml-quants.ts';
@@ -76,9 +82,6 @@ export interface GgufFile {
   /** Absolute offset of the data section. */
   dataOffset: number;
 }
-
-// Which file a metadata map came from, so errors about a key can name it.
-const metadataFile = new WeakMap<GgufMetadata, string>();
 
 // ---- reading ---------------------------------------------------------------------------
 
@@ -290,7 +293,7 @@ export function parseGguf(bytes: Uint8Array, path = '<buffer>'): GgufFile {
     if (a.offset + a.nbytes > b.offset) c.fail(`tensors "${a.name}" and "${b.name}" overlap (bytes ${a.offset}-${a.offset + a.nbytes} and ${b.offset}-${b.offset + b.nbytes})`);
   }
 
-  metadataFile.set(metadata, path);
+  nameMetadata(metadata, path);
   return { path, version, alignment, metadata, tensors, dataOffset };
 }
 
@@ -349,105 +352,22 @@ export function ggufTensor(file: GgufFile, name: string, opts: GgufTensorOptions
         return new Tensor('f32', shape, new Uint8Array(f32.buffer));
       }
       // Decode a chunk of whole blocks at a time and requantize it: no full-size f32 copy.
-      // The native quantizer gives the same bytes as quantizeQ8_0, a few times faster.
+      // encodeF32Into quantizes natively when the core is built: the same bytes as quantizeQ8_0,
+      // a few times faster.
       const out = new Uint8Array((n / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES);
       const scratch = new Float32Array(Math.min(n, REQUANT_CHUNK));
-      const fast = nativeAvailable();
       for (let e = 0; e < n; e += REQUANT_CHUNK) {
         const m = Math.min(REQUANT_CHUNK, n - e);
         const src = t.data.subarray((e / block) * blockBytes, ((e + m) / block) * blockBytes);
         const f32 = dequant(src, m, scratch).subarray(0, m);
         const dst = out.subarray((e / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES, ((e + m) / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES);
-        if (fast) native().convert(f32, DTYPE_CODE.f32, dst, DTYPE_CODE.q8_0, m);
-        else dst.set(quantizeQ8_0(f32));
+        encodeF32Into(f32, dst, 'q8_0');
       }
       return new Tensor('q8_0', shape, out);
     }
     default:
       throw new FormatError(file.path, `tensor ${name} has type ${t.typeName}, which Slipstream cannot load; supported: ${GGUF_LOADABLE_TYPES.join(', ')}`);
   }
-}
-
-// ---- metadata helpers ------------------------------------------------------------------
-
-/** A parsed file or just its metadata (errors name the file when it is known). */
-export type GgufMetaSource = GgufFile | GgufMetadata;
-
-function sourceOf(src: GgufMetaSource): { md: GgufMetadata; path: string } {
-  if (src instanceof Map) return { md: src, path: metadataFile.get(src) ?? 'GGUF metadata' };
-  return { md: src.metadata, path: src.path };
-}
-
-const NUMERIC = new Set(['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'u64', 'i64', 'f32', 'f64']);
-
-function describe(e: GgufMetaEntry): string {
-  return e.type === 'array' ? `an array of ${e.itemType}` : `a ${e.type}`;
-}
-
-/** The value of `key`, or undefined when absent. */
-export function getMeta(src: GgufMetaSource, key: string): GgufValue | undefined {
-  return sourceOf(src).md.get(key)?.value;
-}
-
-/** Looks up `key`; returns undefined when absent and a fallback is given, throws when absent and none is. */
-function lookup(src: GgufMetaSource, key: string, hasFallback: boolean): { e?: GgufMetaEntry; fail: (p: string) => never } {
-  const { md, path } = sourceOf(src);
-  const fail = (p: string): never => {
-    throw new FormatError(path, `metadata key "${key}" ${p}`);
-  };
-  const e = md.get(key);
-  if (!e && !hasFallback) fail('is required but missing');
-  return { e, fail };
-}
-
-/** A numeric value (any integer or float type). u64/i64 values beyond 2^53 are an error. */
-export function metaNumber(src: GgufMetaSource, key: string, fallback?: number): number {
-  const { e, fail } = lookup(src, key, fallback !== undefined);
-  if (!e) return fallback!;
-  if (!NUMERIC.has(e.type)) fail(`is ${describe(e)}, expected a number`);
-  if (typeof e.value !== 'number') fail(`value ${String(e.value)} does not fit a JS number exactly`);
-  return e.value as number;
-}
-
-export function metaString(src: GgufMetaSource, key: string, fallback?: string): string {
-  const { e, fail } = lookup(src, key, fallback !== undefined);
-  if (!e) return fallback!;
-  if (e.type !== 'string') fail(`is ${describe(e)}, expected a string`);
-  return e.value as string;
-}
-
-export function metaBool(src: GgufMetaSource, key: string, fallback?: boolean): boolean {
-  const { e, fail } = lookup(src, key, fallback !== undefined);
-  if (!e) return fallback!;
-  if (e.type !== 'bool') fail(`is ${describe(e)}, expected a bool`);
-  return e.value as boolean;
-}
-
-/** An array value of any item type. */
-export function metaArray(src: GgufMetaSource, key: string, fallback?: GgufValue[]): GgufValue[] {
-  const { e, fail } = lookup(src, key, fallback !== undefined);
-  if (!e) return fallback!;
-  if (e.type !== 'array') fail(`is ${describe(e)}, expected an array`);
-  return e.value as GgufValue[];
-}
-
-/** An array of strings (e.g. tokenizer.ggml.tokens). */
-export function metaStringArray(src: GgufMetaSource, key: string, fallback?: string[]): string[] {
-  const { e, fail } = lookup(src, key, fallback !== undefined);
-  if (!e) return fallback!;
-  if (e.type !== 'array' || e.itemType !== 'string') fail(`is ${describe(e)}, expected an array of string`);
-  return e.value as string[];
-}
-
-/** An array of numbers (any numeric item type; 64-bit items beyond 2^53 are an error). */
-export function metaNumberArray(src: GgufMetaSource, key: string, fallback?: number[]): number[] {
-  const { e, fail } = lookup(src, key, fallback !== undefined);
-  if (!e) return fallback!;
-  if (e.type !== 'array' || !NUMERIC.has(e.itemType!)) fail(`is ${describe(e)}, expected an array of numbers`);
-  const v = e.value as GgufValue[];
-  const bad = v.findIndex((x) => typeof x !== 'number');
-  if (bad >= 0) fail(`item ${bad} (${String(v[bad])}) does not fit a JS number exactly`);
-  return v as number[];
 }
 
 // ---- writing ---------------------------------------------------------------------------

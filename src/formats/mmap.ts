@@ -2,7 +2,7 @@
 
 import { constants as bufferConstants } from 'node:buffer';
 import { statSync } from 'node:fs';
-import { native } from '../tensor/native.ts';
+import { mmapFile } from '../tensor/runtime.ts';
 import { FormatError } from './errors.ts';
 
 /** The whole file as one ArrayBuffer over a private read-only mapping (no copy). */
@@ -15,7 +15,7 @@ export function mapFile(path: string): ArrayBuffer {
     throw new FormatError(path, `the file is ${st.size} bytes; files over ${bufferConstants.MAX_LENGTH} bytes cannot be mapped by this Node.js version`);
   }
   try {
-    return native().mmapFile(path);
+    return mmapFile(path);
   } catch (e) {
     throw new FormatError(path, `cannot map the file (${(e as Error).message})`);
   }

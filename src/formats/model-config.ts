@@ -3,7 +3,7 @@
 // pass computes; the family files in src/models/ read them.
 
 import { FormatError } from './errors.ts';
-import { metaNumber } from './gguf.ts';
+import { metaNumber } from './gguf-meta.ts';
 import { meta, type GgufMetadata } from './gguf-types.ts';
 
 export type Arch = 'llama' | 'mistral' | 'mixtral' | 'gemma' | 'gemma2' | 'qwen2' | 'gpt2';

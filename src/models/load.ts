@@ -17,7 +17,7 @@ import { downloadModel, parseModelSpec, type HubOptions } from '../formats/hub.t
 import type { Backend } from '../tensor/backend.ts';
 import { convertTensor } from '../tensor/convert.ts';
 import { bytesFor } from '../tensor/dtype.ts';
-import { native } from '../tensor/native.ts';
+import { allocResident, dropPages } from '../tensor/runtime.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { FORWARD } from './families.ts';
 import { Model, type LayerWeights, type Weights } from './model.ts';
@@ -182,14 +182,14 @@ function makeResident(w: Weights): void {
   let total = 0;
   for (const t of unique) total += Math.ceil(bytesFor(t.dtype, t.numel) / align) * align;
   if (total === 0) return;
-  const arena = new Uint8Array(native().allocResident(total, true));
+  const arena = new Uint8Array(allocResident(total, true));
   const moved = new Map<Tensor, Tensor>();
   let off = 0;
   for (const t of unique) {
     const n = bytesFor(t.dtype, t.numel);
     const dst = arena.subarray(off, off + n);
     dst.set(t.data.subarray(0, n));
-    native().dropPages(t.data.subarray(0, n));
+    dropPages(t.data.subarray(0, n));
     moved.set(t, new Tensor(t.dtype, t.shape, dst));
     off += Math.ceil(n / align) * align;
   }

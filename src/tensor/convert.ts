@@ -35,3 +35,12 @@ export function convertInto(t: Tensor, dtype: DType, out: ArrayBufferView): void
 export function toF32Tensor(t: Tensor): Tensor {
   return convertTensor(t.isContiguous() ? t : Tensor.fromF32(t.toF32(), t.shape), 'f32');
 }
+
+/**
+ * Encodes the f32 values of src into dst as dtype (dst must hold bytesFor(dtype, src.length)):
+ * natively on all threads when the core is built (the same bytes), in TypeScript otherwise.
+ */
+export function encodeF32Into(src: Float32Array, dst: Uint8Array, dtype: DType): void {
+  if (nativeAvailable()) native().convert(src, DTYPE_CODE.f32, dst, DTYPE_CODE[dtype], src.length);
+  else dst.set(encode(dtype, src));
+}

@@ -1,7 +1,7 @@
 // The loss curve as a PNG: training loss (and its moving average) and eval loss against the
-// step, on the raster and PNG writer of the benchmark charts.
+// step, on the charts' raster (src/util/raster.ts).
 
-import { Raster, type Rgb, formatTick, niceCeil } from '../bench-serve/plot.ts';
+import { Raster, type Rgb, formatTick, niceCeil } from '../util/raster.ts';
 
 const INK: Rgb = [40, 40, 40];
 const GRID: Rgb = [225, 225, 225];
