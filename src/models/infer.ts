@@ -7,7 +7,7 @@ import type { ModelConfig } from '../formats/model-config.ts';
 import type { AttentionOptions, Backend, RopeOptions } from '../tensor/backend.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import type { KvPool } from './kv.ts';
-import type { Batch, Workspace } from './model.ts';
+import type { Batch, Workspace } from './batch.ts';
 import { geluApprox, type Activation, type Ops } from './ops.ts';
 
 interface AttentionRun {

@@ -1,5 +1,5 @@
-// What every model family shares: the weights' shape, one engine step's batch, the scratch
-// buffers, and the Model object the engine and the CLI call.
+// What every model family shares: the weights' shape (batch.ts: one engine step's batch and the scratch
+// buffers), and the Model object the engine and the CLI call.
 //
 // Internal tensor names are llama.cpp's (token_embd, blk.N.attn_q, ...); src/formats/layout.ts
 // maps Hugging Face names onto them. Linear weights are [out, in] in any dtype; norm weights and
@@ -9,6 +9,7 @@ import type { ModelConfig } from '../formats/model-config.ts';
 import type { Backend } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import type { KvPool } from './kv.ts';
+import { Workspace, type Batch } from './batch.ts';
 import { InferOps } from './infer.ts';
 import type { Ops } from './ops.ts';
 
@@ -55,49 +56,7 @@ export interface Weights<W = Tensor> {
   output: W; //                   [vocab, dim]     (tied: the same handle as tokEmbd)
 }
 
-/** One sequence's part of a step: rows [row, row + n) of the batch, at positions startPos... */
-export interface SeqSlice {
-  row: number;
-  n: number;
-  startPos: number;
-  /** Block ids of the sequence, enough to cover startPos + n tokens. */
-  blockTable: Int32Array;
-}
-
-/** One forward step over several sequences (prefill chunks and decode tokens mixed). */
-export interface Batch {
-  tokens: Int32Array; //     [T]
-  positions: Int32Array; //  [T]
-  slots: Int32Array; //      [T] KV slot of each token (block * blockSize + offset)
-  seqs: SeqSlice[];
-  /** Rows whose logits are wanted (usually the last row of each sequence). */
-  logitRows: Int32Array;
-}
-
-/** Scratch activations, grown on demand and reused across steps (no allocation per step). */
-export class Workspace {
-  private bufs = new Map<string, Tensor>();
-  // The last view handed out per key: decode asks for the same [1, cols] views every step.
-  private views = new Map<string, Tensor>();
-  /** A [rows, cols] f32 scratch tensor named `key` (its first rows of a larger buffer). */
-  get(key: string, rows: number, cols: number): Tensor {
-    const v = this.views.get(key);
-    if (v && v.shape[0] === rows && v.shape[1] === cols) return v;
-    let t = this.bufs.get(key);
-    if (!t || t.shape[0]! < rows || t.shape[1] !== cols) {
-      const cap = Math.max(rows, t && t.shape[1] === cols ? t.shape[0]! * 2 : rows);
-      t = Tensor.zeros([cap, cols]);
-      this.bufs.set(key, t);
-    }
-    const view = rows === t.shape[0] ? t : t.narrow(0, rows);
-    this.views.set(key, view);
-    return view;
-  }
-  clear(): void {
-    this.bufs.clear();
-    this.views.clear();
-  }
-}
+export { Workspace, type Batch, type SeqSlice } from './batch.ts';
 
 /** A family's forward pass, written once against Ops (inference and training alike). */
 export type ForwardFn = <T, W>(o: Ops<T, W>, w: Weights<W>) => T;
