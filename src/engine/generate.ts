@@ -4,7 +4,8 @@
 // same Model.forward over many sequences at once.
 
 import { KvPool, type KvDType } from '../models/kv.ts';
-import type { Batch, Model } from '../models/model.ts';
+import type { Model } from '../models/model.ts';
+import { makeBatch } from './batch.ts';
 import { Rng, sample, type SamplingParams } from './sampler.ts';
 
 export interface SequenceOptions {
@@ -43,15 +44,7 @@ export class Sequence {
   private step(tokens: Int32Array): Float32Array {
     const n = tokens.length;
     if (this.pos + n > this.maxContext) throw new Error(`context full: ${this.pos} + ${n} tokens exceed ${this.maxContext}`);
-    const positions = new Int32Array(n);
-    for (let i = 0; i < n; i++) positions[i] = this.pos + i;
-    const batch: Batch = {
-      tokens,
-      positions,
-      slots: positions, // one sequence owning blocks 0..n-1 in order: slot == position
-      seqs: [{ row: 0, n, startPos: this.pos, blockTable: this.table }],
-      logitRows: Int32Array.of(n - 1),
-    };
+    const batch = makeBatch([{ tokens, startPos: this.pos, blockTable: this.table }], this.kv.blockSize);
     const logits = this.model.forward(batch, this.kv);
     this.pos += n;
     return logits.f32().subarray(0, this.model.cfg.vocabSize);

@@ -4,7 +4,7 @@
 // Shapes: T = tokens in the step, D = dim, Hq/Hkv = query/KV heads, Dh = head dim, F = FFN dim.
 
 import type { Tensor } from '../tensor/tensor.ts';
-import type { Batch, ForwardContext, LayerWeights, Weights } from './model.ts';
+import type { ForwardContext, LayerWeights, Weights } from './model.ts';
 
 /** out[T, N] = x[T, K] . w[N, K]^T (+ b[N]). */
 export function linear(c: ForwardContext, x: Tensor, w: Tensor, b: Tensor | undefined, out: Tensor): Tensor {
@@ -31,48 +31,6 @@ export function embed(c: ForwardContext, w: Weights): Tensor {
 export function rmsNorm(c: ForwardContext, x: Tensor, w: Tensor, out: Tensor): Tensor {
   c.be.rmsNorm(x, w, c.cfg.normEps, out);
   return out;
-}
-
-interface AttentionRun {
-  row: number;
-  n: number;
-  startPos: number;
-  blockTable: Int32Array;
-  /** A run of decode tokens (one row per sequence): their block tables packed for one call. */
-  decode?: { tables: Int32Array; maxBlocks: number; lens: Int32Array };
-}
-
-// The attention calls of a step are the same for every layer: plan them once per batch.
-const runsOf = new WeakMap<Batch, AttentionRun[]>();
-
-function attentionRuns(batch: Batch): AttentionRun[] {
-  let runs = runsOf.get(batch);
-  if (runs) return runs;
-  runs = [];
-  const seqs = batch.seqs;
-  for (let i = 0; i < seqs.length; ) {
-    const s = seqs[i]!;
-    if (s.n > 1) {
-      runs.push({ row: s.row, n: s.n, startPos: s.startPos, blockTable: s.blockTable });
-      i++;
-      continue;
-    }
-    let j = i;
-    let maxBlocks = 0;
-    while (j < seqs.length && seqs[j]!.n === 1) maxBlocks = Math.max(maxBlocks, seqs[j++]!.blockTable.length);
-    const B = j - i;
-    const tables = new Int32Array(B * maxBlocks);
-    const lens = new Int32Array(B);
-    for (let b = 0; b < B; b++) {
-      const sb = seqs[i + b]!;
-      tables.set(sb.blockTable, b * maxBlocks);
-      lens[b] = sb.startPos + 1;
-    }
-    runs.push({ row: s.row, n: B, startPos: s.startPos, blockTable: s.blockTable, decode: { tables, maxBlocks, lens } });
-    i = j;
-  }
-  runsOf.set(batch, runs);
-  return runs;
 }
 
 /**
@@ -113,7 +71,7 @@ export function attention(c: ForwardContext, l: number, h: Tensor, L: LayerWeigh
   const att = ws.get('att', T, Hq * Dh).reshape([T, Hq, Dh]); //    [T, Hq, Dh]
   const window = cfg.slidingWindow > 0 && (cfg.slidingLayers === 'all' || l % 2 === 0) ? cfg.slidingWindow : 0;
   const opts = { scale: cfg.attnScale, softCap: cfg.attnSoftCap, window };
-  for (const r of attentionRuns(batch)) {
+  for (const r of batch.runs) {
     if (r.decode) be.attentionDecode(q.narrow(r.row, r.n), kv.k[l]!, kv.v[l]!, r.decode.tables, r.decode.maxBlocks, r.decode.lens, att.narrow(r.row, r.n), opts);
     else be.attentionPrefill(q.narrow(r.row, r.n), kv.k[l]!, kv.v[l]!, r.blockTable, r.startPos, att.narrow(r.row, r.n), opts);
   }

@@ -58,12 +58,30 @@ export interface SeqSlice {
   blockTable: Int32Array;
 }
 
-/** One forward step over several sequences (prefill chunks and decode tokens mixed). */
+/**
+ * One attention call of a step (the same for every layer): a sequence's prefill chunk, or a run of
+ * consecutive decode tokens (one row per sequence) with their block tables packed for one call.
+ */
+export interface AttentionRun {
+  row: number;
+  n: number;
+  startPos: number;
+  blockTable: Int32Array;
+  /** A run of decode tokens: tables [n, maxBlocks] (row-major, zero-padded), lens[b] = tokens in sequence b's cache. */
+  decode?: { tables: Int32Array; maxBlocks: number; lens: Int32Array };
+}
+
+/**
+ * One forward step over several sequences (prefill chunks and decode tokens mixed). Built by the
+ * engine (src/engine/batch.ts), which also plans its attention calls.
+ */
 export interface Batch {
   tokens: Int32Array; //     [T]
   positions: Int32Array; //  [T]
   slots: Int32Array; //      [T] KV slot of each token (block * blockSize + offset)
   seqs: SeqSlice[];
+  /** The attention calls of the step, covering `seqs` in order. */
+  runs: AttentionRun[];
   /** Rows whose logits are wanted (usually the last row of each sequence). */
   logitRows: Int32Array;
 }
@@ -143,5 +161,28 @@ function validateBatch(b: Batch, cfg: ModelConfig, kv: KvPool): void {
     rows += s.n;
   }
   if (rows !== T) throw new Error(`forward: sequences cover ${rows} rows of ${T}`);
+  validateRuns(b);
   for (const r of b.logitRows) if (r < 0 || r >= T) throw new Error(`forward: logit row ${r} outside [0, ${T})`);
+}
+
+/** The attention runs take the sequences in order: a prefill run is one sequence, a decode run consecutive one-token ones. */
+function validateRuns(b: Batch): void {
+  let i = 0;
+  for (const r of b.runs) {
+    const s = b.seqs[i];
+    if (!s || r.row !== s.row) throw new Error(`forward: attention runs must cover the sequences in order (run at row ${r.row}, sequence ${i} at row ${s?.row})`);
+    if (r.decode) {
+      const d = r.decode;
+      if (d.lens.length !== r.n || d.tables.length !== r.n * d.maxBlocks) throw new Error(`forward: a decode run of ${r.n} rows has ${d.lens.length} lengths and ${d.tables.length} table entries`);
+      for (let j = 0; j < r.n; j++) {
+        const q = b.seqs[i + j];
+        if (!q || q.n !== 1 || q.row !== r.row + j || d.lens[j] !== q.startPos + 1) throw new Error(`forward: the decode run at row ${r.row} does not match sequence ${i + j}`);
+      }
+      i += r.n;
+    } else {
+      if (r.n !== s.n || r.startPos !== s.startPos || r.blockTable !== s.blockTable) throw new Error(`forward: the attention run at row ${r.row} does not match sequence ${i}`);
+      i++;
+    }
+  }
+  if (i !== b.seqs.length) throw new Error(`forward: attention runs cover ${i} of ${b.seqs.length} sequences`);
 }
