@@ -8,7 +8,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { generateCorpus, wordsOf } from '../recipes/default-model/corpus.ts';
-import { Sequence, generate } from '../src/engine/generate.ts';
+import { generate } from '../src/engine/generate.ts';
 import { applyChatTemplate } from '../src/formats/chat-template.ts';
 import { defaultModelDir } from '../src/models/default.ts';
 import { loadModelSync } from '../src/models/load.ts';
@@ -31,9 +31,8 @@ describe('embedded default model', () => {
     for (const s of generateCorpus({ stories: 4000, seed: 99 })) for (const w of wordsOf(s)) known.add(w.toLowerCase());
     for (const [prompt, temperature] of [['Once upon a time', 0], ['Lily and her dog', 0.7], ['One rainy morning, a little fox', 0.7]] as const) {
       const ids = lm.tokenizer.encode(prompt, { addSpecialTokens: true });
-      const seq = new Sequence(lm.model, { maxContext: ids.length + 160 });
-      const r = generate(seq, ids, { maxTokens: 160, sampling: { temperature, topK: 40, topP: 0.95, minP: 0, seed: 5 }, eosIds: lm.config.eosIds });
-      const text = lm.tokenizer.decode(r.tokens, { skipSpecialTokens: true });
+      const sampling = { temperature, topK: 40, topP: 0.95, minP: 0, seed: 5, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, maxTokens: 160, stop: [], stopTokenIds: [], ignoreEos: false, n: 1 };
+      const { text } = generate(lm.model, lm.tokenizer, ids, { sampling });
       const words = wordsOf(text).map((w) => w.toLowerCase());
       assert.ok(words.length >= 40, `only ${words.length} words: ${text}`);
       const unknown = words.filter((w) => !known.has(w));
