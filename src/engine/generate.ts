@@ -4,8 +4,9 @@
 // scheduler, sampling, penalties, stop strings and detokenizer as `serve`), with a KV pool sized
 // for that one request (prompt + max tokens) and its text streamed as it comes.
 //
-// Sequence is the bare loop under it, gpt-fast style: prefill a prompt in chunks, then decode one
-// token at a time, each a Model.forward over a cache whose blocks all belong to this one sequence.
+// Sequence is the same generation without the engine, gpt-fast style: prefill a prompt in chunks,
+// then decode one token at a time, each a Model.forward over a cache whose blocks all belong to
+// this one sequence.
 // The generation benchmark (bench/generate-one.ts, bench/profile.ts) and the model tests use it
 // to time and check the model alone, without the engine's scheduling and sampling around it.
 
@@ -25,7 +26,6 @@ export interface SequenceOptions {
   /** Tokens the cache must hold (prompt + generated). */
   maxContext: number;
   blockSize?: number;
-  kvDtype?: KvDType;
   /** Prompt tokens per forward step (default 256: big enough for GEMM efficiency, small scratch). */
   prefillChunk?: number;
 }
@@ -44,8 +44,9 @@ export class Sequence {
   ) {
     const bs = opts.blockSize ?? 16;
     const nBlocks = Math.ceil(opts.maxContext / bs);
-    const bytes = nBlocks * bs * KvPool.bytesPerToken(model.cfg, opts.kvDtype ?? 'f32');
-    this.kv = new KvPool(model.cfg, nBlocks, bs, opts.kvDtype ?? 'f32', bytes <= EAGER_KV_BYTES ? true : 'background');
+    // an f32 cache (the benchmarks' and the model tests')
+    const bytes = nBlocks * bs * KvPool.bytesPerToken(model.cfg, 'f32');
+    this.kv = new KvPool(model.cfg, nBlocks, bs, 'f32', bytes <= EAGER_KV_BYTES ? true : 'background');
     this.table = Int32Array.from({ length: nBlocks }, (_, i) => i);
     this.maxContext = nBlocks * bs;
     this.chunk = opts.prefillChunk ?? 256;
@@ -107,6 +108,7 @@ export interface GenerateResult {
  * request the engine refuses.
  */
 export function generate(model: StepModel, tokenizer: Tokenizer, prompt: number[], o: GenerateOptions): GenerateResult {
+  if (o.sampling.n !== 1) throw new Error(`generate: one choice only, got n = ${o.sampling.n}`);
   const bs = o.blockSize ?? 16;
   const kvDtype = o.kvDtype ?? 'f32';
   const numBlocks = Math.ceil((prompt.length + o.sampling.maxTokens) / bs);
