@@ -31,9 +31,8 @@ describe('embedded default model', () => {
     for (const s of generateCorpus({ stories: 4000, seed: 99 })) for (const w of wordsOf(s)) known.add(w.toLowerCase());
     for (const [prompt, temperature] of [['Once upon a time', 0], ['Lily and her dog', 0.7], ['One rainy morning, a little fox', 0.7]] as const) {
       const ids = lm.tokenizer.encode(prompt, { addSpecialTokens: true });
-      const seq = new Sequence(lm.model, { maxContext: ids.length + 160 });
-      const r = generate(seq, ids, { maxTokens: 160, sampling: { temperature, topK: 40, topP: 0.95, minP: 0, seed: 5 }, eosIds: lm.config.eosIds });
-      const text = lm.tokenizer.decode(r.tokens, { skipSpecialTokens: true });
+      const sampling = { temperature, topK: 40, topP: 0.95, minP: 0, seed: 5, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, maxTokens: 160, stop: [], stopTokenIds: [], ignoreEos: false, n: 1 };
+      const { text } = generate(lm.model, lm.tokenizer, ids, { sampling });
       const words = wordsOf(text).map((w) => w.toLowerCase());
       assert.ok(words.length >= 40, `only ${words.length} words: ${text}`);
       const unknown = words.filter((w) => !known.has(w));
@@ -49,10 +48,14 @@ describe('embedded default model', () => {
     const prompt = 'Once upon a time';
     const lm = loadModelSync(dir, cpuBackend());
     const ids = lm.tokenizer.encode(prompt, { addSpecialTokens: true });
-    const g = generate(new Sequence(lm.model, { maxContext: ids.length + 24 }), ids, { maxTokens: 24, sampling: { temperature: 0, topK: 0, topP: 1, minP: 0 }, eosIds: lm.config.eosIds });
-    assert.equal(g.tokens.length, 24, 'the greedy continuation reaches 24 tokens without an end-of-sequence token');
+    // greedy by hand on the bare model (no engine, no sampler): argmax of each step's logits
+    const seq = new Sequence(lm.model, { maxContext: ids.length + 24 });
+    const argmax = (row: Float32Array): number => row.reduce((best, v, i) => (v > row[best]! ? i : best), 0);
+    const tokens = [argmax(seq.prefill(ids))];
+    while (tokens.length < 24) tokens.push(argmax(seq.decode(tokens.at(-1)!)));
+    assert.ok(!tokens.some((t) => lm.config.eosIds.includes(t)), 'the greedy continuation reaches 24 tokens without an end-of-sequence token');
     const before = lm.tokenizer.decode(ids, { skipSpecialTokens: true });
-    const after = lm.tokenizer.decode([...ids, ...g.tokens], { skipSpecialTokens: true });
+    const after = lm.tokenizer.decode([...ids, ...tokens], { skipSpecialTokens: true });
     assert.ok(after.startsWith(before));
     const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
     const r = spawnSync(process.execPath, [bin, 'generate', '-p', prompt, '-n', '24', '--temperature', '0'], {

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineError, type TokenEvent } from '../src/engine/api.ts';
+import { makeBatch } from '../src/engine/batch.ts';
 import { Engine } from '../src/engine/engine.ts';
 import { StopMatcher } from '../src/engine/stop.ts';
 import { applyPenalties, topKIds } from '../src/engine/penalties.ts';
@@ -42,6 +43,30 @@ describe('penalties', () => {
     // 0: prompt only -> 2/2; 1: prompt+output once -> -2*2 - 0.5 - 0.25; 2: output twice -> 2/2 - 0.5 - 0.5; 3, 4 untouched
     assert.deepEqual(Array.from(x), [1, -4.75, 0, 2, 1]);
     assert.deepEqual(topKIds(Float32Array.of(1, 5, 3, 5, 0), 3), [1, 3, 2]);
+  });
+});
+
+describe('makeBatch', () => {
+  it('packs rows, positions and KV slots, and plans one attention call per prompt chunk and per run of decode tokens', () => {
+    const b = makeBatch([
+      { tokens: [11], startPos: 5, blockTable: Int32Array.of(3, 4) }, //       decode
+      { tokens: [12], startPos: 2, blockTable: Int32Array.of(7) }, //          decode
+      { tokens: [1, 2, 3], startPos: 0, blockTable: Int32Array.of(9), logits: 'none' }, // prompt chunk
+      { tokens: [13], startPos: 4, blockTable: Int32Array.of(1, 2), logits: 'all' }, //  decode
+    ], 4);
+    assert.deepEqual([...b.tokens], [11, 12, 1, 2, 3, 13]);
+    assert.deepEqual([...b.positions], [5, 2, 0, 1, 2, 4]);
+    assert.deepEqual([...b.slots], [4 * 4 + 1, 7 * 4 + 2, 36, 37, 38, 2 * 4]);
+    assert.deepEqual(b.seqs.map((s) => [s.row, s.n, s.startPos]), [[0, 1, 5], [1, 1, 2], [2, 3, 0], [5, 1, 4]]);
+    assert.deepEqual([...b.logitRows], [0, 1, 5]);
+    assert.equal(b.runs.length, 3);
+    const [d, p, d2] = b.runs;
+    assert.ok(d && p && d2);
+    assert.deepEqual([d.row, d.n, d.decode!.maxBlocks, [...d.decode!.tables], [...d.decode!.lens]], [0, 2, 2, [3, 4, 7, 0], [6, 3]]);
+    assert.deepEqual([p.row, p.n, p.startPos, p.decode], [2, 3, 0, undefined]);
+    assert.deepEqual([d2.row, d2.n, [...d2.decode!.lens]], [5, 1, [5]]);
+    // Prompt chunks only: the last row still gives logits (the model wants one).
+    assert.deepEqual([...makeBatch([{ tokens: [1, 2], startPos: 0, blockTable: Int32Array.of(0), logits: 'none' }], 4).logitRows], [1]);
   });
 });
 
@@ -341,5 +366,20 @@ describe('Engine with a real tiny model', () => {
     // KV bytes per token are the model's theoretical figure.
     assert.equal(e.kv.bytes, 128 * 16 * KvPool.bytesPerToken(lm.config));
     assert.equal(KvPool.bytesPerToken(lm.config), 2 * lm.config.nLayers * lm.config.nKvHeads * lm.config.headDim * 4);
+  });
+
+  it('Model.forward refuses a batch whose attention runs do not cover its sequences', () => {
+    const lm = loadModelSync(dir, cpuBackend());
+    const kv = new KvPool(lm.config, 8, 4);
+    const parts = [
+      { tokens: [5], startPos: 0, blockTable: Int32Array.of(0) },
+      { tokens: [6, 7], startPos: 0, blockTable: Int32Array.of(1) },
+    ];
+    assert.doesNotThrow(() => lm.model.forward(makeBatch(parts, 4), kv));
+    const b = makeBatch(parts, 4);
+    assert.throws(() => lm.model.forward({ ...b, runs: b.runs.slice(0, 1) }, kv), /attention runs cover 1 of 2 sequences/);
+    assert.throws(() => lm.model.forward({ ...b, runs: [b.runs[1]!, b.runs[0]!] }, kv), /attention runs must cover the sequences in order/);
+    const stale = makeBatch([{ tokens: [5], startPos: 1, blockTable: Int32Array.of(0) }, parts[1]!], 4);
+    assert.throws(() => lm.model.forward({ ...b, runs: stale.runs }, kv), /decode run at row 0 does not match sequence 0/);
   });
 });

@@ -74,6 +74,39 @@ describe('slipstream generate', () => {
     }
   });
 
+  it('--stop ends the text before the first occurrence of any stop string (the default model)', () => {
+    const full = run('generate', '-p', 'Once upon a time', '-n', '24', '--temperature', '0');
+    assert.equal(full.status, 0, full.stderr);
+    const i = full.stdout.indexOf(' was');
+    assert.ok(i > 0, full.stdout);
+    const r = run('generate', '-p', 'Once upon a time', '-n', '24', '--temperature', '0', '--stop', 'a text it never writes', '--stop', ' was');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, full.stdout.slice(0, i) + '\n');
+    assert.match(r.stderr, /\| stop \|/);
+  });
+
+  it('penalties change greedy output reproducibly; a bad value is a one-line error', () => {
+    const args = ['generate', '-m', dir, '-p', 'the old man', '-n', '24', '--temperature', '0', '--ignore-eos'];
+    const plain = run(...args);
+    const a = run(...args, '--frequency-penalty', '2');
+    const b = run(...args, '--frequency-penalty', '2');
+    assert.equal(a.status, 0, a.stderr);
+    assert.equal(a.stdout, b.stdout);
+    assert.notEqual(a.stdout, plain.stdout);
+    assert.match(a.stderr, /generated 24 tokens/);
+    for (const [flag, v, msg] of [
+      ['--repetition-penalty', '0', /--repetition-penalty must be in \(0, 10\], got 0/],
+      ['--presence-penalty', '3', /--presence-penalty must be in \[-2, 2\], got 3/],
+      ['--frequency-penalty', 'lots', /--frequency-penalty must be a number, got 'lots'/],
+      ['--stop', '', /--stop must be a non-empty string/],
+    ] as const) {
+      const r = run('generate', '-m', dir, '-p', 'x', flag, v);
+      assert.equal(r.status, 2, `${flag} ${v}: ${r.stderr}`);
+      assert.match(r.stderr, msg);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+  });
+
   it('a prompt longer than the context is refused', () => {
     const r = run('generate', '-m', dir, '-p', 'word '.repeat(200));
     assert.equal(r.status, 2);

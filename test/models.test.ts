@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { makeBatch } from '../src/engine/batch.ts';
 import { Sequence } from '../src/engine/generate.ts';
 import type { Arch } from '../src/formats/model-config.ts';
 import { ggufToHf, hfToGguf } from '../src/models/convert.ts';
@@ -32,14 +33,7 @@ const PROMPT = [1, 40, 77, 200, 13, 5, 300, 42, 42, 9, 100, 250, 17];
 /** Logits of every position of `tokens` (one prefill step; every row requested). */
 function allLogits(lm: LoadedModel, tokens: number[]): Float32Array[] {
   const seq = new Sequence(lm.model, { maxContext: 64, blockSize: 4 });
-  const T = tokens.length;
-  const batch: Batch = {
-    tokens: Int32Array.from(tokens),
-    positions: Int32Array.from(tokens, (_, i) => i),
-    slots: Int32Array.from(tokens, (_, i) => i),
-    seqs: [{ row: 0, n: T, startPos: 0, blockTable: seq.table }],
-    logitRows: Int32Array.from(tokens, (_, i) => i),
-  };
+  const batch = makeBatch([{ tokens, startPos: 0, blockTable: seq.table, logits: 'all' }], seq.kv.blockSize);
   const out = lm.model.forward(batch, seq.kv).f32();
   const V = lm.config.vocabSize;
   return tokens.map((_, i) => out.slice(i * V, (i + 1) * V));
@@ -108,25 +102,16 @@ for (const arch of Object.keys(TINY) as Arch[]) {
       const V = lm.config.vocabSize;
       // Step 1: A's prompt alone except the last two tokens; B another prompt.
       const other = [1, 7, 8, 9, 10, 11];
-      step({
-        tokens: Int32Array.from([...PROMPT.slice(0, 11), ...other]),
-        positions: Int32Array.from([...PROMPT.slice(0, 11).map((_, i) => i), ...other.map((_, i) => i)]),
-        slots: Int32Array.from([...PROMPT.slice(0, 11).map((_, i) => tA[i >> 2]! * 4 + (i & 3)), ...other.map((_, i) => tB[i >> 2]! * 4 + (i & 3))]),
-        seqs: [{ row: 0, n: 11, startPos: 0, blockTable: tA }, { row: 11, n: 6, startPos: 0, blockTable: tB }],
-        logitRows: Int32Array.of(10, 16),
-      });
+      step(makeBatch([
+        { tokens: PROMPT.slice(0, 11), startPos: 0, blockTable: tA },
+        { tokens: other, startPos: 0, blockTable: tB },
+      ], 4));
       // Step 2: A decodes one token, B decodes one, C prefills 3 tokens.
-      const out = step({
-        tokens: Int32Array.of(PROMPT[11]!, 12, 1, 2, 3),
-        positions: Int32Array.of(11, 6, 0, 1, 2),
-        slots: Int32Array.of(tA[2]! * 4 + 3, tB[1]! * 4 + 2, tC[0]! * 4, tC[0]! * 4 + 1, tC[0]! * 4 + 2),
-        seqs: [
-          { row: 0, n: 1, startPos: 11, blockTable: tA },
-          { row: 1, n: 1, startPos: 6, blockTable: tB },
-          { row: 2, n: 3, startPos: 0, blockTable: tC },
-        ],
-        logitRows: Int32Array.of(0, 1, 4),
-      });
+      const out = step(makeBatch([
+        { tokens: [PROMPT[11]!], startPos: 11, blockTable: tA },
+        { tokens: [12], startPos: 6, blockTable: tB },
+        { tokens: [1, 2, 3], startPos: 0, blockTable: tC },
+      ], 4));
       assert.deepEqual(out.subarray(0, V), ref[11]);
     });
 

@@ -1,10 +1,11 @@
 // `slipstream generate`: load a model, stream a completion of one prompt to stdout, print one
-// timing line to stderr.
+// timing line to stderr. The request runs through the serving engine (src/engine/generate.ts), so
+// stop strings and penalties behave as they do under `serve`.
 
 import { defaultModelDir } from '../models/default.ts';
-import { IncrementalDetokenizer } from '../engine/detokenizer.ts';
-import { generate, Sequence } from '../engine/generate.ts';
-import { validateSampling, type SamplingParams } from '../engine/sampler.ts';
+import { EngineError, type SamplingOptions } from '../engine/api.ts';
+import { generate } from '../engine/generate.ts';
+import { validateSampling } from '../engine/sampler.ts';
 import { applyChatTemplate } from '../formats/chat-template.ts';
 import { loadModel } from '../models/load.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
@@ -19,6 +20,10 @@ export interface GenerateCliOptions {
   topP?: string;
   minP?: string;
   seed?: string;
+  stop?: string[];
+  repetitionPenalty?: string;
+  presencePenalty?: string;
+  frequencyPenalty?: string;
   ignoreEos?: boolean;
   chat?: boolean;
   system?: string;
@@ -36,11 +41,33 @@ function numOpt(name: string, v: string | undefined, fallback: number, int = fal
   return n;
 }
 
+/** A number flag in [min, max] (or (above, max]); the ranges are those `serve` accepts (src/server/validate.ts). */
+function rangeOpt(name: string, v: string | undefined, fallback: number, r: { min?: number; above?: number; max: number }): number {
+  const n = numOpt(name, v, fallback);
+  if (v === undefined) return n;
+  if (r.above !== undefined && !(n > r.above && n <= r.max)) throw new UsageError(`--${name} must be in (${r.above}, ${r.max}], got ${n}`);
+  if (r.min !== undefined && !(n >= r.min && n <= r.max)) throw new UsageError(`--${name} must be in [${r.min}, ${r.max}], got ${n}`);
+  return n;
+}
+
+/** Stop strings as `serve` takes them: at most 16, none empty. */
+function stopOpt(v: string[] | undefined): string[] {
+  const stop = v ?? [];
+  if (stop.length > 16) throw new UsageError(`--stop may be given at most 16 times, got ${stop.length}`);
+  if (stop.some((s) => s === '')) throw new UsageError('--stop must be a non-empty string');
+  return stop;
+}
+
 export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   const maxTokens = numOpt('max-tokens', o.maxTokens, 128, true);
   if (maxTokens < 1) throw new UsageError(`--max-tokens must be >= 1, got ${maxTokens}`);
   if (o.quantize !== undefined && o.quantize !== 'q8_0') throw new UsageError(`--quantize supports q8_0, got '${o.quantize}'`);
   if (o.kvDtype !== undefined && o.kvDtype !== 'f32' && o.kvDtype !== 'f16') throw new UsageError(`--kv-dtype must be f32 or f16, got '${o.kvDtype}'`);
+  // Penalties and stop strings: checked before the model loads (the sampling defaults need it).
+  const repetitionPenalty = rangeOpt('repetition-penalty', o.repetitionPenalty, 1, { above: 0, max: 10 });
+  const presencePenalty = rangeOpt('presence-penalty', o.presencePenalty, 0, { min: -2, max: 2 });
+  const frequencyPenalty = rangeOpt('frequency-penalty', o.frequencyPenalty, 0, { min: -2, max: 2 });
+  const stop = stopOpt(o.stop);
   const be = cpuBackend();
   if (o.threads !== undefined) be.setThreads(numOpt('threads', o.threads, 0, true));
 
@@ -49,13 +76,21 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   const loadSeconds = (performance.now() - t0) / 1000;
   const { tokenizer, config, generation } = lm;
 
-  const sampling: SamplingParams = {
+  const sampling: SamplingOptions = {
     // With no sampling flags: the model's generation_config.json, else llama.cpp's defaults.
     temperature: numOpt('temperature', o.temperature, generation.temperature ?? 0.8),
     topK: numOpt('top-k', o.topK, generation.topK ?? 40, true),
     topP: numOpt('top-p', o.topP, generation.topP ?? 0.95),
     minP: numOpt('min-p', o.minP, 0.05),
     seed: o.seed === undefined ? undefined : numOpt('seed', o.seed, 0, true),
+    repetitionPenalty,
+    presencePenalty,
+    frequencyPenalty,
+    stop,
+    stopTokenIds: [],
+    ignoreEos: o.ignoreEos === true,
+    maxTokens,
+    n: 1,
   };
   const bad = validateSampling(sampling);
   if (bad) throw new UsageError(bad);
@@ -74,25 +109,24 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
     prompt = tokenizer.encode(o.prompt, { addSpecialTokens: true });
   }
   if (prompt.length === 0) throw new UsageError('the prompt is empty after tokenization');
-  const maxContext = Math.min(config.maxPosition, prompt.length + maxTokens);
   if (prompt.length >= config.maxPosition) {
     throw new UsageError(`the prompt has ${prompt.length} tokens; the model's context is ${config.maxPosition}`);
   }
+  // Generation stops at the end of the model's context.
+  sampling.maxTokens = Math.min(maxTokens, config.maxPosition - prompt.length);
 
-  const seq = new Sequence(lm.model, { maxContext, kvDtype: (o.kvDtype as 'f32' | 'f16' | undefined) ?? 'f32' });
-  const detok = new IncrementalDetokenizer(tokenizer, prompt, { skipSpecialTokens: true });
-  const r = generate(seq, prompt, {
-    maxTokens,
-    sampling,
-    eosIds: config.eosIds,
-    ignoreEos: o.ignoreEos,
-    onToken: (id) => {
-      const text = detok.push(id);
-      if (text) process.stdout.write(text);
-    },
-  });
-  const tail = detok.flush();
-  if (tail) process.stdout.write(tail);
+  let r;
+  try {
+    r = generate(lm.model, tokenizer, prompt, {
+      sampling,
+      kvDtype: (o.kvDtype as 'f32' | 'f16' | undefined) ?? 'f32',
+      eosIds: config.eosIds,
+      onText: (text) => process.stdout.write(text),
+    });
+  } catch (e) {
+    if (e instanceof EngineError && e.code !== 'internal') throw new UsageError(e.message);
+    throw e;
+  }
   process.stdout.write('\n');
   const gen = r.tokens.length;
   // The last sampled token is not fed back, so decode steps = generated - 1.

@@ -17,14 +17,15 @@
 import type { Tokenizer } from '../formats/tokenizer.ts';
 import type { ModelConfig } from '../formats/model-config.ts';
 import { KvPool, type KvDType } from '../models/kv.ts';
-import type { Batch, SeqSlice } from '../models/model.ts';
+import type { Batch } from '../models/model.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { EngineError, type EngineStats, type FinishReason, type GenerateRequest, type SamplingOptions, type TokenEvent } from './api.ts';
+import { makeBatch } from './batch.ts';
 import { BlockManager, BlockTable } from './block-manager.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
 import { applyPenalties, hasPenalties, logSoftmaxNormalizer, topKIds } from './penalties.ts';
 import { Rng, sample, validateSampling } from './sampler.ts';
-import { Scheduler, type SchedSeq } from './scheduler.ts';
+import { Scheduler, type Scheduled, type SchedSeq } from './scheduler.ts';
 import { StopMatcher } from './stop.ts';
 
 /** What the engine needs of a model (Model, or a test's mock with hand-computed logits). */
@@ -39,6 +40,8 @@ export interface EngineOptions {
   numBlocks: number;
   blockSize?: number; //        16
   kvDtype?: KvDType; //         'f32'
+  /** When the pool's memory is faulted in: now (true), or by a background thread ('background', the default). */
+  kvPopulate?: boolean | 'background';
   maxBatchTokens?: number; //   512
   maxSeqs?: number; //          16
   maxWaiting?: number; //       256
@@ -66,6 +69,12 @@ interface Request {
   unfinished: number;
   /** Distinct prompt ids (for the repetition penalty), built on first use. */
   promptSet?: Set<number>;
+}
+
+/** One step's work: the scheduled chunks (decode tokens first) and the batch that packs them. */
+interface StepPlan {
+  order: Scheduled<Seq>[];
+  batch: Batch;
 }
 
 class Seq implements SchedSeq {
@@ -119,8 +128,8 @@ export class Engine {
     const bs = opts.blockSize ?? 16;
     this.model = model;
     this.tok = tokenizer;
-    // sized for many sequences: faulted in by a background thread, so start-up does not wait
-    this.kv = new KvPool(model.cfg, opts.numBlocks, bs, opts.kvDtype ?? 'f32', 'background');
+    // sized for many sequences: by default faulted in by a background thread, so start-up does not wait
+    this.kv = new KvPool(model.cfg, opts.numBlocks, bs, opts.kvDtype ?? 'f32', opts.kvPopulate ?? 'background');
     this.blocks = new BlockManager(opts.numBlocks, bs, opts.prefixCaching ?? true);
     this.scheduler = new Scheduler<Seq>(this.blocks, { maxBatchTokens: opts.maxBatchTokens ?? 512, maxSeqs: opts.maxSeqs ?? 16 });
     // One sequence must always fit in the pool, so preemption can always make progress.
@@ -175,58 +184,60 @@ export class Engine {
   step(): TokenEvent[] {
     const events = this.pending;
     this.pending = [];
-    const sched = this.scheduler.schedule();
-    if (sched.length === 0) {
-      this.lastStep = null;
-      return events;
-    }
-    // Single-token rows first and consecutive: the model batches them into one attention call.
-    const order = [...sched.filter((s) => s.n === 1), ...sched.filter((s) => s.n > 1)];
-    let T = 0;
-    for (const s of order) T += s.n;
-    const tokens = new Int32Array(T);
-    const positions = new Int32Array(T);
-    const slots = new Int32Array(T);
-    const seqs: SeqSlice[] = [];
-    const logitRows: number[] = [];
-    const bs = this.blocks.blockSize;
-    let row = 0;
-    for (const { seq, n, sample } of order) {
-      const start = seq.numComputed;
-      const blocks = seq.table.blocks;
-      for (let j = 0; j < n; j++) {
-        const p = start + j;
-        tokens[row + j] = seq.tokens[p]!;
-        positions[row + j] = p;
-        slots[row + j] = blocks[Math.floor(p / bs)]! * bs + (p % bs);
-      }
-      seqs.push({ row, n, startPos: start, blockTable: Int32Array.from(blocks) });
-      row += n;
-      if (sample) logitRows.push(row - 1);
-    }
-    this.lastStep = { tokens: T, seqs: order.map(({ seq, n }) => ({ requestId: seq.req.id, index: seq.index, n, startPos: seq.numComputed })) };
-    // A step of prompt chunks only still asks for one row (the model wants at least one).
-    const batch: Batch = { tokens, positions, slots, seqs, logitRows: Int32Array.from(logitRows.length ? logitRows : [T - 1]) };
+    const plan = this.schedule();
+    if (!plan) return events;
     try {
-      const logits = this.model.forward(batch, this.kv).f32();
-      this.scheduler.update(order);
-      const V = this.model.cfg.vocabSize;
-      let r = 0;
-      for (const s of order) {
-        if (!s.sample) continue;
-        events.push(this.postprocess(s.seq, logits.subarray(r * V, (r + 1) * V)));
-        r++;
-      }
+      const logits = this.run(plan);
+      this.postprocess(plan, logits, events);
     } catch (e) {
       // A failure inside the model fails the requests of this batch, not the engine.
       const msg = `engine step failed: ${(e as Error).message}`;
       this.log(msg);
-      const ids = new Set(order.map((s) => s.seq.req.id));
+      const ids = new Set(plan.order.map((s) => s.seq.req.id));
       for (const id of ids) this.abort(id, msg);
       events.push(...this.pending);
       this.pending = [];
     }
     return events;
+  }
+
+  /** Which sequences run this step and how many tokens each (KV blocks allocated), packed into a batch; null when idle. */
+  private schedule(): StepPlan | null {
+    const sched = this.scheduler.schedule();
+    if (sched.length === 0) {
+      this.lastStep = null;
+      return null;
+    }
+    // Single-token rows first and consecutive: the model batches them into one attention call.
+    const order = [...sched.filter((s) => s.n === 1), ...sched.filter((s) => s.n > 1)];
+    const batch = makeBatch(
+      order.map(({ seq, n, sample }) => ({
+        tokens: seq.tokens.slice(seq.numComputed, seq.numComputed + n),
+        startPos: seq.numComputed,
+        blockTable: Int32Array.from(seq.table.blocks),
+        logits: sample ? 'last' : 'none',
+      })),
+      this.blocks.blockSize,
+    );
+    this.lastStep = { tokens: batch.tokens.length, seqs: order.map(({ seq, n }) => ({ requestId: seq.req.id, index: seq.index, n, startPos: seq.numComputed })) };
+    return { order, batch };
+  }
+
+  /** One Model.forward over the step's batch: the logits of the rows that sample, [rows, vocab]. */
+  private run(plan: StepPlan): Float32Array {
+    return this.model.forward(plan.batch, this.kv).f32();
+  }
+
+  /** The chunks are computed; each sequence that reached the end of its known tokens samples one. */
+  private postprocess(plan: StepPlan, logits: Float32Array, events: TokenEvent[]): void {
+    this.scheduler.update(plan.order);
+    const V = this.model.cfg.vocabSize;
+    let r = 0;
+    for (const s of plan.order) {
+      if (!s.sample) continue;
+      events.push(this.nextToken(s.seq, logits.subarray(r * V, (r + 1) * V)));
+      r++;
+    }
   }
 
   stats(): EngineStats {
@@ -255,7 +266,7 @@ export class Engine {
   }
 
   /** Penalties, sampling, logprobs, detokenization and stop checks for one sequence's new token. */
-  private postprocess(seq: Seq, row: Float32Array): TokenEvent {
+  private nextToken(seq: Seq, row: Float32Array): TokenEvent {
     const r = seq.req;
     const o = r.sampling;
     let x = row;

@@ -12,12 +12,30 @@ export interface SeqSlice {
   blockTable: Int32Array;
 }
 
-/** One forward step over several sequences (prefill chunks and decode tokens mixed). */
+/**
+ * One attention call of a step (the same for every layer): a sequence's prefill chunk, or a run of
+ * consecutive decode tokens (one row per sequence) with their block tables packed for one call.
+ */
+export interface AttentionRun {
+  row: number;
+  n: number;
+  startPos: number;
+  blockTable: Int32Array;
+  /** A run of decode tokens: tables [n, maxBlocks] (row-major, zero-padded), lens[b] = tokens in sequence b's cache. */
+  decode?: { tables: Int32Array; maxBlocks: number; lens: Int32Array };
+}
+
+/**
+ * One forward step over several sequences (prefill chunks and decode tokens mixed). Built by the
+ * engine (src/engine/batch.ts), which also plans its attention calls.
+ */
 export interface Batch {
   tokens: Int32Array; //     [T]
   positions: Int32Array; //  [T]
   slots: Int32Array; //      [T] KV slot of each token (block * blockSize + offset)
   seqs: SeqSlice[];
+  /** The attention calls of the step, covering `seqs` in order. */
+  runs: AttentionRun[];
   /** Rows whose logits are wanted (usually the last row of each sequence). */
   logitRows: Int32Array;
 }

@@ -1,7 +1,8 @@
 // InferOps: the Ops of a serving step (ops.ts) on a Backend. Outputs land in the model's scratch
 // workspace under their keys (reused in every layer and every step: no allocation per step);
 // the residual add, activations, RoPE and soft-cap work in place; attention writes k and v to
-// the paged KV cache and attends over each sequence's blocks, decode tokens batched into one call.
+// the paged KV cache and attends over each sequence's blocks in the calls the engine planned
+// (Batch.runs: decode tokens of many sequences batched into one call).
 
 import type { ModelConfig } from '../formats/model-config.ts';
 import type { AttentionOptions, Backend, RopeOptions } from '../tensor/backend.ts';
@@ -9,48 +10,6 @@ import type { Tensor } from '../tensor/tensor.ts';
 import type { KvPool } from './kv.ts';
 import type { Batch, Workspace } from './batch.ts';
 import { geluApprox, type Activation, type Ops } from './ops.ts';
-
-interface AttentionRun {
-  row: number;
-  n: number;
-  startPos: number;
-  blockTable: Int32Array;
-  /** A run of decode tokens (one row per sequence): their block tables packed for one call. */
-  decode?: { tables: Int32Array; maxBlocks: number; lens: Int32Array };
-}
-
-// The attention calls of a step are the same for every layer: plan them once per batch.
-const runsOf = new WeakMap<Batch, AttentionRun[]>();
-
-function attentionRuns(batch: Batch): AttentionRun[] {
-  let runs = runsOf.get(batch);
-  if (runs) return runs;
-  runs = [];
-  const seqs = batch.seqs;
-  for (let i = 0; i < seqs.length; ) {
-    const s = seqs[i]!;
-    if (s.n > 1) {
-      runs.push({ row: s.row, n: s.n, startPos: s.startPos, blockTable: s.blockTable });
-      i++;
-      continue;
-    }
-    let j = i;
-    let maxBlocks = 0;
-    while (j < seqs.length && seqs[j]!.n === 1) maxBlocks = Math.max(maxBlocks, seqs[j++]!.blockTable.length);
-    const B = j - i;
-    const tables = new Int32Array(B * maxBlocks);
-    const lens = new Int32Array(B);
-    for (let b = 0; b < B; b++) {
-      const sb = seqs[i + b]!;
-      tables.set(sb.blockTable, b * maxBlocks);
-      lens[b] = sb.startPos + 1;
-    }
-    runs.push({ row: s.row, n: B, startPos: s.startPos, blockTable: s.blockTable, decode: { tables, maxBlocks, lens } });
-    i = j;
-  }
-  runsOf.set(batch, runs);
-  return runs;
-}
 
 /** x[n, H * Dh] (a row-strided view is fine) as [n, H, Dh]. */
 function heads(x: Tensor, H: number): Tensor {
@@ -156,7 +115,7 @@ export class InferOps implements Ops<Tensor, Tensor> {
     const q3 = heads(q, cfg.nHeads); //                                  [n, Hq, Dh]
     const out = this.out(key, n, cfg.nHeads * cfg.headDim);
     const o3 = heads(out, cfg.nHeads);
-    for (const r of attentionRuns(batch)) {
+    for (const r of batch.runs) {
       if (r.decode) be.attentionDecode(q3.narrow(r.row, r.n), kc, vc, r.decode.tables, r.decode.maxBlocks, r.decode.lens, o3.narrow(r.row, r.n), opts);
       else be.attentionPrefill(q3.narrow(r.row, r.n), kc, vc, r.blockTable, r.startPos, o3.narrow(r.row, r.n), opts);
     }

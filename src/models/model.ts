@@ -56,7 +56,7 @@ export interface Weights<W = Tensor> {
   output: W; //                   [vocab, dim]     (tied: the same handle as tokEmbd)
 }
 
-export { Workspace, type Batch, type SeqSlice } from './batch.ts';
+export { Workspace, type AttentionRun, type Batch, type SeqSlice } from './batch.ts';
 
 /** A family's forward pass, written once against Ops (inference and training alike). */
 export type ForwardFn = <T, W>(o: Ops<T, W>, w: Weights<W>) => T;
@@ -101,5 +101,28 @@ function validateBatch(b: Batch, cfg: ModelConfig, kv: KvPool): void {
     rows += s.n;
   }
   if (rows !== T) throw new Error(`forward: sequences cover ${rows} rows of ${T}`);
+  validateRuns(b);
   for (const r of b.logitRows) if (r < 0 || r >= T) throw new Error(`forward: logit row ${r} outside [0, ${T})`);
+}
+
+/** The attention runs take the sequences in order: a prefill run is one sequence, a decode run consecutive one-token ones. */
+function validateRuns(b: Batch): void {
+  let i = 0;
+  for (const r of b.runs) {
+    const s = b.seqs[i];
+    if (!s || r.row !== s.row) throw new Error(`forward: attention runs must cover the sequences in order (run at row ${r.row}, sequence ${i} at row ${s?.row})`);
+    if (r.decode) {
+      const d = r.decode;
+      if (d.lens.length !== r.n || d.tables.length !== r.n * d.maxBlocks) throw new Error(`forward: a decode run of ${r.n} rows has ${d.lens.length} lengths and ${d.tables.length} table entries`);
+      for (let j = 0; j < r.n; j++) {
+        const q = b.seqs[i + j];
+        if (!q || q.n !== 1 || q.row !== r.row + j || d.lens[j] !== q.startPos + 1) throw new Error(`forward: the decode run at row ${r.row} does not match sequence ${i + j}`);
+      }
+      i += r.n;
+    } else {
+      if (r.n !== s.n || r.startPos !== s.startPos || r.blockTable !== s.blockTable) throw new Error(`forward: the attention run at row ${r.row} does not match sequence ${i}`);
+      i++;
+    }
+  }
+  if (i !== b.seqs.length) throw new Error(`forward: attention runs cover ${i} of ${b.seqs.length} sequences`);
 }
