@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "pool.h"
 #include "simd.h"
@@ -312,7 +313,8 @@ void attention(const ss_attn_args& a_in, int64_t T) {
   parallel_for(blocks * a.Hkv, grain, [&](int64_t t0, int64_t t1) { k->attention(a, t0, t1); });
 }
 
-void rope_inv_freq(const rope_args& a, double* inv) {
+// the rotary_dim / 2 inverse frequencies theta^(-2i/d), with linear or Llama-3.1 scaling folded in
+static void rope_inv_freq(const rope_args& a, double* inv) {
   const int64_t half = a.rotary_dim / 2;
   for (int64_t i = 0; i < half; i++) {
     double f = std::pow(a.theta, -2.0 * (double)i / (double)a.rotary_dim);
@@ -332,29 +334,59 @@ void rope_inv_freq(const rope_args& a, double* inv) {
   }
 }
 
-void rope(const rope_args& a) {
+// The rotation: cos and sin of each angle in double, rounded to float, then the f32 rotation of
+// each pair; the inverse (training's backward) negates the sine.
+void rope(const rope_args& a, bool inverse) {
   const int64_t half = a.rotary_dim / 2;
-  // inverse frequencies in double, with the Llama-3.1 or linear adjustment folded in
-  double* inv = (double*)alloca(sizeof(double) * (size_t)half);
-  rope_inv_freq(a, inv);
-  parallel_for(a.T, 1, [&](int64_t t0, int64_t t1) {
-    float* cs = (float*)alloca(sizeof(float) * 2 * (size_t)half);
-    for (int64_t t = t0; t < t1; t++) {
-      const double pos = (double)a.positions[t];
-      for (int64_t i = 0; i < half; i++) {
-        const double ang = pos * inv[i];
-        cs[2 * i] = (float)std::cos(ang);
-        cs[2 * i + 1] = (float)std::sin(ang);
-      }
-      for (int64_t h = 0; h < a.H; h++) {
-        float* v = a.x + t * a.sT + h * a.sH;
+  std::vector<double> inv((size_t)half);
+  rope_inv_freq(a, inv.data());
+  const double* invp = inv.data();
+  // cos and sin of position p's angles, as float, sin negated for the inverse
+  auto angles = [&](int64_t p, float* c, float* sn) {
+    for (int64_t i = 0; i < half; i++) {
+      const double ang = (double)p * invp[i];
+      c[i] = (float)std::cos(ang);
+      const float v = (float)std::sin(ang);
+      sn[i] = inverse ? -v : v;
+    }
+  };
+  auto rotate = [&](int64_t t, const float* __restrict c, const float* __restrict sn) {
+    for (int64_t h = 0; h < a.H; h++) {
+      float* __restrict v = a.x + t * a.sT + h * a.sH;
+      if (a.half_layout) {
         for (int64_t i = 0; i < half; i++) {
-          const int64_t i0 = a.half_layout ? i : 2 * i, i1 = a.half_layout ? i + half : 2 * i + 1;
-          const float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[i0], x1 = v[i1];
-          v[i0] = x0 * c - x1 * s;
-          v[i1] = x0 * s + x1 * c;
+          const float x0 = v[i], x1 = v[i + half];
+          v[i] = x0 * c[i] - x1 * sn[i];
+          v[i + half] = x0 * sn[i] + x1 * c[i];
+        }
+      } else {
+        for (int64_t i = 0; i < half; i++) {
+          const float x0 = v[2 * i], x1 = v[2 * i + 1];
+          v[2 * i] = x0 * c[i] - x1 * sn[i];
+          v[2 * i + 1] = x0 * sn[i] + x1 * c[i];
         }
       }
+    }
+  };
+  int64_t maxpos = 0;
+  for (int64_t t = 0; t < a.T; t++) maxpos = a.positions[t] > maxpos ? a.positions[t] : maxpos;
+  if (maxpos < a.T) {
+    // positions repeat (a batch of sequences): the trigonometry once per position, not per row
+    std::vector<float> tab((size_t)(2 * (maxpos + 1) * half));
+    float* tp = tab.data();
+    parallel_for(maxpos + 1, 16, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; p++) angles(p, tp + 2 * p * half, tp + (2 * p + 1) * half);
+    });
+    parallel_for(a.T, 16, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; t++) rotate(t, tp + 2 * a.positions[t] * half, tp + (2 * a.positions[t] + 1) * half);
+    });
+    return;
+  }
+  parallel_for(a.T, 16, [&](int64_t t0, int64_t t1) {
+    std::vector<float> cs((size_t)(2 * half));
+    for (int64_t t = t0; t < t1; t++) {
+      angles(a.positions[t], cs.data(), cs.data() + half);
+      rotate(t, cs.data(), cs.data() + half);
     }
   });
 }

@@ -37,9 +37,8 @@ struct rope_args {
   int scaling;                // 0 none, 1 linear, 2 llama3
   double factor, low_freq_factor, high_freq_factor, original_max_position;
 };
-void rope(const rope_args& a);
-// the rotary_dim / 2 inverse frequencies theta^(-2i/d), with linear or Llama-3.1 scaling folded in
-void rope_inv_freq(const rope_args& a, double* inv);
+// rotates x in place; inverse: by minus the angle (the backward of the rotation)
+void rope(const rope_args& a, bool inverse = false);
 
 // out[t, :] = row ids[t] of table [V, D] (any dtype) as f32
 void embedding(const uint8_t* table, int ttype, int64_t D, const int32_t* ids, int64_t T, float* out, int64_t ldo);

@@ -259,7 +259,7 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   a.sH = a.D;
   for (int64_t t = 0; t < a.T; t++)
     if (a.positions[t] < 0) throw Napi::RangeError::New(info.Env(), S(op, "position " + std::to_string(a.positions[t]) + " at index " + std::to_string(t) + " is negative"));
-  ss::t_rope(a, inverse);
+  ss::rope(a, inverse);
   return info.Env().Undefined();
 }
 
