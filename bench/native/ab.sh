@@ -14,10 +14,15 @@ rev=$1 harness=$2
 shift 2
 out=bench/out/native/ab
 rm -rf "$out" && mkdir -p "$out/a"
-for f in kernels.inc kernels.h simd.h; do git show "$rev:native/src/$f" > "$out/a/$f"; done
+for f in kernels.inc kernels.h simd.h rowops.inc; do  # rowops.inc: since issue 18
+  git show "$rev:native/src/$f" > "$out/a/$f" 2>/dev/null || rm -f "$out/a/$f"
+done
 isa=${ISA:-avx512}
-flags="-std=c++17 -O3 -fno-math-errno -ffp-contract=off -mavx512f -mavx512vl -mavx512bw -mavx512vnni -mavx2 -mfma -mf16c -Ibench/native"
-def=$([ "$isa" = avx2 ] && echo -DSS_ISA_AVX2=1 || echo -DSS_ISA_AVX512=1)
+if [ "$isa" = avx2 ]; then  # no AVX-512 flags: the build must run on AVX2-only CPUs
+  flags="-std=c++17 -O3 -fno-math-errno -ffp-contract=off -mavx2 -mfma -mf16c -Ibench/native" def=-DSS_ISA_AVX2=1
+else
+  flags="-std=c++17 -O3 -fno-math-errno -ffp-contract=off -mavx512f -mavx512vl -mavx512bw -mavx512vnni -mavx2 -mfma -mf16c -Ibench/native" def=-DSS_ISA_AVX512=1
+fi
 g++ $flags -I"$out/a" $def -DSS_NS=ss_a -x c++ -c "$out/a/kernels.inc" -o "$out/a.o" &
 g++ $flags -Inative/src $def ${BFLAGS:-} -DSS_NS=ss_b -x c++ -c native/src/kernels.inc -o "$out/b.o" &
 wait

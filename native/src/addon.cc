@@ -537,11 +537,6 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), ss::isa());
 }
 
-Napi::Value SetGemvSharedCounter(const Napi::CallbackInfo& info) {
-  ss::set_gemv_shared_counter(info[0].ToBoolean().Value());
-  return info.Env().Undefined();
-}
-
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   int64_t n = I(info, 0, "setThreads");
   if (n < 1 || n > 1024) throw Napi::RangeError::New(info.Env(), "setThreads: thread count must be in [1, 1024]");
@@ -571,7 +566,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("benchFma", Napi::Function::New(env, BenchFma));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
-  exports.Set("setGemvSharedCounter", Napi::Function::New(env, SetGemvSharedCounter));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   RegisterTrain(env, exports);
   RegisterSgemm(env, exports);

@@ -153,13 +153,7 @@ static int64_t gemv_rows(int64_t N, int64_t threads, int64_t nr) {
 // front to back, so the weight prefetches that run past one task's rows land in the rows of the
 // thread's own next task; a thread done with its share takes tasks from the back of the others'
 // (each share's [lo, hi) is one atomic word: the owner advances lo, a thief lowers hi). Against
-// one shared task counter, whose next task is rarely the rows a thread's prefetches ran into
-// (`node --import tsx bench/gemv-schedule.ts`: same process, alternating, weights rotated
-// through 1.2 GB): q8_0 2048x5632 and 5632x2048 +7-12%, q8_0 32000x2048 +2-3%, f16 and bf16
-// +0-4%, f32 level.
-static std::atomic<bool> g_gemv_counter{false};
-void set_gemv_shared_counter(bool on) { g_gemv_counter.store(on, std::memory_order_relaxed); }
-
+// one shared task counter: q8_0 +2-12%, f16/bf16 +0-4%, f32 level (bench/NOTES.md).
 template <class F>
 static void gemv_for(int64_t tasks, const F& run_task) {
   constexpr int64_t MAXS = 64;
@@ -167,12 +161,6 @@ static void gemv_for(int64_t tasks, const F& run_task) {
   if (S > MAXS) S = MAXS;
   if (S <= 1 || tasks <= 1) {
     for (int64_t t = 0; t < tasks; t++) run_task(t);
-    return;
-  }
-  if (g_gemv_counter.load(std::memory_order_relaxed)) {
-    parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; t++) run_task(t);
-    });
     return;
   }
   std::atomic<uint64_t> share[MAXS];

@@ -13,9 +13,6 @@ namespace ss {
 const char* isa();
 bool isa_supported(const char* name);
 bool set_isa(const char* name);
-// How matrix-vector tasks are handed to threads: contiguous shares with stealing (the default),
-// or one shared counter (the earlier scheme, kept so bench/gemv-schedule.ts can compare them).
-void set_gemv_shared_counter(bool on);
 
 void matmul(const ss_matmul_args& a);
 // up to 8 matrices (same x, M, K and weight dtype) as one job; x quantized once for q8_0
