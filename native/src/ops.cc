@@ -475,40 +475,4 @@ void convert(const void* src, int stype, void* dst, int dtype, int64_t n) {
   });
 }
 
-float bench_read(const float* p, int64_t n, int streams) {
-  const ss_kernels* k = K;
-  const int64_t chunk = 1 << 20;
-  const int64_t tasks = (n + chunk - 1) / chunk;
-  float* part = (float*)std::calloc((size_t)tasks, sizeof(float));
-  parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; t++) {
-      const int64_t len = t * chunk + chunk < n ? chunk : n - t * chunk;
-      if (streams <= 1) {
-        part[t] = k->read_sum(p + t * chunk, len);
-        continue;
-      }
-      // `streams` interleaved sequential streams, 4 KiB at a time each (as a GEMV tile reads rows)
-      const int64_t q = len / streams, step = 1024;
-      float s = 0.f;
-      for (int64_t off = 0; off < q; off += step)
-        for (int i = 0; i < streams; i++) s += k->read_sum(p + t * chunk + i * q + off, off + step < q ? step : q - off);
-      part[t] = s;
-    }
-  });
-  float s = 0.f;
-  for (int64_t t = 0; t < tasks; t++) s += part[t];
-  std::free(part);
-  return s;
-}
-
-double bench_fma(int64_t iters) {
-  const ss_kernels* k = K;
-  const int64_t n = pool_threads();
-  volatile float sink = 0.f;
-  parallel_for(n, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; t++) sink = sink + k->peak_fma(iters);
-  });
-  return 2.0 * 12 * k->width * (double)iters * (double)n;
-}
-
 }  // namespace ss

@@ -48,8 +48,4 @@ void convert(const void* src, int stype, void* dst, int dtype, int64_t n);
 
 size_t dtype_bytes(int dtype, int64_t n);
 
-// Benchmark ceilings on all pool threads: a streaming read of n floats; FMA flops done.
-float bench_read(const float* p, int64_t n, int streams);
-double bench_fma(int64_t iters_per_thread);
-
 }  // namespace ss
