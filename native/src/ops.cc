@@ -217,11 +217,12 @@ void matmul(const ss_matmul_args& a_in) {
 // their rows go to the pool as one job. Each output is computed exactly as matmul() would.
 void matmul_multi(const ss_matmul_args* as, int n) {
   const ss_kernels* k = K;
+  if (n < 1) return;
   if (n == 1 || as[0].M > k->mr) {
     for (int i = 0; i < n; i++) matmul(as[i]);
     return;
   }
-  ss_matmul_args a[8];
+  ss_matmul_args a[8] = {};
   if (n > 8) n = 8;
   for (int i = 0; i < n; i++) a[i] = as[i];
   if (a[0].wtype == SS_Q8_0) {
