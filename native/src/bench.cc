@@ -6,30 +6,16 @@
 #include <napi.h>
 
 #include <cstdlib>
-#include <cstring>
 
 #include "bench.h"
 #include "napi_args.h"
 #include "ops.h"
 #include "pool.h"
 
-#if defined(__x86_64__)
-#define SS_B_AVX512 (&ss_avx512::bench_table)
-#define SS_B_AVX2 (&ss_avx2::bench_table)
-#else
-#define SS_B_AVX512 (&ss_portable::bench_table)
-#define SS_B_AVX2 (&ss_portable::bench_table)
-#endif
-
 namespace {
 using namespace ss_napi;
 
-const ss_bench_kernels* BK() {
-  const char* n = ss::isa();
-  if (!std::strcmp(n, "avx512")) return SS_B_AVX512;
-  if (!std::strcmp(n, "avx2")) return SS_B_AVX2;
-  return &ss_portable::bench_table;
-}
+const ss_bench_kernels* BK() { return ss::active(SS_PER_ISA(bench_table)); }
 
 float bench_read(const float* p, int64_t n, int streams) {
   const ss_bench_kernels* k = BK();

@@ -9,15 +9,6 @@
 #include "pool.h"
 #include "simd.h"
 
-// The AVX-512 and AVX2 kernel libraries are built on x86-64 only (binding.gyp).
-#if defined(__x86_64__)
-#define SS_AVX512_TABLE (&ss_avx512::table)
-#define SS_AVX2_TABLE (&ss_avx2::table)
-#else
-#define SS_AVX512_TABLE (&ss_portable::table)
-#define SS_AVX2_TABLE (&ss_portable::table)
-#endif
-
 namespace ss {
 namespace {
 
@@ -43,19 +34,22 @@ bool has_avx2() { return false; }
 bool has_avx512() { return false; }
 #endif
 
-const ss_kernels* choose() {
+// an index of isa_index()
+int choose() {
   const char* no = std::getenv("SLIPSTREAM_NO_SIMD");
-  if (no && *no && std::strcmp(no, "0") != 0) return &ss_portable::table;
+  if (no && *no && std::strcmp(no, "0") != 0) return 2;
   if (const char* want = std::getenv("SLIPSTREAM_ISA")) {
-    if (!std::strcmp(want, "portable")) return &ss_portable::table;
-    if (!std::strcmp(want, "avx2") && has_avx2()) return SS_AVX2_TABLE;
+    if (!std::strcmp(want, "portable")) return 2;
+    if (!std::strcmp(want, "avx2") && has_avx2()) return 1;
   }
-  if (has_avx512()) return SS_AVX512_TABLE;
-  if (has_avx2()) return SS_AVX2_TABLE;
-  return &ss_portable::table;
+  if (has_avx512()) return 0;
+  if (has_avx2()) return 1;
+  return 2;
 }
 
-const ss_kernels* K = choose();
+int g_isa = choose();
+const ss_kernels* const kTables[3] = {SS_PER_ISA(table)};
+const ss_kernels* K = kTables[g_isa];
 
 int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
@@ -70,11 +64,12 @@ bool isa_supported(const char* name) {
   return false;
 }
 
+int isa_index() { return g_isa; }
+
 bool set_isa(const char* name) {
   if (!isa_supported(name)) return false;
-  if (!std::strcmp(name, "portable")) K = &ss_portable::table;
-  else if (!std::strcmp(name, "avx2")) K = SS_AVX2_TABLE;
-  else K = SS_AVX512_TABLE;
+  g_isa = !std::strcmp(name, "portable") ? 2 : !std::strcmp(name, "avx2") ? 1 : 0;
+  K = kTables[g_isa];
   return true;
 }
 

@@ -14,6 +14,22 @@ const char* isa();
 bool isa_supported(const char* name);
 bool set_isa(const char* name);
 
+// The active instruction set's entry of a per-ISA table (kernels.h, train.h, sgemm.h, bench.h):
+// ss::active(SS_PER_ISA(train_table)) is ss_avx2::train_table on AVX2, and so on. The AVX-512
+// and AVX2 kernel libraries are built on x86-64 only (binding.gyp); elsewhere every entry is the
+// portable one.
+int isa_index();  // 0 avx512, 1 avx2, 2 portable
+template <class T>
+inline const T* active(const T* avx512, const T* avx2, const T* portable) {
+  const int i = isa_index();
+  return i == 0 ? avx512 : i == 1 ? avx2 : portable;
+}
+#if defined(__x86_64__)
+#define SS_PER_ISA(table) &ss_avx512::table, &ss_avx2::table, &ss_portable::table
+#else
+#define SS_PER_ISA(table) &ss_portable::table, &ss_portable::table, &ss_portable::table
+#endif
+
 void matmul(const ss_matmul_args& a);
 // up to 8 matrices (same x, M, K and weight dtype) as one job; x quantized once for q8_0
 void matmul_multi(const ss_matmul_args* a, int n);

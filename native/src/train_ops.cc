@@ -10,23 +10,10 @@
 #include "pool.h"
 #include "train.h"
 
-#if defined(__x86_64__)
-#define SS_T_AVX512 (&ss_avx512::train_table)
-#define SS_T_AVX2 (&ss_avx2::train_table)
-#else
-#define SS_T_AVX512 (&ss_portable::train_table)
-#define SS_T_AVX2 (&ss_portable::train_table)
-#endif
-
 namespace ss {
 namespace {
 
-const ss_train_kernels* TK() {
-  const char* n = isa();
-  if (!std::strcmp(n, "avx512")) return SS_T_AVX512;
-  if (!std::strcmp(n, "avx2")) return SS_T_AVX2;
-  return &ss_portable::train_table;
-}
+const ss_train_kernels* TK() { return active(SS_PER_ISA(train_table)); }
 
 constexpr int64_t kChunk = 16384;  // elements per elementwise task (a multiple of every vector width)
 
