@@ -10,13 +10,13 @@
     {
       "target_name": "ss_portable",
       "type": "static_library",
-      "sources": ["native/src/kernels_portable.cc", "native/src/train_portable.cc", "native/src/sgemm_portable.cc"]
+      "sources": ["native/src/isa_portable.cc"]
     },
     {
       "target_name": "ss_avx2",
       "type": "static_library",
       "conditions": [["target_arch=='x64'", {
-        "sources": ["native/src/kernels_avx2.cc", "native/src/train_avx2.cc", "native/src/sgemm_avx2.cc"],
+        "sources": ["native/src/isa_avx2.cc"],
         "cflags_cc": ["-mavx2", "-mfma", "-mf16c"]
       }]]
     },
@@ -24,14 +24,14 @@
       "target_name": "ss_avx512",
       "type": "static_library",
       "conditions": [["target_arch=='x64'", {
-        "sources": ["native/src/kernels_avx512.cc", "native/src/train_avx512.cc", "native/src/sgemm_avx512.cc"],
+        "sources": ["native/src/isa_avx512.cc"],
         "cflags_cc": ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512vnni", "-mavx2", "-mfma", "-mf16c", "-Wno-uninitialized", "-Wno-maybe-uninitialized"]
       }]]
     },
     {
       "target_name": "slipstream",
       "dependencies": ["ss_portable", "ss_avx2", "ss_avx512"],
-      "sources": ["native/src/addon.cc", "native/src/ops.cc", "native/src/pool.cc", "native/src/train_ops.cc", "native/src/train_addon.cc", "native/src/sgemm.cc", "native/src/sgemm_addon.cc"],
+      "sources": ["native/src/addon.cc", "native/src/ops.cc", "native/src/pool.cc", "native/src/train_ops.cc", "native/src/train_addon.cc", "native/src/sgemm.cc", "native/src/sgemm_addon.cc", "native/src/bench.cc"],
       "libraries": ["-lpthread"]
     }
   ]

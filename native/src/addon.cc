@@ -18,81 +18,39 @@
 #include <string>
 #include <thread>
 
+#include "napi_args.h"
 #include "ops.h"
 #include "pool.h"
 
 // the training kernels' functions (train_addon.cc)
 void RegisterTrain(Napi::Env env, Napi::Object exports);
 void RegisterSgemm(Napi::Env env, Napi::Object exports);  // sgemm_addon.cc
+void RegisterBench(Napi::Env env, Napi::Object exports);  // bench.cc
 
 namespace {
 
-struct Buf {
-  uint8_t* p;
-  size_t n;
-};
-
-std::string S(const char* op, const std::string& msg) { return std::string(op) + ": " + msg; }
-
-Buf bufv(const Napi::CallbackInfo& info, napi_value v, const char* op, const char* name) {
-  bool is_ta = false;
-  napi_is_typedarray(info.Env(), v, &is_ta);
-  if (!is_ta) throw Napi::TypeError::New(info.Env(), S(op, std::string(name) + " must be a typed array"));
-  napi_typedarray_type type;
-  size_t length, offset;
-  void* data;
-  napi_value ab;
-  napi_get_typedarray_info(info.Env(), v, &type, &length, &data, &ab, &offset);
-  size_t el = 1;
-  switch (type) {
-    case napi_int16_array: case napi_uint16_array: el = 2; break;
-    case napi_int32_array: case napi_uint32_array: case napi_float32_array: el = 4; break;
-    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: el = 8; break;
-    default: el = 1;
-  }
-  return {(uint8_t*)data, length * el};
-}
-
-Buf buf(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) { return bufv(info, info[i], op, name); }
-
-int64_t I(const Napi::CallbackInfo& info, size_t i, const char* op) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), S(op, "argument " + std::to_string(i) + " must be a number"));
-  double d = info[i].As<Napi::Number>().DoubleValue();
-  if (d != (double)(int64_t)d || d < 0) throw Napi::RangeError::New(info.Env(), S(op, "argument " + std::to_string(i) + " must be a non-negative integer"));
-  return (int64_t)d;
-}
-
-double F(const Napi::CallbackInfo& info, size_t i, const char* op) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), S(op, "argument " + std::to_string(i) + " must be a number"));
-  return info[i].As<Napi::Number>().DoubleValue();
-}
-
-void need(const Napi::CallbackInfo& info, const Buf& b, size_t bytes, const char* op, const char* name) {
-  if (b.n < bytes)
-    throw Napi::RangeError::New(info.Env(), S(op, std::string(name) + " buffer has " + std::to_string(b.n) + " bytes, needs " + std::to_string(bytes)));
-}
+using namespace ss_napi;
 
 // bytes reached by `rows` rows of `cols` f32 elements, rows `ld` apart
-size_t span(int64_t rows, int64_t ld, int64_t cols, int dtype = SS_F32) {
-  if (rows == 0 || cols == 0) return 0;
-  return ss::dtype_bytes(dtype, (rows - 1) * ld) + ss::dtype_bytes(dtype, cols);
+size_t f32_span(const Napi::CallbackInfo& info, const char* op, int64_t rows, int64_t ld, int64_t cols) {
+  return 4 * (size_t)span(info, op, rows, ld, cols);
 }
 
 // matmul(x, ldx, w, wtype, out, ldo, M, N, K)
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const char* op = "matmul";
-  Buf x = buf(info, 0, op, "x");
-  int64_t ldx = I(info, 1, op);
-  Buf w = buf(info, 2, op, "w");
-  int wt = (int)I(info, 3, op);
-  Buf o = buf(info, 4, op, "out");
-  int64_t ldo = I(info, 5, op), M = I(info, 6, op), N = I(info, 7, op), K = I(info, 8, op);
-  if (wt > SS_Q8_0) throw Napi::RangeError::New(info.Env(), S(op, "unknown weight dtype code"));
-  if (wt == SS_Q8_0 && K % 32) throw Napi::RangeError::New(info.Env(), S(op, "q8_0 K must be a multiple of 32"));
-  need(info, x, span(M, ldx, K), op, "x");
-  need(info, w, ss::dtype_bytes(wt, N * K), op, "w");
-  need(info, o, span(M, ldo, N), op, "out");
-  ss_matmul_args a{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K};
+  Buf x = bytes(info, 0, op, "x");
+  int64_t ldx = count(info, 1, op);
+  Buf w = bytes(info, 2, op, "w");
+  int wt = (int)count(info, 3, op);
+  Buf o = bytes(info, 4, op, "out");
+  int64_t ldo = count(info, 5, op), M = count(info, 6, op), N = count(info, 7, op), K = count(info, 8, op);
+  if (wt > SS_Q8_0) throw range_error(info, op, "unknown weight dtype code");
+  if (wt == SS_Q8_0 && K % 32) throw range_error(info, op, "q8_0 K must be a multiple of 32");
+  need(info, x, f32_span(info, op, M, ldx, K), op, "x");
+  need(info, w, ss::dtype_bytes(wt, mul(info, op, N, K)), op, "w");
+  need(info, o, f32_span(info, op, M, ldo, N), op, "out");
+  ss_matmul_args a{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K, nullptr, nullptr};
   ss::matmul(a);
   return info.Env().Undefined();
 }
@@ -101,29 +59,27 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
 Napi::Value MatmulMulti(const Napi::CallbackInfo& info) {
   const char* op = "matmulMulti";
   Napi::Env env = info.Env();
-  Buf x = buf(info, 0, op, "x");
-  int64_t ldx = I(info, 1, op);
+  Buf x = bytes(info, 0, op, "x");
+  int64_t ldx = count(info, 1, op);
   if (!info[2].IsArray() || !info[4].IsArray() || !info[5].IsArray() || !info[7].IsArray())
-    throw Napi::TypeError::New(env, S(op, "weights, outputs, ldo and N must be arrays"));
+    throw type_error(info, op, "weights, outputs, ldo and N must be arrays");
   Napi::Array ws = info[2].As<Napi::Array>(), os = info[4].As<Napi::Array>(), ldos = info[5].As<Napi::Array>(), Ns = info[7].As<Napi::Array>();
   const uint32_t n = ws.Length();
   if (n < 1 || n > 8 || os.Length() != n || ldos.Length() != n || Ns.Length() != n)
-    throw Napi::RangeError::New(env, S(op, "1 to 8 weights, with as many outputs, ldo and N"));
-  int wt = (int)I(info, 3, op);
-  int64_t M = I(info, 6, op), K = I(info, 8, op);
-  if (wt > SS_Q8_0) throw Napi::RangeError::New(env, S(op, "unknown weight dtype code"));
-  if (wt == SS_Q8_0 && K % 32) throw Napi::RangeError::New(env, S(op, "q8_0 K must be a multiple of 32"));
-  need(info, x, span(M, ldx, K), op, "x");
+    throw range_error(info, op, "1 to 8 weights, with as many outputs, ldo and N");
+  int wt = (int)count(info, 3, op);
+  int64_t M = count(info, 6, op), K = count(info, 8, op);
+  if (wt > SS_Q8_0) throw range_error(info, op, "unknown weight dtype code");
+  if (wt == SS_Q8_0 && K % 32) throw range_error(info, op, "q8_0 K must be a multiple of 32");
+  need(info, x, f32_span(info, op, M, ldx, K), op, "x");
   ss_matmul_args a[8];
   for (uint32_t i = 0; i < n; i++) {
     Napi::Value wv = ws[i], ov = os[i], lv = ldos[i], nv = Ns[i];
-    if (!lv.IsNumber() || !nv.IsNumber()) throw Napi::TypeError::New(env, S(op, "ldo and N must be numbers"));
-    Buf w = bufv(info, wv, op, "w");
-    Buf o = bufv(info, ov, op, "out");
-    const int64_t ldo = lv.As<Napi::Number>().Int64Value(), N = nv.As<Napi::Number>().Int64Value();
-    if (N < 0 || ldo < 0) throw Napi::RangeError::New(env, S(op, "negative N or ldo"));
-    need(info, w, ss::dtype_bytes(wt, N * K), op, "w");
-    need(info, o, span(M, ldo, N), op, "out");
+    Buf w = bytes_v(info, wv, op, "w");
+    Buf o = bytes_v(info, ov, op, "out");
+    const int64_t ldo = count_v(info, lv, op, "ldo"), N = count_v(info, nv, op, "N");
+    need(info, w, ss::dtype_bytes(wt, mul(info, op, N, K)), op, "w");
+    need(info, o, f32_span(info, op, M, ldo, N), op, "out");
     a[i] = ss_matmul_args{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K, nullptr, nullptr};
   }
   ss::matmul_multi(a, (int)n);
@@ -133,17 +89,17 @@ Napi::Value MatmulMulti(const Napi::CallbackInfo& info) {
 // binary(op, a, lda, b, ldb, bcast, out, ldo, rows, cols)
 Napi::Value Binary(const Napi::CallbackInfo& info) {
   const char* op = "binary";
-  int kind = (int)I(info, 0, op);
-  Buf a = buf(info, 1, op, "a");
-  int64_t lda = I(info, 2, op);
-  Buf b = buf(info, 3, op, "b");
-  int64_t ldb = I(info, 4, op);
-  int bc = (int)I(info, 5, op);
-  Buf o = buf(info, 6, op, "out");
-  int64_t ldo = I(info, 7, op), rows = I(info, 8, op), cols = I(info, 9, op);
-  need(info, a, span(rows, lda, cols), op, "a");
-  need(info, b, bc ? span(1, ldb, cols) : span(rows, ldb, cols), op, "b");
-  need(info, o, span(rows, ldo, cols), op, "out");
+  int kind = (int)count(info, 0, op);
+  Buf a = bytes(info, 1, op, "a");
+  int64_t lda = count(info, 2, op);
+  Buf b = bytes(info, 3, op, "b");
+  int64_t ldb = count(info, 4, op);
+  int bc = (int)count(info, 5, op);
+  Buf o = bytes(info, 6, op, "out");
+  int64_t ldo = count(info, 7, op), rows = count(info, 8, op), cols = count(info, 9, op);
+  need(info, a, f32_span(info, op, rows, lda, cols), op, "a");
+  need(info, b, bc ? f32_span(info, op, 1, ldb, cols) : f32_span(info, op, rows, ldb, cols), op, "b");
+  need(info, o, f32_span(info, op, rows, ldo, cols), op, "out");
   ss::binary(kind, (const float*)a.p, lda, (const float*)b.p, ldb, bc, (float*)o.p, ldo, rows, cols);
   return info.Env().Undefined();
 }
@@ -151,13 +107,13 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
 // scale(a, lda, s, out, ldo, rows, cols)
 Napi::Value Scale(const Napi::CallbackInfo& info) {
   const char* op = "scale";
-  Buf a = buf(info, 0, op, "a");
-  int64_t lda = I(info, 1, op);
-  float s = (float)F(info, 2, op);
-  Buf o = buf(info, 3, op, "out");
-  int64_t ldo = I(info, 4, op), rows = I(info, 5, op), cols = I(info, 6, op);
-  need(info, a, span(rows, lda, cols), op, "a");
-  need(info, o, span(rows, ldo, cols), op, "out");
+  Buf a = bytes(info, 0, op, "a");
+  int64_t lda = count(info, 1, op);
+  float s = (float)number(info, 2, op);
+  Buf o = bytes(info, 3, op, "out");
+  int64_t ldo = count(info, 4, op), rows = count(info, 5, op), cols = count(info, 6, op);
+  need(info, a, f32_span(info, op, rows, lda, cols), op, "a");
+  need(info, o, f32_span(info, op, rows, ldo, cols), op, "out");
   ss::scale((const float*)a.p, lda, s, (float*)o.p, ldo, rows, cols);
   return info.Env().Undefined();
 }
@@ -165,19 +121,19 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
 // norm(x, ldx, w, b|null, eps, out, ldo, rows, cols, isLayerNorm)
 Napi::Value Norm(const Napi::CallbackInfo& info) {
   const char* op = "norm";
-  Buf x = buf(info, 0, op, "x");
-  int64_t ldx = I(info, 1, op);
-  Buf w = buf(info, 2, op, "w");
+  Buf x = bytes(info, 0, op, "x");
+  int64_t ldx = count(info, 1, op);
+  Buf w = bytes(info, 2, op, "w");
   bool hasB = !info[3].IsNull() && !info[3].IsUndefined();
-  Buf b = hasB ? buf(info, 3, op, "b") : Buf{nullptr, 0};
-  float eps = (float)F(info, 4, op);
-  Buf o = buf(info, 5, op, "out");
-  int64_t ldo = I(info, 6, op), rows = I(info, 7, op), cols = I(info, 8, op);
+  Buf b = hasB ? bytes(info, 3, op, "b") : Buf{nullptr, 0};
+  float eps = (float)number(info, 4, op);
+  Buf o = bytes(info, 5, op, "out");
+  int64_t ldo = count(info, 6, op), rows = count(info, 7, op), cols = count(info, 8, op);
   bool ln = info[9].ToBoolean();
-  need(info, x, span(rows, ldx, cols), op, "x");
+  need(info, x, f32_span(info, op, rows, ldx, cols), op, "x");
   need(info, w, (size_t)cols * 4, op, "w");
   if (hasB) need(info, b, (size_t)cols * 4, op, "b");
-  need(info, o, span(rows, ldo, cols), op, "out");
+  need(info, o, f32_span(info, op, rows, ldo, cols), op, "out");
   if (ln) ss::layernorm((const float*)x.p, ldx, (const float*)w.p, (const float*)b.p, eps, (float*)o.p, ldo, rows, cols);
   else ss::rmsnorm((const float*)x.p, ldx, (const float*)w.p, eps, (float*)o.p, ldo, rows, cols);
   return info.Env().Undefined();
@@ -186,13 +142,13 @@ Napi::Value Norm(const Napi::CallbackInfo& info) {
 // unary(op, x, ldx, out, ldo, rows, cols)
 Napi::Value Unary(const Napi::CallbackInfo& info) {
   const char* op = "unary";
-  int kind = (int)I(info, 0, op);
-  Buf x = buf(info, 1, op, "x");
-  int64_t ldx = I(info, 2, op);
-  Buf o = buf(info, 3, op, "out");
-  int64_t ldo = I(info, 4, op), rows = I(info, 5, op), cols = I(info, 6, op);
-  need(info, x, span(rows, ldx, cols), op, "x");
-  need(info, o, span(rows, ldo, cols), op, "out");
+  int kind = (int)count(info, 0, op);
+  Buf x = bytes(info, 1, op, "x");
+  int64_t ldx = count(info, 2, op);
+  Buf o = bytes(info, 3, op, "out");
+  int64_t ldo = count(info, 4, op), rows = count(info, 5, op), cols = count(info, 6, op);
+  need(info, x, f32_span(info, op, rows, ldx, cols), op, "x");
+  need(info, o, f32_span(info, op, rows, ldo, cols), op, "out");
   ss::unary(kind, (const float*)x.p, ldx, (float*)o.p, ldo, rows, cols);
   return info.Env().Undefined();
 }
@@ -200,16 +156,16 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
 // gated(op, g, ldg, u, ldu, out, ldo, rows, cols)
 Napi::Value Gated(const Napi::CallbackInfo& info) {
   const char* op = "gated";
-  int kind = (int)I(info, 0, op);
-  Buf g = buf(info, 1, op, "gate");
-  int64_t ldg = I(info, 2, op);
-  Buf u = buf(info, 3, op, "up");
-  int64_t ldu = I(info, 4, op);
-  Buf o = buf(info, 5, op, "out");
-  int64_t ldo = I(info, 6, op), rows = I(info, 7, op), cols = I(info, 8, op);
-  need(info, g, span(rows, ldg, cols), op, "gate");
-  need(info, u, span(rows, ldu, cols), op, "up");
-  need(info, o, span(rows, ldo, cols), op, "out");
+  int kind = (int)count(info, 0, op);
+  Buf g = bytes(info, 1, op, "gate");
+  int64_t ldg = count(info, 2, op);
+  Buf u = bytes(info, 3, op, "up");
+  int64_t ldu = count(info, 4, op);
+  Buf o = bytes(info, 5, op, "out");
+  int64_t ldo = count(info, 6, op), rows = count(info, 7, op), cols = count(info, 8, op);
+  need(info, g, f32_span(info, op, rows, ldg, cols), op, "gate");
+  need(info, u, f32_span(info, op, rows, ldu, cols), op, "up");
+  need(info, o, f32_span(info, op, rows, ldo, cols), op, "out");
   ss::gated(kind, (const float*)g.p, ldg, (const float*)u.p, ldu, (float*)o.p, ldo, rows, cols);
   return info.Env().Undefined();
 }
@@ -217,22 +173,24 @@ Napi::Value Gated(const Napi::CallbackInfo& info) {
 // rope(x, T, H, D, sT, sH, positions, rotaryDim, halfLayout, theta, scaling, factor, low, high, origMax)
 Napi::Value Rope(const Napi::CallbackInfo& info) {
   const char* op = "rope";
-  Buf x = buf(info, 0, op, "x");
+  Buf x = bytes(info, 0, op, "x");
   ss::rope_args a{};
   a.x = (float*)x.p;
-  a.T = I(info, 1, op); a.H = I(info, 2, op); a.D = I(info, 3, op); a.sT = I(info, 4, op); a.sH = I(info, 5, op);
-  Buf pos = buf(info, 6, op, "positions");
+  a.T = count(info, 1, op); a.H = count(info, 2, op); a.D = count(info, 3, op); a.sT = count(info, 4, op); a.sH = count(info, 5, op);
+  Buf pos = bytes(info, 6, op, "positions");
   a.positions = (const int32_t*)pos.p;
-  a.rotary_dim = I(info, 7, op);
-  a.half_layout = (int)I(info, 8, op);
-  a.theta = F(info, 9, op);
-  a.scaling = (int)I(info, 10, op);
-  a.factor = F(info, 11, op); a.low_freq_factor = F(info, 12, op); a.high_freq_factor = F(info, 13, op); a.original_max_position = F(info, 14, op);
-  if (a.rotary_dim > a.D || a.rotary_dim % 2) throw Napi::RangeError::New(info.Env(), S(op, "bad rotary dim"));
-  need(info, pos, (size_t)a.T * 4, op, "positions");
-  if (a.T && a.H) need(info, x, (size_t)((a.T - 1) * a.sT + (a.H - 1) * a.sH + a.D) * 4, op, "x");
+  a.rotary_dim = count(info, 7, op);
+  a.half_layout = (int)count(info, 8, op);
+  a.theta = number(info, 9, op);
+  a.scaling = (int)count(info, 10, op);
+  a.factor = number(info, 11, op); a.low_freq_factor = number(info, 12, op); a.high_freq_factor = number(info, 13, op); a.original_max_position = number(info, 14, op);
+  if (a.rotary_dim > a.D || a.rotary_dim % 2) throw range_error(info, op, "rotary dim must be even and at most the head dim");
+  if (a.scaling > 2) throw range_error(info, op, "unknown scaling code");
+  need(info, pos, 4 * (size_t)a.T, op, "positions");
+  need(info, x, 4 * (size_t)span3(info, op, a.T, a.sT, a.H, a.sH, a.D), op, "x");
   for (int64_t t = 0; t < a.T; t++)
-    if (a.positions[t] < 0) throw Napi::RangeError::New(info.Env(), S(op, "negative position"));
+    if (a.positions[t] < 0)
+      throw range_error(info, op, "position " + std::to_string(a.positions[t]) + " at index " + std::to_string(t) + " is negative");
   ss::rope(a);
   return info.Env().Undefined();
 }
@@ -240,19 +198,21 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
 // embedding(table, ttype, V, D, ids, out, ldo)
 Napi::Value Embedding(const Napi::CallbackInfo& info) {
   const char* op = "embedding";
-  Buf t = buf(info, 0, op, "table");
-  int tt = (int)I(info, 1, op);
-  int64_t V = I(info, 2, op), D = I(info, 3, op);
-  Buf ids = buf(info, 4, op, "ids");
-  Buf o = buf(info, 5, op, "out");
-  int64_t ldo = I(info, 6, op);
+  Buf t = bytes(info, 0, op, "table");
+  int tt = (int)count(info, 1, op);
+  int64_t V = count(info, 2, op), D = count(info, 3, op);
+  Buf ids = bytes(info, 4, op, "ids");
+  Buf o = bytes(info, 5, op, "out");
+  int64_t ldo = count(info, 6, op);
   int64_t T = (int64_t)(ids.n / 4);
-  need(info, t, ss::dtype_bytes(tt, V * D), op, "table");
-  need(info, o, span(T, ldo, D), op, "out");
+  if (tt > SS_Q8_0) throw range_error(info, op, "unknown table dtype code");
+  if (tt == SS_Q8_0 && D % 32) throw range_error(info, op, "q8_0 D must be a multiple of 32");
+  need(info, t, ss::dtype_bytes(tt, mul(info, op, V, D)), op, "table");
+  need(info, o, f32_span(info, op, T, ldo, D), op, "out");
   const int32_t* id = (const int32_t*)ids.p;
   for (int64_t i = 0; i < T; i++)
     if (id[i] < 0 || id[i] >= V)
-      throw Napi::RangeError::New(info.Env(), S(op, "token id " + std::to_string(id[i]) + " at index " + std::to_string(i) + " is out of range [0, " + std::to_string(V) + ")"));
+      throw range_error(info, op, "token id " + std::to_string(id[i]) + " at index " + std::to_string(i) + " is out of range [0, " + std::to_string(V) + ")");
   ss::embedding(t.p, tt, D, id, T, (float*)o.p, ldo);
   return info.Env().Undefined();
 }
@@ -260,18 +220,20 @@ Napi::Value Embedding(const Napi::CallbackInfo& info) {
 // kvWrite(k, T, H, D, sT, sH, cache, ctype, nBlocks, bs, slots, keyMajor)
 Napi::Value KvWrite(const Napi::CallbackInfo& info) {
   const char* op = "kvWrite";
-  Buf k = buf(info, 0, op, "k");
-  int64_t T = I(info, 1, op), H = I(info, 2, op), D = I(info, 3, op), sT = I(info, 4, op), sH = I(info, 5, op);
-  Buf c = buf(info, 6, op, "cache");
-  int ct = (int)I(info, 7, op);
-  int64_t nb = I(info, 8, op), bs = I(info, 9, op);
-  Buf sl = buf(info, 10, op, "slots");
-  need(info, sl, (size_t)T * 4, op, "slots");
-  if (T && H) need(info, k, (size_t)((T - 1) * sT + (H - 1) * sH + D) * 4, op, "k");
-  need(info, c, ss::dtype_bytes(ct, nb * H * bs * D), op, "cache");
+  Buf k = bytes(info, 0, op, "k");
+  int64_t T = count(info, 1, op), H = count(info, 2, op), D = count(info, 3, op), sT = count(info, 4, op), sH = count(info, 5, op);
+  Buf c = bytes(info, 6, op, "cache");
+  int ct = (int)count(info, 7, op);
+  int64_t nb = count(info, 8, op), bs = count(info, 9, op);
+  Buf sl = bytes(info, 10, op, "slots");
+  if (ct != SS_F32 && ct != SS_F16) throw range_error(info, op, "cache dtype must be f32 or f16");
+  need(info, sl, 4 * (size_t)T, op, "slots");
+  need(info, k, 4 * (size_t)span3(info, op, T, sT, H, sH, D), op, "k");
+  need(info, c, ss::dtype_bytes(ct, mul(info, op, nb, H, bs, D)), op, "cache");
   const int32_t* s = (const int32_t*)sl.p;
+  const int64_t slots = mul(info, op, nb, bs);
   for (int64_t i = 0; i < T; i++)
-    if (s[i] < 0 || s[i] >= nb * bs) throw Napi::RangeError::New(info.Env(), S(op, "slot " + std::to_string(s[i]) + " out of range"));
+    if (s[i] < 0 || s[i] >= slots) throw range_error(info, op, "slot " + std::to_string(s[i]) + " out of range");
   const bool keyMajor = info.Length() > 11 && info[11].ToBoolean().Value();
   ss::kv_write((const float*)k.p, T, H, D, sT, sH, c.p, ct, bs, s, keyMajor);
   return info.Env().Undefined();
@@ -281,37 +243,36 @@ Napi::Value KvWrite(const Napi::CallbackInfo& info) {
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   const char* op = "attention";
   ss_attn_args a{};
-  Buf q = buf(info, 0, op, "q");
-  a.q = (const float*)q.p; a.qsT = I(info, 1, op); a.qsH = I(info, 2, op); a.Hq = I(info, 3, op);
-  Buf kc = buf(info, 4, op, "kCache");
-  Buf vc = buf(info, 5, op, "vCache");
+  Buf q = bytes(info, 0, op, "q");
+  a.q = (const float*)q.p; a.qsT = count(info, 1, op); a.qsH = count(info, 2, op); a.Hq = count(info, 3, op);
+  Buf kc = bytes(info, 4, op, "kCache");
+  Buf vc = bytes(info, 5, op, "vCache");
   a.kc = kc.p; a.vc = vc.p;
-  a.ctype = (int)I(info, 6, op);
-  int64_t nb = I(info, 7, op);
-  a.Hkv = I(info, 8, op); a.bs = I(info, 9, op); a.D = I(info, 10, op);
-  Buf o = buf(info, 11, op, "out");
-  a.out = (float*)o.p; a.osT = I(info, 12, op); a.osH = I(info, 13, op);
-  Buf tb = buf(info, 14, op, "tables");
-  a.tables = (const int32_t*)tb.p; a.tableStride = I(info, 15, op);
-  Buf ps = buf(info, 16, op, "positions");
+  a.ctype = (int)count(info, 6, op);
+  int64_t nb = count(info, 7, op);
+  a.Hkv = count(info, 8, op); a.bs = count(info, 9, op); a.D = count(info, 10, op);
+  Buf o = bytes(info, 11, op, "out");
+  a.out = (float*)o.p; a.osT = count(info, 12, op); a.osH = count(info, 13, op);
+  Buf tb = bytes(info, 14, op, "tables");
+  a.tables = (const int32_t*)tb.p; a.tableStride = count(info, 15, op);
+  Buf ps = bytes(info, 16, op, "positions");
   a.positions = (const int32_t*)ps.p;
-  a.scale = (float)F(info, 17, op); a.softcap = (float)F(info, 18, op); a.window = I(info, 19, op);
+  a.scale = (float)number(info, 17, op); a.softcap = (float)number(info, 18, op); a.window = count(info, 19, op);
   int64_t T = (int64_t)(ps.n / 4);
-  if (a.Hkv == 0 || a.Hq % a.Hkv || a.bs == 0) throw Napi::RangeError::New(info.Env(), S(op, "bad head counts or block size"));
-  size_t pool = ss::dtype_bytes(a.ctype, nb * a.Hkv * a.bs * a.D);
+  if (a.Hkv == 0 || a.Hq % a.Hkv || a.bs == 0) throw range_error(info, op, "bad head counts or block size");
+  if (a.ctype != SS_F32 && a.ctype != SS_F16) throw range_error(info, op, "cache dtype must be f32 or f16");
+  size_t pool = ss::dtype_bytes(a.ctype, mul(info, op, nb, a.Hkv, a.bs, a.D));
   need(info, kc, pool, op, "kCache");
   need(info, vc, pool, op, "vCache");
-  if (T) {
-    need(info, q, (size_t)((T - 1) * a.qsT + (a.Hq - 1) * a.qsH + a.D) * 4, op, "q");
-    need(info, o, (size_t)((T - 1) * a.osT + (a.Hq - 1) * a.osH + a.D) * 4, op, "out");
-  }
+  need(info, q, 4 * (size_t)span3(info, op, T, a.qsT, a.Hq, a.qsH, a.D), op, "q");
+  need(info, o, 4 * (size_t)span3(info, op, T, a.osT, a.Hq, a.osH, a.D), op, "out");
   const int64_t nt = (int64_t)(tb.n / 4);
   for (int64_t t = 0; t < T; t++) {
     const int64_t p = a.positions[t];
-    const int64_t last = t * a.tableStride + p / a.bs;
-    if (p < 0 || last >= nt) throw Napi::RangeError::New(info.Env(), S(op, "block table too short for position " + std::to_string(p)));
+    const int64_t last = p < 0 ? -1 : add(info, op, mul(info, op, t, a.tableStride), p / a.bs);
+    if (p < 0 || last >= nt) throw range_error(info, op, "block table too short for position " + std::to_string(p));
     for (int64_t i = t * a.tableStride; i <= last; i++)
-      if (a.tables[i] < 0 || a.tables[i] >= nb) throw Napi::RangeError::New(info.Env(), S(op, "block " + std::to_string(a.tables[i]) + " out of range"));
+      if (a.tables[i] < 0 || a.tables[i] >= nb) throw range_error(info, op, "block " + std::to_string(a.tables[i]) + " out of range");
   }
   ss::attention(a, T);
   return info.Env().Undefined();
@@ -320,12 +281,12 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
 // argmax(x, ldx, rows, cols, out Int32Array)
 Napi::Value Argmax(const Napi::CallbackInfo& info) {
   const char* op = "argmax";
-  Buf x = buf(info, 0, op, "x");
-  int64_t ldx = I(info, 1, op), rows = I(info, 2, op), cols = I(info, 3, op);
-  Buf o = buf(info, 4, op, "out");
-  need(info, x, span(rows, ldx, cols), op, "x");
-  need(info, o, (size_t)rows * 4, op, "out");
-  if (cols == 0) throw Napi::RangeError::New(info.Env(), S(op, "empty rows"));
+  Buf x = bytes(info, 0, op, "x");
+  int64_t ldx = count(info, 1, op), rows = count(info, 2, op), cols = count(info, 3, op);
+  Buf o = bytes(info, 4, op, "out");
+  need(info, x, f32_span(info, op, rows, ldx, cols), op, "x");
+  need(info, o, 4 * (size_t)rows, op, "out");
+  if (cols == 0) throw range_error(info, op, "empty rows");
   ss::argmax((const float*)x.p, ldx, rows, cols, (int32_t*)o.p);
   return info.Env().Undefined();
 }
@@ -333,13 +294,13 @@ Napi::Value Argmax(const Napi::CallbackInfo& info) {
 // convert(src, stype, dst, dtype, n)
 Napi::Value Convert(const Napi::CallbackInfo& info) {
   const char* op = "convert";
-  Buf s = buf(info, 0, op, "src");
-  int st = (int)I(info, 1, op);
-  Buf d = buf(info, 2, op, "dst");
-  int dt = (int)I(info, 3, op);
-  int64_t n = I(info, 4, op);
-  if (st > SS_Q8_0 || dt > SS_Q8_0) throw Napi::RangeError::New(info.Env(), S(op, "unknown dtype code"));
-  if ((st == SS_Q8_0 || dt == SS_Q8_0) && n % 32) throw Napi::RangeError::New(info.Env(), S(op, "q8_0 element count must be a multiple of 32"));
+  Buf s = bytes(info, 0, op, "src");
+  int st = (int)count(info, 1, op);
+  Buf d = bytes(info, 2, op, "dst");
+  int dt = (int)count(info, 3, op);
+  int64_t n = count(info, 4, op);
+  if (st > SS_Q8_0 || dt > SS_Q8_0) throw range_error(info, op, "unknown dtype code");
+  if ((st == SS_Q8_0 || dt == SS_Q8_0) && n % 32) throw range_error(info, op, "q8_0 element count must be a multiple of 32");
   need(info, s, ss::dtype_bytes(st, n), op, "src");
   need(info, d, ss::dtype_bytes(dt, n), op, "dst");
   ss::convert(s.p, st, d.p, dt, n);
@@ -372,12 +333,12 @@ Napi::Value MmapFile(const Napi::CallbackInfo& info) {
   // Node 20) can be mapped piece by piece; mmap wants a page-aligned offset, so the mapping
   // starts at the page below and the buffer points inside it.
   const size_t fsize = (size_t)st.st_size;
-  const size_t off = info.Length() > 1 && !info[1].IsUndefined() ? (size_t)I(info, 1, "mmapFile") : 0;
+  const size_t off = info.Length() > 1 && !info[1].IsUndefined() ? (size_t)count(info, 1, "mmapFile") : 0;
   if (off > fsize) {
     close(fd);
     throw Napi::RangeError::New(env, "mmapFile: offset past the end of '" + path + "'");
   }
-  const size_t size = info.Length() > 2 && !info[2].IsUndefined() ? (size_t)I(info, 2, "mmapFile") : fsize - off;
+  const size_t size = info.Length() > 2 && !info[2].IsUndefined() ? (size_t)count(info, 2, "mmapFile") : fsize - off;
   if (size > fsize - off) {
     close(fd);
     throw Napi::RangeError::New(env, "mmapFile: window past the end of '" + path + "'");
@@ -437,7 +398,7 @@ struct Anon {
 
 Napi::Value AllocResident(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const size_t n = (size_t)I(info, 0, "allocResident");
+  const size_t n = (size_t)count(info, 0, "allocResident");
   const bool huge = info.Length() > 1 && info[1].ToBoolean().Value() && n >= ((size_t)2 << 20);
   // populate: false, true (now), or "background" (a low-priority thread faults the pages in
   // while the caller goes on; a page the caller touches first is simply faulted in by it)
@@ -484,7 +445,7 @@ Napi::Value AllocResident(const Napi::CallbackInfo& info) {
 // leave this process's resident set; reading them again would fault them back from the file).
 // A view that is not inside an mmapFile mapping is left alone. Returns the bytes dropped.
 Napi::Value DropPages(const Napi::CallbackInfo& info) {
-  Buf b = buf(info, 0, "dropPages", "data");
+  Buf b = bytes(info, 0, "dropPages", "data");
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   const uintptr_t lo = ((uintptr_t)b.p + page - 1) / page * page, hi = ((uintptr_t)b.p + b.n) / page * page;
   if (hi <= lo) return Napi::Number::New(info.Env(), 0);
@@ -501,20 +462,10 @@ Napi::Value DropPages(const Napi::CallbackInfo& info) {
 
 // addressMod(view, m) -> the address of the view's first byte modulo m (for aligned allocation)
 Napi::Value AddressMod(const Napi::CallbackInfo& info) {
-  Buf b = buf(info, 0, "addressMod", "data");
-  const int64_t m = I(info, 1, "addressMod");
+  Buf b = bytes(info, 0, "addressMod", "data");
+  const int64_t m = count(info, 1, "addressMod");
   if (m <= 0) throw Napi::RangeError::New(info.Env(), "addressMod: modulus must be > 0");
   return Napi::Number::New(info.Env(), (double)((uintptr_t)b.p % (uintptr_t)m));
-}
-
-// benchRead(Float32Array) -> checksum; benchFma(itersPerThread) -> flops performed
-Napi::Value BenchRead(const Napi::CallbackInfo& info) {
-  Buf b = buf(info, 0, "benchRead", "data");
-  int streams = info.Length() > 1 ? (int)I(info, 1, "benchRead") : 1;
-  return Napi::Number::New(info.Env(), ss::bench_read((const float*)b.p, (int64_t)(b.n / 4), streams));
-}
-Napi::Value BenchFma(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), ss::bench_fma(I(info, 0, "benchFma")));
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -537,13 +488,8 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), ss::isa());
 }
 
-Napi::Value SetGemvSharedCounter(const Napi::CallbackInfo& info) {
-  ss::set_gemv_shared_counter(info[0].ToBoolean().Value());
-  return info.Env().Undefined();
-}
-
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
-  int64_t n = I(info, 0, "setThreads");
+  int64_t n = count(info, 0, "setThreads");
   if (n < 1 || n > 1024) throw Napi::RangeError::New(info.Env(), "setThreads: thread count must be in [1, 1024]");
   ss::pool_set_threads((int)n);
   return Napi::Number::New(info.Env(), ss::pool_threads());
@@ -566,15 +512,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("allocResident", Napi::Function::New(env, AllocResident));
   exports.Set("dropPages", Napi::Function::New(env, DropPages));
   exports.Set("mmapFile", Napi::Function::New(env, MmapFile));
-  exports.Set("benchRead", Napi::Function::New(env, BenchRead));
   exports.Set("addressMod", Napi::Function::New(env, AddressMod));
-  exports.Set("benchFma", Napi::Function::New(env, BenchFma));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
-  exports.Set("setGemvSharedCounter", Napi::Function::New(env, SetGemvSharedCounter));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   RegisterTrain(env, exports);
   RegisterSgemm(env, exports);
+  RegisterBench(env, exports);
   return exports;
 }
 

@@ -47,10 +47,6 @@ struct ss_kernels {
   void (*attention)(const ss_attn_args& a, int64_t task0, int64_t task1);
   // the matmul tile sizes this ISA prefers (rows of x, rows of w)
   int mr, nr;
-  // machine ceilings for the benchmark
-  float (*read_sum)(const float* p, int64_t n);
-  float (*peak_fma)(int64_t iters);
-  int width;  // floats per vector
   // q8_0 activation blocks: q[n] int8 and d[n/32] (the f16-rounded scale as f32), llama.cpp's rounding
   void (*quantize_q8)(const float* x, int64_t n, int8_t* q, float* d);
   // n floats to f16 bits at dst (any alignment), round to nearest even: f32_to_f16_scalar's bits

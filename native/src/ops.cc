@@ -4,18 +4,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "pool.h"
 #include "simd.h"
-
-// The AVX-512 and AVX2 kernel libraries are built on x86-64 only (binding.gyp).
-#if defined(__x86_64__)
-#define SS_AVX512_TABLE (&ss_avx512::table)
-#define SS_AVX2_TABLE (&ss_avx2::table)
-#else
-#define SS_AVX512_TABLE (&ss_portable::table)
-#define SS_AVX2_TABLE (&ss_portable::table)
-#endif
 
 namespace ss {
 namespace {
@@ -42,19 +34,22 @@ bool has_avx2() { return false; }
 bool has_avx512() { return false; }
 #endif
 
-const ss_kernels* choose() {
+// an index of isa_index()
+int choose() {
   const char* no = std::getenv("SLIPSTREAM_NO_SIMD");
-  if (no && *no && std::strcmp(no, "0") != 0) return &ss_portable::table;
+  if (no && *no && std::strcmp(no, "0") != 0) return 2;
   if (const char* want = std::getenv("SLIPSTREAM_ISA")) {
-    if (!std::strcmp(want, "portable")) return &ss_portable::table;
-    if (!std::strcmp(want, "avx2") && has_avx2()) return SS_AVX2_TABLE;
+    if (!std::strcmp(want, "portable")) return 2;
+    if (!std::strcmp(want, "avx2") && has_avx2()) return 1;
   }
-  if (has_avx512()) return SS_AVX512_TABLE;
-  if (has_avx2()) return SS_AVX2_TABLE;
-  return &ss_portable::table;
+  if (has_avx512()) return 0;
+  if (has_avx2()) return 1;
+  return 2;
 }
 
-const ss_kernels* K = choose();
+int g_isa = choose();
+const ss_kernels* const kTables[3] = {SS_PER_ISA(table)};
+const ss_kernels* K = kTables[g_isa];
 
 int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
@@ -69,11 +64,12 @@ bool isa_supported(const char* name) {
   return false;
 }
 
+int isa_index() { return g_isa; }
+
 bool set_isa(const char* name) {
   if (!isa_supported(name)) return false;
-  if (!std::strcmp(name, "portable")) K = &ss_portable::table;
-  else if (!std::strcmp(name, "avx2")) K = SS_AVX2_TABLE;
-  else K = SS_AVX512_TABLE;
+  g_isa = !std::strcmp(name, "portable") ? 2 : !std::strcmp(name, "avx2") ? 1 : 0;
+  K = kTables[g_isa];
   return true;
 }
 
@@ -152,13 +148,7 @@ static int64_t gemv_rows(int64_t N, int64_t threads, int64_t nr) {
 // front to back, so the weight prefetches that run past one task's rows land in the rows of the
 // thread's own next task; a thread done with its share takes tasks from the back of the others'
 // (each share's [lo, hi) is one atomic word: the owner advances lo, a thief lowers hi). Against
-// one shared task counter, whose next task is rarely the rows a thread's prefetches ran into
-// (`node --import tsx bench/gemv-schedule.ts`: same process, alternating, weights rotated
-// through 1.2 GB): q8_0 2048x5632 and 5632x2048 +7-12%, q8_0 32000x2048 +2-3%, f16 and bf16
-// +0-4%, f32 level.
-static std::atomic<bool> g_gemv_counter{false};
-void set_gemv_shared_counter(bool on) { g_gemv_counter.store(on, std::memory_order_relaxed); }
-
+// one shared task counter: q8_0 +2-12%, f16/bf16 +0-4%, f32 level (bench/NOTES.md).
 template <class F>
 static void gemv_for(int64_t tasks, const F& run_task) {
   constexpr int64_t MAXS = 64;
@@ -166,12 +156,6 @@ static void gemv_for(int64_t tasks, const F& run_task) {
   if (S > MAXS) S = MAXS;
   if (S <= 1 || tasks <= 1) {
     for (int64_t t = 0; t < tasks; t++) run_task(t);
-    return;
-  }
-  if (g_gemv_counter.load(std::memory_order_relaxed)) {
-    parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; t++) run_task(t);
-    });
     return;
   }
   std::atomic<uint64_t> share[MAXS];
@@ -228,11 +212,12 @@ void matmul(const ss_matmul_args& a_in) {
 // their rows go to the pool as one job. Each output is computed exactly as matmul() would.
 void matmul_multi(const ss_matmul_args* as, int n) {
   const ss_kernels* k = K;
+  if (n < 1) return;
   if (n == 1 || as[0].M > k->mr) {
     for (int i = 0; i < n; i++) matmul(as[i]);
     return;
   }
-  ss_matmul_args a[8];
+  ss_matmul_args a[8] = {};
   if (n > 8) n = 8;
   for (int i = 0; i < n; i++) a[i] = as[i];
   if (a[0].wtype == SS_Q8_0) {
@@ -312,7 +297,8 @@ void attention(const ss_attn_args& a_in, int64_t T) {
   parallel_for(blocks * a.Hkv, grain, [&](int64_t t0, int64_t t1) { k->attention(a, t0, t1); });
 }
 
-void rope_inv_freq(const rope_args& a, double* inv) {
+// the rotary_dim / 2 inverse frequencies theta^(-2i/d), with linear or Llama-3.1 scaling folded in
+static void rope_inv_freq(const rope_args& a, double* inv) {
   const int64_t half = a.rotary_dim / 2;
   for (int64_t i = 0; i < half; i++) {
     double f = std::pow(a.theta, -2.0 * (double)i / (double)a.rotary_dim);
@@ -332,29 +318,59 @@ void rope_inv_freq(const rope_args& a, double* inv) {
   }
 }
 
-void rope(const rope_args& a) {
+// The rotation: cos and sin of each angle in double, rounded to float, then the f32 rotation of
+// each pair; the inverse (training's backward) negates the sine.
+void rope(const rope_args& a, bool inverse) {
   const int64_t half = a.rotary_dim / 2;
-  // inverse frequencies in double, with the Llama-3.1 or linear adjustment folded in
-  double* inv = (double*)alloca(sizeof(double) * (size_t)half);
-  rope_inv_freq(a, inv);
-  parallel_for(a.T, 1, [&](int64_t t0, int64_t t1) {
-    float* cs = (float*)alloca(sizeof(float) * 2 * (size_t)half);
-    for (int64_t t = t0; t < t1; t++) {
-      const double pos = (double)a.positions[t];
-      for (int64_t i = 0; i < half; i++) {
-        const double ang = pos * inv[i];
-        cs[2 * i] = (float)std::cos(ang);
-        cs[2 * i + 1] = (float)std::sin(ang);
-      }
-      for (int64_t h = 0; h < a.H; h++) {
-        float* v = a.x + t * a.sT + h * a.sH;
+  std::vector<double> inv((size_t)half);
+  rope_inv_freq(a, inv.data());
+  const double* invp = inv.data();
+  // cos and sin of position p's angles, as float, sin negated for the inverse
+  auto angles = [&](int64_t p, float* c, float* sn) {
+    for (int64_t i = 0; i < half; i++) {
+      const double ang = (double)p * invp[i];
+      c[i] = (float)std::cos(ang);
+      const float v = (float)std::sin(ang);
+      sn[i] = inverse ? -v : v;
+    }
+  };
+  auto rotate = [&](int64_t t, const float* __restrict c, const float* __restrict sn) {
+    for (int64_t h = 0; h < a.H; h++) {
+      float* __restrict v = a.x + t * a.sT + h * a.sH;
+      if (a.half_layout) {
         for (int64_t i = 0; i < half; i++) {
-          const int64_t i0 = a.half_layout ? i : 2 * i, i1 = a.half_layout ? i + half : 2 * i + 1;
-          const float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[i0], x1 = v[i1];
-          v[i0] = x0 * c - x1 * s;
-          v[i1] = x0 * s + x1 * c;
+          const float x0 = v[i], x1 = v[i + half];
+          v[i] = x0 * c[i] - x1 * sn[i];
+          v[i + half] = x0 * sn[i] + x1 * c[i];
+        }
+      } else {
+        for (int64_t i = 0; i < half; i++) {
+          const float x0 = v[2 * i], x1 = v[2 * i + 1];
+          v[2 * i] = x0 * c[i] - x1 * sn[i];
+          v[2 * i + 1] = x0 * sn[i] + x1 * c[i];
         }
       }
+    }
+  };
+  int64_t maxpos = 0;
+  for (int64_t t = 0; t < a.T; t++) maxpos = a.positions[t] > maxpos ? a.positions[t] : maxpos;
+  if (maxpos < a.T) {
+    // positions repeat (a batch of sequences): the trigonometry once per position, not per row
+    std::vector<float> tab((size_t)(2 * (maxpos + 1) * half));
+    float* tp = tab.data();
+    parallel_for(maxpos + 1, 16, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; p++) angles(p, tp + 2 * p * half, tp + (2 * p + 1) * half);
+    });
+    parallel_for(a.T, 16, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; t++) rotate(t, tp + 2 * a.positions[t] * half, tp + (2 * a.positions[t] + 1) * half);
+    });
+    return;
+  }
+  parallel_for(a.T, 16, [&](int64_t t0, int64_t t1) {
+    std::vector<float> cs((size_t)(2 * half));
+    for (int64_t t = t0; t < t1; t++) {
+      angles(a.positions[t], cs.data(), cs.data() + half);
+      rotate(t, cs.data(), cs.data() + half);
     }
   });
 }
@@ -453,42 +469,6 @@ void convert(const void* src, int stype, void* dst, int dtype, int64_t n) {
     }
     std::free(tmp);
   });
-}
-
-float bench_read(const float* p, int64_t n, int streams) {
-  const ss_kernels* k = K;
-  const int64_t chunk = 1 << 20;
-  const int64_t tasks = (n + chunk - 1) / chunk;
-  float* part = (float*)std::calloc((size_t)tasks, sizeof(float));
-  parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; t++) {
-      const int64_t len = t * chunk + chunk < n ? chunk : n - t * chunk;
-      if (streams <= 1) {
-        part[t] = k->read_sum(p + t * chunk, len);
-        continue;
-      }
-      // `streams` interleaved sequential streams, 4 KiB at a time each (as a GEMV tile reads rows)
-      const int64_t q = len / streams, step = 1024;
-      float s = 0.f;
-      for (int64_t off = 0; off < q; off += step)
-        for (int i = 0; i < streams; i++) s += k->read_sum(p + t * chunk + i * q + off, off + step < q ? step : q - off);
-      part[t] = s;
-    }
-  });
-  float s = 0.f;
-  for (int64_t t = 0; t < tasks; t++) s += part[t];
-  std::free(part);
-  return s;
-}
-
-double bench_fma(int64_t iters) {
-  const ss_kernels* k = K;
-  const int64_t n = pool_threads();
-  volatile float sink = 0.f;
-  parallel_for(n, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; t++) sink = sink + k->peak_fma(iters);
-  });
-  return 2.0 * 12 * k->width * (double)iters * (double)n;
 }
 
 }  // namespace ss

@@ -13,9 +13,22 @@ namespace ss {
 const char* isa();
 bool isa_supported(const char* name);
 bool set_isa(const char* name);
-// How matrix-vector tasks are handed to threads: contiguous shares with stealing (the default),
-// or one shared counter (the earlier scheme, kept so bench/gemv-schedule.ts can compare them).
-void set_gemv_shared_counter(bool on);
+
+// The active instruction set's entry of a per-ISA table (kernels.h, train.h, sgemm.h, bench.h):
+// ss::active(SS_PER_ISA(train_table)) is ss_avx2::train_table on AVX2, and so on. The AVX-512
+// and AVX2 kernel libraries are built on x86-64 only (binding.gyp); elsewhere every entry is the
+// portable one.
+int isa_index();  // 0 avx512, 1 avx2, 2 portable
+template <class T>
+inline const T* active(const T* avx512, const T* avx2, const T* portable) {
+  const int i = isa_index();
+  return i == 0 ? avx512 : i == 1 ? avx2 : portable;
+}
+#if defined(__x86_64__)
+#define SS_PER_ISA(table) &ss_avx512::table, &ss_avx2::table, &ss_portable::table
+#else
+#define SS_PER_ISA(table) &ss_portable::table, &ss_portable::table, &ss_portable::table
+#endif
 
 void matmul(const ss_matmul_args& a);
 // up to 8 matrices (same x, M, K and weight dtype) as one job; x quantized once for q8_0
@@ -37,9 +50,8 @@ struct rope_args {
   int scaling;                // 0 none, 1 linear, 2 llama3
   double factor, low_freq_factor, high_freq_factor, original_max_position;
 };
-void rope(const rope_args& a);
-// the rotary_dim / 2 inverse frequencies theta^(-2i/d), with linear or Llama-3.1 scaling folded in
-void rope_inv_freq(const rope_args& a, double* inv);
+// rotates x in place; inverse: by minus the angle (the backward of the rotation)
+void rope(const rope_args& a, bool inverse = false);
 
 // out[t, :] = row ids[t] of table [V, D] (any dtype) as f32
 void embedding(const uint8_t* table, int ttype, int64_t D, const int32_t* ids, int64_t T, float* out, int64_t ldo);
@@ -51,9 +63,5 @@ void argmax(const float* x, int64_t ldx, int64_t rows, int64_t cols, int32_t* ou
 void convert(const void* src, int stype, void* dst, int dtype, int64_t n);
 
 size_t dtype_bytes(int dtype, int64_t n);
-
-// Benchmark ceilings on all pool threads: a streaming read of n floats; FMA flops done.
-float bench_read(const float* p, int64_t n, int streams);
-double bench_fma(int64_t iters_per_thread);
 
 }  // namespace ss

@@ -22,14 +22,6 @@
 #include <immintrin.h>
 #endif
 
-#if defined(__x86_64__)
-#define SS_SGEMM_AVX512 (&ss_avx512::sgemm_table)
-#define SS_SGEMM_AVX2 (&ss_avx2::sgemm_table)
-#else
-#define SS_SGEMM_AVX512 (&ss_portable::sgemm_table)
-#define SS_SGEMM_AVX2 (&ss_portable::sgemm_table)
-#endif
-
 namespace ss {
 namespace {
 
@@ -37,12 +29,7 @@ int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return cdiv(a, b) * b; }
 
 // The kernels of the active ISA (setIsa / SLIPSTREAM_NO_SIMD apply to sgemm too).
-const ss_sgemm_kernels* pick() {
-  const char* n = isa();
-  if (!std::strcmp(n, "avx512")) return SS_SGEMM_AVX512;
-  if (!std::strcmp(n, "avx2")) return SS_SGEMM_AVX2;
-  return &ss_portable::sgemm_table;
-}
+const ss_sgemm_kernels* pick() { return active(SS_PER_ISA(sgemm_table)); }
 
 // Grow-only, 64-byte aligned packing memory of the calling thread: after the first call of a
 // given size, sgemm allocates nothing. Allocated here, never on a pool thread, so running

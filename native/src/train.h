@@ -86,8 +86,6 @@ void t_glu(int op, const float* g, const float* u, float* out, int64_t n);
 void t_glu_bwd(int op, const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n);
 void t_gelu(int erf, const float* x, float* out, int64_t n);
 void t_gelu_bwd(int erf, const float* x, const float* dy, float* dx, int64_t n);
-// rope_args as ops.h (x [T, H, D] with strides sT, sH); inverse rotates by minus the angle
-void t_rope(const rope_args& a, bool inverse);
 void t_attention(const ss_tattn_args& a);
 void t_attention_bwd(const ss_tattn_args& a);
 // sum of the counted rows' losses; targets[r] < 0 ignores row r

@@ -6,71 +6,21 @@
 
 #include <string>
 
+#include "napi_args.h"
 #include "train.h"
 
 namespace {
 
-struct Arr {
-  void* p;
-  int64_t n;  // elements
-};
-
-std::string S(const char* op, const std::string& msg) { return std::string(op) + ": " + msg; }
-
-Arr typed(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, napi_typedarray_type want, const char* wname) {
-  napi_env env = info.Env();
-  bool is_ta = false;
-  napi_is_typedarray(env, info[i], &is_ta);
-  napi_typedarray_type type = napi_int8_array;
-  size_t length = 0, offset = 0;
-  void* data = nullptr;
-  napi_value ab;
-  if (is_ta) napi_get_typedarray_info(env, info[i], &type, &length, &data, &ab, &offset);
-  if (!is_ta || type != want) throw Napi::TypeError::New(env, S(op, std::string(name) + " must be a " + wname));
-  return {data, (int64_t)length};
-}
-Arr f32(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
-  return typed(info, i, op, name, napi_float32_array, "Float32Array");
-}
-Arr i32(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
-  return typed(info, i, op, name, napi_int32_array, "Int32Array");
-}
-bool absent(const Napi::CallbackInfo& info, size_t i) { return info[i].IsNull() || info[i].IsUndefined(); }
-
-int64_t I(const Napi::CallbackInfo& info, size_t i, const char* op) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), S(op, "argument " + std::to_string(i) + " must be a number"));
-  const double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!(d >= 0) || d > 9007199254740991.0 || d != (double)(int64_t)d)
-    throw Napi::RangeError::New(info.Env(), S(op, "argument " + std::to_string(i) + " must be a non-negative integer"));
-  return (int64_t)d;
-}
-
-double F(const Napi::CallbackInfo& info, size_t i, const char* op) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), S(op, "argument " + std::to_string(i) + " must be a number"));
-  return info[i].As<Napi::Number>().DoubleValue();
-}
-
-// a * b, or an error when the product of JS-given sizes overflows
-int64_t mul(const Napi::CallbackInfo& info, const char* op, int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) throw Napi::RangeError::New(info.Env(), S(op, "sizes too large"));
-  return r;
-}
-int64_t mul(const Napi::CallbackInfo& info, const char* op, int64_t a, int64_t b, int64_t c) { return mul(info, op, mul(info, op, a, b), c); }
-
-void need(const Napi::CallbackInfo& info, const Arr& a, int64_t n, const char* op, const char* name) {
-  if (a.n < n)
-    throw Napi::RangeError::New(info.Env(), S(op, std::string(name) + " has " + std::to_string(a.n) + " elements, needs " + std::to_string(n)));
-}
+using namespace ss_napi;
 
 #define F32P(a) ((float*)(a).p)
 
 // trainAxpy(a, x, y, n)
 Napi::Value Axpy(const Napi::CallbackInfo& info) {
   const char* op = "axpy";
-  const float a = (float)F(info, 0, op);
+  const float a = (float)number(info, 0, op);
   Arr x = f32(info, 1, op, "x"), y = f32(info, 2, op, "y");
-  const int64_t n = I(info, 3, op);
+  const int64_t n = count(info, 3, op);
   need(info, x, n, op, "x");
   need(info, y, n, op, "y");
   ss::t_axpy(a, F32P(x), F32P(y), n);
@@ -81,7 +31,7 @@ Napi::Value Axpy(const Napi::CallbackInfo& info) {
 Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   const char* op = "sumSquares";
   Arr x = f32(info, 0, op, "x");
-  const int64_t n = I(info, 1, op);
+  const int64_t n = count(info, 1, op);
   need(info, x, n, op, "x");
   return Napi::Number::New(info.Env(), ss::t_sum_squares(F32P(x), n));
 }
@@ -90,8 +40,8 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
 Napi::Value Scale(const Napi::CallbackInfo& info) {
   const char* op = "scaleInPlace";
   Arr x = f32(info, 0, op, "x");
-  const int64_t n = I(info, 1, op);
-  const float s = (float)F(info, 2, op);
+  const int64_t n = count(info, 1, op);
+  const float s = (float)number(info, 2, op);
   need(info, x, n, op, "x");
   ss::t_scale(F32P(x), n, s);
   return info.Env().Undefined();
@@ -101,8 +51,8 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
 Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   const char* op = "rmsNorm";
   Arr x = f32(info, 0, op, "x"), w = f32(info, 1, op, "w");
-  const int64_t rows = I(info, 2, op), cols = I(info, 3, op);
-  const float eps = (float)F(info, 4, op);
+  const int64_t rows = count(info, 2, op), cols = count(info, 3, op);
+  const float eps = (float)number(info, 4, op);
   Arr out = f32(info, 5, op, "out"), rstd = f32(info, 6, op, "rstd");
   const int64_t n = mul(info, op, rows, cols);
   need(info, x, n, op, "x");
@@ -117,7 +67,7 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
 Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
   const char* op = "rmsNormBackward";
   Arr x = f32(info, 0, op, "x"), w = f32(info, 1, op, "w"), rstd = f32(info, 2, op, "rstd"), dy = f32(info, 3, op, "dy");
-  const int64_t rows = I(info, 4, op), cols = I(info, 5, op);
+  const int64_t rows = count(info, 4, op), cols = count(info, 5, op);
   Arr dx = f32(info, 6, op, "dx"), dw = f32(info, 7, op, "dw");
   const int64_t n = mul(info, op, rows, cols);
   need(info, x, n, op, "x");
@@ -136,8 +86,8 @@ Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   Arr x = f32(info, 0, op, "x"), w = f32(info, 1, op, "w");
   const bool hasB = !absent(info, 2);
   Arr b = hasB ? f32(info, 2, op, "b") : Arr{nullptr, 0};
-  const int64_t rows = I(info, 3, op), cols = I(info, 4, op);
-  const float eps = (float)F(info, 5, op);
+  const int64_t rows = count(info, 3, op), cols = count(info, 4, op);
+  const float eps = (float)number(info, 5, op);
   Arr out = f32(info, 6, op, "out"), mean = f32(info, 7, op, "mean"), rstd = f32(info, 8, op, "rstd");
   const int64_t n = mul(info, op, rows, cols);
   need(info, x, n, op, "x");
@@ -155,7 +105,7 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   const char* op = "layerNormBackward";
   Arr x = f32(info, 0, op, "x"), w = f32(info, 1, op, "w"), mean = f32(info, 2, op, "mean"), rstd = f32(info, 3, op, "rstd");
   Arr dy = f32(info, 4, op, "dy");
-  const int64_t rows = I(info, 5, op), cols = I(info, 6, op);
+  const int64_t rows = count(info, 5, op), cols = count(info, 6, op);
   Arr dx = f32(info, 7, op, "dx"), dw = f32(info, 8, op, "dw");
   const bool hasB = !absent(info, 9);
   Arr db = hasB ? f32(info, 9, op, "db") : Arr{nullptr, 0};
@@ -173,8 +123,8 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
 }
 
 int glu_op(const Napi::CallbackInfo& info, size_t i, const char* op) {
-  const int64_t k = I(info, i, op);
-  if (k > SS_GEGLU_ERF) throw Napi::RangeError::New(info.Env(), S(op, "unknown gated activation code"));
+  const int64_t k = count(info, i, op);
+  if (k > SS_GEGLU_ERF) throw range_error(info, op, "unknown gated activation code");
   return (int)k;
 }
 
@@ -183,7 +133,7 @@ Napi::Value Glu(const Napi::CallbackInfo& info) {
   const char* op = info[0].IsNumber() && info[0].As<Napi::Number>().DoubleValue() == 0 ? "swiglu" : "geglu";
   const int k = glu_op(info, 0, op);
   Arr g = f32(info, 1, op, "g"), u = f32(info, 2, op, "u"), out = f32(info, 3, op, "out");
-  const int64_t n = I(info, 4, op);
+  const int64_t n = count(info, 4, op);
   need(info, g, n, op, "g");
   need(info, u, n, op, "u");
   need(info, out, n, op, "out");
@@ -196,7 +146,7 @@ Napi::Value GluBackward(const Napi::CallbackInfo& info) {
   const char* op = info[0].IsNumber() && info[0].As<Napi::Number>().DoubleValue() == 0 ? "swigluBackward" : "gegluBackward";
   const int k = glu_op(info, 0, op);
   Arr g = f32(info, 1, op, "g"), u = f32(info, 2, op, "u"), dy = f32(info, 3, op, "dy"), dg = f32(info, 4, op, "dg"), du = f32(info, 5, op, "du");
-  const int64_t n = I(info, 6, op);
+  const int64_t n = count(info, 6, op);
   need(info, g, n, op, "g");
   need(info, u, n, op, "u");
   need(info, dy, n, op, "dy");
@@ -211,7 +161,7 @@ Napi::Value Gelu(const Napi::CallbackInfo& info) {
   const char* op = "gelu";
   const bool erf = info[0].ToBoolean();
   Arr x = f32(info, 1, op, "x"), out = f32(info, 2, op, "out");
-  const int64_t n = I(info, 3, op);
+  const int64_t n = count(info, 3, op);
   need(info, x, n, op, "x");
   need(info, out, n, op, "out");
   ss::t_gelu(erf ? 1 : 0, F32P(x), F32P(out), n);
@@ -223,7 +173,7 @@ Napi::Value GeluBackward(const Napi::CallbackInfo& info) {
   const char* op = "geluBackward";
   const bool erf = info[0].ToBoolean();
   Arr x = f32(info, 1, op, "x"), dy = f32(info, 2, op, "dy"), dx = f32(info, 3, op, "dx");
-  const int64_t n = I(info, 4, op);
+  const int64_t n = count(info, 4, op);
   need(info, x, n, op, "x");
   need(info, dy, n, op, "dy");
   need(info, dx, n, op, "dx");
@@ -236,21 +186,21 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   const char* op = "rope";
   Arr x = f32(info, 0, op, "x");
   ss::rope_args a{};
-  a.T = I(info, 1, op);
-  a.H = I(info, 2, op);
-  a.D = I(info, 3, op);
+  a.T = count(info, 1, op);
+  a.H = count(info, 2, op);
+  a.D = count(info, 3, op);
   Arr pos = i32(info, 4, op, "positions");
-  a.rotary_dim = I(info, 5, op);
-  a.half_layout = (int)I(info, 6, op);
-  a.theta = F(info, 7, op);
-  a.scaling = (int)I(info, 8, op);
-  a.factor = F(info, 9, op);
-  a.low_freq_factor = F(info, 10, op);
-  a.high_freq_factor = F(info, 11, op);
-  a.original_max_position = F(info, 12, op);
+  a.rotary_dim = count(info, 5, op);
+  a.half_layout = (int)count(info, 6, op);
+  a.theta = number(info, 7, op);
+  a.scaling = (int)count(info, 8, op);
+  a.factor = number(info, 9, op);
+  a.low_freq_factor = number(info, 10, op);
+  a.high_freq_factor = number(info, 11, op);
+  a.original_max_position = number(info, 12, op);
   const bool inverse = info[13].ToBoolean();
-  if (a.rotary_dim > a.D || a.rotary_dim % 2) throw Napi::RangeError::New(info.Env(), S(op, "rotary dim must be even and at most the head dim"));
-  if (a.scaling > 2) throw Napi::RangeError::New(info.Env(), S(op, "unknown scaling code"));
+  if (a.rotary_dim > a.D || a.rotary_dim % 2) throw range_error(info, op, "rotary dim must be even and at most the head dim");
+  if (a.scaling > 2) throw range_error(info, op, "unknown scaling code");
   need(info, x, mul(info, op, a.T, a.H, a.D), op, "x");
   need(info, pos, a.T, op, "positions");
   a.x = F32P(x);
@@ -258,23 +208,23 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   a.sT = a.H * a.D;
   a.sH = a.D;
   for (int64_t t = 0; t < a.T; t++)
-    if (a.positions[t] < 0) throw Napi::RangeError::New(info.Env(), S(op, "position " + std::to_string(a.positions[t]) + " at index " + std::to_string(t) + " is negative"));
-  ss::t_rope(a, inverse);
+    if (a.positions[t] < 0) throw range_error(info, op, "position " + std::to_string(a.positions[t]) + " at index " + std::to_string(t) + " is negative");
+  ss::rope(a, inverse);
   return info.Env().Undefined();
 }
 
 // The shape arguments shared by both attention calls, from argument `i`: B, T, Hq, Hkv, D, scale, softCap, window.
 void attn_shape(const Napi::CallbackInfo& info, size_t i, const char* op, ss_tattn_args& a) {
-  a.B = I(info, i, op);
-  a.T = I(info, i + 1, op);
-  a.Hq = I(info, i + 2, op);
-  a.Hkv = I(info, i + 3, op);
-  a.D = I(info, i + 4, op);
-  a.scale = (float)F(info, i + 5, op);
-  a.softcap = (float)F(info, i + 6, op);
-  a.window = I(info, i + 7, op);
-  if (a.Hkv == 0 || a.Hq % a.Hkv) throw Napi::RangeError::New(info.Env(), S(op, "Hq must be a positive multiple of Hkv"));
-  if (!(a.softcap >= 0)) throw Napi::RangeError::New(info.Env(), S(op, "softCap must be >= 0"));
+  a.B = count(info, i, op);
+  a.T = count(info, i + 1, op);
+  a.Hq = count(info, i + 2, op);
+  a.Hkv = count(info, i + 3, op);
+  a.D = count(info, i + 4, op);
+  a.scale = (float)number(info, i + 5, op);
+  a.softcap = (float)number(info, i + 6, op);
+  a.window = count(info, i + 7, op);
+  if (a.Hkv == 0 || a.Hq % a.Hkv) throw range_error(info, op, "Hq must be a positive multiple of Hkv");
+  if (!(a.softcap >= 0)) throw range_error(info, op, "softCap must be >= 0");
 }
 
 void attn_inputs(const Napi::CallbackInfo& info, const char* op, const Arr& q, const Arr& k, const Arr& v, const Arr& seg, ss_tattn_args& a) {
@@ -327,20 +277,20 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   const char* op = "crossEntropy";
   Arr z = f32(info, 0, op, "logits");
-  const int64_t rows = I(info, 1, op), V = I(info, 2, op);
+  const int64_t rows = count(info, 1, op), V = count(info, 2, op);
   Arr t = i32(info, 3, op, "targets");
-  const float cap = (float)F(info, 4, op), gs = (float)F(info, 5, op);
+  const float cap = (float)number(info, 4, op), gs = (float)number(info, 5, op);
   Arr dz = f32(info, 6, op, "dlogits");
   const int64_t n = mul(info, op, rows, V);
   need(info, z, n, op, "logits");
   need(info, t, rows, op, "targets");
   need(info, dz, n, op, "dlogits");
-  if (!(cap >= 0)) throw Napi::RangeError::New(info.Env(), S(op, "softCap must be >= 0"));
+  if (!(cap >= 0)) throw range_error(info, op, "softCap must be >= 0");
   const int32_t* tg = (const int32_t*)t.p;
   for (int64_t r = 0; r < rows; r++)
     if (tg[r] < -1 || tg[r] >= V)
-      throw Napi::RangeError::New(info.Env(), S(op, "target " + std::to_string(tg[r]) + " of row " + std::to_string(r) + " is out of range [0, " +
-                                                        std::to_string(V) + ") (-1 ignores a row)"));
+      throw range_error(info, op, "target " + std::to_string(tg[r]) + " of row " + std::to_string(r) + " is out of range [0, " +
+                                                        std::to_string(V) + ") (-1 ignores a row)");
   return Napi::Number::New(info.Env(), ss::t_cross_entropy(F32P(z), rows, V, tg, cap, gs, F32P(dz)));
 }
 
@@ -348,9 +298,9 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
 Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   const char* op = "embeddingBackward";
   Arr ids = i32(info, 0, op, "ids");
-  const int64_t n = I(info, 1, op);
+  const int64_t n = count(info, 1, op);
   Arr dy = f32(info, 2, op, "dy");
-  const int64_t D = I(info, 3, op);
+  const int64_t D = count(info, 3, op);
   Arr dt = f32(info, 4, op, "dtable");
   need(info, ids, n, op, "ids");
   need(info, dy, mul(info, op, n, D), op, "dy");
@@ -359,8 +309,8 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   const int32_t* id = (const int32_t*)ids.p;
   for (int64_t i = 0; i < n; i++)
     if (id[i] < 0 || id[i] >= vocab)
-      throw Napi::RangeError::New(info.Env(), S(op, "token id " + std::to_string(id[i]) + " at index " + std::to_string(i) + " is out of range [0, " +
-                                                        std::to_string(vocab) + ") of dtable"));
+      throw range_error(info, op, "token id " + std::to_string(id[i]) + " at index " + std::to_string(i) + " is out of range [0, " +
+                                                        std::to_string(vocab) + ") of dtable");
   ss::t_embedding_bwd(id, n, F32P(dy), D, F32P(dt));
   return info.Env().Undefined();
 }
@@ -369,11 +319,11 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
 Napi::Value Adamw(const Napi::CallbackInfo& info) {
   const char* op = "adamw";
   Arr p = f32(info, 0, op, "p"), g = f32(info, 1, op, "g"), m = f32(info, 2, op, "m"), v = f32(info, 3, op, "v");
-  const int64_t n = I(info, 4, op);
-  const double step = F(info, 5, op), lr = F(info, 6, op), b1 = F(info, 7, op), b2 = F(info, 8, op), eps = F(info, 9, op), wd = F(info, 10, op),
-               gs = F(info, 11, op);
-  if (!(step >= 1)) throw Napi::RangeError::New(info.Env(), S(op, "step must be >= 1 (1-based), got " + std::to_string(step)));
-  if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw Napi::RangeError::New(info.Env(), S(op, "beta1 and beta2 must be in [0, 1)"));
+  const int64_t n = count(info, 4, op);
+  const double step = number(info, 5, op), lr = number(info, 6, op), b1 = number(info, 7, op), b2 = number(info, 8, op), eps = number(info, 9, op), wd = number(info, 10, op),
+               gs = number(info, 11, op);
+  if (!(step >= 1)) throw range_error(info, op, "step must be >= 1 (1-based), got " + std::to_string(step));
+  if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw range_error(info, op, "beta1 and beta2 must be in [0, 1)");
   need(info, p, n, op, "p");
   need(info, g, n, op, "g");
   need(info, m, n, op, "m");

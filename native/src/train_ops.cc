@@ -10,23 +10,10 @@
 #include "pool.h"
 #include "train.h"
 
-#if defined(__x86_64__)
-#define SS_T_AVX512 (&ss_avx512::train_table)
-#define SS_T_AVX2 (&ss_avx2::train_table)
-#else
-#define SS_T_AVX512 (&ss_portable::train_table)
-#define SS_T_AVX2 (&ss_portable::train_table)
-#endif
-
 namespace ss {
 namespace {
 
-const ss_train_kernels* TK() {
-  const char* n = isa();
-  if (!std::strcmp(n, "avx512")) return SS_T_AVX512;
-  if (!std::strcmp(n, "avx2")) return SS_T_AVX2;
-  return &ss_portable::train_table;
-}
+const ss_train_kernels* TK() { return active(SS_PER_ISA(train_table)); }
 
 constexpr int64_t kChunk = 16384;  // elements per elementwise task (a multiple of every vector width)
 
@@ -152,63 +139,6 @@ void t_gelu(int erf, const float* x, float* out, int64_t n) {
 void t_gelu_bwd(int erf, const float* x, const float* dy, float* dx, int64_t n) {
   const ss_train_kernels* k = TK();
   chunks(n, kChunk / 4, [&](int64_t, int64_t i0, int64_t i1) { k->gelu_bwd(erf, x, dy, dx, i0, i1); });
-}
-
-// ops.cc's rope (the same inverse frequencies and f32 rotation, so the forward matches the
-// inference op bit for bit), with the sine negated for the inverse rotation.
-void t_rope(const rope_args& a, bool inverse) {
-  const int64_t half = a.rotary_dim / 2;
-  std::vector<double> inv((size_t)half);
-  rope_inv_freq(a, inv.data());
-  const double* invp = inv.data();
-  // cos and sin of position p's angles, as float (ops.cc's rounding), sin negated for the inverse
-  auto angles = [&](int64_t p, float* c, float* sn) {
-    for (int64_t i = 0; i < half; i++) {
-      const double ang = (double)p * invp[i];
-      c[i] = (float)std::cos(ang);
-      const float v = (float)std::sin(ang);
-      sn[i] = inverse ? -v : v;
-    }
-  };
-  auto rotate = [&](int64_t t, const float* __restrict c, const float* __restrict sn) {
-    for (int64_t h = 0; h < a.H; h++) {
-      float* __restrict v = a.x + t * a.sT + h * a.sH;
-      if (a.half_layout) {
-        for (int64_t i = 0; i < half; i++) {
-          const float x0 = v[i], x1 = v[i + half];
-          v[i] = x0 * c[i] - x1 * sn[i];
-          v[i + half] = x0 * sn[i] + x1 * c[i];
-        }
-      } else {
-        for (int64_t i = 0; i < half; i++) {
-          const float x0 = v[2 * i], x1 = v[2 * i + 1];
-          v[2 * i] = x0 * c[i] - x1 * sn[i];
-          v[2 * i + 1] = x0 * sn[i] + x1 * c[i];
-        }
-      }
-    }
-  };
-  int64_t maxpos = 0;
-  for (int64_t t = 0; t < a.T; t++) maxpos = a.positions[t] > maxpos ? a.positions[t] : maxpos;
-  if (maxpos < a.T) {
-    // positions repeat (a batch of sequences): the trigonometry once per position, not per row
-    std::vector<float> tab((size_t)(2 * (maxpos + 1) * half));
-    float* tp = tab.data();
-    parallel_for(maxpos + 1, 16, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; p++) angles(p, tp + 2 * p * half, tp + (2 * p + 1) * half);
-    });
-    parallel_for(a.T, 16, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; t++) rotate(t, tp + 2 * a.positions[t] * half, tp + (2 * a.positions[t] + 1) * half);
-    });
-    return;
-  }
-  parallel_for(a.T, 16, [&](int64_t t0, int64_t t1) {
-    std::vector<float> cs((size_t)(2 * half));
-    for (int64_t t = t0; t < t1; t++) {
-      angles(a.positions[t], cs.data(), cs.data() + half);
-      rotate(t, cs.data(), cs.data() + half);
-    }
-  });
 }
 
 constexpr int64_t kAttnRows = SS_ATTN_TQ;

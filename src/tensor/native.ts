@@ -48,8 +48,6 @@ export interface NativeCore {
   benchFma(itersPerThread: number): number;
   info(): { isa: string; threads: number; available: string[] };
   setIsa(name: 'avx512' | 'avx2' | 'portable'): string;
-  /** Benchmarks only: hand matrix-vector tasks out from one shared counter (true) instead of contiguous per-thread shares. */
-  setGemvSharedCounter(on: boolean): void;
   setThreads(n: number): number;
 }
 

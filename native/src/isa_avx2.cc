@@ -1,0 +1,7 @@
+// Every per-ISA kernel file compiled for avx2 (binding.gyp gives this file the ISA's flags).
+#define SS_ISA_AVX2 1
+#define SS_NS ss_avx2
+#include "kernels.inc"
+#include "train_kernels.inc"
+#include "sgemm_kernels.inc"
+#include "bench_kernels.inc"

@@ -1,3 +1,0 @@
-#define SS_ISA_AVX512 1
-#define SS_NS ss_avx512
-#include "train_kernels.inc"
