@@ -2,6 +2,7 @@
 // (src/tensor/cpu.ts) has already checked shapes and dtypes; this layer re-checks every
 // buffer against the bytes the kernel will touch, so no call can read or write past a
 // buffer even when called directly.
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <napi.h>
 #include <sys/mman.h>
@@ -495,7 +496,23 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ss::pool_threads());
 }
 
+// The addon must never be unloaded: its thread pool's threads live for the process, running this
+// library's code. Node unloads an addon when the last environment that loaded it goes away, so a
+// server whose engine worker thread alone loaded it had the library unmapped under the pool
+// threads when the worker was terminated at shutdown (SIGSEGV on exit). Opening ourselves again
+// with RTLD_NODELETE pins the library.
+void PinLibrary() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void*>(&PinLibrary), &info) != 0 && info.dli_fname != nullptr) {
+      dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    }
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  PinLibrary();
   exports.Set("matmul", Napi::Function::New(env, Matmul));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("scale", Napi::Function::New(env, Scale));
