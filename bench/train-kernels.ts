@@ -10,7 +10,7 @@
 // scores and dP included).
 
 import { writeFileSync } from 'node:fs';
-import { CpuTrainKernels, trainCore } from '../src/train/cpu-kernels.ts';
+import { CpuTrainKernels, trainCore } from '../src/tensor/train-cpu.ts';
 import { type KernelRow, randomF32, timeBest } from './util.ts';
 
 const args = process.argv.slice(2);

@@ -14,9 +14,9 @@ import { applyChatTemplate, ChatTemplateError } from '../src/formats/chat-templa
 import { Tokenizer } from '../src/formats/tokenizer.ts';
 import { loadModelSync } from '../src/models/load.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
-import { Tape } from '../src/train/autograd.ts';
+import { Tape } from '../src/tensor/autograd.ts';
 import { writeBpeTokenizer } from '../src/train/bpe.ts';
-import { cpuTrainKernels } from '../src/train/cpu-kernels.ts';
+import { cpuTrainKernels } from '../src/tensor/train-cpu.ts';
 import { TrainModel, readHfWeights, type TrainBatch } from '../src/train/model.ts';
 import {
   CHAT_CASES, HF_FIXTURES, HF_GRAD_PROMPT, HF_TEXTS, LORA_BASE, fixtureBpe, fixtureConfig, writeHfFixture, writeLoraFixture,

@@ -21,9 +21,9 @@ import { after, before, describe, it } from 'node:test';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import type { RopeOptions } from '../src/tensor/backend.ts';
-import { CpuTrainKernels, trainCore } from '../src/train/cpu-kernels.ts';
-import type { AttnTrainOptions, Gelu } from '../src/train/kernels.ts';
-import { RefTrainKernels } from '../src/train/ref-kernels.ts';
+import { CpuTrainKernels, trainCore } from '../src/tensor/train-cpu.ts';
+import type { AttnTrainOptions, Gelu } from '../src/tensor/train-kernels.ts';
+import { RefTrainKernels } from '../src/tensor/train-ref.ts';
 
 const core = trainCore();
 const cpu = new CpuTrainKernels();
@@ -454,7 +454,7 @@ describe('train kernels (cpu): determinism and errors', () => {
   it('SLIPSTREAM_NO_SIMD=1 runs the portable training kernels', () => {
     // a small attention + swiglu whose bits differ between the portable and the vector kernels
     const script = `
-      import { CpuTrainKernels, trainCore } from './src/train/cpu-kernels.ts';
+      import { CpuTrainKernels, trainCore } from './src/tensor/train-cpu.ts';
       const k = new CpuTrainKernels();
       const f = (n, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * s));
       const q = f(2 * 40 * 2 * 16, 0.37), kk = f(2 * 40 * 16, 0.11), v = f(2 * 40 * 16, 0.23);

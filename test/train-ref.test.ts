@@ -7,8 +7,8 @@ import { describe, it } from 'node:test';
 import type { RopeOptions } from '../src/tensor/backend.ts';
 import { refBackend } from '../src/tensor/ref.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
-import type { AttnTrainOptions, Gelu } from '../src/train/kernels.ts';
-import { type F, RefTrainKernels, TrainKernelError } from '../src/train/ref-kernels.ts';
+import type { AttnTrainOptions, Gelu } from '../src/tensor/train-kernels.ts';
+import { type F, RefTrainKernels, TrainKernelError } from '../src/tensor/train-ref.ts';
 
 const K = new RefTrainKernels();
 

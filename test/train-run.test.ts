@@ -12,7 +12,7 @@ import { loadModelSync } from '../src/models/load.ts';
 import { refBackend } from '../src/tensor/ref.ts';
 import { trainBpe, writeBpeTokenizer } from '../src/train/bpe.ts';
 import { parseTrainConfig, type TrainConfig } from '../src/train/config.ts';
-import { RefTrainKernels } from '../src/train/ref-kernels.ts';
+import { RefTrainKernels } from '../src/tensor/train-ref.ts';
 import { TrainError, runTraining } from '../src/train/trainer.ts';
 import { generateCorpus } from '../recipes/default-model/corpus.ts';
 

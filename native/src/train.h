@@ -1,7 +1,7 @@
 // The training kernels' C++ API (forward ops that save what the backward needs, the backward
 // ops, the loss and the optimizer step), threaded over the pool with the ISA chosen at run
 // time like ops.h. train_addon.cc exposes them to JavaScript as the `cpu` TrainKernels
-// (src/train/cpu-kernels.ts); the semantics of every op are those of src/train/kernels.ts.
+// (src/tensor/train-cpu.ts); the semantics of every op are those of src/tensor/train-kernels.ts.
 //
 // Determinism: every result is reduced in an order fixed by the shapes and the ISA, never by
 // the thread count or the schedule: parameter-gradient partial sums (dw, db) and per-chunk

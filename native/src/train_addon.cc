@@ -1,4 +1,4 @@
-// N-API glue for the training kernels (train.h). The TS layer (src/train/cpu-kernels.ts) passes
+// N-API glue for the training kernels (train.h). The TS layer (src/tensor/train-cpu.ts) passes
 // shapes explicitly; this layer checks every buffer's type and length against the elements the
 // call touches, and every index it follows (token ids, targets, positions), so no call can
 // read or write outside a buffer even when made directly. Errors name the op.

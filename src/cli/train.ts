@@ -9,9 +9,9 @@ import { cpuBackend } from '../tensor/cpu.ts';
 import type { Backend } from '../tensor/backend.ts';
 import { nativeAvailable, setThreads } from '../tensor/runtime.ts';
 import { type TrainConfig, loadTrainConfig, parseTrainConfig } from '../train/config.ts';
-import type { TrainKernels } from '../train/kernels.ts';
+import type { TrainKernels } from '../tensor/train-kernels.ts';
 import { plotLossCurve } from '../train/plot.ts';
-import { RefTrainKernels } from '../train/ref-kernels.ts';
+import { RefTrainKernels } from '../tensor/train-ref.ts';
 import { type StepInfo, type TrainSetup, runTraining, setupTraining } from '../train/trainer.ts';
 import { readTextDocuments } from '../train/data.ts';
 import { UsageError } from '../errors.ts';
@@ -19,7 +19,7 @@ import { createProgress } from '../formats/progress.ts';
 
 export async function trainKernels(): Promise<{ k: TrainKernels; be: Backend | null }> {
   if (!nativeAvailable()) return { k: new RefTrainKernels(), be: null };
-  const { CpuTrainKernels } = await import('../train/cpu-kernels.ts');
+  const { CpuTrainKernels } = await import('../tensor/train-cpu.ts');
   return { k: new CpuTrainKernels(), be: cpuBackend() };
 }
 

@@ -23,7 +23,7 @@ import { ggufToHfName, hfLayoutChange } from '../formats/layout.ts';
 import { FORWARD } from '../models/families.ts';
 import type { Weights } from '../models/model.ts';
 import { buildWeights } from '../models/weights.ts';
-import { type Tape, Var, crossEntropy, linear } from './autograd.ts';
+import { type Tape, Var, crossEntropy, linear } from '../tensor/autograd.ts';
 import { TapeOps, type TrainBatch, type TrainWeight } from './tape-ops.ts';
 import { TrainRng } from './rng.ts';
 import { TrainError } from './errors.ts';

@@ -1,8 +1,8 @@
 // AdamW over fp32 master weights, with global-norm gradient clipping. Weight decay is
 // decoupled (applied to the weights, not the gradient) and skipped for norms and biases.
 
-import type { Var } from './autograd.ts';
-import type { TrainKernels } from './kernels.ts';
+import type { Var } from '../tensor/autograd.ts';
+import type { TrainKernels } from '../tensor/train-kernels.ts';
 import { decays } from './model.ts';
 
 export interface AdamWOptions {

@@ -16,7 +16,7 @@ import type { Tensor } from '../tensor/tensor.ts';
 import {
   type Tape, Var, addInto, attention, combineRows, conv1d, embedding, gated, gatherRows, gelu, layerNorm, rmsNorm, rope,
   scatterRows, softCap, splitCols, topkRoute,
-} from './autograd.ts';
+} from '../tensor/autograd.ts';
 import { TrainError } from './errors.ts';
 
 /** One packed batch: B sequences of T tokens (see data.ts). */

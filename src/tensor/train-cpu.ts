@@ -1,16 +1,16 @@
 // The `cpu` training kernels: the native core's training ops (native/src/train_*.cc), threaded
 // over its pool, on the instruction set it has chosen (setIsa / SLIPSTREAM_NO_SIMD apply).
-// Semantics are TrainKernels' (src/train/kernels.ts); RefTrainKernels is the oracle.
+// Semantics are TrainKernels' (src/tensor/train-kernels.ts); RefTrainKernels is the oracle.
 //
 // Checks: lengths that the contract ties together (elementwise ops, rope options, GELU
 // approximation, step) are checked here with the reference kernels' errors; the native layer
 // checks every buffer against the elements the call touches and every id it follows, so a
 // direct call cannot read or write out of bounds. Errors name the op.
 
-import type { RopeOptions } from '../tensor/backend.ts';
-import { native, type NativeCore, type TA } from '../tensor/native.ts';
-import type { AttnTrainOptions, Gelu, TrainKernels } from './kernels.ts';
-import { TrainKernelError } from './ref-kernels.ts';
+import type { RopeOptions } from './backend.ts';
+import { native, type NativeCore, type TA } from './native.ts';
+import type { AttnTrainOptions, Gelu, TrainKernels } from './train-kernels.ts';
+import { TrainKernelError } from './train-ref.ts';
 
 /** The native training functions (train_addon.cc) and the f32 GEMM the core exports. */
 export interface TrainCore extends NativeCore {

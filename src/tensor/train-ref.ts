@@ -11,9 +11,9 @@
 // re-derived: `erf` and `ropeInvFreq` come from there, and the GELU / RoPE formulas are
 // written in the same order so forward results agree bit for bit.
 
-import type { RopeOptions } from '../tensor/backend.ts';
-import { erf, ropeInvFreq } from '../tensor/ref.ts';
-import type { AttnTrainOptions, Gelu, TrainKernels } from './kernels.ts';
+import type { RopeOptions } from './backend.ts';
+import { erf, ropeInvFreq } from './ref.ts';
+import type { AttnTrainOptions, Gelu, TrainKernels } from './train-kernels.ts';
 
 /** Any float buffer the reference kernels accept. */
 export type F = Float32Array | Float64Array;

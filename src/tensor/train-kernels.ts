@@ -1,6 +1,6 @@
 // The training kernels' contract. Two implementations, as for inference: `ref`
-// (src/train/ref-kernels.ts, plain TypeScript with float64 accumulation, the oracle that the
-// finite-difference gradient checks run on) and `cpu` (src/train/cpu-kernels.ts, the native
+// (src/tensor/train-ref.ts, plain TypeScript with float64 accumulation, the oracle that the
+// finite-difference gradient checks run on) and `cpu` (src/tensor/train-cpu.ts, the native
 // core). Every buffer is a contiguous row-major f32 array (a subarray view is fine); shapes are
 // passed explicitly. Kernels never allocate their outputs: the caller owns every buffer.
 //
@@ -8,7 +8,7 @@
 // several uses of a weight in one step add up; activation gradients (dx, dq, dg ...) are
 // OVERWRITTEN.
 
-import type { RopeOptions } from '../tensor/backend.ts';
+import type { RopeOptions } from './backend.ts';
 
 export type Gelu = 'tanh' | 'erf';
 

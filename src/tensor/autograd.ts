@@ -11,8 +11,8 @@
 // first step no activation or gradient buffer is allocated again (a 100 MB logits buffer
 // allocated per step would cost more in page faults than the GEMM that fills it).
 
-import type { RopeOptions } from '../tensor/backend.ts';
-import type { AttnTrainOptions, Gelu, TrainKernels } from './kernels.ts';
+import type { RopeOptions } from './backend.ts';
+import type { AttnTrainOptions, Gelu, TrainKernels } from './train-kernels.ts';
 
 export class Var {
   /** The gradient; valid when gradInit is true. */
