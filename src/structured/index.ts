@@ -1,0 +1,125 @@
+// Structured output (issue 23): constrained decoding, engine-independent.
+//
+//   const vocab = new TokenVocabulary(idToText);                 // once per model
+//   const c = constraintFor({ type: 'json_schema', schema }, vocab, [eosId]);  // cached
+//   let st = c.start();
+//   c.applyMask(st, logits);   // or c.allowed(st): bitmask   -> sample `tok`
+//   st = c.advance(st, tok);   // c.isComplete(st): only EOS may follow
+//
+// Sources: JSON Schema (schema.ts), json_object, regex (regex.ts), choice list, GBNF (gbnf.ts),
+// all compiled to one grammar (grammar.ts) run by an interned pushdown matcher (matcher.ts);
+// token masks over a trie of the vocabulary (tokens.ts). Bad constraints throw a
+// ConstraintError subclass (SchemaError / GrammarError) with a message fit for a 400.
+
+import { E, ConstraintError, lowerGrammar, type Expr, type Grammar } from './grammar.ts';
+import { GrammarEngine, Matcher } from './matcher.ts';
+import { jsonObjectRules, jsonSchemaRules } from './schema.ts';
+import { regexToExpr } from './regex.ts';
+import { parseGbnf } from './gbnf.ts';
+import { TokenConstraint, TokenVocabulary } from './tokens.ts';
+
+export { ConstraintError, GrammarError, type Grammar } from './grammar.ts';
+export { SchemaError } from './schema.ts';
+export { GrammarEngine, Matcher, DEAD } from './matcher.ts';
+export { TokenConstraint, TokenVocabulary, type ConstraintState } from './tokens.ts';
+
+/** A structured-output constraint, as the server will receive it. */
+export type ConstraintSpec =
+  | { type: 'json_schema'; schema: unknown } //  response_format json_schema
+  | { type: 'json_object' } //                  response_format json_object
+  | { type: 'regex'; pattern: string } //       guided_regex (whole output matches)
+  | { type: 'choice'; choices: string[] } //    guided_choice (exactly one of them)
+  | { type: 'grammar'; gbnf: string }; //       guided_grammar (llama.cpp GBNF, start rule root)
+
+/** Compile a spec to the flat grammar (uncached). */
+export function compileGrammar(spec: ConstraintSpec): Grammar {
+  let rules: Map<string, Expr>;
+  let root: string;
+  switch (spec.type) {
+    case 'json_schema':
+      ({ rules, root } = jsonSchemaRules(spec.schema));
+      break;
+    case 'json_object':
+      ({ rules, root } = jsonObjectRules());
+      break;
+    case 'regex':
+      if (typeof spec.pattern !== 'string') throw new ConstraintError('regex: pattern must be a string');
+      rules = new Map([['root', regexToExpr(spec.pattern)]]);
+      root = 'root';
+      break;
+    case 'choice':
+      if (!Array.isArray(spec.choices) || !spec.choices.length || spec.choices.some((c) => typeof c !== 'string')) {
+        throw new ConstraintError('choice: choices must be a non-empty array of strings');
+      }
+      rules = new Map([['root', E.alt(...spec.choices.map((c) => E.lit(c)))]]);
+      root = 'root';
+      break;
+    case 'grammar':
+      if (typeof spec.gbnf !== 'string') throw new ConstraintError('grammar: must be a string');
+      ({ rules, root } = parseGbnf(spec.gbnf));
+      break;
+    default:
+      throw new ConstraintError(`unknown constraint type ${JSON.stringify((spec as { type: unknown }).type)}`);
+  }
+  return lowerGrammar(rules, root);
+}
+
+/** Canonical cache key of a spec (property order is significant: it orders the output). */
+export function constraintKey(spec: ConstraintSpec): string {
+  return JSON.stringify(spec);
+}
+
+/** Small LRU on a Map's insertion order. */
+class Lru<K, V> {
+  private m = new Map<K, V>();
+  constructor(private readonly cap: number) {}
+  get(k: K): V | undefined {
+    const v = this.m.get(k);
+    if (v !== undefined) {
+      this.m.delete(k);
+      this.m.set(k, v);
+    }
+    return v;
+  }
+  set(k: K, v: V): void {
+    this.m.set(k, v);
+    if (this.m.size > this.cap) this.m.delete(this.m.keys().next().value!);
+  }
+  get size(): number {
+    return this.m.size;
+  }
+}
+
+// compile cache: key -> engine (grammar + interned states, shared by all requests using it)
+const engines = new Lru<string, GrammarEngine>(256);
+// token constraints per vocabulary: vocab -> key|eos -> constraint (holds the mask cache)
+const perVocab = new WeakMap<TokenVocabulary, Lru<string, TokenConstraint>>();
+
+/** The compiled grammar engine for a spec, compiled once per distinct spec (LRU of 256). */
+export function engineFor(spec: ConstraintSpec): GrammarEngine {
+  const key = constraintKey(spec);
+  let e = engines.get(key);
+  if (!e) {
+    e = new GrammarEngine(compileGrammar(spec));
+    engines.set(key, e);
+  }
+  return e;
+}
+
+/** A character-level matcher for a spec (tests, validation, non-token use). */
+export function matcherFor(spec: ConstraintSpec): Matcher {
+  return new Matcher(engineFor(spec));
+}
+
+/** The token constraint for a spec on a vocabulary; cached (masks are reused across requests). */
+export function constraintFor(spec: ConstraintSpec, vocab: TokenVocabulary, eosIds: readonly number[]): TokenConstraint {
+  let m = perVocab.get(vocab);
+  if (!m) perVocab.set(vocab, (m = new Lru(64)));
+  const key = constraintKey(spec) + '\u0000' + eosIds.join(',');
+  let c = m.get(key);
+  if (!c) {
+    c = new TokenConstraint(engineFor(spec), vocab, eosIds);
+    m.set(key, c);
+  }
+  return c;
+}

@@ -1,0 +1,216 @@
+// Incremental recognizer over code points: a pushdown automaton over the flat grammar, the way
+// llama.cpp's grammar sampler works, with everything interned so a matcher state is one integer.
+//
+// - A *stack* is a persistent linked list of grammar positions: the top is a CHARS position
+//   (the next character to match), the rest are return positions to continue at once the rule
+//   being matched ends. Stack nodes are hash-consed: (position, next stack id) -> stack id, and
+//   stack 0 is the empty stack, meaning "the document is complete".
+// - A *state* is the set of stacks alive after the input so far (the grammar may be ambiguous),
+//   interned as a sorted list of stack ids: state 0 is the dead state (no stack).
+// - Transitions (state, code point) -> state are memoized, in a 128-entry table per state for
+//   ASCII and a map for the rest, so after warm-up a step is an array read.
+//
+// Expansion uses a tail call: when a rule reference is the last element of its alternative no
+// return position is pushed, so right recursion (how repetition is lowered) keeps stacks flat
+// and the number of distinct states finite for regular parts of a grammar.
+//
+// All of this belongs to one grammar and is shared by every request using it (states are just
+// ids, so copying or rolling back a matcher is copying a number). The tables only grow, with
+// the number of distinct states visited.
+
+import { CHARS, END, REF, classHas, type Grammar, ConstraintError } from './grammar.ts';
+
+export const DEAD = 0;
+const EMPTY_STACK = 0;
+const NODE_SHIFT = 2 ** 26; // stack node key = position * 2^26 + next stack id
+
+export class GrammarEngine {
+  readonly grammar: Grammar;
+  // stack nodes: [stacks]
+  private sPos: Int32Array = new Int32Array(1024);
+  private sNext: Int32Array = new Int32Array(1024);
+  private nStacks = 1; // stack 0 = empty stack
+  private stackIds = new Map<number, number>();
+  // states: [states] sorted stack ids; state 0 = dead
+  private stateStacks: Int32Array[] = [new Int32Array(0)];
+  private stateIds = new Map<string, number>();
+  private finalFlag: number[] = [0];
+  private asciiNext: (Int32Array | undefined)[] = [undefined];
+  private otherNext = new Map<number, number>();
+  /** Interned start state. */
+  readonly start: number;
+
+  constructor(grammar: Grammar) {
+    this.grammar = grammar;
+    const out = new Set<number>();
+    const seen = new Set<number>();
+    for (const a of grammar.ruleAlts[grammar.root]) this.expand(a, EMPTY_STACK, out, seen);
+    this.start = this.internState(out);
+  }
+
+  /** Number of interned states (diagnostics / memory watch). */
+  get stateCount(): number {
+    return this.stateStacks.length;
+  }
+
+  /** The document so far is a complete match. */
+  isFinal(state: number): boolean {
+    return this.finalFlag[state] === 1;
+  }
+  /** Stacks of a state (top positions only matter to callers): for canonical keys and tests. */
+  stacks(state: number): Int32Array {
+    return this.stateStacks[state];
+  }
+
+  /** Transition on one code point; DEAD when no stack accepts it. */
+  step(state: number, cp: number): number {
+    if (state === DEAD) return DEAD;
+    if (cp < 128) {
+      let t = this.asciiNext[state];
+      if (t === undefined) t = this.asciiNext[state] = new Int32Array(128).fill(-1);
+      const v = t[cp];
+      if (v >= 0) return v;
+      return (t[cp] = this.compute(state, cp));
+    }
+    const key = state * 0x110000 + cp;
+    const v = this.otherNext.get(key);
+    if (v !== undefined) return v;
+    const n = this.compute(state, cp);
+    this.otherNext.set(key, n);
+    return n;
+  }
+
+  /** Run a whole string; DEAD as soon as a character is rejected. */
+  stepString(state: number, s: string): number {
+    for (const ch of s) {
+      state = this.step(state, ch.codePointAt(0)!);
+      if (state === DEAD) return DEAD;
+    }
+    return state;
+  }
+
+  private compute(state: number, cp: number): number {
+    const { kind, arg, classes } = this.grammar;
+    const out = new Set<number>();
+    const seen = new Set<number>();
+    for (const s of this.stateStacks[state]) {
+      if (s === EMPTY_STACK) continue;
+      const p = this.sPos[s];
+      if (kind[p] === CHARS && classHas(classes[arg[p]], cp)) this.expand(p + 1, this.sNext[s], out, seen);
+    }
+    return this.internState(out);
+  }
+
+  /**
+   * Add to `out` every stack whose top is a CHARS position, reachable from "continue at
+   * position p, then return to `rest`" without consuming input. `seen` stops nullable cycles.
+   */
+  private expand(p: number, rest: number, out: Set<number>, seen: Set<number>): void {
+    const { kind, arg, ruleAlts } = this.grammar;
+    for (;;) {
+      const key = p * NODE_SHIFT + rest;
+      if (seen.has(key)) return;
+      seen.add(key);
+      const k = kind[p];
+      if (k === CHARS) {
+        out.add(this.node(p, rest));
+        return;
+      }
+      if (k === END) {
+        if (rest === EMPTY_STACK) {
+          out.add(EMPTY_STACK);
+          return;
+        }
+        p = this.sPos[rest];
+        rest = this.sNext[rest];
+        continue;
+      }
+      // REF: tail call when the reference ends its alternative
+      const alts = ruleAlts[arg[p]];
+      const r = kind[p + 1] === END ? rest : this.node(p + 1, rest);
+      for (let i = 0; i < alts.length - 1; i++) this.expand(alts[i], r, out, seen);
+      if (alts.length === 0) return;
+      p = alts[alts.length - 1];
+      rest = r;
+    }
+  }
+
+  private node(p: number, next: number): number {
+    const key = p * NODE_SHIFT + next;
+    let id = this.stackIds.get(key);
+    if (id !== undefined) return id;
+    id = this.nStacks++;
+    if (id >= NODE_SHIFT) throw new ConstraintError('matcher stack table overflow');
+    if (id >= this.sPos.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.sPos = grow(this.sPos);
+      this.sNext = grow(this.sNext);
+    }
+    this.sPos[id] = p;
+    this.sNext[id] = next;
+    this.stackIds.set(key, id);
+    return id;
+  }
+
+  private internState(set: Set<number>): number {
+    if (set.size === 0) return DEAD;
+    const ids = Int32Array.from(set).sort();
+    const key = ids.join(',');
+    let id = this.stateIds.get(key);
+    if (id !== undefined) return id;
+    id = this.stateStacks.length;
+    this.stateStacks.push(ids);
+    this.finalFlag.push(ids[0] === EMPTY_STACK ? 1 : 0);
+    this.asciiNext.push(undefined);
+    this.stateIds.set(key, id);
+    return id;
+  }
+}
+
+/**
+ * Character-level matcher over one grammar: a mutable cursor on an interned state.
+ * `accept` leaves the state unchanged when it returns false; `clone`/`rollback` are O(1).
+ */
+export class Matcher {
+  constructor(
+    readonly engine: GrammarEngine,
+    public state: number = engine.start,
+  ) {}
+  /** Advance by one character (one code point); false (state unchanged) if it is rejected. */
+  accept(ch: string | number): boolean {
+    const cp = typeof ch === 'number' ? ch : ch.codePointAt(0)!;
+    const n = this.engine.step(this.state, cp);
+    if (n === DEAD) return false;
+    this.state = n;
+    return true;
+  }
+  /** Advance by a whole string; all or nothing. */
+  acceptString(s: string): boolean {
+    const n = this.engine.stepString(this.state, s);
+    if (n === DEAD) return false;
+    this.state = n;
+    return true;
+  }
+  /** The input so far is a complete document. */
+  canTerminate(): boolean {
+    return this.engine.isFinal(this.state);
+  }
+  /** No continuation can ever match (only reachable by assigning `state` by hand). */
+  isDead(): boolean {
+    return this.state === DEAD;
+  }
+  clone(): Matcher {
+    return new Matcher(this.engine, this.state);
+  }
+  /** Snapshot / rollback: the state is one integer. */
+  snapshot(): number {
+    return this.state;
+  }
+  rollback(snapshot: number): void {
+    this.state = snapshot;
+  }
+}

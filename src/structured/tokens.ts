@@ -1,0 +1,225 @@
+// Token masks: which token ids may come next in a matcher state.
+//
+// The vocabulary is given as the decoded text of each token id. A token is a candidate only if
+// its text is non-empty and contains no U+FFFD: ids that decode to '' (specials, control
+// tokens) or to partial UTF-8 (byte-fallback / byte-level pieces of a multi-byte character)
+// are never allowed. This is the simple, always-correct choice; its cost is that a character
+// the vocabulary spells only through partial-UTF-8 pieces cannot be produced (for ASCII JSON
+// and most text it never matters, since every tokenizer has whole tokens for those).
+//
+// Candidates are stored in a trie, flattened in preorder: a node's subtree is the index range
+// [i, end[i]), so a mask walk is one linear pass that skips a whole subtree as soon as the
+// matcher rejects its first character (shared prefixes are matched once). Masks are cached
+// per interned matcher state (the state id is the canonical key), bounded by an LRU.
+
+import { DEAD, type GrammarEngine } from './matcher.ts';
+
+/** Decoded vocabulary + its token trie. Build once per model and share it. */
+export class TokenVocabulary {
+  readonly size: number; //           number of token ids
+  readonly texts: readonly string[]; // [ids] decoded text
+  // trie, nodes in preorder; node 0 is the root (empty prefix)
+  readonly cp: Int32Array; //         [nodes] code point on the edge into the node
+  readonly depth: Int32Array; //      [nodes] prefix length in code points
+  readonly end: Int32Array; //        [nodes] one past the node's last descendant
+  readonly tokStart: Int32Array; //   [nodes + 1] CSR offsets into tokIds
+  readonly tokIds: Int32Array; //     token ids whose text ends at each node
+  readonly maxDepth: number;
+
+  constructor(texts: readonly string[], exclude: Iterable<number> = []) {
+    this.size = texts.length;
+    this.texts = texts;
+    const skip = new Set(exclude);
+    const ids: number[] = [];
+    for (let id = 0; id < texts.length; id++) {
+      const t = texts[id];
+      if (t && !t.includes('\ufffd') && !skip.has(id)) ids.push(id);
+    }
+    ids.sort((a, b) => (texts[a] < texts[b] ? -1 : texts[a] > texts[b] ? 1 : a - b));
+    const cp: number[] = [0];
+    const depth: number[] = [0];
+    const end: number[] = [0];
+    const tokNode = new Int32Array(ids.length);
+    const path: number[] = [0]; // node index at each depth of the current token
+    let prev: number[] = [];
+    let maxDepth = 0;
+    ids.forEach((id, k) => {
+      const c = Array.from(texts[id], (ch) => ch.codePointAt(0)!);
+      let l = 0;
+      while (l < prev.length && l < c.length && prev[l] === c[l]) l++;
+      while (path.length - 1 > l) end[path.pop()!] = cp.length;
+      for (let j = l; j < c.length; j++) {
+        path.push(cp.length);
+        cp.push(c[j]);
+        depth.push(j + 1);
+        end.push(0);
+      }
+      tokNode[k] = path[path.length - 1];
+      maxDepth = Math.max(maxDepth, c.length);
+      prev = c;
+    });
+    while (path.length) end[path.pop()!] = cp.length;
+    const n = cp.length;
+    const tokStart = new Int32Array(n + 1);
+    for (let k = 0; k < ids.length; k++) tokStart[tokNode[k] + 1]++;
+    for (let i = 0; i < n; i++) tokStart[i + 1] += tokStart[i];
+    const fill = tokStart.slice(0, n);
+    const tokIds = new Int32Array(ids.length);
+    for (let k = 0; k < ids.length; k++) tokIds[fill[tokNode[k]]++] = ids[k];
+    this.cp = Int32Array.from(cp);
+    this.depth = Int32Array.from(depth);
+    this.end = Int32Array.from(end);
+    this.tokStart = tokStart;
+    this.tokIds = tokIds;
+    this.maxDepth = maxDepth;
+  }
+
+  get nodeCount(): number {
+    return this.cp.length;
+  }
+}
+
+/** Opaque constraint state: an interned matcher state id (0 = dead). Copy freely. */
+export type ConstraintState = number;
+
+const DEFAULT_MASK_CACHE_BYTES = 64 << 20;
+
+/**
+ * A grammar applied to a vocabulary: masks per state, token-level advance.
+ * EOS ids are allowed exactly when the document so far is complete; when it is complete and
+ * nothing may follow, EOS is the only allowed token.
+ */
+export class TokenConstraint {
+  readonly eosIds: Int32Array;
+  private readonly eos: Set<number>;
+  private readonly words: number;
+  private readonly masks = new Map<number, Uint32Array>(); // state -> mask, LRU order
+  private readonly maxMasks: number;
+  private stateAt: Int32Array;
+  /** Mask-cache statistics (hits / misses), for benchmarks and metrics. */
+  hits = 0;
+  misses = 0;
+
+  constructor(
+    readonly engine: GrammarEngine,
+    readonly vocab: TokenVocabulary,
+    eosIds: readonly number[],
+    maskCacheBytes = DEFAULT_MASK_CACHE_BYTES,
+  ) {
+    this.eosIds = Int32Array.from(eosIds);
+    this.eos = new Set(eosIds);
+    this.words = (vocab.size + 31) >>> 5;
+    this.maxMasks = Math.max(16, Math.floor(maskCacheBytes / (this.words * 4)));
+    this.stateAt = new Int32Array(vocab.maxDepth + 1);
+  }
+
+  start(): ConstraintState {
+    return this.engine.start;
+  }
+
+  /**
+   * Bitmask of allowed token ids (bit id & 31 of word id >> 5). Cached and shared: do not
+   * modify it. Never all-zero for a live state.
+   */
+  allowed(state: ConstraintState): Uint32Array {
+    const hit = this.masks.get(state);
+    if (hit) {
+      this.hits++;
+      this.masks.delete(state); // refresh LRU position
+      this.masks.set(state, hit);
+      return hit;
+    }
+    this.misses++;
+    const mask = this.computeMask(state);
+    this.masks.set(state, mask);
+    if (this.masks.size > this.maxMasks) this.masks.delete(this.masks.keys().next().value!);
+    return mask;
+  }
+
+  /** Allowed token ids as a list (ascending). */
+  allowedIds(state: ConstraintState): Int32Array {
+    const m = this.allowed(state);
+    const out: number[] = [];
+    for (let w = 0; w < m.length; w++) {
+      let bits = m[w];
+      while (bits) {
+        const b = 31 - Math.clz32(bits & -bits);
+        out.push(w * 32 + b);
+        bits &= bits - 1;
+      }
+    }
+    return Int32Array.from(out);
+  }
+
+  /** Set disallowed logits to -Infinity in place ([vocab] logits of one row). */
+  applyMask(state: ConstraintState, logits: Float32Array): void {
+    const m = this.allowed(state);
+    const n = Math.min(logits.length, this.vocab.size);
+    for (let w = 0; w * 32 < n; w++) {
+      const bits = m[w];
+      if (bits === -1 >>> 0) continue;
+      const top = Math.min(32, n - w * 32);
+      for (let b = 0; b < top; b++) if (!(bits & (1 << b))) logits[w * 32 + b] = -Infinity;
+    }
+    for (let i = this.vocab.size; i < logits.length; i++) logits[i] = -Infinity;
+  }
+
+  isAllowed(state: ConstraintState, tokenId: number): boolean {
+    const m = this.allowed(state);
+    return (m[tokenId >>> 5] & (1 << (tokenId & 31))) !== 0;
+  }
+
+  /**
+   * State after emitting `tokenId` (0 = dead: the token was not allowed). EOS keeps the state
+   * when the document is complete.
+   */
+  advance(state: ConstraintState, tokenId: number): ConstraintState {
+    if (this.eos.has(tokenId)) return this.engine.isFinal(state) ? state : DEAD;
+    const t = this.vocab.texts[tokenId];
+    if (!t || t.includes('\ufffd')) return DEAD;
+    return this.engine.stepString(state, t);
+  }
+
+  /** The text so far is a complete document (EOS is allowed). */
+  canTerminate(state: ConstraintState): boolean {
+    return this.engine.isFinal(state);
+  }
+  /** Complete and nothing may follow: EOS is the only allowed token. */
+  isComplete(state: ConstraintState): boolean {
+    return this.engine.isFinal(state) && this.engine.stacks(state).length === 1;
+  }
+  isDead(state: ConstraintState): boolean {
+    return state === DEAD;
+  }
+
+  private computeMask(state: number): Uint32Array {
+    const mask = new Uint32Array(this.words);
+    if (state === DEAD) return mask;
+    const { cp, depth, end, tokStart, tokIds } = this.vocab;
+    const engine = this.engine;
+    const stateAt = this.stateAt;
+    stateAt[0] = state;
+    const n = cp.length;
+    let i = 1;
+    while (i < n) {
+      const s = engine.step(stateAt[depth[i] - 1], cp[i]);
+      if (s === DEAD) {
+        i = end[i];
+        continue;
+      }
+      stateAt[depth[i]] = s;
+      for (let k = tokStart[i], e = tokStart[i + 1]; k < e; k++) {
+        const id = tokIds[k];
+        mask[id >>> 5] |= 1 << (id & 31);
+      }
+      i++;
+    }
+    // EOS ids by the grammar alone, whatever their text
+    const fin = engine.isFinal(state);
+    for (const id of this.eosIds) {
+      if (fin) mask[id >>> 5] |= 1 << (id & 31);
+      else mask[id >>> 5] &= ~(1 << (id & 31));
+    }
+    return mask;
+  }
+}
