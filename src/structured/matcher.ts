@@ -62,6 +62,51 @@ export class GrammarEngine {
     return this.stateStacks[state];
   }
 
+  /**
+   * Fewest code points that complete the document from `state` (0 when complete, Infinity when
+   * dead). Lets a caller steer toward a valid end, e.g. when the token budget runs out.
+   */
+  minCompletion(state: number): number {
+    if (state === DEAD) return Infinity;
+    if (!this.posMin) this.posMin = this.positionMinimums();
+    let best = Infinity;
+    for (const s of this.stateStacks[state]) {
+      let d = 0;
+      for (let n = s; n !== EMPTY_STACK; n = this.sNext[n]) d += this.posMin[this.sPos[n]];
+      if (d < best) best = d;
+    }
+    return best;
+  }
+  private posMin: Float64Array | undefined;
+  /** [positions] fewest code points from a position to the end of its alternative. */
+  private positionMinimums(): Float64Array {
+    const { kind, arg, ruleAlts } = this.grammar;
+    const R = ruleAlts.length;
+    const ruleMin = new Float64Array(R).fill(Infinity);
+    const altMin = (p: number): number => {
+      let d = 0;
+      for (; kind[p] !== END; p++) d += kind[p] === CHARS ? 1 : ruleMin[arg[p]];
+      return d;
+    };
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (let r = 0; r < R; r++) {
+        for (const a of ruleAlts[r]) {
+          const d = altMin(a);
+          if (d < ruleMin[r]) {
+            ruleMin[r] = d;
+            changed = true;
+          }
+        }
+      }
+    }
+    const out = new Float64Array(kind.length);
+    for (let p = kind.length - 1; p >= 0; p--) {
+      out[p] = kind[p] === END ? 0 : (kind[p] === CHARS ? 1 : ruleMin[arg[p]]) + out[p + 1];
+    }
+    return out;
+  }
+
   /** Transition on one code point; DEAD when no stack accepts it. */
   step(state: number, cp: number): number {
     if (state === DEAD) return DEAD;
