@@ -265,7 +265,7 @@ describe('structured: JSON Schema', () => {
 
 describe('structured: token masks', () => {
   // ids: 0 EOS, then a tiny vocabulary with multi-char pieces, an empty and a partial-UTF-8 one
-  const texts = ['</s>', '{', '}', '"', 'a', 'b', '{"', '":', '"a', 'ab', ' ', ':', 'true', 'tr', '', '\ufffd', '1', '12', ',', 'é'];
+  const texts = ['</s>', '{', '}', '"', 'a', 'b', '{"', '":', '"a', 'ab', ' ', ':', 'true', 'tr', '', '\ufffd', '1', '12', ',', 'é', ...'trueflsn[]2-.', '日本'];
   const vocab = new TokenVocabulary(texts);
   const EOS = 0;
   const brute = (c: TokenConstraint, st: number): number[] => {
@@ -282,14 +282,9 @@ describe('structured: token masks', () => {
     for (const tok of ['{"', 'a', '":', ' ', 'tr', 'u', 'e', '}']) {
       assert.deepEqual([...c.allowedIds(st)], brute(c, st), `state before ${tok}`);
       assert.ok(!c.isAllowed(st, EOS));
-      const id = texts.indexOf(tok) >= 0 ? texts.indexOf(tok) : -1;
-      if (id < 0) {
-        // 'u' and 'e' are not tokens: go through the character matcher
-        st = c.engine.stepString(st, tok);
-      } else {
-        assert.ok(c.isAllowed(st, id), tok);
-        st = c.advance(st, id);
-      }
+      const id = texts.indexOf(tok);
+      assert.ok(c.isAllowed(st, id), tok);
+      st = c.advance(st, id);
       assert.ok(!c.isDead(st));
     }
     assert.ok(c.isComplete(st));
@@ -305,6 +300,14 @@ describe('structured: token masks', () => {
     assert.equal(c.advance(c.start(), 15), 0);
     const d = constraintFor(regex('ab'), vocab, [EOS]);
     assert.ok(d.isDead(d.advance(d.start(), texts.indexOf('b'))));
+  });
+
+  it('the grammar is restricted to characters that are whole tokens, so masks never run dry', () => {
+    // '日本' is a token but '日' and '本' are not: after it no token could continue '日本語'
+    assert.ok(full({ type: 'choice', choices: ['日本語', 'ab'] }, '日本語'), 'the character matcher is not restricted');
+    const c = constraintFor({ type: 'choice', choices: ['日本語', 'ab'] }, vocab, [EOS]);
+    assert.deepEqual([...c.allowedIds(c.start())].map((i) => texts[i]).sort(), ['a', 'ab']);
+    assert.throws(() => constraintFor({ type: 'choice', choices: ['日本語'] }, vocab, [EOS]), /cannot be written with this vocabulary/);
   });
 
   it('EOS is decided by the grammar even when its text would match', () => {

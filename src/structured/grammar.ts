@@ -130,10 +130,11 @@ export const MAX_GRAMMAR_POSITIONS = 1_000_000;
 type Elem = { c: number } | { r: number };
 
 /**
- * Lower named rules to the flat grammar. `makeError` lets callers raise their own error type
- * (SchemaError for JSON Schema) for size limits; structural problems raise GrammarError.
+ * Lower named rules to the flat grammar. With `alphabet` (ranges), every character class is
+ * intersected with it first, so alternatives needing a character outside it are dropped as
+ * unproductive: token constraints pass the characters their vocabulary can always spell.
  */
-export function lowerGrammar(rules: Map<string, Expr>, root: string): Grammar {
+export function lowerGrammar(rules: Map<string, Expr>, root: string, alphabet?: number[]): Grammar {
   const ruleIds = new Map<string, number>();
   const ruleNames: string[] = [];
   const bodies: Elem[][][] = []; // [rule][alt][elem]
@@ -154,7 +155,7 @@ export function lowerGrammar(rules: Map<string, Expr>, root: string): Grammar {
     let id = classIds.get(key);
     if (id === undefined) {
       id = classes.length;
-      classes.push(ranges);
+      classes.push(alphabet ? intersectRanges(ranges, alphabet) : ranges);
       classIds.set(key, id);
     }
     return id;
@@ -255,7 +256,9 @@ export function lowerGrammar(rules: Map<string, Expr>, root: string): Grammar {
     }
   }
   const rootId = ruleIds.get(root)!;
-  if (!productive[rootId]) throw new GrammarError(`rule "${root}" can never complete (no finite string matches it)`);
+  if (!productive[rootId]) {
+    throw new GrammarError(alphabet ? `the constraint cannot be written with this vocabulary's characters` : `rule "${root}" can never complete (no finite string matches it)`);
+  }
   for (let r = 0; r < R; r++) bodies[r] = bodies[r].filter((alt) => alt.every(elemOk));
 
   // Nullable rules, then left recursion: an edge A -> B when B can be the first thing A expands

@@ -31,37 +31,39 @@ export type ConstraintSpec =
   | { type: 'choice'; choices: string[] } //    guided_choice (exactly one of them)
   | { type: 'grammar'; gbnf: string }; //       guided_grammar (llama.cpp GBNF, start rule root)
 
-/** Compile a spec to the flat grammar (uncached). */
-export function compileGrammar(spec: ConstraintSpec): Grammar {
-  let rules: Map<string, Expr>;
-  let root: string;
-  switch (spec.type) {
+/** Named rules + start rule of a spec: the source-level compile, before lowering. */
+export interface SpecRules {
+  rules: Map<string, Expr>;
+  root: string;
+}
+
+/** Parse / translate a spec to grammar rules (uncached). Throws ConstraintError subclasses. */
+export function specRules(spec: ConstraintSpec): SpecRules {
+  switch (spec?.type) {
     case 'json_schema':
-      ({ rules, root } = jsonSchemaRules(spec.schema));
-      break;
+      return jsonSchemaRules(spec.schema);
     case 'json_object':
-      ({ rules, root } = jsonObjectRules());
-      break;
+      return jsonObjectRules();
     case 'regex':
       if (typeof spec.pattern !== 'string') throw new ConstraintError('regex: pattern must be a string');
-      rules = new Map([['root', regexToExpr(spec.pattern)]]);
-      root = 'root';
-      break;
+      return { rules: new Map([['root', regexToExpr(spec.pattern)]]), root: 'root' };
     case 'choice':
       if (!Array.isArray(spec.choices) || !spec.choices.length || spec.choices.some((c) => typeof c !== 'string')) {
         throw new ConstraintError('choice: choices must be a non-empty array of strings');
       }
-      rules = new Map([['root', E.alt(...spec.choices.map((c) => E.lit(c)))]]);
-      root = 'root';
-      break;
+      return { rules: new Map([['root', E.alt(...spec.choices.map((c) => E.lit(c)))]]), root: 'root' };
     case 'grammar':
       if (typeof spec.gbnf !== 'string') throw new ConstraintError('grammar: must be a string');
-      ({ rules, root } = parseGbnf(spec.gbnf));
-      break;
+      return parseGbnf(spec.gbnf);
     default:
-      throw new ConstraintError(`unknown constraint type ${JSON.stringify((spec as { type: unknown }).type)}`);
+      throw new ConstraintError(`unknown constraint type ${JSON.stringify((spec as { type?: unknown })?.type)}`);
   }
-  return lowerGrammar(rules, root);
+}
+
+/** Compile a spec to the flat grammar (uncached); `alphabet` restricts its characters. */
+export function compileGrammar(spec: ConstraintSpec, alphabet?: number[]): Grammar {
+  const { rules, root } = specRules(spec);
+  return lowerGrammar(rules, root, alphabet);
 }
 
 /** Canonical cache key of a spec (property order is significant: it orders the output). */
@@ -90,17 +92,27 @@ class Lru<K, V> {
   }
 }
 
-// compile cache: key -> engine (grammar + interned states, shared by all requests using it)
+// compile caches. Source-level rules per spec key; engines (grammar + interned states, shared
+// by every request using them) per spec key, unrestricted for character matchers and per
+// vocabulary (restricted to its alphabet) for token constraints, which also hold the masks.
+const ruleCache = new Lru<string, SpecRules>(256);
 const engines = new Lru<string, GrammarEngine>(256);
-// token constraints per vocabulary: vocab -> key|eos -> constraint (holds the mask cache)
 const perVocab = new WeakMap<TokenVocabulary, Lru<string, TokenConstraint>>();
 
-/** The compiled grammar engine for a spec, compiled once per distinct spec (LRU of 256). */
+function rulesFor(spec: ConstraintSpec): SpecRules {
+  const key = constraintKey(spec);
+  let r = ruleCache.get(key);
+  if (!r) ruleCache.set(key, (r = specRules(spec)));
+  return r;
+}
+
+/** The character-level grammar engine for a spec, compiled once per distinct spec (LRU of 256). */
 export function engineFor(spec: ConstraintSpec): GrammarEngine {
   const key = constraintKey(spec);
   let e = engines.get(key);
   if (!e) {
-    e = new GrammarEngine(compileGrammar(spec));
+    const { rules, root } = rulesFor(spec);
+    e = new GrammarEngine(lowerGrammar(rules, root));
     engines.set(key, e);
   }
   return e;
@@ -111,14 +123,18 @@ export function matcherFor(spec: ConstraintSpec): Matcher {
   return new Matcher(engineFor(spec));
 }
 
-/** The token constraint for a spec on a vocabulary; cached (masks are reused across requests). */
+/**
+ * The token constraint for a spec on a vocabulary, cached per (vocabulary, spec, EOS ids): its
+ * grammar is restricted to the vocabulary's alphabet and its masks are reused across requests.
+ */
 export function constraintFor(spec: ConstraintSpec, vocab: TokenVocabulary, eosIds: readonly number[]): TokenConstraint {
   let m = perVocab.get(vocab);
   if (!m) perVocab.set(vocab, (m = new Lru(64)));
   const key = constraintKey(spec) + '\u0000' + eosIds.join(',');
   let c = m.get(key);
   if (!c) {
-    c = new TokenConstraint(engineFor(spec), vocab, eosIds);
+    const { rules, root } = rulesFor(spec);
+    c = new TokenConstraint(new GrammarEngine(lowerGrammar(rules, root, vocab.alphabet)), vocab, eosIds);
     m.set(key, c);
   }
   return c;

@@ -12,6 +12,7 @@
 // matcher rejects its first character (shared prefixes are matched once). Masks are cached
 // per interned matcher state (the state id is the canonical key), bounded by an LRU.
 
+import { normRanges } from './grammar.ts';
 import { DEAD, type GrammarEngine } from './matcher.ts';
 
 /** Decoded vocabulary + its token trie. Build once per model and share it. */
@@ -25,6 +26,13 @@ export class TokenVocabulary {
   readonly tokStart: Int32Array; //   [nodes + 1] CSR offsets into tokIds
   readonly tokIds: Int32Array; //     token ids whose text ends at each node
   readonly maxDepth: number;
+  /**
+   * Ranges of the code points that are a whole token by themselves. Token constraints restrict
+   * their grammar to these characters, so from every state the grammar admits, some sequence of
+   * single-character tokens reaches the end: masks are never empty before completion, whatever
+   * characters the vocabulary lacks (e.g. a CJK character only reachable through byte tokens).
+   */
+  readonly alphabet: number[];
 
   constructor(texts: readonly string[], exclude: Iterable<number> = []) {
     this.size = texts.length;
@@ -72,6 +80,13 @@ export class TokenVocabulary {
     this.tokStart = tokStart;
     this.tokIds = tokIds;
     this.maxDepth = maxDepth;
+    const single: number[] = [];
+    for (const id of ids) {
+      const t = texts[id];
+      const cp0 = t.codePointAt(0)!;
+      if (t.length === (cp0 > 0xffff ? 2 : 1)) single.push(cp0, cp0);
+    }
+    this.alphabet = normRanges(single);
   }
 
   get nodeCount(): number {
