@@ -1,6 +1,7 @@
 // Property test for constrained decoding: random schemas (seeded), random regexes, choice lists
 // and a GBNF grammar; for each, random walks that only ever pick an *allowed* token from a small
-// synthetic vocabulary. Every mask must be non-empty until the document is complete, and every
+// synthetic vocabulary. Every mask must be non-empty until the document is complete (and, every
+// other step, equal to running each token through the character matcher), and every
 // finished output must be valid: JSON.parse + ajv against its schema, a full RegExp match, one of
 // the choices. Past a length cap the walk steers to the end by picking the token with the
 // fewest characters left to a complete document (minCompletion), so every walk finishes.
@@ -52,6 +53,13 @@ function walk(c: TokenConstraint, r: Rng, cap: number): string {
     const ids = c.allowedIds(st);
     assert.ok(ids.length > 0, `empty mask after ${JSON.stringify(out)}`);
     for (const id of ids) assert.ok(!BAD.has(id), `bad token ${id} allowed after ${JSON.stringify(out)}`);
+    if (step % 2 === 0) {
+      // the trie walk with its context-independent cache = running every token through the matcher
+      const brute: number[] = [];
+      for (let id = 1; id < TEXTS.length; id++) if (!BAD.has(id) && c.advance(st, id) !== 0) brute.push(id);
+      if (c.canTerminate(st)) brute.unshift(EOS);
+      assert.deepEqual([...ids], brute, `mask after ${JSON.stringify(out)}`);
+    }
     if (c.isComplete(st)) {
       assert.deepEqual([...ids], [EOS], 'complete: only EOS');
       return out;

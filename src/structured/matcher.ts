@@ -21,6 +21,10 @@
 import { CHARS, END, REF, classHas, type Grammar, ConstraintError } from './grammar.ts';
 
 export const DEAD = 0;
+// state flags
+export const FINAL = 1; //  contains the empty stack: the document is complete
+export const POPPED = 2; // contains the POPPED marker (local states only)
+export const LIVE = 4; //   contains a stack that can take more input
 const EMPTY_STACK = 0;
 const NODE_SHIFT = 2 ** 26; // stack node key = position * 2^26 + next stack id
 
@@ -34,14 +38,23 @@ export class GrammarEngine {
   // states: [states] sorted stack ids; state 0 = dead
   private stateStacks: Int32Array[] = [new Int32Array(0)];
   private stateIds = new Map<string, number>();
-  private finalFlag: number[] = [0];
+  private stateFlags: number[] = [0]; // [states] FINAL | POPPED | LIVE
+  private localOf: number[] = [0]; //    [states] context-free version (-1: not computed yet)
   private asciiNext: (Int32Array | undefined)[] = [undefined];
   private otherNext = new Map<number, number>();
   /** Interned start state. */
   readonly start: number;
+  // Context sentinel (see localState): a stack node at a virtual position past the grammar.
+  // Popping into it yields the POPPED marker stack, which matches nothing.
+  private readonly sentPos: number;
+  private readonly sentinel: number;
+  private readonly popped: number;
 
   constructor(grammar: Grammar) {
     this.grammar = grammar;
+    this.sentPos = grammar.kind.length;
+    this.sentinel = this.node(this.sentPos, EMPTY_STACK);
+    this.popped = this.node(this.sentPos + 1, EMPTY_STACK);
     const out = new Set<number>();
     const seen = new Set<number>();
     for (const a of grammar.ruleAlts[grammar.root]) this.expand(a, EMPTY_STACK, out, seen);
@@ -55,7 +68,30 @@ export class GrammarEngine {
 
   /** The document so far is a complete match. */
   isFinal(state: number): boolean {
-    return this.finalFlag[state] === 1;
+    return (this.stateFlags[state] & FINAL) !== 0;
+  }
+  /** FINAL (complete), POPPED (a path returned into the sentinel context), LIVE (a stack can continue). */
+  flags(state: number): number {
+    return this.stateFlags[state];
+  }
+
+  /**
+   * The state with every stack's return context replaced by one sentinel: same top positions,
+   * unknown caller. What it accepts without popping into the sentinel (flag LIVE) is accepted
+   * in every state with these tops; a path that pops shows up as POPPED and needs the real
+   * context. Token masks cache their context-independent part per local state (xgrammar's
+   * adaptive token mask cache). DEAD when the state is complete with nothing to continue.
+   */
+  localState(state: number): number {
+    const v = this.localOf[state];
+    if (v >= 0) return v;
+    const set = new Set<number>();
+    for (const s of this.stateStacks[state]) {
+      if (s !== EMPTY_STACK && s !== this.popped) set.add(this.node(this.sPos[s], this.sentinel));
+    }
+    const l = this.internState(set);
+    this.localOf[state] = l;
+    return l;
   }
   /** Stacks of a state (top positions only matter to callers): for canonical keys and tests. */
   stacks(state: number): Int32Array {
@@ -153,6 +189,10 @@ export class GrammarEngine {
   private expand(p: number, rest: number, out: Set<number>, seen: Set<number>): void {
     const { kind, arg, ruleAlts } = this.grammar;
     for (;;) {
+      if (p >= this.sentPos) {
+        out.add(this.popped); // returned into the sentinel context
+        return;
+      }
       const key = p * NODE_SHIFT + rest;
       if (seen.has(key)) return;
       seen.add(key);
@@ -209,7 +249,10 @@ export class GrammarEngine {
     if (id !== undefined) return id;
     id = this.stateStacks.length;
     this.stateStacks.push(ids);
-    this.finalFlag.push(ids[0] === EMPTY_STACK ? 1 : 0);
+    let f = 0;
+    for (const sid of ids) f |= sid === EMPTY_STACK ? FINAL : sid === this.popped ? POPPED : LIVE;
+    this.stateFlags.push(f);
+    this.localOf.push(-1);
     this.asciiNext.push(undefined);
     this.stateIds.set(key, id);
     return id;

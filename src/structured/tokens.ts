@@ -13,7 +13,19 @@
 // per interned matcher state (the state id is the canonical key), bounded by an LRU.
 
 import { normRanges } from './grammar.ts';
-import { DEAD, type GrammarEngine } from './matcher.ts';
+import { DEAD, LIVE, POPPED, type GrammarEngine } from './matcher.ts';
+
+/**
+ * Context-independent part of the masks of every state with the same top positions (keyed by
+ * the engine's local state): tokens accepted whatever the return context, and the trie nodes
+ * below which a token may pop into the context (those subtrees are re-walked with the real
+ * state). Only that small remainder depends on the full stack.
+ */
+interface LocalMask {
+  accepted: Uint32Array; //   [words] bitmask of context-independently accepted tokens
+  popNodes: Int32Array; //    trie nodes whose prefix pops into the context (no nesting)
+  popPrefix: Int32Array[]; // [popNodes] code points from the root to that node
+}
 
 /** Decoded vocabulary + its token trie. Build once per model and share it. */
 export class TokenVocabulary {
@@ -109,8 +121,13 @@ export class TokenConstraint {
   private readonly eos: Set<number>;
   private readonly words: number;
   private readonly masks = new Map<number, Uint32Array>(); // state -> mask, LRU order
+  private readonly locals = new Map<number, LocalMask>(); //  local state -> its part, LRU order
   private readonly maxMasks: number;
   private stateAt: Int32Array;
+  private pathCp: Int32Array;
+  /** Local (context-independent) mask cache statistics. */
+  localHits = 0;
+  localMisses = 0;
   /** Mask-cache statistics (hits / misses), for benchmarks and metrics. */
   hits = 0;
   misses = 0;
@@ -126,6 +143,7 @@ export class TokenConstraint {
     this.words = (vocab.size + 31) >>> 5;
     this.maxMasks = Math.max(16, Math.floor(maskCacheBytes / (this.words * 4)));
     this.stateAt = new Int32Array(vocab.maxDepth + 1);
+    this.pathCp = new Int32Array(vocab.maxDepth + 1);
   }
 
   start(): ConstraintState {
@@ -207,27 +225,36 @@ export class TokenConstraint {
     return state === DEAD;
   }
 
+  /** Full mask of a state: its local part, plus the context-dependent subtrees walked for real. */
   private computeMask(state: number): Uint32Array {
-    const mask = new Uint32Array(this.words);
-    if (state === DEAD) return mask;
-    const { cp, depth, end, tokStart, tokIds } = this.vocab;
     const engine = this.engine;
+    const local = this.localMask(engine.localState(state));
+    const mask = local.accepted.slice();
+    const { cp, depth, end, tokStart, tokIds } = this.vocab;
     const stateAt = this.stateAt;
-    stateAt[0] = state;
-    const n = cp.length;
-    let i = 1;
-    while (i < n) {
-      const s = engine.step(stateAt[depth[i] - 1], cp[i]);
-      if (s === DEAD) {
-        i = end[i];
-        continue;
-      }
-      stateAt[depth[i]] = s;
-      for (let k = tokStart[i], e = tokStart[i + 1]; k < e; k++) {
+    const set = (node: number) => {
+      for (let k = tokStart[node], e = tokStart[node + 1]; k < e; k++) {
         const id = tokIds[k];
         mask[id >>> 5] |= 1 << (id & 31);
       }
-      i++;
+    };
+    for (let j = 0; j < local.popNodes.length; j++) {
+      const root = local.popNodes[j];
+      let s = state;
+      for (const c of local.popPrefix[j]) if ((s = engine.step(s, c)) === DEAD) break;
+      if (s === DEAD) continue;
+      set(root);
+      stateAt[depth[root]] = s;
+      for (let i = root + 1, stop = end[root]; i < stop; ) {
+        const t = engine.step(stateAt[depth[i] - 1], cp[i]);
+        if (t === DEAD) {
+          i = end[i];
+          continue;
+        }
+        stateAt[depth[i]] = t;
+        set(i);
+        i++;
+      }
     }
     // EOS ids by the grammar alone, whatever their text
     const fin = engine.isFinal(state);
@@ -236,5 +263,62 @@ export class TokenConstraint {
       else mask[id >>> 5] &= ~(1 << (id & 31));
     }
     return mask;
+  }
+
+  private localMask(local: number): LocalMask {
+    const hit = this.locals.get(local);
+    if (hit) {
+      this.localHits++;
+      this.locals.delete(local);
+      this.locals.set(local, hit);
+      return hit;
+    }
+    this.localMisses++;
+    const m = this.walkLocal(local);
+    this.locals.set(local, m);
+    if (this.locals.size > this.maxMasks) this.locals.delete(this.locals.keys().next().value!);
+    return m;
+  }
+
+  /** One pass over the trie from a local state: shared prefixes matched once, dead subtrees skipped. */
+  private walkLocal(local: number): LocalMask {
+    const accepted = new Uint32Array(this.words);
+    const popNodes: number[] = [];
+    const popPrefix: Int32Array[] = [];
+    if (local === DEAD) return { accepted, popNodes: new Int32Array(0), popPrefix };
+    const { cp, depth, end, tokStart, tokIds } = this.vocab;
+    const engine = this.engine;
+    const stateAt = this.stateAt;
+    const pathCp = this.pathCp;
+    stateAt[0] = local;
+    const n = cp.length;
+    let popEnd = 0; // inside a recorded pop subtree until this node index
+    let i = 1;
+    while (i < n) {
+      const d = depth[i];
+      const s = engine.step(stateAt[d - 1], cp[i]);
+      if (s === DEAD) {
+        i = end[i];
+        continue;
+      }
+      pathCp[d] = cp[i];
+      const f = engine.flags(s);
+      if (f & POPPED && i >= popEnd) {
+        popNodes.push(i);
+        popPrefix.push(pathCp.slice(1, d + 1));
+        popEnd = end[i];
+      }
+      if (!(f & LIVE)) {
+        i = end[i]; // nothing continues locally below: the pop subtree covers the rest
+        continue;
+      }
+      stateAt[d] = s;
+      for (let k = tokStart[i], e = tokStart[i + 1]; k < e; k++) {
+        const id = tokIds[k];
+        accepted[id >>> 5] |= 1 << (id & 31);
+      }
+      i++;
+    }
+    return { accepted, popNodes: Int32Array.from(popNodes), popPrefix };
   }
 }
