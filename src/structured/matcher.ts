@@ -25,6 +25,7 @@ export const DEAD = 0;
 export const FINAL = 1; //  contains the empty stack: the document is complete
 export const POPPED = 2; // contains the POPPED marker (local states only)
 export const LIVE = 4; //   contains a stack that can take more input
+
 const EMPTY_STACK = 0;
 const NODE_SHIFT = 2 ** 26; // stack node key = position * 2^26 + next stack id
 
@@ -76,18 +77,37 @@ export class GrammarEngine {
   }
 
   /**
-   * The state with every stack's return context replaced by one sentinel: same top positions,
-   * unknown caller. What it accepts without popping into the sentinel (flag LIVE) is accepted
-   * in every state with these tops; a path that pops shows up as POPPED and needs the real
-   * context. Token masks cache their context-independent part per local state (xgrammar's
+   * The state with the stack tail common to all its stacks replaced by one sentinel: the same
+   * frames on top (e.g. "inside a JSON string"), unknown callers beneath. What it accepts
+   * without popping into the sentinel (flag LIVE) is accepted in every state with these top
+   * frames; a path that pops shows up as POPPED and needs the real context. Token masks cache their context-independent part per local state (xgrammar's
    * adaptive token mask cache). DEAD when the state is complete with nothing to continue.
    */
   localState(state: number): number {
     const v = this.localOf[state];
     if (v >= 0) return v;
-    const set = new Set<number>();
+    // Cut the longest tail all stacks share (keeping at least each top node): the frames above
+    // it are what the state is "inside", the tail is context the local part does not depend on.
+    const chains: number[][] = [];
     for (const s of this.stateStacks[state]) {
-      if (s !== EMPTY_STACK && s !== this.popped) set.add(this.node(this.sPos[s], this.sentinel));
+      if (s === EMPTY_STACK || s === this.popped) continue;
+      const c: number[] = [];
+      for (let n = s; n !== EMPTY_STACK; n = this.sNext[n]) c.push(n);
+      chains.push(c);
+    }
+    let tail = chains.length ? Math.min(...chains.map((c) => c.length)) - 1 : 0;
+    for (let t = 1; t <= tail; t++) {
+      const id = chains[0][chains[0].length - t];
+      if (chains.some((c) => c[c.length - t] !== id)) {
+        tail = t - 1;
+        break;
+      }
+    }
+    const set = new Set<number>();
+    for (const c of chains) {
+      let r = tail > 0 ? this.sentinel : EMPTY_STACK;
+      for (let k = c.length - tail - 1; k >= 0; k--) r = this.node(this.sPos[c[k]], r);
+      set.add(r);
     }
     const l = this.internState(set);
     this.localOf[state] = l;
@@ -143,12 +163,21 @@ export class GrammarEngine {
     return out;
   }
 
+  /**
+   * The memo of a state's ASCII transitions: entry c is the next state on code point c, or -1
+   * when not computed yet (then call step). For hot loops (token-trie walks).
+   */
+  asciiTable(state: number): Int32Array {
+    let t = this.asciiNext[state];
+    if (t === undefined) t = this.asciiNext[state] = new Int32Array(128).fill(-1);
+    return t;
+  }
+
   /** Transition on one code point; DEAD when no stack accepts it. */
   step(state: number, cp: number): number {
     if (state === DEAD) return DEAD;
     if (cp < 128) {
-      let t = this.asciiNext[state];
-      if (t === undefined) t = this.asciiNext[state] = new Int32Array(128).fill(-1);
+      const t = this.asciiTable(state);
       const v = t[cp];
       if (v >= 0) return v;
       return (t[cp] = this.compute(state, cp));
@@ -170,7 +199,11 @@ export class GrammarEngine {
     return state;
   }
 
+  /** Transitions computed so far (the memo's misses), for benchmarks. */
+  transitionsComputed = 0;
+
   private compute(state: number, cp: number): number {
+    this.transitionsComputed++;
     const { kind, arg, classes } = this.grammar;
     const out = new Set<number>();
     const seen = new Set<number>();

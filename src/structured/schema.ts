@@ -83,8 +83,8 @@ function jsonCharRules(rules: Map<string, Expr>): void {
 function anyJsonRules(rules: Map<string, Expr>): void {
   if (rules.has('json-value')) return;
   const ws = E.ref('ws');
-  rules.set('json-string', E.seq(E.lit('"'), E.star(E.ref('json-char')), E.lit('"')));
-  rules.set('json-number', numberExpr(undefined));
+  if (!rules.has('json-string')) rules.set('json-string', E.seq(E.lit('"'), E.star(E.ref('json-char')), E.lit('"')));
+  if (!rules.has('json-number')) rules.set('json-number', numberExpr(undefined));
   rules.set('json-member', E.seq(E.ref('json-string'), ws, E.lit(':'), ws, E.ref('json-value')));
   rules.set('json-object', E.alt(E.seq(E.lit('{'), ws, E.lit('}')), E.seq(E.lit('{'), ws, E.ref('json-member'), E.star(E.seq(ws, E.lit(','), ws, E.ref('json-member'))), ws, E.lit('}'))));
   rules.set('json-array', E.alt(E.seq(E.lit('['), ws, E.lit(']')), E.seq(E.lit('['), ws, E.ref('json-value'), E.star(E.seq(ws, E.lit(','), ws, E.ref('json-value'))), ws, E.lit(']'))));
@@ -142,6 +142,8 @@ interface Bounds {
   exMax?: number;
 }
 
+const unbounded = (b: Bounds) => b.min === undefined && b.max === undefined && b.exMin === undefined && b.exMax === undefined;
+
 function integerExpr(b: Bounds, path: string): Expr {
   let lo = -INT_LIMIT;
   let hi = INT_LIMIT;
@@ -156,7 +158,7 @@ function integerExpr(b: Bounds, path: string): Expr {
 
 function numberExpr(b: Bounds | undefined, path = '#'): Expr {
   const digit = E.range('0', '9');
-  if (!b || (b.min === undefined && b.max === undefined && b.exMin === undefined && b.exMax === undefined)) {
+  if (!b || unbounded(b)) {
     const intPart = E.alt(E.lit('0'), E.seq(E.range('1', '9'), E.rep(digit, 0, MAX_INT_DIGITS - 1)));
     return E.seq(E.opt(E.lit('-')), intPart, E.opt(E.seq(E.lit('.'), E.rep(digit, 1, 15))), E.opt(E.seq(E.set('eE'), E.opt(E.set('+-')), E.rep(digit, 1, 2))));
   }
@@ -271,6 +273,15 @@ class SchemaCompiler {
     return { rules: this.rules, root: 'root' };
   }
 
+  /**
+   * A named rule shared by every use (same grammar positions, so the masks' context-independent
+   * cache is shared across properties of the same shape).
+   */
+  private shared(name: string, make: () => Expr): Expr {
+    if (!this.rules.has(name)) this.rules.set(name, make());
+    return E.ref(name);
+  }
+
   private err(msg: string): never {
     throw new SchemaError(msg);
   }
@@ -348,10 +359,16 @@ class SchemaCompiler {
         return E.lit('null');
       case 'boolean':
         return E.alt(E.lit('true'), E.lit('false'));
-      case 'integer':
-        return integerExpr(this.bounds(s, path), path);
-      case 'number':
-        return numberExpr(this.bounds(s, path), path);
+      case 'integer': {
+        const b = this.bounds(s, path);
+        if (unbounded(b)) return this.shared('json-integer', () => integerExpr(b, path));
+        return integerExpr(b, path);
+      }
+      case 'number': {
+        const b = this.bounds(s, path);
+        if (unbounded(b)) return this.shared('json-number', () => numberExpr(undefined));
+        return numberExpr(b, path);
+      }
       case 'string':
         return this.string(s, path);
       case 'array':
@@ -407,6 +424,7 @@ class SchemaCompiler {
       this.rules.set(name, jsonEscapeExpr(body));
       return E.seq(q, E.ref(name), q);
     }
+    if (minLen === 0 && maxLen === Infinity) return this.shared('json-string', () => E.seq(q, E.star(E.ref('json-char')), q));
     return E.seq(q, E.rep(E.ref('json-char'), minLen, maxLen), q);
   }
 

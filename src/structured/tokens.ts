@@ -13,7 +13,7 @@
 // per interned matcher state (the state id is the canonical key), bounded by an LRU.
 
 import { normRanges } from './grammar.ts';
-import { DEAD, LIVE, POPPED, type GrammarEngine } from './matcher.ts';
+import { DEAD, FINAL, LIVE, POPPED, type GrammarEngine } from './matcher.ts';
 
 /**
  * Context-independent part of the masks of every state with the same top positions (keyed by
@@ -125,6 +125,7 @@ export class TokenConstraint {
   private readonly maxMasks: number;
   private stateAt: Int32Array;
   private pathCp: Int32Array;
+  private tableAt: Int32Array[];
   /** Local (context-independent) mask cache statistics. */
   localHits = 0;
   localMisses = 0;
@@ -144,6 +145,7 @@ export class TokenConstraint {
     this.maxMasks = Math.max(16, Math.floor(maskCacheBytes / (this.words * 4)));
     this.stateAt = new Int32Array(vocab.maxDepth + 1);
     this.pathCp = new Int32Array(vocab.maxDepth + 1);
+    this.tableAt = new Array<Int32Array>(vocab.maxDepth + 1);
   }
 
   start(): ConstraintState {
@@ -232,6 +234,7 @@ export class TokenConstraint {
     const mask = local.accepted.slice();
     const { cp, depth, end, tokStart, tokIds } = this.vocab;
     const stateAt = this.stateAt;
+    const tableAt = this.tableAt;
     const set = (node: number) => {
       for (let k = tokStart[node], e = tokStart[node + 1]; k < e; k++) {
         const id = tokIds[k];
@@ -245,13 +248,18 @@ export class TokenConstraint {
       if (s === DEAD) continue;
       set(root);
       stateAt[depth[root]] = s;
+      tableAt[depth[root]] = engine.asciiTable(s);
       for (let i = root + 1, stop = end[root]; i < stop; ) {
-        const t = engine.step(stateAt[depth[i] - 1], cp[i]);
+        const d = depth[i];
+        const c = cp[i];
+        let t = c < 128 ? tableAt[d - 1][c] : -1;
+        if (t < 0) t = engine.step(stateAt[d - 1], c);
         if (t === DEAD) {
           i = end[i];
           continue;
         }
-        stateAt[depth[i]] = t;
+        stateAt[d] = t;
+        tableAt[d] = engine.asciiTable(t);
         set(i);
         i++;
       }
@@ -289,34 +297,41 @@ export class TokenConstraint {
     const { cp, depth, end, tokStart, tokIds } = this.vocab;
     const engine = this.engine;
     const stateAt = this.stateAt;
+    const tableAt = this.tableAt; // ASCII transition memo of stateAt[d]: the hot path
     const pathCp = this.pathCp;
     stateAt[0] = local;
+    tableAt[0] = engine.asciiTable(local);
     const n = cp.length;
     let popEnd = 0; // inside a recorded pop subtree until this node index
     let i = 1;
     while (i < n) {
       const d = depth[i];
-      const s = engine.step(stateAt[d - 1], cp[i]);
+      const c = cp[i];
+      let s = c < 128 ? tableAt[d - 1][c] : -1;
+      if (s < 0) s = engine.step(stateAt[d - 1], c);
       if (s === DEAD) {
         i = end[i];
         continue;
       }
-      pathCp[d] = cp[i];
+      pathCp[d] = c;
       const f = engine.flags(s);
       if (f & POPPED && i >= popEnd) {
         popNodes.push(i);
         popPrefix.push(pathCp.slice(1, d + 1));
         popEnd = end[i];
       }
+      if (f & (LIVE | FINAL)) {
+        for (let k = tokStart[i], e = tokStart[i + 1]; k < e; k++) {
+          const id = tokIds[k];
+          accepted[id >>> 5] |= 1 << (id & 31);
+        }
+      }
       if (!(f & LIVE)) {
-        i = end[i]; // nothing continues locally below: the pop subtree covers the rest
+        i = end[i]; // nothing continues locally below (a pop subtree covers the rest)
         continue;
       }
       stateAt[d] = s;
-      for (let k = tokStart[i], e = tokStart[i + 1]; k < e; k++) {
-        const id = tokIds[k];
-        accepted[id >>> 5] |= 1 << (id & 31);
-      }
+      tableAt[d] = engine.asciiTable(s);
       i++;
     }
     return { accepted, popNodes: Int32Array.from(popNodes), popPrefix };
