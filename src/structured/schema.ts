@@ -152,7 +152,10 @@ function integerExpr(b: Bounds, path: string): Expr {
   if (b.max !== undefined) hi = Math.min(hi, Math.floor(b.max));
   if (b.exMax !== undefined) hi = Math.min(hi, Math.ceil(b.exMax) - 1);
   const e = intRangeExpr(lo, hi);
-  if (!e) throw new SchemaError(`no integer satisfies the bounds at ${path}`);
+  if (!e) {
+    const beyond = [b.min, b.exMin].some((v) => v !== undefined && v >= INT_LIMIT) || [b.max, b.exMax].some((v) => v !== undefined && v <= -INT_LIMIT);
+    throw new SchemaError(beyond ? `integer bounds at ${path} exclude every integer of at most ${MAX_INT_DIGITS} digits (the grammar's limit)` : `no integer satisfies the bounds at ${path}`);
+  }
   return e;
 }
 
