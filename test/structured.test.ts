@@ -136,6 +136,9 @@ ws ::= | " " | "\n" [ \t]{0,20}
   it('parses llama.cpp-style grammars (multi-line rules, comments, escapes, {m,n})', () => {
     expectAll(gbnf(json), ['{}', '{"a": [1, -2.5, "x\\n", true, null], "b": {}}', '{"u": "\\u00e9"}'], ['{"a"}', '[1]', '{"a": 01x}']);
     expectAll(gbnf('root ::= [a-c]{2} x? "\\x41\\u00e9" | "-" .\nx ::= "\\"" [^\\]\\-]'), ['abAé', 'cc"aAé', '-z', '-\n'], ['aAé', 'ab"]Aé']);
+    // llama.cpp's recursive optional whitespace and \U escapes; Unicode ranges
+    expectAll(gbnf('root ::= "a" ws [\\x20-\\U0010FFFF]\nws ::= ([ \\t\\n] ws)?'), ['a😀', 'a \n\t b'], ['a\n', 'ab\n']);
+    expectAll(gbnf('root ::= jp+ (" " jp+)*\njp ::= [ぁ-ゟ] | [一-鿿]'), ['こんにちは 世界'], ['hello', 'こ  世']);
   });
 
   it('reports errors with line:column', () => {
