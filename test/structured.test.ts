@@ -313,6 +313,27 @@ describe('structured: token masks', () => {
     assert.throws(() => constraintFor({ type: 'choice', choices: ['日本語'] }, vocab, [EOS]), /cannot be written with this vocabulary/);
   });
 
+  it('byte tokens spell characters that have no whole token, and only as valid UTF-8', () => {
+    const toks: (string | Uint8Array)[] = ['</s>', 'a', 'b', '"', ...Array.from({ length: 128 }, (_, i) => Uint8Array.of(0x80 + i))];
+    const v = new TokenVocabulary(toks);
+    const byteId = (b: number) => 4 + b - 0x80;
+    const c = constraintFor({ type: 'choice', choices: ['日本語', 'ab'] }, v, [0]);
+    let st = c.start();
+    assert.deepEqual([...c.allowedIds(st)], [1, byteId(0xe6)]); // 'a' or the lead byte of 日
+    for (const b of new TextEncoder().encode('日本語')) {
+      assert.deepEqual([...c.allowedIds(st)].filter((id) => id !== 1), [byteId(b)]);
+      st = c.advance(st, byteId(b));
+    }
+    assert.ok(c.isComplete(st));
+    // inside a JSON string, after a lead byte only its continuation bytes are allowed
+    const j = constraintFor(schema({ type: 'string' }), v, [0]);
+    st = j.advance(j.advance(j.start(), 3), byteId(0xe6));
+    assert.deepEqual([...j.allowedIds(st)], Array.from({ length: 64 }, (_, i) => byteId(0x80 + i)));
+    st = j.advance(j.advance(st, byteId(0x97)), byteId(0xa5));
+    assert.deepEqual([...j.allowedIds(st)].slice(0, 3), [1, 2, 3]); // a whole character again: 'a', 'b', '"'
+    assert.ok(!j.isAllowed(st, byteId(0x80)), 'no stray continuation byte');
+  });
+
   it('EOS is decided by the grammar even when its text would match', () => {
     const c = new TokenConstraint(engineFor(regex('</s>x')), vocab, [EOS]);
     assert.ok(!c.isAllowed(c.start(), EOS));

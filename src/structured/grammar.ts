@@ -1,11 +1,15 @@
 // The one grammar representation every constraint source (JSON Schema, regex, choice list,
-// GBNF) compiles to: a context-free grammar over Unicode code points.
+// GBNF) compiles to: a context-free grammar, written over Unicode code points and run over
+// their UTF-8 bytes.
 //
 // Sources build an expression tree (`Expr`, below) per named rule; `lowerGrammar` then turns the
 // named rules into the flat form the matcher runs on (`Grammar`): every rule is a list of
-// alternatives, every alternative a sequence of elements, each element either one character
-// class or a reference to a rule. Repetition, optionals and nested alternations become helper
-// rules (right-recursive, so the matcher's tail-call handling keeps its stacks flat).
+// alternatives, every alternative a sequence of elements, each element either one *byte* class
+// or a reference to a rule. A code-point class becomes its UTF-8 byte sequences (one helper rule
+// with an alternative per sequence of byte ranges, as regex engines compile Unicode classes), so
+// tokens that end or start inside a multi-byte character are matched exactly. Repetition,
+// optionals and nested alternations become helper rules (right-recursive, so the matcher's
+// tail-call handling keeps its stacks flat).
 //
 // Lowering also checks what the matcher relies on: every alternative that survives can derive
 // some finite string (unproductive alternatives are dropped, an unproductive root is an error),
@@ -88,13 +92,12 @@ export const E = {
 // ---- the flat grammar the matcher runs on ----
 
 export const END = 0; //   end of an alternative (pop)
-export const CHARS = 1; // match one code point against classes[arg]
+export const CHARS = 1; // match one byte against classes[arg]
 export const REF = 2; //   expand rule arg
 
-/** A character class: sorted ranges, plus a 128-bit bitmap for the ASCII fast path. */
-export interface CharClass {
-  ranges: Int32Array; // [lo0, hi0, lo1, hi1, ...], sorted, merged
-  ascii: Uint32Array; // 4 words: bit c set when code point c < 128 is in the class
+/** A byte class: 256-bit bitmap. */
+export interface ByteClass {
+  bits: Uint32Array; // 8 words: bit b set when byte b is in the class
 }
 
 /**
@@ -106,22 +109,69 @@ export interface Grammar {
   arg: Int32Array; //         [positions] class index (CHARS) or rule index (REF)
   ruleAlts: Int32Array[]; //  [rules][alternatives] start position of each alternative
   ruleNames: string[]; //     [rules] names (helper rules get synthetic ones), for errors
-  classes: CharClass[];
+  classes: ByteClass[];
   root: number; //            rule index of the start symbol
 }
 
-export function classHas(c: CharClass, cp: number): boolean {
-  if (cp < 128) return (c.ascii[cp >> 5] & (1 << (cp & 31))) !== 0;
-  const r = c.ranges;
-  let lo = 0;
-  let hi = (r.length >> 1) - 1;
-  while (lo <= hi) {
-    const m = (lo + hi) >> 1;
-    if (cp < r[2 * m]) hi = m - 1;
-    else if (cp > r[2 * m + 1]) lo = m + 1;
-    else return true;
+export function classHas(c: ByteClass, byte: number): boolean {
+  return (c.bits[byte >> 5] & (1 << (byte & 31))) !== 0;
+}
+
+// ---- UTF-8 ----
+
+const SURROGATES = [0xd800, 0xdfff];
+
+/** UTF-8 bytes of one code point (a surrogate encodes as U+FFFD's bytes, as TextEncoder does). */
+export function utf8Of(cp: number, out: number[] = []): number[] {
+  if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd;
+  if (cp < 0x80) out.push(cp);
+  else if (cp < 0x800) out.push(0xc0 | (cp >> 6), 0x80 | (cp & 63));
+  else if (cp < 0x10000) out.push(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
+  else out.push(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
+  return out;
+}
+
+/**
+ * The code points lo..hi (one encoded length, no surrogates) as UTF-8 byte-range sequences:
+ * each sequence is [lo, hi] byte ranges per position, and their cartesian products are exactly
+ * the encodings of lo..hi. Split until every continuation position spans whole subranges.
+ */
+function utf8Sequences(lo: number, hi: number, out: [number, number][][]): void {
+  const bounds = [0x7f, 0x7ff, 0xffff, 0x10ffff];
+  for (const b of bounds) {
+    if (lo <= b && hi > b) {
+      utf8Sequences(lo, b, out);
+      utf8Sequences(b + 1, hi, out);
+      return;
+    }
   }
-  return false;
+  const n = utf8Of(lo).length;
+  for (let i = 1; i < n; i++) {
+    const m = (1 << (6 * i)) - 1; // the low i continuation bytes
+    if ((lo & ~m) !== (hi & ~m)) {
+      if ((lo & m) !== 0) {
+        utf8Sequences(lo, lo | m, out);
+        utf8Sequences((lo | m) + 1, hi, out);
+        return;
+      }
+      if ((hi & m) !== m) {
+        utf8Sequences(lo, (hi & ~m) - 1, out);
+        utf8Sequences(hi & ~m, hi, out);
+        return;
+      }
+    }
+  }
+  const a = utf8Of(lo);
+  const b = utf8Of(hi);
+  out.push(a.map((x, k) => [x, b[k]]));
+}
+
+/** Byte-range sequences of a code-point class (surrogates dropped: they have no UTF-8). */
+export function classToUtf8(ranges: number[]): [number, number][][] {
+  const out: [number, number][][] = [];
+  const r = intersectRanges(ranges, negateRanges(SURROGATES));
+  for (let i = 0; i < r.length; i += 2) utf8Sequences(r[i], r[i + 1], out);
+  return out;
 }
 
 /** Upper bound on positions in one grammar (bounded repetitions are expanded). */
@@ -138,8 +188,9 @@ export function lowerGrammar(rules: Map<string, Expr>, root: string, alphabet?: 
   const ruleIds = new Map<string, number>();
   const ruleNames: string[] = [];
   const bodies: Elem[][][] = []; // [rule][alt][elem]
-  const classes: number[][] = [];
+  const classes: number[][] = []; // byte ranges per byte class
   const classIds = new Map<string, number>();
+  const cpClassElems = new Map<string, Elem[]>(); // code-point class -> its lowered elements
   let size = 0;
 
   const newRule = (name: string): number => {
@@ -150,15 +201,38 @@ export function lowerGrammar(rules: Map<string, Expr>, root: string, alphabet?: 
   for (const name of rules.keys()) ruleIds.set(name, newRule(name));
   if (!ruleIds.has(root)) throw new GrammarError(`missing root rule "${root}"`);
 
-  const classId = (ranges: number[]): number => {
+  const byteClass = (ranges: number[]): number => {
     const key = ranges.join(',');
     let id = classIds.get(key);
     if (id === undefined) {
       id = classes.length;
-      classes.push(alphabet ? intersectRanges(ranges, alphabet) : ranges);
+      classes.push(ranges);
       classIds.set(key, id);
     }
     return id;
+  };
+  const emptyRule = () => newRule(`empty#${ruleNames.length}`); // no alternatives: unproductive
+  /** A code-point class as elements: one byte class (ASCII), or a rule over UTF-8 sequences. */
+  const charElems = (cpRanges: number[]): Elem[] => {
+    const key = cpRanges.join(',');
+    const hit = cpClassElems.get(key);
+    if (hit) return hit;
+    const r = alphabet ? intersectRanges(cpRanges, alphabet) : cpRanges;
+    const seqs = classToUtf8(r);
+    // all one-byte (ASCII) sequences form one byte class; each longer sequence an alternative
+    const single = seqs.filter((q) => q.length === 1).flatMap((q) => q[0]);
+    const alts: Elem[][] = seqs.filter((q) => q.length > 1).map((q) => q.map(([lo, hi]) => ({ c: byteClass([lo, hi]) })));
+    if (single.length) alts.unshift([{ c: byteClass(normRanges(single)) }]);
+    let elems: Elem[];
+    if (alts.length === 0) elems = [{ r: emptyRule() }];
+    else if (alts.length === 1) elems = alts[0];
+    else {
+      const id = newRule(`utf8#${ruleNames.length}`);
+      bodies[id] = alts;
+      elems = [{ r: id }];
+    }
+    cpClassElems.set(key, elems);
+    return elems;
   };
   const grow = (n: number) => {
     size += n;
@@ -170,12 +244,12 @@ export function lowerGrammar(rules: Map<string, Expr>, root: string, alphabet?: 
   const seqOf = (e: Expr, out: Elem[]): void => {
     switch (e.k) {
       case 'chars':
-        out.push({ c: classId(e.ranges) });
+        out.push(...charElems(e.ranges));
         break;
       case 'lit':
         for (const ch of e.s) {
           const cp = ch.codePointAt(0)!;
-          out.push({ c: classId([cp, cp]) });
+          out.push(...charElems([cp, cp]));
         }
         break;
       case 'seq':
@@ -245,7 +319,7 @@ export function lowerGrammar(rules: Map<string, Expr>, root: string, alphabet?: 
   // Productive rules: some alternative of only productive elements (classes are non-empty).
   const R = bodies.length;
   const productive = new Uint8Array(R);
-  const elemOk = (el: Elem) => ('c' in el ? classes[el.c].length > 0 : productive[el.r] === 1);
+  const elemOk = (el: Elem) => ('c' in el ? true : productive[el.r] === 1);
   for (let changed = true; changed; ) {
     changed = false;
     for (let r = 0; r < R; r++) {
@@ -367,12 +441,10 @@ export function lowerGrammar(rules: Map<string, Expr>, root: string, alphabet?: 
     });
     ruleAlts.push(starts);
   }
-  const cls: CharClass[] = classes.map((ranges) => {
-    const ascii = new Uint32Array(4);
-    for (let i = 0; i < ranges.length; i += 2) {
-      for (let c = ranges[i]; c <= Math.min(ranges[i + 1], 127); c++) ascii[c >> 5] |= 1 << (c & 31);
-    }
-    return { ranges: Int32Array.from(ranges), ascii };
+  const cls: ByteClass[] = classes.map((ranges) => {
+    const bits = new Uint32Array(8);
+    for (let i = 0; i < ranges.length; i += 2) for (let b = ranges[i]; b <= ranges[i + 1]; b++) bits[b >> 5] |= 1 << (b & 31);
+    return { bits };
   });
   return { kind, arg, ruleAlts, ruleNames, classes: cls, root: rootId };
 }

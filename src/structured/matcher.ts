@@ -1,14 +1,15 @@
-// Incremental recognizer over code points: a pushdown automaton over the flat grammar, the way
+// Incremental recognizer over UTF-8 bytes: a pushdown automaton over the flat grammar, the way
 // llama.cpp's grammar sampler works, with everything interned so a matcher state is one integer.
+// Text is fed as its UTF-8 bytes, so a state may sit inside a multi-byte character.
 //
 // - A *stack* is a persistent linked list of grammar positions: the top is a CHARS position
-//   (the next character to match), the rest are return positions to continue at once the rule
+//   (the next byte to match), the rest are return positions to continue at once the rule
 //   being matched ends. Stack nodes are hash-consed: (position, next stack id) -> stack id, and
 //   stack 0 is the empty stack, meaning "the document is complete".
 // - A *state* is the set of stacks alive after the input so far (the grammar may be ambiguous),
 //   interned as a sorted list of stack ids: state 0 is the dead state (no stack).
-// - Transitions (state, code point) -> state are memoized, in a 128-entry table per state for
-//   ASCII and a map for the rest, so after warm-up a step is an array read.
+// - Transitions (state, byte) -> state are memoized in a 256-entry table per state, so after
+//   warm-up a step is an array read.
 //
 // Expansion uses a tail call: when a rule reference is the last element of its alternative no
 // return position is pushed, so right recursion (how repetition is lowered) keeps stacks flat
@@ -18,7 +19,7 @@
 // ids, so copying or rolling back a matcher is copying a number). The tables only grow, with
 // the number of distinct states visited.
 
-import { CHARS, END, REF, classHas, type Grammar, ConstraintError } from './grammar.ts';
+import { CHARS, END, REF, classHas, utf8Of, type Grammar, ConstraintError } from './grammar.ts';
 
 export const DEAD = 0;
 // state flags
@@ -41,8 +42,7 @@ export class GrammarEngine {
   private stateIds = new Map<string, number>();
   private stateFlags: number[] = [0]; // [states] FINAL | POPPED | LIVE
   private localOf: number[] = [0]; //    [states] context-free version (-1: not computed yet)
-  private asciiNext: (Int32Array | undefined)[] = [undefined];
-  private otherNext = new Map<number, number>();
+  private nextTable: (Int32Array | undefined)[] = [undefined]; // [states] byte -> state, -1 unknown
   /** Interned start state. */
   readonly start: number;
   // Context sentinel (see localState): a stack node at a virtual position past the grammar.
@@ -119,7 +119,7 @@ export class GrammarEngine {
   }
 
   /**
-   * Fewest code points that complete the document from `state` (0 when complete, Infinity when
+   * Fewest bytes that complete the document from `state` (0 when complete, Infinity when
    * dead). Lets a caller steer toward a valid end, e.g. when the token budget runs out.
    */
   minCompletion(state: number): number {
@@ -134,7 +134,7 @@ export class GrammarEngine {
     return best;
   }
   private posMin: Float64Array | undefined;
-  /** [positions] fewest code points from a position to the end of its alternative. */
+  /** [positions] fewest bytes from a position to the end of its alternative. */
   private positionMinimums(): Float64Array {
     const { kind, arg, ruleAlts } = this.grammar;
     const R = ruleAlts.length;
@@ -164,36 +164,41 @@ export class GrammarEngine {
   }
 
   /**
-   * The memo of a state's ASCII transitions: entry c is the next state on code point c, or -1
-   * when not computed yet (then call step). For hot loops (token-trie walks).
+   * The memo of a state's transitions: entry b is the next state on byte b, or -1 when not
+   * computed yet (then call step). For hot loops (token-trie walks).
    */
-  asciiTable(state: number): Int32Array {
-    let t = this.asciiNext[state];
-    if (t === undefined) t = this.asciiNext[state] = new Int32Array(128).fill(-1);
+  table(state: number): Int32Array {
+    let t = this.nextTable[state];
+    if (t === undefined) t = this.nextTable[state] = new Int32Array(256).fill(-1);
     return t;
   }
 
-  /** Transition on one code point; DEAD when no stack accepts it. */
-  step(state: number, cp: number): number {
+  /** Transition on one byte; DEAD when no stack accepts it. */
+  step(state: number, byte: number): number {
     if (state === DEAD) return DEAD;
-    if (cp < 128) {
-      const t = this.asciiTable(state);
-      const v = t[cp];
-      if (v >= 0) return v;
-      return (t[cp] = this.compute(state, cp));
-    }
-    const key = state * 0x110000 + cp;
-    const v = this.otherNext.get(key);
-    if (v !== undefined) return v;
-    const n = this.compute(state, cp);
-    this.otherNext.set(key, n);
-    return n;
+    const t = this.table(state);
+    const v = t[byte];
+    if (v >= 0) return v;
+    return (t[byte] = this.compute(state, byte));
   }
 
-  /** Run a whole string; DEAD as soon as a character is rejected. */
+  /** Run bytes; DEAD as soon as one is rejected. */
+  stepBytes(state: number, bytes: ArrayLike<number>): number {
+    for (let i = 0; i < bytes.length && state !== DEAD; i++) state = this.step(state, bytes[i]);
+    return state;
+  }
+
+  /** Run one code point (its UTF-8 bytes). */
+  stepChar(state: number, cp: number): number {
+    return this.stepBytes(state, utf8Of(cp));
+  }
+
+  /** Run a whole string (its UTF-8 bytes); DEAD as soon as a byte is rejected. */
   stepString(state: number, s: string): number {
+    const bytes: number[] = [];
     for (const ch of s) {
-      state = this.step(state, ch.codePointAt(0)!);
+      bytes.length = 0;
+      state = this.stepBytes(state, utf8Of(ch.codePointAt(0)!, bytes));
       if (state === DEAD) return DEAD;
     }
     return state;
@@ -202,7 +207,7 @@ export class GrammarEngine {
   /** Transitions computed so far (the memo's misses), for benchmarks. */
   transitionsComputed = 0;
 
-  private compute(state: number, cp: number): number {
+  private compute(state: number, byte: number): number {
     this.transitionsComputed++;
     const { kind, arg, classes } = this.grammar;
     const out = new Set<number>();
@@ -210,7 +215,7 @@ export class GrammarEngine {
     for (const s of this.stateStacks[state]) {
       if (s === EMPTY_STACK) continue;
       const p = this.sPos[s];
-      if (kind[p] === CHARS && classHas(classes[arg[p]], cp)) this.expand(p + 1, this.sNext[s], out, seen);
+      if (kind[p] === CHARS && classHas(classes[arg[p]], byte)) this.expand(p + 1, this.sNext[s], out, seen);
     }
     return this.internState(out);
   }
@@ -286,7 +291,7 @@ export class GrammarEngine {
     for (const sid of ids) f |= sid === EMPTY_STACK ? FINAL : sid === this.popped ? POPPED : LIVE;
     this.stateFlags.push(f);
     this.localOf.push(-1);
-    this.asciiNext.push(undefined);
+    this.nextTable.push(undefined);
     this.stateIds.set(key, id);
     return id;
   }
@@ -304,7 +309,14 @@ export class Matcher {
   /** Advance by one character (one code point); false (state unchanged) if it is rejected. */
   accept(ch: string | number): boolean {
     const cp = typeof ch === 'number' ? ch : ch.codePointAt(0)!;
-    const n = this.engine.step(this.state, cp);
+    const n = this.engine.stepChar(this.state, cp);
+    if (n === DEAD) return false;
+    this.state = n;
+    return true;
+  }
+  /** Advance by raw bytes (may end inside a character); all or nothing. */
+  acceptBytes(bytes: ArrayLike<number>): boolean {
+    const n = this.engine.stepBytes(this.state, bytes);
     if (n === DEAD) return false;
     this.state = n;
     return true;

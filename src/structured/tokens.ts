@@ -1,76 +1,84 @@
 // Token masks: which token ids may come next in a matcher state.
 //
-// The vocabulary is given as the decoded text of each token id. A token is a candidate only if
-// its text is non-empty and contains no U+FFFD: ids that decode to '' (specials, control
-// tokens) or to partial UTF-8 (byte-fallback / byte-level pieces of a multi-byte character)
-// are never allowed. This is the simple, always-correct choice; its cost is that a character
-// the vocabulary spells only through partial-UTF-8 pieces cannot be produced (for ASCII JSON
-// and most text it never matters, since every tokenizer has whole tokens for those).
+// The vocabulary gives each token id either its bytes (Uint8Array: exact, including byte-level
+// and byte-fallback pieces of a multi-byte character) or its decoded text (string: used as its
+// UTF-8 bytes). A text containing U+FFFD can't be told apart from partial UTF-8 whose bytes we
+// don't know, so such ids, and ids with no bytes at all ('' : specials, control tokens), are
+// never allowed; pass bytes for byte tokens to have them allowed exactly when they continue a
+// character validly (the matcher runs on UTF-8 bytes, so a state may sit inside a character).
 //
-// Candidates are stored in a trie, flattened in preorder: a node's subtree is the index range
-// [i, end[i]), so a mask walk is one linear pass that skips a whole subtree as soon as the
-// matcher rejects its first character (shared prefixes are matched once). Masks are cached
-// per interned matcher state (the state id is the canonical key), bounded by an LRU.
+// Candidates are stored in a trie over bytes, flattened in preorder: a node's subtree is the
+// index range [i, end[i]), so a mask walk is one linear pass that skips a whole subtree as soon
+// as the matcher rejects its first byte (shared prefixes are matched once). Masks are cached per
+// interned matcher state (the state id is the canonical key), bounded by an LRU; below that,
+// the context-independent part of a mask is cached per local state (see LocalMask).
 
-import { normRanges } from './grammar.ts';
+import { normRanges, utf8Of } from './grammar.ts';
 import { DEAD, FINAL, LIVE, POPPED, type GrammarEngine } from './matcher.ts';
 
 /**
- * Context-independent part of the masks of every state with the same top positions (keyed by
- * the engine's local state): tokens accepted whatever the return context, and the trie nodes
+ * Context-independent part of the masks of every state with the same top frames (keyed by the
+ * engine's local state): tokens accepted whatever the return context, and the trie nodes
  * below which a token may pop into the context (those subtrees are re-walked with the real
- * state). Only that small remainder depends on the full stack.
+ * state). Only that remainder depends on the full stack.
  */
 interface LocalMask {
   accepted: Uint32Array; //   [words] bitmask of context-independently accepted tokens
   popNodes: Int32Array; //    trie nodes whose prefix pops into the context (no nesting)
-  popPrefix: Int32Array[]; // [popNodes] code points from the root to that node
+  popPrefix: Uint8Array[]; // [popNodes] bytes from the root to that node
 }
 
-/** Decoded vocabulary + its token trie. Build once per model and share it. */
+const encoder = new TextEncoder();
+
+/** A vocabulary's token bytes + their trie. Build once per model and share it. */
 export class TokenVocabulary {
-  readonly size: number; //           number of token ids
-  readonly texts: readonly string[]; // [ids] decoded text
+  readonly size: number; //              number of token ids
+  readonly bytes: (Uint8Array | null)[]; // [ids] token bytes; null: never allowed
   // trie, nodes in preorder; node 0 is the root (empty prefix)
-  readonly cp: Int32Array; //         [nodes] code point on the edge into the node
-  readonly depth: Int32Array; //      [nodes] prefix length in code points
-  readonly end: Int32Array; //        [nodes] one past the node's last descendant
-  readonly tokStart: Int32Array; //   [nodes + 1] CSR offsets into tokIds
-  readonly tokIds: Int32Array; //     token ids whose text ends at each node
+  readonly byte: Uint8Array; //          [nodes] byte on the edge into the node
+  readonly depth: Int32Array; //         [nodes] prefix length in bytes
+  readonly end: Int32Array; //           [nodes] one past the node's last descendant
+  readonly tokStart: Int32Array; //      [nodes + 1] CSR offsets into tokIds
+  readonly tokIds: Int32Array; //        token ids whose bytes end at each node
   readonly maxDepth: number;
   /**
-   * Ranges of the code points that are a whole token by themselves. Token constraints restrict
-   * their grammar to these characters, so from every state the grammar admits, some sequence of
-   * single-character tokens reaches the end: masks are never empty before completion, whatever
-   * characters the vocabulary lacks (e.g. a CJK character only reachable through byte tokens).
+   * Code-point ranges the vocabulary can always spell one token at a time: characters that are
+   * a token by themselves, and, when every non-ASCII lead and continuation byte is a token of
+   * its own, all of Unicode. Token constraints restrict their grammar to these characters, so
+   * from every state the grammar admits some sequence of such tokens reaches the end: masks are
+   * never empty before completion, whatever characters the vocabulary lacks.
    */
   readonly alphabet: number[];
 
-  constructor(texts: readonly string[], exclude: Iterable<number> = []) {
-    this.size = texts.length;
-    this.texts = texts;
+  /** @param tokens per id: bytes, or decoded text; `exclude`: ids never to allow (e.g. EOS). */
+  constructor(tokens: readonly (string | Uint8Array | null | undefined)[], exclude: Iterable<number> = []) {
+    this.size = tokens.length;
     const skip = new Set(exclude);
+    this.bytes = tokens.map((t, id) => {
+      if (skip.has(id) || t == null || t.length === 0) return null;
+      if (typeof t === 'string') return t.includes('\ufffd') ? null : encoder.encode(t);
+      return t;
+    });
     const ids: number[] = [];
-    for (let id = 0; id < texts.length; id++) {
-      const t = texts[id];
-      if (t && !t.includes('\ufffd') && !skip.has(id)) ids.push(id);
-    }
-    ids.sort((a, b) => (texts[a] < texts[b] ? -1 : texts[a] > texts[b] ? 1 : a - b));
-    const cp: number[] = [0];
+    for (let id = 0; id < this.size; id++) if (this.bytes[id]) ids.push(id);
+    // sort by bytes (as latin1 strings: same order), so shared prefixes are adjacent
+    const key = this.bytes.map((b) => (b ? String.fromCharCode(...b) : ''));
+    ids.sort((a, b) => (key[a] < key[b] ? -1 : key[a] > key[b] ? 1 : a - b));
+    const byte: number[] = [0];
     const depth: number[] = [0];
     const end: number[] = [0];
     const tokNode = new Int32Array(ids.length);
     const path: number[] = [0]; // node index at each depth of the current token
-    let prev: number[] = [];
+    let prev: Uint8Array = new Uint8Array(0);
     let maxDepth = 0;
     ids.forEach((id, k) => {
-      const c = Array.from(texts[id], (ch) => ch.codePointAt(0)!);
+      const c = this.bytes[id]!;
       let l = 0;
       while (l < prev.length && l < c.length && prev[l] === c[l]) l++;
-      while (path.length - 1 > l) end[path.pop()!] = cp.length;
+      while (path.length - 1 > l) end[path.pop()!] = byte.length;
       for (let j = l; j < c.length; j++) {
-        path.push(cp.length);
-        cp.push(c[j]);
+        path.push(byte.length);
+        byte.push(c[j]);
         depth.push(j + 1);
         end.push(0);
       }
@@ -78,31 +86,45 @@ export class TokenVocabulary {
       maxDepth = Math.max(maxDepth, c.length);
       prev = c;
     });
-    while (path.length) end[path.pop()!] = cp.length;
-    const n = cp.length;
+    while (path.length) end[path.pop()!] = byte.length;
+    const n = byte.length;
     const tokStart = new Int32Array(n + 1);
     for (let k = 0; k < ids.length; k++) tokStart[tokNode[k] + 1]++;
     for (let i = 0; i < n; i++) tokStart[i + 1] += tokStart[i];
     const fill = tokStart.slice(0, n);
     const tokIds = new Int32Array(ids.length);
     for (let k = 0; k < ids.length; k++) tokIds[fill[tokNode[k]]++] = ids[k];
-    this.cp = Int32Array.from(cp);
+    this.byte = Uint8Array.from(byte);
     this.depth = Int32Array.from(depth);
     this.end = Int32Array.from(end);
     this.tokStart = tokStart;
     this.tokIds = tokIds;
     this.maxDepth = maxDepth;
+
+    // alphabet: single-character tokens, plus everything if all non-ASCII bytes are tokens
+    const singleBytes = new Uint8Array(256);
     const single: number[] = [];
+    const decoder = new TextDecoder('utf-8', { fatal: true });
     for (const id of ids) {
-      const t = texts[id];
-      const cp0 = t.codePointAt(0)!;
-      if (t.length === (cp0 > 0xffff ? 2 : 1)) single.push(cp0, cp0);
+      const b = this.bytes[id]!;
+      if (b.length === 1) singleBytes[b[0]] = 1;
+      let text: string;
+      try {
+        text = decoder.decode(b);
+      } catch {
+        continue;
+      }
+      const cp = text.codePointAt(0)!;
+      if (text.length === (cp > 0xffff ? 2 : 1) && utf8Of(cp).length === b.length) single.push(cp, cp);
     }
+    let allHigh = true;
+    for (let b = 0x80; b <= 0xf4; b++) if (b !== 0xc0 && b !== 0xc1 && !singleBytes[b]) allHigh = false;
+    if (allHigh) single.push(0x80, 0x10ffff);
     this.alphabet = normRanges(single);
   }
 
   get nodeCount(): number {
-    return this.cp.length;
+    return this.byte.length;
   }
 }
 
@@ -124,7 +146,7 @@ export class TokenConstraint {
   private readonly locals = new Map<number, LocalMask>(); //  local state -> its part, LRU order
   private readonly maxMasks: number;
   private stateAt: Int32Array;
-  private pathCp: Int32Array;
+  private pathBytes: Uint8Array;
   private tableAt: Int32Array[];
   /** Local (context-independent) mask cache statistics. */
   localHits = 0;
@@ -144,7 +166,7 @@ export class TokenConstraint {
     this.words = (vocab.size + 31) >>> 5;
     this.maxMasks = Math.max(16, Math.floor(maskCacheBytes / (this.words * 4)));
     this.stateAt = new Int32Array(vocab.maxDepth + 1);
-    this.pathCp = new Int32Array(vocab.maxDepth + 1);
+    this.pathBytes = new Uint8Array(vocab.maxDepth + 1);
     this.tableAt = new Array<Int32Array>(vocab.maxDepth + 1);
   }
 
@@ -210,9 +232,9 @@ export class TokenConstraint {
    */
   advance(state: ConstraintState, tokenId: number): ConstraintState {
     if (this.eos.has(tokenId)) return this.engine.isFinal(state) ? state : DEAD;
-    const t = this.vocab.texts[tokenId];
-    if (!t || t.includes('\ufffd')) return DEAD;
-    return this.engine.stepString(state, t);
+    const b = this.vocab.bytes[tokenId];
+    if (!b) return DEAD;
+    return this.engine.stepBytes(state, b);
   }
 
   /** The text so far is a complete document (EOS is allowed). */
@@ -232,7 +254,7 @@ export class TokenConstraint {
     const engine = this.engine;
     const local = this.localMask(engine.localState(state));
     const mask = local.accepted.slice();
-    const { cp, depth, end, tokStart, tokIds } = this.vocab;
+    const { byte, depth, end, tokStart, tokIds } = this.vocab;
     const stateAt = this.stateAt;
     const tableAt = this.tableAt;
     const set = (node: number) => {
@@ -244,22 +266,22 @@ export class TokenConstraint {
     for (let j = 0; j < local.popNodes.length; j++) {
       const root = local.popNodes[j];
       let s = state;
-      for (const c of local.popPrefix[j]) if ((s = engine.step(s, c)) === DEAD) break;
+      s = engine.stepBytes(s, local.popPrefix[j]);
       if (s === DEAD) continue;
       set(root);
       stateAt[depth[root]] = s;
-      tableAt[depth[root]] = engine.asciiTable(s);
+      tableAt[depth[root]] = engine.table(s);
       for (let i = root + 1, stop = end[root]; i < stop; ) {
         const d = depth[i];
-        const c = cp[i];
-        let t = c < 128 ? tableAt[d - 1][c] : -1;
+        const c = byte[i];
+        let t = tableAt[d - 1][c];
         if (t < 0) t = engine.step(stateAt[d - 1], c);
         if (t === DEAD) {
           i = end[i];
           continue;
         }
         stateAt[d] = t;
-        tableAt[d] = engine.asciiTable(t);
+        tableAt[d] = engine.table(t);
         set(i);
         i++;
       }
@@ -292,32 +314,32 @@ export class TokenConstraint {
   private walkLocal(local: number): LocalMask {
     const accepted = new Uint32Array(this.words);
     const popNodes: number[] = [];
-    const popPrefix: Int32Array[] = [];
+    const popPrefix: Uint8Array[] = [];
     if (local === DEAD) return { accepted, popNodes: new Int32Array(0), popPrefix };
-    const { cp, depth, end, tokStart, tokIds } = this.vocab;
+    const { byte, depth, end, tokStart, tokIds } = this.vocab;
     const engine = this.engine;
     const stateAt = this.stateAt;
-    const tableAt = this.tableAt; // ASCII transition memo of stateAt[d]: the hot path
-    const pathCp = this.pathCp;
+    const tableAt = this.tableAt; // transition memo of stateAt[d]: the hot path
+    const pathBytes = this.pathBytes;
     stateAt[0] = local;
-    tableAt[0] = engine.asciiTable(local);
-    const n = cp.length;
+    tableAt[0] = engine.table(local);
+    const n = byte.length;
     let popEnd = 0; // inside a recorded pop subtree until this node index
     let i = 1;
     while (i < n) {
       const d = depth[i];
-      const c = cp[i];
-      let s = c < 128 ? tableAt[d - 1][c] : -1;
+      const c = byte[i];
+      let s = tableAt[d - 1][c];
       if (s < 0) s = engine.step(stateAt[d - 1], c);
       if (s === DEAD) {
         i = end[i];
         continue;
       }
-      pathCp[d] = c;
+      pathBytes[d] = c;
       const f = engine.flags(s);
       if (f & POPPED && i >= popEnd) {
         popNodes.push(i);
-        popPrefix.push(pathCp.slice(1, d + 1));
+        popPrefix.push(pathBytes.slice(1, d + 1));
         popEnd = end[i];
       }
       if (f & (LIVE | FINAL)) {
@@ -331,7 +353,7 @@ export class TokenConstraint {
         continue;
       }
       stateAt[d] = s;
-      tableAt[d] = engine.asciiTable(s);
+      tableAt[d] = engine.table(s);
       i++;
     }
     return { accepted, popNodes: Int32Array.from(popNodes), popPrefix };
