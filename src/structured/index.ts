@@ -1,15 +1,19 @@
 // Structured output (issue 23): constrained decoding, engine-independent.
 //
-//   const vocab = new TokenVocabulary(idToText);                 // once per model
-//   const c = constraintFor({ type: 'json_schema', schema }, vocab, [eosId]);  // cached
-//   let st = c.start();
+//   const vocab = new TokenVocabulary(idToBytesOrText);          // once per model
+//   const c = constraintFor({ type: 'json_schema', schema }, vocab, [eosId]);  // cached; may throw ConstraintError
+//   let st = c.start();                                            // a number: copy / roll back freely
 //   c.applyMask(st, logits);   // or c.allowed(st): bitmask   -> sample `tok`
 //   st = c.advance(st, tok);   // c.isComplete(st): only EOS may follow
 //
+// The vocabulary is each token's bytes (best: byte-level BPE pieces mapped back to bytes,
+// SentencePiece '▁' as a space and <0xNN> as the byte) or its text as it appears inside a
+// longer text (not a decode of the token alone, which may strip a leading space).
+//
 // Sources: JSON Schema (schema.ts), json_object, regex (regex.ts), choice list, GBNF (gbnf.ts),
-// all compiled to one grammar (grammar.ts) run by an interned pushdown matcher (matcher.ts);
-// token masks over a trie of the vocabulary (tokens.ts). Bad constraints throw a
-// ConstraintError subclass (SchemaError / GrammarError) with a message fit for a 400.
+// all compiled to one grammar (grammar.ts) run over UTF-8 bytes by an interned pushdown
+// matcher (matcher.ts); token masks over a trie of the vocabulary (tokens.ts). Bad constraints
+// throw a ConstraintError subclass (SchemaError / GrammarError) with a message fit for a 400.
 
 import { E, ConstraintError, lowerGrammar, type Expr, type Grammar } from './grammar.ts';
 import { GrammarEngine, Matcher } from './matcher.ts';
