@@ -61,6 +61,14 @@ describe('structured: matcher', () => {
     assert.equal(e.minCompletion(e.stepString(e.start, '{"ab": f')), 'alse}'.length);
   });
 
+  it('long nullable chains and deep nesting: no stack overflow, at worst a ConstraintError', () => {
+    expectAll(regex('(a?){0,20000}b'), ['b', 'aaab'], ['aa']);
+    let deep: unknown = { type: 'integer' };
+    for (let i = 0; i < 20000; i++) deep = { type: 'array', items: deep };
+    assert.throws(() => compileGrammar(schema(deep)), ConstraintError);
+    assert.throws(() => compileGrammar(regex('('.repeat(50000) + 'a' + ')'.repeat(50000))), ConstraintError);
+  });
+
   it('rejects left recursion, allows nullable loops, rejects rules that never complete', () => {
     throwsWith(gbnf('root ::= expr\nexpr ::= expr "+" term | term\nterm ::= [0-9]'), GrammarError, /left recursion through rule "expr"/);
     expectAll(gbnf('root ::= ("a"?)* "b"'), ['b', 'aab'], ['a', '']);

@@ -66,8 +66,20 @@ export function specRules(spec: ConstraintSpec): SpecRules {
 
 /** Compile a spec to the flat grammar (uncached); `alphabet` restricts its characters. */
 export function compileGrammar(spec: ConstraintSpec, alphabet?: number[]): Grammar {
-  const { rules, root } = specRules(spec);
-  return lowerGrammar(rules, root, alphabet);
+  return guard(() => {
+    const { rules, root } = specRules(spec);
+    return lowerGrammar(rules, root, alphabet);
+  });
+}
+
+/** Pathologically nested input (schemas, regex groups) must be a 400, not a crash. */
+function guard<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof RangeError) throw new ConstraintError(`constraint too large or too deeply nested (${e.message})`);
+    throw e;
+  }
 }
 
 /** Canonical cache key of a spec (property order is significant: it orders the output). */
@@ -106,7 +118,7 @@ const perVocab = new WeakMap<TokenVocabulary, Lru<string, TokenConstraint>>();
 function rulesFor(spec: ConstraintSpec): SpecRules {
   const key = constraintKey(spec);
   let r = ruleCache.get(key);
-  if (!r) ruleCache.set(key, (r = specRules(spec)));
+  if (!r) ruleCache.set(key, (r = guard(() => specRules(spec))));
   return r;
 }
 
@@ -116,7 +128,7 @@ export function engineFor(spec: ConstraintSpec): GrammarEngine {
   let e = engines.get(key);
   if (!e) {
     const { rules, root } = rulesFor(spec);
-    e = new GrammarEngine(lowerGrammar(rules, root));
+    e = guard(() => new GrammarEngine(lowerGrammar(rules, root)));
     engines.set(key, e);
   }
   return e;
@@ -138,7 +150,7 @@ export function constraintFor(spec: ConstraintSpec, vocab: TokenVocabulary, eosI
   let c = m.get(key);
   if (!c) {
     const { rules, root } = rulesFor(spec);
-    c = new TokenConstraint(new GrammarEngine(lowerGrammar(rules, root, vocab.alphabet)), vocab, eosIds);
+    c = new TokenConstraint(guard(() => new GrammarEngine(lowerGrammar(rules, root, vocab.alphabet))), vocab, eosIds);
     m.set(key, c);
   }
   return c;

@@ -223,38 +223,45 @@ export class GrammarEngine {
   /**
    * Add to `out` every stack whose top is a CHARS position, reachable from "continue at
    * position p, then return to `rest`" without consuming input. `seen` stops nullable cycles.
+   * An explicit work list instead of recursion: long chains of nullable rules can't overflow
+   * the JS stack.
    */
-  private expand(p: number, rest: number, out: Set<number>, seen: Set<number>): void {
+  private expand(p0: number, rest0: number, out: Set<number>, seen: Set<number>): void {
     const { kind, arg, ruleAlts } = this.grammar;
-    for (;;) {
-      if (p >= this.sentPos) {
-        out.add(this.popped); // returned into the sentinel context
-        return;
-      }
-      const key = p * NODE_SHIFT + rest;
-      if (seen.has(key)) return;
-      seen.add(key);
-      const k = kind[p];
-      if (k === CHARS) {
-        out.add(this.node(p, rest));
-        return;
-      }
-      if (k === END) {
-        if (rest === EMPTY_STACK) {
-          out.add(EMPTY_STACK);
-          return;
+    const work = [p0, rest0]; // pairs (position, rest)
+    while (work.length) {
+      let rest = work.pop()!;
+      let p = work.pop()!;
+      for (;;) {
+        if (p >= this.sentPos) {
+          out.add(this.popped); // returned into the sentinel context
+          break;
         }
-        p = this.sPos[rest];
-        rest = this.sNext[rest];
-        continue;
+        const key = p * NODE_SHIFT + rest;
+        if (seen.has(key)) break;
+        seen.add(key);
+        const k = kind[p];
+        if (k === CHARS) {
+          out.add(this.node(p, rest));
+          break;
+        }
+        if (k === END) {
+          if (rest === EMPTY_STACK) {
+            out.add(EMPTY_STACK);
+            break;
+          }
+          p = this.sPos[rest];
+          rest = this.sNext[rest];
+          continue;
+        }
+        // REF: tail call when the reference ends its alternative
+        const alts = ruleAlts[arg[p]];
+        if (alts.length === 0) break;
+        const r = kind[p + 1] === END ? rest : this.node(p + 1, rest);
+        for (let i = 0; i < alts.length - 1; i++) work.push(alts[i], r);
+        p = alts[alts.length - 1];
+        rest = r;
       }
-      // REF: tail call when the reference ends its alternative
-      const alts = ruleAlts[arg[p]];
-      const r = kind[p + 1] === END ? rest : this.node(p + 1, rest);
-      for (let i = 0; i < alts.length - 1; i++) this.expand(alts[i], r, out, seen);
-      if (alts.length === 0) return;
-      p = alts[alts.length - 1];
-      rest = r;
     }
   }
 
