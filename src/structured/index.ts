@@ -1,6 +1,6 @@
 // Structured output (issue 23): constrained decoding, engine-independent.
 //
-//   const vocab = new TokenVocabulary(idToBytesOrText);          // once per model
+//   const vocab = vocabularyFor(tokenizer);                      // once per model (token bytes)
 //   const c = constraintFor({ type: 'json_schema', schema }, vocab, [eosId]);  // cached; may throw ConstraintError
 //   let st = c.start();                                            // a number: copy / roll back freely
 //   c.applyMask(st, logits);   // or c.allowed(st): bitmask   -> sample `tok`
@@ -26,6 +26,7 @@ export { ConstraintError, GrammarError, type Grammar } from './grammar.ts';
 export { SchemaError } from './schema.ts';
 export { GrammarEngine, Matcher, DEAD } from './matcher.ts';
 export { TokenConstraint, TokenVocabulary, type ConstraintState } from './tokens.ts';
+export { tokenBytes, vocabularyFor, type TokenizerLike } from './vocab-bytes.ts';
 
 /** A structured-output constraint, as the server will receive it. */
 export type ConstraintSpec =
