@@ -62,7 +62,7 @@ export class TokenVocabulary {
     const ids: number[] = [];
     for (let id = 0; id < this.size; id++) if (this.bytes[id]) ids.push(id);
     // sort by bytes (as latin1 strings: same order), so shared prefixes are adjacent
-    const key = this.bytes.map((b) => (b ? String.fromCharCode(...b) : ''));
+    const key = this.bytes.map((b) => (b ? Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1') : ''));
     ids.sort((a, b) => (key[a] < key[b] ? -1 : key[a] > key[b] ? 1 : a - b));
     const byte: number[] = [0];
     const depth: number[] = [0];
