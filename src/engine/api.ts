@@ -7,6 +7,8 @@
 // src/engine/worker-host.ts) unchanged.
 
 /** Per-request sampling and stopping (the server validates them at the edge; the engine checks again). */
+import type { ConstraintSpec } from '../structured/index.ts';
+
 export interface SamplingOptions {
   /** 0: greedy. */
   temperature: number;
@@ -29,6 +31,12 @@ export interface SamplingOptions {
   logprobs?: number;
   /** Choices per request (share the prompt's KV blocks). */
   n: number;
+  /**
+   * Structured output: the text must fit this constraint (a JSON schema, any JSON object, a
+   * regex, a choice of strings or a GBNF grammar). Tokens that cannot continue a valid output are
+   * masked before sampling, and the choice ends ('stop') when the output is complete.
+   */
+  constraint?: ConstraintSpec;
 }
 
 export interface GenerateRequest {

@@ -27,6 +27,7 @@ import { applyPenalties, hasPenalties, logSoftmaxNormalizer, topKIds } from './p
 import { Rng, sample, validateSampling } from './sampler.ts';
 import { Scheduler, type Scheduled, type SchedSeq } from './scheduler.ts';
 import { StopMatcher } from './stop.ts';
+import { ConstraintError, constraintFor, vocabularyFor, type ConstraintSpec, type TokenConstraint, type TokenVocabulary } from '../structured/index.ts';
 
 /** What the engine needs of a model (Model, or a test's mock with hand-computed logits). */
 export interface StepModel {
@@ -69,6 +70,8 @@ interface Request {
   unfinished: number;
   /** Distinct prompt ids (for the repetition penalty), built on first use. */
   promptSet?: Set<number>;
+  /** Structured output: the compiled constraint over this model's vocabulary. */
+  constraint?: TokenConstraint;
 }
 
 /** One step's work: the scheduled chunks (decode tokens first) and the batch that packs them. */
@@ -88,6 +91,8 @@ class Seq implements SchedSeq {
   status: SchedSeq['status'] = 'waiting';
   readonly outCounts = new Map<number, number>();
   sentFirst = false;
+  /** The constraint's state after this choice's output so far (structured output). */
+  constraintState = 0;
 
   constructor(
     readonly req: Request,
@@ -122,6 +127,8 @@ export class Engine {
   private pending: TokenEvent[] = [];
   private promptTokens = 0;
   private cachedPromptTokens = 0;
+  /** The tokenizer's vocabulary as bytes, for structured output (built on first use). */
+  private vocab: TokenVocabulary | null = null;
   private generationTokens = 0;
 
   constructor(model: StepModel, tokenizer: Tokenizer, opts: EngineOptions) {
@@ -151,11 +158,13 @@ export class Engine {
     }
     if (this.waitingRequests() >= this.maxWaiting) throw new EngineError('queue_full', `the waiting queue is full (${this.maxWaiting} requests)`);
     const r: Request = { id: req.id, promptIds: req.promptIds.slice(), sampling: { ...o, stop: o.stop.slice(), stopTokenIds: o.stopTokenIds.slice() }, seqs: [], unfinished: o.n };
+    if (o.constraint !== undefined) r.constraint = this.compileConstraint(o.constraint);
     for (let i = 0; i < o.n; i++) {
       // Choices of a seeded request draw from distinct, reproducible streams.
       const rng = o.seed === undefined ? new Rng() : new Rng((o.seed + Math.imul(i, 0x9e3779b9)) >>> 0);
       const s = new Seq(r, i, rng, new IncrementalDetokenizer(this.tok, r.promptIds), new StopMatcher(r.sampling.stop));
       if (i > 0) s.after = r.seqs[0];
+      if (r.constraint) s.constraintState = r.constraint.start();
       r.seqs.push(s);
     }
     this.requests.set(r.id, r);
@@ -275,6 +284,11 @@ export class Engine {
       r.promptSet ??= new Set(r.promptIds);
       applyPenalties(x, o, r.promptSet, seq.outCounts);
     }
+    // Structured output: tokens that cannot continue a valid output get -inf (never all of them)
+    if (r.constraint) {
+      if (x === row) x = row.slice();
+      r.constraint.applyMask(seq.constraintState, x);
+    }
     const id = sample(x, o, seq.rng);
     const ev: TokenEvent = { requestId: r.id, index: seq.index, tokenId: id, text: '' };
     if (o.logprobs !== undefined) {
@@ -299,7 +313,10 @@ export class Engine {
 
     let finish: FinishReason | undefined;
     let byStopString = false;
-    if ((!o.ignoreEos && this.eos.has(id)) || o.stopTokenIds.includes(id)) {
+    // A constrained output ends at the end-of-sequence token (allowed only where the output is
+    // valid, ignore_eos or not) or as soon as it is complete (nothing but EOS could follow).
+    const eos = this.eos.has(id) && (!o.ignoreEos || r.constraint !== undefined);
+    if (eos || o.stopTokenIds.includes(id)) {
       finish = 'stop';
     } else {
       const out = seq.stop.push(seq.detok.push(id));
@@ -307,6 +324,9 @@ export class Engine {
       if (out.stopped) {
         finish = 'stop';
         byStopString = true;
+      } else if (r.constraint) {
+        seq.constraintState = r.constraint.advance(seq.constraintState, id);
+        if (r.constraint.isComplete(seq.constraintState)) finish = 'stop';
       }
     }
     if (!finish && seq.completion >= o.maxTokens) finish = 'length';
@@ -321,6 +341,17 @@ export class Engine {
       this.finishSeq(seq, ev, finish);
     }
     return ev;
+  }
+
+  /** A request's constraint over this model's vocabulary (compiled once per spec, cached); a bad one is the request's fault. */
+  private compileConstraint(spec: ConstraintSpec): TokenConstraint {
+    try {
+      this.vocab ??= vocabularyFor(this.tok);
+      return constraintFor(spec, this.vocab, [...this.eos]);
+    } catch (e) {
+      if (e instanceof ConstraintError) throw new EngineError('bad_request', e.message);
+      throw e;
+    }
   }
 
   private finishSeq(seq: Seq, ev: TokenEvent, reason: FinishReason): void {

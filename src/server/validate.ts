@@ -4,6 +4,7 @@
 
 import { EngineError, type EngineClient, type SamplingOptions } from '../engine/api.ts';
 import { ApiError, badRequest, toApiError } from './errors.ts';
+import { ConstraintError, engineFor, type ConstraintSpec } from '../structured/index.ts';
 
 export type Body = Record<string, unknown>;
 
@@ -152,7 +153,66 @@ function parseSamplingFields(b: Body): Omit<SamplingOptions, 'maxTokens' | 'logp
   const stopTokenIds = b.stop_token_ids === undefined || b.stop_token_ids === null ? [] : tokenList(b.stop_token_ids, 'stop_token_ids');
   const ignoreEos = optBool(b, 'ignore_eos') ?? false;
   optString(b, 'user'); // accepted and ignored, but must have the right type
-  return { temperature, topP, topK: topK < 0 ? 0 : topK, minP, repetitionPenalty, presencePenalty, frequencyPenalty, seed, stop, stopTokenIds, ignoreEos, n };
+  const constraint = parseConstraint(b);
+  return { temperature, topP, topK: topK < 0 ? 0 : topK, minP, repetitionPenalty, presencePenalty, frequencyPenalty, seed, stop, stopTokenIds, ignoreEos, n, ...(constraint ? { constraint } : {}) };
+}
+
+/**
+ * Structured output: OpenAI's `response_format` (json_object, json_schema) or one of vLLM's
+ * guided_json / guided_regex / guided_choice / guided_grammar (GBNF). The constraint is compiled
+ * here once (cached by spec) so that an unsupported schema keyword or a bad grammar is a 400
+ * naming it; the engine compiles it over the vocabulary from the same cache.
+ */
+function parseConstraint(b: Body): ConstraintSpec | undefined {
+  const found: [string, ConstraintSpec][] = [];
+  const rf = b.response_format;
+  if (rf !== undefined && rf !== null) {
+    if (!isObject(rf)) throw badRequest(`'response_format' must be an object`, 'response_format', 'invalid_type');
+    if (rf.type === 'json_object') found.push(['response_format', { type: 'json_object' }]);
+    else if (rf.type === 'json_schema') {
+      const js = rf.json_schema;
+      if (!isObject(js)) throw badRequest(`'response_format.json_schema' must be an object {name, schema, strict}`, 'response_format.json_schema', 'invalid_type');
+      if (typeof js.name !== 'string' || js.name === '') throw badRequest(`'response_format.json_schema.name' must be a non-empty string`, 'response_format.json_schema.name', 'invalid_type');
+      if (js.strict !== undefined && js.strict !== null && typeof js.strict !== 'boolean') throw badRequest(`'response_format.json_schema.strict' must be a boolean`, 'response_format.json_schema.strict', 'invalid_type');
+      const schema = js.schema ?? {};
+      if (!isObject(schema) && typeof schema !== 'boolean') throw badRequest(`'response_format.json_schema.schema' must be a JSON schema object`, 'response_format.json_schema.schema', 'invalid_type');
+      found.push(['response_format', { type: 'json_schema', schema }]);
+    } else if (rf.type !== 'text') {
+      throw badRequest(`'response_format.type' must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify(rf.type)}`, 'response_format.type');
+    }
+  }
+  const gj = b.guided_json;
+  if (gj !== undefined && gj !== null) {
+    let schema: unknown = gj;
+    if (typeof gj === 'string') {
+      try {
+        schema = JSON.parse(gj);
+      } catch {
+        throw badRequest(`'guided_json' is a string but not JSON`, 'guided_json');
+      }
+    }
+    if (!isObject(schema) && typeof schema !== 'boolean') throw badRequest(`'guided_json' must be a JSON schema object`, 'guided_json', 'invalid_type');
+    found.push(['guided_json', { type: 'json_schema', schema }]);
+  }
+  const gr = optString(b, 'guided_regex');
+  if (gr !== undefined) found.push(['guided_regex', { type: 'regex', pattern: gr }]);
+  const gc = b.guided_choice;
+  if (gc !== undefined && gc !== null) {
+    if (!Array.isArray(gc) || gc.length === 0 || gc.some((c) => typeof c !== 'string')) throw badRequest(`'guided_choice' must be a non-empty array of strings`, 'guided_choice', 'invalid_type');
+    found.push(['guided_choice', { type: 'choice', choices: gc as string[] }]);
+  }
+  const gg = optString(b, 'guided_grammar');
+  if (gg !== undefined) found.push(['guided_grammar', { type: 'grammar', gbnf: gg }]);
+  if (found.length > 1) throw badRequest(`only one of ${found.map(([p]) => `'${p}'`).join(' and ')} may be given`, found[1]![0]);
+  if (found.length === 0) return undefined;
+  const [param, spec] = found[0]!;
+  try {
+    engineFor(spec);
+  } catch (e) {
+    if (e instanceof ConstraintError) throw badRequest(`'${param}': ${e.message}`, param);
+    throw e;
+  }
+  return spec;
 }
 
 function parseStream(b: Body): { stream: boolean; includeUsage: boolean } {
