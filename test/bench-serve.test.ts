@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Command } from 'commander';
 import { crc32 as zlibCrc32, inflateSync } from 'node:zlib';
-import { UsageError } from '../src/cli/errors.ts';
+import { UsageError } from '../src/errors.ts';
 import { FormatError } from '../src/formats/errors.ts';
 import { randomDataset } from '../src/bench-serve/datasets.ts';
 import {

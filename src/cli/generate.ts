@@ -9,7 +9,7 @@ import { validateSampling } from '../engine/sampler.ts';
 import { applyChatTemplate } from '../formats/chat-template.ts';
 import { loadModel } from '../models/load.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 
 export interface GenerateCliOptions {
   model?: string;
