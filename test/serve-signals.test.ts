@@ -73,6 +73,7 @@ describe('serve stops under any launcher', { skip: !existsSync('/proc/self/cmdli
   it('direct: SIGTERM drains; new requests meanwhile get 503 with Retry-After; exit 0', async () => {
     const srv = await startServe(['-m', model], { SLIPSTREAM_THREADS: '1' });
     try {
+      assert.match(srv.stderr(), new RegExp(`serving tiny at ${srv.url}/v1 .*; playground at ${srv.url}/\n`), 'the start-up line names the playground');
       const inflight = fetch(`${srv.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', max_tokens: 200, ignore_eos: true }) });
       await waitUntil('the request runs', async () => (await srv.metric('slipstream_requests_running')) === 1, 10_000);
       const exited = srv.stop();

@@ -24,7 +24,7 @@ program
 program
   .command('info')
   .description('show the native core: instruction set in use, those available, thread count')
-  .addHelpText('after', '\nExample:\n  $ SLIPSTREAM_THREADS=4 slipstream info')
+  .addHelpText('after', '\nExample:\n  $ slipstream info            # SLIPSTREAM_THREADS=4 slipstream info: with 4 threads')
   .action(guard(async () => {
     const { cpuInfo } = await import('../tensor/runtime.ts');
     const i = cpuInfo();
