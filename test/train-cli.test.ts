@@ -149,7 +149,7 @@ describe('slipstream train', () => {
     }));
     const a = run('train', '-c', join(dir, 'train.json'));
     assert.equal(a.status, 0, a.stderr);
-    assert.match(a.stderr, /2 input\(s\) missing .*: building them with .*prep\.ts/);
+    assert.match(a.stderr, /2 input\(s\) missing .*: building them with .*prep\.mts/);
     assert.match(a.stderr, /corpus: 40 stories/);
     assert.match(a.stderr, /tokenizer: 300 tokens/);
     assert.ok(existsSync(join(dir, 'out/run/model/model.safetensors')));

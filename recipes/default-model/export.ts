@@ -13,7 +13,7 @@ import { writeHfModel } from '../../src/train/trainer.ts';
 import { type LossPoint, writeLossPlot } from '../../src/train/plot.ts';
 
 export const STORY_TEMPLATE =
-  "{{ bos_token }}{% for m in messages %}{% if m['role'] != 'system' %}{% if not loop.first %}{{ '\\n\\n' }}{% endif %}{{ m['content'] | trim }}{% endif %}{% endfor %}";
+  "{{ bos_token }}{% for m in messages %}{% if m['role'] != 'system' %}{% if not loop.first %}{{ '\\n\\n' }}{% endif %}{{ m['content'] | trim }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '\\n\\n' }}{% endif %}";
 
 export const SAMPLE_PROMPTS = ['Once upon a time', 'Lily and her dog', 'One rainy morning, a little fox'];
 
@@ -35,7 +35,8 @@ export async function exportDefaultModel(runDir: string, dest: string, lossPng: 
   } else if (existsSync(lossPng)) copyFileSync(lossPng, join(dest, 'loss.png'));
   // The model writes stories; it was not trained on conversations. Its "chat" template makes a
   // conversation one running text (user turns and replies joined by blank lines), so the chat
-  // view of the playground continues the user's story.
+  // view of the playground continues the user's story; the generation prompt is a blank line,
+  // so a reply is the story's next paragraph (it starts with a word, not mid-sentence).
   const tcPath = join(dest, 'tokenizer_config.json');
   const tc = JSON.parse(readFileSync(tcPath, 'utf8')) as Record<string, unknown>;
   tc.chat_template = STORY_TEMPLATE;
