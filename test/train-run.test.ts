@@ -17,6 +17,8 @@ import { RefTrainKernels } from '../src/tensor/train-ref.ts';
 import { latestCheckpoint } from '../src/train/checkpoint.ts';
 import { TrainError, evalSplitWarning, runTraining, runTrainingAsync, setupTraining } from '../src/train/trainer.ts';
 import { prepare } from '../recipes/default-model/stages.ts';
+import { lossCurveSpec, writeLossPlot } from '../src/train/plot.ts';
+import { chartSvg } from '../src/util/chart.ts';
 import { generateCorpus } from '../recipes/default-model/corpus.ts';
 
 const k = new RefTrainKernels();
@@ -155,3 +157,23 @@ describe('the default-model recipe stages (tiny sizes)', () => {
     assert.ok(!existsSync(o.tokenizer + '.tmp') && !existsSync(o.corpus + '.tmp'));
   });
 });
+
+describe('the loss curve chart', () => {
+  const hist = Array.from({ length: 120 }, (_, i) => ({ step: i + 1, loss: 6 * Math.exp(-i / 30) + 1 }));
+  it('keeps the caption as written (lower case, paths) and lists an eval curve only when there is one', async () => {
+    const svg = await chartSvg(lossCurveSpec(hist, 'runs/My-run: 120 steps'));
+    assert.ok(svg.includes('>runs/My-run: 120 steps<'), 'the caption, case kept');
+    assert.ok(svg.includes('>train loss<') && svg.includes('>train loss, mean of 2<'));
+    assert.ok(!svg.includes('eval loss'), 'no eval entry without evaluations');
+    const withEval = hist.map((h) => (h.step % 40 === 0 ? { ...h, evalLoss: h.loss + 0.1 } : h));
+    assert.ok((await chartSvg(lossCurveSpec(withEval, 'x'))).includes('>eval loss<'));
+  });
+
+  it('writes a PNG with an SVG next to it', async () => {
+    const png = join(root, 'curve.png');
+    assert.deepEqual(await writeLossPlot(png, hist, 'c'), [png, join(root, 'curve.svg')]);
+    assert.deepEqual([...readFileSync(png).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+    assert.match(readFileSync(join(root, 'curve.svg'), 'utf8'), /^<svg/);
+  });
+});
+

@@ -32,7 +32,7 @@ export function lossCurveSpec(history: readonly LossPoint[], caption: string): T
   for (const p of evals) rows.push({ step: p.step, loss: p.evalLoss!, curve: ev });
   const curves: [string, string][] = [...(win > 1 ? [[raw, LIGHT], [mean, BLUE]] as [string, string][] : [[raw, BLUE]] as [string, string][]), ...(evals.length > 0 ? [[ev, ORANGE]] as [string, string][] : [])];
   const color = { field: 'curve', type: 'nominal' as const, scale: { domain: curves.map((c) => c[0]), range: curves.map((c) => c[1]) }, legend: { orient: 'top' as const, title: null } };
-  const x = { field: 'step', type: 'quantitative' as const, title: 'step', scale: { domainMin: 0 } };
+  const x = { field: 'step', type: 'quantitative' as const, title: 'step', scale: { domainMin: 0 }, axis: { tickMinStep: 1, format: 'd' } };
   const y = { field: 'loss', type: 'quantitative' as const, title: 'loss', scale: { zero: true } };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
