@@ -115,7 +115,7 @@ program
   .command('train')
   .description('pretrain or fully fine-tune a model from a JSON config (resumes from the last checkpoint in its out dir)')
   .requiredOption('-c, --config <file>', 'training config (see recipes/default-model/train.json)')
-  .option('--plot <file.png>', 'write the loss curve as PNG at the end')
+  .option('--plot <file.png>', 'where to write the loss curve (PNG, with an SVG next to it; default: loss.png in the run directory)')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .addHelpText('after', '\nExample:\n  $ slipstream train --config recipes/default-model/train.json --plot loss.png')
   .action(guard(async (opts) => {
@@ -126,7 +126,7 @@ program
 program
   .command('finetune')
   .description('fine-tune a Hugging Face model directory on text, JSONL or chat JSONL; LoRA with --lora-rank')
-  .requiredOption('-m, --model <model>', 'base model: Hugging Face directory or hf:org/name')
+  .option('-m, --model <model>', 'base model: Hugging Face directory or hf:org/name (default: the embedded default model)')
   .requiredOption('-d, --data <files...>', 'training data: .txt, .jsonl ({"text": ...}) or chat .jsonl ({"messages": [...]} / {"prompt", "completion"})')
   .requiredOption('-o, --out <dir>', 'run directory: checkpoints, metrics.jsonl, model/ (and adapter/ with LoRA)')
   .option('--format <f>', 'text, jsonl or chat (default: jsonl)')
@@ -143,8 +143,9 @@ program
   .option('--lora-targets <list>', 'comma-separated projections: q,k,v,o,gate,up,down (default q,v)')
   .option('--quantize-base <type>', 'keep the frozen base weights in q8_0 (QLoRA)')
   .option('--eval-every <n>', 'steps between eval-loss measurements')
+  .option('--eval-fraction <f>', 'share of the data held out for the eval loss, in [0, 1); 0 trains on all of it (default 0.01)')
   .option('--checkpoint-every <n>', 'steps between checkpoints')
-  .option('--plot <file.png>', 'write the loss curve as PNG at the end')
+  .option('--plot <file.png>', 'where to write the loss curve (PNG, with an SVG next to it; default: loss.png in the run directory)')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .addHelpText('after', '\nExample:\n  $ slipstream finetune -m models/default -d chats.jsonl --format chat -o runs/ft --lora-rank 8 --steps 200')
   .action(guard(async (opts) => {
