@@ -16,7 +16,9 @@ out=bench/out/native/ab
 rm -rf "$out" && mkdir -p "$out/a"
 for f in kernels.inc kernels.h simd.h; do git show "$rev:native/src/$f" > "$out/a/$f"; done
 isa=${ISA:-avx512}
-flags="-std=c++17 -O3 -fno-math-errno -ffp-contract=off -mavx512f -mavx512vl -mavx512bw -mavx512vnni -mavx2 -mfma -mf16c -Ibench/native"
+# AVX2 builds get no AVX-512 flags, so that they run on AVX2-only CPUs
+isaflags=$([ "$isa" = avx2 ] && echo "-mavx2 -mfma -mf16c" || echo "-mavx512f -mavx512vl -mavx512bw -mavx512vnni -mavx2 -mfma -mf16c")
+flags="-std=c++17 -O3 -fno-math-errno -ffp-contract=off $isaflags -Ibench/native"
 def=$([ "$isa" = avx2 ] && echo -DSS_ISA_AVX2=1 || echo -DSS_ISA_AVX512=1)
 g++ $flags -I"$out/a" $def -DSS_NS=ss_a -x c++ -c "$out/a/kernels.inc" -o "$out/a.o" &
 g++ $flags -Inative/src $def ${BFLAGS:-} -DSS_NS=ss_b -x c++ -c native/src/kernels.inc -o "$out/b.o" &
