@@ -115,6 +115,33 @@ int main(int argc, char** argv) {
   std::printf("  mean B/A %.3f, median B/A %.3f; medians A %.1f (%.0f%% of peak), B %.1f (%.0f%%) GFLOP/s; outputs %s\n", s[1] / s[0], median(q), median(ra),
               100 * median(ra) / pk, median(rb), 100 * median(rb) / pk, same ? "bit-identical" : "DIFFER");
 #else
+  if (q8 && getenv("SS_CHECK")) {  // q8_0: every row alone (the matrix-vector path) against the GEMM's, bit for bit, and a double reference
+    call();
+    const int64_t nb = K / 32;
+    int64_t differ = 0;
+    double worst = 0;
+    std::vector<float> one(N);
+    for (int64_t m = 0; m < M; m++) {
+      ss_matmul_args r = a;
+      r.xq = a.xq + m * K, r.xd = a.xd + m * nb, r.out = one.data(), r.M = 1;
+      for (int64_t n = 0; n < N; n += 16) kernel->matmul(r, 0, 1, n, std::min(N, n + 16));
+      differ += std::memcmp(one.data(), out.data() + m * N, N * 4) != 0;
+      for (int64_t n = 0; n < N; n++) {
+        double e = 0, mag = 0;
+        for (int64_t b = 0; b < nb; b++) {
+          const uint8_t* blk = a.w + n * ldw + b * 34;
+          uint16_t h;
+          std::memcpy(&h, blk, 2);
+          int32_t d = 0;
+          for (int i = 0; i < 32; i++) d += (int32_t)a.xq[m * K + b * 32 + i] * (int8_t)blk[2 + i];
+          e += (double)d * a.xd[m * nb + b] * _cvtsh_ss(h), mag += std::fabs((double)d * a.xd[m * nb + b] * _cvtsh_ss(h));
+        }
+        worst = std::max(worst, std::fabs(out[m * N + n] - e) / (mag + 1e-30));
+      }
+    }
+    std::printf("  check: %lld of %lld rows differ from the row computed alone; worst |err| / sum|terms| %.2e\n", (long long)differ, (long long)M, worst);
+    return differ != 0;
+  }
   if (const char* bl = getenv("SS_BLOCKS")) {  // task blocks NBxMB, alternating, 8 rounds
     std::vector<std::pair<int64_t, int64_t>> shapes;
     for (const char* p = bl; *p;) {
