@@ -44,6 +44,7 @@ program
   .option('--max-waiting <n>', 'waiting-queue length before 429')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--log', 'log every request')
+  .option('--log-format <format>', 'the per-request log line on stdout: text or json', 'text')
   .action(guard(async (opts) => {
     const { serveCommand } = await import('./serve.ts');
     await serveCommand(opts);

@@ -6,6 +6,7 @@ import { defaultModelDir } from '../models/default.ts';
 import { startEngineHost } from '../engine/worker-host.ts';
 import { buildServer, startDraining } from '../server/app.ts';
 import { UsageError } from '../errors.ts';
+import { LOG_FORMATS, type LogFormat } from '../server/request-log.ts';
 
 export interface ServeCliOptions {
   model?: string;
@@ -22,6 +23,8 @@ export interface ServeCliOptions {
   servedModelName?: string;
   /** Log every request (fastify's logger). */
   log?: boolean;
+  /** The per-request log line on stdout: text (default) or json. */
+  logFormat?: string;
 }
 
 const GRACE_MS = 30_000;
@@ -42,6 +45,8 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   const kvGiB = num('kv-cache-memory', o.kvCacheMemory);
   if (kvGiB !== undefined && kvGiB <= 0) throw new UsageError(`--kv-cache-memory must be > 0 GiB, got ${kvGiB}`);
   const apiKey = o.apiKey ?? (process.env.SLIPSTREAM_API_KEY || undefined);
+  const logFormat = (o.logFormat ?? 'text') as LogFormat;
+  if (!LOG_FORMATS.includes(logFormat)) throw new UsageError(`--log-format must be ${LOG_FORMATS.join(' or ')}, got '${o.logFormat}'`);
 
   const engine = await startEngineHost({
     model: o.model ?? defaultModelDir(),
@@ -54,7 +59,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     maxWaiting: num('max-waiting', o.maxWaiting, { int: true, min: 0 }),
     threads: num('threads', o.threads, { int: true, min: 1 }),
   });
-  const app = buildServer(engine, { apiKey, logger: o.log ?? false }); // the model name is the engine's
+  const app = buildServer(engine, { apiKey, logger: o.log ?? false, requestLog: { format: logFormat } }); // the model name is the engine's
   const url = await app.listen({ host, port });
   process.stderr.write(`slipstream: serving ${engine.modelName} at ${url}/v1 (context ${engine.maxContext} tokens${apiKey ? ', API key required' : ''})\n`);
 
