@@ -152,6 +152,7 @@ describe('request log, JSON format', () => {
     const o = JSON.parse(line!) as Record<string, unknown>;
     assert.equal(o.request_id, 'req-401');
     assert.equal(o.status, 401);
+    assert.equal(o.level, 'warn');
     assert.equal(o.output_tokens, undefined);
   });
 });

@@ -1,7 +1,7 @@
 // One log line per HTTP request, for operators: request id, method, path, status, model, prompt and
 // output tokens, time to first token, duration and finish reason; readable text by default, one JSON
-// object per line with format 'json' (pino's keys: time, level, msg, so log tools that read
-// fastify's logs read these too). Each response carries the id in `x-request-id`: the client's own
+// object per line with format 'json' (pino's keys: time, level, msg, and pino-http's levels: info,
+// warn for 4xx, error for 5xx; so log tools that read fastify's logs read these too). Each response carries the id in `x-request-id`: the client's own
 // if it sent a sane one (so a gateway's id follows the request through), else a new UUID.
 //
 // The generation routes report their numbers with noteGeneration(); every other request (health,
@@ -80,23 +80,28 @@ export function registerRequestLog(app: FastifyInstance, opts: RequestLogOptions
     // On the raw response, so that hijacked replies (SSE) send it too.
     res.setHeader('x-request-id', id);
     let logged = false;
-    const done = () => {
+    const done = (end: number) => {
       if (logged) return;
       logged = true;
       const path = req.url.split('?', 1)[0]!;
       // Not finished: the client went away before the answer (nginx's 499).
       const status = res.writableFinished ? res.statusCode : 499;
       if (QUIET.test(path) && status < 400) return;
-      const rec: RequestRecord = { request_id: id, method: req.method, path, status, duration_ms: round(performance.now() - start) };
       const note = notes.get(res);
       const bodyModel = (req.body as { model?: unknown } | undefined)?.model;
-      if (note) {
-        rec.model = note.model;
-        rec.prompt_tokens = note.promptTokens;
-        rec.output_tokens = note.outputTokens;
-        if (note.firstTokenAt !== undefined) rec.ttft_ms = round(note.firstTokenAt - start);
-        rec.finish_reason = note.finishReason;
-      } else if (typeof bodyModel === 'string') rec.model = bodyModel.slice(0, 200);
+      const model = note?.model ?? (typeof bodyModel === 'string' ? bodyModel.slice(0, 200) : undefined);
+      // Fields in the order the text line has them: what the request was, then its numbers.
+      const rec: RequestRecord = {
+        request_id: id,
+        method: req.method,
+        path,
+        status,
+        ...(model !== undefined && { model }),
+        ...(note && { prompt_tokens: note.promptTokens, output_tokens: note.outputTokens }),
+        ...(note?.firstTokenAt !== undefined && { ttft_ms: round(note.firstTokenAt - start) }),
+        duration_ms: round(end - start),
+        ...(note && { finish_reason: note.finishReason }),
+      };
       try {
         write(format === 'json' ? jsonLine(rec) : textLine(rec));
       } catch {
@@ -105,7 +110,10 @@ export function registerRequestLog(app: FastifyInstance, opts: RequestLogOptions
     };
     // After the current handlers: a generation route notes a client that went away in its own
     // 'close' listener, registered after this one.
-    const later = () => setImmediate(done);
+    const later = () => {
+      const end = performance.now();
+      setImmediate(() => done(end));
+    };
     res.once('finish', later);
     res.once('close', later);
   });
@@ -114,7 +122,7 @@ export function registerRequestLog(app: FastifyInstance, opts: RequestLogOptions
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
 export function jsonLine(r: RequestRecord): string {
-  return JSON.stringify({ time: new Date().toISOString(), level: r.status >= 500 ? 'error' : 'info', msg: 'request', ...r }) + '\n';
+  return JSON.stringify({ time: new Date().toISOString(), level: r.status >= 500 ? 'error' : r.status >= 400 ? 'warn' : 'info', msg: 'request', ...r }) + '\n';
 }
 
 /** `2026-01-01T00:00:00.000Z 3f2a… POST /v1/chat/completions 200 model=m prompt_tokens=12 …` */
