@@ -100,7 +100,7 @@ describe('endpoint-picker metrics', () => {
   });
 
   test('under load: the picker sees the queue the engine has', async () => {
-    const engine = new FakeEngine({ maxRunning: 2, stepMs: 15 });
+    const engine = new FakeEngine({ maxRunning: 2, stepMs: 50 }); // 12 tokens: 0.6 s per request, time to scrape
     const app = buildServer(engine);
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     try {

@@ -103,15 +103,14 @@ describe('request log, text format', () => {
     s.lines.length = 0;
     s.engine.stepMs = 20;
     try {
-      await new Promise<void>((resolve) => {
-        const req = http.request(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' } });
-        req.on('error', () => resolve());
-        req.end(JSON.stringify({ model: 'fake-model', prompt: 'Hi', max_tokens: 50, ignore_eos: true }));
-        setTimeout(() => {
-          req.destroy();
-          resolve();
-        }, 150);
-      });
+      const submitted = s.engine.submitted.length;
+      const req = http.request(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+      req.on('error', () => {});
+      req.end(JSON.stringify({ model: 'fake-model', prompt: 'Hi', max_tokens: 50, ignore_eos: true }));
+      // Gone once the engine has it and a few tokens are out (50 tokens take a second).
+      while (s.engine.submitted.length === submitted) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 100));
+      req.destroy();
       const [line] = await waitLines(s.lines, 1);
       assert.match(line!, / POST \/v1\/completions 499 model=fake-model prompt_tokens=2 output_tokens=\d+ ttft_ms=[\d.]+ duration_ms=[\d.]+ finish_reason=abort\n$/);
     } finally {
