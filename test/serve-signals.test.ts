@@ -71,10 +71,14 @@ function killAll(needle: string): void {
 
 describe('serve stops under any launcher', { skip: !existsSync('/proc/self/cmdline') && 'needs /proc' }, () => {
   it('direct: SIGTERM drains; new requests meanwhile get 503 with Retry-After; exit 0', async () => {
-    const srv = await startServe(['-m', model], { SLIPSTREAM_THREADS: '1' });
+    // one sequence at a time and six long requests: the drain lasts seconds, however fast the machine
+    const srv = await startServe(['-m', model, '--max-seqs', '1'], { SLIPSTREAM_THREADS: '1' });
     try {
       assert.match(srv.stderr(), new RegExp(`serving tiny at ${srv.url}/v1 .*; playground at ${srv.url}/\n`), 'the start-up line names the playground');
-      const inflight = fetch(`${srv.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', max_tokens: 200, ignore_eos: true }) });
+      const requests = Array.from({ length: 6 }, () =>
+        fetch(`${srv.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', max_tokens: 500, ignore_eos: true }) }),
+      );
+      const inflight = Promise.all(requests).then((rs) => (rs.every((x) => x.status === 200) ? 200 : rs.find((x) => x.status !== 200)!.status));
       await waitUntil('the request runs', async () => (await srv.metric('slipstream_requests_running')) === 1, 10_000);
       const exited = srv.stop();
       await waitUntil('draining', () => srv.stderr().includes('SIGTERM: no new requests'), 5000);
@@ -82,7 +86,7 @@ describe('serve stops under any launcher', { skip: !existsSync('/proc/self/cmdli
       assert.equal(r.status, 503);
       assert.equal(r.headers.get('retry-after'), '5');
       assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'shutting_down');
-      assert.equal((await inflight).status, 200, 'the in-flight request finishes');
+      assert.equal(await inflight, 200, 'the in-flight and queued requests finish');
       assert.equal(await exited, 0);
       assert.equal(await answers(srv.url), false);
     } finally {

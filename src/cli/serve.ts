@@ -14,6 +14,7 @@ import { defaultModelDir } from '../models/default.ts';
 import { startEngineHost } from '../engine/worker-host.ts';
 import { buildServer, startDraining } from '../server/app.ts';
 import { UsageError } from '../errors.ts';
+import { LOG_FORMATS, type LogFormat } from '../server/request-log.ts';
 
 export interface ServeCliOptions {
   model?: string;
@@ -32,6 +33,8 @@ export interface ServeCliOptions {
   log?: boolean;
   /** Drain and exit when the launching process exits (default true). */
   parentWatch?: boolean;
+  /** The per-request log line on stdout: text (default) or json. */
+  logFormat?: string;
 }
 
 /** A failure to serve that is not a bad flag (port in use, address not available): one line, exit 1. */
@@ -107,6 +110,8 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   if (kvGiB !== undefined && kvGiB <= 0) throw new UsageError(`--kv-cache-memory must be > 0 GiB, got ${kvGiB}`);
   const apiKey = o.apiKey ?? (process.env.SLIPSTREAM_API_KEY || undefined);
   await checkListen(host, port);
+  const logFormat = (o.logFormat ?? 'text') as LogFormat;
+  if (!LOG_FORMATS.includes(logFormat)) throw new UsageError(`--log-format must be ${LOG_FORMATS.join(' or ')}, got '${o.logFormat}'`);
 
   const engine = await startEngineHost({
     model: o.model ?? defaultModelDir(),
@@ -119,7 +124,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     maxWaiting: num('max-waiting', o.maxWaiting, { int: true, min: 0 }),
     threads: threads(o.threads),
   });
-  const app = buildServer(engine, { apiKey, logger: o.log ?? false }); // the model name is the engine's
+  const app = buildServer(engine, { apiKey, logger: o.log ?? false, requestLog: { format: logFormat } }); // the model name is the engine's
   let url: string;
   try {
     url = await app.listen({ host, port });

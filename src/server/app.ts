@@ -9,6 +9,7 @@ import { ApiError, badRequest, errorBody, toApiError } from './errors.ts';
 import { handleGenerate, type GenerateContext } from './generate-route.ts';
 import { ServerMetrics } from './metrics.ts';
 import { registerPlayground } from './playground.ts';
+import { registerRequestLog, type RequestLogOptions } from './request-log.ts';
 import { checkModel, engineCall, isObject, optBool, parseMessages, tokenList, type Body } from './validate.ts';
 
 export interface ServerOptions {
@@ -20,6 +21,8 @@ export interface ServerOptions {
   logger?: boolean;
   /** Largest request body in bytes (default 8 MiB). */
   bodyLimit?: number;
+  /** One log line per request (src/server/request-log.ts); off when not given. */
+  requestLog?: RequestLogOptions;
 }
 
 interface ServerState {
@@ -52,6 +55,7 @@ export function buildServer(engine: EngineClient, opts: ServerOptions = {}): Fas
   const modelName = opts.modelName ?? engine.modelName;
   const state: ServerState = { draining: false, metrics: new ServerMetrics() };
   states.set(app, state);
+  if (opts.requestLog) registerRequestLog(app, opts.requestLog); // first: it logs the requests later hooks refuse
   const ctx: GenerateContext = { engine, metrics: state.metrics, modelName };
   const keyBytes = opts.apiKey ? Buffer.from(`Bearer ${opts.apiKey}`) : undefined;
 

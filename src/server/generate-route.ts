@@ -7,6 +7,7 @@ import type { FastifyReply } from 'fastify';
 import type { EngineClient, FinishReason, GenerateRequest, TokenEvent, TopLogprob } from '../engine/api.ts';
 import { toApiError } from './errors.ts';
 import type { ServerMetrics } from './metrics.ts';
+import { noteGeneration } from './request-log.ts';
 import { SseStream } from './sse.ts';
 import { parseChat, parseCompletion, type Body, type ParsedGenerate } from './validate.ts';
 
@@ -49,7 +50,7 @@ export async function handleGenerate(kind: Kind, body: Body, reply: FastifyReply
   const wantLogprobs = parsed.sampling.logprobs !== undefined;
   let promptTokens = parsed.promptIds.length;
   let cachedTokens: number | undefined;
-  let firstTokenSeen = false;
+  let firstTokenAt: number | undefined;
   let settled = false;
   let clientGone = false;
   const res = reply.raw;
@@ -89,6 +90,7 @@ export async function handleGenerate(kind: Kind, body: Body, reply: FastifyReply
       settled = true;
       res.off('close', onClose);
       metrics.requests.inc({ finish_reason: reason });
+      noteGeneration(res, { model: ctx.modelName, promptTokens, outputTokens: usage().completion_tokens, firstTokenAt, finishReason: reason });
       if (reason !== 'abort' && reason !== 'error') metrics.e2e.observe((performance.now() - t0) / 1000);
       if (err !== undefined) reject(err);
       else resolve();
@@ -115,8 +117,8 @@ export async function handleGenerate(kind: Kind, body: Body, reply: FastifyReply
         const offset = c.text.length;
         if (ev.tokenId >= 0) {
           c.tokens++;
-          if (!firstTokenSeen) {
-            firstTokenSeen = true;
+          if (firstTokenAt === undefined) {
+            firstTokenAt = now;
             metrics.ttft.observe((now - t0) / 1000);
           }
           if (c.lastTokenAt !== undefined) metrics.itl.observe((now - c.lastTokenAt) / 1000);

@@ -2,6 +2,12 @@
 // Latencies are measured by the server, per request; the engine's state (running, waiting, KV
 // blocks, prefix-cache hit rate, preemptions, token counts) is read from engine.stats() at scrape
 // time, so the two can never disagree.
+//
+// Next to ours, the same engine state goes out under the names of the model-server protocol of the
+// Kubernetes Gateway API Inference Extension, whose endpoint picker (the prefix- and load-aware
+// router in front of vLLM pods) scrapes them to choose a pod for each request: vLLM's names, with
+// vLLM's semantics, so the picker's defaults route to Slipstream pods unchanged. See
+// https://github.com/kubernetes-sigs/gateway-api-inference-extension/tree/main/docs/proposals/003-model-server-protocol
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineClient, EngineStats } from '../engine/api.ts';
@@ -19,6 +25,9 @@ export class ServerMetrics {
   private readonly totals: Record<'preemptions' | 'promptTokens' | 'generationTokens', Counter>;
   // Engine counters already exported; a scrape adds the difference.
   private last = { preemptions: 0, promptTokens: 0, generationTokens: 0 };
+  private readonly epp: Record<'waiting' | 'running' | 'kvUsage' | 'gpuCacheUsage', Gauge>;
+  private readonly loraInfo: Gauge<'max_lora' | 'running_lora_adapters' | 'waiting_lora_adapters'>;
+  private readonly cacheInfo: Gauge<'block_size' | 'num_gpu_blocks'>;
 
   constructor() {
     const registers = [this.registry];
@@ -40,6 +49,28 @@ export class ServerMetrics {
       promptTokens: c('slipstream_prompt_tokens_total', 'Prompt tokens processed'),
       generationTokens: c('slipstream_generation_tokens_total', 'Tokens generated'),
     };
+    // The endpoint picker's model-server protocol (names as vLLM exports them).
+    this.epp = {
+      // TotalQueuedRequests
+      waiting: g('vllm:num_requests_waiting', 'Requests waiting for a slot (same as slipstream_requests_waiting)'),
+      // TotalRunningRequests
+      running: g('vllm:num_requests_running', 'Requests being computed (same as slipstream_requests_running)'),
+      // KVCacheUtilization: a fraction, 0..1, as vLLM's is
+      kvUsage: g('vllm:kv_cache_usage_perc', 'Fraction of KV-cache blocks in use (0..1)'),
+      // The name vLLM used before kv_cache_usage_perc, still the default of older endpoint pickers
+      gpuCacheUsage: g('vllm:gpu_cache_usage_perc', 'Fraction of KV-cache blocks in use (0..1); the older name of vllm:kv_cache_usage_perc'),
+    };
+    // LoRA adapters: Slipstream merges a --lora adapter into the weights at load and serves no
+    // adapters by name, so none is ever running or waiting; the series is there so the picker finds
+    // the family (it reports a missing one as an error on every scrape) and ignores it.
+    this.loraInfo = new Gauge({
+      name: 'vllm:lora_requests_info',
+      help: 'LoRA adapters running and waiting (none: an adapter is merged at load); value: the time of the last update, in seconds',
+      labelNames: ['max_lora', 'running_lora_adapters', 'waiting_lora_adapters'],
+      registers,
+    });
+    // Optional in the protocol: the prefix-cache scorer's block size and pool size.
+    this.cacheInfo = new Gauge({ name: 'vllm:cache_config_info', help: 'KV-cache configuration (in the labels); value 1', labelNames: ['block_size', 'num_gpu_blocks'], registers });
   }
 
   /** The Prometheus text exposition, with the engine's state read now. */
@@ -56,12 +87,22 @@ export class ServerMetrics {
       this.gauges.kvUsed.set(s.kvBlocksUsed);
       this.gauges.kvTotal.set(s.kvBlocksTotal);
       this.gauges.hitRate.set(s.prefixCacheHitRate);
+      const usage = s.kvBlocksTotal > 0 ? Math.min(1, s.kvBlocksUsed / s.kvBlocksTotal) : 0;
+      this.epp.waiting.set(s.waiting);
+      this.epp.running.set(s.running);
+      this.epp.kvUsage.set(usage);
+      this.epp.gpuCacheUsage.set(usage);
+      // The worker host knows its block size (engine.kv); an engine that does not say is left out.
+      const blockSize = (engine as Partial<{ kv: { blockSize: number } }>).kv?.blockSize;
+      this.cacheInfo.reset();
+      if (blockSize && s.kvBlocksTotal > 0) this.cacheInfo.set({ block_size: String(blockSize), num_gpu_blocks: String(s.kvBlocksTotal) }, 1);
       for (const k of ['preemptions', 'promptTokens', 'generationTokens'] as const) {
         const d = s[k] - this.last[k];
         if (d > 0) this.totals[k].inc(d);
         this.last[k] = Math.max(this.last[k], s[k]);
       }
     }
+    this.loraInfo.set({ max_lora: '0', running_lora_adapters: '', waiting_lora_adapters: '' }, Date.now() / 1000);
     return this.registry.metrics();
   }
 
