@@ -91,6 +91,34 @@ program
   }));
 
 program
+  .command('chat')
+  .description('chat with a model in the terminal: streamed replies, history fitted to the context, /reset, /system, /exit; Ctrl-C stops a reply')
+  .option('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision] (default: the embedded default model, models/default)')
+  .option('--system <text>', 'system message (change it with /system in the chat)')
+  .option('-n, --max-tokens <n>', 'tokens per reply at most', '256')
+  .option('--ctx-size <n>', "context the conversation may fill (default: the model's, at most 4096)")
+  .option('--temperature <t>', 'sampling temperature (0: greedy)')
+  .option('--top-k <k>', 'keep the k most likely tokens (0: off)')
+  .option('--top-p <p>', 'nucleus sampling: keep the smallest set with probability >= p')
+  .option('--min-p <p>', 'drop tokens below p times the top probability')
+  .option('--seed <s>', 'random seed (reproducible sampling)')
+  .option('--stop <string>', 'end a reply before this text (repeatable, up to 16)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+  .option('--repetition-penalty <r>', 'divide positive (multiply negative) logits of seen tokens by r, in (0, 10] (1: off)')
+  .option('--presence-penalty <p>', 'subtract p from the logits of tokens generated so far, in [-2, 2] (0: off)')
+  .option('--frequency-penalty <f>', "subtract f times its count so far from each generated token's logit, in [-2, 2] (0: off)")
+  .option('--ignore-eos', 'keep generating past end-of-sequence tokens')
+  .option('--quantize <type>', 'quantize f32/f16/bf16 weights at load (q8_0)')
+  .option('--lora <dir>', 'merge a LoRA adapter (PEFT layout) into the weights at load')
+  .option('--kv-dtype <type>', 'KV cache dtype: f32 or f16', 'f32')
+  .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .option('--no-mmap', 'copy weights into resident memory instead of reading them through the file mapping')
+  .option('--verbose', 'one timing line per reply')
+  .action(guard(async (opts) => {
+    const { chatCommand } = await import('./chat.ts');
+    await chatCommand(opts);
+  }));
+
+program
   .command('convert')
   .description('convert a Hugging Face model directory to GGUF (llama.cpp loads it), or a GGUF file to a Hugging Face directory')
   .argument('<input>', 'Hugging Face model directory, or a .gguf file')
