@@ -119,6 +119,35 @@ program
   }));
 
 program
+  .command('pull')
+  .description('download a model from the Hugging Face hub into the cache (an interrupted pull resumes); prints its folder')
+  .argument('<model>', 'hf:org/name[@revision], or hf:org/name/file.gguf[@revision] for one GGUF file')
+  .option('--no-progress', 'no progress bars')
+  .action(guard(async (model: string, opts: { progress?: boolean }) => {
+    const { pullCommand } = await import('./models.ts');
+    await pullCommand(model, opts);
+  }));
+
+program
+  .command('list')
+  .alias('ls')
+  .description('list the cached models: name, revision, size, family, quantization ($SLIPSTREAM_CACHE, default ~/.cache/slipstream)')
+  .option('--json', 'as JSON')
+  .action(guard(async (opts: { json?: boolean }) => {
+    const { listCommand } = await import('./models.ts');
+    await listCommand(opts);
+  }));
+
+program
+  .command('rm')
+  .description('remove cached models (with the blobs no other snapshot uses)')
+  .argument('<models...>', 'hf:org/name (every revision), hf:org/name@revision, or hf:org/name/file.gguf')
+  .action(guard(async (models: string[]) => {
+    const { rmCommand } = await import('./models.ts');
+    await rmCommand(models);
+  }));
+
+program
   .command('convert')
   .description('convert a Hugging Face model directory to GGUF (llama.cpp loads it), or a GGUF file to a Hugging Face directory')
   .argument('<input>', 'Hugging Face model directory, or a .gguf file')
