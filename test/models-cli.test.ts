@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { writeRandomHfModel } from '../src/models/random.ts';
 import { MockHub, type MockFile } from './helpers/mock-hub.ts';
+import { startServe, type ServeProcess } from '../src/server/process.ts';
 
 const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
 
@@ -137,5 +138,68 @@ describe('slipstream pull / list / rm', () => {
     const gone = await cli(['rm', 'hf:org/tiny']);
     assert.equal(gone.status, 1);
     assert.match(gone.stderr, /hf:org\/tiny: not in the cache/);
+  });
+});
+
+describe('slipstream serve with several --model flags', () => {
+  let srv: ServeProcess;
+  let a: string, b: string;
+  before(async () => {
+    a = join(root, 'tiny'); // written above
+    b = join(root, 'other');
+    writeRandomHfModel(b, { arch: 'llama', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 }, 9);
+    srv = await startServe(['-m', `first=${a}`, '-m', b], { SLIPSTREAM_THREADS: '2' });
+  });
+  after(async () => {
+    if (srv?.child.exitCode === null) await srv.stop();
+  });
+  const post = async (path: string, body: object) => {
+    const res = await fetch(`${srv.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+
+  it('lists every model by name with its own context, and says so at start-up', async () => {
+    assert.match(srv.stderr(), /serving first, other at http/);
+    const models = (await (await fetch(`${srv.url}/v1/models`)).json()) as { data: { id: string; max_model_len: number }[] };
+    assert.deepEqual(models.data.map((m) => [m.id, m.max_model_len]), [['first', 128], ['other', 256]]);
+    const one = (await (await fetch(`${srv.url}/v1/models/other`)).json()) as { id: string };
+    assert.equal(one.id, 'other');
+  });
+
+  it('a request picks its model by name (the same text as that model alone); no name means the first', async () => {
+    const ask = (model?: string) => post('/v1/completions', { ...(model ? { model } : {}), prompt: 'the old man', max_tokens: 8, temperature: 0, ignore_eos: true });
+    const [ra, rb, rn] = await Promise.all([ask('first'), ask('other'), ask()]);
+    assert.equal(ra.status, 200, JSON.stringify(ra.body));
+    assert.equal(ra.body.model, 'first');
+    assert.equal(rb.body.model, 'other');
+    assert.equal(rn.body.model, 'first');
+    assert.equal(rn.body.choices[0].text, ra.body.choices[0].text);
+    assert.notEqual(ra.body.choices[0].text, rb.body.choices[0].text);
+    for (const [dir, r] of [[a, ra], [b, rb]] as const) {
+      const g = await cli(['generate', '-m', dir, '-p', 'the old man', '-n', '8', '--temperature', '0', '--ignore-eos']);
+      assert.equal(g.stdout.replace(/\n$/, ''), r.body.choices[0].text);
+    }
+    // the context check is the model's own: 200 tokens fit 'other' (256) but not 'first' (128)
+    const long = await post('/v1/completions', { model: 'first', prompt: 'x', max_tokens: 200 });
+    assert.equal(long.status, 400);
+    const fits = await post('/v1/completions', { model: 'other', prompt: 'x', max_tokens: 200, ignore_eos: true });
+    assert.equal(fits.status, 200, JSON.stringify(fits.body));
+    const tok = await post('/tokenize', { model: 'other', prompt: 'hello' });
+    assert.equal(tok.body.max_model_len, 256);
+  });
+
+  it('an unknown model is a 404 naming the served ones', async () => {
+    const r = await post('/v1/chat/completions', { model: 'gpt-4', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(r.status, 404);
+    assert.equal(r.body.error.code, 'model_not_found');
+    assert.equal(r.body.error.message, "the model 'gpt-4' does not exist; this server serves 'first', 'other'");
+    const bad = await post('/v1/completions', { model: 7, prompt: 'x' });
+    assert.equal(bad.status, 400);
+  });
+
+  it('two models under one name are refused in one line', async () => {
+    const r = await cli(['serve', '-m', a, '-m', a, '--port', '0']);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /^slipstream: error: two models are served as 'tiny'; give each its own name \(--model NAME=MODEL\)\n$/m);
   });
 });

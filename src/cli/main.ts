@@ -31,7 +31,7 @@ program
 program
   .command('serve')
   .description('serve a model over an OpenAI-compatible HTTP API (continuous batching, SSE streaming, Prometheus /metrics)')
-  .option('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision] (default: the embedded default model, models/default)')
+  .option('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision] (default: the embedded default model, models/default); repeat it to serve several models, each as [NAME=]MODEL', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on', '8000')
   .option('--api-key <key>', 'require Authorization: Bearer <key> on /v1/* (default: $SLIPSTREAM_API_KEY)')

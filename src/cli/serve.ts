@@ -6,9 +6,13 @@ import { defaultModelDir } from '../models/default.ts';
 import { startEngineHost } from '../engine/worker-host.ts';
 import { buildServer, startDraining } from '../server/app.ts';
 import { UsageError } from '../errors.ts';
+import { EngineError, type EngineClient } from '../engine/api.ts';
+import { MultiEngine } from '../server/models-router.ts';
+import type { EngineHostOptions } from '../engine/worker-host.ts';
 
 export interface ServeCliOptions {
-  model?: string;
+  /** One model, or several (each [NAME=]MODEL) served by name. */
+  model?: string | string[];
   host?: string;
   port?: string;
   apiKey?: string;
@@ -43,9 +47,8 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   if (kvGiB !== undefined && kvGiB <= 0) throw new UsageError(`--kv-cache-memory must be > 0 GiB, got ${kvGiB}`);
   const apiKey = o.apiKey ?? (process.env.SLIPSTREAM_API_KEY || undefined);
 
-  const engine = await startEngineHost({
-    model: o.model ?? defaultModelDir(),
-    modelName: o.servedModelName ?? (o.model === undefined ? 'slipstream-default' : undefined),
+  const models = o.model === undefined ? [] : Array.isArray(o.model) ? o.model : [o.model];
+  const hostOpts = {
     quantize: o.quantize as 'q8_0' | undefined,
     lora: o.lora,
     kvCacheMemory: kvGiB === undefined ? undefined : Math.floor(kvGiB * 2 ** 30),
@@ -53,10 +56,15 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     maxSeqs: num('max-seqs', o.maxSeqs, { int: true, min: 1 }),
     maxWaiting: num('max-waiting', o.maxWaiting, { int: true, min: 0 }),
     threads: num('threads', o.threads, { int: true, min: 1 }),
-  });
+  };
+  const engine =
+    models.length > 1
+      ? await startEngines(models, hostOpts, o)
+      : await startEngineHost({ ...hostOpts, model: models[0] ?? defaultModelDir(), modelName: o.servedModelName ?? (models.length === 0 ? 'slipstream-default' : undefined) });
   const app = buildServer(engine, { apiKey, logger: o.log ?? false }); // the model name is the engine's
   const url = await app.listen({ host, port });
-  process.stderr.write(`slipstream: serving ${engine.modelName} at ${url}/v1 (context ${engine.maxContext} tokens${apiKey ? ', API key required' : ''})\n`);
+  const names = engine instanceof MultiEngine ? engine.names.join(', ') : engine.modelName;
+  process.stderr.write(`slipstream: serving ${names} at ${url}/v1 (context ${engine.maxContext} tokens${apiKey ? ', API key required' : ''})\n`);
 
   // Resolves on the first signal, once everything is closed; a second signal exits at once.
   await new Promise<void>((resolve) => {
@@ -82,4 +90,32 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));
   });
+}
+
+/**
+ * Several models, one engine host (worker thread, KV pool) each, behind a MultiEngine that routes
+ * by `model`. Each is given as [NAME=]MODEL; --kv-cache-memory is split evenly between them.
+ */
+async function startEngines(specs: string[], base: Omit<EngineHostOptions, 'model'>, o: ServeCliOptions): Promise<MultiEngine> {
+  if (o.servedModelName !== undefined) throw new UsageError('--served-model-name names one model; with several --model flags name each as --model NAME=MODEL');
+  if (o.lora !== undefined) throw new UsageError('--lora applies to one model; serve the merged model (slipstream finetune writes model/) as one of the --model flags');
+  const parsed = specs.map((s) => {
+    const m = /^([A-Za-z0-9][\w.:-]*)=(.+)$/.exec(s);
+    return m && !m[1]!.startsWith('hf:') ? { name: m[1]!, model: m[2]! } : { name: undefined, model: s };
+  });
+  // --kv-cache-memory is the total; without it each engine sizes its pool as a lone one does
+  // (what its --max-seqs full contexts need, at most 40% of the memory free when it loads).
+  const share = base.kvCacheMemory === undefined ? undefined : Math.floor(base.kvCacheMemory / parsed.length);
+  const hosts: EngineClient[] = [];
+  try {
+    for (const p of parsed) {
+      // one at a time: each load maps its weights and sizes its pool
+      hosts.push(await startEngineHost({ ...base, model: p.model, modelName: p.name, kvCacheMemory: share }));
+    }
+    return new MultiEngine(hosts);
+  } catch (e) {
+    await Promise.all(hosts.map((h) => h.shutdown(0)));
+    if (e instanceof EngineError) throw new UsageError(e.message);
+    throw e;
+  }
 }
