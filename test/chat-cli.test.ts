@@ -64,8 +64,12 @@ describe('slipstream chat over pipes', () => {
     const lines = ['hello there', 'and then', 'tell me more', 'and more', '/exit', 'never read'];
     const r = run(['chat', '-m', dir, '-n', '16', '--temperature', '0', '--ignore-eos', '--verbose'], lines.join('\n') + '\n');
     assert.equal(r.status, 0, r.stderr);
-    const prompts = [...r.stderr.matchAll(/prompt (\d+) tokens \| reply 16 tokens/g)].map((m) => Number(m[1]));
+    const turns = [...r.stderr.matchAll(/prompt (\d+) tokens \((\d+) from the prefix cache\) \| reply 16 tokens/g)];
+    const prompts = turns.map((m) => Number(m[1]));
     assert.equal(prompts.length, 4, r.stderr);
+    // The second turn reuses the first turn's KV blocks (whole 16-token blocks of its prompt).
+    assert.equal(Number(turns[0]![2]), 0);
+    assert.ok(Number(turns[1]![2]) >= 16, r.stderr);
     // The second prompt holds the first turn; a later one dropped it.
     assert.ok(prompts[1]! > prompts[0]! + 16, `prompts ${prompts}`);
     assert.match(r.stderr, /\(dropped the 2 oldest messages so the conversation fits the 128-token context\)/);

@@ -138,15 +138,22 @@ export class ChatSession {
    * engine steps and stops the reply when true. The turn (with whatever was generated, if
    * stopped) joins the history.
    */
-  async reply(user: string, onText: (t: string) => void, stopped: () => boolean): Promise<{ fitted: Fitted; text: string; finish: FinishReason; tokens: number; seconds: number }> {
+  async reply(
+    user: string,
+    onText: (t: string) => void,
+    stopped: () => boolean,
+    onStart?: (f: Fitted) => void,
+  ): Promise<{ fitted: Fitted; text: string; finish: FinishReason; tokens: number; cachedTokens: number; seconds: number }> {
     const fitted = this.fit(user);
     if (fitted.dropped > 0) this.history.splice(0, fitted.dropped);
+    onStart?.(fitted);
     const id = `chat-${++this.seq}`;
     this.engine.submit({ id, promptIds: fitted.promptIds, sampling: { ...this.sampling, maxTokens: fitted.maxTokens } });
     this.running = id;
     const t0 = performance.now();
     let text = '';
     let tokens = 0;
+    let cachedTokens = 0;
     let leading = true;
     let finish: FinishReason | undefined;
     try {
@@ -155,6 +162,7 @@ export class ChatSession {
         for (const ev of this.engine.step()) {
           if (ev.error) throw new Error(ev.error);
           if (ev.tokenId >= 0) tokens++;
+          if (ev.cachedTokens !== undefined) cachedTokens = ev.cachedTokens;
           let piece = ev.text;
           // A reply reads from its first word: no leading blank or newline.
           if (leading && piece) {
@@ -175,7 +183,7 @@ export class ChatSession {
       this.running = null;
     }
     this.history.push({ role: 'user', content: user }, { role: 'assistant', content: text });
-    return { fitted, text, finish, tokens, seconds: (performance.now() - t0) / 1000 };
+    return { fitted, text, finish, tokens, cachedTokens, seconds: (performance.now() - t0) / 1000 };
   }
 
   reset(): void {
@@ -292,15 +300,15 @@ export async function chatCommand(o: ChatCliOptions, io: ChatIo = { input: proce
       generating = true;
       stopRequested = false;
       try {
-        const r = await session.reply(text, (piece) => io.output.write(piece), () => stopRequested);
+        const dropNote = (f: Fitted) => {
+          if (f.dropped > 0) note(`(dropped the ${f.dropped} oldest message${f.dropped > 1 ? 's' : ''} so the conversation fits the ${session.context}-token context)`);
+        };
+        const r = await session.reply(text, (piece) => io.output.write(piece), () => stopRequested, dropNote);
         io.output.write('\n');
-        if (r.fitted.dropped > 0) {
-          note(`(dropped the ${r.fitted.dropped} oldest message${r.fitted.dropped > 1 ? 's' : ''} so the conversation fits the ${session.context}-token context)`);
-        }
         if (r.finish === 'abort') note('(stopped)');
         else if (r.finish === 'length') note(r.fitted.maxTokens < s.maxTokens ? `(the reply reached the end of the context)` : `(the reply reached --max-tokens ${s.maxTokens})`);
         if (o.verbose) {
-          note(`prompt ${r.fitted.promptIds.length} tokens | reply ${r.tokens} tokens in ${r.seconds.toFixed(2)} s (${(r.tokens / Math.max(r.seconds, 1e-9)).toFixed(1)} tok/s) | ${r.finish}`);
+          note(`prompt ${r.fitted.promptIds.length} tokens (${r.cachedTokens} from the prefix cache) | reply ${r.tokens} tokens in ${r.seconds.toFixed(2)} s (${(r.tokens / Math.max(r.seconds, 1e-9)).toFixed(1)} tok/s) | ${r.finish}`);
         }
       } catch (e) {
         if (e instanceof UsageError || e instanceof ChatTemplateError || (e instanceof EngineError && e.code !== 'internal')) {
