@@ -13,14 +13,14 @@ import { crc32 as zlibCrc32, inflateSync } from 'node:zlib';
 import { UsageError } from '../src/errors.ts';
 import { FormatError } from '../src/formats/errors.ts';
 import { randomDataset } from '../src/bench-serve/datasets.ts';
+import { plotSweep, sweepSpec } from '../src/bench-serve/plot.ts';
+import { chartSvg } from '../src/util/chart.ts';
 import {
   arrivalGaps,
   arrivalOffsets,
   benchServeCommand,
   BenchRng,
   computeMetrics,
-  crc32,
-  encodePng,
   loadShareGpt,
   parseGoodput,
   percentile,
@@ -327,12 +327,12 @@ describe('bench serve against a streaming server', () => {
 
 // ---- PNG -------------------------------------------------------------------------------------
 
-/** Walks the chunks: signature, IHDR first, CRCs (checked with zlib's own CRC-32), IEND last; returns width, height, pixels. */
+/** Walks the chunks: signature, IHDR first (8-bit RGB or RGBA), CRCs (checked with zlib's own CRC-32), IEND last; returns width, height, pixels. */
 function checkPng(buf: Buffer): { w: number; h: number; raw: Buffer } {
   assert.deepEqual([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   const types: string[] = [];
   const idat: Buffer[] = [];
-  let w = 0, h = 0;
+  let w = 0, h = 0, ch = 0;
   for (let p = 8; p < buf.length; ) {
     const len = buf.readUInt32BE(p);
     const type = buf.toString('ascii', p + 4, p + 8);
@@ -340,7 +340,9 @@ function checkPng(buf: Buffer): { w: number; h: number; raw: Buffer } {
     assert.equal(buf.readUInt32BE(p + 8 + len), zlibCrc32(buf.subarray(p + 4, p + 8 + len)), `${type} CRC`);
     if (type === 'IHDR') {
       [w, h] = [data.readUInt32BE(0), data.readUInt32BE(4)];
-      assert.deepEqual([...data.subarray(8)], [8, 2, 0, 0, 0]);
+      assert.equal(data[8], 8, 'bit depth 8');
+      ch = data[9] === 2 ? 3 : data[9] === 6 ? 4 : 0;
+      assert.ok(ch > 0, `colour type ${data[9]} is RGB or RGBA`);
     }
     if (type === 'IDAT') idat.push(data);
     types.push(type);
@@ -349,19 +351,19 @@ function checkPng(buf: Buffer): { w: number; h: number; raw: Buffer } {
   assert.equal(types[0], 'IHDR');
   assert.equal(types.at(-1), 'IEND');
   const raw = inflateSync(Buffer.concat(idat));
-  assert.equal(raw.length, h * (1 + 3 * w));
+  assert.equal(raw.length, h * (1 + ch * w));
   return { w, h, raw };
 }
 
-describe('bench serve PNG writer', () => {
-  it('writes a valid PNG whose pixels round-trip', () => {
-    const rgb = new Uint8Array(3 * 2 * 3);
-    rgb.set([255, 0, 0], 0);
-    rgb.set([1, 2, 3], 3 * 5);
-    const { w, h, raw } = checkPng(encodePng(3, 2, rgb));
-    assert.deepEqual([w, h], [3, 2]);
-    assert.deepEqual([...raw.subarray(0, 4)], [0, 255, 0, 0]); // filter byte, then the first pixel
-    assert.deepEqual([...raw.subarray(10, 20)], [0, 0, 0, 0, 0, 0, 0, 1, 2, 3]); // row 2: filter byte, then pixels (0,1), (1,1), (2,1)
-    assert.equal(crc32(Buffer.from('IEND')), 0xae426082);
+describe('bench serve chart', () => {
+  it('draws the four panels with text (DejaVu Sans) through Vega-Lite and resvg', async () => {
+    const pt = (x: string, k: number) => ({ x, outputThroughput: 100 * k, ttftMedian: 10 * k, ttftP99: 20 * k, itlMedian: 5, itlP99: 9, e2elMedian: 300 * k, e2elP99: Number.NaN });
+    const spec = sweepSpec([pt('1', 1), pt('2', 2)], 'max concurrency', 'baseline | tiny | cpu');
+    const svg = await chartSvg(spec);
+    for (const t of ['output tokens/s', 'TTFT (ms)', 'ITL (ms)', 'E2E latency (ms)', 'max concurrency', 'baseline | tiny | cpu', 'median', 'p99']) {
+      assert.ok(svg.includes(`>${t}<`), `the SVG has the text "${t}"`);
+    }
+    const { w, h } = checkPng(await plotSweep([pt('1', 1), pt('2', 2)], 'max concurrency', 'baseline'));
+    assert.ok(w > 800 && h > 500, `${w}x${h}`);
   });
 });

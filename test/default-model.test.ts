@@ -74,6 +74,10 @@ describe('embedded default model', () => {
       { role: 'assistant', content: 'lived in a den.' },
       { role: 'user', content: 'One day ' },
     ], { addGenerationPrompt: true, bosToken: '<s>' });
-    assert.equal(text, '<s>Once upon a time, a fox\n\nlived in a den.\n\nOne day');
+    // the generation prompt is a blank line: the reply is the story's next paragraph, so it
+    // starts with a word instead of continuing the user's sentence after a space (issue 19)
+    assert.equal(text, '<s>Once upon a time, a fox\n\nlived in a den.\n\nOne day\n\n');
+    const noPrompt = applyChatTemplate(lm.tokenizer.chatTemplate!, [{ role: 'user', content: 'Once upon a time' }], { addGenerationPrompt: false, bosToken: '<s>' });
+    assert.equal(noPrompt, '<s>Once upon a time');
   });
 });

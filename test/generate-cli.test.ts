@@ -63,8 +63,8 @@ describe('slipstream generate', () => {
   it('bad flags: exit 2 with the flag named', () => {
     for (const [args, msg] of [
       [['-n', 'many'], /--max-tokens must be an integer/],
-      [['--temperature', '-1'], /temperature must be >= 0/],
-      [['--top-p', '2'], /top_p must be in/],
+      [['--temperature', '-1'], /--temperature must be >= 0/],
+      [['--top-p', '2'], /--top-p must be in/], // the flag's name, not the API field's
       [['--quantize', 'q3'], /--quantize supports q8_0/],
     ] as const) {
       const r = run('generate', '-m', dir, '-p', 'x', ...args);

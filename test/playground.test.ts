@@ -3,7 +3,8 @@
 // via playwright-core). The page asks for the key once and keeps it, streams a chat reply token by
 // token, runs a plain completion, and its Stop button cancels a long generation so that the
 // server's running-request count returns to 0; a /metrics poll that never answers does not
-// freeze the status panel. A screenshot is kept in test-artifacts/.
+// freeze the status panel. Each chat turn is fitted to the context left (the oldest turns are
+// left out, with a note, when it is full). Screenshots are kept in test-artifacts/.
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -155,6 +156,8 @@ describe('playground in headless Chromium', { skip }, () => {
     const user = await page.textContent('#chat-log .msg.user .text');
     assert.equal(user, 'Once upon a time, a little fox');
     const reply = (await page.textContent('#chat-log .msg.assistant:last-child .text'))!;
+    // the reply reads as one: the next paragraph of the story, starting at a word (issue 19)
+    assert.match(reply, /^\S/, `the reply starts with a word: ${JSON.stringify(reply.slice(0, 20))}`);
     const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
     assert.ok(seen.length >= 5, `the reply appeared in ${seen.length} steps`);
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i]!.startsWith(seen[i - 1]!) && seen[i]!.length > seen[i - 1]!.length, 'each step extends the last');
@@ -172,8 +175,45 @@ describe('playground in headless Chromium', { skip }, () => {
     await page.click('#completion-send');
     await page.waitForFunction(() => document.getElementById('completion-output')!.dataset.state === 'done');
     assert.ok((await page.textContent('#completion-output'))!.length > 0);
+    // the output box shows the prompt then the completion: no blank line or indent before them
+    assert.equal(await page.evaluate(() => (document.querySelector('#completion-view .output') as HTMLElement).innerText.slice(0, 15)), 'Tom and his dog');
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'playground-completion.png') });
     assert.match((await page.textContent('#completion-stats'))!, /12 tokens · finished: length/);
     await page.check('input[name="mode"][value="chat"]');
+  });
+
+  it('fits each chat turn to the context left with the page defaults; drops the oldest turns when full, saying so', { timeout: 60_000 }, async () => {
+    // The page's defaults (max tokens 256) on a 512-token model, with replies that run to their
+    // limit: the second turn's prompt is already ~270 tokens, so 256 more would not fit.
+    await page.click('#chat-clear');
+    await page.fill('#max-tokens', '256');
+    await page.check('#ignore-eos');
+    const sent: { max_tokens?: number; messages: unknown[] }[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/v1/chat/completions')) sent.push(JSON.parse(r.postData() ?? '{}'));
+    });
+    const turn = async (text: string, n: number) => {
+      await page.fill('#chat-input', text);
+      await page.click('#chat-send');
+      await page.waitForFunction((k) => document.querySelectorAll('#chat-log .msg.assistant').length === k && document.querySelector('#chat-log .msg.assistant:last-child')?.getAttribute('data-state') === 'done', n);
+      assert.equal(await page.textContent('#error'), '');
+    };
+    await turn('Once upon a time, a little fox', 1);
+    assert.equal(sent[0]!.max_tokens, 256);
+    await turn('What happened next?', 2);
+    assert.ok(sent[1]!.max_tokens! < 256 && sent[1]!.max_tokens! > 200, `the second turn asks for the room left: ${sent[1]!.max_tokens}`);
+    assert.equal(sent[1]!.messages.length, 3);
+    assert.match((await page.textContent('#chat-log .msg.assistant:last-child .stats'))!, new RegExp(`${sent[1]!.max_tokens} tokens · finished: length · max ${sent[1]!.max_tokens} tokens \\(the context's room\\)`));
+    assert.equal(await page.locator('#chat-log .notice').count(), 0);
+    // the third turn cannot fit after two full replies: the first turn is left out, and the page says so
+    await turn('And then?', 3);
+    assert.equal(sent[2]!.messages.length, 3, 'the oldest user message and its reply were left out');
+    assert.equal((sent[2]!.messages[0] as { content: string }).content, 'What happened next?');
+    assert.match((await page.textContent('#chat-log .notice'))!, /The 2 oldest messages no longer fit the model's 512-token context/);
+    assert.equal(await page.locator('#chat-log .msg.dropped').count(), 2);
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'playground-context.png'), fullPage: true });
   });
 
   it('stops a long generation with the Stop button; the server frees the request', { timeout: 45_000 }, async () => {

@@ -223,10 +223,29 @@ describe('validation and errors', () => {
     assertError(await post(cmpl(), 'null'), 400, null);
     // invalid UTF-8 bytes inside a JSON string
     assertError(await post(cmpl(), new Uint8Array([0x7b, 0x22, 0x70, 0x72, 0x6f, 0x6d, 0x70, 0x74, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0x22, 0x7d])), 400, null);
-    // a body without JSON content type is still read as JSON
-    const plain = await post(cmpl(), JSON.stringify({ prompt: 'x', max_tokens: 2 }), { 'content-type': 'text/plain' });
-    assert.equal(plain.status, 200);
-    assert.equal(plain.json.choices[0].text, 'He');
+    // JSON must be sent as JSON (as OpenAI requires): text/plain, form-urlencoded (curl -d) or no
+    // content type at all are 400s naming the header; application/json with a charset is fine
+    const body = JSON.stringify({ prompt: 'x', max_tokens: 2 });
+    for (const ct of ['text/plain', 'application/x-www-form-urlencoded', 'application/jsonp']) {
+      const r = await post(cmpl(), body, { 'content-type': ct });
+      assertError(r, 400, null);
+      assert.equal(r.json.error.code, 'invalid_content_type');
+      assert.match(r.json.error.message, /Content-Type: application\/json/);
+    }
+    const none = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request(cmpl(), { method: 'POST', headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(none.status, 400);
+    assert.match(JSON.parse(none.text).error.message, /no Content-Type header/);
+    const charset = await post(cmpl(), body, { 'content-type': 'application/json; charset=utf-8' });
+    assert.equal(charset.status, 200);
+    assert.equal(charset.json.choices[0].text, 'He');
   });
 
   test('wrong types and out-of-range parameters name the field', async () => {
@@ -275,6 +294,18 @@ describe('validation and errors', () => {
     assertError(await post(chat(), { messages: ['hi'] }), 400, 'messages[0]');
     assertError(await post(chat(), { messages: [{ content: 'hi' }] }), 400, 'messages[0].role');
     assertError(await post(chat(), { messages: [{ role: 'user', content: 5 }] }), 400, 'messages[0].content');
+    // roles are OpenAI's; content is required (null only goes with tool_calls, which are not supported)
+    const wizard = await post(chat(), { messages: [{ role: 'wizard', content: 'hi' }] });
+    assertError(wizard, 400, 'messages[0].role');
+    assert.match(wizard.json.error.message, /'system', 'developer', 'user', 'assistant', 'tool'.*"wizard"/);
+    assertError(await post(chat(), { messages: [{ role: 'user', content: 'a' }, { role: 5, content: 'b' }] }), 400, 'messages[1].role');
+    assertError(await post(chat(), { messages: [{ role: 'user', content: null }] }), 400, 'messages[0].content');
+    assertError(await post(chat(), { messages: [{ role: 'user' }] }), 400, 'messages[0].content');
+    assertError(await post(chat(), { messages: [{ role: 'system', content: 'x' }, { role: 'assistant', content: null }] }), 400, 'messages[1].content');
+    assertError(await post(chat(), { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{}' } }] }] }), 400, 'messages[1].tool_calls');
+    assertError(await post(`${url}/tokenize`, { messages: [{ role: 'wizard', content: 'x' }] }), 400, 'messages[0].role');
+    const empty = await post(chat(), { messages: [{ role: 'system', content: '' }, { role: 'user', content: 'x' }], max_tokens: 1 });
+    assert.equal(empty.status, 200, `an empty string is content: ${empty.text}`);
     assertError(await post(chat(), { messages: [{ role: 'user', content: 'x' }], logprobs: 3 }), 400, 'logprobs');
     assertError(await post(chat(), { messages: [{ role: 'user', content: 'x' }], top_logprobs: 2 }), 400, 'top_logprobs');
     // the template rejects this role order (EngineError bad_request)
@@ -385,8 +416,13 @@ describe('queue, auth, shutdown', () => {
       assert.equal(done.json.choices[0].text, 'Hello from', 'in-flight requests finish within the grace period');
       await down;
       startDraining(app);
-      assertError(await post(`${url}/v1/completions`, { prompt: 'x' }), 503, null, 'service_unavailable');
-      assert.equal((await fetch(`${url}/health`)).status, 503);
+      const drained = await post(`${url}/v1/completions`, { prompt: 'x' });
+      assertError(drained, 503, null, 'service_unavailable');
+      assert.equal(drained.json.error.code, 'shutting_down');
+      assert.equal(drained.headers.get('retry-after'), '5', 'draining 503s say when to retry');
+      const health = await fetch(`${url}/health`);
+      assert.equal(health.status, 503);
+      assert.equal(health.headers.get('retry-after'), '5');
     } finally {
       await app.close();
     }

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -78,6 +78,86 @@ describe('slipstream train', () => {
     assert.deepEqual(losses(out), want);
   });
 
+  it('SIGTERM mid-run: a checkpoint at the step reached, the plot, one summary line, exit 0; the rerun resumes', { timeout: 120_000 }, async () => {
+    const cfg = writeConfig('term', { steps: 400, checkpointEvery: 0 });
+    const out = join(root, 'runs/term');
+    const child = spawn(process.execPath, [bin, 'train', '-c', cfg], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await new Promise<void>((resolve, reject) => {
+      const t = setInterval(() => {
+        if (existsSync(join(out, 'metrics.jsonl')) && losses(out).length >= 3) {
+          clearInterval(t);
+          child.kill('SIGTERM');
+          resolve();
+        }
+      }, 20);
+      child.on('exit', () => {
+        clearInterval(t);
+        reject(new Error(`the run ended before SIGTERM: ${stderr}`));
+      });
+    });
+    assert.equal(await exited, 0, stderr);
+    const m = /stopped by SIGTERM at step (\d+)\/400, loss [\d.]+; checkpoint in .*; rerun the same command to resume/.exec(stderr);
+    assert.ok(m, stderr);
+    const step = Number(m[1]);
+    assert.equal(losses(out).length, step, 'the log ends at the step reached');
+    assert.ok(existsSync(join(out, 'checkpoints', `step-${String(step).padStart(8, '0')}`)) || readdirSync(join(out, 'checkpoints')).some((d) => new RegExp(`^step-0*${step}$`).test(d)), `a checkpoint at step ${step}: ${readdirSync(join(out, 'checkpoints'))}`);
+    assert.equal(readFileSync(join(out, 'loss.png')).subarray(1, 4).toString(), 'PNG');
+    assert.match(readFileSync(join(out, 'loss.svg'), 'utf8'), /<svg/);
+    assert.ok(!existsSync(join(out, 'train.lock')), 'the lock is released');
+    assert.doesNotMatch(stderr, /\n\s+at /);
+    // the rerun (fewer steps now, to keep the test short) resumes from that checkpoint
+    const cfg2 = JSON.parse(readFileSync(cfg, 'utf8'));
+    cfg2.train.steps = step + 2;
+    writeFileSync(cfg, JSON.stringify(cfg2));
+    const b = run('train', '-c', cfg);
+    assert.equal(b.status, 0, b.stderr);
+    assert.match(b.stderr, new RegExp(`resuming from .*step-0*${step}\\b`));
+    assert.equal(losses(out).length, step + 2);
+  });
+
+  it('a second run into the same folder is refused while the first runs; a stale lock is taken over', { timeout: 60_000 }, () => {
+    const cfg = writeConfig('lock', { steps: 2, warmup: 0 });
+    const out = join(root, 'runs/lock');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'train.lock'), `${process.pid}\n`); // this test process: alive
+    const r = run('train', '-c', cfg);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`^slipstream: error: .*runs/lock is in use by another training run \\(PID ${process.pid}`, 'm'));
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    writeFileSync(join(out, 'train.lock'), `${dead}\n`);
+    const ok = run('train', '-c', cfg);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stderr, new RegExp(`taking over .*train\\.lock: the run that held it \\(PID ${dead}\\) is no longer running`));
+  });
+
+  it('a config with a prepare step builds its missing inputs first (the recipe as one command)', { timeout: 60_000 }, () => {
+    const dir = join(root, 'recipe');
+    mkdirSync(dir, { recursive: true });
+    const stages = join(import.meta.dirname, '..', 'recipes', 'default-model', 'stages.ts');
+    // the recipe's own stages at a tiny size
+    writeFileSync(join(dir, 'prep.mts'), `import { prepare as p } from ${JSON.stringify(stages)};\nexport const prepare = (o: { log: (m: string) => void }) => p({ corpus: ${JSON.stringify(join(dir, 'out/corpus.jsonl'))}, tokenizer: ${JSON.stringify(join(dir, 'out/tok'))}, stories: 40, seed: 1, vocabSize: 300, log: o.log });\n`);
+    writeFileSync(join(dir, 'train.json'), JSON.stringify({
+      prepare: 'prep.mts',
+      model: { hiddenSize: 32, intermediateSize: 64, numLayers: 1, numHeads: 2, maxPosition: 32 },
+      tokenizer: 'out/tok',
+      data: { train: ['out/corpus.jsonl'], seqLen: 32 },
+      train: { steps: 2, batchSize: 2, warmup: 0 },
+      out: 'out/run',
+    }));
+    const a = run('train', '-c', join(dir, 'train.json'));
+    assert.equal(a.status, 0, a.stderr);
+    assert.match(a.stderr, /2 input\(s\) missing .*: building them with .*prep\.mts/);
+    assert.match(a.stderr, /corpus: 40 stories/);
+    assert.match(a.stderr, /tokenizer: 300 tokens/);
+    assert.ok(existsSync(join(dir, 'out/run/model/model.safetensors')));
+    const b = run('train', '-c', join(dir, 'train.json'));
+    assert.equal(b.status, 0, b.stderr);
+    assert.doesNotMatch(b.stderr, /missing/);
+  });
+
   it('bad config: unknown key, impossible value, missing file, empty corpus, bad JSONL', () => {
     const cases: [string, RegExp][] = [
       [writeConfig('unknown', { lr_max: 1 }), /train\.lr_max/],
@@ -109,6 +189,25 @@ describe('slipstream train', () => {
     const r = run('train', '-c', a);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /different model: tensor model\.layers\.0\.mlp\.\w+_proj\.weight/);
+  });
+});
+
+describe('slipstream finetune', () => {
+  it('defaults to the embedded model; --eval-fraction 0 trains on all of a tiny dataset; a big share warns', { timeout: 120_000 }, () => {
+    const txt = join(root, 'tiny.txt');
+    writeFileSync(txt, 'Once upon a time there was a little fox who liked to read.\n');
+    const a = run('finetune', '-d', txt, '-o', join(root, 'ft-default'), '--steps', '1', '--seq-len', '8', '--batch-size', '1', '--lora-rank', '2');
+    assert.equal(a.status, 0, a.stderr);
+    assert.match(a.stderr, /warning: the held-out split takes \d+ of \d+ sequences \(\d+%, asked for 1%\)/);
+    const ac = JSON.parse(readFileSync(join(root, 'ft-default', 'adapter', 'adapter_config.json'), 'utf8'));
+    assert.match(ac.base_model_name_or_path, /models[\\/]default$/);
+    const b = run('finetune', '-d', txt, '-o', join(root, 'ft-all'), '--steps', '1', '--seq-len', '8', '--batch-size', '1', '--lora-rank', '2', '--eval-fraction', '0');
+    assert.equal(b.status, 0, b.stderr);
+    assert.doesNotMatch(b.stderr, /warning/);
+    assert.match(b.stderr, / 0 eval sequences/);
+    const bad = run('finetune', '-d', txt, '-o', join(root, 'ft-bad'), '--eval-fraction', '1');
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /data\.evalFraction must be < 1/);
   });
 });
 

@@ -2,7 +2,7 @@
 // path (with a "did you mean" for typos), and the learning-rate schedule.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -107,7 +107,7 @@ describe('train config', () => {
     fails(with_(scratch(), 'lora', { rnak: 8 }), 'lora.rnak is not a known key (did you mean lora.rank?)');
     fails(with_(scratch(), 'model.init.mean', 0), /^model\.init\.mean is not a known key \(known keys of model\.init: std\)$/);
     fails({ ...scratch(), modle: {} }, 'modle is not a known key (did you mean model?)');
-    fails({ ...scratch(), zzz: 1 }, /^zzz is not a known key \(known keys: model, tokenizer, data, train, lora, out\)$/);
+    fails({ ...scratch(), zzz: 1 }, /^zzz is not a known key \(known keys: model, tokenizer, data, train, lora, out, prepare\)$/);
     assert.equal(suggestKey('warmup_steps', ['warmup', 'steps']), 'warmup');
     assert.equal(suggestKey('qqqq', ['lr', 'steps']), null);
   });
@@ -160,6 +160,21 @@ describe('train config', () => {
     fails(with_(finetune(), 'lora.targets', []), 'lora.targets must name at least one projection');
     fails(with_(finetune(), 'lora.quantizeBase', 'q4_0'), 'lora.quantizeBase must be one of "q8_0", null, not the string "q4_0"');
     fails(with_(finetune(), 'lora.dropout', 1), 'lora.dropout must be < 1, not 1');
+  });
+
+  it('prepare names a module that must exist, resolved against the config', () => {
+    writeFileSync(join(dir, 'prep.ts'), 'export async function prepare() {}\n');
+    assert.equal(parse({ ...scratch(), prepare: 'prep.ts' }).prepare, join(dir, 'prep.ts'));
+    assert.equal(parse(scratch()).prepare, null);
+    fails({ ...scratch(), prepare: 'nope.ts' }, `prepare names ${join(dir, 'nope.ts')}, which does not exist`);
+    fails({ ...scratch(), prepare: 3 }, /^prepare must be a string/);
+  });
+
+  it('the default-model recipe config parses once its inputs exist (prepare builds them)', () => {
+    const recipe = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'recipes', 'default-model', 'train.json'), 'utf8')) as Record<string, any>;
+    assert.equal(recipe.prepare, 'stages.ts');
+    const c = parse({ ...recipe, prepare: undefined, tokenizer: 'tok', data: { ...recipe.data, train: ['data/a.jsonl'] } });
+    assert.equal(c.data.evalFraction, 0.005);
   });
 
   it('configHash follows what a resumed run must agree with', () => {

@@ -4,7 +4,8 @@
 // loss curve of an uninterrupted one.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +14,11 @@ import { refBackend } from '../src/tensor/ref.ts';
 import { trainBpe, writeBpeTokenizer } from '../src/train/bpe.ts';
 import { parseTrainConfig, type TrainConfig } from '../src/train/config.ts';
 import { RefTrainKernels } from '../src/tensor/train-ref.ts';
-import { TrainError, runTraining } from '../src/train/trainer.ts';
+import { latestCheckpoint } from '../src/train/checkpoint.ts';
+import { TrainError, evalSplitWarning, runTraining, runTrainingAsync, setupTraining } from '../src/train/trainer.ts';
+import { prepare } from '../recipes/default-model/stages.ts';
+import { lossCurveSpec, writeLossPlot } from '../src/train/plot.ts';
+import { chartSvg } from '../src/util/chart.ts';
 import { generateCorpus } from '../recipes/default-model/corpus.ts';
 
 const k = new RefTrainKernels();
@@ -31,18 +36,18 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
+function configObj(name: string, train: Record<string, unknown>): Record<string, unknown> {
+  return {
+    model: { hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPosition: 64 },
+    tokenizer: tokDir,
+    data: { train: [corpus], seqLen: 32, evalFraction: 0.05 },
+    train: { batchSize: 4, lr: 3e-3, warmup: 2, seed: 3, evalBatches: 2, ...train },
+    out: join(root, name),
+  };
+}
+
 function config(name: string, train: Record<string, unknown>): TrainConfig {
-  return parseTrainConfig(
-    {
-      model: { hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPosition: 64 },
-      tokenizer: tokDir,
-      data: { train: [corpus], seqLen: 32, evalFraction: 0.05 },
-      train: { batchSize: 4, lr: 3e-3, warmup: 2, seed: 3, evalBatches: 2, ...train },
-      out: join(root, name),
-    },
-    'test.json',
-    root,
-  );
+  return parseTrainConfig(configObj(name, train), 'test.json', root);
 }
 
 describe('training run', () => {
@@ -82,4 +87,93 @@ describe('training run', () => {
       return true;
     });
   });
+
+  it('shouldStop ends the run with a checkpoint at the step reached; the rerun resumes on the same curve', async () => {
+    const full = runTraining(config('stop-full', { steps: 6, checkpointEvery: 0 }), k, null);
+    const c = config('stop', { steps: 6, checkpointEvery: 0 });
+    let asked = 0;
+    const stopped = await runTrainingAsync(c, k, null, { shouldStop: () => ++asked > 4 });
+    assert.equal(stopped.stoppedAt, 4);
+    assert.equal(stopped.history.length, 4);
+    assert.match(latestCheckpoint(c.out) ?? '', /step-0*4$/);
+    assert.ok(!existsSync(join(c.out, 'train.lock')), 'the lock is released');
+    const logs: string[] = [];
+    const resumed = runTraining(c, k, null, { onLog: (m) => logs.push(m) });
+    assert.ok(logs.some((m) => /resuming from .*\(step 4\)/.test(m)), logs.join('\n'));
+    assert.equal(resumed.stoppedAt, undefined);
+    assert.deepEqual(resumed.history.map((h) => h.loss), full.history.map((h) => h.loss));
+  });
+
+  it('one run per output folder: a live lock refuses, a dead PID\'s lock is taken over', () => {
+    const out = join(root, 'locked');
+    mkdirSync(out, { recursive: true });
+    // a live process that is not this one: the parent (the test runner)
+    writeFileSync(join(out, 'train.lock'), `${process.ppid}\n`);
+    assert.throws(() => runTraining(config('locked', { steps: 2 }), k, null), (e: Error) => {
+      assert.ok(e instanceof TrainError);
+      assert.match(e.message, new RegExp(`locked is in use by another training run \\(PID ${process.ppid}, lock file .*train\\.lock\\)`));
+      return true;
+    });
+    assert.equal(readFileSync(join(out, 'train.lock'), 'utf8').trim(), String(process.ppid));
+    // a PID that cannot be running: the lock is stale
+    const dead = spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid!;
+    writeFileSync(join(out, 'train.lock'), `${dead}\n`);
+    const logs: string[] = [];
+    const r = runTraining(config('locked', { steps: 2 }), k, null, { onLog: (m) => logs.push(m) });
+    assert.equal(r.history.length, 2);
+    assert.ok(logs.some((m) => new RegExp(`taking over .*train\\.lock: the run that held it \\(PID ${dead}\\) is no longer running`).test(m)), logs.join('\n'));
+    assert.ok(!existsSync(join(out, 'train.lock')));
+  });
+
+  it('warns when the held-out split takes much more of a tiny dataset than asked', () => {
+    assert.equal(evalSplitWarning(0.01, 990, 10), null);
+    assert.equal(evalSplitWarning(0.3, 7, 3), null); // asked for it
+    assert.equal(evalSplitWarning(0, 10, 0), null);
+    assert.match(evalSplitWarning(0.01, 2, 1)!, /takes 1 of 3 sequences \(33%, asked for 1%\).*--eval-fraction 0/);
+    // end to end: a two-story corpus
+    const small = join(root, 'small.jsonl');
+    writeFileSync(small, readFileSync(corpus, 'utf8').split('\n').slice(0, 1).join('\n') + '\n');
+    const c = parseTrainConfig({ ...configObj('small', { steps: 1, warmup: 0 }), data: { train: [small], seqLen: 32 } }, 'test.json', root);
+    const su = setupTraining(c, null);
+    assert.equal(su.warnings.length, 1, `one warning (${su.data.train.length} train, ${su.data.eval.length} eval sequences)`);
+    assert.match(su.warnings[0]!, /held-out split takes \d+ of \d+ sequences/);
+    const c0 = parseTrainConfig({ ...configObj('small0', { steps: 1, warmup: 0 }), data: { train: [small], seqLen: 32, evalFraction: 0 } }, 'test.json', root);
+    const su0 = setupTraining(c0, null);
+    assert.deepEqual(su0.warnings, []);
+    assert.equal(su0.data.eval.length, 0);
+  });
 });
+
+describe('the default-model recipe stages (tiny sizes)', () => {
+  it('prepare() builds only what is missing: corpus, then tokenizer; a rerun does nothing', async () => {
+    const dir = join(root, 'recipe-out');
+    const o = { corpus: join(dir, 'corpus.jsonl'), tokenizer: join(dir, 'tokenizer'), stories: 30, seed: 2, vocabSize: 300, log: () => {} };
+    assert.deepEqual(await prepare(o), ['corpus', 'tokenizer']);
+    assert.equal(readFileSync(o.corpus, 'utf8').trim().split('\n').length, 30);
+    assert.ok(existsSync(join(o.tokenizer, 'tokenizer.json')));
+    assert.deepEqual(await prepare(o), []);
+    rmSync(o.tokenizer, { recursive: true });
+    assert.deepEqual(await prepare(o), ['tokenizer']);
+    assert.ok(!existsSync(o.tokenizer + '.tmp') && !existsSync(o.corpus + '.tmp'));
+  });
+});
+
+describe('the loss curve chart', () => {
+  const hist = Array.from({ length: 120 }, (_, i) => ({ step: i + 1, loss: 6 * Math.exp(-i / 30) + 1 }));
+  it('keeps the caption as written (lower case, paths) and lists an eval curve only when there is one', async () => {
+    const svg = await chartSvg(lossCurveSpec(hist, 'runs/My-run: 120 steps'));
+    assert.ok(svg.includes('>runs/My-run: 120 steps<'), 'the caption, case kept');
+    assert.ok(svg.includes('>train loss<') && svg.includes('>train loss, mean of 2<'));
+    assert.ok(!svg.includes('eval loss'), 'no eval entry without evaluations');
+    const withEval = hist.map((h) => (h.step % 40 === 0 ? { ...h, evalLoss: h.loss + 0.1 } : h));
+    assert.ok((await chartSvg(lossCurveSpec(withEval, 'x'))).includes('>eval loss<'));
+  });
+
+  it('writes a PNG with an SVG next to it', async () => {
+    const png = join(root, 'curve.png');
+    assert.deepEqual(await writeLossPlot(png, hist, 'c'), [png, join(root, 'curve.svg')]);
+    assert.deepEqual([...readFileSync(png).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+    assert.match(readFileSync(join(root, 'curve.svg'), 'utf8'), /^<svg/);
+  });
+});
+

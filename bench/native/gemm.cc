@@ -82,9 +82,25 @@ int main(int argc, char** argv) {
     return b;
   };
   std::printf("GEMM %lldx%lld . %lldx%lld, %s weights, 2 threads (best of 5 calls per figure)\n", (long long)M, (long long)K, (long long)N, (long long)K, dt);
+  // the f32 FMA peak of the kernels' ISA on both threads (kernel->peak_fma: 12 chains of FMAs),
+  // best of 3, to put the GEMM's figures against
+  auto peak = [&] {
+    const int64_t iters = 20000000;
+    double b = 0;
+    for (int rep = 0; rep < 3; rep++) {
+      volatile float sink = 0;
+      const auto t0 = std::chrono::steady_clock::now();
+      pool.run([&](int) { sink = sink + kernel->peak_fma(iters); });
+      b = std::max(b, 2.0 * 12 * kernel->width * iters * 2 / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 1e9);
+    }
+    return b;
+  };
+  const double pk = peak();
+  std::printf("  f32 FMA peak (%s, 2 threads): %.1f GFLOP/s\n", kernel->name, pk);
 #ifdef SS_AB
   double s[2] = {};
   bool same = true;
+  std::vector<double> ra, rb, q;
   for (int round = 0; round < 8; round++) {
     double r[2];
     for (int b = 0; b < 2; b++) {
@@ -93,10 +109,39 @@ int main(int argc, char** argv) {
       if (round == 0 && b == 0) first = out;
       if (b == 1) same = same && std::memcmp(first.data(), out.data(), out.size() * 4) == 0;
     }
+    ra.push_back(r[0]), rb.push_back(r[1]), q.push_back(r[1] / r[0]);
     std::printf("  A %6.1f  B %6.1f GFLOP/s\n", r[0], r[1]);
   }
-  std::printf("  mean B/A %.3f; outputs %s\n", s[1] / s[0], same ? "bit-identical" : "DIFFER");
+  std::printf("  mean B/A %.3f, median B/A %.3f; medians A %.1f (%.0f%% of peak), B %.1f (%.0f%%) GFLOP/s; outputs %s\n", s[1] / s[0], median(q), median(ra),
+              100 * median(ra) / pk, median(rb), 100 * median(rb) / pk, same ? "bit-identical" : "DIFFER");
 #else
+  if (q8 && getenv("SS_CHECK")) {  // q8_0: every row alone (the matrix-vector path) against the GEMM's, bit for bit, and a double reference
+    call();
+    const int64_t nb = K / 32;
+    int64_t differ = 0;
+    double worst = 0;
+    std::vector<float> one(N);
+    for (int64_t m = 0; m < M; m++) {
+      ss_matmul_args r = a;
+      r.xq = a.xq + m * K, r.xd = a.xd + m * nb, r.out = one.data(), r.M = 1;
+      for (int64_t n = 0; n < N; n += 16) kernel->matmul(r, 0, 1, n, std::min(N, n + 16));
+      differ += std::memcmp(one.data(), out.data() + m * N, N * 4) != 0;
+      for (int64_t n = 0; n < N; n++) {
+        double e = 0, mag = 0;
+        for (int64_t b = 0; b < nb; b++) {
+          const uint8_t* blk = a.w + n * ldw + b * 34;
+          uint16_t h;
+          std::memcpy(&h, blk, 2);
+          int32_t d = 0;
+          for (int i = 0; i < 32; i++) d += (int32_t)a.xq[m * K + b * 32 + i] * (int8_t)blk[2 + i];
+          e += (double)d * a.xd[m * nb + b] * _cvtsh_ss(h), mag += std::fabs((double)d * a.xd[m * nb + b] * _cvtsh_ss(h));
+        }
+        worst = std::max(worst, std::fabs(out[m * N + n] - e) / (mag + 1e-30));
+      }
+    }
+    std::printf("  check: %lld of %lld rows differ from the row computed alone; worst |err| / sum|terms| %.2e\n", (long long)differ, (long long)M, worst);
+    return differ != 0;
+  }
   if (const char* bl = getenv("SS_BLOCKS")) {  // task blocks NBxMB, alternating, 8 rounds
     std::vector<std::pair<int64_t, int64_t>> shapes;
     for (const char* p = bl; *p;) {
@@ -118,6 +163,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  std::printf("  %.1f GFLOP/s\n", best(20));
+  const double g = best(20);
+  std::printf("  %.1f GFLOP/s (%.0f%% of the FMA peak)\n", g, 100 * g / pk);
 #endif
 }

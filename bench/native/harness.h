@@ -16,6 +16,9 @@
 namespace ss_a { extern const ss_kernels table; }
 namespace ss_b { extern const ss_kernels table; }
 static const ss_kernels* kernel = &ss_a::table;
+#elif defined(SS_HARNESS_AVX2)  // ISA=avx2 bash bench/native/run.sh ...
+namespace ss_avx2 { extern const ss_kernels table; }
+static const ss_kernels* kernel = &ss_avx2::table;
 #else
 namespace ss_avx512 { extern const ss_kernels table; }
 static const ss_kernels* kernel = &ss_avx512::table;

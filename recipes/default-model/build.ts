@@ -1,6 +1,11 @@
 // Rebuilds Slipstream's embedded default model from nothing but this repository:
 //
+//   npm run recipe:default-model          (all four stages)
 //   node --import tsx recipes/default-model/build.ts [--stage corpus|tokenizer|train|export|all]
+//
+// `npx slipstream train --config recipes/default-model/train.json` also works on its own: the
+// config names stages.ts as its "prepare" step, which builds the corpus and the tokenizer first
+// when they are missing.
 //
 //   1. corpus     out/corpus.jsonl: procedurally generated children's stories (corpus.ts; no
 //                 downloads, no copied text: license-clean by construction)
@@ -14,48 +19,28 @@
 // Every stage is deterministic for the seeds in this folder, so a rerun gives a model of the
 // same quality (bit-identical on the same machine and thread count).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generateCorpus } from './corpus.ts';
+import { CORPUS_PATH, CORPUS_SEED, CORPUS_STORIES, OUT_DIR, RECIPE_DIR, TOKENIZER_DIR, VOCAB_SIZE, buildCorpus, buildTokenizer } from './stages.ts';
 
-const here = dirname(fileURLToPath(import.meta.url));
+const here = RECIPE_DIR;
 const root = join(here, '..', '..');
-const out = join(here, 'out');
+const out = OUT_DIR;
 export const DEFAULT_MODEL_DIR = join(root, 'models', 'default');
-export const CORPUS_STORIES = 50_000;
-export const CORPUS_SEED = 1;
-export const VOCAB_SIZE = 4096;
+export { CORPUS_SEED, CORPUS_STORIES, VOCAB_SIZE };
 
 const { values } = parseArgs({ options: { stage: { type: 'string', default: 'all' }, threads: { type: 'string' } } });
 const stage = values.stage!;
 const want = (s: string) => stage === 'all' || stage === s;
-mkdirSync(out, { recursive: true });
 
-const corpusPath = join(out, 'corpus.jsonl');
-if (want('corpus')) {
-  const t0 = Date.now();
-  const stories = generateCorpus({ stories: CORPUS_STORIES, seed: CORPUS_SEED });
-  writeFileSync(corpusPath, stories.map((s) => JSON.stringify({ text: s })).join('\n') + '\n');
-  console.log(`corpus: ${stories.length} stories -> ${corpusPath} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-}
-
-const tokDir = join(out, 'tokenizer');
-if (want('tokenizer')) {
-  const { trainBpe, writeBpeTokenizer } = await import('../../src/train/bpe.ts');
-  const t0 = Date.now();
-  const { readTextDocuments } = await import('../../src/train/data.ts');
-  const texts = readTextDocuments(corpusPath);
-  mkdirSync(tokDir, { recursive: true });
-  writeBpeTokenizer(tokDir, trainBpe(texts, { vocabSize: VOCAB_SIZE }), { bos: '<s>', eos: '</s>' });
-  console.log(`tokenizer: ${VOCAB_SIZE} tokens -> ${tokDir} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-}
+if (want('corpus')) buildCorpus(CORPUS_PATH, { stories: CORPUS_STORIES, seed: CORPUS_SEED });
+if (want('tokenizer')) await buildTokenizer(CORPUS_PATH, TOKENIZER_DIR, VOCAB_SIZE);
 
 if (want('train')) {
   const { loadTrainConfig } = await import('../../src/train/config.ts');
   const { runWithProgress } = await import('../../src/cli/train.ts');
-  await runWithProgress(loadTrainConfig(join(here, 'train.json')), join(out, 'loss.png'), values.threads);
+  const r = await runWithProgress(loadTrainConfig(join(here, 'train.json')), join(out, 'loss.png'), values.threads);
+  if (r === null || r.stoppedAt !== undefined) process.exit(0); // stopped by a signal: resume with the same command
 }
 
 if (want('export')) {

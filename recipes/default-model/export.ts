@@ -10,10 +10,10 @@ import { loadModelSync } from '../../src/models/load.ts';
 import { cpuBackend } from '../../src/tensor/cpu.ts';
 import { readHfWeights } from '../../src/train/model.ts';
 import { writeHfModel } from '../../src/train/trainer.ts';
-import { type LossPoint, plotLossCurve } from '../../src/train/plot.ts';
+import { type LossPoint, writeLossPlot } from '../../src/train/plot.ts';
 
 export const STORY_TEMPLATE =
-  "{{ bos_token }}{% for m in messages %}{% if m['role'] != 'system' %}{% if not loop.first %}{{ '\\n\\n' }}{% endif %}{{ m['content'] | trim }}{% endif %}{% endfor %}";
+  "{{ bos_token }}{% for m in messages %}{% if m['role'] != 'system' %}{% if not loop.first %}{{ '\\n\\n' }}{% endif %}{{ m['content'] | trim }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '\\n\\n' }}{% endif %}";
 
 export const SAMPLE_PROMPTS = ['Once upon a time', 'Lily and her dog', 'One rainy morning, a little fox'];
 
@@ -31,11 +31,12 @@ export async function exportDefaultModel(runDir: string, dest: string, lossPng: 
     const hist = readFileSync(metricsPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LossPoint & { tokens: number });
     const tokens = hist.reduce((n, h) => n + h.tokens, 0);
     const params = [...readHfWeights(src).values()].reduce((n, w) => n + w.length, 0);
-    writeFileSync(join(dest, 'loss.png'), plotLossCurve(hist, `default model: ${(params / 1e6).toFixed(2)}M-parameter Llama, ${hist.length} steps, ${(tokens / 1e6).toFixed(1)}M tokens of the generated story corpus (recipes/default-model)`));
+    await writeLossPlot(join(dest, 'loss.png'), hist, `default model: ${(params / 1e6).toFixed(2)}M-parameter Llama, ${hist.length} steps, ${(tokens / 1e6).toFixed(1)}M tokens of the generated story corpus (recipes/default-model)`);
   } else if (existsSync(lossPng)) copyFileSync(lossPng, join(dest, 'loss.png'));
   // The model writes stories; it was not trained on conversations. Its "chat" template makes a
   // conversation one running text (user turns and replies joined by blank lines), so the chat
-  // view of the playground continues the user's story.
+  // view of the playground continues the user's story; the generation prompt is a blank line,
+  // so a reply is the story's next paragraph (it starts with a word, not mid-sentence).
   const tcPath = join(dest, 'tokenizer_config.json');
   const tc = JSON.parse(readFileSync(tcPath, 'utf8')) as Record<string, unknown>;
   tc.chat_template = STORY_TEMPLATE;

@@ -22,7 +22,6 @@ export type { RequestRecord, ServeMetrics, Slo, Distribution } from './metrics.t
 export { loadShareGpt, randomDataset } from './datasets.ts';
 export type { BenchRequest } from './datasets.ts';
 export { plotSweep } from './plot.ts';
-export { encodePng, crc32 } from '../util/png.ts';
 
 export interface ServeBenchOptions {
   /** Server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted). */
@@ -398,7 +397,7 @@ export function formatSweep(s: SweepResult): string {
 }
 
 /** The PNG for a sweep (or a single run, as one point). */
-export function plotResults(runs: BenchResult[], axis: 'concurrency' | 'rate', values: (number | string)[]): Buffer {
+export async function plotResults(runs: BenchResult[], axis: 'concurrency' | 'rate', values: (number | string)[]): Promise<Buffer> {
   const points = runs.map((r, i) => ({
     x: String(values[i]),
     outputThroughput: r.metrics.outputThroughput,
@@ -496,12 +495,12 @@ export async function benchServeCommand(c: BenchServeCliOptions): Promise<void> 
     const values = c.sweepConcurrency ? list('sweep-concurrency', c.sweepConcurrency, true) : list('sweep-rate', c.sweepRate!, false);
     const s = await runServeSweep(opts, axis, values, (r) => console.log(formatReport(r) + '\n'));
     console.log(formatSweep(s));
-    if (c.plot) png = plotResults(s.runs, axis, values);
+    if (c.plot) png = await plotResults(s.runs, axis, values);
     out = s;
   } else {
     const r = await runServeBenchmark(opts);
     console.log(formatReport(r));
-    if (c.plot) png = r.config.maxConcurrency !== null || r.config.requestRate === 'inf' ? plotResults([r], 'concurrency', [r.config.maxConcurrency ?? 'inf']) : plotResults([r], 'rate', [r.config.requestRate]);
+    if (c.plot) png = await (r.config.maxConcurrency !== null || r.config.requestRate === 'inf' ? plotResults([r], 'concurrency', [r.config.maxConcurrency ?? 'inf']) : plotResults([r], 'rate', [r.config.requestRate]));
     out = r;
   }
   if (c.resultFile) await writeOutput(c.resultFile, JSON.stringify(out, null, 2) + '\n', 'results');

@@ -227,7 +227,7 @@ export async function chatCommand(o: ChatCliOptions, io: ChatIo = { input: proce
   const be = cpuBackend();
   if (o.threads !== undefined) {
     const t = numFlag('threads', o.threads, 0, true);
-    if (t < 1) throw new UsageError(`--threads must be >= 1, got ${t}`);
+    if (t < 1 || t > 1024) throw new UsageError(`--threads must be in [1, 1024], got ${t}`);
     be.setThreads(t);
   }
   const lm = await loadModel(o.model ?? defaultModelDir(), be, { quantize: o.quantize as 'q8_0' | undefined, mmap: o.mmap !== false, lora: o.lora });

@@ -68,8 +68,12 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   const presencePenalty = rangeOpt('presence-penalty', o.presencePenalty, 0, { min: -2, max: 2 });
   const frequencyPenalty = rangeOpt('frequency-penalty', o.frequencyPenalty, 0, { min: -2, max: 2 });
   const stop = stopOpt(o.stop);
+  const threads = o.threads === undefined ? undefined : numOpt('threads', o.threads, 0, true);
+  if (threads !== undefined && (threads < 1 || threads > 1024)) throw new UsageError(`--threads must be in [1, 1024], got ${threads}`);
+  // The sampling flags given: checked before the model loads (a typo should not cost a load).
+  for (const [name, v, int] of [['temperature', o.temperature, false], ['top-k', o.topK, true], ['top-p', o.topP, false], ['min-p', o.minP, false]] as const) numOpt(name, v, 0, int);
   const be = cpuBackend();
-  if (o.threads !== undefined) be.setThreads(numOpt('threads', o.threads, 0, true));
+  if (threads !== undefined) be.setThreads(threads);
 
   const t0 = performance.now();
   const lm = await loadModel(o.model ?? defaultModelDir(), be, { quantize: o.quantize as 'q8_0' | undefined, mmap: o.mmap !== false, lora: o.lora });
@@ -93,7 +97,8 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
     n: 1,
   };
   const bad = validateSampling(sampling);
-  if (bad) throw new UsageError(bad);
+  // The sampler names the API's fields (top_k); the user typed flags (--top-k).
+  if (bad) throw new UsageError(`--${bad.replace(/^(\w+)/, (f) => f.replace(/_/g, '-'))}`);
 
   let prompt: number[];
   if (o.chat) {

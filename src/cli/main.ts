@@ -15,18 +15,23 @@ const program = new Command();
 program
   .name('slipstream')
   .description('Slipstream: an open generative-AI stack in TypeScript (serving engine, model zoo, training) on a native C++ compute core')
-  .version(pkg.version, '-v, --version');
+  .version(pkg.version, '-v, --version')
+  // Commander's own errors (unknown option or command, missing argument) as one line, with the
+  // nearest flag suggested: `slipstream: error: unknown option '--max-token' (Did you mean --max-tokens?)`.
+  .configureOutput({ outputError: (str, write) => write(`slipstream: ${str.trim().split('\n').join(' ')} (--help for usage)\n`) })
+  .showSuggestionAfterError(true);
 
 program
   .command('info')
   .description('show the native core: instruction set in use, those available, thread count')
-  .action(async () => {
+  .addHelpText('after', '\nExample:\n  $ slipstream info            # SLIPSTREAM_THREADS=4 slipstream info: with 4 threads')
+  .action(guard(async () => {
     const { cpuInfo } = await import('../tensor/runtime.ts');
     const i = cpuInfo();
     console.log(`slipstream ${pkg.version}`);
     console.log(`native core: isa ${i.isa} (available: ${i.available.join(', ')}), ${i.threads} threads`);
     console.log('environment: SLIPSTREAM_THREADS sets the thread count; SLIPSTREAM_NO_SIMD=1 forces the portable kernels');
-  });
+  }));
 
 program
   .command('serve')
@@ -38,12 +43,14 @@ program
   .option('--served-model-name <name>', 'the model name clients send (default: from the model)')
   .option('--quantize <type>', 'quantize f32/f16/bf16 weights at load (q8_0)')
   .option('--lora <dir>', 'merge a LoRA adapter (PEFT layout, e.g. from `slipstream finetune`) into the weights at load')
-  .option('--kv-cache-memory <GiB>', 'memory for the paged KV cache, in GiB')
-  .option('--max-batch-tokens <n>', 'tokens per engine step (decode first, then prompt chunks)')
-  .option('--max-seqs <n>', 'sequences running at once')
-  .option('--max-waiting <n>', 'waiting-queue length before 429')
+  .option('--kv-cache-memory <GiB>', 'memory for the paged KV cache, in GiB (default: 40% of free memory, capped at what --max-seqs full contexts need)')
+  .option('--max-batch-tokens <n>', 'tokens per engine step (decode first, then prompt chunks)', '512')
+  .option('--max-seqs <n>', 'sequences running at once', '16')
+  .option('--max-waiting <n>', 'waiting-queue length before 429', '256')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--log', 'log every request')
+  .option('--no-parent-watch', 'keep serving when the process that started this one exits (by default the server drains and exits, as on SIGTERM, when its launcher goes away: npx, a supervisor, a script)')
+  .addHelpText('after', '\nExamples:\n  $ slipstream serve                      # the embedded default model on http://127.0.0.1:8000/\n  $ slipstream serve -m hf:Qwen/Qwen2.5-0.5B-Instruct --host 0.0.0.0 --port 8080 --api-key sekret')
   .action(guard(async (opts) => {
     const { serveCommand } = await import('./serve.ts');
     await serveCommand(opts);
@@ -57,10 +64,11 @@ bench
   .description("measure this machine's read bandwidth and FMA peak, then every kernel against them")
   .option('--quick', 'shorter measurements')
   .option('--json <file>', 'also write the results as JSON')
-  .action(async (opts: { quick?: boolean; json?: string }) => {
+  .addHelpText('after', '\nExample:\n  $ slipstream bench kernels --quick')
+  .action(guard(async (opts: { quick?: boolean; json?: string }) => {
     const { runKernelBench } = await import('../tensor/bench-kernels.ts');
     runKernelBench({ quick: opts.quick, json: opts.json });
-  });
+  }));
 
 program
   .command('generate')
@@ -68,15 +76,15 @@ program
   .option('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision] (default: the embedded default model, models/default)')
   .requiredOption('-p, --prompt <text>', 'the prompt')
   .option('-n, --max-tokens <n>', 'tokens to generate', '128')
-  .option('--temperature <t>', 'sampling temperature (0: greedy)')
-  .option('--top-k <k>', 'keep the k most likely tokens (0: off)')
-  .option('--top-p <p>', 'nucleus sampling: keep the smallest set with probability >= p')
-  .option('--min-p <p>', 'drop tokens below p times the top probability')
-  .option('--seed <s>', 'random seed (reproducible sampling)')
+  .option('--temperature <t>', "sampling temperature (0: greedy) (default: the model's generation_config.json, else 0.8)")
+  .option('--top-k <k>', "keep the k most likely tokens (0: off) (default: the model's generation_config.json, else 40)")
+  .option('--top-p <p>', "nucleus sampling: keep the smallest set with probability >= p (default: the model's generation_config.json, else 0.95)")
+  .option('--min-p <p>', 'drop tokens below p times the top probability (default: 0.05)')
+  .option('--seed <s>', 'random seed (reproducible sampling) (default: random)')
   .option('--stop <string>', 'stop before the first occurrence of this text (repeatable, up to 16)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
-  .option('--repetition-penalty <r>', 'divide positive (multiply negative) logits of prompt and generated tokens by r, in (0, 10] (1: off)')
-  .option('--presence-penalty <p>', 'subtract p from the logits of tokens generated so far, in [-2, 2] (0: off)')
-  .option('--frequency-penalty <f>', 'subtract f times its count so far from each generated token\'s logit, in [-2, 2] (0: off)')
+  .option('--repetition-penalty <r>', 'divide positive (multiply negative) logits of prompt and generated tokens by r, in (0, 10] (1: off) (default: 1)')
+  .option('--presence-penalty <p>', 'subtract p from the logits of tokens generated so far, in [-2, 2] (0: off) (default: 0)')
+  .option('--frequency-penalty <f>', 'subtract f times its count so far from each generated token\'s logit, in [-2, 2] (0: off) (default: 0)')
   .option('--ignore-eos', 'keep generating past end-of-sequence tokens')
   .option('--chat', "apply the model's chat template to the prompt")
   .option('--system <text>', 'system message (with --chat)')
@@ -85,6 +93,7 @@ program
   .option('--kv-dtype <type>', 'KV cache dtype: f32 or f16', 'f32')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--no-mmap', 'copy weights into resident memory instead of reading them through the file mapping')
+  .addHelpText('after', '\nExample:\n  $ slipstream generate -p "Once upon a time" -n 64 --temperature 0')
   .action(guard(async (opts) => {
     const { generateCommand } = await import('./generate.ts');
     await generateCommand(opts);
@@ -113,6 +122,7 @@ program
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--no-mmap', 'copy weights into resident memory instead of reading them through the file mapping')
   .option('--verbose', 'one timing line per reply')
+  .addHelpText('after', '\nExamples:\n  $ slipstream chat                                  # the embedded default model\n  $ slipstream chat -m hf:Qwen/Qwen2.5-0.5B-Instruct --system "Answer briefly." --temperature 0.7')
   .action(guard(async (opts) => {
     const { chatCommand } = await import('./chat.ts');
     await chatCommand(opts);
@@ -123,6 +133,7 @@ program
   .description('download a model from the Hugging Face hub into the cache (an interrupted pull resumes); prints its folder')
   .argument('<model>', 'hf:org/name[@revision], or hf:org/name/file.gguf[@revision] for one GGUF file')
   .option('--no-progress', 'no progress bars')
+  .addHelpText('after', '\nExamples:\n  $ slipstream pull hf:Qwen/Qwen2.5-0.5B-Instruct\n  $ slipstream pull hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q8_0.gguf')
   .action(guard(async (model: string, opts: { progress?: boolean }) => {
     const { pullCommand } = await import('./models.ts');
     await pullCommand(model, opts);
@@ -133,6 +144,7 @@ program
   .alias('ls')
   .description('list the cached models: name, revision, size, family, quantization ($SLIPSTREAM_CACHE, default ~/.cache/slipstream)')
   .option('--json', 'as JSON')
+  .addHelpText('after', '\nExample:\n  $ SLIPSTREAM_CACHE=/models slipstream list')
   .action(guard(async (opts: { json?: boolean }) => {
     const { listCommand } = await import('./models.ts');
     await listCommand(opts);
@@ -142,6 +154,7 @@ program
   .command('rm')
   .description('remove cached models (with the blobs no other snapshot uses)')
   .argument('<models...>', 'hf:org/name (every revision), hf:org/name@revision, or hf:org/name/file.gguf')
+  .addHelpText('after', '\nExample:\n  $ slipstream rm hf:Qwen/Qwen2.5-0.5B-Instruct')
   .action(guard(async (models: string[]) => {
     const { rmCommand } = await import('./models.ts');
     await rmCommand(models);
@@ -153,6 +166,7 @@ program
   .argument('<input>', 'Hugging Face model directory, or a .gguf file')
   .argument('<output>', 'output .gguf file, or output directory')
   .option('--type <type>', 'GGUF tensor type for weight matrices: f32, f16 or q8_0', 'f16')
+  .addHelpText('after', '\nExamples:\n  $ slipstream convert models/default default.gguf --type q8_0\n  $ slipstream convert default.gguf default-hf/')
   .action(guard(async (input: string, output: string, opts: { type: string }) => {
     const { convertCommand } = await import('./convert.ts');
     await convertCommand(input, output, opts);
@@ -162,8 +176,9 @@ program
   .command('train')
   .description('pretrain or fully fine-tune a model from a JSON config (resumes from the last checkpoint in its out dir)')
   .requiredOption('-c, --config <file>', 'training config (see recipes/default-model/train.json)')
-  .option('--plot <file.png>', 'write the loss curve as PNG at the end')
+  .option('--plot <file.png>', 'where to write the loss curve (PNG, with an SVG next to it; default: loss.png in the run directory)')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .addHelpText('after', '\nExample:\n  $ slipstream train --config recipes/default-model/train.json --plot loss.png')
   .action(guard(async (opts) => {
     const { trainCommand } = await import('./train.ts');
     await trainCommand(opts);
@@ -172,7 +187,7 @@ program
 program
   .command('finetune')
   .description('fine-tune a Hugging Face model directory on text, JSONL or chat JSONL; LoRA with --lora-rank')
-  .requiredOption('-m, --model <model>', 'base model: Hugging Face directory or hf:org/name')
+  .option('-m, --model <model>', 'base model: Hugging Face directory or hf:org/name (default: the embedded default model)')
   .requiredOption('-d, --data <files...>', 'training data: .txt, .jsonl ({"text": ...}) or chat .jsonl ({"messages": [...]} / {"prompt", "completion"})')
   .requiredOption('-o, --out <dir>', 'run directory: checkpoints, metrics.jsonl, model/ (and adapter/ with LoRA)')
   .option('--format <f>', 'text, jsonl or chat (default: jsonl)')
@@ -189,9 +204,11 @@ program
   .option('--lora-targets <list>', 'comma-separated projections: q,k,v,o,gate,up,down (default q,v)')
   .option('--quantize-base <type>', 'keep the frozen base weights in q8_0 (QLoRA)')
   .option('--eval-every <n>', 'steps between eval-loss measurements')
+  .option('--eval-fraction <f>', 'share of the data held out for the eval loss, in [0, 1); 0 trains on all of it (default 0.01)')
   .option('--checkpoint-every <n>', 'steps between checkpoints')
-  .option('--plot <file.png>', 'write the loss curve as PNG at the end')
+  .option('--plot <file.png>', 'where to write the loss curve (PNG, with an SVG next to it; default: loss.png in the run directory)')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .addHelpText('after', '\nExample:\n  $ slipstream finetune -m models/default -d chats.jsonl --format chat -o runs/ft --lora-rank 8 --steps 200')
   .action(guard(async (opts) => {
     const { finetuneCommand } = await import('./train.ts');
     await finetuneCommand(opts);
@@ -204,25 +221,55 @@ program
   .requiredOption('-o, --out <dir>', 'output directory')
   .option('--vocab-size <n>', 'vocabulary size', '4096')
   .option('--text-field <name>', 'JSONL field holding the text', 'text')
+  .addHelpText('after', '\nExample:\n  $ slipstream train-tokenizer -d corpus.txt -o tok/ --vocab-size 8192')
   .action(guard(async (opts) => {
     const { trainTokenizerCommand } = await import('./train.ts');
     await trainTokenizerCommand(opts);
   }));
 
-/** Wraps an action: expected errors become one line on stderr and a non-zero exit code. */
+/** Errors a user can fix: their message says it all. Anything else is a bug: one line too, with a hint. */
+function isExpected(e: unknown): boolean {
+  return e instanceof FormatError || e instanceof UsageError || e instanceof OpError || e instanceof ChatTemplateError || ['TrainError', 'ConfigError', 'ModelLoadError', 'ServeError'].includes((e as Error)?.name);
+}
+
+/**
+ * Reports an error as one line on stderr and exits non-zero (2 for usage errors): at once, so a
+ * worker thread or a timer left behind cannot keep the process alive. SLIPSTREAM_DEBUG=1 adds
+ * the stack trace.
+ */
+function fail(e: unknown): never {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
+  const msg = isExpected(e) ? oneLine(err.message) : `${oneLine(`${err.name === 'Error' ? '' : err.name + ': '}${err.message}`)} (unexpected: set SLIPSTREAM_DEBUG=1 for the stack trace)`;
+  process.stderr.write(`slipstream: error: ${msg}\n`);
+  if (process.env.SLIPSTREAM_DEBUG) process.stderr.write(`${err.stack ?? ''}\n`);
+  process.exit(e instanceof UsageError ? 2 : 1);
+}
+
+/** Wraps an action: errors become one line on stderr and a non-zero exit code. */
 function guard<A extends unknown[]>(fn: (...a: A) => Promise<void>): (...a: A) => Promise<void> {
   return async (...a: A) => {
     try {
       await fn(...a);
     } catch (e) {
-      const err = e as Error;
-      const expected =
-        e instanceof FormatError || e instanceof UsageError || e instanceof OpError || e instanceof ChatTemplateError || ['TrainError', 'ConfigError', 'ModelLoadError'].includes((e as Error).name);
-      process.stderr.write(`slipstream: error: ${expected ? err.message : (err.stack ?? String(err))}\n`);
-      process.exitCode = e instanceof UsageError ? 2 : 1;
+      fail(e);
     }
   };
 }
 
-program.showHelpAfterError();
-await program.parseAsync(process.argv);
+// Options whose default is a number show it as one (`(default: 8000)`, not `(default: "8000")`).
+function numbersAsNumbers(cmd: Command): void {
+  for (const o of cmd.options) {
+    if (typeof o.defaultValue === 'string' && o.defaultValueDescription === undefined && /^(-?\d+(\.\d+)?(e-?\d+)?|inf)$/.test(o.defaultValue)) o.defaultValueDescription = o.defaultValue;
+  }
+  for (const c of cmd.commands) numbersAsNumbers(c);
+}
+numbersAsNumbers(program);
+
+// Errors outside an action (bench serve's, a failed import) get the same one-line treatment.
+process.on('unhandledRejection', fail);
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  fail(e);
+}

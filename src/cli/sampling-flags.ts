@@ -56,7 +56,8 @@ export function parseSamplingFlags(o: SamplingFlags, defaultMaxTokens: number): 
   const seed = o.seed === undefined ? undefined : numFlag('seed', o.seed, 0, true);
   const check = (s: SamplingOptions) => {
     const bad = validateSampling(s);
-    if (bad) throw new UsageError(bad);
+    // The sampler names the API's fields (top_k); the user typed flags (--top-k).
+    if (bad) throw new UsageError(`--${bad.replace(/^(\w+)/, (f) => f.replace(/_/g, '-'))}`);
     return s;
   };
   // Catch a bad temperature / top-p / top-k now rather than after a long model load.

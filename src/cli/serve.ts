@@ -1,7 +1,15 @@
 // `slipstream serve`: start the engine (model in a worker thread), put the OpenAI-compatible
-// server in front of it, and shut down cleanly on SIGTERM/SIGINT: refuse new requests (503),
-// let in-flight ones finish within a grace period, close, exit 0.
+// server in front of it, and shut down cleanly on SIGTERM/SIGINT, or when the process that
+// launched it goes away: answer new requests 503 with Retry-After (the listener stays open), let
+// in-flight ones finish within a grace period, close, exit 0.
+//
+// Why the launcher watch: `npx slipstream serve` runs `sh -c slipstream ...` under npm; SIGTERM to
+// npm (what systemd, Docker, Kubernetes or a script sends to the PID it started) kills npm and the
+// shell but never reaches this process, which is re-parented and would keep serving. So the
+// server checks its parent pid every second and drains when it changes (re-parented: the
+// launcher is gone). `--no-parent-watch` turns that off (nohup-style detached servers).
 
+import { createServer } from 'node:net';
 import { defaultModelDir } from '../models/default.ts';
 import { startEngineHost } from '../engine/worker-host.ts';
 import { buildServer, startDraining } from '../server/app.ts';
@@ -26,6 +34,56 @@ export interface ServeCliOptions {
   servedModelName?: string;
   /** Log every request (fastify's logger). */
   log?: boolean;
+  /** Drain and exit when the launching process exits (default true). */
+  parentWatch?: boolean;
+}
+
+/** A failure to serve that is not a bad flag (port in use, address not available): one line, exit 1. */
+export class ServeError extends Error {
+  override name = 'ServeError';
+}
+
+/** The one-line reason a listen on host:port failed. */
+export function listenErrorMessage(e: NodeJS.ErrnoException, host: string, port: number): string {
+  switch (e.code) {
+    case 'EADDRINUSE':
+      return `port ${port} is in use (EADDRINUSE) on ${host}: stop the other server or pick another --port`;
+    case 'EADDRNOTAVAIL':
+      return `cannot listen on ${host}:${port} (EADDRNOTAVAIL): ${host} is not an address of this machine; try --host 127.0.0.1 or 0.0.0.0`;
+    case 'EACCES':
+    case 'EPERM':
+      return `no permission to listen on ${host}:${port} (${e.code}): ports below 1024 need privileges; pick a port >= 1024`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot resolve --host ${host} (${e.code})`;
+    default:
+      return `cannot listen on ${host}:${port}: ${e.message}`;
+  }
+}
+
+/** Fails fast (before the model loads) when host:port cannot be bound. Port 0 always can. */
+function checkListen(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', (e: NodeJS.ErrnoException) => reject(new ServeError(listenErrorMessage(e, host, port))));
+    s.listen({ host, port, exclusive: true }, () => s.close(() => resolve()));
+  });
+}
+
+/** Calls `onGone` once when this process is re-parented (its launcher exited). Unref'd. */
+export function watchParent(onGone: (ppid: number) => void, everyMs = 1000): () => void {
+  const start = process.ppid;
+  // Under a container runtime the server may be PID 1 (ppid 0) or a child of init: nothing to watch.
+  if (start <= 1) return () => {};
+  const t = setInterval(() => {
+    if (process.ppid !== start) {
+      clearInterval(t);
+      onGone(start);
+    }
+  }, everyMs);
+  t.unref();
+  return () => clearInterval(t);
 }
 
 const GRACE_MS = 30_000;
@@ -38,6 +96,12 @@ function num(name: string, v: string | undefined, opts: { int?: boolean; min?: n
   return n;
 }
 
+function threads(v: string | undefined): number | undefined {
+  const n = num('threads', v, { int: true, min: 1 });
+  if (n !== undefined && n > 1024) throw new UsageError(`--threads must be <= 1024, got ${n}`);
+  return n;
+}
+
 export async function serveCommand(o: ServeCliOptions): Promise<void> {
   const host = o.host ?? '127.0.0.1';
   const port = num('port', o.port ?? '8000', { int: true, min: 0 })!;
@@ -46,6 +110,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   const kvGiB = num('kv-cache-memory', o.kvCacheMemory);
   if (kvGiB !== undefined && kvGiB <= 0) throw new UsageError(`--kv-cache-memory must be > 0 GiB, got ${kvGiB}`);
   const apiKey = o.apiKey ?? (process.env.SLIPSTREAM_API_KEY || undefined);
+  await checkListen(host, port);
 
   const models = o.model === undefined ? [] : Array.isArray(o.model) ? o.model : [o.model];
   const hostOpts = {
@@ -55,21 +120,30 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     maxBatchTokens: num('max-batch-tokens', o.maxBatchTokens, { int: true, min: 1 }),
     maxSeqs: num('max-seqs', o.maxSeqs, { int: true, min: 1 }),
     maxWaiting: num('max-waiting', o.maxWaiting, { int: true, min: 0 }),
-    threads: num('threads', o.threads, { int: true, min: 1 }),
+    threads: threads(o.threads),
   };
   const engine =
     models.length > 1
       ? await startEngines(models, hostOpts, o)
       : await startEngineHost({ ...hostOpts, model: models[0] ?? defaultModelDir(), modelName: o.servedModelName ?? (models.length === 0 ? 'slipstream-default' : undefined) });
   const app = buildServer(engine, { apiKey, logger: o.log ?? false }); // the model name is the engine's
-  const url = await app.listen({ host, port });
+  let url: string;
+  try {
+    url = await app.listen({ host, port });
+  } catch (e) {
+    await engine.shutdown(0).catch(() => {});
+    throw new ServeError(listenErrorMessage(e as NodeJS.ErrnoException, host, port));
+  }
   const names = engine instanceof MultiEngine ? engine.names.join(', ') : engine.modelName;
-  process.stderr.write(`slipstream: serving ${names} at ${url}/v1 (context ${engine.maxContext} tokens${apiKey ? ', API key required' : ''})\n`);
+  process.stderr.write(
+    `slipstream: serving ${names} at ${url}/v1 (context ${engine.maxContext} tokens${apiKey ? ', API key required' : ''}); playground at ${url}/\n`,
+  );
 
   // Resolves on the first signal, once everything is closed; a second signal exits at once.
   await new Promise<void>((resolve) => {
     let stopping = false;
     const onSignal = (sig: string) => {
+      stopWatch();
       if (stopping) {
         process.stderr.write(`slipstream: ${sig} again, exiting now\n`);
         process.exit(1);
@@ -87,8 +161,13 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
           resolve();
         });
     };
+    const stopWatch = o.parentWatch === false ? () => {} : watchParent((ppid) => onSignal(`the launching process (pid ${ppid}) exited`));
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));
+    // A closed terminal: drain too (unless detached on purpose, where nohup's SIGHUP-ignore must hold).
+    if (o.parentWatch !== false) process.on('SIGHUP', () => onSignal('SIGHUP'));
+    // If whoever read our stderr is gone, a log line must not crash the drain (EPIPE).
+    process.stderr.on('error', () => {});
   });
 }
 

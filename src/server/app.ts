@@ -30,14 +30,22 @@ interface ServerState {
 
 const states = new WeakMap<FastifyInstance, ServerState>();
 
-/** Stops accepting work: new requests get 503 (health too, so load balancers move on). */
+/**
+ * Stops accepting work: new requests get 503 with Retry-After and `Connection: close` (health too,
+ * so load balancers move on) while the listener stays open until in-flight requests finish.
+ */
 export function startDraining(app: FastifyInstance): void {
   const s = states.get(app);
   if (s) s.draining = true;
 }
 
+/** Seconds a client should wait before retrying while the server drains (a replica may be back by then). */
+const DRAIN_RETRY_AFTER_S = 5;
+
 const PROTECTED = /^\/(v1(\/|$)|tokenize$|detokenize$)/;
 const OPEN = /^\/(health|metrics)$/;
+/** application/json, or a structured-syntax JSON type (application/vnd.x+json), any parameters. */
+const JSON_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function buildServer(engine: EngineClient, opts: ServerOptions = {}): FastifyInstance {
@@ -48,11 +56,17 @@ export function buildServer(engine: EngineClient, opts: ServerOptions = {}): Fas
   const ctx: GenerateContext = { engine, metrics: state.metrics, modelName };
   const keyBytes = opts.apiKey ? Buffer.from(`Bearer ${opts.apiKey}`) : undefined;
 
-  // Bodies are JSON whatever the content type says (curl -d sends form-urlencoded); invalid
-  // UTF-8 and malformed JSON are the client's fault: 400, never 500.
+  // Bodies must be JSON sent as JSON, as OpenAI's API requires: another content type (curl -d
+  // sends form-urlencoded, a text/plain body) or none is a 400 naming the header; invalid UTF-8
+  // and malformed JSON are the client's fault too: 400, never 500.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, raw, done) => {
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, raw, done) => {
     const buf = raw as Buffer;
+    const ct = req.headers['content-type'];
+    if (ct === undefined || !JSON_TYPE.test(ct)) {
+      const got = ct === undefined ? 'no Content-Type header' : `Content-Type '${ct}'`;
+      return done(badRequest(`the request body must be JSON sent with 'Content-Type: application/json'; got ${got}`, null, 'invalid_content_type'));
+    }
     let text: string;
     try {
       text = strictUtf8.decode(buf);
@@ -70,7 +84,8 @@ export function buildServer(engine: EngineClient, opts: ServerOptions = {}): Fas
   app.addHook('onRequest', async (req, reply) => {
     const path = req.url.split('?', 1)[0]!;
     if (state.draining && !OPEN.test(path)) {
-      return sendError(reply, new ApiError(503, 'the server is shutting down', null, 'shutting_down'));
+      reply.header('connection', 'close');
+      return sendError(reply, new ApiError(503, 'the server is shutting down; retry on another replica or later', null, 'shutting_down', undefined, { 'retry-after': String(DRAIN_RETRY_AFTER_S) }));
     }
     if (keyBytes && PROTECTED.test(path)) {
       const got = Buffer.from(req.headers.authorization ?? '');
@@ -133,7 +148,7 @@ export function buildServer(engine: EngineClient, opts: ServerOptions = {}): Fas
   });
 
   app.get('/health', async (_req, reply) => {
-    if (state.draining) return reply.code(503).send({ status: 'shutting_down' });
+    if (state.draining) return reply.code(503).headers({ 'retry-after': String(DRAIN_RETRY_AFTER_S), connection: 'close' }).send({ status: 'shutting_down' });
     return { status: 'ok' };
   });
 

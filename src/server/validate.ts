@@ -86,16 +86,25 @@ export interface ChatMessage {
   content: string;
 }
 
+/** The roles OpenAI's chat API accepts ('developer' is the newer name of 'system'). */
+const ROLES = ['system', 'developer', 'user', 'assistant', 'tool'];
+
 export function parseMessages(v: unknown): ChatMessage[] {
   if (!Array.isArray(v) || v.length === 0) throw badRequest(`'messages' must be a non-empty array`, 'messages', 'invalid_type');
   return v.map((m, i) => {
     const at = `messages[${i}]`;
     if (!isObject(m)) throw badRequest(`'${at}' must be an object`, at, 'invalid_type');
-    if (typeof m.role !== 'string' || m.role === '') throw badRequest(`'${at}.role' must be a non-empty string`, `${at}.role`, 'invalid_type');
+    if (typeof m.role !== 'string') throw badRequest(`'${at}.role' must be one of ${ROLES.map((r) => `'${r}'`).join(', ')}, got ${typeName(m.role)}`, `${at}.role`, 'invalid_type');
+    if (!ROLES.includes(m.role)) throw badRequest(`'${at}.role' must be one of ${ROLES.map((r) => `'${r}'`).join(', ')}, got ${JSON.stringify(m.role)}`, `${at}.role`);
     const c = m.content;
     let content: string;
-    if (c === undefined || c === null) content = '';
-    else if (typeof c === 'string') content = c;
+    if (c === undefined || c === null) {
+      // Only an assistant message that carries tool_calls may have no content; tools are not
+      // supported yet, so every message needs its content (an empty string is fine).
+      const hasToolCalls = m.role === 'assistant' && Array.isArray(m.tool_calls) && m.tool_calls.length > 0;
+      if (hasToolCalls) throw badRequest(`'${at}.tool_calls' is not supported`, `${at}.tool_calls`, 'unsupported');
+      throw badRequest(`'${at}.content' is required (a string or an array of text parts), got ${typeName(c)}`, `${at}.content`, c === undefined ? 'missing' : 'invalid_type');
+    } else if (typeof c === 'string') content = c;
     else if (Array.isArray(c)) {
       // Content parts: only text is supported; the parts are joined.
       content = c

@@ -18,7 +18,9 @@
 //                "checkpointEvery" (0 = only at the end), "logEvery" (10), "threads"? },
 //     "lora"?: { "rank", "alpha" (2*rank), "dropout" (0), "targets" (["q","v"]) from
 //                q k v o gate up down, "quantizeBase": "q8_0" | null (null) },
-//     "out": output dir
+//     "out": output dir,
+//     "prepare"?: an ES module (path) exporting prepare(): `slipstream train` runs it first when
+//                 a data file or the tokenizer is missing, so a recipe is one command
 //   }
 
 import { createHash } from 'node:crypto';
@@ -93,6 +95,8 @@ export interface TrainConfig {
   } | null;
   /** Output directory (absolute). */
   out: string;
+  /** Module that builds missing inputs (absolute), or null. */
+  prepare: string | null;
 }
 
 export class ConfigError extends Error {
@@ -200,7 +204,7 @@ class Checker {
 }
 
 const MODEL_SIZE_KEYS = ['arch', 'hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKvHeads', 'maxPosition', 'ropeTheta', 'normEps', 'tieEmbeddings', 'init'] as const;
-const TOP_KEYS = ['model', 'tokenizer', 'data', 'train', 'lora', 'out'] as const;
+const TOP_KEYS = ['model', 'tokenizer', 'data', 'train', 'lora', 'out', 'prepare'] as const;
 const DATA_KEYS = ['train', 'format', 'textField', 'evalFraction', 'seqLen', 'chatTemplate'] as const;
 const TRAIN_KEYS = [
   'steps', 'batchSize', 'gradAccum', 'lr', 'minLr', 'warmup', 'schedule', 'weightDecay', 'beta1', 'beta2', 'eps',
@@ -369,8 +373,9 @@ export function parseTrainConfig(obj: unknown, file: string, baseDir: string): T
 
   if (top.out === undefined) ck.fail('out', 'is required (the output directory)');
   const out = abs(ck.string(top.out, 'out'));
+  const prepare = top.prepare === undefined ? null : mustExist(abs(ck.string(top.prepare, 'prepare')), 'prepare', 'file');
 
-  return { file, model, tokenizer, data, train, lora, out };
+  return { file, model, tokenizer, data, train, lora, out, prepare };
 }
 
 /**

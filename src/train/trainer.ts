@@ -8,7 +8,7 @@
 // dropout RNG state; everything else is a pure function of the config, so a run killed at any
 // instant resumes from its last checkpoint and continues on the same loss curve.
 
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../formats/model-config.ts';
 import { configFromHf } from '../formats/model-config.ts';
@@ -50,6 +50,8 @@ export interface TrainEvents {
   onEval?(step: number, loss: number): void;
   onCheckpoint?(dir: string): void;
   onLog?(msg: string): void;
+  /** Asked before each step: true ends the run there, with a checkpoint at the step reached. */
+  shouldStop?(): boolean;
 }
 
 export interface TrainResult {
@@ -59,6 +61,8 @@ export interface TrainResult {
   outDir: string;
   modelDir: string;
   history: { step: number; loss: number; evalLoss?: number }[];
+  /** Set when shouldStop() ended the run early: the step it reached (checkpointed), no model/ written. */
+  stoppedAt?: number;
 }
 
 /**
@@ -143,6 +147,66 @@ export interface TrainSetup {
   tok: Tokenizer;
   tokenizerDir: string;
   data: TrainData;
+  /** Things the user should know before training starts (e.g. an oversized held-out split). */
+  warnings: string[];
+}
+
+/**
+ * A warning when the held-out split takes a larger share of the data than asked: the split
+ * holds out at least one sequence, which for a tiny dataset can be a third or half of it.
+ */
+export function evalSplitWarning(evalFraction: number, trainSeqs: number, evalSeqs: number): string | null {
+  const total = trainSeqs + evalSeqs;
+  if (evalSeqs === 0 || total === 0) return null;
+  const share = evalSeqs / total;
+  if (share <= Math.max(0.05, 2 * evalFraction)) return null;
+  return `the held-out split takes ${evalSeqs} of ${total} sequences (${Math.round(share * 100)}%, asked for ${+(evalFraction * 100).toFixed(2)}%) ` +
+    'because the data is small; train on all of it with --eval-fraction 0 (data.evalFraction in a config), or add data';
+}
+
+/**
+ * One training run per output folder: `<out>/train.lock` holds the PID of the run using it. A
+ * second run into the same folder is refused while that process lives; a lock left by a process
+ * that died (kill -9, power loss) is taken over, with a message. Returns the release function.
+ */
+export function lockRunDir(out: string, onLog?: (msg: string) => void): () => void {
+  mkdirSync(out, { recursive: true });
+  const path = join(out, 'train.lock');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      writeFileSync(path, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
+    }
+    const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
+    // re-entrant: the CLI locks before tokenizing, then the loop locks again in the same process
+    if (pid === process.pid) return () => {};
+    if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+      throw new TrainError(`${out} is in use by another training run (PID ${pid}, lock file ${path}); wait for it, stop it, or choose another output folder`);
+    }
+    onLog?.(`taking over ${path}: the run that held it (PID ${Number.isInteger(pid) ? pid : '?'}) is no longer running`);
+    rmSync(path, { force: true });
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    try {
+      if (Number.parseInt(readFileSync(path, 'utf8'), 10) === process.pid) rmSync(path, { force: true });
+    } catch {
+      // already gone
+    }
+  };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, owned by someone else
+  }
 }
 
 /** Loads tokenizer, model (scratch or from a checkpoint), LoRA and data for a config. */
@@ -166,7 +230,10 @@ export function setupTraining(c: TrainConfig, be: Backend | null, onProgress?: (
   }
   const data = TrainData.load(c.data.train, tok, { seqLen: c.data.seqLen, format: c.data.format, textField: c.data.textField, evalFraction: c.data.evalFraction, seed: c.train.seed, chatTemplate: c.data.chatTemplate ?? undefined }, onProgress);
   if (data.train.length === 0) throw new TrainError(`the training data (${c.data.train.join(', ')}) holds no full sequence of ${c.data.seqLen} tokens`);
-  return { model, tok, tokenizerDir, data };
+  const warnings: string[] = [];
+  const w = evalSplitWarning(c.data.evalFraction, data.train.length, data.eval.length);
+  if (w) warnings.push(w);
+  return { model, tok, tokenizerDir, data, warnings };
 }
 
 /** Mean loss over the held-out batches (no gradients). */
@@ -186,9 +253,42 @@ export function evaluate(model: TrainModel, t: Tape, batches: TrainBatch[]): num
   return count > 0 ? sum / count : NaN;
 }
 
-/** Runs (or resumes) the training a config describes. */
+/** Runs (or resumes) the training a config describes, start to end, synchronously. */
 export function runTraining(c: TrainConfig, k: TrainKernels, be: Backend | null, ev: TrainEvents = {}, setup?: TrainSetup): TrainResult {
-  const { model, data, tokenizerDir } = setup ?? setupTraining(c, be);
+  const steps = trainSteps(c, k, be, ev, setup);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The same run, yielding to the event loop between steps so that signals and timers are seen
+ * (ev.shouldStop is how a SIGTERM handler ends the run cleanly).
+ */
+export async function runTrainingAsync(c: TrainConfig, k: TrainKernels, be: Backend | null, ev: TrainEvents = {}, setup?: TrainSetup): Promise<TrainResult> {
+  const steps = trainSteps(c, k, be, ev, setup);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise<void>((res) => setImmediate(res));
+  }
+}
+
+/** The training loop as a generator: one yield per optimiser step. */
+function* trainSteps(c: TrainConfig, k: TrainKernels, be: Backend | null, ev: TrainEvents, setup?: TrainSetup): Generator<number, TrainResult, void> {
+  const release = lockRunDir(c.out, ev.onLog);
+  try {
+    return yield* trainStepsLocked(c, k, be, ev, setup);
+  } finally {
+    release();
+  }
+}
+
+function* trainStepsLocked(c: TrainConfig, k: TrainKernels, be: Backend | null, ev: TrainEvents, setup?: TrainSetup): Generator<number, TrainResult, void> {
+  const su = setup ?? setupTraining(c, be);
+  if (!setup) for (const w of su.warnings) ev.onLog?.(`warning: ${w}`);
+  const { model, data, tokenizerDir } = su;
   const trainable = model.trainable();
   const opt = new AdamW(trainable, { beta1: c.train.beta1, beta2: c.train.beta2, eps: c.train.eps, weightDecay: c.train.weightDecay, clip: c.train.clip }, k);
   const ckDir = join(c.out, 'checkpoints');
@@ -252,7 +352,12 @@ export function runTraining(c: TrainConfig, k: TrainKernels, be: Backend | null,
   const t0 = performance.now();
   let lastLoss = NaN;
   let lastEval: number | null = null;
+  let lastSaved = startStep;
   for (let step = startStep; step < c.train.steps; step++) {
+    if (ev.shouldStop?.()) {
+      if (step > lastSaved) save(step);
+      return { steps: step, finalLoss: lastLoss, evalLoss: lastEval, outDir: c.out, modelDir: join(c.out, 'model'), history, stoppedAt: step };
+    }
     const ts = performance.now();
     // draw the step's micro-batches first: the loss is averaged over all their tokens
     const micro: TrainBatch[] = [];
@@ -303,7 +408,11 @@ export function runTraining(c: TrainConfig, k: TrainKernels, be: Backend | null,
     history.push(rec);
     appendFileSync(logPath, JSON.stringify({ ...info, time: new Date().toISOString() }) + '\n');
     ev.onStep?.(info);
-    if ((c.train.checkpointEvery > 0 && s % c.train.checkpointEvery === 0) || isLast) save(s);
+    if ((c.train.checkpointEvery > 0 && s % c.train.checkpointEvery === 0) || isLast) {
+      save(s);
+      lastSaved = s;
+    }
+    yield s;
   }
 
   // the trained model as a loadable HF directory (LoRA: the PEFT adapter and a merged model)

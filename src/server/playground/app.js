@@ -2,12 +2,18 @@
 // OpenAI-compatible API: streamed replies come from /v1/chat/completions and /v1/completions as
 // server-sent events read with fetch + ReadableStream, the Stop button aborts the fetch (the
 // server then aborts the request in the engine), and the status panel polls /metrics.
+//
+// Context: before each request the page asks POST /tokenize how long the prompt is and how
+// large the model's context is, lowers max_tokens to the room that is left, and in chat drops
+// the oldest turns (saying so in the conversation) when even a short reply would not fit.
 
 const KEY_STORAGE = 'slipstream.apiKey';
 const METRICS_EVERY_MS = 1000;
 // One poll that never answers must not freeze the panel: each poll gives up after this long, and
 // the next one is scheduled whatever happened.
 const METRICS_TIMEOUT_MS = 3000;
+// The smallest reply worth asking for: with less room than this, older chat turns are dropped.
+const MIN_REPLY_TOKENS = 32;
 
 const $ = (id) => document.getElementById(id);
 
@@ -239,6 +245,53 @@ function showError(message) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Fitting a request to the model's context.
+
+/** { count, context } for a prompt or a conversation, from POST /tokenize; null if it cannot say. */
+async function countTokens(payload) {
+  try {
+    const req = { ...payload };
+    if (modelName) req.model = modelName;
+    const res = await fetch('/tokenize', { method: 'POST', headers: headers(), body: JSON.stringify(req) });
+    if (!res.ok) return null;
+    const b = await res.json();
+    return typeof b.count === 'number' && typeof b.max_model_len === 'number' ? { count: b.count, context: b.max_model_len } : null;
+  } catch {
+    return null; // the request itself will report what is wrong
+  }
+}
+
+/**
+ * Lowers body.max_tokens to what the context leaves after the prompt. Returns the number it
+ * was lowered to (or null when unchanged); throws when no room is left at all.
+ */
+function fitMaxTokens(body, n, what) {
+  const left = n.context - n.count;
+  if (left < 1) throw new Error(`${what} has ${n.count} tokens and the model's context is ${n.context}: no room is left for a reply`);
+  if (body.max_tokens === undefined || body.max_tokens <= left) return null;
+  body.max_tokens = left;
+  return left;
+}
+
+/**
+ * The newest part of the conversation that leaves room for a reply: drops whole turns from the
+ * front (a user message and the replies after it). Returns { messages, dropped, n }.
+ */
+async function fitConversation(messages, wanted) {
+  const need = Math.min(wanted ?? MIN_REPLY_TOKENS, MIN_REPLY_TOKENS);
+  let msgs = messages;
+  let dropped = 0;
+  for (;;) {
+    const n = await countTokens({ messages: msgs, add_generation_prompt: true });
+    if (!n || n.context - n.count >= need) return { messages: msgs, dropped, n };
+    const next = msgs.findIndex((m, i) => i > 0 && m.role === 'user');
+    if (next < 0) return { messages: msgs, dropped, n }; // only the new message is left
+    dropped += next;
+    msgs = msgs.slice(next);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Chat view.
 
 function addMessage(role, text) {
@@ -253,6 +306,15 @@ function addMessage(role, text) {
   wrap.append(who, body);
   $('chat-log').append(wrap);
   return wrap;
+}
+
+/** A line in the conversation from the page itself (not a message sent to the model). */
+function addNotice(text) {
+  const p = document.createElement('p');
+  p.className = 'notice';
+  p.setAttribute('role', 'status');
+  p.textContent = text;
+  $('chat-log').append(p);
 }
 
 /** The sampling settings as a request body, or null after showing what is wrong with them. */
@@ -273,9 +335,28 @@ async function sendChat() {
   const body = readSampling();
   if (!body) return;
   history.push({ role: 'user', content: text });
-  body.messages = history.slice();
   input.value = '';
   addMessage('user', text);
+  // What was said before takes room in the model's context: fit the reply to what is left and,
+  // when even a short reply would not fit, leave the oldest turns out (and say so).
+  const fit = await fitConversation(history.slice(), body.max_tokens);
+  if (fit.dropped > 0) {
+    history.splice(0, fit.dropped);
+    const gone = [...$('chat-log').querySelectorAll('.msg:not(.dropped)')].slice(0, fit.dropped);
+    for (const m of gone) m.classList.add('dropped');
+    addNotice(`The ${fit.dropped} oldest message${fit.dropped === 1 ? '' : 's'} no longer fit the model's ${fit.n.context}-token context: left out from now on.`);
+  }
+  body.messages = history.slice();
+  let fitted = null;
+  try {
+    if (fit.n) fitted = fitMaxTokens(body, fit.n, 'The conversation');
+  } catch (e) {
+    showError(e.message);
+    history.pop();
+    $('chat-log').lastElementChild.dataset.state = 'error';
+    if (input.value === '') input.value = text;
+    return;
+  }
   const reply = addMessage('assistant', '');
   const replyText = reply.querySelector('.text');
   const statsLine = document.createElement('p');
@@ -283,20 +364,23 @@ async function sendChat() {
   reply.append(statsLine);
   reply.dataset.state = 'streaming';
   reply.setAttribute('aria-busy', 'true'); // screen readers read the reply once, when complete
+  const note = fitted === null ? '' : ` · max ${fitted} tokens (the context's room)`;
   let content = '';
   try {
     const outcome = await stream(
       '/v1/chat/completions',
       body,
       (t) => {
+        // a reply starts at its first word, not with the space or newline the model put first
+        const shown = (content + t).replace(/^\s+/, '');
         content += t;
-        replyText.textContent = content;
+        if (shown !== replyText.textContent) replyText.textContent = shown;
         reply.scrollIntoView({ block: 'end' });
       },
-      (s) => (statsLine.textContent = s),
+      (s) => (statsLine.textContent = s + note),
     );
     reply.dataset.state = outcome;
-    history.push({ role: 'assistant', content });
+    history.push({ role: 'assistant', content: content.trim() });
   } catch (e) {
     reply.dataset.state = 'error';
     showError(e.message);
@@ -324,6 +408,7 @@ $('chat-input').addEventListener('keydown', (e) => {
 $('chat-stop').addEventListener('click', stop);
 $('chat-clear').addEventListener('click', () => {
   stop();
+  showError('');
   history.length = 0;
   $('chat-log').replaceChildren();
   $('chat-input').focus();
@@ -338,6 +423,15 @@ async function sendCompletion() {
   const body = readSampling();
   if (!body) return;
   body.prompt = prompt;
+  const n = await countTokens({ prompt });
+  let fitted = null;
+  try {
+    if (n) fitted = fitMaxTokens(body, n, 'The prompt');
+  } catch (e) {
+    showError(e.message);
+    return;
+  }
+  const note = fitted === null ? '' : ` · max ${fitted} tokens (the context's room)`;
   const out = $('completion-output');
   $('completion-prompt').textContent = prompt;
   out.textContent = '';
@@ -352,7 +446,7 @@ async function sendCompletion() {
         content += t;
         out.textContent = content;
       },
-      (s) => ($('completion-stats').textContent = s),
+      (s) => ($('completion-stats').textContent = s + note),
     );
   } catch (e) {
     out.dataset.state = 'error';
