@@ -36,7 +36,7 @@ program
 program
   .command('serve')
   .description('serve a model over an OpenAI-compatible HTTP API (continuous batching, SSE streaming, Prometheus /metrics)')
-  .option('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision] (default: the embedded default model, models/default)')
+  .option('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision] (default: the embedded default model, models/default); repeat it to serve several models, each as [NAME=]MODEL', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on', '8000')
   .option('--api-key <key>', 'require Authorization: Bearer <key> on /v1/* (default: $SLIPSTREAM_API_KEY)')
@@ -98,6 +98,67 @@ program
   .action(guard(async (opts) => {
     const { generateCommand } = await import('./generate.ts');
     await generateCommand(opts);
+  }));
+
+program
+  .command('chat')
+  .description('chat with a model in the terminal: streamed replies, history fitted to the context, /reset, /system, /exit; Ctrl-C stops a reply')
+  .option('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision] (default: the embedded default model, models/default)')
+  .option('--system <text>', 'system message (change it with /system in the chat)')
+  .option('-n, --max-tokens <n>', 'tokens per reply at most', '256')
+  .option('--ctx-size <n>', "context the conversation may fill (default: the model's, at most 4096)")
+  .option('--temperature <t>', 'sampling temperature (0: greedy)')
+  .option('--top-k <k>', 'keep the k most likely tokens (0: off)')
+  .option('--top-p <p>', 'nucleus sampling: keep the smallest set with probability >= p')
+  .option('--min-p <p>', 'drop tokens below p times the top probability')
+  .option('--seed <s>', 'random seed (reproducible sampling)')
+  .option('--stop <string>', 'end a reply before this text (repeatable, up to 16)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+  .option('--repetition-penalty <r>', 'divide positive (multiply negative) logits of seen tokens by r, in (0, 10] (1: off)')
+  .option('--presence-penalty <p>', 'subtract p from the logits of tokens generated so far, in [-2, 2] (0: off)')
+  .option('--frequency-penalty <f>', "subtract f times its count so far from each generated token's logit, in [-2, 2] (0: off)")
+  .option('--ignore-eos', 'keep generating past end-of-sequence tokens')
+  .option('--quantize <type>', 'quantize f32/f16/bf16 weights at load (q8_0)')
+  .option('--lora <dir>', 'merge a LoRA adapter (PEFT layout) into the weights at load')
+  .option('--kv-dtype <type>', 'KV cache dtype: f32 or f16', 'f32')
+  .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .option('--no-mmap', 'copy weights into resident memory instead of reading them through the file mapping')
+  .option('--verbose', 'one timing line per reply')
+  .addHelpText('after', '\nExamples:\n  $ slipstream chat                                  # the embedded default model\n  $ slipstream chat -m hf:Qwen/Qwen2.5-0.5B-Instruct --system "Answer briefly." --temperature 0.7')
+  .action(guard(async (opts) => {
+    const { chatCommand } = await import('./chat.ts');
+    await chatCommand(opts);
+  }));
+
+program
+  .command('pull')
+  .description('download a model from the Hugging Face hub into the cache (an interrupted pull resumes); prints its folder')
+  .argument('<model>', 'hf:org/name[@revision], or hf:org/name/file.gguf[@revision] for one GGUF file')
+  .option('--no-progress', 'no progress bars')
+  .addHelpText('after', '\nExamples:\n  $ slipstream pull hf:Qwen/Qwen2.5-0.5B-Instruct\n  $ slipstream pull hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q8_0.gguf')
+  .action(guard(async (model: string, opts: { progress?: boolean }) => {
+    const { pullCommand } = await import('./models.ts');
+    await pullCommand(model, opts);
+  }));
+
+program
+  .command('list')
+  .alias('ls')
+  .description('list the cached models: name, revision, size, family, quantization ($SLIPSTREAM_CACHE, default ~/.cache/slipstream)')
+  .option('--json', 'as JSON')
+  .addHelpText('after', '\nExample:\n  $ SLIPSTREAM_CACHE=/models slipstream list')
+  .action(guard(async (opts: { json?: boolean }) => {
+    const { listCommand } = await import('./models.ts');
+    await listCommand(opts);
+  }));
+
+program
+  .command('rm')
+  .description('remove cached models (with the blobs no other snapshot uses)')
+  .argument('<models...>', 'hf:org/name (every revision), hf:org/name@revision, or hf:org/name/file.gguf')
+  .addHelpText('after', '\nExample:\n  $ slipstream rm hf:Qwen/Qwen2.5-0.5B-Instruct')
+  .action(guard(async (models: string[]) => {
+    const { rmCommand } = await import('./models.ts');
+    await rmCommand(models);
   }));
 
 program

@@ -15,9 +15,13 @@ import { startEngineHost } from '../engine/worker-host.ts';
 import { buildServer, startDraining } from '../server/app.ts';
 import { UsageError } from '../errors.ts';
 import { LOG_FORMATS, type LogFormat } from '../server/request-log.ts';
+import { EngineError, type EngineClient } from '../engine/api.ts';
+import { MultiEngine } from '../server/models-router.ts';
+import type { EngineHostOptions } from '../engine/worker-host.ts';
 
 export interface ServeCliOptions {
-  model?: string;
+  /** One model, or several (each [NAME=]MODEL) served by name. */
+  model?: string | string[];
   host?: string;
   port?: string;
   apiKey?: string;
@@ -113,9 +117,8 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   const logFormat = (o.logFormat ?? 'text') as LogFormat;
   if (!LOG_FORMATS.includes(logFormat)) throw new UsageError(`--log-format must be ${LOG_FORMATS.join(' or ')}, got '${o.logFormat}'`);
 
-  const engine = await startEngineHost({
-    model: o.model ?? defaultModelDir(),
-    modelName: o.servedModelName ?? (o.model === undefined ? 'slipstream-default' : undefined),
+  const models = o.model === undefined ? [] : Array.isArray(o.model) ? o.model : [o.model];
+  const hostOpts = {
     quantize: o.quantize as 'q8_0' | undefined,
     lora: o.lora,
     kvCacheMemory: kvGiB === undefined ? undefined : Math.floor(kvGiB * 2 ** 30),
@@ -123,7 +126,11 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     maxSeqs: num('max-seqs', o.maxSeqs, { int: true, min: 1 }),
     maxWaiting: num('max-waiting', o.maxWaiting, { int: true, min: 0 }),
     threads: threads(o.threads),
-  });
+  };
+  const engine =
+    models.length > 1
+      ? await startEngines(models, hostOpts, o)
+      : await startEngineHost({ ...hostOpts, model: models[0] ?? defaultModelDir(), modelName: o.servedModelName ?? (models.length === 0 ? 'slipstream-default' : undefined) });
   const app = buildServer(engine, { apiKey, logger: o.log ?? false, requestLog: { format: logFormat } }); // the model name is the engine's
   let url: string;
   try {
@@ -132,8 +139,9 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     await engine.shutdown(0).catch(() => {});
     throw new ServeError(listenErrorMessage(e as NodeJS.ErrnoException, host, port));
   }
+  const names = engine instanceof MultiEngine ? engine.names.join(', ') : engine.modelName;
   process.stderr.write(
-    `slipstream: serving ${engine.modelName} at ${url}/v1 (context ${engine.maxContext} tokens${apiKey ? ', API key required' : ''}); playground at ${url}/\n`,
+    `slipstream: serving ${names} at ${url}/v1 (context ${engine.maxContext} tokens${apiKey ? ', API key required' : ''}); playground at ${url}/\n`,
   );
 
   // Resolves on the first signal, once everything is closed; a second signal exits at once.
@@ -166,4 +174,32 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     // If whoever read our stderr is gone, a log line must not crash the drain (EPIPE).
     process.stderr.on('error', () => {});
   });
+}
+
+/**
+ * Several models, one engine host (worker thread, KV pool) each, behind a MultiEngine that routes
+ * by `model`. Each is given as [NAME=]MODEL; --kv-cache-memory is split evenly between them.
+ */
+async function startEngines(specs: string[], base: Omit<EngineHostOptions, 'model'>, o: ServeCliOptions): Promise<MultiEngine> {
+  if (o.servedModelName !== undefined) throw new UsageError('--served-model-name names one model; with several --model flags name each as --model NAME=MODEL');
+  if (o.lora !== undefined) throw new UsageError('--lora applies to one model; serve the merged model (slipstream finetune writes model/) as one of the --model flags');
+  const parsed = specs.map((s) => {
+    const m = /^([A-Za-z0-9][\w.:-]*)=(.+)$/.exec(s);
+    return m && !m[1]!.startsWith('hf:') ? { name: m[1]!, model: m[2]! } : { name: undefined, model: s };
+  });
+  // --kv-cache-memory is the total; without it each engine sizes its pool as a lone one does
+  // (what its --max-seqs full contexts need, at most 40% of the memory free when it loads).
+  const share = base.kvCacheMemory === undefined ? undefined : Math.floor(base.kvCacheMemory / parsed.length);
+  const hosts: EngineClient[] = [];
+  try {
+    for (const p of parsed) {
+      // one at a time: each load maps its weights and sizes its pool
+      hosts.push(await startEngineHost({ ...base, model: p.model, modelName: p.name, kvCacheMemory: share }));
+    }
+    return new MultiEngine(hosts);
+  } catch (e) {
+    await Promise.all(hosts.map((h) => h.shutdown(0)));
+    if (e instanceof EngineError) throw new UsageError(e.message);
+    throw e;
+  }
 }

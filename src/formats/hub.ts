@@ -23,7 +23,7 @@
 
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { FormatError } from './errors.ts';
@@ -658,3 +658,213 @@ async function writeTextAtomic(path: string, text: string): Promise<void> {
 }
 
 const writeJsonAtomic = (path: string, value: unknown) => writeTextAtomic(path, JSON.stringify(value, null, 1));
+
+// ---- the cache as a list of models (`slipstream list`, `slipstream rm`) ----------------------
+
+/** One snapshot in the cache: a commit of a repo, with the branches or tags that point at it. */
+export interface CachedSnapshot {
+  /** 'org/name' */
+  repo: string;
+  commit: string;
+  /** refs/ entries naming this commit ('main', 'v1.0', 'refs/pr/1'). */
+  refs: string[];
+  /** The snapshot folder. */
+  path: string;
+  /** Files of the snapshot, relative, '/'-separated. */
+  files: string[];
+  /** Bytes of the blobs the snapshot's files point at (each blob once). */
+  bytes: number;
+  /**
+   * Every file the download wanted is in place: a ref points at the commit (the ref moves last),
+   * or, for a commit pulled by hash, the repo holds no partial download.
+   */
+  complete: boolean;
+  /** Latest change to the snapshot (download time). */
+  modified: Date;
+}
+
+async function readdirOr(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** refs/ of a repo folder: name -> commit (names may hold '/', as refs/pr/1). */
+async function readRefs(repoDir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let names: string[];
+  try {
+    names = (await readdir(join(repoDir, 'refs'), { recursive: true })).map((n) => n.split('\\').join('/'));
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      const c = (await readFile(join(repoDir, 'refs', n), 'utf8')).trim();
+      if (COMMIT.test(c)) out.set(n, c);
+    } catch {
+      // a folder (refs/pr) or an unreadable file
+    }
+  }
+  return out;
+}
+
+/** Files of a snapshot with the blob each resolves to (realpath) and its size; broken links are skipped. */
+async function snapshotBlobs(snapshot: string): Promise<{ files: string[]; blobs: Map<string, number>; modified: number }> {
+  const files: string[] = [];
+  const blobs = new Map<string, number>();
+  let modified = 0;
+  let names: string[];
+  try {
+    names = (await readdir(snapshot, { recursive: true })).map((n) => n.split('\\').join('/'));
+    modified = (await stat(snapshot)).mtimeMs;
+  } catch {
+    return { files, blobs, modified };
+  }
+  for (const n of names.sort()) {
+    const p = join(snapshot, n);
+    try {
+      const st = await stat(p);
+      if (!st.isFile()) continue;
+      files.push(n);
+      blobs.set(await realpath(p), st.size);
+      modified = Math.max(modified, (await lstat(p)).mtimeMs);
+    } catch {
+      // a link into a blob that is gone
+    }
+  }
+  return { files, blobs, modified };
+}
+
+/** Every snapshot in the cache (default cache: $SLIPSTREAM_CACHE, ~/.cache/slipstream), by repo then newest first. */
+export async function listCache(cacheDir = defaultCacheDir()): Promise<CachedSnapshot[]> {
+  const out: CachedSnapshot[] = [];
+  for (const entry of (await readdirOr(cacheDir)).sort()) {
+    if (!entry.startsWith('models--')) continue;
+    const parts = entry.slice('models--'.length).split('--');
+    if (parts.length !== 2) continue;
+    const repo = parts.join('/');
+    const repoDir = join(cacheDir, entry);
+    const refs = await readRefs(repoDir);
+    const partial = (await readdirOr(join(repoDir, 'blobs'))).some((b) => b.endsWith('.incomplete'));
+    const snaps: CachedSnapshot[] = [];
+    for (const commit of await readdirOr(join(repoDir, 'snapshots'))) {
+      if (!COMMIT.test(commit)) continue;
+      const path = join(repoDir, 'snapshots', commit);
+      const { files, blobs, modified } = await snapshotBlobs(path);
+      const named = [...refs].filter(([, c]) => c === commit).map(([n]) => n).sort();
+      let bytes = 0;
+      for (const b of blobs.values()) bytes += b;
+      snaps.push({ repo, commit, refs: named, path, files, bytes, complete: named.length > 0 || (files.length > 0 && !partial), modified: new Date(modified) });
+    }
+    if (partial) {
+      // A pull that broke off before its first file was whole has no snapshot yet: list its
+      // commit (from the manifest written first) as incomplete, with the bytes it has so far.
+      const have = new Set(snaps.map((x) => x.commit));
+      for (const m of await readdirOr(join(repoDir, 'manifests'))) {
+        const commit = m.replace(/\.json$/, '');
+        if (!COMMIT.test(commit) || have.has(commit)) continue;
+        let bytes = 0;
+        let modified = 0;
+        for (const b of await readdirOr(join(repoDir, 'blobs'))) {
+          if (!b.endsWith('.incomplete')) continue;
+          const st = await stat(join(repoDir, 'blobs', b)).catch(() => null);
+          if (st) {
+            bytes += st.size;
+            modified = Math.max(modified, st.mtimeMs);
+          }
+        }
+        const named = [...refs].filter(([, c]) => c === commit).map(([n]) => n).sort();
+        snaps.push({ repo, commit, refs: named, path: join(repoDir, 'snapshots', commit), files: [], bytes, complete: false, modified: new Date(modified) });
+      }
+    }
+    out.push(...snaps.sort((a, b) => b.modified.getTime() - a.modified.getTime()));
+  }
+  return out;
+}
+
+export interface RemoveResult {
+  /** The snapshots removed (whole), or those a file was removed from. */
+  removed: CachedSnapshot[];
+  /** Bytes of blobs deleted (blobs still used by another snapshot stay). */
+  freedBytes: number;
+}
+
+/**
+ * Removes `spec` from the cache: 'org/name' or 'hf:org/name' removes every snapshot of the repo
+ * (and its partial downloads), '@revision' only the snapshot that branch, tag or commit (or a
+ * commit prefix of 7+ characters) names, and 'hf:org/name/file' only that file. Blobs go when no
+ * remaining snapshot points at them. Throws a HubError when nothing matches.
+ */
+export async function removeFromCache(spec: string, cacheDir = defaultCacheDir()): Promise<RemoveResult> {
+  const parsed = parseModelSpec(spec.startsWith('hf:') ? spec : `hf:${spec}`);
+  if (!parsed) throw new HubError(spec, `not a model name (${SPEC_HELP})`);
+  const explicitRev = /@/.test(spec);
+  const repoDir = repoCacheDir(cacheDir, parsed.repo);
+  const all = (await listCache(cacheDir)).filter((s) => s.repo === parsed.repo);
+  const name = `hf:${parsed.repo}${parsed.file ? `/${parsed.file}` : ''}${explicitRev ? `@${parsed.revision}` : ''}`;
+  if (all.length === 0 && (await readdirOr(repoDir)).length === 0) throw new HubError(name, `not in the cache (${cacheDir}); \`slipstream list\` shows what is`);
+  let chosen = all;
+  if (explicitRev) {
+    const r = parsed.revision;
+    chosen = all.filter((s) => s.refs.includes(r) || s.commit === r || (r.length >= 7 && /^[0-9a-f]+$/.test(r) && s.commit.startsWith(r)));
+    if (chosen.length === 0) {
+      const have = all.map((s) => (s.refs.length ? s.refs.join(',') : s.commit.slice(0, 7))).join(', ') || 'none';
+      throw new HubError(name, `revision ${r} is not in the cache (cached revisions: ${have})`);
+    }
+  }
+  if (parsed.file) {
+    chosen = chosen.filter((s) => s.files.includes(parsed.file!));
+    if (chosen.length === 0) throw new HubError(name, `file ${parsed.file} is not in the cache`);
+  }
+
+  // Blobs before: which snapshots use which, so shared ones stay.
+  const used = new Map<string, number>(); // blob realpath -> size
+  const keep = new Set<string>();
+  const removedPaths = new Set(chosen.map((s) => s.path));
+  for (const s of all) {
+    const { blobs } = await snapshotBlobs(s.path);
+    const wholeGone = removedPaths.has(s.path) && !parsed.file;
+    for (const [b, size] of blobs) {
+      used.set(b, size);
+      if (!wholeGone) keep.add(b);
+    }
+  }
+  if (parsed.file) {
+    // keep every blob except the file's in the chosen snapshots (unless another path uses it)
+    for (const s of chosen) {
+      const p = join(s.path, parsed.file);
+      const blob = await realpath(p).catch(() => null);
+      await rm(p, { force: true });
+      if (blob) {
+        keep.delete(blob);
+        const again = await Promise.all(all.map((x) => snapshotBlobs(x.path)));
+        if (again.some((x) => x.blobs.has(blob))) keep.add(blob);
+      }
+      if ((await snapshotBlobs(s.path)).files.length === 0) await rm(s.path, { recursive: true, force: true });
+    }
+  } else {
+    for (const s of chosen) {
+      await rm(s.path, { recursive: true, force: true });
+      await rm(join(repoDir, 'manifests', `${s.commit}.json`), { force: true });
+      for (const r of s.refs) await rm(join(repoDir, 'refs', r), { force: true });
+    }
+  }
+  let freedBytes = 0;
+  for (const [b, size] of used) {
+    if (keep.has(b)) continue;
+    await rm(b, { force: true });
+    freedBytes += size;
+  }
+  // Nothing left of the repo (or the whole repo was asked for): remove its folder, partial downloads included.
+  const left = (await listCache(cacheDir)).filter((s) => s.repo === parsed.repo);
+  if (left.length === 0) {
+    for (const b of await readdirOr(join(repoDir, 'blobs'))) {
+      if (b.endsWith('.incomplete')) freedBytes += (await fileSize(join(repoDir, 'blobs', b))) ?? 0;
+    }
+    await rm(repoDir, { recursive: true, force: true });
+  }
+  return { removed: chosen, freedBytes };
+}

@@ -10,7 +10,8 @@ import { handleGenerate, type GenerateContext } from './generate-route.ts';
 import { ServerMetrics } from './metrics.ts';
 import { registerPlayground } from './playground.ts';
 import { registerRequestLog, type RequestLogOptions } from './request-log.ts';
-import { checkModel, engineCall, isObject, optBool, parseMessages, tokenList, type Body } from './validate.ts';
+import { servedFor, servedModels } from './models-router.ts';
+import { engineCall, isObject, optBool, parseMessages, tokenList, type Body } from './validate.ts';
 
 export interface ServerOptions {
   /** When set, /v1/*, /tokenize and /detokenize need `Authorization: Bearer <apiKey>`. */
@@ -111,24 +112,23 @@ export function buildServer(engine: EngineClient, opts: ServerOptions = {}): Fas
   };
   const generateRoute = (kind: 'completion' | 'chat') => async (req: FastifyRequest, reply: FastifyReply) => {
     const b = body(req);
-    checkModel(b, modelName);
-    return handleGenerate(kind, b, reply, ctx);
+    return handleGenerate(kind, b, reply, { ...ctx, ...servedFor(engine, modelName, b) });
   };
   app.post('/v1/completions', generateRoute('completion'));
   app.post('/v1/chat/completions', generateRoute('chat'));
 
-  const modelCard = () => ({ id: modelName, object: 'model', created: startedAt, owned_by: 'slipstream', root: modelName, max_model_len: engine.maxContext });
+  const modelCard = (m: { name: string; maxContext: number }) => ({ id: m.name, object: 'model', created: startedAt, owned_by: 'slipstream', root: m.name, max_model_len: m.maxContext });
   const startedAt = Math.floor(Date.now() / 1000);
-  app.get('/v1/models', async () => ({ object: 'list', data: [modelCard()] }));
+  app.get('/v1/models', async () => ({ object: 'list', data: servedModels(engine, modelName).map(modelCard) }));
   app.get('/v1/models/:model', async (req) => {
     const m = (req.params as { model: string }).model;
-    checkModel({ model: m }, modelName);
-    return modelCard();
+    const served = servedFor(engine, modelName, { model: m });
+    return modelCard({ name: served.modelName, maxContext: served.engine.maxContext });
   });
 
   app.post('/tokenize', async (req) => {
     const b = body(req);
-    checkModel(b, modelName);
+    const { engine } = servedFor(ctx.engine, modelName, b);
     let tokens: number[];
     if (b.messages !== undefined) {
       const messages = parseMessages(b.messages);
@@ -146,7 +146,7 @@ export function buildServer(engine: EngineClient, opts: ServerOptions = {}): Fas
 
   app.post('/detokenize', async (req) => {
     const b = body(req);
-    checkModel(b, modelName);
+    const { engine } = servedFor(ctx.engine, modelName, b);
     const tokens = tokenList(b.tokens, 'tokens');
     return { prompt: engineCall('tokens', () => engine.decode(tokens)) };
   });
