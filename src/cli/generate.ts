@@ -5,26 +5,15 @@
 import { defaultModelDir } from '../models/default.ts';
 import { EngineError, type SamplingOptions } from '../engine/api.ts';
 import { generate } from '../engine/generate.ts';
-import { validateSampling } from '../engine/sampler.ts';
 import { applyChatTemplate } from '../formats/chat-template.ts';
 import { loadModel } from '../models/load.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
 import { UsageError } from '../errors.ts';
+import { numFlag, parseSamplingFlags, type SamplingFlags } from './sampling-flags.ts';
 
-export interface GenerateCliOptions {
+export interface GenerateCliOptions extends SamplingFlags {
   model?: string;
   prompt: string;
-  maxTokens: string;
-  temperature?: string;
-  topK?: string;
-  topP?: string;
-  minP?: string;
-  seed?: string;
-  stop?: string[];
-  repetitionPenalty?: string;
-  presencePenalty?: string;
-  frequencyPenalty?: string;
-  ignoreEos?: boolean;
   chat?: boolean;
   system?: string;
   quantize?: string;
@@ -34,44 +23,13 @@ export interface GenerateCliOptions {
   mmap?: boolean;
 }
 
-function numOpt(name: string, v: string | undefined, fallback: number, int = false): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || (int && !Number.isInteger(n))) throw new UsageError(`--${name} must be ${int ? 'an integer' : 'a number'}, got '${v}'`);
-  return n;
-}
-
-/** A number flag in [min, max] (or (above, max]); the ranges are those `serve` accepts (src/server/validate.ts). */
-function rangeOpt(name: string, v: string | undefined, fallback: number, r: { min?: number; above?: number; max: number }): number {
-  const n = numOpt(name, v, fallback);
-  if (v === undefined) return n;
-  if (r.above !== undefined && !(n > r.above && n <= r.max)) throw new UsageError(`--${name} must be in (${r.above}, ${r.max}], got ${n}`);
-  if (r.min !== undefined && !(n >= r.min && n <= r.max)) throw new UsageError(`--${name} must be in [${r.min}, ${r.max}], got ${n}`);
-  return n;
-}
-
-/** Stop strings as `serve` takes them: at most 16, none empty. */
-function stopOpt(v: string[] | undefined): string[] {
-  const stop = v ?? [];
-  if (stop.length > 16) throw new UsageError(`--stop may be given at most 16 times, got ${stop.length}`);
-  if (stop.some((s) => s === '')) throw new UsageError('--stop must be a non-empty string');
-  return stop;
-}
-
 export async function generateCommand(o: GenerateCliOptions): Promise<void> {
-  const maxTokens = numOpt('max-tokens', o.maxTokens, 128, true);
-  if (maxTokens < 1) throw new UsageError(`--max-tokens must be >= 1, got ${maxTokens}`);
+  // The sampling flags (shared with `chat`): checked before the model loads, a typo should not cost a load.
+  const samplingFor = parseSamplingFlags(o, 128);
   if (o.quantize !== undefined && o.quantize !== 'q8_0') throw new UsageError(`--quantize supports q8_0, got '${o.quantize}'`);
   if (o.kvDtype !== undefined && o.kvDtype !== 'f32' && o.kvDtype !== 'f16') throw new UsageError(`--kv-dtype must be f32 or f16, got '${o.kvDtype}'`);
-  // Penalties and stop strings: checked before the model loads (the sampling defaults need it).
-  const repetitionPenalty = rangeOpt('repetition-penalty', o.repetitionPenalty, 1, { above: 0, max: 10 });
-  const presencePenalty = rangeOpt('presence-penalty', o.presencePenalty, 0, { min: -2, max: 2 });
-  const frequencyPenalty = rangeOpt('frequency-penalty', o.frequencyPenalty, 0, { min: -2, max: 2 });
-  const stop = stopOpt(o.stop);
-  const threads = o.threads === undefined ? undefined : numOpt('threads', o.threads, 0, true);
+  const threads = o.threads === undefined ? undefined : numFlag('threads', o.threads, 0, true);
   if (threads !== undefined && (threads < 1 || threads > 1024)) throw new UsageError(`--threads must be in [1, 1024], got ${threads}`);
-  // The sampling flags given: checked before the model loads (a typo should not cost a load).
-  for (const [name, v, int] of [['temperature', o.temperature, false], ['top-k', o.topK, true], ['top-p', o.topP, false], ['min-p', o.minP, false]] as const) numOpt(name, v, 0, int);
   const be = cpuBackend();
   if (threads !== undefined) be.setThreads(threads);
 
@@ -80,25 +38,9 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   const loadSeconds = (performance.now() - t0) / 1000;
   const { tokenizer, config, generation } = lm;
 
-  const sampling: SamplingOptions = {
-    // With no sampling flags: the model's generation_config.json, else llama.cpp's defaults.
-    temperature: numOpt('temperature', o.temperature, generation.temperature ?? 0.8),
-    topK: numOpt('top-k', o.topK, generation.topK ?? 40, true),
-    topP: numOpt('top-p', o.topP, generation.topP ?? 0.95),
-    minP: numOpt('min-p', o.minP, 0.05),
-    seed: o.seed === undefined ? undefined : numOpt('seed', o.seed, 0, true),
-    repetitionPenalty,
-    presencePenalty,
-    frequencyPenalty,
-    stop,
-    stopTokenIds: [],
-    ignoreEos: o.ignoreEos === true,
-    maxTokens,
-    n: 1,
-  };
-  const bad = validateSampling(sampling);
-  // The sampler names the API's fields (top_k); the user typed flags (--top-k).
-  if (bad) throw new UsageError(`--${bad.replace(/^(\w+)/, (f) => f.replace(/_/g, '-'))}`);
+  // With no sampling flags: the model's generation_config.json, else llama.cpp's defaults.
+  const sampling: SamplingOptions = samplingFor(generation);
+  const maxTokens = sampling.maxTokens;
 
   let prompt: number[];
   if (o.chat) {
