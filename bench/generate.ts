@@ -58,7 +58,7 @@ for (const streams of [1, 4]) {
 }
 
 const peerInstalled = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
-console.log(`# bench:generate — ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads`);
+console.log(`# bench:generate — ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads, instruction set ${n.info().isa} (SLIPSTREAM_ISA=avx2|portable forces one)`);
 console.log(`# read bandwidth (measured now): ${(bw / 1e9).toFixed(1)} GB/s; prompt ${promptLen} tokens, decode ${decodeLen} tokens, greedy, f32 KV cache; medians of ${reps} alternating runs`);
 console.log(`# peer: llama.cpp via node-llama-cpp 3.21.1 (compat/llamacpp)${peerInstalled ? '' : ' — NOT INSTALLED: run `npm ci --prefix compat/llamacpp`'}`);
 
