@@ -129,6 +129,8 @@ export class Engine {
   private cachedPromptTokens = 0;
   /** The tokenizer's vocabulary as bytes, for structured output (built on first use). */
   private vocab: TokenVocabulary | null = null;
+  /** Scratch for copyRow. */
+  private rowBuf = new Float32Array(0);
   private generationTokens = 0;
 
   constructor(model: StepModel, tokenizer: Tokenizer, opts: EngineOptions) {
@@ -280,13 +282,13 @@ export class Engine {
     const o = r.sampling;
     let x = row;
     if (hasPenalties(o)) {
-      x = row.slice(); // the logits are shared scratch: penalize a copy
+      x = this.copyRow(row); // the logits are shared scratch: penalize a copy
       r.promptSet ??= new Set(r.promptIds);
       applyPenalties(x, o, r.promptSet, seq.outCounts);
     }
     // Structured output: tokens that cannot continue a valid output get -inf (never all of them)
     if (r.constraint) {
-      if (x === row) x = row.slice();
+      if (x === row) x = this.copyRow(row);
       r.constraint.applyMask(seq.constraintState, x);
     }
     const id = sample(x, o, seq.rng);
@@ -341,6 +343,16 @@ export class Engine {
       this.finishSeq(seq, ev, finish);
     }
     return ev;
+  }
+
+  /**
+   * A copy of a logits row to modify (penalties, structured-output masks), in one buffer reused
+   * for every sequence: each row is sampled before the next one is copied.
+   */
+  private copyRow(row: Float32Array): Float32Array {
+    if (this.rowBuf.length !== row.length) this.rowBuf = new Float32Array(row.length);
+    this.rowBuf.set(row);
+    return this.rowBuf;
   }
 
   /** A request's constraint over this model's vocabulary (compiled once per spec, cached); a bad one is the request's fault. */
