@@ -22,21 +22,11 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { specRules, TokenConstraint, TokenVocabulary, GrammarEngine, DEAD, type ConstraintSpec } from '../src/structured/index.ts';
 import { lowerGrammar } from '../src/structured/grammar.ts';
-
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../recipes/default-model/corpus.ts';
 
 /** Synthetic vocabulary of `size` distinct token texts; id 0 is EOS ('' text). */
 function makeVocab(size: number, seed = 1): string[] {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
   const out = new Set<string>();
   const add = (t: string) => {
