@@ -14,7 +14,7 @@ import { InferOps } from './infer.ts';
 import type { Ops } from './ops.ts';
 
 // Weight structs are generic in the weight handle W: a Tensor for inference, a TrainWeight
-// (src/train/model.ts) on the autograd tape. One struct, built by buildWeights (weights.ts) from
+// (src/train/tape-ops.ts) on the autograd tape. One struct, built by buildWeights (weights.ts) from
 // internal names, serves both.
 
 export interface Expert<W = Tensor> {

@@ -144,13 +144,19 @@ interface Bounds {
 
 const unbounded = (b: Bounds) => b.min === undefined && b.max === undefined && b.exMin === undefined && b.exMax === undefined;
 
-function integerExpr(b: Bounds, path: string): Expr {
+/** The integers the bounds allow, clipped to the grammar's digit limit: [lo, hi]. */
+function intBounds(b: Bounds): [number, number] {
   let lo = -INT_LIMIT;
   let hi = INT_LIMIT;
   if (b.min !== undefined) lo = Math.max(lo, Math.ceil(b.min));
   if (b.exMin !== undefined) lo = Math.max(lo, Math.floor(b.exMin) + 1);
   if (b.max !== undefined) hi = Math.min(hi, Math.floor(b.max));
   if (b.exMax !== undefined) hi = Math.min(hi, Math.ceil(b.exMax) - 1);
+  return [lo, hi];
+}
+
+function integerExpr(b: Bounds, path: string): Expr {
+  const [lo, hi] = intBounds(b);
   const e = intRangeExpr(lo, hi);
   if (!e) {
     const beyond = [b.min, b.exMin].some((v) => v !== undefined && v >= INT_LIMIT) || [b.max, b.exMax].some((v) => v !== undefined && v <= -INT_LIMIT);
@@ -167,12 +173,7 @@ function numberExpr(b: Bounds | undefined, path = '#'): Expr {
   }
   const alts: Expr[] = [];
   // exact integers in range
-  let lo = -INT_LIMIT;
-  let hi = INT_LIMIT;
-  if (b.min !== undefined) lo = Math.max(lo, Math.ceil(b.min));
-  if (b.exMin !== undefined) lo = Math.max(lo, Math.floor(b.exMin) + 1);
-  if (b.max !== undefined) hi = Math.min(hi, Math.floor(b.max));
-  if (b.exMax !== undefined) hi = Math.min(hi, Math.ceil(b.exMax) - 1);
+  const [lo, hi] = intBounds(b);
   const ints = intRangeExpr(lo, hi);
   if (ints) alts.push(ints);
   const frac = E.seq(E.lit('.'), E.rep(digit, 1, BOUNDED_FRAC_DIGITS));
