@@ -6,6 +6,7 @@
 //
 //   npm run bench:generate [-- --quick] [--models tinyllama,stories110m] [--types q8_0,f16]
 //                          [--threads 2] [--prompt 512] [--decode 128] [--reps 3] [--json out.json]
+//                          [--isa avx512|avx2|portable]   (Slipstream's kernels; default: the best this CPU has)
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { benchModelFile } from './models.ts';
 import { native } from '../src/tensor/native.ts';
+import { checkIsa, isaFlag } from './util.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {
@@ -27,6 +29,7 @@ const models = opt('models', 'stories110m,tinyllama').split(',');
 const types = opt('types', 'q8_0,f16').split(',') as ('q8_0' | 'f16')[];
 const reps = Number(opt('reps', quick ? '1' : '3'));
 const root = join(import.meta.dirname, '..');
+const wantIsa = isaFlag(args); // before the native core loads: it picks its kernels once
 
 function medians(runs: Record<string, number>[]): Record<string, number> {
   const out: Record<string, number> = {};
@@ -47,6 +50,8 @@ function runJson(cmd: string[], cwd: string): Record<string, number> {
 
 // Read bandwidth ceiling, as bench:kernels measures it (best of 1 and 4 streams, 2 GiB).
 const n = native();
+const isa = n.info().isa;
+checkIsa(wantIsa, isa, 'bench:generate');
 const buf = new Float32Array((2 * 1024 ** 3) / 4).fill(1);
 let bw = 0;
 for (const streams of [1, 4]) {
@@ -58,7 +63,7 @@ for (const streams of [1, 4]) {
 }
 
 const peerInstalled = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
-console.log(`# bench:generate — ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads, instruction set ${n.info().isa} (SLIPSTREAM_ISA=avx2|portable forces one)`);
+console.log(`# bench:generate — ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads, Slipstream kernels ${isa} (--isa avx2|portable forces one)`);
 console.log(`# read bandwidth (measured now): ${(bw / 1e9).toFixed(1)} GB/s; prompt ${promptLen} tokens, decode ${decodeLen} tokens, greedy, f32 KV cache; medians of ${reps} alternating runs`);
 console.log(`# peer: llama.cpp via node-llama-cpp 3.21.1 (compat/llamacpp)${peerInstalled ? '' : ' — NOT INSTALLED: run `npm ci --prefix compat/llamacpp`'}`);
 
@@ -73,11 +78,13 @@ for (const m of models) {
       ssRuns.push(runJson(['--import', 'tsx', join(root, 'bench', 'generate-one.ts'), file, String(threads), String(promptLen), String(decodeLen)], root));
       if (peerInstalled) lcRuns.push(runJson([join(compat, 'bench.mjs'), file, String(threads), String(promptLen), String(decodeLen), '--reps=1', '--kv=f32'], compat));
     }
+    // Each measurement is its own process: it must have run the kernels this header names.
+    checkIsa(isa, String((ssRuns[0] as Record<string, unknown>).isa), `bench/generate-one.ts on ${m} ${type}`);
     const ss = medians(ssRuns);
     const lc = peerInstalled ? medians(lcRuns) : null;
     const roof = bw / ss.weightBytes!; // tokens/s if decode only streamed the weights once at full bandwidth
     const row = {
-      model: m, type, weightsMB: ss.weightBytes! / 1e6,
+      model: m, type, isa, weightsMB: ss.weightBytes! / 1e6,
       slipstream: ss, llamacpp: lc,
       decodeRoofline: roof,
       decodeVsPeer: lc ? ss.decodeTokPerSec! / lc.decodeTokPerSec! : null,
@@ -87,7 +94,7 @@ for (const m of models) {
     rows.push(row);
     const f = (v: number | undefined | null, d = 1) => (v === undefined || v === null ? '-' : v.toFixed(d));
     console.log(
-      `${m.padEnd(12)} ${type.padEnd(5)} ${f(row.weightsMB, 0).padStart(6)} MB | decode ${f(ss.decodeTokPerSec).padStart(6)} tok/s ` +
+      `${m.padEnd(12)} ${type.padEnd(5)} ${isa.padEnd(8)} ${f(row.weightsMB, 0).padStart(6)} MB | decode ${f(ss.decodeTokPerSec).padStart(6)} tok/s ` +
         `(${f((100 * ss.decodeTokPerSec!) / roof, 0)}% of roofline ${f(roof)}) vs llama.cpp ${f(lc?.decodeTokPerSec)} -> ${f(row.decodeVsPeer, 2)}x | ` +
         `prefill ${f(ss.prefillTokPerSec).padStart(6)} tok/s vs ${f(lc?.prefillTokPerSec)} -> ${f(row.prefillVsPeer, 2)}x | ` +
         `load ${f(ss.loadSeconds, 2)} s vs ${f(lc?.loadSeconds, 2)} s | RSS ${f(ss.rssBytes! / 1e6, 0)} MB = ${f(row.rssOverWeightsKv, 2)}x (weights + KV)`,
@@ -95,4 +102,4 @@ for (const m of models) {
   }
 }
 const json = opt('json', '');
-if (json) writeFileSync(json, JSON.stringify({ readBandwidth: bw, threads, promptLen, decodeLen, rows }, null, 2));
+if (json) writeFileSync(json, JSON.stringify({ isa, cpu: cpus()[0]?.model, readBandwidth: bw, threads, promptLen, decodeLen, rows }, null, 2));

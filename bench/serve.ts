@@ -8,6 +8,7 @@
 //   - under saturation: p99 inter-token latency against its median.
 //
 //   npm run bench:serve [-- --models tinyllama,stories110m] [--streams 16] [--tokens 64] [--threads 2]
+//                       [--isa avx512|avx2|portable]   (the server's kernels; default: the best this CPU has)
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { join } from 'node:path';
 import { runServeBenchmark } from '../src/bench-serve/index.ts';
 import { startServe } from '../src/server/process.ts';
 import { benchModelFile, SHAPES } from './models.ts';
+import { checkIsa, isaFlag } from './util.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {
@@ -26,11 +28,18 @@ const models = opt('models', 'tinyllama,stories110m').split(',');
 const streams = Number(opt('streams', '16'));
 const tokens = Number(opt('tokens', '64'));
 const threads = Number(opt('threads', '2'));
+const wantIsa = isaFlag(args); // inherited by the server processes through the environment
 const root = join(import.meta.dirname, '..');
 const compat = join(root, 'compat', 'llamacpp');
 
 async function startServer(model: string) {
   return startServe(['--model', model, '--max-seqs', String(streams), '--threads', String(threads)], { SLIPSTREAM_THREADS: String(threads) });
+}
+
+/** The server's kernels, from its /metrics (slipstream_backend_info{backend, isa}). */
+async function serverIsa(url: string): Promise<string> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return /^slipstream_backend_info\{[^}]*isa="([^"]+)"/m.exec(text)?.[1] ?? 'unknown';
 }
 
 const hardware = `${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads`;
@@ -39,7 +48,9 @@ console.log('# peer: llama.cpp via node-llama-cpp 3.21.1, the same GGUF, the sam
 for (const m of models) {
   const file = benchModelFile(m, 'q8_0');
   const srv = await startServer(file);
-  const r = await runServeBenchmark({ baseUrl: srv.url, numPrompts: streams * 2, maxConcurrency: streams, requestRate: Infinity, inputLen: 16, outputLen: tokens, hardware, label: `slipstream ${m} q8_0` });
+  const isa = await serverIsa(srv.url);
+  checkIsa(wantIsa, isa, 'slipstream serve');
+  const r = await runServeBenchmark({ baseUrl: srv.url, numPrompts: streams * 2, maxConcurrency: streams, requestRate: Infinity, inputLen: 16, outputLen: tokens, hardware, label: `slipstream ${m} q8_0 (${isa})` });
   const one = await runServeBenchmark({ baseUrl: srv.url, numPrompts: 4, maxConcurrency: 1, requestRate: Infinity, inputLen: 16, outputLen: tokens, hardware, warmup: false, seed: 7 });
   // ~1,000 shared tokens where the context allows (stories110M's is 1,024)
   const prefixLen = Math.min(1000, SHAPES[m]!.maxPosition! - 100);
@@ -54,7 +65,7 @@ for (const m of models) {
   }
   const mt = r.metrics;
   const f = (v: number, d = 1) => v.toFixed(d);
-  console.log(`\n${m} q8_0 (${file})`);
+  console.log(`\n${m} q8_0 (${file}), Slipstream kernels: ${isa}`);
   console.log(`  ${streams} streams: Slipstream ${f(mt.outputThroughput)} output tok/s (${mt.completed} ok, ${mt.failed} failed); one stream ${f(one.metrics.outputThroughput)} tok/s`);
   if (peer) {
     console.log(`  llama.cpp: ${f(peer.totalTokPerSec)} tok/s with ${streams} sequences, ${f(peer.singleStreamTokPerSec)} with one`);

@@ -12,6 +12,7 @@ import { describe, test } from 'node:test';
 import type { EngineStats } from '../src/engine/api.ts';
 import { buildServer } from '../src/server/app.ts';
 import { FakeEngine } from './helpers/fake-engine.ts';
+import { cpuInfo } from '../src/tensor/runtime.ts';
 
 interface Sample {
   name: string;
@@ -87,6 +88,11 @@ describe('endpoint-picker metrics', () => {
     // Ours are still there, with the same numbers.
     assert.equal(one(samples, 'slipstream_requests_waiting').value, 5);
     assert.equal(one(samples, 'slipstream_kv_blocks_used').value, 256);
+    // The kernels this process runs, so a benchmark can name them (bench:serve --isa checks it).
+    const backend = one(samples, 'slipstream_backend_info');
+    assert.equal(backend.labels.backend, 'cpu');
+    assert.equal(backend.labels.isa, cpuInfo().isa);
+    assert.equal(backend.value, 1);
   });
 
   test('an empty pool reads 0, not NaN; an engine without a block size has no cache_config_info', async () => {

@@ -11,6 +11,7 @@
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineClient, EngineStats } from '../engine/api.ts';
+import { cpuInfo, nativeAvailable } from '../tensor/runtime.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 20, 40, 80];
 const E2E_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300];
@@ -71,6 +72,11 @@ export class ServerMetrics {
     });
     // Optional in the protocol: the prefix-cache scorer's block size and pool size.
     this.cacheInfo = new Gauge({ name: 'vllm:cache_config_info', help: 'KV-cache configuration (in the labels); value 1', labelNames: ['block_size', 'num_gpu_blocks'], registers });
+    // Which kernels this process runs (the instruction set is chosen once per process, at the
+    // native core's load: SLIPSTREAM_ISA forces one), so a benchmark can say what it measured.
+    const backend = new Gauge({ name: 'slipstream_backend_info', help: 'The compute backend (in the labels); value 1', labelNames: ['backend', 'isa'], registers });
+    if (nativeAvailable()) backend.set({ backend: 'cpu', isa: cpuInfo().isa }, 1);
+    else backend.set({ backend: 'ref', isa: 'none' }, 1);
   }
 
   /** The Prometheus text exposition, with the engine's state read now. */
