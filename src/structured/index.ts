@@ -21,12 +21,14 @@ import { jsonObjectRules, jsonSchemaRules } from './schema.ts';
 import { regexToExpr } from './regex.ts';
 import { parseGbnf } from './gbnf.ts';
 import { TokenConstraint, TokenVocabulary } from './tokens.ts';
+import { toolCallRules, type ToolCallSpec } from './tools.ts';
 
 export { ConstraintError, GrammarError, type Grammar } from './grammar.ts';
 export { SchemaError } from './schema.ts';
 export { GrammarEngine, Matcher, DEAD } from './matcher.ts';
 export { TokenConstraint, TokenVocabulary, type ConstraintState } from './tokens.ts';
 export { tokenBytes, vocabularyFor, type TokenizerLike } from './vocab-bytes.ts';
+export { argumentRules, NO_PARAMETERS, TOOL_CALL_FORMATS, type ToolCallFormat, type ToolCallSpec, type ToolCallSpecTool } from './tools.ts';
 
 /** A structured-output constraint, as the server will receive it. */
 export type ConstraintSpec =
@@ -34,7 +36,8 @@ export type ConstraintSpec =
   | { type: 'json_object' } //                  response_format json_object
   | { type: 'regex'; pattern: string } //       guided_regex (whole output matches)
   | { type: 'choice'; choices: string[] } //    guided_choice (exactly one of them)
-  | { type: 'grammar'; gbnf: string }; //       guided_grammar (llama.cpp GBNF, start rule root)
+  | { type: 'grammar'; gbnf: string } //         guided_grammar (llama.cpp GBNF, start rule root)
+  | ToolCallSpec; //                              forced tool calls (tool_choice required / named)
 
 /** Named rules + start rule of a spec: the source-level compile, before lowering. */
 export interface SpecRules {
@@ -60,6 +63,8 @@ export function specRules(spec: ConstraintSpec): SpecRules {
     case 'grammar':
       if (typeof spec.gbnf !== 'string') throw new ConstraintError('grammar: must be a string');
       return parseGbnf(spec.gbnf);
+    case 'tool_calls':
+      return toolCallRules(spec);
     default:
       throw new ConstraintError(`unknown constraint type ${JSON.stringify((spec as { type?: unknown })?.type)}`);
   }
