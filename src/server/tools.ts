@@ -208,7 +208,8 @@ type Item =
   | { k: 'ws' }
   | { k: 'name' } //                 a JSON string without escapes: the function name
   | { k: 'one'; of: string[] } //    one of these literals
-  | { k: 'peek'; c: string }; //     the next character, not consumed
+  | { k: 'peek'; c: string } //      the next character, not consumed
+  | { k: 'maybe'; items: Item[] }; // an optional run of items
 
 type Match = { r: 'ok'; end: number; name?: string } | { r: 'partial' } | { r: 'fail'; at: number };
 
@@ -260,6 +261,12 @@ function matchItems(buf: string, pos: number, items: Item[]): Match {
         if (pos >= buf.length) return { r: 'partial' };
         if (buf[pos] !== it.c) return { r: 'fail', at: pos };
         break;
+      case 'maybe': {
+        const m = matchItems(buf, pos, it.items);
+        if (m.r === 'partial') return m;
+        if (m.r === 'ok') pos = m.end;
+        break;
+      }
     }
   }
   return { r: 'ok', end: pos, name };
@@ -280,7 +287,8 @@ const HEAD: Record<ToolCallFormat, Item[]> = {
 const TAIL: Record<ToolCallFormat, Item[]> = {
   hermes: [WS, lit('}'), WS, lit('</tool_call>')],
   llama3: [WS, lit('}')],
-  mistral: [WS, lit('}')],
+  // Mistral's template renders the call's id back into the call: {"name", "arguments", "id"}
+  mistral: [WS, { k: 'maybe', items: [lit(','), WS, lit('"id"'), WS, lit(':'), WS, { k: 'name' }] }, WS, lit('}')],
 };
 /** Between calls of llama3 (';') and mistral (','), leading to the next call's head. */
 const NEXT: Partial<Record<ToolCallFormat, Item[]>> = {
@@ -449,18 +457,18 @@ export class ToolCallParser {
   }
 
   /**
-   * Sends content, except whitespace alone, which waits for the text after it (so the newlines
-   * around calls never become content); at the end it is dropped when there were calls.
+   * Sends content, except trailing whitespace, which waits for the text after it: whitespace
+   * before a call or between calls is never content; at the end it is, unless there were calls
+   * and it is all that is left.
    */
   private emitContent(out: ToolDelta[], text: string, final: boolean): boolean {
     if (text === '') return false;
-    if (text.trim() === '') {
-      if (!final) {
-        this.buf = text + this.buf;
-        return false;
-      }
-      if (this.calls.length > 0) return true;
-    }
+    if (!final) {
+      const body = text.trimEnd();
+      this.buf = text.slice(body.length) + this.buf;
+      if (body === '') return false;
+      text = body;
+    } else if (text.trim() === '' && this.calls.length > 0) return true;
     this.content += text;
     this.atStart = false;
     const last = out[out.length - 1];
