@@ -107,7 +107,7 @@ describe('tool calling: parsing the answer', () => {
   });
 
   it('Hermes: text that only looks like the start of a call stays content', () => {
-    for (const text of ['a <tool_cal', 'x <tool_call> not json', '<tool_call>\n{"arguments": {}, "name": "f"}\n</tool_call>', 'use <tool_call> tags', '   ']) {
+    for (const text of ['a <tool_cal', 'x <tool_call> not json', '<tool_call>\n{"nome": "f"}\n</tool_call>', 'use <tool_call> tags', '   ']) {
       const r = parseAll('hermes', text);
       assert.deepEqual(r.calls, [], text);
       assert.equal(r.content, text, text);
@@ -135,6 +135,14 @@ describe('tool calling: parsing the answer', () => {
     const after = parseAll('mistral', 'Checking. [TOOL_CALLS][{"name": "f", "arguments": {}}] done');
     assert.equal(after.content, 'Checking. done');
     for (const text of ['[1, 2]', '[link](x)', 'plain [TOOL_CALL']) assert.deepEqual(parseAll('mistral', text), { content: text, calls: [] });
+  });
+
+  it('calls in another key order or with extra keys are parsed whole', () => {
+    // Hermes 2 Pro's prompt asks for {"arguments": ..., "name": ...}; small Llamas add "type"
+    assert.deepEqual(parseAll('hermes', 'ok <tool_call>\n{"arguments": {"q": "x"}, "name": "search"}\n</tool_call>'), { content: 'ok', calls: [{ name: 'search', args: { q: 'x' } }] });
+    assert.deepEqual(parseAll('llama3', '{"type": "function", "name": "f", "parameters": {"a": [1]}}').calls, [{ name: 'f', args: { a: [1] } }]);
+    assert.deepEqual(parseAll('llama3', '<|python_tag|>{"name": "f", "arguments": "{\\"a\\": 2}"}').calls, [{ name: 'f', args: { a: 2 } }]);
+    assert.deepEqual(parseAll('mistral', '[{"arguments": {}, "name": "f"}, {"name": "g", "arguments": {"b": null}}]').calls, [{ name: 'f', args: {} }, { name: 'g', args: { b: null } }]);
   });
 
   it('streams a call as OpenAI does: the opening once, then argument pieces', () => {

@@ -301,7 +301,40 @@ const CLOSE: Partial<Record<ToolCallFormat, Item[]>> = { mistral: [WS, lit(']')]
 /** Text that starts a call anywhere in the answer. */
 const TRIGGER: Partial<Record<ToolCallFormat, string>> = { hermes: '<tool_call>', mistral: '[TOOL_CALLS]' };
 
-type State = 'text' | 'head' | 'args' | 'tail' | 'next';
+type State = 'text' | 'head' | 'args' | 'tail' | 'next' | 'block';
+
+/**
+ * Calls from JSON the streaming path could not follow (other key orders, extra keys): an object
+ * or a list of objects with a string `name` and an object `arguments` / `parameters` (or such an
+ * object as a JSON string); null when it is not that.
+ */
+function callsFromJson(text: string): { name: string; arguments: string }[] | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const items = Array.isArray(v) ? v : [v];
+  if (items.length === 0) return null;
+  const out: { name: string; arguments: string }[] = [];
+  for (const it of items) {
+    if (!isObj(it) || typeof it.name !== 'string' || it.name === '') return null;
+    // both keys missing: a JSON answer that has a "name" (a person's, say), not a call
+    let args = it.arguments ?? it.parameters;
+    if (args === undefined) return null;
+    if (typeof args === 'string') {
+      try {
+        args = JSON.parse(args);
+      } catch {
+        return null;
+      }
+    }
+    if (!isObj(args)) return null;
+    out.push({ name: it.name, arguments: JSON.stringify(args) });
+  }
+  return out;
+}
 
 /**
  * Incremental parser of one answer: push() text as it is generated, finish() at the end; both
@@ -339,7 +372,7 @@ export class ToolCallParser {
     while (this.step(out, true));
     // What is left: text held back, an unfinished head (not a call after all), or the end of
     // an unfinished call (the model stopped inside it: keep what it wrote).
-    if (this.state === 'text' || this.state === 'head') this.emitContent(out, this.buf, true);
+    if (this.state === 'text' || this.state === 'head' || this.state === 'block') this.emitContent(out, this.buf, true);
     this.buf = '';
     this.state = 'text';
     return out;
@@ -389,6 +422,11 @@ export class ToolCallParser {
         }
         const m = matchItems(this.buf, 0, this.state === 'head' ? HEAD[f] : NEXT[f]!);
         if (m.r === 'partial' && !final) return false;
+        if (m.r === 'fail' && this.state === 'head' && this.opensBlock()) {
+          // not the usual shape (another key order, extra keys): parse the whole block instead
+          this.state = 'block';
+          return true;
+        }
         if (m.r !== 'ok') {
           // not a call: what was held is content, and parsing goes on after it
           const at = m.r === 'fail' ? m.at : this.buf.length;
@@ -430,6 +468,35 @@ export class ToolCallParser {
         if (done) this.state = 'tail';
         return true;
       }
+      case 'block': {
+        // Hermes: up to </tool_call>; the others: the whole answer (their call is all of it)
+        let whole: string;
+        let inner: string;
+        if (f === 'hermes') {
+          const end = this.buf.indexOf('</tool_call>');
+          if (end < 0 && !final) return false;
+          whole = end < 0 ? this.takeAll() : this.take(end + '</tool_call>'.length);
+          inner = end < 0 ? '' : whole.trim().slice('<tool_call>'.length, -'</tool_call>'.length);
+        } else {
+          if (!final) return false;
+          whole = this.takeAll();
+          inner = whole.trim().replace(/^(<\|python_tag\|>|\[TOOL_CALLS\])/, '');
+        }
+        this.state = 'text';
+        this.atStart = false;
+        const calls = inner === '' ? null : callsFromJson(inner);
+        if (!calls) {
+          this.emitContent(out, whole, final);
+          return true;
+        }
+        for (const c of calls) {
+          const index = this.calls.length;
+          const call = { id: this.makeId(), name: c.name, arguments: c.arguments };
+          this.calls.push(call);
+          out.push({ kind: 'call', index, id: call.id, name: call.name }, { kind: 'args', index, text: call.arguments });
+        }
+        return true;
+      }
       case 'tail': {
         const m = matchItems(this.buf, 0, TAIL[f]);
         if (m.r === 'partial') {
@@ -444,6 +511,14 @@ export class ToolCallParser {
         return true;
       }
     }
+  }
+
+  /** The held text opens a call block this format can parse whole (see 'block'). */
+  private opensBlock(): boolean {
+    const t = this.buf.trimStart();
+    if (this.format === 'hermes') return t.startsWith('<tool_call>');
+    if (this.format === 'llama3') return t.replace(/^<\|python_tag\|>\s*/, '').startsWith('{');
+    return t.replace(/^\[TOOL_CALLS\]\s*/, '').startsWith('[');
   }
 
   private take(n: number): string {
