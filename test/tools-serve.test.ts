@@ -14,6 +14,8 @@ import { after, before, describe, it } from 'node:test';
 import Ajv2020 from 'ajv/dist/2020.js';
 import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
+import { zodFunction, zodResponseFormat } from 'openai/helpers/zod';
+import { z } from 'zod';
 import type { ChatCompletionChunk, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { startEngineHost, type EngineHost } from '../src/engine/worker-host.ts';
 import { defaultModelDir } from '../src/models/default.ts';
@@ -220,6 +222,39 @@ describe('tool calling through the server', () => {
       for (const m of runner.messages.filter((m) => m.role === 'assistant')) for (const t of (m as any).tool_calls ?? []) validCall(t);
     });
   }
+
+  it("the client's zod helpers: zodResponseFormat (structured output) and zodFunction (a forced call) parse", async () => {
+    const Person = z.object({ name: z.string().max(6), age: z.number().int().min(0).max(120), pet: z.enum(['cat', 'dog']).nullable() });
+    const structured = await client.chat.completions.parse({
+      model: 'qwen',
+      messages: [{ role: 'user', content: 'A person, please.' }],
+      response_format: zodResponseFormat(Person, 'person'),
+      temperature: 1,
+      seed: 8,
+      n: 2,
+      max_tokens: 600,
+    });
+    for (const c of structured.choices) {
+      assert.equal(c.finish_reason, 'stop');
+      assert.deepEqual(Person.parse(c.message.parsed), c.message.parsed, 'the parsed answer fits the zod schema');
+    }
+    const Weather = z.object({ city: z.string().max(8), unit: z.enum(['C', 'F']) });
+    for (const [model] of FAMILIES) {
+      const r = await client.chat.completions.parse({
+        model,
+        messages: [{ role: 'user', content: 'Weather in Lima?' }],
+        tools: [zodFunction({ name: 'get_weather', parameters: Weather })],
+        tool_choice: { type: 'function', function: { name: 'get_weather' } },
+        temperature: 1,
+        seed: 12,
+        max_tokens: 600,
+      });
+      const call = r.choices[0]!.message.tool_calls?.[0]!;
+      assert.equal(r.choices[0]!.finish_reason, 'tool_calls');
+      assert.equal(call.function.name, 'get_weather');
+      Weather.parse(call.function.parsed_arguments);
+    }
+  });
 
   it("'auto' leaves the model free: what it writes is content unless it is a call", async () => {
     const r = await client.chat.completions.create({ model: 'qwen', messages: [{ role: 'user', content: 'hi' }], tools: TOOLS, temperature: 1, seed: 5, max_tokens: 40 });
