@@ -62,11 +62,11 @@ const TOOLS: ChatCompletionTool[] = [
 ];
 
 const engines = { hermes: new ScriptedEngine('hermes', 'hermes'), llama: new ScriptedEngine('llama', 'llama3', 2), mistral: new ScriptedEngine('mistral', 'mistral', 5) };
-let app: FastifyInstance, client: OpenAI;
+let app: FastifyInstance, client: OpenAI, url: string;
 
 before(async () => {
   app = buildServer(new MultiEngine(Object.values(engines)));
-  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  url = await app.listen({ host: '127.0.0.1', port: 0 });
   client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
 });
 after(async () => {
@@ -168,5 +168,10 @@ describe("tool_choice 'auto': the model's own call syntax", () => {
       assert.equal(asst!.content, '');
       assert.equal(tool!.tool_call_id, id);
     }
+    // /tokenize renders the same prompt, tools included
+    const res = await fetch(`${url}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mistral', messages: history, tools: TOOLS }) });
+    assert.equal(res.status, 200);
+    assert.equal((engines.mistral.lastRender!.messages[1]!.tool_calls as { id: string }[])[0]!.id, 'pqrstuvwx');
+    assert.equal(engines.mistral.lastRender!.tools?.length, 2);
   });
 });
