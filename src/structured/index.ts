@@ -11,6 +11,7 @@
 // longer text (not a decode of the token alone, which may strip a leading space).
 //
 // Sources: JSON Schema (schema.ts), json_object, regex (regex.ts), choice list, GBNF (gbnf.ts),
+// forced tool calls (tools.ts: a family's call syntax around each function's argument schema),
 // all compiled to one grammar (grammar.ts) run over UTF-8 bytes by an interned pushdown
 // matcher (matcher.ts); token masks over a trie of the vocabulary (tokens.ts). Bad constraints
 // throw a ConstraintError subclass (SchemaError / GrammarError) with a message fit for a 400.
