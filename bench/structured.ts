@@ -15,12 +15,26 @@
 //   warm      the first document again: every mask is a cache hit
 //   naive     the peer: the same masks computed without the trie (each token's text run through
 //             the matcher from the state), on the first 30 steps
+//   apply     what a constrained token costs the engine: the mask plus applying it to a row of
+//             V logits, along document A (cold: fresh constraint; warm: masks cached)
+//   tools     compile of a forced tool call (tool_choice 'required', Hermes syntax) over 8 tools
 //
-// Run: npm run bench:structured
+// Then, with a TinyLlama-1.1B-shape model (random weights, q8_0; --model PATH, default
+// bench/out/models/tinyllama-random-q8_0.gguf, made by `npm run bench:generate`), the decode step
+// of the real engine at 16 concurrent streams, unconstrained and with every stream constrained by
+// the schema (first run: cold caches; second: the same outputs, masks cached), and the mask cost
+// of 16 streams at 32k and 128k vocabularies against that step (target: <= 10% overhead).
+//
+// Run: npm run bench:structured [-- --model PATH] [--streams 16] [--steps 8] [--threads 2]
 
+import { existsSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { specRules, TokenConstraint, TokenVocabulary, GrammarEngine, DEAD, type ConstraintSpec } from '../src/structured/index.ts';
+import { Engine } from '../src/engine/engine.ts';
+import { loadModelSync } from '../src/models/load.ts';
+import { cpuBackend } from '../src/tensor/cpu.ts';
 import { lowerGrammar } from '../src/structured/grammar.ts';
 import { mulberry32 } from '../recipes/default-model/corpus.ts';
 
@@ -179,7 +193,31 @@ const row = (label: string, xs: number[]) => {
   console.log(`  ${label.padEnd(8)} mean ${fmt(s.mean).padStart(10)}  p50 ${fmt(s.p50).padStart(10)}  p90 ${fmt(s.p90).padStart(10)}  max ${fmt(s.max).padStart(10)}  (${xs.length} steps)`);
 };
 
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+};
+const STREAMS = Number(opt('streams', '16'));
+
 const spec: ConstraintSpec = { type: 'json_schema', schema: SCHEMA };
+/** tool_choice 'required' over 8 functions of 2-5 arguments each, in the Hermes syntax. */
+const TOOL_SPEC: ConstraintSpec = {
+  type: 'tool_calls',
+  format: 'hermes',
+  parallel: true,
+  tools: Array.from({ length: 8 }, (_, i) => ({
+    name: `tool_${i}`,
+    parameters: {
+      type: 'object',
+      properties: Object.fromEntries(Object.entries(SCHEMA.properties).slice(i * 2, i * 2 + 2 + (i % 4))),
+      required: Object.keys(SCHEMA.properties).slice(i * 2, i * 2 + 2),
+      additionalProperties: false,
+    },
+  })),
+};
+/** Per vocabulary size: mean cost (ms) of one constrained token (mask + apply to V logits). */
+const applyCost = new Map<number, { cold: number; warm: number }>();
 const textA = JSON.stringify(DOC_A, null, 1).replace(/\n\s*/g, ' ').replace(/\{ /g, '{').replace(/ \}/g, '}').replace(/\[ /g, '[').replace(/ \]/g, ']');
 const textB = JSON.stringify(DOC_B);
 
@@ -250,4 +288,85 @@ for (const size of [32_000, 128_000]) {
   const tm = stats(trie).mean;
   console.log(`  naive    mean ${fmt(nm)} vs trie ${fmt(tm)} per cold step on the first 30 steps: trie ${(nm / tm).toFixed(1)}x faster`);
   console.log(`  document A: ${idsA.length} tokens (${textA.length} chars), B: ${idsB.length} tokens; engine states interned: ${c.engine.stateCount}; mask cache hits ${c.hits}, misses ${c.misses}; context-independent part hits ${c.localHits}, misses ${c.localMisses}`);
+
+  // what the engine pays per constrained token: mask + applying it to a logits row of V floats
+  const logits = new Float32Array(vocab.size);
+  const applyTimes = (ct: TokenConstraint): number[] => {
+    const out: number[] = [];
+    let s = ct.start();
+    for (let k = 0; k <= idsA.length; k++) {
+      logits.fill(0.5);
+      const t = performance.now();
+      ct.applyMask(s, logits);
+      out.push(performance.now() - t);
+      if (k < idsA.length) s = ct.advance(s, idsA[k]!);
+    }
+    return out;
+  };
+  const applyRuns = [0, 1, 2].map(() => {
+    const ct = new TokenConstraint(new GrammarEngine(engine.grammar), vocab, [0]);
+    return { cold: applyTimes(ct), warm: applyTimes(ct) };
+  });
+  const bestOf = (k: 'cold' | 'warm') => applyRuns[0]![k].map((_, i) => Math.min(...applyRuns.map((r) => r[k][i]!)));
+  row('apply', bestOf('cold'));
+  row('apply/w', bestOf('warm'));
+  applyCost.set(size, { cold: stats(bestOf('cold')).mean, warm: stats(bestOf('warm')).mean });
+
+  let toolCompile = Infinity;
+  let toolPositions = 0;
+  for (let rep = 0; rep < 5; rep++) {
+    t0 = performance.now();
+    const { rules, root } = specRules(TOOL_SPEC);
+    const g = lowerGrammar(rules, root, vocab.alphabet);
+    const tc = new TokenConstraint(new GrammarEngine(g), vocab, [0]);
+    tc.allowed(tc.start());
+    toolCompile = Math.min(toolCompile, performance.now() - t0);
+    toolPositions = g.kind.length;
+  }
+  console.log(`  tools    ${toolCompile.toFixed(2)} ms (tool_choice 'required' over 8 functions -> grammar with ${toolPositions} positions and its start mask; best of 5)`);
+}
+
+// ---- against a real decode step: TinyLlama-1.1B shape, STREAMS concurrent streams ----
+
+const modelPath = opt('model', join(import.meta.dirname, 'out', 'models', 'tinyllama-random-q8_0.gguf'));
+if (!existsSync(modelPath)) {
+  console.log(`\n(no ${modelPath}: make it with \`npm run bench:generate -- --models tinyllama --types q8_0\` or pass --model PATH for the decode-step comparison)`);
+} else {
+  const steps = Number(opt('steps', '8'));
+  const be = cpuBackend();
+  be.setThreads(Number(opt('threads', '2')));
+  const lm = loadModelSync(modelPath, be);
+  const V = lm.config.vocabSize;
+  console.log(`\ndecode step: ${modelPath.split('/').pop()} (vocabulary ${V}), ${STREAMS} streams, ${steps} timed decode steps per run, ${opt('threads', '2')} threads; load average ${os.loadavg()[0].toFixed(1)}`);
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  // One run: STREAMS requests with distinct 16-token prompts, prefilled in the first step; then
+  // `steps` steps in which every stream decodes one token, timed one by one.
+  const run = (constraint?: ConstraintSpec): number[] => {
+    const engine = new Engine(lm.model, lm.tokenizer, { numBlocks: STREAMS * 4 + 8, blockSize: 16, maxSeqs: STREAMS, maxBatchTokens: 512, eosIds: lm.config.eosIds, kvPopulate: false });
+    for (let i = 0; i < STREAMS; i++) {
+      const promptIds = [1, ...Array.from({ length: 15 }, (_, k) => 100 + ((i * 977 + k * 131) % (V - 200)))];
+      const sampling = { temperature: 0, topP: 1, topK: 0, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, maxTokens: steps + 4, stop: [], stopTokenIds: [], ignoreEos: true, n: 1, ...(constraint ? { constraint } : {}) };
+      engine.submit({ id: `s${i}`, promptIds, sampling });
+    }
+    engine.step(); // prefill (and each stream's first token)
+    const times: number[] = [];
+    for (let k = 0; k < steps; k++) {
+      const t = performance.now();
+      const evs = engine.step();
+      times.push(performance.now() - t);
+      if (evs.filter((e) => e.tokenId >= 0).length !== STREAMS) throw new Error(`step ${k}: ${evs.length} events, expected one token per stream`);
+    }
+    return times;
+  };
+  const plain1 = run();
+  const cold = run(spec);
+  const plain2 = run();
+  const warm = run(spec);
+  const plain = median([...plain1, ...plain2]);
+  const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+  console.log(`  unconstrained  median ${plain.toFixed(1)} ms per step (runs before and after: ${median(plain1).toFixed(1)} / ${median(plain2).toFixed(1)} ms)`);
+  console.log(`  constrained    median ${median(cold).toFixed(1)} ms cold (${pct(median(cold) / plain - 1)}), ${median(warm).toFixed(1)} ms warm (${pct(median(warm) / plain - 1)}): every stream masked by the 20-property schema`);
+  for (const [size, c] of applyCost) {
+    console.log(`  vocab ${String(size).padStart(6)}: ${STREAMS} x mask+apply = ${(c.cold * STREAMS).toFixed(2)} ms cold, ${(c.warm * STREAMS).toFixed(2)} ms warm per step = ${pct((c.cold * STREAMS) / plain)} / ${pct((c.warm * STREAMS) / plain)} of this decode step (target <= 10%)`);
+  }
 }

@@ -294,7 +294,7 @@ describe('validation and errors', () => {
     assertError(await post(chat(), { messages: ['hi'] }), 400, 'messages[0]');
     assertError(await post(chat(), { messages: [{ content: 'hi' }] }), 400, 'messages[0].role');
     assertError(await post(chat(), { messages: [{ role: 'user', content: 5 }] }), 400, 'messages[0].content');
-    // roles are OpenAI's; content is required (null only goes with tool_calls, which are not supported)
+    // roles are OpenAI's; content is required (null only goes with tool_calls)
     const wizard = await post(chat(), { messages: [{ role: 'wizard', content: 'hi' }] });
     assertError(wizard, 400, 'messages[0].role');
     assert.match(wizard.json.error.message, /'system', 'developer', 'user', 'assistant', 'tool'.*"wizard"/);
@@ -302,7 +302,14 @@ describe('validation and errors', () => {
     assertError(await post(chat(), { messages: [{ role: 'user', content: null }] }), 400, 'messages[0].content');
     assertError(await post(chat(), { messages: [{ role: 'user' }] }), 400, 'messages[0].content');
     assertError(await post(chat(), { messages: [{ role: 'system', content: 'x' }, { role: 'assistant', content: null }] }), 400, 'messages[1].content');
-    assertError(await post(chat(), { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{}' } }] }] }), 400, 'messages[1].tool_calls');
+    assertError(await post(chat(), { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{' } }] }] }), 400, 'messages[1].tool_calls[0].function.arguments');
+    assertError(await post(chat(), { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: 'f()' }] }), 400, 'messages[1].tool_calls');
+    const withCall = await post(chat(), { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'user', content: 'y' }], max_tokens: 1 });
+    assert.equal(withCall.status, 200, `an assistant turn with tool_calls and no content is accepted: ${withCall.text}`);
+    // the fake engine's template has no tool support: tools are refused unless tool_choice is 'none'
+    assertError(await post(chat(), { messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: { name: 'f' } }] }), 400, 'tools');
+    assert.equal((await post(chat(), { messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: 'none', max_tokens: 1 })).status, 200);
+    assertError(await post(cmpl(), { prompt: 'x', tools: [{ type: 'function', function: { name: 'f' } }] }), 400, 'tools');
     assertError(await post(`${url}/tokenize`, { messages: [{ role: 'wizard', content: 'x' }] }), 400, 'messages[0].role');
     const empty = await post(chat(), { messages: [{ role: 'system', content: '' }, { role: 'user', content: 'x' }], max_tokens: 1 });
     assert.equal(empty.status, 200, `an empty string is content: ${empty.text}`);

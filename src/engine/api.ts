@@ -39,6 +39,19 @@ export interface SamplingOptions {
   constraint?: ConstraintSpec;
 }
 
+/** A chat message for the template: role and text, plus tool fields passed through as they are. */
+export interface ChatTurn {
+  role: string;
+  content: string;
+  [extra: string]: unknown;
+}
+
+/** A chat template's tool support (src/formats/chat-template.ts templateToolSupport). */
+export interface ToolTemplateSupport {
+  tools: boolean;
+  format: 'hermes' | 'llama3' | 'mistral' | null;
+}
+
 export interface GenerateRequest {
   /** Unique per request (the server makes it). */
   id: string;
@@ -117,8 +130,13 @@ export interface EngineClient {
   /** Tokenizer access for the server (chat templates, /tokenize, /detokenize). */
   encode(text: string, addSpecialTokens: boolean): number[];
   decode(ids: number[]): string;
-  /** The chat template applied to messages, or an EngineError('bad_request') naming the problem. */
-  applyChatTemplate(messages: { role: string; content: string }[], addGenerationPrompt: boolean): string;
+  /**
+   * The chat template applied to messages, or an EngineError('bad_request') naming the problem.
+   * `opts.tools` (OpenAI's tools list) is passed to the template as its `tools` variable.
+   */
+  applyChatTemplate(messages: ChatTurn[], addGenerationPrompt: boolean, opts?: { tools?: unknown[] }): string;
+  /** What the chat template does with tools (absent: no tool support). */
+  toolSupport?(): ToolTemplateSupport;
   /** Stops accepting requests; resolves when in-flight ones have finished or the grace period ends. */
   shutdown(graceMs: number): Promise<void>;
 }

@@ -11,9 +11,9 @@
 import { basename } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
-import { applyChatTemplate, ChatTemplateError } from '../formats/chat-template.ts';
+import { applyChatTemplate, ChatTemplateError, templateToolSupport } from '../formats/chat-template.ts';
 import { Tokenizer } from '../formats/tokenizer.ts';
-import { EngineError, type EngineClient, type EngineStats, type GenerateRequest, type TokenEvent } from './api.ts';
+import { EngineError, type ChatTurn, type EngineClient, type EngineStats, type GenerateRequest, type TokenEvent, type ToolTemplateSupport } from './api.ts';
 import type { EngineHostOptions, FromWorker, ToWorker } from './worker-protocol.ts';
 
 export { kvBlocksFor, type EngineHostOptions } from './worker-protocol.ts';
@@ -143,7 +143,7 @@ class Host implements EngineHost {
     return this.tok.decode(ids);
   }
 
-  applyChatTemplate(messages: { role: string; content: string }[], addGenerationPrompt: boolean): string {
+  applyChatTemplate(messages: ChatTurn[], addGenerationPrompt: boolean, opts: { tools?: unknown[] } = {}): string {
     const tok = this.tok;
     if (!tok.chatTemplate) throw new EngineError('bad_request', `the model ${this.modelName} has no chat template`);
     try {
@@ -151,11 +151,16 @@ class Host implements EngineHost {
         addGenerationPrompt,
         bosToken: tok.bosId !== null ? tok.idToToken(tok.bosId) : undefined,
         eosToken: tok.eosIds.length ? tok.idToToken(tok.eosIds[0]!) : undefined,
+        ...(opts.tools ? { extra: { tools: opts.tools } } : {}),
       });
     } catch (e) {
       if (e instanceof ChatTemplateError) throw new EngineError(e.kind === 'syntax' ? 'internal' : 'bad_request', e.message);
       throw e;
     }
+  }
+
+  toolSupport(): ToolTemplateSupport {
+    return templateToolSupport(this.tok.chatTemplate);
   }
 
   async shutdown(graceMs: number): Promise<void> {

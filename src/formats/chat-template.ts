@@ -9,10 +9,36 @@
 
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
 
-/** A chat turn. Extra fields (tool_calls, name, ...) are passed to the template as they are. */
+/** A chat turn. Extra fields (tool_calls, tool_call_id, name, ...) are passed to the template as they are. */
 export interface ChatMessage {
   role: string;
   content: string;
+  [extra: string]: unknown;
+}
+
+/** The tool-call syntaxes whose templates we recognise (see src/server/tools.ts). */
+export type TemplateToolFormat = 'hermes' | 'llama3' | 'mistral';
+
+export interface TemplateToolSupport {
+  /** The template reads a `tools` variable (it can show the model its functions). */
+  tools: boolean;
+  /** The call syntax the template teaches (and renders back), when it is one we know. */
+  format: TemplateToolFormat | null;
+}
+
+/**
+ * What a template does with tools, from its text: `tools` must be referenced for tools to reach
+ * the model at all; the call syntax is told by the markers each family's template writes
+ * (Qwen2.5 / Hermes: <tool_call>; Mistral: [TOOL_CALLS]; Llama 3.1/3.2: <|python_tag|>, or the
+ * ipython role with a "parameters" object).
+ */
+export function templateToolSupport(template: string | null | undefined): TemplateToolSupport {
+  if (typeof template !== 'string' || !/\btools\b/.test(template)) return { tools: false, format: null };
+  let format: TemplateToolFormat | null = null;
+  if (template.includes('<tool_call>')) format = 'hermes';
+  else if (template.includes('[TOOL_CALLS]')) format = 'mistral';
+  else if (template.includes('<|python_tag|>') || (template.includes('ipython') && template.includes('parameters'))) format = 'llama3';
+  return { tools: true, format };
 }
 
 export interface ChatTemplateOptions {

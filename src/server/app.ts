@@ -11,6 +11,7 @@ import { ServerMetrics } from './metrics.ts';
 import { registerPlayground } from './playground.ts';
 import { registerRequestLog, type RequestLogOptions } from './request-log.ts';
 import { servedFor, servedModels } from './models-router.ts';
+import { messagesForTemplate, parseTools } from './tools.ts';
 import { engineCall, isObject, optBool, parseMessages, tokenList, type Body } from './validate.ts';
 
 export interface ServerOptions {
@@ -128,12 +129,17 @@ export function buildServer(engine: EngineClient, opts: ServerOptions = {}): Fas
 
   app.post('/tokenize', async (req) => {
     const b = body(req);
-    const { engine } = servedFor(ctx.engine, modelName, b);
+    const served = servedFor(ctx.engine, modelName, b);
+    const { engine } = served;
     let tokens: number[];
     if (b.messages !== undefined) {
       const messages = parseMessages(b.messages);
       const agp = optBool(b, 'add_generation_prompt') ?? true;
-      const text = engineCall('messages', () => engine.applyChatTemplate(messages, agp));
+      // the prompt a chat request with these tools would get (as vLLM's /tokenize does)
+      const support = engine.toolSupport?.() ?? { tools: false, format: null };
+      const tools = parseTools(b, support, served.modelName);
+      const turns = messagesForTemplate(messages, tools?.format ?? support.format);
+      const text = engineCall('messages', () => engine.applyChatTemplate(turns, agp, tools?.templateTools ? { tools: tools.templateTools } : undefined));
       tokens = engineCall('messages', () => engine.encode(text, false));
     } else if (typeof b.prompt === 'string') {
       const special = optBool(b, 'add_special_tokens') ?? true;

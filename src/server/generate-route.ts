@@ -9,6 +9,7 @@ import { toApiError } from './errors.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { noteGeneration } from './request-log.ts';
 import { SseStream } from './sse.ts';
+import { ToolCallParser, type ToolDelta } from './tools.ts';
 import { parseChat, parseCompletion, type Body, type ParsedGenerate } from './validate.ts';
 
 export type Kind = 'completion' | 'chat';
@@ -27,6 +28,8 @@ interface ChoiceState {
   engineTokens?: number;
   lastTokenAt?: number;
   logprobs: { tokenId: number; token: string; logprob: number; top: TopLogprob[] }[];
+  /** Chat with tools: the answer's calls, parsed as it grows. */
+  tools?: ToolCallParser;
 }
 
 interface Usage {
@@ -39,14 +42,15 @@ interface Usage {
 /** Validates, submits, and answers one generation request. */
 export async function handleGenerate(kind: Kind, body: Body, reply: FastifyReply, ctx: GenerateContext): Promise<unknown> {
   const { engine, metrics } = ctx;
-  const parsed = kind === 'chat' ? parseChat(body, engine) : parseCompletion(body, engine);
+  const parsed = kind === 'chat' ? parseChat(body, engine, ctx.modelName) : parseCompletion(body, engine);
   const t0 = performance.now();
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '')}`;
   const created = Math.floor(Date.now() / 1000);
   const object = kind === 'chat' ? (parsed.stream ? 'chat.completion.chunk' : 'chat.completion') : 'text_completion';
   const head = { id, object, created, model: ctx.modelName };
   const n = parsed.sampling.n;
-  const choices: ChoiceState[] = Array.from({ length: n }, () => ({ text: '', tokens: 0, logprobs: [] }));
+  const toolFormat = parsed.toolFormat;
+  const choices: ChoiceState[] = Array.from({ length: n }, () => ({ text: '', tokens: 0, logprobs: [], ...(toolFormat ? { tools: new ToolCallParser(toolFormat) } : {}) }));
   const wantLogprobs = parsed.sampling.logprobs !== undefined;
   let promptTokens = parsed.promptIds.length;
   let cachedTokens: number | undefined;
@@ -75,6 +79,8 @@ export async function handleGenerate(kind: Kind, body: Body, reply: FastifyReply
 
   const streamEvent = (ev: TokenEvent, lp: ChoiceState['logprobs'][number] | undefined, offset: number) => {
     if (!sse) return;
+    const parser = choices[ev.index]?.tools;
+    if (parser) return streamToolEvent(ev, lp, parser);
     if (ev.text === '' && !ev.finishReason && !lp) return; // nothing a client could see
     const finish_reason = ev.finishReason ?? null;
     const choice =
@@ -82,6 +88,25 @@ export async function handleGenerate(kind: Kind, body: Body, reply: FastifyReply
         ? { index: ev.index, delta: ev.text === '' && finish_reason ? {} : { content: ev.text }, logprobs: lp ? chatLogprobs([lp]) : null, finish_reason }
         : { index: ev.index, text: ev.text, logprobs: lp ? completionLogprobs([lp], offset) : null, finish_reason };
     sse.send(withUsage(parsed, { ...head, choices: [choice] }));
+  };
+
+  // With tools, text goes through the choice's parser: content, a call's opening (index, id,
+  // type, name, arguments '') and its argument pieces each become a chunk, as OpenAI sends them.
+  const streamToolEvent = (ev: TokenEvent, lp: ChoiceState['logprobs'][number] | undefined, parser: ToolCallParser) => {
+    const deltas: ToolDelta[] = parser.push(ev.text);
+    if (ev.finishReason) deltas.push(...parser.finish());
+    let logprobs = lp ? chatLogprobs([lp]) : null;
+    const send = (delta: Record<string, unknown>, finish_reason: string | null) => {
+      sse!.send(withUsage(parsed, { ...head, choices: [{ index: ev.index, delta, logprobs, finish_reason }] }));
+      logprobs = null;
+    };
+    for (const d of deltas) {
+      if (d.kind === 'content') send({ content: d.text }, null);
+      else if (d.kind === 'call') send({ tool_calls: [{ index: d.index, id: d.id, type: 'function', function: { name: d.name, arguments: '' } }] }, null);
+      else if (d.text !== '') send({ tool_calls: [{ index: d.index, function: { arguments: d.text } }] }, null);
+    }
+    if (ev.finishReason) send({}, finishReasonOf(ev.finishReason, parser));
+    else if (logprobs) send({}, null); // held-back text: its logprobs still go out
   };
 
   const done = new Promise<void>((resolve, reject) => {
@@ -183,10 +208,29 @@ export async function handleGenerate(kind: Kind, body: Body, reply: FastifyReply
     ...head,
     choices: choices.map((c, index) =>
       kind === 'chat'
-        ? { index, message: { role: 'assistant', content: c.text }, logprobs: parsed.chatLogprobs ? chatLogprobs(c.logprobs) : null, finish_reason: c.finish }
+        ? { index, message: chatMessage(c), logprobs: parsed.chatLogprobs ? chatLogprobs(c.logprobs) : null, finish_reason: finishReasonOf(c.finish!, c.tools) }
         : { index, text: c.text, logprobs: wantLogprobs ? completionLogprobs(c.logprobs, 0) : null, finish_reason: c.finish },
     ),
     usage: usage(),
+  };
+}
+
+/** A choice that called tools ends with 'tool_calls' (unless it was cut short: 'length', 'abort'). */
+function finishReasonOf(reason: FinishReason, parser: ToolCallParser | undefined): string {
+  return reason === 'stop' && parser && parser.calls.length > 0 ? 'tool_calls' : reason;
+}
+
+/** The assistant message of a collected chat answer: content, and tool_calls when it made any. */
+function chatMessage(c: ChoiceState): Record<string, unknown> {
+  if (!c.tools) return { role: 'assistant', content: c.text };
+  const p = c.tools; // collected (not streamed): it has seen nothing yet
+  p.push(c.text);
+  p.finish();
+  if (p.calls.length === 0) return { role: 'assistant', content: c.text };
+  return {
+    role: 'assistant',
+    content: p.content === '' ? null : p.content,
+    tool_calls: p.calls.map((t) => ({ id: t.id, type: 'function', function: { name: t.name, arguments: t.arguments } })),
   };
 }
 

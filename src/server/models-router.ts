@@ -8,7 +8,7 @@
 // answer is needed (modelName, tokenizer calls); the routes that know the request's model ask
 // `route(name)` for that model's own engine.
 
-import { EngineError, type EngineClient, type EngineStats, type GenerateRequest, type TokenEvent } from '../engine/api.ts';
+import { EngineError, type ChatTurn, type EngineClient, type EngineStats, type GenerateRequest, type TokenEvent, type ToolTemplateSupport } from '../engine/api.ts';
 import { ApiError, badRequest } from './errors.ts';
 import { checkModel, type Body } from './validate.ts';
 
@@ -82,8 +82,12 @@ export class MultiEngine implements EngineClient {
     return this.engines[0]!.decode(ids);
   }
 
-  applyChatTemplate(messages: { role: string; content: string }[], addGenerationPrompt: boolean): string {
-    return this.engines[0]!.applyChatTemplate(messages, addGenerationPrompt);
+  applyChatTemplate(messages: ChatTurn[], addGenerationPrompt: boolean, opts?: { tools?: unknown[] }): string {
+    return this.engines[0]!.applyChatTemplate(messages, addGenerationPrompt, opts);
+  }
+
+  toolSupport(): ToolTemplateSupport {
+    return this.engines[0]!.toolSupport?.() ?? { tools: false, format: null };
   }
 
   async shutdown(graceMs: number): Promise<void> {

@@ -4,7 +4,8 @@
 
 import { EngineError, type EngineClient, type SamplingOptions } from '../engine/api.ts';
 import { ApiError, badRequest, toApiError } from './errors.ts';
-import { ConstraintError, engineFor, type ConstraintSpec } from '../structured/index.ts';
+import { ConstraintError, engineFor, type ConstraintSpec, type ToolCallFormat } from '../structured/index.ts';
+import { messagesForTemplate, parseMessageToolCalls, parseTools } from './tools.ts';
 
 export type Body = Record<string, unknown>;
 
@@ -81,9 +82,11 @@ export function engineCall<T>(param: string, fn: () => T): T {
   }
 }
 
+/** A chat message: role and text; tool turns also carry tool_calls / tool_call_id / name. */
 export interface ChatMessage {
   role: string;
   content: string;
+  [extra: string]: unknown;
 }
 
 /** The roles OpenAI's chat API accepts ('developer' is the newer name of 'system'). */
@@ -97,13 +100,12 @@ export function parseMessages(v: unknown): ChatMessage[] {
     if (typeof m.role !== 'string') throw badRequest(`'${at}.role' must be one of ${ROLES.map((r) => `'${r}'`).join(', ')}, got ${typeName(m.role)}`, `${at}.role`, 'invalid_type');
     if (!ROLES.includes(m.role)) throw badRequest(`'${at}.role' must be one of ${ROLES.map((r) => `'${r}'`).join(', ')}, got ${JSON.stringify(m.role)}`, `${at}.role`);
     const c = m.content;
+    const toolCalls = m.role === 'assistant' && m.tool_calls !== undefined && m.tool_calls !== null ? parseMessageToolCalls(m.tool_calls, at) : undefined;
     let content: string;
     if (c === undefined || c === null) {
-      // Only an assistant message that carries tool_calls may have no content; tools are not
-      // supported yet, so every message needs its content (an empty string is fine).
-      const hasToolCalls = m.role === 'assistant' && Array.isArray(m.tool_calls) && m.tool_calls.length > 0;
-      if (hasToolCalls) throw badRequest(`'${at}.tool_calls' is not supported`, `${at}.tool_calls`, 'unsupported');
-      throw badRequest(`'${at}.content' is required (a string or an array of text parts), got ${typeName(c)}`, `${at}.content`, c === undefined ? 'missing' : 'invalid_type');
+      // Only an assistant message that carries tool_calls may have no content.
+      if (!toolCalls?.length) throw badRequest(`'${at}.content' is required (a string or an array of text parts), got ${typeName(c)}`, `${at}.content`, c === undefined ? 'missing' : 'invalid_type');
+      content = '';
     } else if (typeof c === 'string') content = c;
     else if (Array.isArray(c)) {
       // Content parts: only text is supported; the parts are joined.
@@ -116,7 +118,17 @@ export function parseMessages(v: unknown): ChatMessage[] {
         })
         .join('');
     } else throw badRequest(`'${at}.content' must be a string or an array of text parts`, `${at}.content`, 'invalid_type');
-    return { role: m.role, content };
+    const out: ChatMessage = { role: m.role, content };
+    if (toolCalls?.length) out.tool_calls = toolCalls;
+    if (m.role === 'tool') {
+      if (typeof m.tool_call_id !== 'string' || m.tool_call_id === '') throw badRequest(`'${at}.tool_call_id' must be the id of the call this message answers`, `${at}.tool_call_id`, m.tool_call_id === undefined ? 'missing' : 'invalid_type');
+      out.tool_call_id = m.tool_call_id;
+    }
+    if (m.name !== undefined && m.name !== null) {
+      if (typeof m.name !== 'string') throw badRequest(`'${at}.name' must be a string`, `${at}.name`, 'invalid_type');
+      out.name = m.name;
+    }
+    return out;
   });
 }
 
@@ -129,12 +141,13 @@ export interface ParsedGenerate {
   /** Chat: logprobs were asked for (sampling.logprobs holds top_logprobs). */
   chatLogprobs: boolean;
   promptParam: 'prompt' | 'messages';
+  /** Chat with tools: the answer is parsed for calls in this syntax (absent: plain content). */
+  toolFormat?: ToolCallFormat;
 }
 
 function rejectUnsupported(b: Body): void {
   if (b.suffix !== undefined && b.suffix !== null) throw badRequest(`'suffix' is not supported`, 'suffix', 'unsupported');
   if (isObject(b.logit_bias) && Object.keys(b.logit_bias).length > 0) throw badRequest(`'logit_bias' is not supported`, 'logit_bias', 'unsupported');
-  if (Array.isArray(b.tools) && b.tools.length > 0) throw badRequest(`'tools' are not supported`, 'tools', 'unsupported');
 }
 
 /** Sampling fields shared by both endpoints, except logprobs and max_tokens. */
@@ -268,6 +281,7 @@ function resolveMaxTokens(
 
 export function parseCompletion(b: Body, engine: EngineClient): ParsedGenerate {
   rejectUnsupported(b);
+  if (Array.isArray(b.tools) && b.tools.length > 0) throw badRequest(`'tools' are for /v1/chat/completions`, 'tools', 'unsupported');
   if (optBool(b, 'echo') === true) throw badRequest(`'echo' is not supported`, 'echo', 'unsupported');
   const base = parseSamplingFields(b);
   const logprobs = optNumber(b, 'logprobs', { min: 0, max: 20, int: true });
@@ -289,10 +303,18 @@ export function parseCompletion(b: Body, engine: EngineClient): ParsedGenerate {
   return { promptIds, sampling: { ...base, maxTokens: max, logprobs }, stream, includeUsage, chatLogprobs: false, promptParam: 'prompt' };
 }
 
-export function parseChat(b: Body, engine: EngineClient): ParsedGenerate {
+export function parseChat(b: Body, engine: EngineClient, modelName: string = engine.modelName): ParsedGenerate {
   rejectUnsupported(b);
   const messages = parseMessages(b.messages);
   const base = parseSamplingFields(b);
+  const tools = parseTools(b, engine.toolSupport?.() ?? { tools: false, format: null }, modelName);
+  if (tools?.constraint) {
+    if (base.constraint) {
+      const other = ['response_format', 'guided_json', 'guided_regex', 'guided_choice', 'guided_grammar'].find((k) => b[k] !== undefined && b[k] !== null && !(k === 'response_format' && isObject(b[k]) && (b[k] as Body).type === 'text'));
+      throw badRequest(`'${other}' cannot be combined with tool_choice '${typeof tools.choice === 'string' ? tools.choice : tools.choice.name}': the answer is the tool call`, other ?? 'tool_choice');
+    }
+    base.constraint = tools.constraint;
+  }
   const lp = optBool(b, 'logprobs') ?? false;
   const top = optNumber(b, 'top_logprobs', { min: 0, max: 20, int: true });
   if (top !== undefined && top > 0 && !lp) throw badRequest(`'top_logprobs' needs 'logprobs': true`, 'top_logprobs');
@@ -301,7 +323,9 @@ export function parseChat(b: Body, engine: EngineClient): ParsedGenerate {
   const { stream, includeUsage } = parseStream(b);
   const addGenerationPrompt = optBool(b, 'add_generation_prompt') ?? true;
 
-  const text = engineCall('messages', () => engine.applyChatTemplate(messages, addGenerationPrompt));
+  const text = engineCall('messages', () =>
+    engine.applyChatTemplate(messagesForTemplate(messages, tools?.format ?? engine.toolSupport?.().format ?? null), addGenerationPrompt, tools?.templateTools ? { tools: tools.templateTools } : undefined),
+  );
   const promptIds = engineCall('messages', () => engine.encode(text, false));
   const maxParam = mct !== undefined ? 'max_completion_tokens' : 'max_tokens';
   const max = resolveMaxTokens(mct ?? mt, maxParam, promptIds.length, engine.maxContext, 'messages', 'rest');
@@ -312,5 +336,6 @@ export function parseChat(b: Body, engine: EngineClient): ParsedGenerate {
     includeUsage,
     chatLogprobs: lp,
     promptParam: 'messages',
+    ...(tools?.format ? { toolFormat: tools.format } : {}),
   };
 }

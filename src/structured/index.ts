@@ -11,6 +11,7 @@
 // longer text (not a decode of the token alone, which may strip a leading space).
 //
 // Sources: JSON Schema (schema.ts), json_object, regex (regex.ts), choice list, GBNF (gbnf.ts),
+// forced tool calls (tools.ts: a family's call syntax around each function's argument schema),
 // all compiled to one grammar (grammar.ts) run over UTF-8 bytes by an interned pushdown
 // matcher (matcher.ts); token masks over a trie of the vocabulary (tokens.ts). Bad constraints
 // throw a ConstraintError subclass (SchemaError / GrammarError) with a message fit for a 400.
@@ -21,12 +22,14 @@ import { jsonObjectRules, jsonSchemaRules } from './schema.ts';
 import { regexToExpr } from './regex.ts';
 import { parseGbnf } from './gbnf.ts';
 import { TokenConstraint, TokenVocabulary } from './tokens.ts';
+import { toolCallRules, type ToolCallSpec } from './tools.ts';
 
 export { ConstraintError, GrammarError, type Grammar } from './grammar.ts';
 export { SchemaError } from './schema.ts';
 export { GrammarEngine, Matcher, DEAD } from './matcher.ts';
 export { TokenConstraint, TokenVocabulary, type ConstraintState } from './tokens.ts';
 export { tokenBytes, vocabularyFor, type TokenizerLike } from './vocab-bytes.ts';
+export { argumentRules, NO_PARAMETERS, TOOL_CALL_FORMATS, type ToolCallFormat, type ToolCallSpec, type ToolCallSpecTool } from './tools.ts';
 
 /** A structured-output constraint, as the server will receive it. */
 export type ConstraintSpec =
@@ -34,7 +37,8 @@ export type ConstraintSpec =
   | { type: 'json_object' } //                  response_format json_object
   | { type: 'regex'; pattern: string } //       guided_regex (whole output matches)
   | { type: 'choice'; choices: string[] } //    guided_choice (exactly one of them)
-  | { type: 'grammar'; gbnf: string }; //       guided_grammar (llama.cpp GBNF, start rule root)
+  | { type: 'grammar'; gbnf: string } //         guided_grammar (llama.cpp GBNF, start rule root)
+  | ToolCallSpec; //                              forced tool calls (tool_choice required / named)
 
 /** Named rules + start rule of a spec: the source-level compile, before lowering. */
 export interface SpecRules {
@@ -60,6 +64,8 @@ export function specRules(spec: ConstraintSpec): SpecRules {
     case 'grammar':
       if (typeof spec.gbnf !== 'string') throw new ConstraintError('grammar: must be a string');
       return parseGbnf(spec.gbnf);
+    case 'tool_calls':
+      return toolCallRules(spec);
     default:
       throw new ConstraintError(`unknown constraint type ${JSON.stringify((spec as { type?: unknown })?.type)}`);
   }
