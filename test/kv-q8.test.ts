@@ -7,14 +7,25 @@
 // 1e-5 * max|v|, as for f32/f16 pools (test/ops.test.ts).
 
 import assert from 'node:assert/strict';
-import { before, describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Engine } from '../src/engine/engine.ts';
+import { kvBlocksFor } from '../src/engine/worker-protocol.ts';
+import { defaultModelDir } from '../src/models/default.ts';
 import { KvPool } from '../src/models/kv.ts';
+import { loadModelSync } from '../src/models/load.ts';
+import { TINY_SPECS, writeRandomHfModel } from '../src/models/random.ts';
+import { startServe } from '../src/server/process.ts';
 import type { Backend } from '../src/tensor/backend.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { dequantizeQ8_0, quantizeQ8_0 } from '../src/tensor/dtype.ts';
 import { refBackend } from '../src/tensor/ref.ts';
 import { cpuInfo } from '../src/tensor/runtime.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
+import { collect, opts as samplingOpts, type ChoiceResult } from './helpers/engine-mock.ts';
 import { rng } from './helpers/random.ts';
 
 const cpu = cpuBackend();
@@ -182,5 +193,84 @@ describe('q8_0 KV cache: pools and checks', () => {
     assert.deepEqual(p.v[1]!.shape, [8, 5, 16, 64]);
     assert.equal(p.bytes, 8 * 16 * KvPool.bytesPerToken({ ...cfg, nLayers: 2 } as typeof cfg, 'q8_0'));
     assert.equal(dequantizeQ8_0(p.k[0]!.data, 64).every((x) => x === 0), true);
+  });
+});
+
+describe('q8_0 KV cache in the engine, generate, chat and serve (the default model, head dim 64)', () => {
+  let root: string;
+  before(() => (root = mkdtempSync(join(tmpdir(), 'ss-kvq8-'))));
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('at temperature 0 a request gives the same tokens alone or among 7 others', () => {
+    const lm = loadModelSync(defaultModelDir(), cpuBackend());
+    const mk = () => new Engine(lm.model, lm.tokenizer, { numBlocks: 96, blockSize: 16, maxBatchTokens: 64, maxSeqs: 8, eosIds: [], kvDtype: 'q8_0', kvPopulate: true });
+    const texts = ['Once upon a time', 'Lily and her dog', 'One rainy morning, a little fox', 'The boy looked at the sky', 'Mom said', 'A small cat', 'Tom had a red ball. He', 'They went to the park'];
+    const prompts = texts.map((t) => lm.tokenizer.encode(t, { addSpecialTokens: true }));
+    const alone = prompts.map((p) => {
+      const e = mk();
+      e.submit({ id: 'x', promptIds: p, sampling: samplingOpts({ maxTokens: 24 }) });
+      const all = new Map<string, ChoiceResult>();
+      while (e.hasWork()) collect(all, e.step());
+      return all.get('x/0')!;
+    });
+    const e = mk();
+    assert.equal(e.kv.dtype, 'q8_0');
+    prompts.forEach((p, i) => e.submit({ id: `r${i}`, promptIds: p, sampling: samplingOpts({ maxTokens: 24 }) }));
+    const all = new Map<string, ChoiceResult>();
+    while (e.hasWork()) collect(all, e.step());
+    prompts.forEach((_, i) => assert.deepEqual(all.get(`r${i}/0`)!.tokens, alone[i]!.tokens, `request ${i}`));
+    assert.ok(alone[0]!.text.trim().length > 20, alone[0]!.text);
+  });
+
+  it('the same KV budget holds 1.88x the blocks of f16 (34 bytes per 32 values against 64)', () => {
+    const lm = loadModelSync(defaultModelDir(), cpuBackend());
+    const budget = 64 << 20;
+    const f16 = kvBlocksFor(KvPool.bytesPerToken(lm.config, 'f16'), 16, 512, 16, budget);
+    const q8 = kvBlocksFor(KvPool.bytesPerToken(lm.config, 'q8_0'), 16, 512, 16, budget);
+    assert.equal(q8, Math.floor(budget / (16 * 2 * 6 * 5 * 2 * 34)));
+    assert.ok(Math.abs(q8 / f16 - 64 / 34) < 0.01, `${q8} / ${f16}`);
+  });
+
+  const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
+  const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, SLIPSTREAM_THREADS: '2' } });
+
+  it('generate and chat run with --kv-dtype q8_0; a bad value or a head dim q8_0 cannot hold is a one-line error, exit 2', () => {
+    const g = run('generate', '-p', 'Once upon a time', '-n', '24', '--temperature', '0', '--kv-dtype', 'q8_0');
+    assert.equal(g.status, 0, g.stderr);
+    assert.ok(g.stdout.trim().length > 20, g.stdout);
+    const c = spawnSync(process.execPath, [bin, 'chat', '-n', '16', '--temperature', '0', '--kv-dtype', 'q8_0'], { input: 'Tell me a story.\n', encoding: 'utf8', env: { ...process.env, SLIPSTREAM_THREADS: '2' } });
+    assert.equal(c.status, 0, c.stderr);
+    assert.ok(c.stdout.trim().length > 0);
+    const bad = run('generate', '-p', 'x', '--kv-dtype', 'q4_0');
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /--kv-dtype must be f32, f16, q8_0, got 'q4_0'/);
+    const tiny = join(root, 'tiny'); // head dim 16
+    writeRandomHfModel(tiny, TINY_SPECS.llama, 3);
+    const hd = run('generate', '-m', tiny, '-p', 'x', '--kv-dtype', 'q8_0');
+    assert.equal(hd.status, 2, hd.stderr);
+    assert.match(hd.stderr, /--kv-dtype q8_0 needs a head dim that is a multiple of 32; this model's is 16/);
+    assert.doesNotMatch(hd.stderr, /\n\s+at /);
+  });
+
+  it('serve --kv-dtype q8_0 answers, and its pool holds 1.88x the blocks of --kv-dtype f16 in the same --kv-cache-memory', async () => {
+    const blocks: Record<string, number> = {};
+    for (const dt of ['f16', 'q8_0']) {
+      const srv = await startServe(['--kv-dtype', dt, '--kv-cache-memory', '0.0625'], { SLIPSTREAM_THREADS: '2' });
+      try {
+        const res = await fetch(`${srv.url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 16, temperature: 0 }),
+        });
+        assert.equal(res.status, 200);
+        const body = (await res.json()) as { choices: { text: string }[]; usage: { completion_tokens: number } };
+        assert.equal(body.usage.completion_tokens, 16);
+        assert.ok(body.choices[0]!.text.length > 0);
+        blocks[dt] = await srv.metric('slipstream_kv_blocks_total');
+      } finally {
+        assert.equal(await srv.stop(), 0);
+      }
+    }
+    assert.ok(Math.abs(blocks['q8_0']! / blocks['f16']! - 64 / 34) < 0.01, JSON.stringify(blocks));
   });
 });

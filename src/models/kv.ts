@@ -17,6 +17,16 @@ export type KvDType = 'f32' | 'f16' | 'q8_0';
 
 export const KV_DTYPES: readonly KvDType[] = ['f32', 'f16', 'q8_0'];
 
+/** Why `dtype` cannot hold this model's KV cache (q8_0 needs a head dim that is a multiple of 32), or null. */
+export function kvDtypeProblem(cfg: Pick<ModelConfig, 'headDim'>, dtype: KvDType): string | null {
+  return dtype === 'q8_0' && cfg.headDim % 32 !== 0 ? `--kv-dtype q8_0 needs a head dim that is a multiple of 32; this model's is ${cfg.headDim} (use f16)` : null;
+}
+
+/** A --kv-dtype flag's value, or a problem naming the choices. */
+export function isKvDtype(v: unknown): v is KvDType {
+  return typeof v === 'string' && (KV_DTYPES as readonly string[]).includes(v);
+}
+
 export class KvPool {
   readonly k: Tensor[];
   readonly v: Tensor[];
