@@ -13,10 +13,11 @@ import { Sequence } from '../src/engine/generate.ts';
 import { FormatError } from '../src/formats/errors.ts';
 import { GGML_TYPE, ggufTensor, readGguf } from '../src/formats/gguf.ts';
 import { MAX_MAPPING } from '../src/formats/mmap.ts';
-import { openSafetensorsCheckpoint, SafetensorsFile } from '../src/formats/safetensors.ts';
+import { openSafetensorsCheckpoint, SafetensorsFile, writeSafetensors } from '../src/formats/safetensors.ts';
 import { hfToGguf } from '../src/models/convert.ts';
 import { defaultModelDir } from '../src/models/default.ts';
 import { loadModelSync, type LoadedModel } from '../src/models/load.ts';
+import { convertTensor } from '../src/tensor/convert.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { f32ToF16Bits, quantizeQ8_0 } from '../src/tensor/dtype.ts';
 
@@ -182,22 +183,29 @@ describe('checkpoint files over 4 GiB', () => {
   };
   const PROMPT = [1, 40, 77, 200, 13, 5, 300, 42];
 
-  it('a model directory whose model.safetensors is over 4 GiB loads and gives the same logits', () => {
+  it('a bf16 model directory whose model.safetensors is over 4 GiB loads (as stored, and with --quantize q8_0) with the logits of the same checkpoint under 4 GiB', () => {
     const src = defaultModelDir();
-    const dir = join(root, 'model-st');
+    const dir = join(root, 'model-st'), small = join(root, 'model-st-small');
     mkdirSync(dir);
-    for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) writeFileSync(join(dir, f), readFileSync(join(src, f)));
+    mkdirSync(small);
+    for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) {
+      writeFileSync(join(dir, f), readFileSync(join(src, f)));
+      writeFileSync(join(small, f), readFileSync(join(src, f)));
+    }
+    // the default model's tensors as bf16: a small model.safetensors, and a big one with the
+    // second half of the tensors past the 4 GiB mark
     const orig = SafetensorsFile.open(join(src, 'model.safetensors'));
     const names = [...orig.tensors.keys()];
+    const bf16 = names.map((name) => ({ name, tensor: convertTensor(orig.tensor(name), 'bf16') }));
+    writeSafetensors(join(small, 'model.safetensors'), bf16);
     const header: Record<string, unknown> = {};
     const parts: [number, Uint8Array][] = [];
     let off = 0;
-    names.forEach((name, i) => {
-      const t = orig.info(name);
+    bf16.forEach(({ name, tensor }, i) => {
       if (i === Math.floor(names.length / 2)) off = FAR;
-      header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.data.byteLength] };
-      parts.push([off, t.data]);
-      off += t.data.byteLength;
+      header[name] = { dtype: 'BF16', shape: tensor.shape, data_offsets: [off, off + tensor.data.byteLength] };
+      parts.push([off, tensor.data]);
+      off += tensor.data.byteLength;
     });
     let json = JSON.stringify(header);
     json += ' '.repeat((8 - (json.length % 8)) % 8);
@@ -208,11 +216,16 @@ describe('checkpoint files over 4 GiB', () => {
     assert.ok(statSync(join(dir, 'model.safetensors')).size > MAX_MAPPING);
 
     const be = cpuBackend();
-    const want = logitsOf(loadModelSync(src, be), PROMPT);
-    assert.deepEqual(logitsOf(loadModelSync(dir, be), PROMPT), want);
-    // --no-mmap copies the windows' tensors into resident memory: the same logits
-    assert.deepEqual(logitsOf(loadModelSync(dir, be, { mmap: false }), PROMPT), want);
+    const big = loadModelSync(dir, be);
+    assert.equal(big.model.weights.layers[0]!.wq!.dtype, 'bf16');
+    assert.deepEqual(logitsOf(big, PROMPT), logitsOf(loadModelSync(small, be), PROMPT));
+    // --quantize q8_0 from the bf16 windows; --no-mmap copies the windows' tensors into resident memory
+    const q8 = loadModelSync(dir, be, { quantize: 'q8_0' });
+    assert.equal(q8.model.weights.layers[0]!.wq!.dtype, 'q8_0');
+    assert.deepEqual(logitsOf(q8, PROMPT), logitsOf(loadModelSync(small, be, { quantize: 'q8_0' }), PROMPT));
+    assert.deepEqual(logitsOf(loadModelSync(dir, be, { mmap: false }), PROMPT), logitsOf(big, PROMPT));
     rmSync(dir, { recursive: true });
+    rmSync(small, { recursive: true });
   });
 
   it('a GGUF model over 4 GiB loads and gives the same logits', () => {
