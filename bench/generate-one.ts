@@ -1,15 +1,18 @@
 // One Slipstream generation measurement in a fresh process (so load time and resident memory are
 // this model's alone): load a GGUF, prefill a prompt of random ids (256-token chunks), decode greedily.
 // Prints one line of JSON. Driven by bench/generate.ts.
+//   node --import tsx bench/generate-one.ts MODEL [THREADS=2] [PROMPT=512] [DECODE=128] [KV_DTYPE=f32]
 
 import { Sequence } from '../src/engine/generate.ts';
 import { argmax } from '../src/engine/sampler.ts';
-import { KvPool } from '../src/models/kv.ts';
+import { isKvDtype, KvPool } from '../src/models/kv.ts';
 import { loadModelSync } from '../src/models/load.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 
-const [model, threadsS, promptS, decodeS] = process.argv.slice(2);
+const [model, threadsS, promptS, decodeS, kvS] = process.argv.slice(2);
 const threads = Number(threadsS ?? 2), promptLen = Number(promptS ?? 512), decodeLen = Number(decodeS ?? 128);
+const kvDtype = kvS ?? 'f32';
+if (!isKvDtype(kvDtype)) throw new Error(`KV dtype must be f32, f16 or q8_0, got ${kvDtype}`);
 const be = cpuBackend();
 be.setThreads(threads);
 
@@ -23,12 +26,12 @@ const prompt = Array.from({ length: promptLen }, () => 3 + ((s = (Math.imul(s, 1
 
 // Warm-up: touch every weight once and let the pool spin up.
 {
-  const w = new Sequence(lm.model, { maxContext: 32 });
+  const w = new Sequence(lm.model, { maxContext: 32, kvDtype });
   let l = w.prefill(prompt.slice(0, 8));
   for (let i = 0; i < 4; i++) l = w.decode(argmax(l));
 }
 
-const seq = new Sequence(lm.model, { maxContext: promptLen + decodeLen });
+const seq = new Sequence(lm.model, { maxContext: promptLen + decodeLen, kvDtype });
 const t1 = performance.now();
 let logits = seq.prefill(prompt);
 const t2 = performance.now();
@@ -43,6 +46,7 @@ console.log(JSON.stringify({
   decodeTokens: decodeLen,
   decodeTokPerSec: decodeLen / ((t3 - t2) / 1000),
   weightBytes: lm.weightBytes,
+  kvDtype,
   kvBytes: seq.kv.nBlocks * seq.kv.blockSize * KvPool.bytesPerToken(lm.config, seq.kv.dtype),
   rssBytes: mem.rss,
   threads: be.threads,

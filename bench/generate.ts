@@ -28,6 +28,9 @@ const decodeLen = Number(opt('decode', quick ? '32' : '128'));
 const models = opt('models', 'stories110m,tinyllama').split(',');
 const types = opt('types', 'q8_0,f16').split(',') as ('q8_0' | 'f16')[];
 const reps = Number(opt('reps', quick ? '1' : '3'));
+// KV cache dtype of both engines (llama.cpp runs a q8_0 cache with flash attention, which it needs for one)
+const kvDtype = opt('kv-dtype', 'f32');
+if (!['f32', 'f16', 'q8_0'].includes(kvDtype)) throw new Error(`--kv-dtype must be f32, f16 or q8_0, got ${kvDtype}`);
 const root = join(import.meta.dirname, '..');
 const wantIsa = isaFlag(args); // before the native core loads: it picks its kernels once
 
@@ -64,7 +67,7 @@ for (const streams of [1, 4]) {
 
 const peerInstalled = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
 console.log(`# bench:generate — ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads, Slipstream kernels ${isa} (--isa avx2|portable forces one)`);
-console.log(`# read bandwidth (measured now): ${(bw / 1e9).toFixed(1)} GB/s; prompt ${promptLen} tokens, decode ${decodeLen} tokens, greedy, f32 KV cache; medians of ${reps} alternating runs`);
+console.log(`# read bandwidth (measured now): ${(bw / 1e9).toFixed(1)} GB/s; prompt ${promptLen} tokens, decode ${decodeLen} tokens, greedy, ${kvDtype} KV cache; medians of ${reps} alternating runs`);
 console.log(`# peer: llama.cpp via node-llama-cpp 3.21.1 (compat/llamacpp)${peerInstalled ? '' : ' — NOT INSTALLED: run `npm ci --prefix compat/llamacpp`'}`);
 
 const rows: Record<string, unknown>[] = [];
@@ -75,8 +78,8 @@ for (const m of models) {
     // bandwidth drifts by up to 1.5x over minutes, and alternating exposes both to the same drift.
     const ssRuns: Record<string, number>[] = [], lcRuns: Record<string, number>[] = [];
     for (let r = 0; r < reps; r++) {
-      ssRuns.push(runJson(['--import', 'tsx', join(root, 'bench', 'generate-one.ts'), file, String(threads), String(promptLen), String(decodeLen)], root));
-      if (peerInstalled) lcRuns.push(runJson([join(compat, 'bench.mjs'), file, String(threads), String(promptLen), String(decodeLen), '--reps=1', '--kv=f32'], compat));
+      ssRuns.push(runJson(['--import', 'tsx', join(root, 'bench', 'generate-one.ts'), file, String(threads), String(promptLen), String(decodeLen), kvDtype], root));
+      if (peerInstalled) lcRuns.push(runJson([join(compat, 'bench.mjs'), file, String(threads), String(promptLen), String(decodeLen), '--reps=1', `--kv=${kvDtype}`], compat));
     }
     // Each measurement is its own process: it must have run the kernels this header names.
     checkIsa(isa, String((ssRuns[0] as Record<string, unknown>).isa), `bench/generate-one.ts on ${m} ${type}`);

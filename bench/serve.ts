@@ -29,11 +29,14 @@ const streams = Number(opt('streams', '16'));
 const tokens = Number(opt('tokens', '64'));
 const threads = Number(opt('threads', '2'));
 const wantIsa = isaFlag(args); // inherited by the server processes through the environment
+// KV cache dtype of both servers (llama.cpp runs a q8_0 cache with flash attention, which it needs for one)
+const kvDtype = opt('kv-dtype', 'f32');
+if (!['f32', 'f16', 'q8_0'].includes(kvDtype)) throw new Error(`--kv-dtype must be f32, f16 or q8_0, got ${kvDtype}`);
 const root = join(import.meta.dirname, '..');
 const compat = join(root, 'compat', 'llamacpp');
 
 async function startServer(model: string) {
-  return startServe(['--model', model, '--max-seqs', String(streams), '--threads', String(threads)], { SLIPSTREAM_THREADS: String(threads) });
+  return startServe(['--model', model, '--max-seqs', String(streams), '--threads', String(threads), '--kv-dtype', kvDtype], { SLIPSTREAM_THREADS: String(threads) });
 }
 
 /** The server's kernels, from its /metrics (slipstream_backend_info{backend, isa}). */
@@ -43,7 +46,7 @@ async function serverIsa(url: string): Promise<string> {
 }
 
 const hardware = `${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads`;
-console.log(`# bench:serve — ${hardware}; ${streams} concurrent streams x ${tokens} output tokens, greedy (ignore_eos)`);
+console.log(`# bench:serve — ${hardware}; ${streams} concurrent streams x ${tokens} output tokens, greedy (ignore_eos), ${kvDtype} KV cache`);
 console.log('# peer: llama.cpp via node-llama-cpp 3.21.1, the same GGUF, the same threads, S sequences in one context (compat/llamacpp/parallel.mjs)');
 for (const m of models) {
   const file = benchModelFile(m, 'q8_0');
@@ -59,7 +62,7 @@ for (const m of models) {
   const ttft = prefix.requests.map((q) => q.ttftMs);
   let peer: { totalTokPerSec: number; singleStreamTokPerSec: number } | null = null;
   if (existsSync(join(compat, 'node_modules', 'node-llama-cpp'))) {
-    const p = spawnSync(process.execPath, [join(compat, 'parallel.mjs'), file, String(threads), String(streams), String(tokens), '16', '--kv=f32'], { cwd: compat, encoding: 'utf8', maxBuffer: 16 << 20 });
+    const p = spawnSync(process.execPath, [join(compat, 'parallel.mjs'), file, String(threads), String(streams), String(tokens), '16', `--kv=${kvDtype}`], { cwd: compat, encoding: 'utf8', maxBuffer: 16 << 20 });
     if (p.status === 0) peer = JSON.parse(p.stdout.trim().split('\n').pop()!);
     else console.log(`llama.cpp failed: ${p.stderr.slice(-500)}`);
   }

@@ -2,7 +2,8 @@
 // Speed of llama.cpp (via node-llama-cpp) on the CPU, as the peer for Slipstream's benchmarks.
 //
 //   node bench.mjs MODEL.gguf [THREADS=2] [PROMPT_TOKENS=512] [DECODE_TOKENS=128]
-//                  [--reps=3] [--kv=f16|f32] [--flash-attention]
+//                  [--reps=3] [--kv=f16|f32|q8_0] [--flash-attention]
+// (llama.cpp runs a quantized V cache only with flash attention, so --kv=q8_0 turns it on.)
 //
 // Measures: model load (getLlama's binary load is reported apart), prefill of PROMPT_TOKENS
 // random-but-valid token ids in one llama_decode (batch size = prompt length), then
@@ -20,12 +21,13 @@ function parseArgs(argv) {
         else if (a.startsWith("--reps=")) opt.reps = checkInt(Number(a.slice(7)), "--reps", 1, 100);
         else if (a.startsWith("--kv=")) {
             opt.kv = a.slice(5);
-            if (opt.kv !== "f16" && opt.kv !== "f32") throw new Error(`--kv must be f16 or f32, got ${opt.kv}`);
+            if (opt.kv !== "f16" && opt.kv !== "f32" && opt.kv !== "q8_0") throw new Error(`--kv must be f16, f32 or q8_0, got ${opt.kv}`);
         } else if (a.startsWith("--")) throw new Error(`unknown option ${a}`);
         else pos.push(a);
     }
     if (pos.length < 1 || pos.length > 4)
-        throw new Error("usage: bench.mjs MODEL.gguf [THREADS=2] [PROMPT_TOKENS=512] [DECODE_TOKENS=128] [--reps=3] [--kv=f16|f32] [--flash-attention]");
+        throw new Error("usage: bench.mjs MODEL.gguf [THREADS=2] [PROMPT_TOKENS=512] [DECODE_TOKENS=128] [--reps=3] [--kv=f16|f32|q8_0] [--flash-attention]");
+    if (opt.kv === "q8_0") opt.flashAttention = true;
     const [model, threads = "2", promptTokens = "512", decodeTokens = "128"] = pos;
     if (!existsSync(model)) throw new Error(`model file not found: ${model}`);
     return {

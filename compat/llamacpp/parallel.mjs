@@ -3,7 +3,8 @@
 // S sequences in one context, each with its own short prompt, each decoding N greedy tokens
 // at the same time (node-llama-cpp batches the sequences' tokens into shared llama_decode calls).
 //
-//   node parallel.mjs MODEL.gguf [THREADS=2] [SEQUENCES=16] [TOKENS=64] [PROMPT=16] [--kv=f16|f32]
+//   node parallel.mjs MODEL.gguf [THREADS=2] [SEQUENCES=16] [TOKENS=64] [PROMPT=16] [--kv=f16|f32|q8_0]
+// (--kv=q8_0 runs with flash attention, which llama.cpp needs for a quantized V cache)
 //
 // Prints one JSON object: total output tok/s over all sequences, and the single-stream rate
 // measured the same way with one sequence, for reference.
@@ -16,6 +17,7 @@ async function streams(model, nVocab, threads, S, N, P, kv) {
         batchSize: Math.max(S * P, 512),
         sequences: S,
         threads: { ideal: threads, min: threads },
+        ...(kv === "q8_0" ? { flashAttention: true } : {}),
         experimentalKvCacheKeyType: kv.toUpperCase(),
         experimentalKvCacheValueType: kv.toUpperCase(),
     });
@@ -37,7 +39,7 @@ async function main() {
     const pos = process.argv.slice(2).filter((a) => !a.startsWith("--"));
     const kvArg = process.argv.find((a) => a.startsWith("--kv="));
     const kv = kvArg ? kvArg.slice(5) : "f32";
-    if (kv !== "f16" && kv !== "f32") throw new Error(`--kv must be f16 or f32, got ${kv}`);
+    if (kv !== "f16" && kv !== "f32" && kv !== "q8_0") throw new Error(`--kv must be f16, f32 or q8_0, got ${kv}`);
     const [model, threads = "2", S = "16", N = "64", P = "16"] = pos;
     if (!model || !existsSync(model)) throw new Error(`model file not found: ${model}`);
     const t = checkInt(Number(threads), "THREADS", 1, 1024), s = checkInt(Number(S), "SEQUENCES", 1, 256);

@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "kv_q8.h"
 #include "napi_args.h"
 #include "ops.h"
 #include "pool.h"
@@ -227,7 +228,8 @@ Napi::Value KvWrite(const Napi::CallbackInfo& info) {
   int ct = (int)count(info, 7, op);
   int64_t nb = count(info, 8, op), bs = count(info, 9, op);
   Buf sl = bytes(info, 10, op, "slots");
-  if (ct != SS_F32 && ct != SS_F16) throw range_error(info, op, "cache dtype must be f32 or f16");
+  if (ct != SS_F32 && ct != SS_F16 && ct != SS_Q8_0) throw range_error(info, op, "cache dtype must be f32, f16 or q8_0");
+  if (ct == SS_Q8_0 && D % 32) throw range_error(info, op, "a q8_0 cache needs a head dim that is a multiple of 32");
   need(info, sl, 4 * (size_t)T, op, "slots");
   need(info, k, 4 * (size_t)span3(info, op, T, sT, H, sH, D), op, "k");
   need(info, c, ss::dtype_bytes(ct, mul(info, op, nb, H, bs, D)), op, "cache");
@@ -261,7 +263,8 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   a.scale = (float)number(info, 17, op); a.softcap = (float)number(info, 18, op); a.window = count(info, 19, op);
   int64_t T = (int64_t)(ps.n / 4);
   if (a.Hkv == 0 || a.Hq % a.Hkv || a.bs == 0) throw range_error(info, op, "bad head counts or block size");
-  if (a.ctype != SS_F32 && a.ctype != SS_F16) throw range_error(info, op, "cache dtype must be f32 or f16");
+  if (a.ctype != SS_F32 && a.ctype != SS_F16 && a.ctype != SS_Q8_0) throw range_error(info, op, "cache dtype must be f32, f16 or q8_0");
+  if (a.ctype == SS_Q8_0 && (a.D % 32 || a.D > SS_KVQ8_DMAX)) throw range_error(info, op, "a q8_0 cache needs a head dim that is a multiple of 32, at most " + std::to_string(SS_KVQ8_DMAX));
   size_t pool = ss::dtype_bytes(a.ctype, mul(info, op, nb, a.Hkv, a.bs, a.D));
   need(info, kc, pool, op, "kCache");
   need(info, vc, pool, op, "vCache");

@@ -5,3 +5,4 @@
 #include "train_kernels.inc"
 #include "sgemm_kernels.inc"
 #include "bench_kernels.inc"
+#include "kv_q8.inc"

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kv_q8.h"
 #include "pool.h"
 #include "simd.h"
 
@@ -278,6 +279,17 @@ void gated(int op, const float* g, int64_t ldg, const float* u, int64_t ldu, flo
 void attention(const ss_attn_args& a_in, int64_t T) {
   const ss_kernels* k = K;
   ss_attn_args a = a_in;
+  if (a.ctype == SS_Q8_0) {  // q8_0 pools (kv_q8.inc): one task per (row, KV head)
+#if defined(__x86_64__)
+    void (*f)(const ss_attn_args&, int64_t, int64_t) = g_isa == 2 ? ss_portable::attention_q8 : ss_avx2::attention_q8;
+#else
+    void (*f)(const ss_attn_args&, int64_t, int64_t) = ss_portable::attention_q8;
+#endif
+    a.T = T;
+    a.rowsPerTask = 1;
+    parallel_for(T * a.Hkv, 1, [&](int64_t t0, int64_t t1) { f(a, t0, t1); });
+    return;
+  }
   // Rows of one sequence (a prefill chunk) go to the kernel several at a time when the query
   // heads per KV head are fewer than the score tile's rows (k->attn_rows: 8 on AVX-512, 4 on
   // AVX2 and portable): each key and value read then serves the heads of several rows. With one
@@ -425,7 +437,7 @@ void kv_write(const float* k, int64_t T, int64_t H, int64_t D, int64_t sT, int64
     const int64_t blk = slots[t] / bs, off = slots[t] % bs;
     for (int64_t h = 0; h < H; h++) {
       const float* src = k + t * sT + h * sH;
-      if (keyMajor) {  // element (d, off) of the block at (blk * H + h) * D * bs + d * bs + off
+      if (keyMajor && ctype != SS_Q8_0) {  // element (d, off) of the block at (blk * H + h) * D * bs + d * bs + off
         const int64_t base = (blk * H + h) * D * bs + off;
         if (ctype == SS_F32) {
           for (int64_t d = 0; d < D; d++) ((float*)cache)[base + d * bs] = src[d];
@@ -440,6 +452,10 @@ void kv_write(const float* k, int64_t T, int64_t H, int64_t D, int64_t sT, int64
         continue;
       }
       const int64_t idx = ((blk * H + h) * bs + off) * D;
+      if (ctype == SS_Q8_0) {  // keys and values alike: a token's row as q8_0 blocks (kv_q8.inc)
+        encode_row(src, (uint8_t*)cache + dtype_bytes(SS_Q8_0, idx), SS_Q8_0, D);
+        continue;
+      }
       if (ctype == SS_F32) std::memcpy((float*)cache + idx, src, (size_t)D * 4);
       else encode_row(src, (uint8_t*)((uint16_t*)cache + idx), SS_F16, D);
     }

@@ -18,7 +18,7 @@ import { EngineError, type FinishReason, type SamplingOptions } from '../engine/
 import { Engine } from '../engine/engine.ts';
 import { applyChatTemplate, ChatTemplateError, type ChatMessage } from '../formats/chat-template.ts';
 import type { Tokenizer } from '../formats/tokenizer.ts';
-import { KvPool, type KvDType } from '../models/kv.ts';
+import { isKvDtype, KV_DTYPES, kvDtypeProblem, KvPool, type KvDType } from '../models/kv.ts';
 import { defaultModelDir } from '../models/default.ts';
 import { loadModel } from '../models/load.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
@@ -220,7 +220,7 @@ class LineQueue {
 
 export async function chatCommand(o: ChatCliOptions, io: ChatIo = { input: process.stdin, output: process.stdout, err: process.stderr }): Promise<void> {
   if (o.quantize !== undefined && o.quantize !== 'q8_0') throw new UsageError(`--quantize supports q8_0, got '${o.quantize}'`);
-  if (o.kvDtype !== undefined && o.kvDtype !== 'f32' && o.kvDtype !== 'f16') throw new UsageError(`--kv-dtype must be f32 or f16, got '${o.kvDtype}'`);
+  if (o.kvDtype !== undefined && !isKvDtype(o.kvDtype)) throw new UsageError(`--kv-dtype must be ${KV_DTYPES.join(', ')}, got '${o.kvDtype}'`);
   const ctxFlag = o.ctxSize === undefined ? undefined : numFlag('ctx-size', o.ctxSize, 0, true);
   if (ctxFlag !== undefined && ctxFlag < 2) throw new UsageError(`--ctx-size must be >= 2, got ${ctxFlag}`);
   const sampling = parseSamplingFlags(o, DEFAULT_MAX_TOKENS);
@@ -231,6 +231,8 @@ export async function chatCommand(o: ChatCliOptions, io: ChatIo = { input: proce
     be.setThreads(t);
   }
   const lm = await loadModel(o.model ?? defaultModelDir(), be, { quantize: o.quantize as 'q8_0' | undefined, mmap: o.mmap !== false, lora: o.lora });
+  const kvProblem = kvDtypeProblem(lm.config, (o.kvDtype as KvDType | undefined) ?? 'f32');
+  if (kvProblem) throw new UsageError(kvProblem);
   const context = Math.min(lm.config.maxPosition, ctxFlag ?? DEFAULT_CTX_CAP);
   const s = sampling(lm.generation);
   if (!lm.tokenizer.chatTemplate) throw new UsageError(`${lm.path} has no chat template; use \`slipstream generate\` for plain completion`);

@@ -6,6 +6,7 @@ import { defaultModelDir } from '../models/default.ts';
 import { EngineError, type SamplingOptions } from '../engine/api.ts';
 import { generate } from '../engine/generate.ts';
 import { applyChatTemplate } from '../formats/chat-template.ts';
+import { isKvDtype, KV_DTYPES, kvDtypeProblem, type KvDType } from '../models/kv.ts';
 import { loadModel } from '../models/load.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
 import { UsageError } from '../errors.ts';
@@ -27,7 +28,7 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   // The sampling flags (shared with `chat`): checked before the model loads, a typo should not cost a load.
   const samplingFor = parseSamplingFlags(o, 128);
   if (o.quantize !== undefined && o.quantize !== 'q8_0') throw new UsageError(`--quantize supports q8_0, got '${o.quantize}'`);
-  if (o.kvDtype !== undefined && o.kvDtype !== 'f32' && o.kvDtype !== 'f16') throw new UsageError(`--kv-dtype must be f32 or f16, got '${o.kvDtype}'`);
+  if (o.kvDtype !== undefined && !isKvDtype(o.kvDtype)) throw new UsageError(`--kv-dtype must be ${KV_DTYPES.join(', ')}, got '${o.kvDtype}'`);
   const threads = o.threads === undefined ? undefined : numFlag('threads', o.threads, 0, true);
   if (threads !== undefined && (threads < 1 || threads > 1024)) throw new UsageError(`--threads must be in [1, 1024], got ${threads}`);
   const be = cpuBackend();
@@ -37,6 +38,9 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   const lm = await loadModel(o.model ?? defaultModelDir(), be, { quantize: o.quantize as 'q8_0' | undefined, mmap: o.mmap !== false, lora: o.lora });
   const loadSeconds = (performance.now() - t0) / 1000;
   const { tokenizer, config, generation } = lm;
+  const kvDtype: KvDType = (o.kvDtype as KvDType | undefined) ?? 'f32';
+  const kvProblem = kvDtypeProblem(config, kvDtype);
+  if (kvProblem) throw new UsageError(kvProblem);
 
   // With no sampling flags: the model's generation_config.json, else llama.cpp's defaults.
   const sampling: SamplingOptions = samplingFor(generation);
@@ -66,7 +70,7 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   try {
     r = generate(lm.model, tokenizer, prompt, {
       sampling,
-      kvDtype: (o.kvDtype as 'f32' | 'f16' | undefined) ?? 'f32',
+      kvDtype,
       eosIds: config.eosIds,
       onText: (text) => process.stdout.write(text),
     });

@@ -11,6 +11,7 @@
 
 import { createServer } from 'node:net';
 import { defaultModelDir } from '../models/default.ts';
+import { isKvDtype, KV_DTYPES, type KvDType } from '../models/kv.ts';
 import { startEngineHost } from '../engine/worker-host.ts';
 import { buildServer, startDraining } from '../server/app.ts';
 import { UsageError } from '../errors.ts';
@@ -28,6 +29,7 @@ export interface ServeCliOptions {
   quantize?: string;
   lora?: string;
   kvCacheMemory?: string;
+  kvDtype?: string;
   maxBatchTokens?: string;
   maxSeqs?: string;
   maxWaiting?: string;
@@ -112,6 +114,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   if (o.quantize !== undefined && o.quantize !== 'q8_0') throw new UsageError(`--quantize supports q8_0, got '${o.quantize}'`);
   const kvGiB = num('kv-cache-memory', o.kvCacheMemory);
   if (kvGiB !== undefined && kvGiB <= 0) throw new UsageError(`--kv-cache-memory must be > 0 GiB, got ${kvGiB}`);
+  if (o.kvDtype !== undefined && !isKvDtype(o.kvDtype)) throw new UsageError(`--kv-dtype must be ${KV_DTYPES.join(', ')}, got '${o.kvDtype}'`);
   const apiKey = o.apiKey ?? (process.env.SLIPSTREAM_API_KEY || undefined);
   await checkListen(host, port);
   const logFormat = (o.logFormat ?? 'text') as LogFormat;
@@ -122,6 +125,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     quantize: o.quantize as 'q8_0' | undefined,
     lora: o.lora,
     kvCacheMemory: kvGiB === undefined ? undefined : Math.floor(kvGiB * 2 ** 30),
+    kvDtype: o.kvDtype as KvDType | undefined,
     maxBatchTokens: num('max-batch-tokens', o.maxBatchTokens, { int: true, min: 1 }),
     maxSeqs: num('max-seqs', o.maxSeqs, { int: true, min: 1 }),
     maxWaiting: num('max-waiting', o.maxWaiting, { int: true, min: 0 }),

@@ -28,6 +28,8 @@ export interface SequenceOptions {
   blockSize?: number;
   /** Prompt tokens per forward step (default 256: big enough for GEMM efficiency, small scratch). */
   prefillChunk?: number;
+  /** KV cache dtype (default f32: the benchmarks' and the model tests'). */
+  kvDtype?: KvDType;
 }
 
 export class Sequence {
@@ -44,9 +46,9 @@ export class Sequence {
   ) {
     const bs = opts.blockSize ?? 16;
     const nBlocks = Math.ceil(opts.maxContext / bs);
-    // an f32 cache (the benchmarks' and the model tests')
-    const bytes = nBlocks * bs * KvPool.bytesPerToken(model.cfg, 'f32');
-    this.kv = new KvPool(model.cfg, nBlocks, bs, 'f32', bytes <= EAGER_KV_BYTES ? true : 'background');
+    const dtype = opts.kvDtype ?? 'f32';
+    const bytes = nBlocks * bs * KvPool.bytesPerToken(model.cfg, dtype);
+    this.kv = new KvPool(model.cfg, nBlocks, bs, dtype, bytes <= EAGER_KV_BYTES ? true : 'background');
     this.table = Int32Array.from({ length: nBlocks }, (_, i) => i);
     this.maxContext = nBlocks * bs;
     this.chunk = opts.prefillChunk ?? 256;

@@ -10,7 +10,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { EngineError, type TokenEvent } from './api.ts';
 import { Engine } from './engine.ts';
-import { KvPool } from '../models/kv.ts';
+import { kvDtypeProblem, KvPool } from '../models/kv.ts';
 import { loadModel } from '../models/load.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
 import { kvBlocksFor, type EngineHostOptions, type ToWorker } from './worker-protocol.ts';
@@ -24,6 +24,8 @@ async function main(): Promise<void> {
   const lm = await loadModel(opts.model, be, { quantize: opts.quantize, lora: opts.lora });
   const blockSize = opts.blockSize ?? 16;
   const kvDtype = opts.kvDtype ?? 'f32';
+  const kvProblem = kvDtypeProblem(lm.config, kvDtype);
+  if (kvProblem) throw new Error(kvProblem);
   const maxSeqs = opts.maxSeqs ?? 16;
   const numBlocks = kvBlocksFor(KvPool.bytesPerToken(lm.config, kvDtype), blockSize, lm.config.maxPosition, maxSeqs, opts.kvCacheMemory);
   const engine = new Engine(lm.model, lm.tokenizer, {

@@ -15,7 +15,8 @@
 // reversal is ggufDimsToShape() in layout.ts.
 //
 // Reading never copies tensor bytes: `data` of every tensor is a Uint8Array view into the one
-// mapping of the file (kept alive by the views). Every malformed input raises a FormatError
+// mapping of the file (kept alive by the views); a file over 4 GiB (more than one ArrayBuffer
+// holds) is read through a header window and data windows of neighbouring tensors instead. Every malformed input raises a FormatError
 // naming the file and the problem; the parser checks each length against the bytes left
 // before it reads or allocates anything.
 
@@ -25,7 +26,7 @@ import { basename, dirname, join } from 'node:path';
 import { Q8_0_BLOCK, Q8_0_BLOCK_BYTES } from '../tensor/dtype.ts';
 import { encodeF32Into } from '../tensor/convert.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { mapFile } from './mmap.ts';
+import { fileSize, mapFile, mapSpans, mapWindow, MAX_MAPPING } from './mmap.ts';
 import { ggufDimsToShape } from './layout.ts';
 import { FormatError } from './errors.ts';
 import {
@@ -85,10 +86,38 @@ export interface GgufFile {
 
 // ---- reading ---------------------------------------------------------------------------
 
-/** Maps `path` and parses it. Tensor data stays in the mapping. */
-export function readGguf(path: string): GgufFile {
-  return parseGguf(new Uint8Array(mapFile(path)), path);
+export interface ReadGgufOptions {
+  /**
+   * Files up to this size are mapped whole (default: the largest ArrayBuffer, 4 GiB on Node 20);
+   * larger ones are read in windows: the header through a small window, the tensors through
+   * windows of up to `windowBytes` (mapSpans in mmap.ts). Tests lower both.
+   */
+  wholeFileMax?: number;
+  windowBytes?: number;
 }
+
+/** Maps `path` and parses it. Tensor data stays in the mapping (or mappings, for a file over 4 GiB). */
+export function readGguf(path: string, opts: ReadGgufOptions = {}): GgufFile {
+  const size = fileSize(path);
+  if (size <= Math.min(opts.wholeFileMax ?? MAX_MAPPING, MAX_MAPPING)) return parseGguf(new Uint8Array(mapFile(path)), path);
+  // The header through a window that grows until it holds the metadata and tensor infos (a
+  // vocabulary of 256k tokens is ~5 MB of them), then each tensor a view into a data window.
+  let window = Math.min(size, 16 << 20);
+  for (;;) {
+    try {
+      const h = parseHeader(mapWindow(path, 0, window), path, size);
+      const views = mapSpans(path, h.infos.map((t) => ({ name: t.name, offset: h.dataOffset + t.rel, nbytes: t.nbytes })), opts.windowBytes);
+      return finishFile(h, path, (name) => views.get(name)!);
+    } catch (e) {
+      if (!(e instanceof NeedMore)) throw e;
+      if (window >= Math.min(size, MAX_MAPPING)) throw new FormatError(path, `the header is larger than ${window} bytes, more than can be mapped as one buffer`);
+      window = Math.min(size, MAX_MAPPING, window * 4);
+    }
+  }
+}
+
+/** The header runs past the window mapped so far (not past the file): map more and parse again. */
+class NeedMore extends Error {}
 
 class Cursor {
   pos = 0;
@@ -98,10 +127,11 @@ class Cursor {
   readonly buf: Buffer;
   readonly size: number;
 
-  constructor(readonly bytes: Uint8Array, readonly path: string) {
+  /** `bytes` holds the file's first bytes (all of them, or a window); `size` is the file's size. */
+  constructor(readonly bytes: Uint8Array, readonly path: string, size = bytes.byteLength) {
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.size = bytes.byteLength;
+    this.size = size;
   }
 
   fail(problem: string): never {
@@ -113,6 +143,7 @@ class Cursor {
       const what = item === undefined ? this.ctx : `${this.ctx}, item ${item}`;
       this.fail(`truncated: reading ${what} needs ${n} bytes at offset ${this.pos}, but the file ends at ${this.size}`);
     }
+    if (n > this.bytes.byteLength - this.pos) throw new NeedMore();
   }
 
   u8(): number {
@@ -162,6 +193,7 @@ class Cursor {
       this.fail(`bad string length ${len} at offset ${at} (${what}): only ${this.size - this.pos} bytes left in the file`);
     }
     const n = Number(len);
+    if (n > this.bytes.byteLength - this.pos) throw new NeedMore();
     // Invalid UTF-8 becomes U+FFFD rather than an error: some vocabularies hold such tokens.
     const s = this.buf.toString('utf8', this.pos, this.pos + n);
     this.pos += n;
@@ -220,7 +252,25 @@ function describeMagic(b: Uint8Array): string {
 
 /** Parses a whole GGUF file held in `bytes` (a mapping or a buffer); `path` names it in errors. */
 export function parseGguf(bytes: Uint8Array, path = '<buffer>'): GgufFile {
-  const c = new Cursor(bytes, path);
+  const h = parseHeader(bytes, path, bytes.byteLength);
+  return finishFile(h, path, (_name, offset, nbytes) => bytes.subarray(offset, offset + nbytes));
+}
+
+interface GgufHeader {
+  version: number;
+  alignment: number;
+  metadata: GgufMetadata;
+  infos: { name: string; dims: number[]; type: number; rel: number; nbytes: number }[];
+  dataOffset: number;
+}
+
+/**
+ * The header of a file of `size` bytes whose first bytes are `bytes` (the whole file or a
+ * window); every tensor is checked to lie inside the file, aligned and not overlapping another.
+ * Throws NeedMore when the header runs past the window but not past the file.
+ */
+function parseHeader(bytes: Uint8Array, path: string, size: number): GgufHeader {
+  const c = new Cursor(bytes, path, size);
   if (c.size < 4) c.fail(`not a GGUF file: ${c.size} bytes is too short for a header`);
   const magic = bytes.subarray(0, 4);
   if (String.fromCharCode(...magic) !== GGUF_MAGIC) c.fail(`not a GGUF file (magic ${describeMagic(magic)}, expected "GGUF")`);
@@ -276,25 +326,33 @@ export function parseGguf(bytes: Uint8Array, path = '<buffer>'): GgufFile {
   const alignment = alignmentOf(metadata, (p) => c.fail(p));
   const dataOffset = alignUp(c.pos, alignment);
 
-  const tensors = new Map<string, GgufTensorInfo>();
   for (const t of infos) {
     if (t.rel % alignment !== 0) c.fail(`tensor "${t.name}" offset ${t.rel} is not a multiple of the alignment ${alignment}`);
     const offset = dataOffset + t.rel;
     if (offset + t.nbytes > c.size) {
       c.fail(`tensor "${t.name}" (${t.nbytes} bytes at offset ${offset}) runs past the end of the file (${c.size} bytes)`);
     }
-    const typeName = ggmlTypeName(t.type);
-    tensors.set(t.name, { name: t.name, dims: t.dims, type: t.type, typeName, offset, nbytes: t.nbytes, data: bytes.subarray(offset, offset + t.nbytes) });
   }
   // Overlaps, in data order. Empty tensors own no bytes.
-  const byOffset = [...tensors.values()].filter((t) => t.nbytes > 0).sort((a, b) => a.offset - b.offset);
+  const byOffset = infos.filter((t) => t.nbytes > 0).sort((a, b) => a.rel - b.rel);
   for (let i = 1; i < byOffset.length; i++) {
     const a = byOffset[i - 1]!, b = byOffset[i]!;
-    if (a.offset + a.nbytes > b.offset) c.fail(`tensors "${a.name}" and "${b.name}" overlap (bytes ${a.offset}-${a.offset + a.nbytes} and ${b.offset}-${b.offset + b.nbytes})`);
+    const ao = dataOffset + a.rel, bo = dataOffset + b.rel;
+    if (ao + a.nbytes > bo) c.fail(`tensors "${a.name}" and "${b.name}" overlap (bytes ${ao}-${ao + a.nbytes} and ${bo}-${bo + b.nbytes})`);
   }
 
   nameMetadata(metadata, path);
-  return { path, version, alignment, metadata, tensors, dataOffset };
+  return { version, alignment, metadata, infos, dataOffset };
+}
+
+/** The GgufFile of a parsed header, each tensor's data from `view` (a subarray of one mapping, or a window's). */
+function finishFile(h: GgufHeader, path: string, view: (name: string, offset: number, nbytes: number) => Uint8Array): GgufFile {
+  const tensors = new Map<string, GgufTensorInfo>();
+  for (const t of h.infos) {
+    const offset = h.dataOffset + t.rel;
+    tensors.set(t.name, { name: t.name, dims: t.dims, type: t.type, typeName: ggmlTypeName(t.type), offset, nbytes: t.nbytes, data: view(t.name, offset, t.nbytes) });
+  }
+  return { path, version: h.version, alignment: h.alignment, metadata: h.metadata, tensors, dataOffset: h.dataOffset };
 }
 
 function alignUp(n: number, a: number): number {

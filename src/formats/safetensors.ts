@@ -18,7 +18,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import type { DType } from '../tensor/dtype.ts';
 import { Tensor, fmtShape } from '../tensor/tensor.ts';
-import { mapFile } from './mmap.ts';
+import { fileSize, mapFile, mapSpans, mapWindow, MAX_MAPPING } from './mmap.ts';
 import { FormatError } from './errors.ts';
 
 export type StDType =
@@ -94,15 +94,18 @@ function checkShape(shape: unknown): string | null {
 /** One mapped, fully validated .safetensors file. */
 export class SafetensorsFile {
   readonly path: string;
-  /** The whole file, mapped read-only (private copy-on-write). */
-  readonly buffer: ArrayBuffer;
+  /**
+   * The whole file, mapped read-only (private copy-on-write); null for a file over 4 GiB, whose
+   * tensors are views into windows of the file (see open()).
+   */
+  readonly buffer: ArrayBuffer | null;
   /** Byte offset of the data section in the file (8 + header length). */
   readonly dataStart: number;
   readonly metadata: Readonly<Record<string, string>>;
   /** In data-section order. */
   readonly tensors: ReadonlyMap<string, StTensorInfo>;
 
-  private constructor(path: string, buffer: ArrayBuffer, dataStart: number, metadata: Record<string, string>, tensors: Map<string, StTensorInfo>) {
+  private constructor(path: string, buffer: ArrayBuffer | null, dataStart: number, metadata: Record<string, string>, tensors: Map<string, StTensorInfo>) {
     this.path = path;
     this.buffer = buffer;
     this.dataStart = dataStart;
@@ -110,97 +113,28 @@ export class SafetensorsFile {
     this.tensors = tensors;
   }
 
-  static open(path: string): SafetensorsFile {
-    return SafetensorsFile.parse(path, mapFile(path));
+  /**
+   * Maps and validates a file. Up to `opts.wholeFileMax` bytes (default: the largest ArrayBuffer,
+   * 4 GiB on Node 20) it is one mapping; a larger file's header is read through a window of its
+   * own and its tensors through windows of up to `opts.windowBytes` (mapSpans in mmap.ts).
+   */
+  static open(path: string, opts: { wholeFileMax?: number; windowBytes?: number } = {}): SafetensorsFile {
+    const size = fileSize(path);
+    if (size <= Math.min(opts.wholeFileMax ?? MAX_MAPPING, MAX_MAPPING)) return SafetensorsFile.parse(path, mapFile(path));
+    const len = mapWindow(path, 0, 8);
+    const headerLen = checkHeaderLength(path, new DataView(len.buffer, len.byteOffset, 8).getBigUint64(0, true), size);
+    const h = parseHeader(path, mapWindow(path, 8, headerLen), size);
+    const views = mapSpans(path, h.entries.map((t) => ({ name: t.name, offset: h.dataStart + t.begin, nbytes: t.end - t.begin })), opts.windowBytes);
+    return new SafetensorsFile(path, null, h.dataStart, h.metadata, infos(path, h.entries, (t) => views.get(t.name)!));
   }
 
   /** Validates the header of a whole file already in memory (`buffer` is kept, not copied). */
   static parse(path: string, buffer: ArrayBuffer): SafetensorsFile {
-    const bad = (problem: string) => new FormatError(path, problem);
     const size = buffer.byteLength;
-    if (size < 8) throw bad(`file is ${size} bytes, shorter than the 8-byte header length`);
-    const n = new DataView(buffer, 0, 8).getBigUint64(0, true);
-    if (n > BigInt(MAX_HEADER_BYTES)) throw bad(`header length ${n} is absurd (over the ${MAX_HEADER_BYTES}-byte limit); not a safetensors file?`);
-    const headerLen = Number(n);
-    if (8 + headerLen > size) throw bad(`header length ${headerLen} runs past the end of the file (${size} bytes)`);
-
-    let text: string;
-    try {
-      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(new Uint8Array(buffer, 8, headerLen));
-    } catch {
-      throw bad('header is not valid UTF-8');
-    }
-    let header: unknown;
-    try {
-      header = JSON.parse(text);
-    } catch (e) {
-      throw bad(`header is not valid JSON (${(e as Error).message})`);
-    }
-    if (!isPlainObject(header)) throw bad('header is not a JSON object');
-
-    let metadata: Record<string, string> = {};
-    const meta = header['__metadata__'];
-    // The reference reader takes null as "no metadata"; so do we.
-    if (meta !== undefined && meta !== null) {
-      if (!isPlainObject(meta)) throw bad('__metadata__ is not an object of strings');
-      for (const [k, v] of Object.entries(meta)) {
-        if (typeof v !== 'string') throw bad(`__metadata__ value "${k}" is ${JSON.stringify(v)}, not a string`);
-      }
-      metadata = { ...(meta as Record<string, string>) }; // spread copies a "__proto__" key as data
-    }
-
-    const dataStart = 8 + headerLen;
-    const dataLen = size - dataStart;
-    const entries: { name: string; dtype: StDType; shape: number[]; begin: number; end: number }[] = [];
-    for (const [name, e] of Object.entries(header)) {
-      if (name === '__metadata__') continue;
-      const tbad = (problem: string) => bad(`tensor "${name}": ${problem}`);
-      if (!isPlainObject(e)) throw tbad('entry is not an object');
-      const dtype = e['dtype'];
-      if (dtype === undefined) throw tbad('no dtype');
-      if (!isStDType(dtype)) throw tbad(`unknown dtype ${JSON.stringify(dtype)}`);
-      const shapeProblem = e['shape'] === undefined ? 'no shape' : checkShape(e['shape']);
-      if (shapeProblem) throw tbad(shapeProblem);
-      const shape = e['shape'] as number[];
-      const offs = e['data_offsets'];
-      if (offs === undefined) throw tbad('no data_offsets');
-      if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)) {
-        throw tbad(`data_offsets ${JSON.stringify(offs)} must be [begin, end], integers >= 0`);
-      }
-      const [begin, end] = offs as [number, number];
-      if (begin > end) throw tbad(`data_offsets [${begin}, ${end}] has begin > end`);
-      const count = countElements(shape);
-      if (count === null || !Number.isSafeInteger(count * ST_DTYPE_SIZE[dtype])) throw tbad(`shape ${fmtShape(shape)} is too large`);
-      const need = count * ST_DTYPE_SIZE[dtype];
-      if (end - begin !== need) throw tbad(`data_offsets [${begin}, ${end}] span ${end - begin} bytes but ${dtype} ${fmtShape(shape)} needs ${need}`);
-      if (end > dataLen) throw tbad(`data_offsets [${begin}, ${end}] run past the end of the data section (${dataLen} bytes)`);
-      if (need > bufferConstants.MAX_LENGTH) throw tbad(`${need} bytes is more than one typed array can view in this Node.js`);
-      entries.push({ name, dtype, shape, begin, end });
-    }
-
-    // Overlap check in data order. Empty tensors own no bytes, so they overlap nothing.
-    // (Gaps between tensors are tolerated: they harm nothing when reading.)
-    entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
-    let last: (typeof entries)[number] | null = null;
-    for (const t of entries) {
-      if (t.begin === t.end) continue;
-      if (last && t.begin < last.end) {
-        throw bad(`tensors "${last.name}" [${last.begin}, ${last.end}) and "${t.name}" [${t.begin}, ${t.end}) overlap`);
-      }
-      if (!last || t.end > last.end) last = t;
-    }
-
-    const tensors = new Map<string, StTensorInfo>();
-    for (const t of entries) {
-      tensors.set(t.name, Object.freeze({
-        name: t.name,
-        dtype: t.dtype,
-        shape: Object.freeze(t.shape.slice()),
-        data: new Uint8Array(buffer, dataStart + t.begin, t.end - t.begin),
-        file: path,
-      }));
-    }
-    return new SafetensorsFile(path, buffer, dataStart, metadata, tensors);
+    if (size < 8) throw new FormatError(path, `file is ${size} bytes, shorter than the 8-byte header length`);
+    const headerLen = checkHeaderLength(path, new DataView(buffer, 0, 8).getBigUint64(0, true), size);
+    const h = parseHeader(path, new Uint8Array(buffer, 8, headerLen), size);
+    return new SafetensorsFile(path, buffer, h.dataStart, h.metadata, infos(path, h.entries, (t) => new Uint8Array(buffer, h.dataStart + t.begin, t.end - t.begin)));
   }
 
   info(name: string): StTensorInfo {
@@ -212,6 +146,102 @@ export class SafetensorsFile {
   tensor(name: string): Tensor {
     return toTensor(this.info(name));
   }
+}
+
+type HeaderEntry = { name: string; dtype: StDType; shape: number[]; begin: number; end: number };
+
+/** The u64 header length, checked against the limit and the file's size. */
+function checkHeaderLength(path: string, n: bigint, size: number): number {
+  if (size < 8) throw new FormatError(path, `file is ${size} bytes, shorter than the 8-byte header length`);
+  if (n > BigInt(MAX_HEADER_BYTES)) throw new FormatError(path, `header length ${n} is absurd (over the ${MAX_HEADER_BYTES}-byte limit); not a safetensors file?`);
+  const headerLen = Number(n);
+  if (8 + headerLen > size) throw new FormatError(path, `header length ${headerLen} runs past the end of the file (${size} bytes)`);
+  return headerLen;
+}
+
+/** Tensor infos in data order, each with its bytes from `view`. */
+function infos(path: string, entries: HeaderEntry[], view: (t: HeaderEntry) => Uint8Array): Map<string, StTensorInfo> {
+  const tensors = new Map<string, StTensorInfo>();
+  for (const t of entries) {
+    tensors.set(t.name, Object.freeze({ name: t.name, dtype: t.dtype, shape: Object.freeze(t.shape.slice()), data: view(t), file: path }));
+  }
+  return tensors;
+}
+
+/**
+ * Validates the JSON header (`headerBytes`, the bytes after the length) of a file of `size`
+ * bytes: every tensor inside the data section, sized as its dtype and shape say, none
+ * overlapping another. Entries come back in data order.
+ */
+function parseHeader(path: string, headerBytes: Uint8Array, size: number): { dataStart: number; metadata: Record<string, string>; entries: HeaderEntry[] } {
+  const bad = (problem: string) => new FormatError(path, problem);
+  const headerLen = headerBytes.byteLength;
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
+  } catch {
+    throw bad('header is not valid UTF-8');
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    throw bad(`header is not valid JSON (${(e as Error).message})`);
+  }
+  if (!isPlainObject(header)) throw bad('header is not a JSON object');
+
+  let metadata: Record<string, string> = {};
+  const meta = header['__metadata__'];
+  // The reference reader takes null as "no metadata"; so do we.
+  if (meta !== undefined && meta !== null) {
+    if (!isPlainObject(meta)) throw bad('__metadata__ is not an object of strings');
+    for (const [k, v] of Object.entries(meta)) {
+      if (typeof v !== 'string') throw bad(`__metadata__ value "${k}" is ${JSON.stringify(v)}, not a string`);
+    }
+    metadata = { ...(meta as Record<string, string>) }; // spread copies a "__proto__" key as data
+  }
+
+  const dataStart = 8 + headerLen;
+  const dataLen = size - dataStart;
+  const entries: HeaderEntry[] = [];
+  for (const [name, e] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const tbad = (problem: string) => bad(`tensor "${name}": ${problem}`);
+    if (!isPlainObject(e)) throw tbad('entry is not an object');
+    const dtype = e['dtype'];
+    if (dtype === undefined) throw tbad('no dtype');
+    if (!isStDType(dtype)) throw tbad(`unknown dtype ${JSON.stringify(dtype)}`);
+    const shapeProblem = e['shape'] === undefined ? 'no shape' : checkShape(e['shape']);
+    if (shapeProblem) throw tbad(shapeProblem);
+    const shape = e['shape'] as number[];
+    const offs = e['data_offsets'];
+    if (offs === undefined) throw tbad('no data_offsets');
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)) {
+      throw tbad(`data_offsets ${JSON.stringify(offs)} must be [begin, end], integers >= 0`);
+    }
+    const [begin, end] = offs as [number, number];
+    if (begin > end) throw tbad(`data_offsets [${begin}, ${end}] has begin > end`);
+    const count = countElements(shape);
+    if (count === null || !Number.isSafeInteger(count * ST_DTYPE_SIZE[dtype])) throw tbad(`shape ${fmtShape(shape)} is too large`);
+    const need = count * ST_DTYPE_SIZE[dtype];
+    if (end - begin !== need) throw tbad(`data_offsets [${begin}, ${end}] span ${end - begin} bytes but ${dtype} ${fmtShape(shape)} needs ${need}`);
+    if (end > dataLen) throw tbad(`data_offsets [${begin}, ${end}] run past the end of the data section (${dataLen} bytes)`);
+    if (need > bufferConstants.MAX_LENGTH) throw tbad(`${need} bytes is more than one typed array can view in this Node.js`);
+    entries.push({ name, dtype, shape, begin, end });
+  }
+
+  // Overlap check in data order. Empty tensors own no bytes, so they overlap nothing.
+  // (Gaps between tensors are tolerated: they harm nothing when reading.)
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let last: (typeof entries)[number] | null = null;
+  for (const t of entries) {
+    if (t.begin === t.end) continue;
+    if (last && t.begin < last.end) {
+      throw bad(`tensors "${last.name}" [${last.begin}, ${last.end}) and "${t.name}" [${t.begin}, ${t.end}) overlap`);
+    }
+    if (!last || t.end > last.end) last = t;
+  }
+  return { dataStart, metadata, entries };
 }
 
 /**
@@ -251,9 +281,11 @@ class SafetensorsCheckpoint implements Checkpoint {
     this.path = path;
     this.files = Object.freeze(files.map((f) => f.path));
     this.metadata = files[0]?.metadata ?? Object.freeze({});
-    // Storage order: rank files by position, tensors by their data offset.
-    const fileIdx = new Map(files.map((f, i) => [f.path, i]));
-    const sorted = [...byName.values()].sort((a, b) => fileIdx.get(a.file)! - fileIdx.get(b.file)! || a.data.byteOffset - b.data.byteOffset);
+    // Storage order: files by position, tensors in each file's data order (its map's order; a
+    // view's byteOffset is relative to its window in a file over 4 GiB, so it cannot rank them).
+    const rank = new Map<StTensorInfo, number>();
+    for (const f of files) for (const t of f.tensors.values()) rank.set(t, rank.size);
+    const sorted = [...byName.values()].sort((a, b) => rank.get(a)! - rank.get(b)!);
     this.byName = new Map(sorted.map((t) => [t.name, t]));
   }
 

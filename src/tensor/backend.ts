@@ -53,8 +53,10 @@ export interface AttentionOptions {
 }
 
 /**
- * Paged KV cache pools, one per layer for K and one for V, dtype f32 or f16 (see PoolRole):
- *   K [n_blocks, n_kv_heads, head_dim, block_size], V [n_blocks, n_kv_heads, block_size, head_dim].
+ * Paged KV cache pools, one per layer for K and one for V, dtype f32, f16 or q8_0 (see PoolRole):
+ *   K [n_blocks, n_kv_heads, head_dim, block_size], V [n_blocks, n_kv_heads, block_size, head_dim];
+ * q8_0 pools store every token's head_dim row as q8_0 blocks, keys token-major as well:
+ *   K and V [n_blocks, n_kv_heads, block_size, head_dim] (head_dim a multiple of 32).
  * A sequence's token at position p lives in block blockTable[floor(p / block_size)],
  * at offset p % block_size. A "slot" is block * block_size + offset.
  */
@@ -105,7 +107,9 @@ export interface Backend {
   /**
    * Write x[T, Hkv, Dh] (a view is fine) at slots[T] (slot = block * block_size + offset) into
    * a pool of the paged cache: role 'k' writes a key pool [n_blocks, Hkv, Dh, block_size]
-   * (dimension-major within a block), 'v' a value pool [n_blocks, Hkv, block_size, Dh].
+   * (dimension-major within a block), 'v' a value pool [n_blocks, Hkv, block_size, Dh]. A q8_0
+   * pool (either role, [n_blocks, Hkv, block_size, Dh]) gets each row quantized as ggml's
+   * quantize_row_q8_0 (d = amax / 127 stored as f16, q = round(x / d), ties away from zero).
    */
   kvWrite(x: Tensor, cache: Tensor, slots: Int32Array, role: PoolRole): void;
 

@@ -172,16 +172,20 @@ export interface Pool {
   Hkv: number;
   blockSize: number;
   D: number;
+  /** Keys stored dimension-major ([D, block_size] per block and head): f32/f16 key pools. */
+  keyMajor: boolean;
 }
 
+/** f32/f16 key pools are [n_blocks, n_kv_heads, head_dim, block_size]; q8_0 key pools and all value pools [n_blocks, n_kv_heads, block_size, head_dim]. */
 export function asPool(op: string, name: string, c: Tensor, role: PoolRole): Pool {
-  requireDType(op, name, c, ['f32', 'f16']);
+  requireDType(op, name, c, ['f32', 'f16', 'q8_0']);
+  const keyMajor = role === 'k' && c.dtype !== 'q8_0';
   if (c.ndim !== 4 || !c.isContiguous()) {
-    const dims = role === 'k' ? 'head_dim, block_size] key' : 'block_size, head_dim] value';
+    const dims = keyMajor ? 'head_dim, block_size] key' : `block_size, head_dim] ${role === 'k' ? 'key' : 'value'}`;
     throw new OpError(op, `${desc(name, c)} must be a contiguous [n_blocks, n_kv_heads, ${dims} pool`);
   }
   const [nBlocks, Hkv, a, b] = c.shape as [number, number, number, number];
-  return role === 'k' ? { nBlocks, Hkv, blockSize: b, D: a } : { nBlocks, Hkv, blockSize: a, D: b };
+  return keyMajor ? { nBlocks, Hkv, blockSize: b, D: a, keyMajor } : { nBlocks, Hkv, blockSize: a, D: b, keyMajor };
 }
 
 export function checkKvWrite(x: Tensor, cache: Tensor, slots: Int32Array, role: PoolRole): { h: Heads; p: Pool } {
@@ -207,7 +211,7 @@ function checkAttnCommon(op: string, q: Tensor, kCache: Tensor, vCache: Tensor, 
   const p = asPool(op, 'kCache', kCache, 'k');
   const pv = asPool(op, 'vCache', vCache, 'v');
   if (kCache.dtype !== vCache.dtype || p.nBlocks !== pv.nBlocks || p.Hkv !== pv.Hkv || p.blockSize !== pv.blockSize || p.D !== pv.D) {
-    throw new OpError(op, `${desc('kCache', kCache)} and ${desc('vCache', vCache)} do not match (keys [n_blocks, n_kv_heads, head_dim, block_size], values [n_blocks, n_kv_heads, block_size, head_dim], one dtype)`);
+    throw new OpError(op, `${desc('kCache', kCache)} and ${desc('vCache', vCache)} do not match (keys [n_blocks, n_kv_heads, head_dim, block_size] (q8_0: [n_blocks, n_kv_heads, block_size, head_dim]), values [n_blocks, n_kv_heads, block_size, head_dim], one dtype)`);
   }
   if (qh.T !== oh.T || qh.H !== oh.H || qh.D !== oh.D) throw new OpError(op, `${desc('out', out)} must match ${desc('q', q)}`);
   if (qh.D !== p.D) throw new OpError(op, `${desc('q', q)} head_dim differs from ${desc('kCache', kCache)}`);

@@ -58,6 +58,15 @@ function writeF32(t: Tensor, fn: (o: Float32Array) => void): void {
 /** Element reader for a KV pool (f32 or f16), indexed in elements of the contiguous pool. */
 function poolReader(cache: Tensor): (i: number) => number {
   const n = cache.numel;
+  if (cache.dtype === 'q8_0') {
+    // rows of q8_0 blocks: element i is in block i / 32, value d * q (exact in float64)
+    const b = cache.data;
+    const i8 = new Int8Array(b.buffer, b.byteOffset, b.byteLength);
+    return (i) => {
+      const o = (i >> 5) * 34;
+      return f16BitsToF32(b[o]! | (b[o + 1]! << 8)) * i8[o + 2 + (i & 31)]!;
+    };
+  }
   if (cache.dtype === 'f32') {
     const a = readF32(cache);
     return (i) => a[i]!;
@@ -72,12 +81,12 @@ function poolReader(cache: Tensor): (i: number) => number {
 
 /** Element index of (block, head, token offset, dim 0) in a contiguous key or value pool. */
 function poolIndex(p: Pool, role: PoolRole, block: number, head: number, off: number): number {
-  return role === 'k' ? (block * p.Hkv + head) * p.D * p.blockSize + off : ((block * p.Hkv + head) * p.blockSize + off) * p.D;
+  return role === 'k' && p.keyMajor ? (block * p.Hkv + head) * p.D * p.blockSize + off : ((block * p.Hkv + head) * p.blockSize + off) * p.D;
 }
 
 /** Distance between consecutive head dims of one token in a key or value pool. */
 function dimStride(p: Pool, role: PoolRole): number {
-  return role === 'k' ? p.blockSize : 1;
+  return role === 'k' && p.keyMajor ? p.blockSize : 1;
 }
 
 // ---- scalar math ----------------------------------------------------------------------------
@@ -223,7 +232,8 @@ function attendRow(g: AttnGeom, row: number, pos: number, table: Int32Array, tab
     for (let j = first; j <= pos; j++) {
       const base = poolIndex(p, 'k', table[tableOff + Math.floor(j / p.blockSize)]!, hk, j % p.blockSize);
       let dot = 0;
-      for (let d = 0; d < D; d++) dot += g.q[qo + d]! * g.k(base + d * p.blockSize);
+      const ks = dimStride(p, 'k');
+      for (let d = 0; d < D; d++) dot += g.q[qo + d]! * g.k(base + d * ks);
       let s = opts.scale * dot;
       if (cap > 0) s = cap * Math.tanh(s / cap);
       g.scores[j - first] = s;
@@ -395,6 +405,18 @@ export class RefBackend implements Backend {
   kvWrite(k: Tensor, cache: Tensor, slots: Int32Array, role: PoolRole): void {
     const { h, p } = checkKvWrite(k, cache, slots, role);
     const ks = readF32(k);
+    if (cache.dtype === 'q8_0') {
+      // each token's head_dim row quantized as ggml's quantize_row_q8_0 (keys and values alike)
+      for (let t = 0; t < h.T; t++) {
+        const s = slots[t]!;
+        for (let hh = 0; hh < h.H; hh++) {
+          const src = t * h.sT + hh * h.sH;
+          const dst = poolIndex(p, role, Math.floor(s / p.blockSize), hh, s % p.blockSize);
+          cache.data.set(quantizeQ8_0(ks.subarray(src, src + h.D)), bytesFor('q8_0', dst));
+        }
+      }
+      return;
+    }
     const ds = dimStride(p, role);
     const n = cache.numel;
     // Writers for the pool's element type (contiguous, so an aligned view or a DataView).
