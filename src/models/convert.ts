@@ -26,7 +26,7 @@ export type GgufOutType = 'f32' | 'f16' | 'q8_0';
 
 // llama.cpp's general.file_type values (LLAMA_FTYPE_*).
 const FILE_TYPE: Record<GgufOutType, number> = { f32: 0, f16: 1, q8_0: 7 };
-const GGML_OF: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0 };
+const GGML_OF: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q6_k: GGML_TYPE.Q6_K };
 
 /** llama.cpp's "llama" architecture rotates interleaved pairs: its q/k rows are permuted. */
 function permutesRope(c: ModelConfig): boolean {
