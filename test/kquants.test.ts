@@ -116,6 +116,19 @@ describe('llama.cpp reference quantizers', () => {
     assert.ok(e6 < e4 / 3, `q6_k (${e6}) well below q4_k (${e4})`);
   });
 
+  it('the native quantizers (convert) write the TypeScript quantizers\' bytes', () => {
+    const r2 = rng(33);
+    // mixed scales, constant runs, an all-positive and an all-zero block, a lone outlier
+    const x = Float32Array.from({ length: 256 * 12 }, (_, i) =>
+      i < 256 ? 0 : i < 512 ? 3 + r2() : i < 768 ? 1.5 : i === 900 ? -50 : r2() * (1 + ((i >> 5) % 5)) * 10 ** (((i >> 8) % 3) - 1));
+    for (const dtype of ['q4_k', 'q6_k'] as const) {
+      const want = dtype === 'q4_k' ? quantizeQ4_K(x) : quantizeQ6_K(x);
+      const got = new Uint8Array(want.byteLength);
+      native().convert(x, DTYPE_CODE.f32, got, DTYPE_CODE[dtype], x.length);
+      assert.deepEqual(got, want, dtype);
+    }
+  });
+
   it('all-zero blocks stay zero', () => {
     const z = new Float32Array(512);
     assert.ok(dequantizeQ4_K(quantizeQ4_K(z), 512).every((v) => v === 0));
@@ -234,6 +247,6 @@ describe('k-quant errors', () => {
   it('a k-quant weight needs K a multiple of 256; k-quants are not activations', () => {
     assert.throws(() => new Tensor('q4_k', [2, 100], new Uint8Array(1000)), /q4_k last dimension 100 is not a multiple of 256/);
     assert.throws(() => native().matmul(new Float32Array(128), 128, new Uint8Array(1000), DTYPE_CODE.q6_k, new Float32Array(2), 2, 1, 2, 128), /multiple of 256/);
-    assert.throws(() => native().convert(new Float32Array(256), DTYPE_CODE.f32, new Uint8Array(144), DTYPE_CODE.q4_k, 256), /k-quants can be converted from, not to/);
+    assert.throws(() => native().convert(new Float32Array(128), DTYPE_CODE.f32, new Uint8Array(144), DTYPE_CODE.q4_k, 128), /multiple of 256/);
   });
 });

@@ -304,8 +304,8 @@ Napi::Value Convert(const Napi::CallbackInfo& info) {
   Buf d = bytes(info, 2, op, "dst");
   int dt = (int)count(info, 3, op);
   int64_t n = count(info, 4, op);
-  if (st < 0 || st > SS_Q6_K || dt < 0 || dt > SS_Q8_0) throw range_error(info, op, "unknown dtype code (k-quants can be converted from, not to)");
-  if (ss::is_kquant(st) && n % 256) throw range_error(info, op, "q4_k / q6_k element count must be a multiple of 256");
+  if (st < 0 || st > SS_Q6_K || dt < 0 || dt > SS_Q6_K) throw range_error(info, op, "unknown dtype code");
+  if ((ss::is_kquant(st) || ss::is_kquant(dt)) && n % 256) throw range_error(info, op, "q4_k / q6_k element count must be a multiple of 256");
   if ((st == SS_Q8_0 || dt == SS_Q8_0) && n % 32) throw range_error(info, op, "q8_0 element count must be a multiple of 32");
   need(info, s, ss::dtype_bytes(st, n), op, "src");
   need(info, d, ss::dtype_bytes(dt, n), op, "dst");

@@ -435,6 +435,8 @@ static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
 
 static void encode_row(const float* src, uint8_t* dst, int dtype, int64_t n) {
   switch (dtype) {
+    case SS_Q4_K: quantize_q4k(src, dst, n); break;
+    case SS_Q6_K: quantize_q6k(src, dst, n); break;
     case SS_F32: std::memcpy(dst, src, (size_t)n * 4); break;
     case SS_F16: K->f32_to_f16(src, dst, n); break;
     case SS_BF16:

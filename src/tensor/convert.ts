@@ -1,7 +1,7 @@
 // Whole-tensor dtype conversion (f32/f16/bf16/q8_0 in any direction; q4_k/q6_k to and from) into a new contiguous
 // buffer: the native core does it on all threads when it is built, plain TypeScript otherwise.
 
-import { blockSize, bytesFor, decode, DTYPE_CODE, encode, isKQuant, type DType } from './dtype.ts';
+import { blockSize, bytesFor, decode, DTYPE_CODE, encode, type DType } from './dtype.ts';
 import { nativeAvailable, native } from './native.ts';
 import { Tensor } from './tensor.ts';
 
@@ -25,10 +25,9 @@ export function convertInto(t: Tensor, dtype: DType, out: ArrayBufferView): void
   if (bytes.length < bytesFor(dtype, n)) throw new Error(`convertInto: ${bytes.length} bytes cannot hold ${t} as ${dtype}`);
   if (t.dtype === dtype) {
     bytes.set(t.data.subarray(0, bytesFor(dtype, n)));
-  } else if (nativeAvailable() && !isKQuant(dtype)) {
+  } else if (nativeAvailable()) {
     native().convert(t.data, DTYPE_CODE[t.dtype], bytes, DTYPE_CODE[dtype], n);
   } else {
-    // k-quants are encoded by llama.cpp's reference quantizers in TypeScript (kquants.ts)
     bytes.set(encode(dtype, decode(t.dtype, t.data, n)));
   }
 }
@@ -43,6 +42,6 @@ export function toF32Tensor(t: Tensor): Tensor {
  * natively on all threads when the core is built (the same bytes), in TypeScript otherwise.
  */
 export function encodeF32Into(src: Float32Array, dst: Uint8Array, dtype: DType): void {
-  if (nativeAvailable() && !isKQuant(dtype)) native().convert(src, DTYPE_CODE.f32, dst, DTYPE_CODE[dtype], src.length);
+  if (nativeAvailable()) native().convert(src, DTYPE_CODE.f32, dst, DTYPE_CODE[dtype], src.length);
   else dst.set(encode(dtype, src));
 }

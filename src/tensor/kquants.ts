@@ -281,7 +281,7 @@ export function quantizeQ4_K(src: ArrayLike<number>): Uint8Array {
       const avX = f(Math.sqrt(f(sumX2 / 32)));
       for (let l = 0; l < 32; l++) w[l] = f(avX + Math.abs(xs[l]!));
       const Lj = L.subarray(32 * j, 32 * j + 32);
-      const [sc, mn] = makeQkx2Quants(32, 15, xs, w, Lj, Laux, -1, 0.1, 20);
+      const [sc, mn] = makeQkx2Quants(32, 15, xs, w, Lj, Laux, -1, f(0.1), 20);
       scales[j] = sc;
       mins[j] = mn;
       if (scales[j]! > maxScale) maxScale = scales[j]!;
@@ -348,7 +348,7 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, L: Int8Array): n
   let best = f(scale * sumlx);
   for (let is = -9; is <= 9; is++) {
     if (is === 0) continue;
-    iscale = f(-f(nmax + f(0.1 * is)) / max);
+    iscale = f(-f(nmax + f(f(0.1) * is)) / max);
     sumlx = suml2 = 0;
     for (let i = 0; i < n; i++) {
       const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(f(iscale * x[i]!))));
