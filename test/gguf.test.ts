@@ -282,14 +282,14 @@ describe('bad files', () => {
     raises(parse(oneTensor(99, 0)), /tensor "t" has unknown ggml type id 99/);
     raises(parse(oneTensor(4, 0)), /unknown ggml type id 4/);
     raises(parse(oneTensor(GGML_TYPE.Q4_0, 0, [48])), /tensor "t" \[48\] Q4_0: Q4_0 needs ne0 \(dims\[0\]\) to be a multiple of 32, got 48/);
-    // Q5_K parses (its size is known) but cannot be loaded
-    const b = new Bytes().head(1, 0).info('blk.0.attn_q.weight', [256, 2], GGML_TYPE.Q5_K, 0).pad(32).raw(new Uint8Array(2 * 176));
-    const path = tmp('q5k');
+    // Q3_K parses (its size is known) but cannot be loaded
+    const b = new Bytes().head(1, 0).info('blk.0.attn_q.weight', [256, 2], GGML_TYPE.Q3_K, 0).pad(32).raw(new Uint8Array(2 * 110));
+    const path = tmp('q3k');
     writeFileSync(path, b.bytes());
     const f = readGguf(path);
-    assert.equal(f.tensors.get('blk.0.attn_q.weight')!.nbytes, 352);
+    assert.equal(f.tensors.get('blk.0.attn_q.weight')!.nbytes, 220);
     const err = raises(() => ggufTensor(f, 'blk.0.attn_q.weight'));
-    assert.equal(err.message, `${path}: tensor blk.0.attn_q.weight has type Q5_K, which Slipstream cannot load; supported: F32, F16, BF16, Q8_0, Q4_K, Q6_K, Q4_0`);
+    assert.equal(err.message, `${path}: tensor blk.0.attn_q.weight has type Q3_K, which Slipstream cannot load; supported: F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K, Q4_0`);
     raises(() => ggufTensor(f, 'nope'), /no tensor named "nope"/);
   });
 

@@ -1,4 +1,4 @@
-// GGUF k-quant weights executed as stored (Q4_K, Q6_K): the block decoders against hand-worked
+// GGUF k-quant weights executed as stored (Q4_K, Q5_K, Q6_K): the block decoders against hand-worked
 // bit patterns, the Q8_K activation quantizer, llama.cpp's reference quantizers, and the native
 // GEMV/GEMM kernels against the ref backend (exact integer block dot products, f64
 // accumulation) on random weight bytes of awkward sizes, on every instruction set this CPU has,
@@ -9,7 +9,8 @@ import { describe, it } from 'node:test';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { bytesFor, DTYPE_CODE, f32ToF16Bits } from '../src/tensor/dtype.ts';
 import {
-  dequantizeQ4_K, dequantizeQ6_K, nearestInt, Q4_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, quantizeQ4_K, quantizeQ6_K, quantizeQ8_K,
+  dequantizeQ4_K, dequantizeQ5_K, dequantizeQ6_K, nearestInt, Q4_K_BLOCK_BYTES, Q5_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, quantizeQ4_K, quantizeQ5_K,
+  quantizeQ6_K, quantizeQ8_K,
 } from '../src/tensor/kquants.ts';
 import { native } from '../src/tensor/native.ts';
 import { refBackend } from '../src/tensor/ref.ts';
@@ -51,9 +52,38 @@ describe('k-quant decoding: hand-made blocks', () => {
     assert.throws(() => dequantizeQ6_K(blk, 512), /210 bytes is too short for 512 elements/);
   });
 
-  it('native decoding (embedding rows) gives the TypeScript decoder\'s bits for q4_k and q6_k, on every ISA', () => {
+  it('Q5_K: Q4_K\'s scales and mins, nibbles at byte 48, the fifth bit from qh (bit 2c / 2c + 1 of qh[l])', () => {
+    const blk = new Uint8Array(Q5_K_BLOCK_BYTES);
+    // d = 0.5, dmin = 0.25; scales / mins: s < 4: sc = s + 1, m = s; s >= 4: sc = 5 + (s - 4), m = 2
+    blk[0] = 0x00; blk[1] = 0x38; blk[2] = 0x00; blk[3] = 0x34;
+    for (let s = 0; s < 4; s++) {
+      blk[4 + s] = s + 1; // sc[s], no high bits for sc[s + 4]
+      blk[8 + s] = s; // m[s]
+      blk[12 + s] = (5 + s) | (2 << 4); // sc[s + 4] low 4 bits | m[s + 4] low 4 bits
+    }
+    for (let l = 0; l < 32; l++) blk[16 + l] = (l * 29 + 3) & 255; // qh
+    for (let l = 0; l < 128; l++) blk[48 + l] = (l * 11 + 7) & 255; // nibbles
+    const y = dequantizeQ5_K(blk, 256);
+    // worked by hand:
+    //  e=0:   chunk 0, low nibble of qs[0]=7 -> 7, qh[0]=3 bit 0 = 1 -> q=23; sub 0 (sc 1, m 0): 0.5*1*23 = 11.5
+    //  e=33:  chunk 0, high nibble of qs[1]=18 (0x12) -> 1, qh[1]=32 (0b100000) bit 1 = 0 -> q=1; sub 1 (sc 2, m 1): 1 - 0.25 = 0.75
+    //  e=200: chunk 3, r=8 low nibble of qs[104]=(104*11+7)&255=127 (0x7f) -> 15, qh[8]=235 (0b11101011) bit 6 = 1 -> q=31;
+    //         sub 6 (sc 7, m 2): 0.5*7*31 - 0.5 = 108
+    assert.equal(y[0], 11.5);
+    assert.equal(y[33], 0.75);
+    assert.equal(y[200], 108);
+    for (let e = 0; e < 256; e++) {
+      const c = e >> 6, r = e & 63, l = r & 31, hi = r >= 32, s = 2 * c + (hi ? 1 : 0);
+      const nib = hi ? blk[48 + 32 * c + l]! >> 4 : blk[48 + 32 * c + l]! & 15;
+      const q = nib | (((blk[16 + l]! >> s) & 1) << 4);
+      const sc = s < 4 ? s + 1 : 5 + (s - 4), m = s < 4 ? s : 2;
+      assert.equal(y[e], 0.5 * sc * q - 0.25 * m, `element ${e}`);
+    }
+  });
+
+  it('native decoding (embedding rows) gives the TypeScript decoder\'s bits for q4_k, q5_k and q6_k, on every ISA', () => {
     const r = rng(5);
-    for (const dtype of ['q4_k', 'q6_k'] as const) {
+    for (const dtype of ['q4_k', 'q5_k', 'q6_k'] as const) {
       const V = 7, D = 512;
       const table = randomKQuant(dtype, V, D, r);
       const ids = Int32Array.from([6, 0, 3, 3]);
@@ -109,7 +139,9 @@ describe('llama.cpp reference quantizers', () => {
 
   it('Q4_K (make_qkx2_quants) and Q6_K (make_qx_quants) round-trip with the expected relative RMSE', () => {
     const e4 = rmse(dequantizeQ4_K(quantizeQ4_K(src), src.length), src) / rms;
+    const e5 = rmse(dequantizeQ5_K(quantizeQ5_K(src), src.length), src) / rms;
     const e6 = rmse(dequantizeQ6_K(quantizeQ6_K(src), src.length), src) / rms;
+    assert.ok(e5 < e4 * 0.7 && e6 < e5, `q4_k ${e4} > q5_k ${e5} > q6_k ${e6}`);
     // 4-bit and 6-bit uniform-ish levels: about 1/(15 sqrt 12) and 1/(63 sqrt 12) of a sub-block's range
     assert.ok(e4 < 0.08, `q4_k relative RMSE ${e4}`);
     assert.ok(e6 < 0.02, `q6_k relative RMSE ${e6}`);
@@ -121,8 +153,8 @@ describe('llama.cpp reference quantizers', () => {
     // mixed scales, constant runs, an all-positive and an all-zero block, a lone outlier
     const x = Float32Array.from({ length: 256 * 12 }, (_, i) =>
       i < 256 ? 0 : i < 512 ? 3 + r2() : i < 768 ? 1.5 : i === 900 ? -50 : r2() * (1 + ((i >> 5) % 5)) * 10 ** (((i >> 8) % 3) - 1));
-    for (const dtype of ['q4_k', 'q6_k'] as const) {
-      const want = dtype === 'q4_k' ? quantizeQ4_K(x) : quantizeQ6_K(x);
+    for (const dtype of ['q4_k', 'q5_k', 'q6_k'] as const) {
+      const want = dtype === 'q4_k' ? quantizeQ4_K(x) : dtype === 'q5_k' ? quantizeQ5_K(x) : quantizeQ6_K(x);
       const got = new Uint8Array(want.byteLength);
       native().convert(x, DTYPE_CODE.f32, got, DTYPE_CODE[dtype], x.length);
       assert.deepEqual(got, want, dtype);
@@ -132,22 +164,23 @@ describe('llama.cpp reference quantizers', () => {
   it('all-zero blocks stay zero', () => {
     const z = new Float32Array(512);
     assert.ok(dequantizeQ4_K(quantizeQ4_K(z), 512).every((v) => v === 0));
+    assert.ok(dequantizeQ5_K(quantizeQ5_K(z), 512).every((v) => v === 0));
     assert.ok(dequantizeQ6_K(quantizeQ6_K(z), 512).every((v) => v === 0));
   });
 });
 
 /** Random block bytes (every code, scale and min bit pattern) with moderate f16 d / dmin. */
-function randomKQuant(dtype: 'q4_k' | 'q6_k', N: number, K: number, r: () => number): Tensor {
+function randomKQuant(dtype: 'q4_k' | 'q5_k' | 'q6_k', N: number, K: number, r: () => number): Tensor {
   const bytes = new Uint8Array(bytesFor(dtype, N * K));
   for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor((r() + 1) * 128) & 255;
-  const bb = dtype === 'q4_k' ? Q4_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES;
+  const bb = dtype === 'q4_k' ? Q4_K_BLOCK_BYTES : dtype === 'q5_k' ? Q5_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES;
   for (let o = 0; o < bytes.length; o += bb) {
     const put = (at: number, v: number) => {
       const h = f32ToF16Bits(v);
       bytes[at] = h & 255;
       bytes[at + 1] = h >> 8;
     };
-    if (dtype === 'q4_k') {
+    if (dtype !== 'q6_k') {
       put(o, (r() + 1) * 0.004);
       put(o + 2, (r() + 1) * 0.002);
     } else put(o + 208, r() * 0.002);
@@ -178,10 +211,11 @@ function magnitudes(x: Tensor, w: Tensor): Float64Array {
   const N = w.shape[0]!;
   const xv = x.toF32(), wv = w.toF32();
   let off: Float32Array = new Float32Array(N * K);
-  if (w.dtype === 'q4_k') {
+  if (w.dtype === 'q4_k' || w.dtype === 'q5_k') {
     const z = Uint8Array.from(w.data);
-    for (let o = 0; o < z.length; o += Q4_K_BLOCK_BYTES) z.fill(0, o + 16, o + Q4_K_BLOCK_BYTES);
-    off = dequantizeQ4_K(z, N * K);
+    const bb = w.dtype === 'q4_k' ? Q4_K_BLOCK_BYTES : Q5_K_BLOCK_BYTES;
+    for (let o = 0; o < z.length; o += bb) z.fill(0, o + 16, o + bb);
+    off = (w.dtype === 'q4_k' ? dequantizeQ4_K : dequantizeQ5_K)(z, N * K);
   }
   const mag = new Float64Array(M * N);
   for (let m = 0; m < M; m++)
@@ -195,10 +229,10 @@ function magnitudes(x: Tensor, w: Tensor): Float64Array {
 
 for (const isa of cpu.availableIsas()) {
   describe(`k-quant matmul (${isa}) against ref`, () => {
-    for (const dtype of ['q4_k', 'q6_k'] as const) {
+    for (const dtype of ['q4_k', 'q5_k', 'q6_k'] as const) {
       it(`${dtype}: GEMV and GEMM, awkward sizes, = ref within f32 rounding`, () => {
         withIsa(isa, () => {
-          const r = rng(dtype === 'q4_k' ? 3 : 4);
+          const r = rng(dtype === 'q4_k' ? 3 : dtype === 'q5_k' ? 5 : 4);
           for (const [M, N, K] of [[1, 1, 256], [1, 17, 768], [2, 5, 512], [3, 7, 256], [5, 33, 1280], [17, 9, 512], [70, 13, 768]] as const) {
             const w = randomKQuant(dtype, N, K, r);
             const x = randX(M, K, M * 100 + N);
@@ -216,7 +250,7 @@ for (const isa of cpu.availableIsas()) {
 
       it(`${dtype}: batch invariance (a row's bits do not depend on T) and matmulMulti = matmul`, () => {
         withIsa(isa, () => {
-          const r = rng(dtype === 'q4_k' ? 8 : 9);
+          const r = rng(dtype === 'q4_k' ? 8 : dtype === 'q5_k' ? 10 : 9);
           const K = 768, N = 11;
           const w = randomKQuant(dtype, N, K, r), w2 = randomKQuant(dtype, 5, K, r);
           const x = randX(17, K, 77);

@@ -3,8 +3,8 @@
 #pragma once
 #include <cstdint>
 
-// SS_Q4_K / SS_Q6_K: GGUF k-quant weights (matmul only, x quantized to Q8_K; kquants.h)
-enum ss_dtype { SS_F32 = 0, SS_F16 = 1, SS_BF16 = 2, SS_Q8_0 = 3, SS_Q4_K = 4, SS_Q6_K = 5 };
+// SS_Q4_K / SS_Q6_K / SS_Q5_K: GGUF k-quant weights (matmul only, x quantized to Q8_K; kquants.h)
+enum ss_dtype { SS_F32 = 0, SS_F16 = 1, SS_BF16 = 2, SS_Q8_0 = 3, SS_Q4_K = 4, SS_Q6_K = 5, SS_Q5_K = 6 };
 enum ss_unary { SS_SOFTMAX = 0, SS_SILU = 1, SS_GELU_TANH = 2, SS_GELU_ERF = 3 };
 enum ss_gated { SS_SWIGLU = 0, SS_GEGLU_TANH = 1, SS_GEGLU_ERF = 2 };
 enum ss_binary { SS_ADD = 0, SS_MUL = 1 };

@@ -1,4 +1,4 @@
-// GGUF k-quant weights (Q4_K, Q6_K): block geometry, the scalar decoders and the Q8_K
+// GGUF k-quant weights (Q4_K, Q5_K, Q6_K): block geometry, the scalar decoders and the Q8_K
 // activation quantizer, shared by every ISA (ops.cc; the layouts are described in
 // src/tensor/kquants.ts). The per-ISA dot-product kernels are in kquants.inc.
 #pragma once
@@ -12,9 +12,10 @@ namespace ss {
 
 constexpr int64_t QK_K = 256;
 constexpr int64_t Q4_K_BYTES = 144;  // f16 d, f16 dmin, 12 scale bytes, 128 nibble bytes
+constexpr int64_t Q5_K_BYTES = 176;  // Q4_K's header and scales, qh[32] (the fifth bits), 128 nibble bytes
 constexpr int64_t Q6_K_BYTES = 210;  // ql[128], qh[64], int8 scales[16], f16 d
 
-inline bool is_kquant(int t) { return t == SS_Q4_K || t == SS_Q6_K; }
+inline bool is_kquant(int t) { return t == SS_Q4_K || t == SS_Q5_K || t == SS_Q6_K; }
 
 inline float kq_f16(const uint8_t* p) {
   uint16_t h;
@@ -46,6 +47,24 @@ inline void dequant_q4k(const uint8_t* src, float* y, int64_t n) {
       for (int l = 0; l < 32; l++) {
         y[64 * c + l] = d1 * (float)(q[l] & 15) - m1;
         y[64 * c + 32 + l] = d2 * (float)(q[l] >> 4) - m2;
+      }
+    }
+  }
+}
+
+// n (a multiple of 256) Q5_K values to f32, llama.cpp's dequantize_row_q5_K bit for bit
+inline void dequant_q5k(const uint8_t* src, float* y, int64_t n) {
+  for (int64_t b = 0; b < n / QK_K; b++, src += Q5_K_BYTES, y += QK_K) {
+    const float d = kq_f16(src), dmin = kq_f16(src + 2);
+    uint8_t sc[8], mn[8];
+    q4k_scale_min(src + 4, sc, mn);
+    const uint8_t* qh = src + 16;
+    for (int c = 0; c < 4; c++) {
+      const float d1 = d * sc[2 * c], m1 = dmin * mn[2 * c], d2 = d * sc[2 * c + 1], m2 = dmin * mn[2 * c + 1];
+      const uint8_t* q = src + 48 + 32 * c;
+      for (int l = 0; l < 32; l++) {
+        y[64 * c + l] = d1 * (float)((q[l] & 15) | (((qh[l] >> (2 * c)) & 1) << 4)) - m1;
+        y[64 * c + 32 + l] = d2 * (float)((q[l] >> 4) | (((qh[l] >> (2 * c + 1)) & 1) << 4)) - m2;
       }
     }
   }
@@ -182,19 +201,22 @@ inline float kq_make_qkx2(int n, int nmax, const float* x, const float* w, uint8
 
 inline uint16_t kq_f32_to_f16(float v) { return f32_to_f16_scalar(v); }
 
-// n (a multiple of 256) floats to Q4_K blocks
-inline void quantize_q4k(const float* x, uint8_t* y, int64_t n) {
+// n (a multiple of 256) floats to Q4_K (bits 4) or Q5_K (bits 5) blocks
+inline void quantize_kmins(const float* x, uint8_t* y, int64_t n, int bits) {
   uint8_t L[256], Laux[32];
   float w[32], scales[8], mins[8];
-  for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, y += Q4_K_BYTES) {
-    std::memset(y, 0, Q4_K_BYTES);
+  const int64_t BB = bits == 4 ? Q4_K_BYTES : Q5_K_BYTES;
+  const int nmax = bits == 4 ? 15 : 31, qs = bits == 4 ? 16 : 48;
+  for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, y += BB) {
+    std::memset(y, 0, BB);
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < 8; j++) {
       float sum_x2 = 0;
       for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
       const float av_x = std::sqrt(sum_x2 / 32);
       for (int l = 0; l < 32; l++) w[l] = av_x + std::fabs(x[32 * j + l]);
-      scales[j] = kq_make_qkx2(32, 15, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
+      scales[j] = bits == 4 ? kq_make_qkx2(32, 15, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20)
+                            : kq_make_qkx2(32, 31, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -225,13 +247,19 @@ inline void quantize_q4k(const float* x, uint8_t* y, int64_t n) {
       const float dmj = dm * (float)mn[j];
       for (int i = 0; i < 32; i++) {
         int l = kq_nearest_int((x[32 * j + i] + dmj) / d);
-        L[32 * j + i] = (uint8_t)(l < 0 ? 0 : l > 15 ? 15 : l);
+        L[32 * j + i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
       }
     }
     for (int j = 0; j < 4; j++)
-      for (int l = 0; l < 32; l++) y[16 + 32 * j + l] = (uint8_t)(L[64 * j + l] | (L[64 * j + l + 32] << 4));
+      for (int l = 0; l < 32; l++) {
+        const int l1 = L[64 * j + l], l2 = L[64 * j + l + 32];
+        y[qs + 32 * j + l] = (uint8_t)((l1 & 15) | ((l2 & 15) << 4));
+        if (bits == 5) y[16 + l] |= (uint8_t)(((l1 >> 4) << (2 * j)) | ((l2 >> 4) << (2 * j + 1)));
+      }
   }
 }
+inline void quantize_q4k(const float* x, uint8_t* y, int64_t n) { quantize_kmins(x, y, n, 4); }
+inline void quantize_q5k(const float* x, uint8_t* y, int64_t n) { quantize_kmins(x, y, n, 5); }
 
 constexpr float kq_group_max_eps = 1e-15f;
 

@@ -80,6 +80,7 @@ size_t dtype_bytes(int dtype, int64_t n) {
     case SS_F16:
     case SS_BF16: return (size_t)n * 2;
     case SS_Q4_K: return (size_t)(n / QK_K) * Q4_K_BYTES;
+    case SS_Q5_K: return (size_t)(n / QK_K) * Q5_K_BYTES;
     case SS_Q6_K: return (size_t)(n / QK_K) * Q6_K_BYTES;
     default: return (size_t)(n / 32) * 34;
   }
@@ -422,6 +423,7 @@ static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
       for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); dst[i] = bf16_to_f32_scalar(h); }
       break;
     case SS_Q4_K: dequant_q4k(src, dst, n); break;
+    case SS_Q5_K: dequant_q5k(src, dst, n); break;
     case SS_Q6_K: dequant_q6k(src, dst, n); break;
     default:
       for (int64_t b = 0; b < n / 32; b++) {
@@ -436,6 +438,7 @@ static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
 static void encode_row(const float* src, uint8_t* dst, int dtype, int64_t n) {
   switch (dtype) {
     case SS_Q4_K: quantize_q4k(src, dst, n); break;
+    case SS_Q5_K: quantize_q5k(src, dst, n); break;
     case SS_Q6_K: quantize_q6k(src, dst, n); break;
     case SS_F32: std::memcpy(dst, src, (size_t)n * 4); break;
     case SS_F16: K->f32_to_f16(src, dst, n); break;

@@ -164,7 +164,7 @@ export function quantizeQ4_0(src: ArrayLike<number>): Uint8Array {
 // Layouts, decoders and llama.cpp's quantizers live with the dtypes (src/tensor/kquants.ts): the
 // k-quants run as stored. quantizeQ4_K below is a simpler, bounded-error quantizer kept for tests.
 
-export { dequantizeQ4_K, dequantizeQ6_K, Q4_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, QK_K } from '../tensor/kquants.ts';
+export { dequantizeQ4_K, dequantizeQ5_K, dequantizeQ6_K, Q4_K_BLOCK_BYTES, Q5_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, QK_K } from '../tensor/kquants.ts';
 import { QK_K, Q4_K_BLOCK_BYTES } from '../tensor/kquants.ts';
 
 /** f16 bits of the smallest half >= v (v >= 0, finite): scales rounded up keep ranges covered. */

@@ -1,4 +1,4 @@
-// GGUF k-quant weights (Q4_K, Q6_K) and the Q8_K activations they are multiplied with, as
+// GGUF k-quant weights (Q4_K, Q5_K, Q6_K) and the Q8_K activations they are multiplied with, as
 // llama.cpp defines them (ggml-common.h block structs, ggml-quants.c reference code). The
 // layouts, one super-block of QK_K = 256 weights each:
 //
@@ -6,6 +6,11 @@
 //                     of 32, 128 bytes of nibbles. Weight = d * sc[s] * q - dmin * m[s],
 //                     q in 0..15. Nibble chunk c (32 bytes) holds sub-block 2c in its low
 //                     nibbles and 2c+1 in its high nibbles. Scale packing: see scaleMinK4.
+//
+//   Q5_K (176 bytes)  Q4_K with a fifth bit per weight: f16 d, f16 dmin, the same 12 scale
+//                     bytes, qh[32], then the 128 nibble bytes. q = nibble | bit << 4 (0..31);
+//                     in nibble chunk c, low nibble l takes bit 2c of qh[l], high nibble l
+//                     bit 2c + 1.
 //
 //   Q6_K (210 bytes)  ql[128] low 4 bits, qh[64] high 2 bits, int8 scales[16] (one per 16
 //                     weights), f16 d. Weight = d * sc[g] * (q - 32), q in 0..63. Each half
@@ -23,19 +28,20 @@
 //
 // A Q4_K/Q6_K row times a Q8_K row is, per super-block, an exact integer combination
 // (llama.cpp's ggml_vec_dot_q4_K_q8_K / q6_K_q8_K):
-//   Q4_K: d_w * d_x * sum_s sc[s] * dot(q_s, x_s)  -  dmin * d_x * sum_s m[s] * (bsum of x_s)
+//   Q4_K, Q5_K: d_w * d_x * sum_s sc[s] * dot(q_s, x_s)  -  dmin * d_x * sum_s m[s] * (bsum of x_s)
 //   Q6_K: d_w * d_x * sum_g sc[g] * dot(q_g - 32, x_g)
 // The reference backend forms those integers exactly and accumulates in f64.
 //
 // Decoding follows the reference C in f32 (Math.fround at each step), so values match
 // llama.cpp's dequantize_row_q4_K / q6_K bit for bit. The quantizers are llama.cpp's
-// reference ones (quantize_row_q4_K_ref with make_qkx2_quants, quantize_row_q6_K_ref with
+// reference ones (quantize_row_q4_K_ref / q5_K_ref with make_qkx2_quants, quantize_row_q6_K_ref with
 // make_qx_quants), transcribed with f32 rounding at every step.
 
-import { f16BitsToF32, f32ToF16Bits } from './dtype.ts';
+import { f16BitsToF32, f32ToF16Bits } from './f16.ts';
 
 export const QK_K = 256;
 export const Q4_K_BLOCK_BYTES = 144;
+export const Q5_K_BLOCK_BYTES = 176;
 export const Q6_K_BLOCK_BYTES = 210;
 
 const f = Math.fround;
@@ -83,6 +89,29 @@ export function dequantizeQ4_K(src: Uint8Array, n: number, out?: Float32Array): 
       for (let l = 0; l < 32; l++) {
         y[e + l] = f(d1 * (src[q + l]! & 15)) - o1;
         y[e + 32 + l] = f(d2 * (src[q + l]! >> 4)) - o2;
+      }
+    }
+  }
+  return y;
+}
+
+/** Decodes `n` elements of Q5_K (n a multiple of 256) into `out` (or a new array). */
+export function dequantizeQ5_K(src: Uint8Array, n: number, out?: Float32Array): Float32Array {
+  checkSizes('dequantizeQ5_K', Q5_K_BLOCK_BYTES, src.byteLength, n, out);
+  const y = out ?? new Float32Array(n);
+  for (let b = 0, o = 0; b < n; b += QK_K, o += Q5_K_BLOCK_BYTES) {
+    const d = f16at(src, o);
+    const dmin = f16at(src, o + 2);
+    for (let c = 0; c < 4; c++) {
+      const [sc1, m1] = scaleMinK4(src, o + 4, 2 * c);
+      const [sc2, m2] = scaleMinK4(src, o + 4, 2 * c + 1);
+      const d1 = f(d * sc1), o1 = f(dmin * m1);
+      const d2 = f(d * sc2), o2 = f(dmin * m2);
+      const q = o + 48 + 32 * c, qh = o + 16;
+      const e = b + 64 * c;
+      for (let l = 0; l < 32; l++) {
+        y[e + l] = f(d1 * ((src[q + l]! & 15) | (((src[qh + l]! >> (2 * c)) & 1) << 4))) - o1;
+        y[e + 32 + l] = f(d2 * ((src[q + l]! >> 4) | (((src[qh + l]! >> (2 * c + 1)) & 1) << 4))) - o2;
       }
     }
   }
@@ -180,6 +209,26 @@ export function dotQ4_K_Q8_K(src: Uint8Array, o: number, x: Q8KRow, xo: number, 
   return acc;
 }
 
+/** Dot product of the Q5_K row at `src[o..]` (n elements) with a Q8_K row (from element `xo`). */
+export function dotQ5_K_Q8_K(src: Uint8Array, o: number, x: Q8KRow, xo: number, n: number): number {
+  let acc = 0;
+  for (let b = 0; b < n / QK_K; b++, o += Q5_K_BLOCK_BYTES) {
+    const xb = xo / QK_K + b;
+    const d = f16at(src, o), dmin = f16at(src, o + 2), dx = x.d[xb]!;
+    let S = 0, M = 0;
+    for (let s = 0; s < 8; s++) {
+      const [sc, m] = scaleMinK4(src, o + 4, s);
+      const qo = o + 48 + 32 * (s >> 1), sh = (s & 1) * 4, xe = xb * QK_K + 32 * s;
+      let dot = 0;
+      for (let l = 0; l < 32; l++) dot += (((src[qo + l]! >> sh) & 15) | (((src[o + 16 + l]! >> s) & 1) << 4)) * x.q[xe + l]!;
+      S += sc * dot;
+      M += m * (x.bsums[xb * 16 + 2 * s]! + x.bsums[xb * 16 + 2 * s + 1]!);
+    }
+    acc += d * dx * S - dmin * dx * M;
+  }
+  return acc;
+}
+
 /** Dot product of the Q6_K row at `src[o..]` (n elements) with a Q8_K row (from element `xo`). */
 export function dotQ6_K_Q8_K(src: Uint8Array, o: number, x: Q8KRow, xo: number, n: number): number {
   let acc = 0;
@@ -265,12 +314,24 @@ function makeQkx2Quants(n: number, nmax: number, x: Float32Array, w: Float32Arra
 
 /** quantize_row_q4_K_ref (n a multiple of 256). */
 export function quantizeQ4_K(src: ArrayLike<number>): Uint8Array {
+  return quantizeWithMins(src, 4);
+}
+
+/** quantize_row_q5_K_ref (n a multiple of 256). */
+export function quantizeQ5_K(src: ArrayLike<number>): Uint8Array {
+  return quantizeWithMins(src, 5);
+}
+
+/** Q4_K (bits 4: levels 0..15, make_qkx2_quants(rmin -1, 20 steps)) or Q5_K (0..31, rmin -0.5, 15 steps). */
+function quantizeWithMins(src: ArrayLike<number>, bits: 4 | 5): Uint8Array {
   const n = src.length;
-  if (n % QK_K !== 0) throw new Error(`quantizeQ4_K: length ${n} is not a multiple of ${QK_K}`);
-  const out = new Uint8Array((n / QK_K) * Q4_K_BLOCK_BYTES);
+  const name = bits === 4 ? 'quantizeQ4_K' : 'quantizeQ5_K';
+  if (n % QK_K !== 0) throw new Error(`${name}: length ${n} is not a multiple of ${QK_K}`);
+  const BB = bits === 4 ? Q4_K_BLOCK_BYTES : Q5_K_BLOCK_BYTES, nmax = bits === 4 ? 15 : 31, qs = bits === 4 ? 16 : 48;
+  const out = new Uint8Array((n / QK_K) * BB);
   const L = new Uint8Array(QK_K), Laux = new Uint8Array(32), xs = new Float32Array(32), w = new Float32Array(32);
   const scales = new Float32Array(8), mins = new Float32Array(8);
-  for (let b = 0, o = 0; b < n; b += QK_K, o += Q4_K_BLOCK_BYTES) {
+  for (let b = 0, o = 0; b < n; b += QK_K, o += BB) {
     let maxScale = 0, maxMin = 0;
     for (let j = 0; j < 8; j++) {
       let sumX2 = 0;
@@ -281,7 +342,7 @@ export function quantizeQ4_K(src: ArrayLike<number>): Uint8Array {
       const avX = f(Math.sqrt(f(sumX2 / 32)));
       for (let l = 0; l < 32; l++) w[l] = f(avX + Math.abs(xs[l]!));
       const Lj = L.subarray(32 * j, 32 * j + 32);
-      const [sc, mn] = makeQkx2Quants(32, 15, xs, w, Lj, Laux, -1, f(0.1), 20);
+      const [sc, mn] = bits === 4 ? makeQkx2Quants(32, 15, xs, w, Lj, Laux, -1, f(0.1), 20) : makeQkx2Quants(32, 31, xs, w, Lj, Laux, -0.5, f(0.1), 15);
       scales[j] = sc;
       mins[j] = mn;
       if (scales[j]! > maxScale) maxScale = scales[j]!;
@@ -312,9 +373,15 @@ export function quantizeQ4_K(src: ArrayLike<number>): Uint8Array {
       const d = f(dd * sc);
       if (!d) continue;
       const dmj = f(dm * m);
-      for (let i = 0; i < 32; i++) L[32 * j + i] = Math.max(0, Math.min(15, nearestInt(f(f(src[b + 32 * j + i]! + dmj) / d))));
+      for (let i = 0; i < 32; i++) L[32 * j + i] = Math.max(0, Math.min(nmax, nearestInt(f(f(src[b + 32 * j + i]! + dmj) / d))));
     }
-    for (let j = 0; j < 4; j++) for (let l = 0; l < 32; l++) out[o + 16 + 32 * j + l] = L[64 * j + l]! | (L[64 * j + l + 32]! << 4);
+    for (let j = 0; j < 4; j++) {
+      for (let l = 0; l < 32; l++) {
+        const l1 = L[64 * j + l]!, l2 = L[64 * j + l + 32]!;
+        out[o + qs + 32 * j + l] = (l1 & 15) | ((l2 & 15) << 4);
+        if (bits === 5) out[o + 16 + l] |= ((l1 >> 4) << (2 * j)) | ((l2 >> 4) << (2 * j + 1));
+      }
+    }
   }
   return out;
 }
