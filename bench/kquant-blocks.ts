@@ -1,6 +1,6 @@
 // Per-block cost of the quantized matmul kernels, one thread, weights in cache (256 x 4096):
 // ns per 256-weight block per row of x, for GEMV (M = 1) and GEMM (M = 64), q8_0 next to
-// q4_k and q6_k in the same process, 15 alternating rounds (min and median).
+// q4_k, q5_k and q6_k in the same process, 15 alternating rounds (min and median).
 //
 //   node --import tsx bench/kquant-blocks.ts
 import { cpuBackend } from '../src/tensor/cpu.ts';
@@ -10,7 +10,7 @@ const cpu = cpuBackend();
 cpu.setThreads(1);
 const K = 4096, N = 256;
 const r = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.731) * Math.cos(i * 0.0123));
-const dts = ['q8_0', 'q4_k', 'q6_k'] as DType[];
+const dts = ['q8_0', 'q4_k', 'q5_k', 'q6_k'] as DType[];
 const ws = Object.fromEntries(dts.map((d) => [d, new Tensor(d, [N, K], encode(d, r(N * K)))]));
 const res: Record<string, number[]> = {};
 for (const M of [1, 64]) {
