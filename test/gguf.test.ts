@@ -13,6 +13,7 @@ import { FormatError } from '../src/formats/errors.ts';
 import {
   dequantizeQ4_0,
   dequantizeQ4_K,
+  dequantizeQ6_K,
   GGML_TYPE,
   GGML_TYPE_NAME,
   GGML_TYPES,
@@ -281,14 +282,14 @@ describe('bad files', () => {
     raises(parse(oneTensor(99, 0)), /tensor "t" has unknown ggml type id 99/);
     raises(parse(oneTensor(4, 0)), /unknown ggml type id 4/);
     raises(parse(oneTensor(GGML_TYPE.Q4_0, 0, [48])), /tensor "t" \[48\] Q4_0: Q4_0 needs ne0 \(dims\[0\]\) to be a multiple of 32, got 48/);
-    // Q5_K parses (its size is known) but cannot be loaded
-    const b = new Bytes().head(1, 0).info('blk.0.attn_q.weight', [256, 2], GGML_TYPE.Q5_K, 0).pad(32).raw(new Uint8Array(2 * 176));
-    const path = tmp('q5k');
+    // Q3_K parses (its size is known) but cannot be loaded
+    const b = new Bytes().head(1, 0).info('blk.0.attn_q.weight', [256, 2], GGML_TYPE.Q3_K, 0).pad(32).raw(new Uint8Array(2 * 110));
+    const path = tmp('q3k');
     writeFileSync(path, b.bytes());
     const f = readGguf(path);
-    assert.equal(f.tensors.get('blk.0.attn_q.weight')!.nbytes, 352);
+    assert.equal(f.tensors.get('blk.0.attn_q.weight')!.nbytes, 220);
     const err = raises(() => ggufTensor(f, 'blk.0.attn_q.weight'));
-    assert.equal(err.message, `${path}: tensor blk.0.attn_q.weight has type Q5_K, which Slipstream cannot load; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K`);
+    assert.equal(err.message, `${path}: tensor blk.0.attn_q.weight has type Q3_K, which Slipstream cannot load; supported: F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K, Q4_0`);
     raises(() => ggufTensor(f, 'nope'), /no tensor named "nope"/);
   });
 
@@ -413,7 +414,7 @@ describe('tensor round trip', () => {
   const r = rng(42);
   const values = (n: number) => Array.from({ length: n }, () => r() * 3);
 
-  it('F32/F16/BF16/Q8_0/Q4_0/Q4_K with awkward shapes, alignments 32 and 64', () => {
+  it('F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K with awkward shapes, alignments 32 and 64', () => {
     for (const alignment of [32, 64]) {
       const v7x3x2 = values(42);
       const v5x3 = values(15);
@@ -428,6 +429,7 @@ describe('tensor round trip', () => {
         { name: 'q8_0', type: GGML_TYPE.Q8_0, dims: [64, 3], data: () => quantizeQ8_0(v64x3) },
         { name: 'q4_0', type: GGML_TYPE.Q4_0, dims: [96, 5], data: quantizeQ4_0(v96x5) },
         { name: 'q4_k', type: GGML_TYPE.Q4_K, dims: [512, 3], data: () => quantizeQ4_K(v512x3) },
+        { name: 'q6_k', type: GGML_TYPE.Q6_K, dims: [256, 2], data: () => encode('q6_k', v512x3.slice(0, 512)) },
         { name: 'f32.4d', type: GGML_TYPE.F32, dims: [32, 2, 3, 2], data: f32Bytes(v32x2x3x2) },
         { name: 'f32.empty', type: GGML_TYPE.F32, dims: [0, 4], data: new Uint8Array(0) },
       ];
@@ -476,10 +478,12 @@ describe('tensor round trip', () => {
       assert.equal(tq8.data.buffer, f.tensors.get('q8_0')!.data.buffer); // GGUF Q8_0 is our q8_0: zero copy
       assert.deepEqual([...tq8.toF32()], [...dequantizeQ8_0(quantizeQ8_0(v64x3), 192)]);
 
-      for (const [name, dq, n, shape] of [['q4_0', dequantizeQ4_0, 480, [5, 96]], ['q4_k', dequantizeQ4_K, 1536, [3, 512]]] as const) {
+      for (const [name, dq, n, shape] of [['q4_0', dequantizeQ4_0, 480, [5, 96]], ['q4_k', dequantizeQ4_K, 1536, [3, 512]], ['q6_k', dequantizeQ6_K, 512, [2, 256]]] as const) {
         const ref = dq(f.tensors.get(name)!.data, n);
         const tf = ggufTensor(f, name);
-        assert.deepEqual([tf.dtype, tf.shape], ['f32', shape]);
+        // Q4_0 is decoded to f32; Q4_K and Q6_K run as stored: views of the mapping, zero copy
+        assert.deepEqual([tf.dtype, tf.shape], [name === 'q4_0' ? 'f32' : name, shape]);
+        if (name !== 'q4_0') assert.equal(tf.data.buffer, f.tensors.get(name)!.data.buffer);
         assert.deepEqual(tf.toF32(), ref);
         const tq = ggufTensor(f, name, { q8: true });
         assert.deepEqual([tq.dtype, tq.shape], ['q8_0', shape]);

@@ -13,7 +13,7 @@ import { before, describe, it } from 'node:test';
 import type { Backend } from '../src/tensor/backend.ts';
 import { convertTensor } from '../src/tensor/convert.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
-import { type DType, DTYPES } from '../src/tensor/dtype.ts';
+import { blockSize, type DType, DTYPES } from '../src/tensor/dtype.ts';
 import { refBackend } from '../src/tensor/ref.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { errorSuite } from './helpers/error-suite.ts';
@@ -92,7 +92,7 @@ for (const isa of isas) {
     it('matmulMulti equals separate matmuls bit for bit (every dtype, GEMV and GEMM)', () => {
       for (const dtype of DTYPES) {
         for (const M of [1, 5]) {
-          const K = 96;
+          const K = blockSize(dtype) > 32 ? 512 : 96;
           const x = rand([M, K], 3 + M);
           const ws = [rand([40, K], 1, dtype), rand([7, K], 2, dtype), rand([33, K], 3, dtype)];
           const multi = ws.map((w) => Tensor.zeros([M, w.shape[0]!]));
@@ -120,7 +120,7 @@ for (const isa of isas) {
       ];
       for (const dtype of DTYPES) {
         for (const [M, N, K0] of shapes) {
-          const K = dtype === 'q8_0' ? Math.ceil(K0 / 32) * 32 : K0;
+          const K = Math.ceil(K0 / blockSize(dtype)) * blockSize(dtype);
           const x = rand([M, K], M * 7 + K);
           const w = rand([N, K], N * 13 + K, dtype);
           const oc = Tensor.zeros([M, N]);
@@ -144,7 +144,7 @@ for (const isa of isas) {
 
     it('matmul: strided x and out views', () => {
       for (const dtype of DTYPES) {
-        const M = 9, N = 21, K = 64;
+        const M = 9, N = 21, K = blockSize(dtype) > 32 ? 256 : 64;
         const x = strided(M, K, 5, 3);
         const w = rand([N, K], 4, dtype);
         const ob = Tensor.zeros([M, N + 3]);
@@ -164,7 +164,7 @@ for (const isa of isas) {
 
     it('matmul is row-invariant: a row alone equals the same row in a batch, bit for bit', () => {
       for (const dtype of DTYPES) {
-        const M = 16, N = 37, K = 320;
+        const M = 16, N = 37, K = blockSize(dtype) > 32 ? 512 : 320;
         const x = rand([M, K], 99);
         const w = rand([N, K], 98, dtype);
         const all = Tensor.zeros([M, N]);
@@ -179,8 +179,9 @@ for (const isa of isas) {
 
     it('matmul with x rows a multiple of 4 KiB apart (GEMM on a padded copy of x): = ref, and = the GEMV row bit for bit', () => {
       // K = 1024 and 2048 (contiguous) and K = 992 in rows 2048 floats apart (a strided view)
-      for (const [K, ld] of [[1024, 1024], [2048, 2048], [992, 2048]] as const) {
+      for (const [K0, ld] of [[1024, 1024], [2048, 2048], [992, 2048]] as const) {
         for (const dtype of DTYPES) {
+          const K = Math.ceil(K0 / blockSize(dtype)) * blockSize(dtype);
           const M = 70, N = 29; // 64 rows and more: the GEMM path that pads
           const x = ld === K ? rand([M, K], 7) : strided(M, K, ld - K, 7);
           const w = rand([N, K], 8, dtype);
@@ -295,7 +296,7 @@ for (const isa of isas) {
 
     it('embedding for every table dtype', () => {
       for (const dtype of DTYPES) {
-        const V = 50, D = dtype === 'q8_0' ? 96 : 33;
+        const V = 50, D = dtype === 'q8_0' ? 96 : blockSize(dtype) > 1 ? 512 : 33;
         const table = rand([V, D], 31, dtype);
         const ids = Int32Array.from([0, 49, 7, 7, 23]);
         const oc = Tensor.zeros([ids.length, D]);

@@ -21,6 +21,7 @@
 
 #include "kv_q8.h"
 #include "napi_args.h"
+#include "kquants.h"
 #include "ops.h"
 #include "pool.h"
 
@@ -47,12 +48,13 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   int wt = (int)count(info, 3, op);
   Buf o = bytes(info, 4, op, "out");
   int64_t ldo = count(info, 5, op), M = count(info, 6, op), N = count(info, 7, op), K = count(info, 8, op);
-  if (wt > SS_Q8_0) throw range_error(info, op, "unknown weight dtype code");
+  if (wt < 0 || wt > SS_Q5_K) throw range_error(info, op, "unknown weight dtype code");
   if (wt == SS_Q8_0 && K % 32) throw range_error(info, op, "q8_0 K must be a multiple of 32");
+  if (ss::is_kquant(wt) && K % 256) throw range_error(info, op, "q4_k / q5_k / q6_k K must be a multiple of 256");
   need(info, x, f32_span(info, op, M, ldx, K), op, "x");
   need(info, w, ss::dtype_bytes(wt, mul(info, op, N, K)), op, "w");
   need(info, o, f32_span(info, op, M, ldo, N), op, "out");
-  ss_matmul_args a{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K, nullptr, nullptr};
+  ss_matmul_args a{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K, nullptr, nullptr, nullptr};
   ss::matmul(a);
   return info.Env().Undefined();
 }
@@ -71,8 +73,9 @@ Napi::Value MatmulMulti(const Napi::CallbackInfo& info) {
     throw range_error(info, op, "1 to 8 weights, with as many outputs, ldo and N");
   int wt = (int)count(info, 3, op);
   int64_t M = count(info, 6, op), K = count(info, 8, op);
-  if (wt > SS_Q8_0) throw range_error(info, op, "unknown weight dtype code");
+  if (wt < 0 || wt > SS_Q5_K) throw range_error(info, op, "unknown weight dtype code");
   if (wt == SS_Q8_0 && K % 32) throw range_error(info, op, "q8_0 K must be a multiple of 32");
+  if (ss::is_kquant(wt) && K % 256) throw range_error(info, op, "q4_k / q5_k / q6_k K must be a multiple of 256");
   need(info, x, f32_span(info, op, M, ldx, K), op, "x");
   ss_matmul_args a[8];
   for (uint32_t i = 0; i < n; i++) {
@@ -82,7 +85,7 @@ Napi::Value MatmulMulti(const Napi::CallbackInfo& info) {
     const int64_t ldo = count_v(info, lv, op, "ldo"), N = count_v(info, nv, op, "N");
     need(info, w, ss::dtype_bytes(wt, mul(info, op, N, K)), op, "w");
     need(info, o, f32_span(info, op, M, ldo, N), op, "out");
-    a[i] = ss_matmul_args{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K, nullptr, nullptr};
+    a[i] = ss_matmul_args{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K, nullptr, nullptr, nullptr};
   }
   ss::matmul_multi(a, (int)n);
   return env.Undefined();
@@ -207,8 +210,9 @@ Napi::Value Embedding(const Napi::CallbackInfo& info) {
   Buf o = bytes(info, 5, op, "out");
   int64_t ldo = count(info, 6, op);
   int64_t T = (int64_t)(ids.n / 4);
-  if (tt > SS_Q8_0) throw range_error(info, op, "unknown table dtype code");
+  if (tt < 0 || tt > SS_Q5_K) throw range_error(info, op, "unknown table dtype code");
   if (tt == SS_Q8_0 && D % 32) throw range_error(info, op, "q8_0 D must be a multiple of 32");
+  if (ss::is_kquant(tt) && D % 256) throw range_error(info, op, "q4_k / q5_k / q6_k D must be a multiple of 256");
   need(info, t, ss::dtype_bytes(tt, mul(info, op, V, D)), op, "table");
   need(info, o, f32_span(info, op, T, ldo, D), op, "out");
   const int32_t* id = (const int32_t*)ids.p;
@@ -303,7 +307,8 @@ Napi::Value Convert(const Napi::CallbackInfo& info) {
   Buf d = bytes(info, 2, op, "dst");
   int dt = (int)count(info, 3, op);
   int64_t n = count(info, 4, op);
-  if (st > SS_Q8_0 || dt > SS_Q8_0) throw range_error(info, op, "unknown dtype code");
+  if (st < 0 || st > SS_Q5_K || dt < 0 || dt > SS_Q5_K) throw range_error(info, op, "unknown dtype code");
+  if ((ss::is_kquant(st) || ss::is_kquant(dt)) && n % 256) throw range_error(info, op, "q4_k / q5_k / q6_k element count must be a multiple of 256");
   if ((st == SS_Q8_0 || dt == SS_Q8_0) && n % 32) throw range_error(info, op, "q8_0 element count must be a multiple of 32");
   need(info, s, ss::dtype_bytes(st, n), op, "src");
   need(info, d, ss::dtype_bytes(dt, n), op, "dst");

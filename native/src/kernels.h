@@ -3,7 +3,8 @@
 #pragma once
 #include <cstdint>
 
-enum ss_dtype { SS_F32 = 0, SS_F16 = 1, SS_BF16 = 2, SS_Q8_0 = 3 };
+// SS_Q4_K / SS_Q6_K / SS_Q5_K: GGUF k-quant weights (matmul only, x quantized to Q8_K; kquants.h)
+enum ss_dtype { SS_F32 = 0, SS_F16 = 1, SS_BF16 = 2, SS_Q8_0 = 3, SS_Q4_K = 4, SS_Q6_K = 5, SS_Q5_K = 6 };
 enum ss_unary { SS_SOFTMAX = 0, SS_SILU = 1, SS_GELU_TANH = 2, SS_GELU_ERF = 3 };
 enum ss_gated { SS_SWIGLU = 0, SS_GEGLU_TANH = 1, SS_GEGLU_ERF = 2 };
 enum ss_binary { SS_ADD = 0, SS_MUL = 1 };
@@ -16,6 +17,8 @@ struct ss_matmul_args {
   int64_t M, N, K;
   // q8_0 weights only: x quantized to q8_0 blocks by ops.cc, as int8 [M, K] and scales [M, K/32]
   const int8_t* xq; const float* xd;
+  // k-quant weights only: x as Q8_K, xq int8 [M, K], xd [M, K/256] and the sums of each 16 xbs [M, K/16]
+  const int16_t* xbs;
 };
 
 struct ss_attn_args {

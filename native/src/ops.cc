@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kquants.h"
 #include "kv_q8.h"
 #include "pool.h"
 #include "simd.h"
@@ -79,6 +80,9 @@ size_t dtype_bytes(int dtype, int64_t n) {
     case SS_F32: return (size_t)n * 4;
     case SS_F16:
     case SS_BF16: return (size_t)n * 2;
+    case SS_Q4_K: return (size_t)(n / QK_K) * Q4_K_BYTES;
+    case SS_Q5_K: return (size_t)(n / QK_K) * Q5_K_BYTES;
+    case SS_Q6_K: return (size_t)(n / QK_K) * Q6_K_BYTES;
     default: return (size_t)(n / 32) * 34;
   }
 }
@@ -108,6 +112,40 @@ static bool prepare_q8(ss_matmul_args& a) {
   quantize_rows_q8(a.x, a.ldx, a.M, a.K, qbuf, d);
   a.xq = qbuf;
   a.xd = d;
+  return true;
+}
+
+// Quantizes x to Q8_K for k-quant weights (int8 [M, K], d [M, K/256], sums of 16 [M, K/16]) into
+// a grow-only per-thread buffer and points a.xq / a.xd / a.xbs at it. False when memory runs out.
+static bool prepare_q8k(ss_matmul_args& a) {
+  thread_local int8_t* qbuf = nullptr;
+  thread_local size_t qcap = 0;
+  const int64_t nb = a.K / QK_K;
+  const size_t qbytes = ((size_t)(a.M * a.K) + 63) / 64 * 64, dbytes = ((size_t)(a.M * nb) * sizeof(float) + 63) / 64 * 64;
+  const size_t need = qbytes + dbytes + (size_t)(a.M * nb * 16) * sizeof(int16_t) + 64;
+  if (qcap < need) {
+    std::free(qbuf);
+    qbuf = (int8_t*)std::aligned_alloc(64, (need + 63) / 64 * 64);
+    qcap = qbuf ? need : 0;
+    if (!qbuf) return false;
+  }
+  float* d = (float*)(qbuf + qbytes);
+  int16_t* bs = (int16_t*)((uint8_t*)d + dbytes);
+  const float* x = a.x;
+  const int64_t ldx = a.ldx, K = a.K;
+  int8_t* q = qbuf;
+  parallel_for(a.M, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t m = r0; m < r1; m++) quantize_q8k(x + m * ldx, K, q + m * K, d + m * nb, bs + m * nb * 16);
+  });
+  a.xq = qbuf;
+  a.xd = d;
+  a.xbs = bs;
+  return true;
+}
+
+static bool prepare_x(ss_matmul_args& a) {
+  if (a.wtype == SS_Q8_0) return prepare_q8(a);
+  if (is_kquant(a.wtype)) return prepare_q8k(a);
   return true;
 }
 
@@ -183,7 +221,7 @@ static void gemv_for(int64_t tasks, const F& run_task) {
 void matmul(const ss_matmul_args& a_in) {
   const ss_kernels* k = K;
   ss_matmul_args a = a_in;
-  if (a.wtype == SS_Q8_0 && !prepare_q8(a)) return;
+  if (!prepare_x(a)) return;
   const int64_t threads = pool_threads();
   if (a.M <= k->mr) {
     // Matrix-vector: split the weight rows; each task streams a run of rows once.
@@ -196,7 +234,7 @@ void matmul(const ss_matmul_args& a_in) {
     return;
   }
   // GEMM: (n block, m block) tasks; a weight block stays in L2 while m tiles stream past it.
-  if (a.wtype != SS_Q8_0) pad_x(a);
+  if (a.wtype < SS_Q8_0) pad_x(a);
   const int64_t NB = 64, MB = 64;
   const int64_t nnb = (a.N + NB - 1) / NB, nmb = (a.M + MB - 1) / MB;
   parallel_for(nnb * nmb, 1, [&](int64_t t0, int64_t t1) {
@@ -221,9 +259,9 @@ void matmul_multi(const ss_matmul_args* as, int n) {
   ss_matmul_args a[8] = {};
   if (n > 8) n = 8;
   for (int i = 0; i < n; i++) a[i] = as[i];
-  if (a[0].wtype == SS_Q8_0) {
-    if (!prepare_q8(a[0])) return;
-    for (int i = 1; i < n; i++) a[i].xq = a[0].xq, a[i].xd = a[0].xd;
+  if (a[0].wtype >= SS_Q8_0) {
+    if (!prepare_x(a[0])) return;
+    for (int i = 1; i < n; i++) a[i].xq = a[0].xq, a[i].xd = a[0].xd, a[i].xbs = a[0].xbs;
   }
   const int64_t threads = pool_threads();
   int64_t total = 0;
@@ -396,6 +434,9 @@ static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
     case SS_BF16:
       for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); dst[i] = bf16_to_f32_scalar(h); }
       break;
+    case SS_Q4_K: dequant_q4k(src, dst, n); break;
+    case SS_Q5_K: dequant_q5k(src, dst, n); break;
+    case SS_Q6_K: dequant_q6k(src, dst, n); break;
     default:
       for (int64_t b = 0; b < n / 32; b++) {
         const uint8_t* blk = src + b * 34;
@@ -408,6 +449,9 @@ static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
 
 static void encode_row(const float* src, uint8_t* dst, int dtype, int64_t n) {
   switch (dtype) {
+    case SS_Q4_K: quantize_q4k(src, dst, n); break;
+    case SS_Q5_K: quantize_q5k(src, dst, n); break;
+    case SS_Q6_K: quantize_q6k(src, dst, n); break;
     case SS_F32: std::memcpy(dst, src, (size_t)n * 4); break;
     case SS_F16: K->f32_to_f16(src, dst, n); break;
     case SS_BF16:

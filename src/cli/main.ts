@@ -167,8 +167,8 @@ program
   .description('convert a Hugging Face model directory to GGUF (llama.cpp loads it), or a GGUF file to a Hugging Face directory')
   .argument('<input>', 'Hugging Face model directory, or a .gguf file')
   .argument('<output>', 'output .gguf file, or output directory')
-  .option('--type <type>', 'GGUF tensor type for weight matrices: f32, f16 or q8_0', 'f16')
-  .addHelpText('after', '\nExamples:\n  $ slipstream convert models/default default.gguf --type q8_0\n  $ slipstream convert default.gguf default-hf/')
+  .option('--type <type>', 'GGUF tensor type for weight matrices: f32, f16, q8_0, q4_k_m, q5_k_m (llama.cpp\'s mixes) or q6_k', 'f16')
+  .addHelpText('after', '\nExamples:\n  $ slipstream convert models/default default.gguf --type q8_0\n  $ slipstream convert models/default default-q4km.gguf --type q4_k_m\n  $ slipstream convert default.gguf default-hf/')
   .action(guard(async (input: string, output: string, opts: { type: string }) => {
     const { convertCommand } = await import('./convert.ts');
     await convertCommand(input, output, opts);

@@ -6,7 +6,8 @@
 // `enum ggml_type` (4 and 5 were Q4_2/Q4_3, removed; 31-33 and 36-38 were repacked variants
 // that never appear in files).
 //
-// Two formats are dequantized here (we load them as f32, or requantize to q8_0):
+// Q4_0 is dequantized here (we load it as f32, or requantize to q8_0); Q4_K and Q6_K run as
+// stored (src/tensor/kquants.ts has their layouts and decoders; Q4_K's is repeated below):
 //
 //   Q4_0  block of 32: f16 d, then 16 bytes of nibbles. Byte j holds element j in its low
 //         nibble and element j+16 in its high nibble; value = (q - 8) * d.
@@ -159,40 +160,12 @@ export function quantizeQ4_0(src: ArrayLike<number>): Uint8Array {
   return out;
 }
 
-// ---- Q4_K ------------------------------------------------------------------------------
+// ---- Q4_K / Q6_K -----------------------------------------------------------------------
+// Layouts, decoders and llama.cpp's quantizers live with the dtypes (src/tensor/kquants.ts): the
+// k-quants run as stored. quantizeQ4_K below is a simpler, bounded-error quantizer kept for tests.
 
-export const QK_K = 256;
-export const Q4_K_BLOCK_BYTES = 144;
-
-/** The 6-bit (scale, min) of sub-block `s` (0..7) from the 12 packed bytes at `p`. */
-function scaleMinK4(src: Uint8Array, p: number, s: number): [number, number] {
-  if (s < 4) return [src[p + s]! & 63, src[p + s + 4]! & 63];
-  return [(src[p + s + 4]! & 15) | ((src[p + s - 4]! >> 6) << 4), (src[p + s + 4]! >> 4) | ((src[p + s]! >> 6) << 4)];
-}
-
-/** Decodes `n` elements of Q4_K (n a multiple of 256) into `out` (or a new array). */
-export function dequantizeQ4_K(src: Uint8Array, n: number, out?: Float32Array): Float32Array {
-  checkSizes('dequantizeQ4_K', QK_K, Q4_K_BLOCK_BYTES, src.byteLength, n, out);
-  const y = out ?? new Float32Array(n);
-  const f = Math.fround;
-  for (let b = 0, o = 0; b < n; b += QK_K, o += Q4_K_BLOCK_BYTES) {
-    const d = f16BitsToF32(src[o]! | (src[o + 1]! << 8));
-    const dmin = f16BitsToF32(src[o + 2]! | (src[o + 3]! << 8));
-    for (let c = 0; c < 4; c++) {
-      const [sc1, m1] = scaleMinK4(src, o + 4, 2 * c);
-      const [sc2, m2] = scaleMinK4(src, o + 4, 2 * c + 1);
-      const d1 = f(d * sc1), o1 = f(dmin * m1);
-      const d2 = f(d * sc2), o2 = f(dmin * m2);
-      const q = o + 16 + 32 * c;
-      const e = b + 64 * c;
-      for (let l = 0; l < 32; l++) {
-        y[e + l] = f(d1 * (src[q + l]! & 15)) - o1;
-        y[e + 32 + l] = f(d2 * (src[q + l]! >> 4)) - o2;
-      }
-    }
-  }
-  return y;
-}
+export { dequantizeQ4_K, dequantizeQ5_K, dequantizeQ6_K, Q4_K_BLOCK_BYTES, Q5_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, QK_K } from '../tensor/kquants.ts';
+import { QK_K, Q4_K_BLOCK_BYTES } from '../tensor/kquants.ts';
 
 /** f16 bits of the smallest half >= v (v >= 0, finite): scales rounded up keep ranges covered. */
 function f16Ceil(v: number): number {

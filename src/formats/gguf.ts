@@ -30,7 +30,7 @@ import { fileSize, mapFile, mapSpans, mapWindow, MAX_MAPPING } from './mmap.ts';
 import { ggufDimsToShape } from './layout.ts';
 import { FormatError } from './errors.ts';
 import {
-  dequantizeQ4_0, dequantizeQ4_K, GGML_TYPE, GGML_TYPES, ggmlNbytes, ggmlTypeName, Q4_0_BLOCK, Q4_0_BLOCK_BYTES, Q4_K_BLOCK_BYTES, QK_K,
+  dequantizeQ4_0, dequantizeQ4_K, dequantizeQ5_K, dequantizeQ6_K, GGML_TYPE, GGML_TYPES, ggmlNbytes, ggmlTypeName, Q4_0_BLOCK, Q4_0_BLOCK_BYTES, Q4_K_BLOCK_BYTES, Q5_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, QK_K,
 } from './ggml-quants.ts';
 import type { GgufMetaEntry, GgufMetadata, GgufScalarType, GgufValue } from './gguf-types.ts';
 import { nameMetadata } from './gguf-meta.ts';
@@ -372,10 +372,10 @@ function alignmentOf(md: GgufMetadata, fail: (problem: string) => never): number
 // ---- tensors ---------------------------------------------------------------------------
 
 /** ggml types that load as a slipstream Tensor. */
-export const GGUF_LOADABLE_TYPES: readonly string[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K'];
+export const GGUF_LOADABLE_TYPES: readonly string[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K', 'Q4_0'];
 
 export interface GgufTensorOptions {
-  /** Q4_0/Q4_K: requantize to q8_0 (half the memory of f32) instead of dequantizing to f32. Other types are unaffected. */
+  /** Q4_0 and the k-quants: requantize to q8_0 (Q4_0: instead of dequantizing to f32; Q4_K/Q5_K/Q6_K: instead of running as stored). Other types are unaffected. */
   q8?: boolean;
 }
 
@@ -384,8 +384,9 @@ const REQUANT_CHUNK = 64 * QK_K;
 
 /**
  * The tensor `name` as a slipstream Tensor, shape in row-major order (GGUF dims reversed).
- * F32, F16, BF16 and Q8_0 are views of the mapped file (GGUF's Q8_0 block is our q8_0 block);
- * Q4_0 and Q4_K are decoded into a new f32 buffer, or requantized to q8_0 with `opts.q8`.
+ * F32, F16, BF16, Q8_0, Q4_K, Q5_K and Q6_K are views of the mapped file (GGUF's blocks are our
+ * q8_0, q4_k, q5_k and q6_k blocks: the k-quants run as stored, with Q8_K activations); Q4_0 is
+ * decoded into a new f32 buffer. With `opts.q8`, Q4_0 and the k-quants are requantized to q8_0.
  */
 export function ggufTensor(file: GgufFile, name: string, opts: GgufTensorOptions = {}): Tensor {
   const t = file.tensors.get(name);
@@ -403,8 +404,16 @@ export function ggufTensor(file: GgufFile, name: string, opts: GgufTensorOptions
     case GGML_TYPE.Q8_0:
       return new Tensor('q8_0', shape, t.data);
     case GGML_TYPE.Q4_0:
-    case GGML_TYPE.Q4_K: {
-      const [dequant, block, blockBytes] = t.type === GGML_TYPE.Q4_0 ? [dequantizeQ4_0, Q4_0_BLOCK, Q4_0_BLOCK_BYTES] as const : [dequantizeQ4_K, QK_K, Q4_K_BLOCK_BYTES] as const;
+    case GGML_TYPE.Q4_K:
+    case GGML_TYPE.Q5_K:
+    case GGML_TYPE.Q6_K: {
+      const kq = t.type === GGML_TYPE.Q4_K ? 'q4_k' : t.type === GGML_TYPE.Q5_K ? 'q5_k' : 'q6_k';
+      if (t.type !== GGML_TYPE.Q4_0 && !opts.q8) return new Tensor(kq, shape, t.data);
+      const [dequant, block, blockBytes] =
+        t.type === GGML_TYPE.Q4_0 ? [dequantizeQ4_0, Q4_0_BLOCK, Q4_0_BLOCK_BYTES] as const
+        : t.type === GGML_TYPE.Q4_K ? [dequantizeQ4_K, QK_K, Q4_K_BLOCK_BYTES] as const
+        : t.type === GGML_TYPE.Q5_K ? [dequantizeQ5_K, QK_K, Q5_K_BLOCK_BYTES] as const
+        : [dequantizeQ6_K, QK_K, Q6_K_BLOCK_BYTES] as const;
       if (!opts.q8) {
         const f32 = dequant(t.data, n);
         return new Tensor('f32', shape, new Uint8Array(f32.buffer));

@@ -1,6 +1,7 @@
 // Checkpoint conversion both ways:
 //   Hugging Face directory -> GGUF with llama.cpp's tensor names, metadata and RoPE permutation
-//   (so llama.cpp loads what we write), weight matrices in f32, f16 or q8_0;
+//   (so llama.cpp loads what we write), weight matrices in f32, f16, q8_0, or llama.cpp's
+//   k-quant mixes q4_k_m / q5_k_m / q6_k (per-tensor rules in quant-mix.ts);
 //   GGUF -> Hugging Face directory (config.json, tokenizer files, safetensors in f32/f16/bf16).
 // The layout changes themselves live in src/formats/layout.ts.
 
@@ -18,15 +19,14 @@ import { createProgress } from '../formats/progress.ts';
 import { openSafetensorsCheckpoint, writeShardedSafetensors, type StWriteInput } from '../formats/safetensors.ts';
 import { Tokenizer } from '../formats/tokenizer.ts';
 import { convertTensor } from '../tensor/convert.ts';
-import { bytesFor, type DType } from '../tensor/dtype.ts';
+import { bytesFor, isKQuant, type DType } from '../tensor/dtype.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { HfSource, readJson } from './load.ts';
 
-export type GgufOutType = 'f32' | 'f16' | 'q8_0';
+import { FILE_TYPE, ggufTensorDType, type GgufOutType, type MixModel } from './quant-mix.ts';
 
-// llama.cpp's general.file_type values (LLAMA_FTYPE_*).
-const FILE_TYPE: Record<GgufOutType, number> = { f32: 0, f16: 1, q8_0: 7 };
-const GGML_OF: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0 };
+export type { GgufOutType } from './quant-mix.ts';
+const GGML_OF: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K };
 
 /** llama.cpp's "llama" architecture rotates interleaved pairs: its q/k rows are permuted. */
 function permutesRope(c: ModelConfig): boolean {
@@ -43,11 +43,9 @@ function rowPermute(c: ModelConfig, name: string, t: Tensor, inverse: boolean): 
   return new Tensor(t.dtype, t.shape, f(t.data, rows, rowBytes, heads));
 }
 
-/** Which dtype a tensor is written in: 1-D tensors and the MoE router stay f32 (as llama.cpp does). */
-function outDType(name: string, t: Tensor, type: GgufOutType): DType {
-  if (t.shape.length === 1 || name.endsWith('ffn_gate_inp.weight')) return 'f32';
-  if (type === 'q8_0' && t.shape[t.shape.length - 1]! % 32 !== 0) return 'f16';
-  return type;
+/** Which dtype a tensor is written in (quant-mix.ts): 1-D tensors and the MoE router stay f32 (as llama.cpp does). */
+function outDType(name: string, shape: readonly number[], type: GgufOutType, mix: MixModel): DType {
+  return ggufTensorDType(name, shape, type, mix);
 }
 
 export interface ConvertOptions {
@@ -67,6 +65,7 @@ export function hfToGguf(dir: string, out: string, opts: ConvertOptions): { tens
   const md = configToGgufMetadata(cfg, basename(dir), FILE_TYPE[opts.type]);
   for (const [k, v] of ggufTokenizerMetadata(tok, { vocabSize: cfg.vocabSize })) md.set(k, v);
 
+  const mix: MixModel = { nLayers: cfg.nLayers, tiedEmbeddings: cfg.tieEmbeddings || !src.has('output.weight'), nExperts: cfg.nExperts };
   const tensors: GgufWriteTensor[] = [];
   const add = (name: string, shape: number[], dtype: DType, make: () => Uint8Array) =>
     tensors.push({ name, type: GGML_OF[dtype], dims: shapeToGgufDims(shape), data: make });
@@ -80,7 +79,7 @@ export function hfToGguf(dir: string, out: string, opts: ConvertOptions): { tens
     if (experts > 0) {
       // Mixtral: experts stacked into one [n_experts, rows, cols] tensor.
       const first = src.get(name, 0)!;
-      const dt = outDType(name, first, opts.type);
+      const dt = outDType(name, [experts, ...first.shape], opts.type, mix);
       add(name, [experts, ...first.shape], dt, () => {
         const parts = Array.from({ length: experts }, (_, e) => convertTensor(src.get(name, e)!, dt).data);
         const buf = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
@@ -91,7 +90,7 @@ export function hfToGguf(dir: string, out: string, opts: ConvertOptions): { tens
       continue;
     }
     const t0 = src.get(name)!;
-    const dt = outDType(name, t0, opts.type);
+    const dt = outDType(name, t0.shape, opts.type, mix);
     add(name, [...t0.shape], dt, () => convertTensor(rowPermute(cfg, name, src.get(name)!, false), dt).data);
   }
   // Progress in bytes written; the bar is created once the writer knows the total.
@@ -124,7 +123,7 @@ export function ggufToHf(file: string, outDir: string, opts: { progress?: boolea
     bar.increment(1);
     if (name === 'rope_freqs.weight') continue;
     let t = ggufTensor(g, name);
-    if (t.dtype === 'q8_0') t = convertTensor(t, 'f32');
+    if (t.dtype === 'q8_0' || isKQuant(t.dtype)) t = convertTensor(t, 'f32');
     t = rowPermute(cfg, name, t, true);
     if ((cfg.arch === 'gemma' || cfg.arch === 'gemma2') && name.endsWith('norm.weight')) t = Tensor.fromF32(gemmaNormFromGguf(t.toF32()), t.shape);
     if (cfg.arch === 'gpt2' && t.shape.length === 2 && /attn_qkv|attn_output|ffn_up|ffn_down/.test(name)) {

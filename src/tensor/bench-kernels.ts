@@ -175,7 +175,7 @@ export function runKernelBench(opts: KernelBenchOptions = {}): void {
     [5632, 2048],
     [32000, 2048],
   ];
-  for (const dtype of only.includes('gemv') ? (['q8_0', 'f16', 'bf16', 'f32'] as DType[]) : []) {
+  for (const dtype of only.includes('gemv') ? (['q4_k', 'q5_k', 'q6_k', 'q8_0', 'f16', 'bf16', 'f32'] as DType[]) : []) {
     for (const [N, K] of gemvShapes) {
       const ws = weightCopies(N, K, dtype);
       const x = Tensor.fromF32(randomF32(K, 7), [1, K]);
@@ -204,6 +204,11 @@ export function runKernelBench(opts: KernelBenchOptions = {}): void {
     gemm('gemm q8_0', 64, 2048, 5632, 'q8_0');
     gemm('gemm q8_0', 512, 2048, 2048, 'q8_0');
     gemm('gemm f16', 64, 2048, 5632, 'f16');
+    gemm('gemm q4_k', 16, 2048, 5632, 'q4_k');
+    gemm('gemm q4_k', 64, 2048, 5632, 'q4_k');
+    gemm('gemm q4_k', 512, 2048, 2048, 'q4_k');
+    gemm('gemm q5_k', 64, 2048, 5632, 'q5_k');
+    gemm('gemm q6_k', 64, 2048, 5632, 'q6_k');
     console.log('');
   }
 

@@ -1,14 +1,15 @@
-// Whole-tensor dtype conversion (f32/f16/bf16/q8_0 in any direction) into a new contiguous
+// Whole-tensor dtype conversion (f32/f16/bf16/q8_0 in any direction; q4_k/q6_k to and from) into a new contiguous
 // buffer: the native core does it on all threads when it is built, plain TypeScript otherwise.
 
-import { bytesFor, decode, DTYPE_CODE, encode, type DType } from './dtype.ts';
+import { blockSize, bytesFor, decode, DTYPE_CODE, encode, type DType } from './dtype.ts';
 import { nativeAvailable, native } from './native.ts';
 import { Tensor } from './tensor.ts';
 
 export function convertTensor(t: Tensor, dtype: DType): Tensor {
   if (!t.isContiguous()) throw new Error(`convertTensor: ${t} is not contiguous`);
-  if (dtype === 'q8_0' && t.shape[t.shape.length - 1]! % 32 !== 0) {
-    throw new Error(`convertTensor: cannot quantize ${t} to q8_0: last dimension is not a multiple of 32`);
+  const bs = blockSize(dtype);
+  if (bs > 1 && t.shape[t.shape.length - 1]! % bs !== 0) {
+    throw new Error(`convertTensor: cannot quantize ${t} to ${dtype}: last dimension is not a multiple of ${bs}`);
   }
   // f32 output must be 4-byte aligned for Tensor.f32(): allocate via a Float32Array when it is.
   const bytes = dtype === 'f32' ? new Uint8Array(new Float32Array(t.numel).buffer) : new Uint8Array(bytesFor(dtype, t.numel));

@@ -3,15 +3,33 @@
 // q8_0 is GGUF's layout: blocks of 32 weights, each block = one f16 scale `d` followed by
 // 32 int8 values `q`; the weight is d * q. A row of K weights (K a multiple of 32) takes
 // K / 32 * 34 bytes.
+//
+// q4_k, q5_k and q6_k are GGUF's Q4_K, Q5_K and Q6_K super-blocks of 256 weights (144, 176 and 210 bytes; the
+// layouts are in kquants.ts). They are weight-only types: matmul multiplies them with
+// activations quantized to Q8_K, as llama.cpp does.
 
-export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0';
-export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0'];
+import {
+  dequantizeQ4_K, dequantizeQ5_K, dequantizeQ6_K, Q4_K_BLOCK_BYTES, Q5_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, QK_K, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K,
+} from './kquants.ts';
 
-/** Numeric codes shared with the native core (native/src/slipstream.h: enum ss_dtype). */
-export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3 };
+export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_k' | 'q6_k' | 'q5_k';
+export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_k', 'q6_k', 'q5_k'];
+
+/** Numeric codes shared with the native core (native/src/kernels.h: enum ss_dtype). */
+export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_k: 4, q6_k: 5, q5_k: 6 };
 
 export const Q8_0_BLOCK = 32;
 export const Q8_0_BLOCK_BYTES = 34;
+
+/** Elements per block (1 for plain number types): rows and strides are whole blocks. */
+export function blockSize(dtype: DType): number {
+  return dtype === 'q8_0' ? Q8_0_BLOCK : isKQuant(dtype) ? QK_K : 1;
+}
+
+/** The k-quant weight types (matmul with Q8_K activations; not usable as activations or caches). */
+export function isKQuant(dtype: DType): dtype is 'q4_k' | 'q5_k' | 'q6_k' {
+  return dtype === 'q4_k' || dtype === 'q5_k' || dtype === 'q6_k';
+}
 
 export function isDType(s: string): s is DType {
   return (DTYPES as readonly string[]).includes(s);
@@ -28,50 +46,21 @@ export function bytesFor(dtype: DType, n: number): number {
     case 'q8_0':
       if (n % Q8_0_BLOCK !== 0) throw new Error(`q8_0: element count ${n} is not a multiple of ${Q8_0_BLOCK}`);
       return (n / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
+    case 'q4_k':
+    case 'q5_k':
+    case 'q6_k':
+      if (n % QK_K !== 0) throw new Error(`${dtype}: element count ${n} is not a multiple of ${QK_K}`);
+      return (n / QK_K) * (dtype === 'q4_k' ? Q4_K_BLOCK_BYTES : dtype === 'q5_k' ? Q5_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
   }
 }
 
-// ---- f16 -------------------------------------------------------------------------------
+// ---- f16 (in f16.ts, which kquants.ts also uses) -------------------------------------
+
+export { f16BitsToF32, f32ToF16Bits } from './f16.ts';
+import { f16BitsToF32, f32ToF16Bits } from './f16.ts';
 
 const f32buf = new Float32Array(1);
 const u32buf = new Uint32Array(f32buf.buffer);
-
-/** f32 -> IEEE half bits, round to nearest even; overflow -> inf; NaN stays NaN. */
-export function f32ToF16Bits(v: number): number {
-  f32buf[0] = v;
-  const x = u32buf[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 | (mant >>> 13) : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign; // underflows to zero
-    mant |= 0x800000; // implicit one
-    const shift = 14 - e; // 14..24
-    const half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    let r = half;
-    if (rem > mid || (rem === mid && (half & 1))) r += 1;
-    return sign | r;
-  }
-  let r = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) r += 1; // may carry into exponent: correct
-  return sign | r;
-}
-
-/** IEEE half bits -> number (exact). */
-export function f16BitsToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
 
 // ---- bf16 ------------------------------------------------------------------------------
 
@@ -151,6 +140,12 @@ export function encode(dtype: DType, src: ArrayLike<number>): Uint8Array {
       return new Uint8Array(f32ToBf16Array(src).buffer);
     case 'q8_0':
       return quantizeQ8_0(src);
+    case 'q4_k':
+      return quantizeQ4_K(src);
+    case 'q5_k':
+      return quantizeQ5_K(src);
+    case 'q6_k':
+      return quantizeQ6_K(src);
   }
 }
 
@@ -172,5 +167,11 @@ export function decode(dtype: DType, bytes: Uint8Array, n: number, byteOffset = 
       return out;
     case 'q8_0':
       return dequantizeQ8_0(new Uint8Array(bytes.buffer, bytes.byteOffset + byteOffset, need), n);
+    case 'q4_k':
+      return dequantizeQ4_K(new Uint8Array(bytes.buffer, bytes.byteOffset + byteOffset, need), n, out);
+    case 'q5_k':
+      return dequantizeQ5_K(new Uint8Array(bytes.buffer, bytes.byteOffset + byteOffset, need), n, out);
+    case 'q6_k':
+      return dequantizeQ6_K(new Uint8Array(bytes.buffer, bytes.byteOffset + byteOffset, need), n, out);
   }
 }

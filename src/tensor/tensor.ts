@@ -6,7 +6,7 @@
 // strided, so a slice of a fused QKV projection or one head of a cache can be a view
 // without a copy. For q8_0 every stride is a multiple of 32 (whole blocks).
 
-import { type DType, bytesFor, decode, encode, Q8_0_BLOCK } from './dtype.ts';
+import { type DType, blockSize, bytesFor, decode, encode } from './dtype.ts';
 
 export type Shape = readonly number[];
 
@@ -51,10 +51,11 @@ export class Tensor {
     // Negative strides would reach bytes before `data` (kernels index data + sum(i * stride)).
     if (st.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`Tensor: strides ${fmtShape(st)} must be integers >= 0`);
     if (st[st.length - 1] !== 1 && shape[shape.length - 1]! > 1) throw new Error(`Tensor: last dimension must be contiguous, got strides ${fmtShape(st)}`);
-    if (dtype === 'q8_0') {
-      if (shape[shape.length - 1]! % Q8_0_BLOCK !== 0) throw new Error(`Tensor: q8_0 last dimension ${shape[shape.length - 1]} is not a multiple of 32`);
+    const bs = blockSize(dtype);
+    if (bs > 1) {
+      if (shape[shape.length - 1]! % bs !== 0) throw new Error(`Tensor: ${dtype} last dimension ${shape[shape.length - 1]} is not a multiple of ${bs}`);
       for (let i = 0; i < st.length - 1; i++) {
-        if (st[i]! % Q8_0_BLOCK !== 0) throw new Error(`Tensor: q8_0 stride ${st[i]} is not a multiple of 32`);
+        if (st[i]! % bs !== 0) throw new Error(`Tensor: ${dtype} stride ${st[i]} is not a multiple of ${bs}`);
       }
     }
     this.dtype = dtype;

@@ -1,0 +1,29 @@
+// Per-block cost of the quantized matmul kernels, one thread, weights in cache (256 x 4096):
+// ns per 256-weight block per row of x, for GEMV (M = 1) and GEMM (M = 64), q8_0 next to
+// q4_k, q5_k and q6_k in the same process, 15 alternating rounds (min and median).
+//
+//   node --import tsx bench/kquant-blocks.ts
+import { cpuBackend } from '../src/tensor/cpu.ts';
+import { bytesFor, encode, type DType } from '../src/tensor/dtype.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+const cpu = cpuBackend();
+cpu.setThreads(1);
+const K = 4096, N = 256;
+const r = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.731) * Math.cos(i * 0.0123));
+const dts = ['q8_0', 'q4_k', 'q5_k', 'q6_k'] as DType[];
+const ws = Object.fromEntries(dts.map((d) => [d, new Tensor(d, [N, K], encode(d, r(N * K)))]));
+const res: Record<string, number[]> = {};
+for (const M of [1, 64]) {
+  const x = Tensor.fromF32(r(M * K), [M, K]);
+  const out = Tensor.zeros([M, N]);
+  for (let round = 0; round < 15; round++) {
+    for (const dt of dts) {
+      const it = M === 1 ? 100 : 4;
+      const t0 = performance.now();
+      for (let i = 0; i < it; i++) cpu.matmul(x, ws[dt]!, out);
+      const ns = ((performance.now() - t0) / it) * 1e6 / ((N * K) / 256) / M;
+      (res[`${dt} M=${M}`] ??= []).push(ns);
+    }
+  }
+}
+for (const [k, v] of Object.entries(res)) { v.sort((a, b) => a - b); console.log(k.padEnd(12), 'ns per 256-weight block per x row: min', v[0]!.toFixed(1), 'median', v[v.length >> 1]!.toFixed(1)); }

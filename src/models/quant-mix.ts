@@ -1,0 +1,68 @@
+// Which dtype each tensor of a GGUF export gets: llama.cpp's per-tensor rules for its "mostly"
+// file types (llama_tensor_get_type in llama-quant.cpp), for the types Slipstream writes.
+//
+// q4_k_m (LLAMA_FTYPE_MOSTLY_Q4_K_M): weight matrices Q4_K, except
+//   - output.weight (or token_embd.weight when the model has no separate output, tied
+//     embeddings): Q6_K
+//   - attn_v.weight and ffn_down on the layers use_more_bits picks: Q6_K; use_more_bits(i, n) is
+//     i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2 (integer division): the first and last eighth
+//     of the layers and every third layer between
+//   - attn_v.weight and attn_k.weight of 8-expert models: Q8_0
+// Not followed: llama.cpp's Falcon-specific ffn_down choice and its 70B attn_v bump to Q5_K
+// (it knows the model's size class; we do not).
+//   - fused attn_qkv.weight, and attn_output.weight of 8-expert models: Q5_K
+// q5_k_m (LLAMA_FTYPE_MOSTLY_Q5_K_M): the same with Q5_K for Q4_K, except fused attn_qkv Q6_K
+//   (and attn_output of 8-expert models stays Q5_K)
+// q6_k (LLAMA_FTYPE_MOSTLY_Q6_K): every weight matrix Q6_K.
+// 1-D tensors and the MoE router stay f32, as in every export.
+//
+// Where llama.cpp picks a type Slipstream cannot write, a wider one stands in (more bits, never
+// fewer), and the file stays loadable by llama.cpp: a row length that is not a multiple of 256
+// (llama.cpp: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0) becomes q8_0, or f16 when not a multiple
+// of 32 either.
+
+import type { DType } from '../tensor/dtype.ts';
+
+export type GgufOutType = 'f32' | 'f16' | 'q8_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k';
+export const GGUF_OUT_TYPES: readonly GgufOutType[] = ['f32', 'f16', 'q8_0', 'q4_k_m', 'q5_k_m', 'q6_k'];
+
+/** llama.cpp's general.file_type values (LLAMA_FTYPE_*). */
+export const FILE_TYPE: Record<GgufOutType, number> = { f32: 0, f16: 1, q8_0: 7, q4_k_m: 15, q5_k_m: 17, q6_k: 18 };
+
+/** llama.cpp's use_more_bits: layers whose attn_v / ffn_down get Q6_K in Q4_K_M and Q5_K_M. */
+export function useMoreBits(layer: number, nLayers: number): boolean {
+  const e = Math.floor(nLayers / 8);
+  return layer < e || layer >= Math.floor((7 * nLayers) / 8) || (layer - e) % 3 === 2;
+}
+
+export interface MixModel {
+  nLayers: number;
+  /** True when output.weight is absent and token_embd is also the LM head. */
+  tiedEmbeddings: boolean;
+  nExperts?: number;
+}
+
+/** The dtype tensor `name` (GGUF name, row-major `shape`) is written in for file type `type`. */
+export function ggufTensorDType(name: string, shape: readonly number[], type: GgufOutType, m: MixModel): DType {
+  if (shape.length === 1 || name.endsWith('ffn_gate_inp.weight')) return 'f32';
+  const cols = shape[shape.length - 1]!;
+  const fallback = (): DType => (cols % 32 === 0 ? 'q8_0' : 'f16');
+  if (type === 'f32' || type === 'f16') return type;
+  if (type === 'q8_0') return fallback();
+  if (cols % 256 !== 0) return fallback();
+  if (type === 'q6_k') return 'q6_k';
+  // q4_k_m, q5_k_m
+  const base: DType = type === 'q4_k_m' ? 'q4_k' : 'q5_k';
+  if (name === 'output.weight' || (m.tiedEmbeddings && name === 'token_embd.weight')) return 'q6_k';
+  const layer = /^blk\.(\d+)\./.exec(name);
+  const i = layer ? Number(layer[1]) : -1;
+  if (name.endsWith('attn_v.weight')) {
+    if (m.nExperts === 8) return 'q8_0';
+    return useMoreBits(i, m.nLayers) ? 'q6_k' : base;
+  }
+  if (name.endsWith('attn_k.weight') && m.nExperts === 8) return 'q8_0';
+  if (/ffn_down(_exps)?\.weight$/.test(name)) return useMoreBits(i, m.nLayers) ? 'q6_k' : base;
+  if (name.endsWith('attn_qkv.weight')) return type === 'q4_k_m' ? 'q5_k' : 'q6_k';
+  if (name.endsWith('attn_output.weight') && m.nExperts === 8) return 'q5_k';
+  return base;
+}
