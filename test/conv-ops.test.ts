@@ -142,3 +142,17 @@ for (const [B, H, Tq, Tk, D] of [
     }, 1e-5, 'attention');
   });
 }
+
+test('attention: causal (CLIP text), cpu = ref, and the first query sees only the first key', () => {
+  const [B, H, T, D] = [2, 2, 7, 4];
+  const view = (t: Tensor) => t.view([B, H, T, D], [T * H * D, D, H * D, 1]);
+  const q = rand([B, T, H * D], 31), k = rand([B, T, H * D], 32), v = rand([B, T, H * D], 33);
+  both((be) => {
+    const out = Tensor.zeros([B, T, H * D]);
+    be.attention(view(q), view(k), view(v), view(out), 0.5, true);
+    return out;
+  }, 1e-5, 'causal attention');
+  const out = Tensor.zeros([B, T, H * D]);
+  cpu.attention(view(q), view(k), view(v), view(out), 0.5, true);
+  assert.deepEqual([...out.toF32().subarray(0, H * D)], [...v.toF32().subarray(0, H * D)]);
+});

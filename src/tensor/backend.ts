@@ -204,7 +204,8 @@ export interface Backend {
   /**
    * Non-causal attention: out[b, h] = softmax(scale * q[b, h] . k[b, h]^T) . v[b, h] for
    * q[B, H, Tq, D], k and v [B, H, Tk, D] and out [B, H, Tq, D]: views with a contiguous last
-   * dimension (a projection's [B, T, H * D] rows seen as heads). Self- and cross-attention.
+   * dimension (a projection's [B, T, H * D] rows seen as heads). Self- and cross-attention;
+   * `causal` (CLIP's text transformer): query t sees keys j <= t + Tk - Tq.
    */
-  attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number): void;
+  attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number, causal?: boolean): void;
 }

@@ -360,7 +360,7 @@ export class CpuBackend implements Backend {
     }
   }
 
-  attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number): void {
+  attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number, causal = false): void {
     const g = checkAttention(q, k, v, out, scale);
     const qs = f32(q), ks = f32(k), vs = f32(v), o = f32(out);
     const { B, H, T: Tq, D } = g.q;
@@ -373,6 +373,9 @@ export class CpuBackend implements Backend {
           const m = Math.min(chunk, Tq - t0);
           const sc = this.buf(m * Tk);
           this.n.sgemm(false, true, m, Tk, D, scale, qs.subarray(n * g.q.sB + h * g.q.sH + t0 * g.q.sT), g.q.sT, kh, g.k.sT, 0, sc, Tk);
+          if (causal) {
+            for (let r = 0; r < m; r++) sc.fill(-Infinity, r * Tk + Math.max(0, t0 + r + Tk - Tq + 1), (r + 1) * Tk);
+          }
           this.n.unary(SOFTMAX, sc, Tk, sc, Tk, m, Tk);
           this.n.sgemm(false, false, m, D, Tk, 1, sc, Tk, vh, g.v.sT, 0, o.subarray(n * g.o.sB + h * g.o.sH + t0 * g.o.sT), g.o.sT);
         }

@@ -616,7 +616,7 @@ export class RefBackend implements Backend {
     });
   }
 
-  attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number): void {
+  attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number, causal = false): void {
     const g = checkAttention(q, k, v, out, scale);
     const qs = readF32(q), ks = readF32(k), vs = readF32(v);
     const { B, H, T: Tq, D } = g.q;
@@ -628,7 +628,9 @@ export class RefBackend implements Backend {
           for (let t = 0; t < Tq; t++) {
             const qi = n * g.q.sB + h * g.q.sH + t * g.q.sT;
             let mx = -Infinity;
-            for (let j = 0; j < Tk; j++) {
+            const seen = causal ? t + Tk - Tq + 1 : Tk;
+            s.fill(-Infinity);
+            for (let j = 0; j < seen; j++) {
               const ki = n * g.k.sB + h * g.k.sH + j * g.k.sT;
               let dot = 0;
               for (let d = 0; d < D; d++) dot += qs[qi + d]! * ks[ki + d]!;
@@ -636,9 +638,9 @@ export class RefBackend implements Backend {
               if (s[j]! > mx) mx = s[j]!;
             }
             let sum = 0;
-            for (let j = 0; j < Tk; j++) sum += s[j] = Math.exp(s[j]! - mx);
+            for (let j = 0; j < seen; j++) sum += s[j] = Math.exp(s[j]! - mx);
             acc.fill(0);
-            for (let j = 0; j < Tk; j++) {
+            for (let j = 0; j < seen; j++) {
               const vi = n * g.v.sB + h * g.v.sH + j * g.v.sT, p = s[j]! / sum;
               for (let d = 0; d < D; d++) acc[d]! += p * vs[vi + d]!;
             }
