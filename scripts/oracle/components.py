@@ -253,22 +253,29 @@ def build(name, text_cfgs, unet_kw, vae_kw, variant, pipeline, sched):
 VAE = dict(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
            block_out_channels=[8, 16], layers_per_block=1, latent_channels=4, norm_num_groups=4, sample_size=32)
 
-build("sd1", [("text_encoder", clip_cfg(32, 2, 4, "quick_gelu", eos=2), False)],
-      dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=2, norm_num_groups=4,
-           down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-           cross_attention_dim=24, attention_head_dim=2),
-      dict(VAE, scaling_factor=0.18215), False, "StableDiffusionPipeline", ("PNDMScheduler", "epsilon"))
 
-build("sd2", [("text_encoder", clip_cfg(32, 3, 4, "gelu", eos=299), False)],
-      dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
-           down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-           cross_attention_dim=24, attention_head_dim=[2, 4], use_linear_projection=True, upcast_attention=True),
-      dict(VAE, scaling_factor=0.18215), True, "StableDiffusionPipeline", ("DDIMScheduler", "v_prediction"))
+def main():
 
-build("sdxl", [("text_encoder", clip_cfg(16, 2, 2, "quick_gelu", eos=2), False),
-               ("text_encoder_2", clip_cfg(24, 3, 4, "gelu", proj_dim=20, eos=2), True)],
-      dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=2, norm_num_groups=4,
-           down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-           cross_attention_dim=40, attention_head_dim=[2, 4], transformer_layers_per_block=[1, 2], use_linear_projection=True,
-           addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=20 + 6 * 8),
-      dict(VAE, scaling_factor=0.13025), True, "StableDiffusionXLPipeline", ("EulerDiscreteScheduler", "epsilon"))
+    build("sd1", [("text_encoder", clip_cfg(32, 2, 4, "quick_gelu", eos=2), False)],
+          dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=2, norm_num_groups=4,
+               down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+               cross_attention_dim=24, attention_head_dim=2),
+          dict(VAE, scaling_factor=0.18215), False, "StableDiffusionPipeline", ("PNDMScheduler", "epsilon"))
+
+    build("sd2", [("text_encoder", clip_cfg(32, 3, 4, "gelu", eos=299), False)],
+          dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
+               down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+               cross_attention_dim=24, attention_head_dim=[2, 4], use_linear_projection=True, upcast_attention=True),
+          dict(VAE, scaling_factor=0.18215), True, "StableDiffusionPipeline", ("DDIMScheduler", "v_prediction"))
+
+    build("sdxl", [("text_encoder", clip_cfg(16, 2, 2, "quick_gelu", eos=2), False),
+                   ("text_encoder_2", clip_cfg(24, 3, 4, "gelu", proj_dim=20, eos=2), True)],
+          dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=2, norm_num_groups=4,
+               down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+               cross_attention_dim=40, attention_head_dim=[2, 4], transformer_layers_per_block=[1, 2], use_linear_projection=True,
+               addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=20 + 6 * 8),
+          dict(VAE, scaling_factor=0.13025), True, "StableDiffusionXLPipeline", ("EulerDiscreteScheduler", "epsilon"))
+
+
+if __name__ == "__main__":
+    main()
