@@ -101,6 +101,32 @@ program
   }));
 
 program
+  .command('image')
+  .description('text-to-image or image-to-image with a Stable Diffusion pipeline (SD 1.x, 2.x, XL, Turbo, LCM); writes PNG files carrying their generation parameters')
+  .option('-m, --model <model>', 'a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/) or hf:org/name[@revision]')
+  .requiredOption('-p, --prompt <text>', 'what to draw (CLIP reads 77 tokens; longer prompts are cut with a warning)')
+  .option('--negative-prompt <text>', 'what to steer away from (classifier-free guidance)')
+  .option('--steps <n>', 'denoising steps', '20')
+  .option('--guidance <g>', 'classifier-free guidance scale (<= 1: off, as Turbo/LCM want)', '7.5')
+  .option('--guidance-rescale <r>', 'rescale guided noise toward the text-only prediction, 0..1 (arXiv 2305.08891)', '0')
+  .option('--scheduler <name>', "sampler: ddim, pndm, euler, euler-a, dpm++-2m, dpm++-2m-karras, unipc, lcm (default: the model's own)")
+  .option('--seed <s>', 'random seed: the same seed gives the same picture as diffusers with torch.Generator("cpu").manual_seed(s) (default: random)')
+  .option('--width <px>', "picture width, a multiple of 8 (default: the model's native size)")
+  .option('--height <px>', "picture height, a multiple of 8 (default: the model's native size)")
+  .option('-n, --n <count>', 'pictures to make from the prompt (one batch, one seed)', '1')
+  .option('--init-image <file>', 'image-to-image: start from this PNG or JPEG (its size, rounded down to a multiple of 8, is the output size)')
+  .option('--strength <s>', 'image-to-image: how much to change the init image, (0, 1] (default: 0.8)')
+  .option('--variant <name>', 'weights variant to load, e.g. fp16 (*.fp16.safetensors)')
+  .option('-o, --output <file.png>', 'output file; with -n > 1, file-1.png, file-2.png, ...', 'image.png')
+  .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .option('--no-progress', 'no progress bar')
+  .addHelpText('after', '\nExamples:\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "a watercolor fox in the snow" --steps 20 --scheduler dpm++-2m-karras --seed 1 -o fox.png\n  $ slipstream image -m hf:stabilityai/sd-turbo -p "a lighthouse at dusk" --steps 1 --guidance 0 --variant fp16\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "the same fox, at night" --init-image fox.png --strength 0.6')
+  .action(guard(async (opts) => {
+    const { imageCommand } = await import('./image.ts');
+    await imageCommand(opts);
+  }));
+
+program
   .command('chat')
   .description('chat with a model in the terminal: streamed replies, history fitted to the context, /reset, /system, /exit; Ctrl-C stops a reply')
   .option('-m, --model <model>', 'model directory (Hugging Face layout), .gguf file, or hf:org/name[@revision] (default: the embedded default model, models/default)')
@@ -230,7 +256,7 @@ program
 
 /** Errors a user can fix: their message says it all. Anything else is a bug: one line too, with a hint. */
 function isExpected(e: unknown): boolean {
-  return e instanceof FormatError || e instanceof UsageError || e instanceof OpError || e instanceof ChatTemplateError || ['TrainError', 'ConfigError', 'ModelLoadError', 'ServeError'].includes((e as Error)?.name);
+  return e instanceof FormatError || e instanceof UsageError || e instanceof OpError || e instanceof ChatTemplateError || ['TrainError', 'ConfigError', 'ModelLoadError', 'ServeError', 'DiffusionLoadError', 'ImageRequestError', 'SchedulerConfigError', 'ClipTokenizerError'].includes((e as Error)?.name);
 }
 
 /**
