@@ -50,6 +50,8 @@ program
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--log', 'log every request')
   .option('--log-format <format>', 'the per-request log line on stdout: text or json', 'text')
+  .option('--image-model <model>', 'also serve a Stable Diffusion pipeline (diffusers folder or hf:org/name) on /v1/images/generations and /v1/images/edits')
+  .option('--image-variant <name>', 'weights variant of the image model, e.g. fp16')
   .option('--no-parent-watch', 'keep serving when the process that started this one exits (by default the server drains and exits, as on SIGTERM, when its launcher goes away: npx, a supervisor, a script)')
   .addHelpText('after', '\nExamples:\n  $ slipstream serve                      # the embedded default model on http://127.0.0.1:8000/\n  $ slipstream serve -m hf:Qwen/Qwen2.5-0.5B-Instruct --host 0.0.0.0 --port 8080 --api-key sekret')
   .action(guard(async (opts) => {

@@ -90,6 +90,8 @@ export class StableDiffusionPipeline {
   readonly vaeScale: number;
   /** The UNet's native picture size in pixels. */
   readonly nativeSize: number;
+  /** Sizes must be multiples of this: the VAE's factor times the UNet's downsampling. */
+  readonly sizeMultiple: number;
   private readonly tokenizer: ClipTokenizer;
   private readonly tokenizer2: ClipTokenizer | null;
   private readonly schedulerConfig: SchedulerConfigJson;
@@ -100,6 +102,7 @@ export class StableDiffusionPipeline {
     this.kind = sd.textEncoder2 ? 'sdxl' : 'sd';
     this.vaeScale = 2 ** (sd.vae.config.blockOutChannels.length - 1);
     this.nativeSize = sd.unet.config.sampleSize * this.vaeScale;
+    this.sizeMultiple = this.vaeScale * 2 ** (sd.unet.config.blockOutChannels.length - 1);
     this.tokenizer = ClipTokenizer.load(join(sd.root, 'tokenizer'));
     this.tokenizer2 = sd.textEncoder2 ? ClipTokenizer.load(join(sd.root, 'tokenizer_2')) : null;
     const sched = readJsonIf(join(sd.root, 'scheduler', 'scheduler_config.json'));
@@ -147,7 +150,7 @@ export class StableDiffusionPipeline {
       if (!Number.isFinite(s) || s <= 0 || s > 1) throw new ImageRequestError('strength', `strength must be in (0, 1], got ${s}`);
       if (Math.min(Math.floor(req.steps * s), req.steps) < 1) throw new ImageRequestError('strength', `strength ${s} with ${req.steps} steps leaves no denoising step; raise one of them`);
     }
-    const f = this.vaeScale * 2 ** (this.sd.unet.config.blockOutChannels.length - 1);
+    const f = this.sizeMultiple;
     for (const [field, v] of [['width', width], ['height', height]] as const) {
       intIn(field, v, f, 4096);
       if (v % this.vaeScale) throw new ImageRequestError(field, `${field} must be a multiple of ${this.vaeScale}, got ${v}`);
