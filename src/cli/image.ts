@@ -29,6 +29,7 @@ export interface ImageCliOptions {
   initImage?: string;
   strength?: string;
   variant?: string;
+  vaeTile?: string;
   output?: string;
   threads?: string;
   progress?: boolean;
@@ -78,6 +79,7 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   const width = o.width === undefined ? undefined : numFlag('width', o.width, 0, true);
   const height = o.height === undefined ? undefined : numFlag('height', o.height, 0, true);
   const strength = o.strength === undefined ? undefined : numFlag('strength', o.strength, 0);
+  const vaeTile = numFlag('vae-tile', o.vaeTile, 0, true);
   if (strength !== undefined && !o.initImage) throw new UsageError('--strength needs --init-image (it says how much of the init image to change)');
   const output = o.output ?? 'image.png';
   if (extname(output).toLowerCase() !== '.png') throw new UsageError(`--output must name a .png file, got '${output}'`);
@@ -109,6 +111,7 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
     n,
     initImage,
     strength,
+    vaeTile,
   };
   let resolved: ReturnType<StableDiffusionPipeline['resolve']>;
   try {

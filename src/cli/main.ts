@@ -119,6 +119,7 @@ program
   .option('--init-image <file>', 'image-to-image: start from this PNG or JPEG (its size, rounded down to a multiple of 8, is the output size)')
   .option('--strength <s>', 'image-to-image: how much to change the init image, (0, 1] (default: 0.8)')
   .option('--variant <name>', 'weights variant to load, e.g. fp16 (*.fp16.safetensors)')
+  .option('--vae-tile <px>', "decode the picture in overlapping tiles of this size (diffusers' enable_tiling): the decoder's memory is one tile's (0: off)", '0')
   .option('-o, --output <file.png>', 'output file; with -n > 1, file-1.png, file-2.png, ...', 'image.png')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--no-progress', 'no progress bar')

@@ -26,6 +26,7 @@ import { createScheduler, type Scheduler, type SchedulerConfigJson } from './sch
 import { randnTensor, TorchGenerator } from './torch-rng.ts';
 import { unetForward } from './unet.ts';
 import { latentDist, vaeDecode, vaeEncode } from './vae.ts';
+import { tiledDecode } from './tiling.ts';
 
 /** A user's mistake in a generation request: the message names the field. */
 export class ImageRequestError extends Error {
@@ -53,6 +54,11 @@ export interface ImageRequest {
   height?: number;
   /** Images for the prompt (diffusers' num_images_per_prompt; one generator draws them all). */
   n?: number;
+  /**
+   * Decode the latents in overlapping tiles of this many pixels (diffusers' vae.enable_tiling()),
+   * bounding the decoder's memory by one tile's; 0 or absent: in one piece.
+   */
+  vaeTile?: number;
   /** Image-to-image: the starting picture (its size sets the output size) and how much to change it. */
   initImage?: RgbImage;
   strength?: number;
@@ -141,6 +147,10 @@ export class StableDiffusionPipeline {
     const n = req.n ?? 1;
     intIn('n', n, 1, 16);
     let width = req.width ?? this.nativeSize, height = req.height ?? this.nativeSize;
+    const tile = req.vaeTile ?? 0;
+    if (!Number.isInteger(tile) || tile < 0 || (tile > 0 && (tile % this.vaeScale || tile < 4 * this.vaeScale))) {
+      throw new ImageRequestError('vae_tile', `vae_tile must be 0 (off) or a multiple of ${this.vaeScale} of at least ${4 * this.vaeScale} pixels, got ${tile}`);
+    }
     if (req.initImage) {
       // diffusers takes the picture's own size, rounded down to a multiple of the VAE's factor.
       width = req.initImage.width - (req.initImage.width % this.vaeScale);
@@ -156,7 +166,7 @@ export class StableDiffusionPipeline {
       if (v % this.vaeScale) throw new ImageRequestError(field, `${field} must be a multiple of ${this.vaeScale}, got ${v}`);
       if (v % f) throw new ImageRequestError(field, `${field} must be a multiple of ${f} for this UNet, got ${v}`);
     }
-    return { ...req, guidanceRescale: rescale, n, width, height, strength: req.strength ?? 0.8 };
+    return { ...req, guidanceRescale: rescale, n, width, height, strength: req.strength ?? 0.8, vaeTile: tile };
   }
 
   /** Token ids [77] of a prompt; warns (as diffusers does) when it had to cut the prompt. */
@@ -277,7 +287,7 @@ export class StableDiffusionPipeline {
     // Decoding.
     const sf = Math.fround(this.sd.vae.config.scalingFactor);
     const z = x.map((v) => Math.fround(v / sf));
-    const img = toNchw(vaeDecode(o, this.sd.vae.config, this.sd.vae.params, fromNchw(z, [n, C, h, w])));
+    const img = this.decode(z, [n, C, h, w], req.vaeTile ?? 0);
     const images: RgbImage[] = [];
     const HW = height * width;
     for (let b = 0; b < n; b++) {
@@ -289,6 +299,17 @@ export class StableDiffusionPipeline {
       images.push({ width, height, data });
     }
     return { images, width, height, timesteps, scheduler: scheduler.className };
+  }
+
+  /** Latents (already / scaling_factor) -> NCHW pixels in [-1, 1], in tiles when the picture is larger than one. */
+  decode(z: Float32Array, shape: readonly [number, number, number, number], tilePx: number): Float32Array {
+    const o = this.ops, cfg = this.sd.vae.config, p = this.sd.vae.params;
+    const one = (zz: Float32Array, s: readonly [number, number, number, number]) => toNchw(vaeDecode(o, cfg, p, fromNchw(zz, s)));
+    const tileLatent = Math.trunc(tilePx / this.vaeScale);
+    if (tilePx > 0 && (shape[2] > tileLatent || shape[3] > tileLatent)) {
+      return tiledDecode(z, shape, tilePx, this.vaeScale, (zz, s) => ({ data: one(zz, s), shape: [s[0], 3, s[2] * this.vaeScale, s[3] * this.vaeScale] })).data;
+    }
+    return one(z, shape);
   }
 
   /** The init image's latents [1, C, h, w] × scaling_factor (one draw from the encoder's distribution). */
