@@ -191,14 +191,6 @@ export class TorchGenerator {
     }
     return out;
   }
-
-  /** `torch.randn(shape, generator=g, dtype=torch.float64)`. */
-  randnDouble(shape: readonly number[] | number): Float64Array {
-    const n = numelOf(shape);
-    const out = new Float64Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.normalDouble();
-    return out;
-  }
 }
 
 /**
