@@ -158,6 +158,12 @@ describe('scheduler factory and configs', () => {
       writeFileSync(join(tmp, 'scheduler', 'scheduler_config.json'), JSON.stringify(sd15));
       assert.equal(loadScheduler(tmp).className, 'PNDMScheduler');
       assert.equal(loadScheduler(tmp, 'unipc').className, 'UniPCMultistepScheduler');
+      // Python's json writes DPM-Solver's default lambda_min_clipped as a bare -Infinity.
+      writeFileSync(join(tmp, 'scheduler', 'scheduler_config.json'), JSON.stringify({ ...sd15, _class_name: 'DPMSolverMultistepScheduler', note: 'NaN -Infinity "x"' }).replace('{', '{"lambda_min_clipped": -Infinity, '));
+      const dpm = loadScheduler(tmp);
+      assert.equal(dpm.config['lambda_min_clipped'], -Infinity);
+      dpm.setTimesteps(5);
+      assert.deepEqual(dpm.timesteps, [999, 799, 599, 400, 200]);
       writeFileSync(join(tmp, 'scheduler', 'scheduler_config.json'), '{ nope');
       assert.throws(() => loadScheduler(tmp), /scheduler_config.json is not valid JSON/);
       assert.throws(() => loadScheduler(join(tmp, 'missing.json')), /cannot read scheduler config .*missing.json/);
