@@ -11,14 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
-  SCHEDULER_NAMES, type Scheduler, SchedulerConfigError, createScheduler, img2imgTimesteps, loadScheduler,
+  DDIMScheduler, SCHEDULER_NAMES, type Scheduler, SchedulerConfigError, createScheduler, img2imgTimesteps, loadScheduler,
 } from '../src/diffusion/schedulers/index.ts';
 import { TorchGenerator, randnTensor } from '../src/diffusion/torch-rng.ts';
 
 const dir = join(import.meta.dirname, 'fixtures', 'diffusion');
 interface Run {
   label: string; name: string; config: Record<string, unknown>; extra: Record<string, unknown>; steps: number; seed: number;
-  strength?: number; img2img_timesteps?: number[]; init_noise_sigma?: number;
+  strength?: number; eta: number | null; img2img_timesteps?: number[]; init_noise_sigma?: number;
   timesteps: number[]; sigmas: number[] | null; latents: number; n_steps_run: number;
 }
 const meta = JSON.parse(readFileSync(join(dir, 'schedulers.json'), 'utf8')) as { shape: number[]; runs: Run[] };
@@ -55,6 +55,7 @@ function checkTimesteps(got: readonly number[], want: number[], what: string): v
 }
 
 function build(r: Run): Scheduler {
+  if (r.eta !== null) return new DDIMScheduler({ ...r.config, ...r.extra }, { eta: r.eta });
   // A user name gets createScheduler(config, name); a class name with extra keys is the class on
   // the merged config (diffusers' from_config(config, **extra)).
   if (SCHEDULER_NAMES.includes(r.name)) return createScheduler({ ...r.config, ...r.extra }, r.name);
@@ -157,6 +158,12 @@ describe('scheduler factory and configs', () => {
       writeFileSync(join(tmp, 'scheduler', 'scheduler_config.json'), JSON.stringify(sd15));
       assert.equal(loadScheduler(tmp).className, 'PNDMScheduler');
       assert.equal(loadScheduler(tmp, 'unipc').className, 'UniPCMultistepScheduler');
+      // Python's json writes DPM-Solver's default lambda_min_clipped as a bare -Infinity.
+      writeFileSync(join(tmp, 'scheduler', 'scheduler_config.json'), JSON.stringify({ ...sd15, _class_name: 'DPMSolverMultistepScheduler', note: 'NaN -Infinity "x"' }).replace('{', '{"lambda_min_clipped": -Infinity, '));
+      const dpm = loadScheduler(tmp);
+      assert.equal(dpm.config['lambda_min_clipped'], -Infinity);
+      dpm.setTimesteps(5);
+      assert.deepEqual(dpm.timesteps, [999, 799, 599, 400, 200]);
       writeFileSync(join(tmp, 'scheduler', 'scheduler_config.json'), '{ nope');
       assert.throws(() => loadScheduler(tmp), /scheduler_config.json is not valid JSON/);
       assert.throws(() => loadScheduler(join(tmp, 'missing.json')), /cannot read scheduler config .*missing.json/);

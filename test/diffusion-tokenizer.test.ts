@@ -1,7 +1,10 @@
-// The CLIP tokenizer against OpenAI's own (clip/simple_tokenizer.py) on the real 49,408-token
-// vocabulary, converted to the Hugging Face tokenizer/ layout (vocab.json + merges.txt, committed
-// gzipped), on ~400 prompts: punctuation, numbers, accents, scripts, emoji, apostrophes, repeated
-// whitespace, HTML entities, long prompts. Fixtures: scripts/oracle/clip_tokenizer.py.
+// The CLIP tokenizer on the real 49,408-token vocabulary, converted to the Hugging Face tokenizer/
+// layout (vocab.json + merges.txt, committed gzipped), on ~400 prompts: punctuation, numbers,
+// accents, scripts, emoji, apostrophes, repeated whitespace, HTML entities, control characters, long
+// prompts. 'openai' mode against OpenAI's own tokenizer (clip/simple_tokenizer.py); the default
+// 'transformers' mode against transformers' no-ftfy clean-up rules written out with Python's
+// unicodedata, on OpenAI's BPE, with SD 1.x's and SD 2.x's special tokens. Fixtures:
+// scripts/oracle/clip_tokenizer.py.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +17,18 @@ import { ClipTokenizer, ClipTokenizerError, normalizeClipText, unescapeHtml } fr
 const fixtures = join(import.meta.dirname, 'fixtures', 'diffusion');
 const vocabJson = gunzipSync(readFileSync(join(fixtures, 'clip-vocab', 'vocab.json.gz'))).toString('utf8');
 const mergesTxt = gunzipSync(readFileSync(join(fixtures, 'clip-vocab', 'merges.txt.gz'))).toString('utf8');
-const cases = (JSON.parse(readFileSync(join(fixtures, 'clip-tokenizer.json'), 'utf8')) as { cases: { prompt: string; ids: number[] }[] }).cases;
+interface Case { prompt: string; ids: number[]; hf_ids?: number[]; hf_sd2_ids?: number[] }
+const cases = (JSON.parse(readFileSync(join(fixtures, 'clip-tokenizer.json'), 'utf8')) as { cases: Case[] }).cases;
+
+function mismatches(tok: ClipTokenizer, want: (c: Case) => number[]): string[] {
+  const bad: string[] = [];
+  for (const c of cases) {
+    const got = [tok.bosId, ...tok.encodeText(c.prompt), tok.eosId];
+    const w = want(c);
+    if (got.join(',') !== w.join(',')) bad.push(`${JSON.stringify(c.prompt)}: got [${got.join(', ')}], want [${w.join(', ')}]`);
+  }
+  return bad;
+}
 
 // SD 1.5's tokenizer/ files (pad = <|endoftext|>) and SD 2.x's (pad = "!").
 const SD15_CONFIG = {
@@ -48,13 +62,18 @@ describe('CLIP tokenizer', () => {
     assert.equal(tok.maxLength, 77);
   });
 
-  it(`matches OpenAI's tokenizer on ${cases.length} prompts`, () => {
-    const bad: string[] = [];
-    for (const c of cases) {
-      const got = [tok.bosId, ...tok.encodeText(c.prompt), tok.eosId];
-      if (got.join(',') !== c.ids.join(',')) bad.push(`${JSON.stringify(c.prompt)}: got [${got.join(', ')}], want [${c.ids.join(', ')}]`);
-    }
-    assert.deepEqual(bad, []);
+  it(`'openai' mode matches OpenAI's tokenizer on ${cases.length} prompts`, () => {
+    const openai = ClipTokenizer.load(dir, { mode: 'openai' });
+    assert.equal(openai.mode, 'openai');
+    assert.deepEqual(mismatches(openai, (c) => c.ids), []);
+  });
+
+  it(`'transformers' mode (the default) matches transformers' CLIPTokenizer rules on ${cases.length} prompts`, () => {
+    assert.equal(tok.mode, 'transformers');
+    assert.deepEqual(mismatches(tok, (c) => c.hf_ids ?? c.ids), []);
+    // Where the two front ends differ: CJK ideographs, format characters (ZWJ in emoji), HTML entities.
+    const cjk = cases.find((c) => c.prompt === '北京 and 上海')!;
+    assert.notDeepEqual(cjk.hf_ids, cjk.ids);
   });
 
   it('encode pads with the config\'s pad token and masks it', () => {
@@ -73,6 +92,10 @@ describe('CLIP tokenizer', () => {
       writeFileSync(join(dir2, 'special_tokens_map.json'), JSON.stringify(SD2_SPECIAL));
       const t2 = ClipTokenizer.load(dir2);
       assert.equal(t2.padId, 0);
+      // ... and, being a special token, every "!" in a prompt is split out as id 0 (diffusers issue 4153).
+      assert.deepEqual(mismatches(t2, (c) => c.hf_sd2_ids ?? c.hf_ids ?? c.ids), []);
+      assert.deepEqual(t2.encodeText('wow!! ok'), [2781, 0, 0, 2481]); // wow</w>, !, !, ok</w>
+      assert.deepEqual(tok.encodeText('wow!! ok'), [2781, 748, 2481]); // SD 1.x: wow</w>, !!</w>, ok</w>
       const e2 = t2.encode('a photo of a cat');
       assert.deepEqual(e2.ids.slice(0, 8), [49406, 320, 1125, 539, 320, 2368, 49407, 0]);
       assert.ok(e2.ids.slice(7).every((i) => i === 0));

@@ -59,7 +59,7 @@ def put(arr):
     offset += a.numel()
     return at
 
-def run(label, name, cfg, extra, steps, seed, strength=None):
+def run(label, name, cfg, extra, steps, seed, strength=None, eta=None):
     cls, overrides = NAMES[name] if name in NAMES else (None, None)
     if cls is None:
         import diffusers
@@ -68,7 +68,7 @@ def run(label, name, cfg, extra, steps, seed, strength=None):
     s = cls.from_config(cfg, **kwargs)
     s.set_timesteps(steps)
     g = torch.Generator("cpu").manual_seed(seed)
-    rec = {"label": label, "name": name, "config": cfg, "extra": extra, "steps": steps, "seed": seed}
+    rec = {"eta": eta, "label": label, "name": name, "config": cfg, "extra": extra, "steps": steps, "seed": seed}
     if strength is None:
         lat = randn_tensor(SHAPE, generator=g, dtype=torch.float32) * s.init_noise_sigma
         timesteps = s.timesteps
@@ -94,6 +94,8 @@ def run(label, name, cfg, extra, steps, seed, strength=None):
         inp = s.scale_model_input(lat, t)
         out = fake_model(inp, t)
         kw = {"generator": g} if isinstance(s, (EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, LCMScheduler)) else {}
+        if eta is not None:
+            kw = {"eta": eta, "generator": g}  # the pipeline's extra_step_kwargs for DDIM
         lat = s.step(out, t, lat, **kw).prev_sample
         put(lat)
     rec["n_steps_run"] = len(timesteps)
@@ -118,6 +120,8 @@ run("Euler karras / zero-snr", "EulerDiscreteScheduler", ZSNR, {"use_karras_sigm
 run("PNDM 25 steps / sd15", "pndm", SD15, {}, 25, 3)
 run("PNDM trailing / sd15", "pndm", dict(SD15, timestep_spacing="trailing"), {}, 7, 3)
 run("LCM 4 steps / lcm", "lcm", dict(SD15, _class_name="LCMScheduler", set_alpha_to_one=True, timestep_scaling=10.0, original_inference_steps=50), {}, 4, 11)
+run("DDIM eta 1 / sd15", "ddim", SD15, {}, 10, 8, eta=1.0)
+run("DDIM eta 0.5 img2img 0.75 / sd21-v", "ddim", SD21, {}, 8, 8, strength=0.75, eta=0.5)
 run("DDIM 3 steps trailing / sd15", "ddim", dict(SD15, timestep_spacing="trailing"), {}, 3, 2)
 run("Euler-a linspace 13 steps / sd15", "euler-a", dict(SD15, timestep_spacing="linspace"), {}, 13, 2)
 

@@ -1,21 +1,27 @@
 // The CLIP BPE tokenizer of Stable Diffusion's text encoders, from a checkpoint's tokenizer/ folder
-// (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json), as transformers'
-// CLIPTokenizer runs it with ftfy installed, which is OpenAI's simple_tokenizer.py:
+// (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json).
 //
-//   text  -> NFC (ftfy's normalisation), HTML entities unescaped twice, whitespace runs -> one space,
-//            trimmed, lower-cased
-//   words -> OpenAI's pattern: <|startoftext|> | <|endoftext|> | 's 't 're 've 'm 'll 'd | letters+
-//            | one digit | other non-space characters+
-//   each word -> its UTF-8 bytes as GPT-2's printable byte symbols, "</w>" glued to the last symbol,
-//            then BPE merges by rank
+// Two front ends, one BPE:
+//   - 'transformers' (default): what diffusers gets from transformers' CLIPTokenizer in a default
+//     install (without the optional ftfy package): the special tokens (bos, eos, pad, unk) are split
+//     out of the text first and map straight to their ids (so SD 2.x's and SDXL's tokenizer_2, whose
+//     pad token is "!", turn every "!" into id 0: diffusers issue 4153); each other piece goes through
+//     BERT's BasicTokenizer rules: control and format characters (Unicode C*) dropped, whitespace to
+//     spaces, spaces around CJK ideographs, NFC, split on whitespace, lower-cased.
+//   - 'openai': OpenAI's simple_tokenizer.py (what transformers does with ftfy installed, minus ftfy's
+//     repairs other than NFC): NFC, HTML entities unescaped twice, whitespace runs to one space,
+//     trimmed, lower-cased.
+// Then both: OpenAI's pattern (<|startoftext|> | <|endoftext|> | 's 't 're 've 'm 'll 'd | letters+ |
+// one digit | other non-space characters+), each word's UTF-8 bytes as GPT-2's printable byte
+// symbols with "</w>" glued to the last one, and BPE merges by rank.
 //
-// and encode() does what diffusers' pipelines ask of it (`padding="max_length", truncation=True`):
-// <|startoftext|> ids <|endoftext|>, cut to model_max_length (77) with a warning callback carrying
-// the removed text, padded with the config's pad token (SD 1.x: <|endoftext|>; SD 2.x and SDXL's
-// second tokenizer: "!", id 0).
+// encode() does what diffusers' pipelines ask (`padding="max_length", truncation=True`):
+// <|startoftext|> ids <|endoftext|>, cut to model_max_length (77) with a warning callback carrying the
+// removed text, padded with the config's pad token (SD 1.x: <|endoftext|>; SD 2.x and SDXL's second
+// tokenizer: "!", id 0).
 //
-// Not reproduced: ftfy's other repairs of mojibake (fix_text does more than NFC), and HTML's full
-// named-entity table (the common entities and all numeric ones are unescaped; see unescapeHtml).
+// Not reproduced in 'openai' mode: HTML's full named-entity table (numeric references and the common
+// named entities are unescaped; see unescapeHtml).
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,6 +45,7 @@ function bytesToUnicode(): string[] {
 
 const BYTE_ENCODER = bytesToUnicode();
 const BYTE_DECODER = new Map(BYTE_ENCODER.map((c, b) => [c, b]));
+const UTF8 = new TextEncoder();
 
 // Python's whitespace: `\s` of the regex module (Unicode White_Space) for whitespace_clean, and
 // str.isspace (which adds \x1c-\x1f) for strip().
@@ -104,6 +111,36 @@ export function normalizeClipText(text: string): string {
   return t.toLowerCase();
 }
 
+// transformers' BasicTokenizer rules (the no-ftfy path of CLIPTokenizer).
+const CONTROL = /\p{C}/u; // Cc, Cf, Cs, Co, Cn: what BERT's _is_control counts (tab, newline, CR aside)
+const SPACE_SEP = /\p{Zs}/u;
+// Python's str.split(): splits on str.isspace characters.
+const PY_SPACE_RUN = new RegExp(`[${WS}\\x1c-\\x1f]+`, 'u');
+
+/** CJK Unified Ideographs blocks (and compatibility ideographs), which BERT surrounds with spaces. */
+function isCjkIdeograph(cp: number): boolean {
+  return (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0x3400 && cp <= 0x4dbf) || (cp >= 0x20000 && cp <= 0x2a6df)
+    || (cp >= 0x2a700 && cp <= 0x2b73f) || (cp >= 0x2b740 && cp <= 0x2b81f) || (cp >= 0x2b820 && cp <= 0x2ceaf)
+    || (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0x2f800 && cp <= 0x2fa1f);
+}
+
+/** transformers' CLIPTokenizer text clean-up without ftfy (BasicTokenizer with strip_accents=False,
+ * do_split_on_punc=False), words joined by single spaces. */
+export function basicCleanClipText(text: string): string {
+  let out = '';
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    if (cp === 0 || cp === 0xfffd) continue;
+    if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || SPACE_SEP.test(ch)) { out += ' '; continue; }
+    if (CONTROL.test(ch)) continue;
+    out += isCjkIdeograph(cp) ? ` ${ch} ` : ch;
+  }
+  return out.normalize('NFC').split(PY_SPACE_RUN).filter((w) => w !== '').map((w) => w.toLowerCase()).join(' ');
+}
+
+/** Which text front end the tokenizer reproduces (see the file comment). */
+export type ClipTokenizerMode = 'transformers' | 'openai';
+
 export interface ClipTokenizerFiles {
   /** vocab.json's contents: token -> id. */
   vocab: Record<string, number>;
@@ -113,6 +150,8 @@ export interface ClipTokenizerFiles {
   tokenizerConfig?: Record<string, unknown>;
   /** special_tokens_map.json's contents, if any. */
   specialTokensMap?: Record<string, unknown>;
+  /** Default 'transformers' (diffusers' behaviour in a default install). */
+  mode?: ClipTokenizerMode;
 }
 
 export interface ClipEncodeOptions {
@@ -148,6 +187,9 @@ export class ClipTokenizer {
   readonly bosId: number;
   readonly eosId: number;
   readonly padId: number;
+  readonly mode: ClipTokenizerMode;
+  /** The special tokens split out of the text in 'transformers' mode, longest first. */
+  private readonly specials: string[];
   private readonly encoder: Map<string, number>;
   private readonly decoder: Map<number, string>;
   private readonly ranks: Map<string, number>;
@@ -192,6 +234,12 @@ export class ClipTokenizer {
     this.eosId = idOf(this.eosToken, 'eos_token');
     this.padId = idOf(this.padToken, 'pad_token');
     for (const s of ['<|startoftext|>', '<|endoftext|>']) if (this.encoder.has(s)) this.cache.set(s, [s]);
+    this.mode = files.mode ?? 'transformers';
+    if (this.mode !== 'transformers' && this.mode !== 'openai') throw new ClipTokenizerError(`mode must be 'transformers' or 'openai', got ${JSON.stringify(this.mode)}`);
+    const unk = pick('unk_token', '<|endoftext|>');
+    this.specials = [...new Set([this.bosToken, this.eosToken, this.padToken, unk])]
+      .filter((t) => t !== '' && this.encoder.has(t))
+      .sort((a, b) => b.length - a.length);
   }
 
   /**
@@ -199,7 +247,7 @@ export class ClipTokenizer {
    * `tokenizer/` subfolder): vocab.json and merges.txt, and tokenizer_config.json /
    * special_tokens_map.json when present.
    */
-  static load(dir: string): ClipTokenizer {
+  static load(dir: string, options: { mode?: ClipTokenizerMode } = {}): ClipTokenizer {
     const base = !existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'tokenizer', 'vocab.json')) ? join(dir, 'tokenizer') : dir;
     const readJson = (name: string, required: boolean): Record<string, unknown> | undefined => {
       const p = join(base, name);
@@ -221,6 +269,7 @@ export class ClipTokenizer {
       merges: readFileSync(mergesPath, 'utf8'),
       tokenizerConfig: readJson('tokenizer_config.json', false),
       specialTokensMap: readJson('special_tokens_map.json', false),
+      mode: options.mode,
     });
   }
 
@@ -258,16 +307,39 @@ export class ClipTokenizer {
     return parts;
   }
 
-  /** The BPE tokens of a text (no special tokens added). */
+  /** The BPE tokens of a text (no special tokens added; those in the text are kept as they are). */
   tokenize(text: string): string[] {
     const out: string[] = [];
-    const utf8 = new TextEncoder();
-    for (const m of normalizeClipText(text).matchAll(PATTERN)) {
+    if (this.mode === 'openai') {
+      this.bpeWords(normalizeClipText(text), out);
+      return out;
+    }
+    // transformers: split out the special tokens (leftmost, longest), clean and BPE the pieces between.
+    let piece = '';
+    for (let i = 0; i < text.length;) {
+      const hit = this.specials.find((s) => text.startsWith(s, i));
+      if (hit) {
+        this.bpeWords(basicCleanClipText(piece), out);
+        piece = '';
+        out.push(hit);
+        i += hit.length;
+      } else {
+        piece += text[i];
+        i++;
+      }
+    }
+    this.bpeWords(basicCleanClipText(piece), out);
+    return out;
+  }
+
+  /** Pre-tokenizes normalized text with OpenAI's pattern and appends each word's BPE symbols. */
+  private bpeWords(normalized: string, out: string[]): void {
+    if (normalized === '') return;
+    for (const m of normalized.matchAll(PATTERN)) {
       let word = '';
-      for (const b of utf8.encode(m[0])) word += BYTE_ENCODER[b];
+      for (const b of UTF8.encode(m[0])) word += BYTE_ENCODER[b];
       out.push(...this.bpe(word));
     }
-    return out;
   }
 
   /** The ids of a text, without <|startoftext|>/<|endoftext|>, untruncated. */

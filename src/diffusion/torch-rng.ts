@@ -191,14 +191,6 @@ export class TorchGenerator {
     }
     return out;
   }
-
-  /** `torch.randn(shape, generator=g, dtype=torch.float64)`. */
-  randnDouble(shape: readonly number[] | number): Float64Array {
-    const n = numelOf(shape);
-    const out = new Float64Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.normalDouble();
-    return out;
-  }
 }
 
 /**
@@ -238,14 +230,14 @@ function boxMuller16Scalar(data: Float32Array, at: number): void {
 const fbuf = new Float32Array(1);
 const ibuf = new Int32Array(fbuf.buffer);
 
-/** float32 fma(a, b, c): a*b+c rounded once. The product of two float32 is exact in a double, and
- * the double sum's rounding then float32 rounding could round twice; fmaF avoids that by checking. */
+/** float32 fma(a, b, c): a*b + c rounded once to float32. The product of two float32 values is
+ * exact in a double; the sum s = p + c is rounded to double first, and rounding s to float32 gives
+ * the right answer unless s falls exactly on a float32 midpoint (double rounding). Then the exact
+ * remainder of p + c (TwoSum) says which way to go. */
 function fmaF(a: number, b: number, c: number): number {
   const p = a * b; // exact: 24 x 24 bits fit in 53
   const s = p + c;
   const r = f(s);
-  // s may be inexact; double rounding matters only when s lies exactly halfway between two floats
-  // after its own rounding. Recover the exact error of p + c (TwoSum) and nudge.
   const bb = s - p;
   const err = (p - (s - bb)) + (c - bb);
   if (err === 0 || r === s) return r;

@@ -82,11 +82,35 @@ export function loadScheduler(path: string, name?: string): Scheduler {
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = parsePythonJson(text);
   } catch (e) {
     throw new SchedulerConfigError(`scheduler config ${file} is not valid JSON: ${(e as Error).message}`);
   }
   return createScheduler(json as SchedulerConfigJson, name);
+}
+
+const SPECIAL_NUMBERS: Record<string, number> = { '-Infinity': -Infinity, Infinity, NaN };
+
+/** JSON as Python's json module writes it: bare NaN, Infinity and -Infinity are allowed (diffusers
+ * saves DPM-Solver's default `"lambda_min_clipped": -Infinity` that way). */
+export function parsePythonJson(text: string): unknown {
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (inString) {
+      out += ch;
+      if (ch === '\\') { out += text[i + 1] ?? ''; i++; } else if (ch === '"') inString = false;
+      continue;
+    }
+    if (ch === '"') { inString = true; out += ch; continue; }
+    const rest = text.slice(i, i + 9);
+    const word = rest.startsWith('-Infinity') ? '-Infinity' : rest.startsWith('Infinity') ? 'Infinity' : rest.startsWith('NaN') ? 'NaN' : null;
+    if (word) { out += JSON.stringify('\u0000' + word); i += word.length - 1; continue; }
+    out += ch;
+  }
+  // The markers are strings starting with U+0000, which a JSON text cannot hold unescaped.
+  return JSON.parse(out, (_k, v: unknown) => (typeof v === 'string' && v.startsWith('\u0000') && v.slice(1) in SPECIAL_NUMBERS ? SPECIAL_NUMBERS[v.slice(1)] : v));
 }
 
 /**
