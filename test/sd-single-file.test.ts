@@ -20,6 +20,8 @@ import { vaeConfig } from '../src/diffusion/vae.ts';
 import { readImage } from '../src/formats/image.ts';
 import { openSafetensorsCheckpoint } from '../src/formats/safetensors.ts';
 import { detectSdFamily, mapSdKey, SdComponentCheckpoint, standardConfigs, STANDARD_LAYOUT, type SdMapped } from '../src/formats/sd-checkpoint.ts';
+import { decodeImage } from '../src/formats/image.ts';
+import { startServe } from '../src/server/process.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'diffusion');
@@ -278,10 +280,10 @@ describe('slipstream image -m file.safetensors', () => {
     }
     const cases: [string[], RegExp, number][] = [
       [['-m', cut, '-p', 'x'], /cut\.safetensors: .*(truncated|size|bytes|short|end)/i, 1],
-      [['-m', join(PIPE, 'sd1', 'unet', 'diffusion_pytorch_model.safetensors'), '-p', 'x'], /diffusion_pytorch_model\.safetensors: not a Stable Diffusion checkpoint: no UNet weights \(model\.diffusion_model\.\*\)/, 1],
+      [['-m', join(PIPE, 'sd1', 'unet', 'diffusion_pytorch_model.safetensors'), '-p', 'x'], /diffusion_pytorch_model\.safetensors: not a Stable Diffusion checkpoint: no UNet weights \(model\.diffusion_model\.\*\).*one component of a diffusers folder/, 1],
       [['-m', noVae, '-p', 'x'], /novae\.safetensors: has no VAE weights \(first_stage_model\.\*\)/, 1],
-      [['-m', sd1, '-p', 'x'], /sd1\.safetensors: .*standard SD1 architecture.*--config/, 1],
-      [['-m', sd1, '--config', join(PIPE, 'sdxl'), '-p', 'x'], /sd1\.safetensors: is an SD1 checkpoint but .*sdxl describes an SDXL pipeline/, 1],
+      [['-m', sd1, '-p', 'x'], /sd1\.safetensors: "model\.diffusion_model\.input_blocks\.0\.0\.weight" has 8 at dim 0, the standard SD 1\.x architecture has 320; pass --config/, 1],
+      [['-m', sd1, '--config', join(PIPE, 'sdxl'), '-p', 'x'], /sd1\.safetensors: is an SD 1\.x checkpoint but .*sdxl describes an SDXL pipeline/, 1],
       [['-m', sd1, '--config', join(root, 'nowhere'), '-p', 'x'], /--config .*nowhere: not a folder/, 2],
       [['-m', sd1, '--prediction-type', 'sample', '-p', 'x'], /--prediction-type must be epsilon or v_prediction/, 2],
       [['-m', join(PIPE, 'sd1'), '--config', join(PIPE, 'sd1'), '-p', 'x'], /--config applies to single-file checkpoints/, 2],
@@ -292,6 +294,28 @@ describe('slipstream image -m file.safetensors', () => {
       assert.match(r.stderr, re);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.doesNotMatch(r.stderr, /unexpected|    at /);
+    }
+  });
+});
+
+describe('slipstream serve --image-model file.safetensors --image-config <dir>', () => {
+  it('serves the single file: the SD 2 (v-prediction) picture of the diffusers folder', async () => {
+    const srv = await startServe(['--image-model', join(SINGLE, 'sd2.safetensors'), '--image-config', join(PIPE, 'sd2')], { SLIPSTREAM_THREADS: '2' });
+    try {
+      const r = await fetch(`${srv.url}/v1/images/generations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: 'mountains at dawn', steps: 3, guidance_scale: 4, seed: 5, size: '32x32', response_format: 'b64_json' }),
+      });
+      assert.equal(r.status, 200, await r.clone().text());
+      const body = (await r.json()) as { data: { b64_json: string }[] };
+      const img = decodeImage(Buffer.from(body.data[0]!.b64_json, 'base64'));
+      const want = new Uint8Array(readFileSync(join(PIPE, 'sd2-vpred-ddim.u8')));
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(img.data[i]! - want[i]!));
+      assert.ok(worst <= 2, `largest pixel difference ${worst}/255`);
+    } finally {
+      await srv.stop();
     }
   });
 });

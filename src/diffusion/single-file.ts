@@ -22,6 +22,7 @@ import {
   detectSdFamily,
   SdCheckpointError,
   SdComponentCheckpoint,
+  SD_FAMILY_LABEL,
   standardConfigs,
   type SdComponent,
   type SdFamily,
@@ -143,7 +144,7 @@ export function loadStableDiffusionSingleFile(file: string, opts: SingleFileOpti
     cfg.scheduler = { ...cfg.scheduler, prediction_type: opts.predictionType };
   }
   if (!!cfg.textEncoder2 !== (family === 'sdxl')) {
-    throw new SdCheckpointError(file, `is an ${family.toUpperCase()} checkpoint but ${opts.config} describes ${cfg.textEncoder2 ? 'an SDXL pipeline (two text encoders)' : 'a pipeline with one text encoder'}`);
+    throw new SdCheckpointError(file, `is an ${SD_FAMILY_LABEL[family]} checkpoint but ${opts.config} describes ${cfg.textEncoder2 ? 'an SDXL pipeline (two text encoders)' : 'a pipeline with one text encoder'}`);
   }
 
   const where = opts.config ? `${opts.config}/` : 'the standard config of ';

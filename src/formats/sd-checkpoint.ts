@@ -232,6 +232,9 @@ export function mapSdKey(key: string, layout: SdLayout = STANDARD_LAYOUT): SdMap
 
 export class SdCheckpointError extends FormatError {}
 
+/** How people name the families in messages. */
+export const SD_FAMILY_LABEL: Readonly<Record<SdFamily, string>> = { sd1: 'SD 1.x', sd2: 'SD 2.x', sdxl: 'SDXL' };
+
 const V2_KEY = 'model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight';
 
 /**
@@ -244,7 +247,8 @@ export function detectSdFamily(ckpt: Checkpoint): SdFamily {
   const file = ckpt.path;
   if (!has(UNET_PREFIX)) {
     const sample = names.slice(0, 3).map((n) => `"${n}"`).join(', ');
-    throw new SdCheckpointError(file, `not a Stable Diffusion checkpoint: no UNet weights (model.diffusion_model.*)${names.length ? `; its tensors are named like ${sample}` : '; it holds no tensors'}`);
+    const component = names.some((n) => /^(down_blocks|encoder\.down_blocks|text_model)\./.test(n)) ? ' (it looks like one component of a diffusers folder: pass the folder with model_index.json)' : '';
+    throw new SdCheckpointError(file, `not a Stable Diffusion checkpoint: no UNet weights (model.diffusion_model.*)${names.length ? `; its tensors are named like ${sample}` : '; it holds no tensors'}${component}`);
   }
   if (!has(VAE_PREFIX)) throw new SdCheckpointError(file, 'has no VAE weights (first_stage_model.*); a Stable Diffusion single-file checkpoint carries UNet, VAE and text encoder');
   if (has('conditioner.embedders.0.model.') && !has('conditioner.embedders.1.')) {
@@ -526,11 +530,11 @@ export function checkStandardShapes(ckpt: Checkpoint, family: SdFamily): void {
   const k = family === 'sdxl' ? `${UNET_PREFIX}input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight` : V2_KEY;
   want.push([k, 1, ctx]);
   for (const [key, dim, n] of want) {
-    if (!ckpt.has(key)) throw new SdCheckpointError(ckpt.path, `is missing "${key}" of a standard ${family.toUpperCase()} checkpoint (pass --config <diffusers folder> for other architectures)`);
+    if (!ckpt.has(key)) throw new SdCheckpointError(ckpt.path, `is missing "${key}" of a standard ${SD_FAMILY_LABEL[family]} checkpoint (pass --config <diffusers folder> for other architectures)`);
     const got = ckpt.info(key).shape[dim];
     if (got !== n) {
       const why = key.endsWith('input_blocks.0.0.weight') && dim === 1 ? ` (${got} input channels: an inpainting or other special UNet)` : '';
-      throw new SdCheckpointError(ckpt.path, `"${key}" has ${got} at dim ${dim}, the standard ${family.toUpperCase()} architecture has ${n}${why}; pass --config <diffusers folder> with this model's configs`);
+      throw new SdCheckpointError(ckpt.path, `"${key}" has ${got} at dim ${dim}, the standard ${SD_FAMILY_LABEL[family]} architecture has ${n}${why}; pass --config <diffusers folder> with this model's configs`);
     }
   }
 }
