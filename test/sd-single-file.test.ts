@@ -262,6 +262,18 @@ describe('slipstream image -m file.safetensors', () => {
     }
   });
 
+  it("--prediction-type (diffusers' spelling v-prediction too) sets the scheduler's", async () => {
+    const sd2 = join(SINGLE, 'sd2.safetensors');
+    assert.equal(loadStableDiffusionSingleFile(sd2, { config: join(PIPE, 'sd2'), predictionType: 'epsilon' }).assets!.schedulerConfig.prediction_type, 'epsilon');
+    const r = await cli(['-m', sd2, '--config', join(PIPE, 'sd2'), '--prediction-type', 'v-prediction', '-p', 'mountains at dawn', '--steps', '3', '--guidance', '4', '--seed', '5', '-o', 'm.png', '--no-progress']);
+    assert.equal(r.status, 0, r.stderr);
+    const img = readImage(join(root, 'm.png'));
+    const want = new Uint8Array(readFileSync(join(PIPE, 'sd2-vpred-ddim.u8')));
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(img.data[i]! - want[i]!));
+    assert.ok(worst <= 2, `largest pixel difference ${worst}/255`);
+  });
+
   it('bad files and flags: one line naming the file and what is missing', async () => {
     const sd1 = join(SINGLE, 'sd1.safetensors');
     const cut = join(root, 'cut.safetensors');

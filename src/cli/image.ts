@@ -87,7 +87,8 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   const threads = o.threads === undefined ? undefined : numFlag('threads', o.threads, 0, true);
   if (threads !== undefined && (threads < 1 || threads > 1024)) throw new UsageError(`--threads must be in [1, 1024], got ${threads}`);
   if (!o.model) throw new UsageError('no image model given: pass -m with a diffusers folder (model_index.json), hf:org/name or a single-file .safetensors checkpoint');
-  if (o.predictionType !== undefined && o.predictionType !== 'epsilon' && o.predictionType !== 'v_prediction') throw new UsageError(`--prediction-type must be epsilon or v_prediction, got '${o.predictionType}'`);
+  const predictionType = o.predictionType === 'v-prediction' ? 'v_prediction' : o.predictionType; // diffusers accepts both spellings
+  if (predictionType !== undefined && predictionType !== 'epsilon' && predictionType !== 'v_prediction') throw new UsageError(`--prediction-type must be epsilon or v_prediction, got '${predictionType}'`);
   const initImage = o.initImage ? readImage(o.initImage) : undefined;
 
   const be = cpuBackend();
@@ -96,11 +97,11 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   if (parseModelSpec(o.model)) dir = await downloadModel(o.model, { progress: o.progress !== false, include: diffusersInclude(o.variant) });
   else if (!existsSync(dir)) throw new UsageError(`${dir}: no such file or directory (expected a diffusers folder with model_index.json, or hf:org/name)`);
   const singleFile = statSync(dir, { throwIfNoEntry: false })?.isFile() === true;
-  if (!singleFile && (o.config !== undefined || o.predictionType !== undefined)) throw new UsageError(`--${o.config !== undefined ? 'config' : 'prediction-type'} applies to single-file checkpoints; ${o.model} is a diffusers folder, which has its own configs`);
+  if (!singleFile && (o.config !== undefined || predictionType !== undefined)) throw new UsageError(`--${o.config !== undefined ? 'config' : 'prediction-type'} applies to single-file checkpoints; ${o.model} is a diffusers folder, which has its own configs`);
   if (o.config !== undefined && !statSync(o.config, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--config ${o.config}: not a folder (expected a diffusers folder with model_index.json and the components' config.json)`);
 
   const t0 = performance.now();
-  const pipe = StableDiffusionPipeline.load(dir, be, { variant: o.variant, config: o.config, predictionType: o.predictionType });
+  const pipe = StableDiffusionPipeline.load(dir, be, { variant: o.variant, config: o.config, predictionType });
   const loadSeconds = (performance.now() - t0) / 1000;
   const req: ImageRequest = {
     prompt: o.prompt,

@@ -227,6 +227,7 @@ async function startImages(spec: string, variant: string | undefined, threads: n
   let dir = spec;
   if (parseModelSpec(spec)) dir = await downloadModel(spec, { progress: true, include: diffusersInclude(variant) });
   else if (!existsSync(dir)) throw new UsageError(`--image-model ${spec}: no such file or folder (expected a diffusers folder with model_index.json, hf:org/name, or a single-file .safetensors checkpoint)`);
+  if (single.predictionType === 'v-prediction') single = { ...single, predictionType: 'v_prediction' };
   if (single.predictionType !== undefined && single.predictionType !== 'epsilon' && single.predictionType !== 'v_prediction') throw new UsageError(`--image-prediction-type must be epsilon or v_prediction, got '${single.predictionType}'`);
   try {
     return await startImageService({ dir, variant, threads, ...single });
