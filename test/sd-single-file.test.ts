@@ -18,7 +18,7 @@ import { loadStableDiffusionSingleFile, shippedClipTokenizer } from '../src/diff
 import { unetConfig } from '../src/diffusion/unet.ts';
 import { vaeConfig } from '../src/diffusion/vae.ts';
 import { readImage } from '../src/formats/image.ts';
-import { openSafetensorsCheckpoint } from '../src/formats/safetensors.ts';
+import { openSafetensorsCheckpoint, writeSafetensors } from '../src/formats/safetensors.ts';
 import { detectSdFamily, mapSdKey, SdComponentCheckpoint, standardConfigs, STANDARD_LAYOUT, type SdMapped } from '../src/formats/sd-checkpoint.ts';
 import { decodeImage } from '../src/formats/image.ts';
 import { startServe } from '../src/server/process.ts';
@@ -329,5 +329,72 @@ describe('slipstream serve --image-model file.safetensors --image-config <dir>',
     } finally {
       await srv.stop();
     }
+  });
+});
+
+describe('standard architectures without --config', () => {
+  // Full-size checkpoints are gigabytes; these stand-ins hold only the tensors the loader looks at
+  // before the first picture (zeros, in the standard shapes), which is enough to check what it builds
+  // around them: the family's configs, the shipped tokenizer and diffusers' scheduler.
+  let root: string;
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'ss-sd-standard-'));
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const standIn = (name: string, shapes: Record<string, number[]>): string => {
+    const path = join(root, name);
+    writeSafetensors(path, Object.entries(shapes).map(([n, shape]) => ({ name: n, dtype: 'F16' as const, shape, data: new Uint8Array(shape.reduce((a, b) => a * b, 1) * 2) })));
+    return path;
+  };
+  const unetVae = (ctx: number, attnKey: string, rows: number) => ({
+    [`${U}input_blocks.0.0.weight`]: [320, 4, 3, 3],
+    [`${U}out.2.weight`]: [4, 320, 3, 3],
+    [`${U}${attnKey}`]: [rows, ctx],
+    [`${V}encoder.conv_in.weight`]: [128, 3, 3, 3],
+  });
+
+  it('SD 1.x: 512 px, DDIM (epsilon), CLIP-L with the shipped vocabulary', () => {
+    const f = standIn('sd15.safetensors', { ...unetVae(768, 'input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight', 320), 'cond_stage_model.transformer.text_model.final_layer_norm.weight': [768] });
+    const pipe = StableDiffusionPipeline.load(f, cpuBackend());
+    assert.equal(pipe.kind, 'sd');
+    assert.equal(pipe.nativeSize, 512);
+    assert.equal(pipe.scheduler().className, 'DDIMScheduler');
+    assert.equal(pipe.sd.textEncoder.config.layers, 12);
+    assert.equal(pipe.sd.assets!.tokenizer.vocabSize, 49408);
+    assert.equal(pipe.sd.assets!.schedulerConfig.prediction_type, 'epsilon');
+  });
+
+  it('SD 2.x: v-prediction at 768 px unless --prediction-type epsilon (the 512 px base models)', () => {
+    const f = standIn('sd21.safetensors', { ...unetVae(1024, 'input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight', 320), 'cond_stage_model.model.ln_final.weight': [1024] });
+    const v = StableDiffusionPipeline.load(f, cpuBackend());
+    assert.equal(v.nativeSize, 768);
+    assert.equal(v.sd.assets!.schedulerConfig.prediction_type, 'v_prediction');
+    assert.equal(v.sd.assets!.tokenizer.padId, 0, 'OpenCLIP pads with "!"');
+    const eps = StableDiffusionPipeline.load(f, cpuBackend(), { predictionType: 'epsilon' });
+    assert.equal(eps.nativeSize, 512);
+    assert.equal(eps.sd.assets!.schedulerConfig.prediction_type, 'epsilon');
+  });
+
+  it('SDXL base: 1024 px, Euler, two encoders, zeroed empty negative prompts', () => {
+    const f = standIn('sdxl.safetensors', {
+      ...unetVae(2048, 'input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight', 640),
+      'conditioner.embedders.0.transformer.text_model.final_layer_norm.weight': [768],
+      'conditioner.embedders.1.model.ln_final.weight': [1280],
+    });
+    const pipe = StableDiffusionPipeline.load(f, cpuBackend());
+    assert.equal(pipe.kind, 'sdxl');
+    assert.equal(pipe.nativeSize, 1024);
+    assert.equal(pipe.scheduler().className, 'EulerDiscreteScheduler');
+    assert.equal(pipe.sd.textEncoder2!.config.layers, 32);
+    assert.equal(pipe.sd.assets!.forceZerosForEmptyPrompt, true);
+  });
+
+  it('the SDXL refiner and other shapes are named, with the way out', () => {
+    const refiner = standIn('refiner.safetensors', { ...unetVae(1280, 'input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight', 384), 'conditioner.embedders.0.model.ln_final.weight': [1280] });
+    assert.throws(() => loadStableDiffusionSingleFile(refiner), /refiner\.safetensors: looks like the SDXL refiner/);
+    const inpaint = standIn('inpaint.safetensors', { ...unetVae(768, 'input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight', 320), [`${U}input_blocks.0.0.weight`]: [320, 9, 3, 3], 'cond_stage_model.transformer.text_model.final_layer_norm.weight': [768] });
+    assert.throws(() => loadStableDiffusionSingleFile(inpaint), /inpaint\.safetensors: .* has 9 at dim 1, the standard SD 1\.x architecture has 4 \(9 input channels: an inpainting or other special UNet\); pass --config/);
+    const noText = standIn('notext.safetensors', unetVae(768, 'input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight', 320));
+    assert.throws(() => loadStableDiffusionSingleFile(noText), /notext\.safetensors: has no text encoder weights/);
   });
 });
