@@ -299,6 +299,7 @@ describe('slipstream image -m file.safetensors', () => {
       [['-m', sd1, '--config', join(root, 'nowhere'), '-p', 'x'], /--config .*nowhere: not a folder/, 2],
       [['-m', sd1, '--prediction-type', 'sample', '-p', 'x'], /--prediction-type must be epsilon or v_prediction/, 2],
       [['-m', join(PIPE, 'sd1'), '--config', join(PIPE, 'sd1'), '-p', 'x'], /--config applies to single-file checkpoints/, 2],
+      [['-m', sd1, '--variant', 'fp16', '-p', 'x'], /--variant picks the weights files of a diffusers folder; .*sd1\.safetensors is a single file/, 2],
     ];
     for (const [args, re, code] of cases) {
       const r = await cli([...args, '--steps', '1', '--no-progress']);

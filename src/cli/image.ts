@@ -98,6 +98,7 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   else if (!existsSync(dir)) throw new UsageError(`${dir}: no such file or directory (expected a diffusers folder with model_index.json, or hf:org/name)`);
   const singleFile = statSync(dir, { throwIfNoEntry: false })?.isFile() === true;
   if (!singleFile && (o.config !== undefined || predictionType !== undefined)) throw new UsageError(`--${o.config !== undefined ? 'config' : 'prediction-type'} applies to single-file checkpoints; ${o.model} is a diffusers folder, which has its own configs`);
+  if (singleFile && o.variant !== undefined) throw new UsageError(`--variant picks the weights files of a diffusers folder; ${o.model} is a single file`);
   if (o.config !== undefined && !statSync(o.config, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--config ${o.config}: not a folder (expected a diffusers folder with model_index.json and the components' config.json)`);
 
   const t0 = performance.now();
