@@ -30,6 +30,9 @@ export interface ImageCliOptions {
   strength?: string;
   variant?: string;
   vaeTile?: string;
+  /** Single-file checkpoints: a diffusers folder describing it. */
+  config?: string;
+  predictionType?: string;
   output?: string;
   threads?: string;
   progress?: boolean;
@@ -85,7 +88,9 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   if (extname(output).toLowerCase() !== '.png') throw new UsageError(`--output must name a .png file, got '${output}'`);
   const threads = o.threads === undefined ? undefined : numFlag('threads', o.threads, 0, true);
   if (threads !== undefined && (threads < 1 || threads > 1024)) throw new UsageError(`--threads must be in [1, 1024], got ${threads}`);
-  if (!o.model) throw new UsageError('no image model given: pass -m with a diffusers folder (model_index.json) or hf:org/name');
+  if (!o.model) throw new UsageError('no image model given: pass -m with a diffusers folder (model_index.json), hf:org/name or a single-file .safetensors checkpoint');
+  const predictionType = o.predictionType === 'v-prediction' ? 'v_prediction' : o.predictionType; // diffusers accepts both spellings
+  if (predictionType !== undefined && predictionType !== 'epsilon' && predictionType !== 'v_prediction') throw new UsageError(`--prediction-type must be epsilon or v_prediction, got '${predictionType}'`);
   const initImage = o.initImage ? readImage(o.initImage) : undefined;
 
   const be = cpuBackend();
@@ -93,10 +98,13 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   let dir = o.model;
   if (parseModelSpec(o.model)) dir = await downloadModel(o.model, { progress: o.progress !== false, include: diffusersInclude(o.variant) });
   else if (!existsSync(dir)) throw new UsageError(`${dir}: no such file or directory (expected a diffusers folder with model_index.json, or hf:org/name)`);
-  else if (!statSync(dir).isDirectory()) throw new UsageError(`${dir}: single-file checkpoints are not supported yet; pass a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)`);
+  const singleFile = statSync(dir, { throwIfNoEntry: false })?.isFile() === true;
+  if (!singleFile && (o.config !== undefined || predictionType !== undefined)) throw new UsageError(`--${o.config !== undefined ? 'config' : 'prediction-type'} applies to single-file checkpoints; ${o.model} is a diffusers folder, which has its own configs`);
+  if (singleFile && o.variant !== undefined) throw new UsageError(`--variant picks the weights files of a diffusers folder; ${o.model} is a single file`);
+  if (o.config !== undefined && !statSync(o.config, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--config ${o.config}: not a folder (expected a diffusers folder with model_index.json and the components' config.json)`);
 
   const t0 = performance.now();
-  const pipe = StableDiffusionPipeline.load(dir, be, { variant: o.variant });
+  const pipe = StableDiffusionPipeline.load(dir, be, { variant: o.variant, config: o.config, predictionType });
   const loadSeconds = (performance.now() - t0) / 1000;
   const req: ImageRequest = {
     prompt: o.prompt,
@@ -126,7 +134,7 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   const result = pipe.generate(req, (p) => bar.update(p.step), (w) => process.stderr.write(`slipstream: warning: ${w}\n`));
   bar.stop();
   const genSeconds = (performance.now() - t1) / 1000;
-  const model = basename(dir.replace(/\/+$/, ''));
+  const model = basename(dir.replace(/\/+$/, '')).replace(/\.safetensors$/, '');
   const params = parametersText(resolved, result.scheduler, model);
   const names = outputNames(output, n);
   result.images.forEach((img, i) => {

@@ -50,8 +50,10 @@ program
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--log', 'log every request')
   .option('--log-format <format>', 'the per-request log line on stdout: text or json', 'text')
-  .option('--image-model <model>', 'also serve a Stable Diffusion pipeline (diffusers folder or hf:org/name) on /v1/images/generations and /v1/images/edits')
+  .option('--image-model <model>', 'also serve a Stable Diffusion pipeline (diffusers folder, hf:org/name, or a single-file .safetensors checkpoint) on /v1/images/generations and /v1/images/edits')
   .option('--image-variant <name>', 'weights variant of the image model, e.g. fp16')
+  .option('--image-config <dir>', 'single-file image model: a diffusers folder with its configs, tokenizer(s) and scheduler')
+  .option('--image-prediction-type <type>', 'single-file image model: epsilon or v_prediction')
   .option('--no-parent-watch', 'keep serving when the process that started this one exits (by default the server drains and exits, as on SIGTERM, when its launcher goes away: npx, a supervisor, a script)')
   .addHelpText('after', '\nExamples:\n  $ slipstream serve                      # the embedded default model on http://127.0.0.1:8000/\n  $ slipstream serve -m hf:Qwen/Qwen2.5-0.5B-Instruct --host 0.0.0.0 --port 8080 --api-key sekret')
   .action(guard(async (opts) => {
@@ -105,7 +107,7 @@ program
 program
   .command('image')
   .description('text-to-image or image-to-image with a Stable Diffusion pipeline (SD 1.x, 2.x, XL, Turbo, LCM); writes PNG files carrying their generation parameters')
-  .option('-m, --model <model>', 'a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/) or hf:org/name[@revision]')
+  .option('-m, --model <model>', 'a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), hf:org/name[@revision], or a single-file checkpoint (.safetensors, SD 1.x / 2.x / XL base)')
   .requiredOption('-p, --prompt <text>', 'what to draw (CLIP reads 77 tokens; longer prompts are cut with a warning)')
   .option('--negative-prompt <text>', 'what to steer away from (classifier-free guidance)')
   .option('--steps <n>', 'denoising steps', '20')
@@ -120,10 +122,12 @@ program
   .option('--strength <s>', 'image-to-image: how much to change the init image, (0, 1] (default: 0.8)')
   .option('--variant <name>', 'weights variant to load, e.g. fp16 (*.fp16.safetensors)')
   .option('--vae-tile <px>', "decode the picture in overlapping tiles of this size (diffusers' enable_tiling): the decoder's memory is one tile's (0: off)", '0')
+  .option('--config <dir>', 'single-file checkpoint: a diffusers folder with its configs, tokenizer(s) and scheduler (needed for other architectures than SD 1.x / 2.x / XL base)')
+  .option('--prediction-type <type>', 'single-file checkpoint: epsilon or v_prediction (default: v_prediction for SD 2.x, as diffusers; epsilon for SD 2.x base models)')
   .option('-o, --output <file.png>', 'output file; with -n > 1, file-1.png, file-2.png, ...', 'image.png')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--no-progress', 'no progress bar')
-  .addHelpText('after', '\nExamples:\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "a watercolor fox in the snow" --steps 20 --scheduler dpm++-2m-karras --seed 1 -o fox.png\n  $ slipstream image -m hf:stabilityai/sd-turbo -p "a lighthouse at dusk" --steps 1 --guidance 0 --variant fp16\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "the same fox, at night" --init-image fox.png --strength 0.6')
+  .addHelpText('after', '\nExamples:\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "a watercolor fox in the snow" --steps 20 --scheduler dpm++-2m-karras --seed 1 -o fox.png\n  $ slipstream image -m hf:stabilityai/sd-turbo -p "a lighthouse at dusk" --steps 1 --guidance 0 --variant fp16\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "the same fox, at night" --init-image fox.png --strength 0.6\n  $ slipstream image -m ./v1-5-pruned-emaonly.safetensors -p "a watercolor fox in the snow" -o fox.png')
   .action(guard(async (opts) => {
     const { imageCommand } = await import('./image.ts');
     await imageCommand(opts);

@@ -44,6 +44,9 @@ export interface ServeCliOptions {
   imageModel?: string;
   /** Its weights variant (fp16). */
   imageVariant?: string;
+  /** A single-file image model's diffusers config folder, and its prediction type. */
+  imageConfig?: string;
+  imagePredictionType?: string;
 }
 
 /** A failure to serve that is not a bad flag (port in use, address not available): one line, exit 1. */
@@ -134,7 +137,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   };
   // The image model first: a bad folder should fail before the LLM's load is paid for.
   let images: ImageClient | undefined;
-  if (o.imageModel !== undefined) images = await startImages(o.imageModel, o.imageVariant, hostOpts.threads);
+  if (o.imageModel !== undefined) images = await startImages(o.imageModel, o.imageVariant, hostOpts.threads, { config: o.imageConfig, predictionType: o.imagePredictionType });
   const engine =
     models.length > 1
       ? await startEngines(models, hostOpts, o)
@@ -216,16 +219,18 @@ async function startEngines(specs: string[], base: Omit<EngineHostOptions, 'mode
 }
 
 /** The image model's worker; a bad folder or download is one line, exit 1. */
-async function startImages(spec: string, variant: string | undefined, threads: number | undefined): Promise<ImageClient> {
+async function startImages(spec: string, variant: string | undefined, threads: number | undefined, single: { config?: string; predictionType?: string } = {}): Promise<ImageClient> {
   const { existsSync, statSync } = await import('node:fs');
   const { downloadModel, parseModelSpec } = await import('../formats/hub.ts');
   const { diffusersInclude } = await import('./image.ts');
   const { startImageService } = await import('../diffusion/service.ts');
   let dir = spec;
   if (parseModelSpec(spec)) dir = await downloadModel(spec, { progress: true, include: diffusersInclude(variant) });
-  else if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--image-model ${spec}: not a folder (expected a diffusers folder with model_index.json, or hf:org/name)`);
+  else if (!existsSync(dir)) throw new UsageError(`--image-model ${spec}: no such file or folder (expected a diffusers folder with model_index.json, hf:org/name, or a single-file .safetensors checkpoint)`);
+  if (single.predictionType === 'v-prediction') single = { ...single, predictionType: 'v_prediction' };
+  if (single.predictionType !== undefined && single.predictionType !== 'epsilon' && single.predictionType !== 'v_prediction') throw new UsageError(`--image-prediction-type must be epsilon or v_prediction, got '${single.predictionType}'`);
   try {
-    return await startImageService({ dir, variant, threads });
+    return await startImageService({ dir, variant, threads, ...single });
   } catch (e) {
     throw new ServeError(`--image-model ${spec}: ${(e as Error).message.split('\n')[0]}`);
   }

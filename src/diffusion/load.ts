@@ -19,6 +19,7 @@ import { bytesFor } from '../tensor/dtype.ts';
 import { toF32Tensor } from '../tensor/convert.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { clipTextConfig, type ClipTextConfig } from './clip-text.ts';
+import type { ClipTokenizer } from './clip-tokenizer.ts';
 import type { Params } from './ops.ts';
 import { unetConfig, type UNetConfig } from './unet.ts';
 import { vaeConfig, type VaeConfig } from './vae.ts';
@@ -138,6 +139,16 @@ export interface StableDiffusion {
   textEncoder2: Component<ClipTextConfig> | null;
   unet: Component<UNetConfig>;
   vae: Component<VaeConfig>;
+  /** What a diffusers folder keeps beside the weights, when the pipeline came from elsewhere (a single-file checkpoint). */
+  assets?: PipelineAssets;
+}
+
+export interface PipelineAssets {
+  tokenizer: ClipTokenizer;
+  tokenizer2: ClipTokenizer | null;
+  /** scheduler_config.json's contents. */
+  schedulerConfig: Record<string, unknown>;
+  forceZerosForEmptyPrompt: boolean;
 }
 
 /**

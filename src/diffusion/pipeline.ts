@@ -13,7 +13,7 @@
 // Latents travel between the scheduler and the networks as NCHW Float32Arrays (the layout of
 // diffusers' tensors and of torch's generator); the networks run NHWC (src/diffusion/ops.ts).
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RgbImage } from '../formats/image.ts';
 import type { Backend } from '../tensor/backend.ts';
@@ -21,6 +21,7 @@ import { Tensor } from '../tensor/tensor.ts';
 import { ClipTokenizer } from './clip-tokenizer.ts';
 import { clipTextForward, promptEmbeds } from './clip-text.ts';
 import { DiffusionLoadError, loadStableDiffusion, type StableDiffusion } from './load.ts';
+import { loadStableDiffusionSingleFile, type SingleFileOptions } from './single-file.ts';
 import { BackendDiffOps, fromNchw, toNchw } from './ops.ts';
 import { createScheduler, type Scheduler, type SchedulerConfigJson } from './schedulers/index.ts';
 import { randnTensor, TorchGenerator } from './torch-rng.ts';
@@ -109,17 +110,21 @@ export class StableDiffusionPipeline {
     this.vaeScale = 2 ** (sd.vae.config.blockOutChannels.length - 1);
     this.nativeSize = sd.unet.config.sampleSize * this.vaeScale;
     this.sizeMultiple = this.vaeScale * 2 ** (sd.unet.config.blockOutChannels.length - 1);
-    this.tokenizer = ClipTokenizer.load(join(sd.root, 'tokenizer'));
-    this.tokenizer2 = sd.textEncoder2 ? ClipTokenizer.load(join(sd.root, 'tokenizer_2')) : null;
-    const sched = readJsonIf(join(sd.root, 'scheduler', 'scheduler_config.json'));
+    this.tokenizer = sd.assets?.tokenizer ?? ClipTokenizer.load(join(sd.root, 'tokenizer'));
+    this.tokenizer2 = sd.assets ? sd.assets.tokenizer2 : sd.textEncoder2 ? ClipTokenizer.load(join(sd.root, 'tokenizer_2')) : null;
+    const sched = sd.assets?.schedulerConfig ?? readJsonIf(join(sd.root, 'scheduler', 'scheduler_config.json'));
     if (!sched) throw new DiffusionLoadError(`${join(sd.root, 'scheduler', 'scheduler_config.json')}: missing (the pipeline's scheduler settings)`);
     this.schedulerConfig = sched;
-    const index = readJsonIf(join(sd.root, 'model_index.json')) ?? {};
+    const index = sd.assets ? { force_zeros_for_empty_prompt: sd.assets.forceZerosForEmptyPrompt } : (readJsonIf(join(sd.root, 'model_index.json')) ?? {});
     this.forceZerosForEmptyPrompt = this.kind === 'sdxl' && index.force_zeros_for_empty_prompt !== false;
   }
 
-  /** A diffusers folder (model_index.json and its component folders). */
-  static load(root: string, be: Backend, opts: { variant?: string } = {}): StableDiffusionPipeline {
+  /**
+   * A diffusers folder (model_index.json and its component folders), or a single-file checkpoint
+   * (.safetensors in the original layout; `config`: a diffusers folder describing it).
+   */
+  static load(root: string, be: Backend, opts: { variant?: string } & SingleFileOptions = {}): StableDiffusionPipeline {
+    if (statSync(root, { throwIfNoEntry: false })?.isFile()) return new StableDiffusionPipeline(loadStableDiffusionSingleFile(root, opts), be);
     return new StableDiffusionPipeline(loadStableDiffusion(root, opts), be);
   }
 

@@ -42,9 +42,12 @@ export class ImageServiceError extends Error {
 }
 
 export interface ImageServiceOptions {
-  /** A diffusers folder. */
+  /** A diffusers folder, or a single-file checkpoint. */
   dir: string;
   variant?: string;
+  /** Single-file checkpoints: a diffusers folder describing it, and the prediction type. */
+  config?: string;
+  predictionType?: string;
   modelName?: string;
   threads?: number;
   /** Requests that may wait behind the running one (default 16). */
@@ -82,7 +85,7 @@ export async function startImageService(opts: ImageServiceOptions): Promise<Imag
       .then((m) => { m.register(); return import(workerData.__module); })
       .catch((e) => parentPort.postMessage({ type: 'fatal', message: String((e && e.stack) || e) }));`;
   const worker = new Worker(boot, { eval: true, workerData: { opts: { ...opts }, __tsx: tsx, __module: new URL('./worker.ts', import.meta.url).href } });
-  const svc = new Service(worker, opts.modelName ?? basename(opts.dir.replace(/\/+$/, '')), opts.maxWaiting ?? 16);
+  const svc = new Service(worker, opts.modelName ?? basename(opts.dir.replace(/\/+$/, '')).replace(/\.safetensors$/, ''), opts.maxWaiting ?? 16);
   await svc.ready;
   return svc;
 }
