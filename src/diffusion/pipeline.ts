@@ -20,6 +20,7 @@ import type { Backend } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { ClipTokenizer } from './clip-tokenizer.ts';
 import { clipTextForward, promptEmbeds } from './clip-text.ts';
+import { applyLoras, type LoraSpec } from './lora.ts';
 import { DiffusionLoadError, loadStableDiffusion, type StableDiffusion } from './load.ts';
 import { BackendDiffOps, fromNchw, toNchw } from './ops.ts';
 import { createScheduler, type Scheduler, type SchedulerConfigJson } from './schedulers/index.ts';
@@ -71,6 +72,8 @@ export interface ImageResult {
   /** The timesteps the UNet ran at. */
   timesteps: number[];
   scheduler: string;
+  /** The final latents [n, C, h, w] (NCHW), before the VAE. */
+  latents?: Float32Array;
 }
 
 /** Reads a JSON file of a pipeline folder, or null when it is absent. */
@@ -113,8 +116,10 @@ export class StableDiffusionPipeline {
   }
 
   /** A diffusers folder (model_index.json and its component folders). */
-  static load(root: string, be: Backend, opts: { variant?: string } = {}): StableDiffusionPipeline {
-    return new StableDiffusionPipeline(loadStableDiffusion(root, opts), be);
+  static load(root: string, be: Backend, opts: { variant?: string; loras?: readonly LoraSpec[] } = {}): StableDiffusionPipeline {
+    const sd = loadStableDiffusion(root, opts);
+    if (opts.loras?.length) applyLoras(sd, opts.loras, be); // merged into the weights (lora.ts)
+    return new StableDiffusionPipeline(sd, be);
   }
 
   /** The scheduler a request asks for, configured from the model's scheduler_config.json. */
@@ -288,7 +293,7 @@ export class StableDiffusionPipeline {
       }
       images.push({ width, height, data });
     }
-    return { images, width, height, timesteps, scheduler: scheduler.className };
+    return { images, width, height, timesteps, scheduler: scheduler.className, latents: x };
   }
 
   /** The init image's latents [1, C, h, w] × scaling_factor (one draw from the encoder's distribution). */
