@@ -6,6 +6,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
+import { loraLabel, parseLoraSpec, type LoraSpec } from '../diffusion/lora.ts';
 import { ImageRequestError, StableDiffusionPipeline, type ImageRequest } from '../diffusion/pipeline.ts';
 import { readImage, writePng } from '../formats/image.ts';
 import { downloadModel, parseModelSpec } from '../formats/hub.ts';
@@ -29,6 +30,8 @@ export interface ImageCliOptions {
   initImage?: string;
   strength?: string;
   variant?: string;
+  /** --lora file[:scale], repeatable. */
+  lora?: string[];
   output?: string;
   threads?: string;
   progress?: boolean;
@@ -50,14 +53,33 @@ export function diffusersInclude(variant: string | undefined): (path: string) =>
 }
 
 /** A1111-style "parameters" text: the prompt, then the settings on one line. */
-export function parametersText(req: ImageRequest & { width: number; height: number }, scheduler: string, model: string): string {
+export function parametersText(req: ImageRequest & { width: number; height: number }, scheduler: string, model: string, loras: readonly LoraSpec[] = []): string {
   const lines = [req.prompt];
   if (req.negativePrompt) lines.push(`Negative prompt: ${req.negativePrompt}`);
   const s = [`Steps: ${req.steps}`, `Sampler: ${scheduler}`, `CFG scale: ${req.guidance}`, `Seed: ${req.seed}`, `Size: ${req.width}x${req.height}`, `Model: ${model}`];
   if (req.guidanceRescale) s.push(`CFG rescale: ${req.guidanceRescale}`);
   if (req.initImage) s.push(`Denoising strength: ${req.strength}`);
+  if (loras.length) {
+    const v = loras.map(loraLabel).join(', ');
+    s.push(`Lora: ${loras.length > 1 ? JSON.stringify(v) : v}`); // quoted when it has commas, as A1111 writes such values
+  }
   lines.push(s.join(', '));
   return lines.join('\n');
+}
+
+/** --lora / --image-lora values as LoRA specs; a bad scale or a missing file is a usage error naming the flag. */
+export function loraFlags(values: readonly string[] | undefined, flag: string): LoraSpec[] {
+  return (values ?? []).map((v) => {
+    let s: LoraSpec;
+    try {
+      s = parseLoraSpec(v);
+    } catch (e) {
+      throw new UsageError(`${flag}: ${(e as Error).message}`);
+    }
+    if (!existsSync(s.file)) throw new UsageError(`${flag} ${v}: ${s.file}: no such file`);
+    if (!statSync(s.file).isFile()) throw new UsageError(`${flag} ${v}: ${s.file} is not a file (expected a LoRA .safetensors)`);
+    return s;
+  });
 }
 
 /** out.png -> out.png (one picture) or out-1.png, out-2.png, ... */
@@ -85,6 +107,7 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   if (threads !== undefined && (threads < 1 || threads > 1024)) throw new UsageError(`--threads must be in [1, 1024], got ${threads}`);
   if (!o.model) throw new UsageError('no image model given: pass -m with a diffusers folder (model_index.json) or hf:org/name');
   const initImage = o.initImage ? readImage(o.initImage) : undefined;
+  const loras = loraFlags(o.lora, '--lora');
 
   const be = cpuBackend();
   if (threads !== undefined) be.setThreads(threads);
@@ -94,7 +117,7 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   else if (!statSync(dir).isDirectory()) throw new UsageError(`${dir}: single-file checkpoints are not supported yet; pass a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)`);
 
   const t0 = performance.now();
-  const pipe = StableDiffusionPipeline.load(dir, be, { variant: o.variant });
+  const pipe = StableDiffusionPipeline.load(dir, be, { variant: o.variant, loras });
   const loadSeconds = (performance.now() - t0) / 1000;
   const req: ImageRequest = {
     prompt: o.prompt,
@@ -124,12 +147,12 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   bar.stop();
   const genSeconds = (performance.now() - t1) / 1000;
   const model = basename(dir.replace(/\/+$/, ''));
-  const params = parametersText(resolved, result.scheduler, model);
+  const params = parametersText(resolved, result.scheduler, model, loras);
   const names = outputNames(output, n);
   result.images.forEach((img, i) => {
     writePng(names[i]!, img, {
       parameters: params,
-      slipstream: JSON.stringify({ model: o.model, prompt: req.prompt, negativePrompt: req.negativePrompt, steps, guidance, guidanceRescale, scheduler: result.scheduler, seed, width: resolved.width, height: resolved.height, n, index: i, initImage: o.initImage, strength: initImage ? resolved.strength : undefined }),
+      slipstream: JSON.stringify({ model: o.model, prompt: req.prompt, negativePrompt: req.negativePrompt, steps, guidance, guidanceRescale, scheduler: result.scheduler, seed, width: resolved.width, height: resolved.height, n, index: i, initImage: o.initImage, strength: initImage ? resolved.strength : undefined, loras: loras.length ? loras : undefined }),
       Software: 'slipstream',
     });
     process.stdout.write(`${names[i]}\n`);

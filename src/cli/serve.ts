@@ -44,6 +44,8 @@ export interface ServeCliOptions {
   imageModel?: string;
   /** Its weights variant (fp16). */
   imageVariant?: string;
+  /** --image-lora file[:scale], repeatable: LoRAs merged into the image model. */
+  imageLora?: string[];
 }
 
 /** A failure to serve that is not a bad flag (port in use, address not available): one line, exit 1. */
@@ -134,7 +136,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   };
   // The image model first: a bad folder should fail before the LLM's load is paid for.
   let images: ImageClient | undefined;
-  if (o.imageModel !== undefined) images = await startImages(o.imageModel, o.imageVariant, hostOpts.threads);
+  if (o.imageModel !== undefined) images = await startImages(o.imageModel, o.imageVariant, hostOpts.threads, o.imageLora);
   const engine =
     models.length > 1
       ? await startEngines(models, hostOpts, o)
@@ -216,16 +218,17 @@ async function startEngines(specs: string[], base: Omit<EngineHostOptions, 'mode
 }
 
 /** The image model's worker; a bad folder or download is one line, exit 1. */
-async function startImages(spec: string, variant: string | undefined, threads: number | undefined): Promise<ImageClient> {
+async function startImages(spec: string, variant: string | undefined, threads: number | undefined, loraValues?: string[]): Promise<ImageClient> {
   const { existsSync, statSync } = await import('node:fs');
   const { downloadModel, parseModelSpec } = await import('../formats/hub.ts');
-  const { diffusersInclude } = await import('./image.ts');
+  const { diffusersInclude, loraFlags } = await import('./image.ts');
+  const loras = loraFlags(loraValues, '--image-lora');
   const { startImageService } = await import('../diffusion/service.ts');
   let dir = spec;
   if (parseModelSpec(spec)) dir = await downloadModel(spec, { progress: true, include: diffusersInclude(variant) });
   else if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--image-model ${spec}: not a folder (expected a diffusers folder with model_index.json, or hf:org/name)`);
   try {
-    return await startImageService({ dir, variant, threads });
+    return await startImageService({ dir, variant, threads, loras });
   } catch (e) {
     throw new ServeError(`--image-model ${spec}: ${(e as Error).message.split('\n')[0]}`);
   }

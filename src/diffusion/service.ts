@@ -9,6 +9,7 @@ import { basename } from 'node:path';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { ImageRequest, ImageResult, StepProgress } from './pipeline.ts';
+import type { LoraSpec } from './lora.ts';
 
 /** What the server needs of an image model. */
 export interface ImageClient {
@@ -45,6 +46,8 @@ export interface ImageServiceOptions {
   /** A diffusers folder. */
   dir: string;
   variant?: string;
+  /** LoRA files merged into the weights at load (lora.ts). */
+  loras?: LoraSpec[];
   modelName?: string;
   threads?: number;
   /** Requests that may wait behind the running one (default 16). */

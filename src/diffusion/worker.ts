@@ -12,7 +12,7 @@ const be = cpuBackend();
 if (opts.threads) be.setThreads(opts.threads);
 let pipe: StableDiffusionPipeline;
 try {
-  pipe = StableDiffusionPipeline.load(opts.dir, be, { variant: opts.variant });
+  pipe = StableDiffusionPipeline.load(opts.dir, be, { variant: opts.variant, loras: opts.loras });
   port.postMessage({ type: 'ready', nativeSize: pipe.nativeSize, sizeMultiple: pipe.sizeMultiple });
 } catch (e) {
   port.postMessage({ type: 'fatal', message: (e as Error).message });
