@@ -5,14 +5,18 @@
 // different scales; the same seed gives diffusers' latents and picture. Then the names and the errors.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { parametersText } from '../src/cli/image.ts';
 import { applyLoras, loraLabel, parseLoraSpec } from '../src/diffusion/lora.ts';
 import { loadStableDiffusion } from '../src/diffusion/load.ts';
 import { StableDiffusionPipeline } from '../src/diffusion/pipeline.ts';
+import { decodeImage, pngText, readImage } from '../src/formats/image.ts';
 import { writeSafetensors } from '../src/formats/safetensors.ts';
+import { startServe } from '../src/server/process.ts';
 import { kohyaFlatten, parseLoraKey, sgmToDiffusers } from '../src/formats/sd-lora-keys.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
@@ -202,5 +206,73 @@ describe('LoRA merging', () => {
     writeFileSync(join(dir, 'junk.safetensors'), 'not safetensors');
     assert.throws(() => applyLoras(sd, [{ file: join(dir, 'junk.safetensors'), scale: 1 }], be), /LoRA .*junk\.safetensors: /);
     assert.throws(() => applyLoras(sd, [{ file: join(dir, 'bad.safetensors'), scale: NaN }], be), /scale must be a finite number/);
+  });
+});
+
+describe('slipstream image --lora, serve --image-lora', () => {
+  const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
+  const work = mkdtempSync(join(tmpdir(), 'ss-lora-cli-'));
+  const run = (args: string[]) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, SLIPSTREAM_THREADS: '2' }, cwd: work });
+      let stdout = '', stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+  const c = cases.find((x) => x.name === 'sdxl-kohya-1')!;
+  const args = ['-m', join(PIPES, 'sdxl'), '--variant', 'fp16', '-p', c.prompt, '--steps', String(c.steps), '--guidance', String(c.guidance), '--seed', String(c.seed), '--width', '32', '--height', '32', '--no-progress'];
+  const diff = (a: Uint8Array, b: Uint8Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+
+  test('image: diffusers\' picture with the LoRA (default scale 1), "Lora: name:scale" in the PNG', async () => {
+    const r = await run(['image', ...args, '--lora', join(DIR, 'sdxl-kohya.safetensors'), '-o', 'castle.png']);
+    assert.equal(r.status, 0, r.stderr);
+    const img = readImage(join(work, 'castle.png'));
+    assert.ok(diff(img.data, new Uint8Array(readFileSync(join(DIR, 'sdxl-kohya-1.u8')))) <= 2);
+    assert.ok(diff(img.data, new Uint8Array(readFileSync(join(DIR, 'sdxl-kohya-1.base.u8')))) > 4, 'the LoRA changes the picture');
+    const text = pngText(readFileSync(join(work, 'castle.png')));
+    assert.match(text.parameters!, /, Lora: sdxl-kohya:1$/);
+    assert.deepEqual((JSON.parse(text.slipstream!) as { loras: unknown }).loras, [{ file: join(DIR, 'sdxl-kohya.safetensors'), scale: 1 }]);
+  });
+
+  test('several LoRAs in the parameters text', () => {
+    const req = { prompt: 'p', steps: 2, guidance: 5, seed: 1, width: 32, height: 32 };
+    assert.equal(parametersText(req, 'DDIMScheduler', 'sd1', [{ file: 'a.safetensors', scale: 0.6 }, { file: 'b.safetensors', scale: -0.9 }]).split('\n')[1],
+      'Steps: 2, Sampler: DDIMScheduler, CFG scale: 5, Seed: 1, Size: 32x32, Model: sd1, Lora: "a:0.6, b:-0.9"');
+  });
+
+  test('bad --lora / --image-lora: one line each (flag mistakes exit 2, before any model is loaded)', async () => {
+    const sd1 = join(PIPES, 'sd1');
+    const shape = join(work, 'shape.safetensors');
+    writeSafetensors(shape, [
+      { name: 'unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight', tensor: Tensor.fromF32(new Float32Array(2 * 5), [2, 5]) },
+      { name: 'unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight', tensor: Tensor.fromF32(new Float32Array(8 * 2), [8, 2]) },
+    ]);
+    const cases: [string[], RegExp, number][] = [
+      [['image', '-m', sd1, '-p', 'x', '--lora', `${shape}:strong`], /--lora: LoRA ".*shape\.safetensors:strong": the scale after ':' must be a number/, 2],
+      [['image', '-m', sd1, '-p', 'x', '--lora', join(work, 'nope.safetensors')], /--lora .*nope\.safetensors: no such file/, 2],
+      [['image', '-m', sd1, '-p', 'x', '--steps', '1', '--lora', `${shape}:0.5`], /LoRA .*shape\.safetensors: "unet\..*to_q\.lora_A\.weight": down \[2, 5\] and up \[8, 2\] do not fit/, 1],
+      [['serve', '--image-model', sd1, '--image-lora', `${shape}:x`, '--port', '0'], /--image-lora: LoRA .*the scale after ':' must be a number/, 2],
+    ];
+    for (const [a, re, code] of cases) {
+      const r = await run(a);
+      assert.equal(r.status, code, `${a.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+  });
+
+  test('serve --image-lora: the Images API draws with the LoRA merged', async () => {
+    const srv = await startServe(['--image-model', join(PIPES, 'sdxl'), '--image-variant', 'fp16', '--image-lora', `${join(DIR, 'sdxl-kohya.safetensors')}:0.5`, '--image-lora', `${join(DIR, 'sdxl-peft.safetensors')}:1.2`], { SLIPSTREAM_THREADS: '2' });
+    try {
+      const two = cases.find((x) => x.name === 'sdxl-kohya-peft')!;
+      const res = await fetch(`${srv.url}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: two.prompt, size: '32x32', steps: two.steps, guidance_scale: two.guidance, seed: two.seed, response_format: 'b64_json' }) });
+      assert.equal(res.status, 200);
+      const png = Buffer.from(((await res.json()) as { data: { b64_json: string }[] }).data[0]!.b64_json, 'base64');
+      assert.ok(diff(decodeImage(png).data, new Uint8Array(readFileSync(join(DIR, 'sdxl-kohya-peft.u8')))) <= 2);
+      assert.match(pngText(png).parameters!, /Lora: "sdxl-kohya:0\.5, sdxl-peft:1\.2"/);
+    } finally {
+      await srv.stop();
+    }
   });
 });

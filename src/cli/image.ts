@@ -6,7 +6,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
-import { loraLabel, parseLoraSpec, type LoraSpec } from '../diffusion/lora.ts';
+import { loraParameter, parseLoraSpec, type LoraSpec } from '../diffusion/lora.ts';
 import { ImageRequestError, StableDiffusionPipeline, type ImageRequest } from '../diffusion/pipeline.ts';
 import { readImage, writePng } from '../formats/image.ts';
 import { downloadModel, parseModelSpec } from '../formats/hub.ts';
@@ -59,10 +59,7 @@ export function parametersText(req: ImageRequest & { width: number; height: numb
   const s = [`Steps: ${req.steps}`, `Sampler: ${scheduler}`, `CFG scale: ${req.guidance}`, `Seed: ${req.seed}`, `Size: ${req.width}x${req.height}`, `Model: ${model}`];
   if (req.guidanceRescale) s.push(`CFG rescale: ${req.guidanceRescale}`);
   if (req.initImage) s.push(`Denoising strength: ${req.strength}`);
-  if (loras.length) {
-    const v = loras.map(loraLabel).join(', ');
-    s.push(`Lora: ${loras.length > 1 ? JSON.stringify(v) : v}`); // quoted when it has commas, as A1111 writes such values
-  }
+  if (loras.length) s.push(loraParameter(loras));
   lines.push(s.join(', '));
   return lines.join('\n');
 }

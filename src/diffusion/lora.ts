@@ -190,6 +190,16 @@ export function applyLoras(sd: StableDiffusion, specs: readonly LoraSpec[], be: 
   return files.map((f, i) => ({ file: f.file, scale: specs[i]!.scale, naming: f.naming, weights: f.pairs.length }));
 }
 
+/**
+ * The "Lora: …" entry of a PNG's parameters text (empty without LoRAs): name:scale, several
+ * separated by ", " and quoted, as A1111 writes values that hold commas.
+ */
+export function loraParameter(loras: readonly LoraSpec[]): string {
+  if (!loras.length) return '';
+  const v = loras.map(loraLabel).join(', ');
+  return `Lora: ${loras.length > 1 ? JSON.stringify(v) : v}`;
+}
+
 /** "name:scale" as the PNG parameters text records a LoRA (the file's name without .safetensors). */
 export function loraLabel(s: LoraSpec): string {
   return `${basename(s.file).replace(/\.safetensors$/i, '')}:${s.scale}`;

@@ -17,6 +17,8 @@ export interface ImageClient {
   readonly nativeSize: number;
   /** The VAE's pixels per latent: sizes must be multiples of it. */
   readonly sizeMultiple: number;
+  /** LoRAs merged into the model (for the pictures' parameters text). */
+  readonly loras?: readonly LoraSpec[];
   /**
    * Queues a request; resolves with its pictures. Rejects with ImageServiceError: 'invalid'
    * (a bad field, named), 'full' (the queue is full), 'aborted' (the signal fired), 'internal'.
@@ -85,7 +87,7 @@ export async function startImageService(opts: ImageServiceOptions): Promise<Imag
       .then((m) => { m.register(); return import(workerData.__module); })
       .catch((e) => parentPort.postMessage({ type: 'fatal', message: String((e && e.stack) || e) }));`;
   const worker = new Worker(boot, { eval: true, workerData: { opts: { ...opts }, __tsx: tsx, __module: new URL('./worker.ts', import.meta.url).href } });
-  const svc = new Service(worker, opts.modelName ?? basename(opts.dir.replace(/\/+$/, '')), opts.maxWaiting ?? 16);
+  const svc = new Service(worker, opts.modelName ?? basename(opts.dir.replace(/\/+$/, '')), opts.maxWaiting ?? 16, opts.loras ?? []);
   await svc.ready;
   return svc;
 }
@@ -102,7 +104,7 @@ class Service implements ImageClient {
   private stepsTotal = 0;
   private imagesTotal = 0;
 
-  constructor(private readonly worker: Worker, readonly modelName: string, private readonly maxWaiting: number) {
+  constructor(private readonly worker: Worker, readonly modelName: string, private readonly maxWaiting: number, readonly loras: readonly LoraSpec[] = []) {
     this.ready = new Promise((resolve, reject) => {
       worker.on('message', (m: FromWorker) => {
         if (m.type === 'ready') {
