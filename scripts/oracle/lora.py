@@ -18,9 +18,10 @@ load_lora_weights cannot run; its own rules are applied by hand):
     network_alphas name the module each pair modifies. PEFT names are the module names.
   * each pair is fused as diffusers' _fuse_lora does (models/lora.py, LoRACompatibleLinear /
     LoRACompatibleConv): W + lora_scale * (up * alpha / rank).flatten(1) @ down.flatten(1),
-    reshaped to W's shape, in f32; alpha absent: no alpha / rank factor. Several LoRAs add their
-    terms. The fused weights stay f32 (diffusers would cast them back to the model's fp16; the
-    SDXL pipeline here runs its f16 weights upcast, as pipeline.py does).
+    reshaped to W's shape, in f32; alpha absent: no alpha / rank factor; then cast back to the
+    model's dtype (fp16 for the SDXL pipeline, whose weights run upcast, as pipeline.py runs
+    them). Several LoRAs add their terms in f32 and the sum is cast once (diffusers 0.27's
+    non-PEFT path holds one LoRA at a time; this is the natural extension).
   * the fused weights are loaded into diffusers' UNet2DConditionModel and the fixture's CLIP text
     models, and pipeline.py's Pipe (diffusers' __call__ reduced) draws the picture from a seed.
 
@@ -64,7 +65,7 @@ def open_pipe(name, kind, variant, sched):
     vcfg = json.load(open(os.path.join(root, "vae", "config.json")))
     vae = AutoencoderKL.from_config(vcfg)
     vae.load_state_dict(weights(os.path.join(root, "vae"), "diffusion_pytorch_model", variant))
-    return dict(kind=kind, subs=subs, comps=comps, pads=pads, vae=vae.eval(), sched=sched)
+    return dict(kind=kind, subs=subs, comps=comps, pads=pads, vae=vae.eval(), sched=sched, fp16=variant)
 
 
 def make_pipe(p, state):
@@ -121,8 +122,9 @@ def pairs_peft(sd):
 
 
 def fuse(p, loras):
-    """Base weights + each (pairs, scale) fused as diffusers' _fuse_lora."""
+    """Base weights + each (pairs, scale) fused as diffusers' _fuse_lora, cast back to the model's dtype."""
     state = {sub: dict(w) for sub, (_, w) in p["comps"].items()}
+    touched = set()
     for pairs, scale in loras:
         for (comp, module), t in pairs.items():
             W = state[comp][module + ".weight"]
@@ -131,6 +133,10 @@ def fuse(p, loras):
                 up = up * t["alpha"] / down.shape[0]
             fusion = torch.mm(up.flatten(start_dim=1), down.flatten(start_dim=1)).reshape(W.shape)
             state[comp][module + ".weight"] = W + scale * fusion
+            touched.add((comp, module + ".weight"))
+    if p["fp16"]:  # fused.to(dtype): the fp16 model's weights stay fp16 (run upcast, as pipeline.py runs them)
+        for comp, name in touched:
+            state[comp][name] = state[comp][name].half().float()
     return state
 
 

@@ -4,8 +4,9 @@
 //   W' = W + Σ_i scale_i × (alpha_i / r_i) × up_i · down_i        (alpha absent: alpha = r)
 //
 // one term per file that touches W, accumulated in f32 on the torch layout ([out, in] or
-// [C_out, C_in, kh, kw]: up [C_out, r(,1,1)] · down [r, C_in·kh·kw]), then laid out as load.ts
-// lays out that weight (convolutions NHWC). The merged tensors replace the originals in the
+// [C_out, C_in, kh, kw]: up [C_out, r(,1,1)] · down [r, C_in·kh·kw]), rounded once to the
+// weight's own dtype (f16 / bf16 / f32, as fuse_lora casts back), then laid out as load.ts lays
+// out that weight (convolutions NHWC). The merged tensors replace the originals in the
 // component's parameters; every other weight stays memory-mapped. After the merge the networks run
 // at the base model's speed.
 //
@@ -19,6 +20,7 @@ import { basename } from 'node:path';
 import { openSafetensorsCheckpoint, type Checkpoint } from '../formats/safetensors.ts';
 import { kohyaFlatten, parseLoraKey, sgmToDiffusers, unknownKeyReason, type LoraComponent } from '../formats/sd-lora-keys.ts';
 import type { Backend } from '../tensor/backend.ts';
+import { convertTensor } from '../tensor/convert.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { convWeightToNhwc, DiffusionLoadError, type Component, type StableDiffusion } from './load.ts';
 
@@ -183,7 +185,10 @@ export function applyLoras(sd: StableDiffusion, specs: readonly LoraSpec[], be: 
       const dv = delta.toF32();
       for (let k = 0; k < acc.length; k++) acc[k] = Math.fround(acc[k]! + Math.fround(s * dv[k]!));
     }
+    // Back to the file's dtype, as diffusers' fuse_lora casts the fused weight to the model's
+    // (f16 stays f16: the memory of the base model, and its matmul kernels).
     let merged = Tensor.fromF32(acc, w.shape);
+    if (w.dtype !== 'f32') merged = convertTensor(merged, w.dtype);
     if (merged.ndim === 4) merged = convWeightToNhwc(merged);
     comp.params.replace(weight, merged);
   }
