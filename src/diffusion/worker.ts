@@ -22,7 +22,7 @@ try {
 port.on('message', (m: { type: 'generate'; id: number; req: ImageRequest }) => {
   if (m.type !== 'generate') return;
   try {
-    const result = pipe.generate(m.req, (progress) => port.postMessage({ type: 'step', id: m.id, progress }));
+    const { latents: _latents, ...result } = pipe.generate(m.req, (progress) => port.postMessage({ type: 'step', id: m.id, progress })); // the latents stay here
     port.postMessage({ type: 'done', id: m.id, result }, result.images.map((i) => i.data.buffer as ArrayBuffer));
   } catch (e) {
     const invalid = e instanceof ImageRequestError;
