@@ -6,6 +6,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
+import { loraParameter, parseLoraSpec, type LoraSpec } from '../diffusion/lora.ts';
 import { ImageRequestError, StableDiffusionPipeline, type ImageRequest } from '../diffusion/pipeline.ts';
 import { readImage, writePng } from '../formats/image.ts';
 import { downloadModel, parseModelSpec } from '../formats/hub.ts';
@@ -33,6 +34,8 @@ export interface ImageCliOptions {
   /** Single-file checkpoints: a diffusers folder describing it. */
   config?: string;
   predictionType?: string;
+  /** --lora file[:scale], repeatable. */
+  lora?: string[];
   output?: string;
   threads?: string;
   progress?: boolean;
@@ -54,14 +57,30 @@ export function diffusersInclude(variant: string | undefined): (path: string) =>
 }
 
 /** A1111-style "parameters" text: the prompt, then the settings on one line. */
-export function parametersText(req: ImageRequest & { width: number; height: number }, scheduler: string, model: string): string {
+export function parametersText(req: ImageRequest & { width: number; height: number }, scheduler: string, model: string, loras: readonly LoraSpec[] = []): string {
   const lines = [req.prompt];
   if (req.negativePrompt) lines.push(`Negative prompt: ${req.negativePrompt}`);
   const s = [`Steps: ${req.steps}`, `Sampler: ${scheduler}`, `CFG scale: ${req.guidance}`, `Seed: ${req.seed}`, `Size: ${req.width}x${req.height}`, `Model: ${model}`];
   if (req.guidanceRescale) s.push(`CFG rescale: ${req.guidanceRescale}`);
   if (req.initImage) s.push(`Denoising strength: ${req.strength}`);
+  if (loras.length) s.push(loraParameter(loras));
   lines.push(s.join(', '));
   return lines.join('\n');
+}
+
+/** --lora / --image-lora values as LoRA specs; a bad scale or a missing file is a usage error naming the flag. */
+export function loraFlags(values: readonly string[] | undefined, flag: string): LoraSpec[] {
+  return (values ?? []).map((v) => {
+    let s: LoraSpec;
+    try {
+      s = parseLoraSpec(v);
+    } catch (e) {
+      throw new UsageError(`${flag}: ${(e as Error).message}`);
+    }
+    if (!existsSync(s.file)) throw new UsageError(`${flag} ${v}: ${s.file}: no such file`);
+    if (!statSync(s.file).isFile()) throw new UsageError(`${flag} ${v}: ${s.file} is not a file (expected a LoRA .safetensors)`);
+    return s;
+  });
 }
 
 /** out.png -> out.png (one picture) or out-1.png, out-2.png, ... */
@@ -92,6 +111,7 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   const predictionType = o.predictionType === 'v-prediction' ? 'v_prediction' : o.predictionType; // diffusers accepts both spellings
   if (predictionType !== undefined && predictionType !== 'epsilon' && predictionType !== 'v_prediction') throw new UsageError(`--prediction-type must be epsilon or v_prediction, got '${predictionType}'`);
   const initImage = o.initImage ? readImage(o.initImage) : undefined;
+  const loras = loraFlags(o.lora, '--lora');
 
   const be = cpuBackend();
   if (threads !== undefined) be.setThreads(threads);
@@ -104,7 +124,7 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   if (o.config !== undefined && !statSync(o.config, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--config ${o.config}: not a folder (expected a diffusers folder with model_index.json and the components' config.json)`);
 
   const t0 = performance.now();
-  const pipe = StableDiffusionPipeline.load(dir, be, { variant: o.variant, config: o.config, predictionType });
+  const pipe = StableDiffusionPipeline.load(dir, be, { variant: o.variant, config: o.config, predictionType, loras });
   const loadSeconds = (performance.now() - t0) / 1000;
   const req: ImageRequest = {
     prompt: o.prompt,
@@ -135,12 +155,12 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   bar.stop();
   const genSeconds = (performance.now() - t1) / 1000;
   const model = basename(dir.replace(/\/+$/, '')).replace(/\.safetensors$/, '');
-  const params = parametersText(resolved, result.scheduler, model);
+  const params = parametersText(resolved, result.scheduler, model, loras);
   const names = outputNames(output, n);
   result.images.forEach((img, i) => {
     writePng(names[i]!, img, {
       parameters: params,
-      slipstream: JSON.stringify({ model: o.model, prompt: req.prompt, negativePrompt: req.negativePrompt, steps, guidance, guidanceRescale, scheduler: result.scheduler, seed, width: resolved.width, height: resolved.height, n, index: i, initImage: o.initImage, strength: initImage ? resolved.strength : undefined }),
+      slipstream: JSON.stringify({ model: o.model, prompt: req.prompt, negativePrompt: req.negativePrompt, steps, guidance, guidanceRescale, scheduler: result.scheduler, seed, width: resolved.width, height: resolved.height, n, index: i, initImage: o.initImage, strength: initImage ? resolved.strength : undefined, loras: loras.length ? loras : undefined }),
       Software: 'slipstream',
     });
     process.stdout.write(`${names[i]}\n`);

@@ -54,6 +54,7 @@ program
   .option('--image-variant <name>', 'weights variant of the image model, e.g. fp16')
   .option('--image-config <dir>', 'single-file image model: a diffusers folder with its configs, tokenizer(s) and scheduler')
   .option('--image-prediction-type <type>', 'single-file image model: epsilon or v_prediction')
+  .option('--image-lora <file[:scale]>', 'merge a LoRA .safetensors (kohya, diffusers or PEFT names) into the image model at load, at this strength (default 1); repeatable', collectLoras, [])
   .option('--no-parent-watch', 'keep serving when the process that started this one exits (by default the server drains and exits, as on SIGTERM, when its launcher goes away: npx, a supervisor, a script)')
   .addHelpText('after', '\nExamples:\n  $ slipstream serve                      # the embedded default model on http://127.0.0.1:8000/\n  $ slipstream serve -m hf:Qwen/Qwen2.5-0.5B-Instruct --host 0.0.0.0 --port 8080 --api-key sekret')
   .action(guard(async (opts) => {
@@ -124,10 +125,11 @@ program
   .option('--vae-tile <px>', "decode the picture in overlapping tiles of this size (diffusers' enable_tiling): the decoder's memory is one tile's (0: off)", '0')
   .option('--config <dir>', 'single-file checkpoint: a diffusers folder with its configs, tokenizer(s) and scheduler (needed for other architectures than SD 1.x / 2.x / XL base)')
   .option('--prediction-type <type>', 'single-file checkpoint: epsilon or v_prediction (default: v_prediction for SD 2.x, as diffusers; epsilon for SD 2.x base models)')
+  .option('--lora <file[:scale]>', 'merge a LoRA .safetensors (kohya, diffusers or PEFT names; UNet and text encoders) at load, at this strength (default 1); repeatable', collectLoras, [])
   .option('-o, --output <file.png>', 'output file; with -n > 1, file-1.png, file-2.png, ...', 'image.png')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--no-progress', 'no progress bar')
-  .addHelpText('after', '\nExamples:\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "a watercolor fox in the snow" --steps 20 --scheduler dpm++-2m-karras --seed 1 -o fox.png\n  $ slipstream image -m hf:stabilityai/sd-turbo -p "a lighthouse at dusk" --steps 1 --guidance 0 --variant fp16\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "the same fox, at night" --init-image fox.png --strength 0.6\n  $ slipstream image -m ./v1-5-pruned-emaonly.safetensors -p "a watercolor fox in the snow" -o fox.png')
+  .addHelpText('after', '\nExamples:\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "a watercolor fox in the snow" --steps 20 --scheduler dpm++-2m-karras --seed 1 -o fox.png\n  $ slipstream image -m hf:stabilityai/sd-turbo -p "a lighthouse at dusk" --steps 1 --guidance 0 --variant fp16\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "the same fox, at night" --init-image fox.png --strength 0.6\n  $ slipstream image -m ./v1-5-pruned-emaonly.safetensors -p "a watercolor fox in the snow" -o fox.png\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "a fox, pixel art" --lora pixel-art.safetensors:0.8 --lora detail.safetensors:0.5')
   .action(guard(async (opts) => {
     const { imageCommand } = await import('./image.ts');
     await imageCommand(opts);
@@ -278,6 +280,11 @@ function fail(e: unknown): never {
   process.stderr.write(`slipstream: error: ${msg}\n`);
   if (process.env.SLIPSTREAM_DEBUG) process.stderr.write(`${err.stack ?? ''}\n`);
   process.exit(e instanceof UsageError ? 2 : 1);
+}
+
+/** A repeatable --lora / --image-lora: every value, in order. */
+function collectLoras(v: string, prev: string[]): string[] {
+  return [...prev, v];
 }
 
 /** Wraps an action: errors become one line on stderr and a non-zero exit code. */

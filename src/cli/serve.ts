@@ -47,6 +47,8 @@ export interface ServeCliOptions {
   /** A single-file image model's diffusers config folder, and its prediction type. */
   imageConfig?: string;
   imagePredictionType?: string;
+  /** --image-lora file[:scale], repeatable: LoRAs merged into the image model. */
+  imageLora?: string[];
 }
 
 /** A failure to serve that is not a bad flag (port in use, address not available): one line, exit 1. */
@@ -137,7 +139,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   };
   // The image model first: a bad folder should fail before the LLM's load is paid for.
   let images: ImageClient | undefined;
-  if (o.imageModel !== undefined) images = await startImages(o.imageModel, o.imageVariant, hostOpts.threads, { config: o.imageConfig, predictionType: o.imagePredictionType });
+  if (o.imageModel !== undefined) images = await startImages(o.imageModel, o.imageVariant, hostOpts.threads, { config: o.imageConfig, predictionType: o.imagePredictionType }, o.imageLora);
   const engine =
     models.length > 1
       ? await startEngines(models, hostOpts, o)
@@ -219,10 +221,11 @@ async function startEngines(specs: string[], base: Omit<EngineHostOptions, 'mode
 }
 
 /** The image model's worker; a bad folder or download is one line, exit 1. */
-async function startImages(spec: string, variant: string | undefined, threads: number | undefined, single: { config?: string; predictionType?: string } = {}): Promise<ImageClient> {
+async function startImages(spec: string, variant: string | undefined, threads: number | undefined, single: { config?: string; predictionType?: string } = {}, loraValues?: string[]): Promise<ImageClient> {
   const { existsSync, statSync } = await import('node:fs');
   const { downloadModel, parseModelSpec } = await import('../formats/hub.ts');
-  const { diffusersInclude } = await import('./image.ts');
+  const { diffusersInclude, loraFlags } = await import('./image.ts');
+  const loras = loraFlags(loraValues, '--image-lora');
   const { startImageService } = await import('../diffusion/service.ts');
   let dir = spec;
   if (parseModelSpec(spec)) dir = await downloadModel(spec, { progress: true, include: diffusersInclude(variant) });
@@ -230,7 +233,7 @@ async function startImages(spec: string, variant: string | undefined, threads: n
   if (single.predictionType === 'v-prediction') single = { ...single, predictionType: 'v_prediction' };
   if (single.predictionType !== undefined && single.predictionType !== 'epsilon' && single.predictionType !== 'v_prediction') throw new UsageError(`--image-prediction-type must be epsilon or v_prediction, got '${single.predictionType}'`);
   try {
-    return await startImageService({ dir, variant, threads, ...single });
+    return await startImageService({ dir, variant, threads, ...single, loras });
   } catch (e) {
     throw new ServeError(`--image-model ${spec}: ${(e as Error).message.split('\n')[0]}`);
   }

@@ -71,6 +71,12 @@ export class ComponentParams implements Params<Tensor> {
     this.cache.set(name, t);
     return t;
   }
+
+  /** Puts a weight in place of the file's (a LoRA merge, lora.ts), already in the layout get() returns. */
+  replace(name: string, t: Tensor): void {
+    if (!this.ckpt.has(name)) throw new DiffusionLoadError(`${this.component}: no tensor "${name}" to replace`);
+    this.cache.set(name, t);
+  }
 }
 
 export interface Component<C> {

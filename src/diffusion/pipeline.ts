@@ -20,6 +20,7 @@ import type { Backend } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { ClipTokenizer } from './clip-tokenizer.ts';
 import { clipTextForward, promptEmbeds } from './clip-text.ts';
+import { applyLoras, type LoraSpec } from './lora.ts';
 import { DiffusionLoadError, loadStableDiffusion, type StableDiffusion } from './load.ts';
 import { loadStableDiffusionSingleFile, type SingleFileOptions } from './single-file.ts';
 import { BackendDiffOps, fromNchw, toNchw } from './ops.ts';
@@ -78,6 +79,8 @@ export interface ImageResult {
   /** The timesteps the UNet ran at. */
   timesteps: number[];
   scheduler: string;
+  /** The final latents [n, C, h, w] (NCHW), before the VAE. */
+  latents?: Float32Array;
 }
 
 /** Reads a JSON file of a pipeline folder, or null when it is absent. */
@@ -121,11 +124,13 @@ export class StableDiffusionPipeline {
 
   /**
    * A diffusers folder (model_index.json and its component folders), or a single-file checkpoint
-   * (.safetensors in the original layout; `config`: a diffusers folder describing it).
+   * (.safetensors in the original layout; `config`: a diffusers folder describing it). `loras` are
+   * merged into the weights at load (lora.ts).
    */
-  static load(root: string, be: Backend, opts: { variant?: string } & SingleFileOptions = {}): StableDiffusionPipeline {
-    if (statSync(root, { throwIfNoEntry: false })?.isFile()) return new StableDiffusionPipeline(loadStableDiffusionSingleFile(root, opts), be);
-    return new StableDiffusionPipeline(loadStableDiffusion(root, opts), be);
+  static load(root: string, be: Backend, opts: { variant?: string; loras?: readonly LoraSpec[] } & SingleFileOptions = {}): StableDiffusionPipeline {
+    const sd = statSync(root, { throwIfNoEntry: false })?.isFile() ? loadStableDiffusionSingleFile(root, opts) : loadStableDiffusion(root, opts);
+    if (opts.loras?.length) applyLoras(sd, opts.loras, be);
+    return new StableDiffusionPipeline(sd, be);
   }
 
   /** The scheduler a request asks for, configured from the model's scheduler_config.json. */
@@ -303,7 +308,7 @@ export class StableDiffusionPipeline {
       }
       images.push({ width, height, data });
     }
-    return { images, width, height, timesteps, scheduler: scheduler.className };
+    return { images, width, height, timesteps, scheduler: scheduler.className, latents: x };
   }
 
   /** Latents (already / scaling_factor) -> NCHW pixels in [-1, 1], in tiles when the picture is larger than one. */

@@ -9,6 +9,7 @@ import { basename } from 'node:path';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { ImageRequest, ImageResult, StepProgress } from './pipeline.ts';
+import type { LoraSpec } from './lora.ts';
 
 /** What the server needs of an image model. */
 export interface ImageClient {
@@ -16,6 +17,8 @@ export interface ImageClient {
   readonly nativeSize: number;
   /** The VAE's pixels per latent: sizes must be multiples of it. */
   readonly sizeMultiple: number;
+  /** LoRAs merged into the model (for the pictures' parameters text). */
+  readonly loras?: readonly LoraSpec[];
   /**
    * Queues a request; resolves with its pictures. Rejects with ImageServiceError: 'invalid'
    * (a bad field, named), 'full' (the queue is full), 'aborted' (the signal fired), 'internal'.
@@ -48,6 +51,8 @@ export interface ImageServiceOptions {
   /** Single-file checkpoints: a diffusers folder describing it, and the prediction type. */
   config?: string;
   predictionType?: string;
+  /** LoRA files merged into the weights at load (lora.ts). */
+  loras?: LoraSpec[];
   modelName?: string;
   threads?: number;
   /** Requests that may wait behind the running one (default 16). */
@@ -85,7 +90,7 @@ export async function startImageService(opts: ImageServiceOptions): Promise<Imag
       .then((m) => { m.register(); return import(workerData.__module); })
       .catch((e) => parentPort.postMessage({ type: 'fatal', message: String((e && e.stack) || e) }));`;
   const worker = new Worker(boot, { eval: true, workerData: { opts: { ...opts }, __tsx: tsx, __module: new URL('./worker.ts', import.meta.url).href } });
-  const svc = new Service(worker, opts.modelName ?? basename(opts.dir.replace(/\/+$/, '')).replace(/\.safetensors$/, ''), opts.maxWaiting ?? 16);
+  const svc = new Service(worker, opts.modelName ?? basename(opts.dir.replace(/\/+$/, '')).replace(/\.safetensors$/, ''), opts.maxWaiting ?? 16, opts.loras ?? []);
   await svc.ready;
   return svc;
 }
@@ -102,7 +107,7 @@ class Service implements ImageClient {
   private stepsTotal = 0;
   private imagesTotal = 0;
 
-  constructor(private readonly worker: Worker, readonly modelName: string, private readonly maxWaiting: number) {
+  constructor(private readonly worker: Worker, readonly modelName: string, private readonly maxWaiting: number, readonly loras: readonly LoraSpec[] = []) {
     this.ready = new Promise((resolve, reject) => {
       worker.on('message', (m: FromWorker) => {
         if (m.type === 'ready') {

@@ -12,7 +12,7 @@ const be = cpuBackend();
 if (opts.threads) be.setThreads(opts.threads);
 let pipe: StableDiffusionPipeline;
 try {
-  pipe = StableDiffusionPipeline.load(opts.dir, be, { variant: opts.variant, config: opts.config, predictionType: opts.predictionType });
+  pipe = StableDiffusionPipeline.load(opts.dir, be, { variant: opts.variant, config: opts.config, predictionType: opts.predictionType, loras: opts.loras });
   port.postMessage({ type: 'ready', nativeSize: pipe.nativeSize, sizeMultiple: pipe.sizeMultiple });
 } catch (e) {
   port.postMessage({ type: 'fatal', message: (e as Error).message });
@@ -22,7 +22,7 @@ try {
 port.on('message', (m: { type: 'generate'; id: number; req: ImageRequest }) => {
   if (m.type !== 'generate') return;
   try {
-    const result = pipe.generate(m.req, (progress) => port.postMessage({ type: 'step', id: m.id, progress }));
+    const { latents: _latents, ...result } = pipe.generate(m.req, (progress) => port.postMessage({ type: 'step', id: m.id, progress })); // the latents stay here
     port.postMessage({ type: 'done', id: m.id, result }, result.images.map((i) => i.data.buffer as ArrayBuffer));
   } catch (e) {
     const invalid = e instanceof ImageRequestError;

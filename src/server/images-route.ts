@@ -13,6 +13,7 @@
 import { randomInt } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ImageRequest } from '../diffusion/pipeline.ts';
+import { loraParameter } from '../diffusion/lora.ts';
 import type { ImageClient } from '../diffusion/service.ts';
 import { ImageServiceError } from '../diffusion/service.ts';
 import { decodeImage, encodePng, type RgbImage } from '../formats/image.ts';
@@ -109,7 +110,7 @@ async function run(images: ImageClient, req: ImageRequest, stream: boolean, requ
   };
   res.on('close', onClose);
   const created = Math.floor(Date.now() / 1000);
-  const item = (img: RgbImage) => ({ b64_json: encodePng(img, { parameters: `${req.prompt}\nSteps: ${req.steps}, CFG scale: ${req.guidance}, Seed: ${req.seed}, Size: ${img.width}x${img.height}, Model: ${images.modelName}`, Software: 'slipstream' }).toString('base64'), revised_prompt: req.prompt });
+  const item = (img: RgbImage) => ({ b64_json: encodePng(img, { parameters: `${req.prompt}\nSteps: ${req.steps}, CFG scale: ${req.guidance}, Seed: ${req.seed}, Size: ${img.width}x${img.height}, Model: ${images.modelName}${images.loras?.length ? `, ${loraParameter(images.loras)}` : ''}`, Software: 'slipstream' }).toString('base64'), revised_prompt: req.prompt });
   if (!stream) {
     try {
       const r = await images.generate(req, undefined, abort.signal);
