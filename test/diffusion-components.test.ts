@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { clipTextForward, promptEmbeds } from '../src/diffusion/clip-text.ts';
 import { componentWeightsFile, DiffusionLoadError, loadStableDiffusion, type StableDiffusion } from '../src/diffusion/load.ts';
 import { BackendDiffOps, fromNchw, toNchw } from '../src/diffusion/ops.ts';
-import { unetForward } from '../src/diffusion/unet.ts';
+import { unetForward, unetParamShapes } from '../src/diffusion/unet.ts';
 import { latentDist, vaeDecode, vaeEncode } from '../src/diffusion/vae.ts';
 import type { Backend } from '../src/tensor/backend.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
@@ -79,6 +79,13 @@ for (const c of cases) {
       const w = sd.unet.params.get('down_blocks.0.resnets.0.conv1.weight');
       assert.equal(w.dtype, c.variant ? 'f16' : 'f32');
       assert.equal(w.shape[1], 3); // [C_out, kh, kw, C_in]
+    });
+
+    test('unetParamShapes lists exactly the file\'s tensors and shapes', () => {
+      const want = new Map(sd.unet.params.ckpt.names().map((n) => [n, [...sd.unet.params.ckpt.info(n).shape]]));
+      const got = unetParamShapes(sd.unet.config);
+      assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
+      for (const [n, s] of got) assert.deepEqual(s, want.get(n), n);
     });
 
     for (const sub of ['text_encoder', 'text_encoder_2']) {

@@ -56,6 +56,13 @@ export class CpuBackend implements Backend {
   setThreads(n: number): void {
     this.n.setThreads(n);
   }
+  /** The f32 FMA peak of the active ISA on the pool's threads, GFLOP/s (a short run of the native peak loop). */
+  fmaPeakGflops(): number {
+    this.n.benchFma(200_000); // warm up
+    const t0 = performance.now();
+    const flops = this.n.benchFma(2_000_000);
+    return flops / ((performance.now() - t0) / 1e3) / 1e9;
+  }
 
   matmul(x: Tensor, w: Tensor, out: Tensor): void {
     const { M, N, K, ldx, ldo } = checkMatmul(x, w, out);
