@@ -132,6 +132,13 @@ export function unetForward<T, W>(o: DiffOps<T, W>, cfg: UNetConfig, p: Params<W
   const nb = cfg.blockOutChannels.length;
   const f = 2 ** (nb - 1);
   if (h % f || wd % f) throw new Error(`unet: latents ${h}x${wd} are not a multiple of ${f}`);
+  const ctxShape = o.shape(inp.context);
+  if (o.shape(inp.sample).length !== 4 || o.shape(inp.sample)[3] !== cfg.inChannels) {
+    throw new Error(`unet: sample [${o.shape(inp.sample)}] must be [B, h, w, ${cfg.inChannels}] (NHWC)`);
+  }
+  if (ctxShape.length !== 3 || ctxShape[0] !== B || ctxShape[2] !== cfg.crossAttentionDim) {
+    throw new Error(`unet: context [${ctxShape}] must be [${B}, T, ${cfg.crossAttentionDim}] (cross_attention_dim)`);
+  }
   const ts = inp.timesteps.length === 1 ? new Array<number>(B).fill(inp.timesteps[0]!) : inp.timesteps;
   if (ts.length !== B) throw new Error(`unet: ${inp.timesteps.length} timesteps for a batch of ${B}`);
 
@@ -142,6 +149,10 @@ export function unetForward<T, W>(o: DiffOps<T, W>, cfg: UNetConfig, p: Params<W
   if (cfg.addTextTime) {
     if (!inp.textEmbeds || !inp.timeIds) throw new Error('unet: this UNet (addition_embed_type text_time) needs textEmbeds and timeIds');
     const D = cfg.addTextTime.timeEmbedDim;
+    const te0 = o.shape(inp.textEmbeds);
+    if (te0.length !== 2 || te0[0] !== B || te0[1]! + (inp.timeIds.length / B) * D !== cfg.addTextTime.inputDim) {
+      throw new Error(`unet: text embeds [${te0}] and ${inp.timeIds.length / B} time ids per item do not make projection_class_embeddings_input_dim ${cfg.addTextTime.inputDim}`);
+    }
     const n = inp.timeIds.length / B;
     if (!Number.isInteger(n)) throw new Error(`unet: ${inp.timeIds.length} time ids for a batch of ${B}`);
     const te = o.constant(timestepEmbedding(inp.timeIds, D, cfg.flipSinToCos, cfg.freqShift), [B, n * D]);
