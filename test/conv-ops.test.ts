@@ -156,3 +156,35 @@ test('attention: causal (CLIP text), cpu = ref, and the first query sees only th
   cpu.attention(view(q), view(k), view(v), view(out), 0.5, true);
   assert.deepEqual([...out.toF32().subarray(0, H * D)], [...v.toF32().subarray(0, H * D)]);
 });
+
+test('attention (sgemm + softmax) and groupNorm on every instruction set this machine runs', () => {
+  const isa = cpu.isa;
+  try {
+    for (const name of cpu.availableIsas()) {
+      cpu.setIsa(name as 'avx512' | 'avx2' | 'portable');
+      const [B, H, Tq, Tk, D] = [1, 3, 13, 21, 20];
+      const view = (t: Tensor, T: number) => t.view([B, H, T, D], [T * H * D, D, H * D, 1]);
+      const q = rand([B, Tq, H * D], 41), k = rand([B, Tk, H * D], 42), v = rand([B, Tk, H * D], 43);
+      for (const causal of [false, true]) {
+        both((be) => {
+          const out = Tensor.zeros([B, Tq, H * D]);
+          be.attention(view(q, Tq), view(k, Tk), view(v, Tk), view(out, Tq), 0.3, causal);
+          return out;
+        }, 1e-5, `attention on ${name}, causal ${causal}`);
+      }
+      const x = rand([2, 3, 5, 12], 44), w = rand([12], 45), b = rand([12], 46);
+      both((be) => {
+        const out = Tensor.zeros([2, 3, 5, 12]);
+        be.groupNorm(x, w, b, 3, 1e-5, true, out);
+        return out;
+      }, 1e-5, `groupNorm on ${name}`);
+    }
+  } finally {
+    cpu.setIsa(isa as 'avx512' | 'avx2' | 'portable');
+  }
+});
+
+test('attention: causal with more queries than keys is refused on both backends', () => {
+  const t = (T: number) => Tensor.zeros([1, 1, T, 4]);
+  for (const be of [cpu, refBackend]) assert.throws(() => be.attention(t(3), t(2), t(2), t(3), 1, true), /attention: causal attention needs no more queries \(3\) than keys \(2\)/);
+});

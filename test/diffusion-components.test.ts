@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { clipTextForward, promptEmbeds } from '../src/diffusion/clip-text.ts';
 import { componentWeightsFile, DiffusionLoadError, loadStableDiffusion, type StableDiffusion } from '../src/diffusion/load.ts';
 import { BackendDiffOps, fromNchw, toNchw } from '../src/diffusion/ops.ts';
-import { unetForward } from '../src/diffusion/unet.ts';
+import { unetConfig, unetForward, unetParamShapes } from '../src/diffusion/unet.ts';
 import { latentDist, vaeDecode, vaeEncode } from '../src/diffusion/vae.ts';
 import type { Backend } from '../src/tensor/backend.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
@@ -81,6 +81,13 @@ for (const c of cases) {
       assert.equal(w.shape[1], 3); // [C_out, kh, kw, C_in]
     });
 
+    test('unetParamShapes lists exactly the file\'s tensors and shapes', () => {
+      const want = new Map(sd.unet.params.ckpt.names().map((n) => [n, [...sd.unet.params.ckpt.info(n).shape]]));
+      const got = unetParamShapes(sd.unet.config);
+      assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
+      for (const [n, s] of got) assert.deepEqual(s, want.get(n), n);
+    });
+
     for (const sub of ['text_encoder', 'text_encoder_2']) {
       if (sub === 'text_encoder_2' && c.kind !== 'sdxl') continue;
       test(`${sub}: hidden states, clip skip, pooled${sub === 'text_encoder_2' ? ' and projected' : ''}`, () => {
@@ -127,6 +134,28 @@ for (const c of cases) {
     });
   });
 }
+
+describe('input errors', () => {
+  const sd = loadStableDiffusion(join(ROOT, 'sdxl'));
+  const ex = new Expected(join(ROOT, 'sdxl'));
+  const o = new BackendDiffOps(cpuBackend());
+  const base = { sample: ex.image('unet.sample'), timesteps: [1], context: ex.tensor('unet.context'), textEmbeds: ex.tensor('unet.text_embeds'), timeIds: [...ex.get('unet.time_ids')] };
+  test('the UNet names a wrong context width, missing SDXL conditioning, odd latents', () => {
+    assert.throws(() => unetForward(o, sd.unet.config, sd.unet.params, { ...base, context: Tensor.zeros([2, 77, 24]) }), /context \[2,77,24\] must be \[2, T, 40\]/);
+    assert.throws(() => unetForward(o, sd.unet.config, sd.unet.params, { ...base, textEmbeds: undefined }), /needs textEmbeds and timeIds/);
+    assert.throws(() => unetForward(o, sd.unet.config, sd.unet.params, { ...base, timesteps: [1, 2, 3] }), /3 timesteps for a batch of 2/);
+    assert.throws(() => unetForward(o, sd.unet.config, sd.unet.params, { ...base, sample: Tensor.zeros([2, 15, 16, 4]) }), /not a multiple of 2/);
+  });
+  test('the text encoder names ids outside the vocabulary and rows too long', () => {
+    const te = sd.textEncoder;
+    assert.throws(() => clipTextForward(o, te.config, te.params, new Int32Array([1, 2, 300]), 1), /token id 300 is outside the vocabulary of 300/);
+    assert.throws(() => clipTextForward(o, te.config, te.params, new Int32Array(78), 1), /78 tokens per row, more than max_position_embeddings 77/);
+  });
+  test('config fields these models do not use are refused by name', () => {
+    assert.throws(() => unetConfig({ ...JSON.parse(readFileSync(join(ROOT, 'sd1', 'unet', 'config.json'), 'utf8')), class_embed_type: 'timestep' }), /"class_embed_type": "timestep" is not supported/);
+    assert.throws(() => loadStableDiffusion(join(ROOT, 'sd1'), { variant: 'bf16' }), /no weights file/);
+  });
+});
 
 describe('loading errors', () => {
   test('a missing component folder, weights file or tensor is named', () => {

@@ -132,6 +132,13 @@ export function unetForward<T, W>(o: DiffOps<T, W>, cfg: UNetConfig, p: Params<W
   const nb = cfg.blockOutChannels.length;
   const f = 2 ** (nb - 1);
   if (h % f || wd % f) throw new Error(`unet: latents ${h}x${wd} are not a multiple of ${f}`);
+  const ctxShape = o.shape(inp.context);
+  if (o.shape(inp.sample).length !== 4 || o.shape(inp.sample)[3] !== cfg.inChannels) {
+    throw new Error(`unet: sample [${o.shape(inp.sample)}] must be [B, h, w, ${cfg.inChannels}] (NHWC)`);
+  }
+  if (ctxShape.length !== 3 || ctxShape[0] !== B || ctxShape[2] !== cfg.crossAttentionDim) {
+    throw new Error(`unet: context [${ctxShape}] must be [${B}, T, ${cfg.crossAttentionDim}] (cross_attention_dim)`);
+  }
   const ts = inp.timesteps.length === 1 ? new Array<number>(B).fill(inp.timesteps[0]!) : inp.timesteps;
   if (ts.length !== B) throw new Error(`unet: ${inp.timesteps.length} timesteps for a batch of ${B}`);
 
@@ -142,6 +149,10 @@ export function unetForward<T, W>(o: DiffOps<T, W>, cfg: UNetConfig, p: Params<W
   if (cfg.addTextTime) {
     if (!inp.textEmbeds || !inp.timeIds) throw new Error('unet: this UNet (addition_embed_type text_time) needs textEmbeds and timeIds');
     const D = cfg.addTextTime.timeEmbedDim;
+    const te0 = o.shape(inp.textEmbeds);
+    if (te0.length !== 2 || te0[0] !== B || te0[1]! + (inp.timeIds.length / B) * D !== cfg.addTextTime.inputDim) {
+      throw new Error(`unet: text embeds [${te0}] and ${inp.timeIds.length / B} time ids per item do not make projection_class_embeddings_input_dim ${cfg.addTextTime.inputDim}`);
+    }
     const n = inp.timeIds.length / B;
     if (!Number.isInteger(n)) throw new Error(`unet: ${inp.timeIds.length} time ids for a batch of ${B}`);
     const te = o.constant(timestepEmbedding(inp.timeIds, D, cfg.flipSinToCos, cfg.freqShift), [B, n * D]);
@@ -225,4 +236,137 @@ function attn<T, W>(o: DiffOps<T, W>, p: Params<W>, pre: string, h: T, ctx: T | 
   const C = o.shape(q)[2]!;
   const a = o.attention(q, k, v, heads, 1 / Math.sqrt(C / heads), false);
   return o.linear(a, w('to_out.0.weight'), w('to_out.0.bias'));
+}
+
+/**
+ * Every parameter of a UNet with this config and its shape as diffusers stores it (PyTorch
+ * layout: convolutions [C_out, C_in, kh, kw]). The benchmark builds random weights from it; the
+ * tests check it against the fixtures' files.
+ */
+export function unetParamShapes(cfg: UNetConfig): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  const boc = cfg.blockOutChannels, n = boc.length, C0 = boc[0]!, T = 4 * C0;
+  const lin = (pre: string, out: number, inp: number, bias = true) => {
+    m.set(`${pre}.weight`, [out, inp]);
+    if (bias) m.set(`${pre}.bias`, [out]);
+  };
+  const conv = (pre: string, out: number, inp: number, k: number) => {
+    m.set(`${pre}.weight`, [out, inp, k, k]);
+    m.set(`${pre}.bias`, [out]);
+  };
+  const norm = (pre: string, c: number) => {
+    m.set(`${pre}.weight`, [c]);
+    m.set(`${pre}.bias`, [c]);
+  };
+  const resnet = (pre: string, cin: number, cout: number) => {
+    norm(`${pre}.norm1`, cin);
+    conv(`${pre}.conv1`, cout, cin, 3);
+    lin(`${pre}.time_emb_proj`, cout, T);
+    norm(`${pre}.norm2`, cout);
+    conv(`${pre}.conv2`, cout, cout, 3);
+    if (cin !== cout) conv(`${pre}.conv_shortcut`, cout, cin, 1);
+  };
+  const transformer = (pre: string, C: number, depth: number) => {
+    norm(`${pre}.norm`, C);
+    const proj = (k: string) => (cfg.useLinearProjection ? lin(`${pre}.${k}`, C, C) : conv(`${pre}.${k}`, C, C, 1));
+    proj('proj_in');
+    for (let d = 0; d < depth; d++) {
+      const b = `${pre}.transformer_blocks.${d}`;
+      for (const k of ['norm1', 'norm2', 'norm3']) norm(`${b}.${k}`, C);
+      for (const [a, ctx] of [['attn1', C], ['attn2', cfg.crossAttentionDim]] as const) {
+        lin(`${b}.${a}.to_q`, C, C, false);
+        lin(`${b}.${a}.to_k`, C, ctx, false);
+        lin(`${b}.${a}.to_v`, C, ctx, false);
+        lin(`${b}.${a}.to_out.0`, C, C);
+      }
+      lin(`${b}.ff.net.0.proj`, 8 * C, C);
+      lin(`${b}.ff.net.2`, C, 4 * C);
+    }
+    proj('proj_out');
+  };
+  lin('time_embedding.linear_1', T, C0);
+  lin('time_embedding.linear_2', T, T);
+  if (cfg.addTextTime) {
+    lin('add_embedding.linear_1', T, cfg.addTextTime.inputDim);
+    lin('add_embedding.linear_2', T, T);
+  }
+  conv('conv_in', C0, cfg.inChannels, 3);
+  for (let i = 0; i < n; i++) {
+    const out = boc[i]!;
+    for (let j = 0; j < cfg.layersPerBlock; j++) {
+      resnet(`down_blocks.${i}.resnets.${j}`, j === 0 ? boc[Math.max(0, i - 1)]! : out, out);
+      if (cfg.downBlockTypes[i] === 'CrossAttnDownBlock2D') transformer(`down_blocks.${i}.attentions.${j}`, out, cfg.transformerLayers[i]!);
+    }
+    if (i < n - 1) conv(`down_blocks.${i}.downsamplers.0.conv`, out, out, 3);
+  }
+  resnet('mid_block.resnets.0', boc[n - 1]!, boc[n - 1]!);
+  transformer('mid_block.attentions.0', boc[n - 1]!, cfg.transformerLayers[n - 1]!);
+  resnet('mid_block.resnets.1', boc[n - 1]!, boc[n - 1]!);
+  const rb = [...boc].reverse();
+  for (let i = 0; i < n; i++) {
+    const prev = rb[Math.max(0, i - 1)]!, out = rb[i]!, inp = rb[Math.min(i + 1, n - 1)]!;
+    for (let j = 0; j <= cfg.layersPerBlock; j++) {
+      resnet(`up_blocks.${i}.resnets.${j}`, (j === 0 ? prev : out) + (j === cfg.layersPerBlock ? inp : out), out);
+      if (cfg.upBlockTypes[i] === 'CrossAttnUpBlock2D') transformer(`up_blocks.${i}.attentions.${j}`, out, cfg.transformerLayers[n - 1 - i]!);
+    }
+    if (i < n - 1) conv(`up_blocks.${i}.upsamplers.0.conv`, out, out, 3);
+  }
+  norm('conv_norm_out', C0);
+  conv('conv_out', cfg.outChannels, C0, 3);
+  return m;
+}
+
+/**
+ * The FLOPs of one forward (2 per multiply-add: convolutions, linears, attention's two
+ * products) for a batch of B latents h x w and a context of Tc tokens.
+ */
+export function unetFlops(cfg: UNetConfig, B: number, h: number, w: number, Tc: number): number {
+  // walk the same structure as unetParamShapes, with the pixel count at each level
+  let f = 0;
+  const boc = cfg.blockOutChannels, n = boc.length;
+  const conv = (px: number, cout: number, cin: number, k: number) => (f += 2 * B * px * cout * cin * k * k);
+  const resnet = (px: number, cin: number, cout: number) => {
+    conv(px, cout, cin, 3);
+    conv(px, cout, cout, 3);
+    if (cin !== cout) conv(px, cout, cin, 1);
+  };
+  const transformer = (px: number, C: number, depth: number) => {
+    f += 2 * 2 * B * px * C * C; // proj_in, proj_out
+    for (let d = 0; d < depth; d++) {
+      f += 2 * B * px * C * C * 4; // attn1 q k v out
+      f += 2 * B * 2 * px * px * C; // attn1 scores and values
+      f += 2 * B * (px * C * C * 2 + Tc * cfg.crossAttentionDim * C * 2); // attn2 q, out; k, v of the context
+      f += 2 * B * 2 * px * Tc * C; // attn2 scores and values
+      f += 2 * B * px * C * 12 * C; // GEGLU ff: C -> 8C, 4C -> C
+    }
+  };
+  let px = h * w;
+  conv(px, boc[0]!, cfg.inChannels, 3);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < cfg.layersPerBlock; j++) {
+      resnet(px, j === 0 ? boc[Math.max(0, i - 1)]! : boc[i]!, boc[i]!);
+      if (cfg.downBlockTypes[i] === 'CrossAttnDownBlock2D') transformer(px, boc[i]!, cfg.transformerLayers[i]!);
+    }
+    if (i < n - 1) {
+      px /= 4;
+      conv(px, boc[i]!, boc[i]!, 3);
+    }
+  }
+  resnet(px, boc[n - 1]!, boc[n - 1]!);
+  transformer(px, boc[n - 1]!, cfg.transformerLayers[n - 1]!);
+  resnet(px, boc[n - 1]!, boc[n - 1]!);
+  const rb = [...boc].reverse();
+  for (let i = 0; i < n; i++) {
+    const prev = rb[Math.max(0, i - 1)]!, out = rb[i]!, inp = rb[Math.min(i + 1, n - 1)]!;
+    for (let j = 0; j <= cfg.layersPerBlock; j++) {
+      resnet(px, (j === 0 ? prev : out) + (j === cfg.layersPerBlock ? inp : out), out);
+      if (cfg.upBlockTypes[i] === 'CrossAttnUpBlock2D') transformer(px, out, cfg.transformerLayers[n - 1 - i]!);
+    }
+    if (i < n - 1) {
+      px *= 4;
+      conv(px, out, out, 3);
+    }
+  }
+  conv(px, cfg.outChannels, boc[0]!, 3);
+  return f;
 }

@@ -423,7 +423,7 @@ function asHeads4(op: string, name: string, t: Tensor): Heads4 {
   return { B, H, T, D, sB: t.strides[0]!, sH: t.strides[1]!, sT: t.strides[2]! };
 }
 
-export function checkAttention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number): { q: Heads4; k: Heads4; v: Heads4; o: Heads4 } {
+export function checkAttention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number, causal = false): { q: Heads4; k: Heads4; v: Heads4; o: Heads4 } {
   const op = 'attention';
   const qh = asHeads4(op, 'q', q), kh = asHeads4(op, 'k', k), vh = asHeads4(op, 'v', v), oh = asHeads4(op, 'out', out);
   if (kh.B !== qh.B || kh.H !== qh.H || kh.D !== qh.D) throw new OpError(op, `${desc('k', k)} does not match ${desc('q', q)}`);
@@ -431,5 +431,6 @@ export function checkAttention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, sca
   if (oh.B !== qh.B || oh.H !== qh.H || oh.T !== qh.T || oh.D !== qh.D) throw new OpError(op, `${desc('out', out)} does not match ${desc('q', q)}`);
   if (kh.T < 1) throw new OpError(op, `${desc('k', k)} has no keys`);
   if (!Number.isFinite(scale)) throw new OpError(op, `scale must be finite, got ${scale}`);
+  if (causal && qh.T > kh.T) throw new OpError(op, `causal attention needs no more queries (${qh.T}) than keys (${kh.T})`);
   return { q: qh, k: kh, v: vh, o: oh };
 }

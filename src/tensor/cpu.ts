@@ -56,6 +56,13 @@ export class CpuBackend implements Backend {
   setThreads(n: number): void {
     this.n.setThreads(n);
   }
+  /** The f32 FMA peak of the active ISA on the pool's threads, GFLOP/s (a short run of the native peak loop). */
+  fmaPeakGflops(): number {
+    this.n.benchFma(200_000); // warm up
+    const t0 = performance.now();
+    const flops = this.n.benchFma(2_000_000);
+    return flops / ((performance.now() - t0) / 1e3) / 1e9;
+  }
 
   matmul(x: Tensor, w: Tensor, out: Tensor): void {
     const { M, N, K, ldx, ldo } = checkMatmul(x, w, out);
@@ -238,13 +245,14 @@ export class CpuBackend implements Backend {
 
   // ---- image ops (NHWC) ---------------------------------------------------------------------
   //
-  // The arithmetic runs in the native GEMMs: sgemm (the blocked, packed training GEMM) for f32
+  // Convolution runs in the native GEMMs: sgemm (the blocked, packed training GEMM) for f32
   // weights, matmul (f32 accumulation) for f16/bf16 weights. A 1x1 convolution is one GEMM over
   // the [B * H * W, C] rows; a larger kernel gathers im2col rows ([pixels, kh * kw * C], whole
   // runs of kw * C floats per kernel row, zero where the window leaves the image) in chunks of
-  // about 8 MiB and runs one GEMM per chunk. Attention is two GEMMs per (batch, head) with the
-  // native softmax between them. Group norm and upsampling are memory-bound passes in
-  // TypeScript for now (a native pass would save their share of a step: see the issue note).
+  // about 8 MiB and runs one GEMM per chunk. Attention is two sgemm calls per (batch, head)
+  // with the native row softmax between them (scores of at most 16 MiB at a time). Group norm
+  // is native (native/src/image_ops.cc) followed by the vectorised SiLU; upsampling is a copy,
+  // in TypeScript.
 
   private scratch = new Float32Array(0);
   private buf(n: number): Float32Array {
@@ -297,50 +305,8 @@ export class CpuBackend implements Backend {
 
   groupNorm(x: Tensor, w: Tensor, b: Tensor, groups: number, eps: number, silu: boolean, out: Tensor): void {
     const { B, N, C } = checkGroupNorm(x, w, b, groups, eps, out);
-    const xs = f32(x), o = f32(out), ws = f32(w), bs = f32(b);
-    const cpg = C / groups;
-    const mean = new Float64Array(groups), inv = new Float64Array(groups);
-    const scl = new Float32Array(C), sh = new Float32Array(C);
-    for (let n = 0; n < B; n++) {
-      const base = n * N * C;
-      // per-group sums in one pass over the pixels, then the squared deviations in a second
-      mean.fill(0);
-      inv.fill(0);
-      for (let p = 0; p < N; p++) {
-        const r = base + p * C;
-        for (let g = 0, c = 0; g < groups; g++) {
-          let s = 0;
-          for (let e = c + cpg; c < e; c++) s += xs[r + c]!;
-          mean[g]! += s;
-        }
-      }
-      for (let g = 0; g < groups; g++) mean[g]! /= N * cpg;
-      for (let p = 0; p < N; p++) {
-        const r = base + p * C;
-        for (let g = 0, c = 0; g < groups; g++) {
-          const m = mean[g]!;
-          let s = 0;
-          for (let e = c + cpg; c < e; c++) s += (xs[r + c]! - m) * (xs[r + c]! - m);
-          inv[g]! += s;
-        }
-      }
-      for (let g = 0; g < groups; g++) {
-        const iv = 1 / Math.sqrt(inv[g]! / (N * cpg) + eps);
-        for (let c = g * cpg; c < (g + 1) * cpg; c++) {
-          scl[c] = iv * ws[c]!;
-          sh[c] = bs[c]! - mean[g]! * iv * ws[c]!;
-        }
-      }
-      for (let p = 0; p < N; p++) {
-        const r = base + p * C;
-        if (silu) {
-          for (let c = 0; c < C; c++) {
-            const y = xs[r + c]! * scl[c]! + sh[c]!;
-            o[r + c] = y / (1 + Math.exp(-y));
-          }
-        } else for (let c = 0; c < C; c++) o[r + c] = xs[r + c]! * scl[c]! + sh[c]!;
-      }
-    }
+    this.n.groupNorm(f32(x), f32(w), f32(b), f32(out), B, N, C, groups, eps);
+    if (silu) this.n.unary(SILU, out.data, C, out.data, C, B * N, C); // the vectorised SiLU
   }
 
   upsample2x(x: Tensor, out: Tensor): void {
@@ -361,7 +327,7 @@ export class CpuBackend implements Backend {
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number, causal = false): void {
-    const g = checkAttention(q, k, v, out, scale);
+    const g = checkAttention(q, k, v, out, scale, causal);
     const qs = f32(q), ks = f32(k), vs = f32(v), o = f32(out);
     const { B, H, T: Tq, D } = g.q;
     const Tk = g.k.T;
@@ -374,7 +340,7 @@ export class CpuBackend implements Backend {
           const sc = this.buf(m * Tk);
           this.n.sgemm(false, true, m, Tk, D, scale, qs.subarray(n * g.q.sB + h * g.q.sH + t0 * g.q.sT), g.q.sT, kh, g.k.sT, 0, sc, Tk);
           if (causal) {
-            for (let r = 0; r < m; r++) sc.fill(-Infinity, r * Tk + Math.max(0, t0 + r + Tk - Tq + 1), (r + 1) * Tk);
+            for (let r = 0; r < m; r++) sc.fill(-Infinity, r * Tk + t0 + r + Tk - Tq + 1, (r + 1) * Tk);
           }
           this.n.unary(SOFTMAX, sc, Tk, sc, Tk, m, Tk);
           this.n.sgemm(false, false, m, D, Tk, 1, sc, Tk, vh, g.v.sT, 0, o.subarray(n * g.o.sB + h * g.o.sH + t0 * g.o.sT), g.o.sT);

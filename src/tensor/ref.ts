@@ -617,7 +617,7 @@ export class RefBackend implements Backend {
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number, causal = false): void {
-    const g = checkAttention(q, k, v, out, scale);
+    const g = checkAttention(q, k, v, out, scale, causal);
     const qs = readF32(q), ks = readF32(k), vs = readF32(v);
     const { B, H, T: Tq, D } = g.q;
     const Tk = g.k.T;
