@@ -29,6 +29,7 @@
 void RegisterTrain(Napi::Env env, Napi::Object exports);
 void RegisterSgemm(Napi::Env env, Napi::Object exports);  // sgemm_addon.cc
 void RegisterBench(Napi::Env env, Napi::Object exports);  // bench.cc
+void RegisterImage(Napi::Env env, Napi::Object exports);  // image_addon.cc
 
 namespace {
 
@@ -544,6 +545,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterTrain(env, exports);
   RegisterSgemm(env, exports);
   RegisterBench(env, exports);
+  RegisterImage(env, exports);
   return exports;
 }
 

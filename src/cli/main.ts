@@ -51,6 +51,11 @@ program
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--log', 'log every request')
   .option('--log-format <format>', 'the per-request log line on stdout: text or json', 'text')
+  .option('--image-model <model>', 'also serve a Stable Diffusion pipeline (diffusers folder, hf:org/name, or a single-file .safetensors checkpoint) on /v1/images/generations and /v1/images/edits')
+  .option('--image-variant <name>', 'weights variant of the image model, e.g. fp16')
+  .option('--image-config <dir>', 'single-file image model: a diffusers folder with its configs, tokenizer(s) and scheduler')
+  .option('--image-prediction-type <type>', 'single-file image model: epsilon or v_prediction')
+  .option('--image-lora <file[:scale]>', 'merge a LoRA .safetensors (kohya, diffusers or PEFT names) into the image model at load, at this strength (default 1); repeatable', collectLoras, [])
   .option('--no-parent-watch', 'keep serving when the process that started this one exits (by default the server drains and exits, as on SIGTERM, when its launcher goes away: npx, a supervisor, a script)')
   .addHelpText('after', '\nExamples:\n  $ slipstream serve                      # the embedded default model on http://127.0.0.1:8000/\n  $ slipstream serve -m hf:Qwen/Qwen2.5-0.5B-Instruct --host 0.0.0.0 --port 8080 --api-key sekret')
   .action(guard(async (opts) => {
@@ -99,6 +104,36 @@ program
   .action(guard(async (opts) => {
     const { generateCommand } = await import('./generate.ts');
     await generateCommand(opts);
+  }));
+
+program
+  .command('image')
+  .description('text-to-image or image-to-image with a Stable Diffusion pipeline (SD 1.x, 2.x, XL, Turbo, LCM); writes PNG files carrying their generation parameters')
+  .option('-m, --model <model>', 'a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), hf:org/name[@revision], or a single-file checkpoint (.safetensors, SD 1.x / 2.x / XL base)')
+  .requiredOption('-p, --prompt <text>', 'what to draw (CLIP reads 77 tokens; longer prompts are cut with a warning)')
+  .option('--negative-prompt <text>', 'what to steer away from (classifier-free guidance)')
+  .option('--steps <n>', 'denoising steps', '20')
+  .option('--guidance <g>', 'classifier-free guidance scale (<= 1: off, as Turbo/LCM want)', '7.5')
+  .option('--guidance-rescale <r>', 'rescale guided noise toward the text-only prediction, 0..1 (arXiv 2305.08891)', '0')
+  .option('--scheduler <name>', "sampler: ddim, pndm, euler, euler-a, dpm++-2m, dpm++-2m-karras, unipc, lcm (default: the model's own)")
+  .option('--seed <s>', 'random seed: the same seed gives the same picture as diffusers with torch.Generator("cpu").manual_seed(s) (default: random)')
+  .option('--width <px>', "picture width, a multiple of 8 (default: the model's native size)")
+  .option('--height <px>', "picture height, a multiple of 8 (default: the model's native size)")
+  .option('-n, --n <count>', 'pictures to make from the prompt (one batch, one seed)', '1')
+  .option('--init-image <file>', 'image-to-image: start from this PNG or JPEG (its size, rounded down to a multiple of 8, is the output size)')
+  .option('--strength <s>', 'image-to-image: how much to change the init image, (0, 1] (default: 0.8)')
+  .option('--variant <name>', 'weights variant to load, e.g. fp16 (*.fp16.safetensors)')
+  .option('--vae-tile <px>', "decode the picture in overlapping tiles of this size (diffusers' enable_tiling): the decoder's memory is one tile's (0: off)", '0')
+  .option('--config <dir>', 'single-file checkpoint: a diffusers folder with its configs, tokenizer(s) and scheduler (needed for other architectures than SD 1.x / 2.x / XL base)')
+  .option('--prediction-type <type>', 'single-file checkpoint: epsilon or v_prediction (default: v_prediction for SD 2.x, as diffusers; epsilon for SD 2.x base models)')
+  .option('--lora <file[:scale]>', 'merge a LoRA .safetensors (kohya, diffusers or PEFT names; UNet and text encoders) at load, at this strength (default 1); repeatable', collectLoras, [])
+  .option('-o, --output <file.png>', 'output file; with -n > 1, file-1.png, file-2.png, ...', 'image.png')
+  .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .option('--no-progress', 'no progress bar')
+  .addHelpText('after', '\nExamples:\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "a watercolor fox in the snow" --steps 20 --scheduler dpm++-2m-karras --seed 1 -o fox.png\n  $ slipstream image -m hf:stabilityai/sd-turbo -p "a lighthouse at dusk" --steps 1 --guidance 0 --variant fp16\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "the same fox, at night" --init-image fox.png --strength 0.6\n  $ slipstream image -m ./v1-5-pruned-emaonly.safetensors -p "a watercolor fox in the snow" -o fox.png\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "a fox, pixel art" --lora pixel-art.safetensors:0.8 --lora detail.safetensors:0.5')
+  .action(guard(async (opts) => {
+    const { imageCommand } = await import('./image.ts');
+    await imageCommand(opts);
   }));
 
 program
@@ -231,7 +266,7 @@ program
 
 /** Errors a user can fix: their message says it all. Anything else is a bug: one line too, with a hint. */
 function isExpected(e: unknown): boolean {
-  return e instanceof FormatError || e instanceof UsageError || e instanceof OpError || e instanceof ChatTemplateError || ['TrainError', 'ConfigError', 'ModelLoadError', 'ServeError'].includes((e as Error)?.name);
+  return e instanceof FormatError || e instanceof UsageError || e instanceof OpError || e instanceof ChatTemplateError || ['TrainError', 'ConfigError', 'ModelLoadError', 'ServeError', 'DiffusionLoadError', 'ImageRequestError', 'SchedulerConfigError', 'ClipTokenizerError'].includes((e as Error)?.name);
 }
 
 /**
@@ -246,6 +281,11 @@ function fail(e: unknown): never {
   process.stderr.write(`slipstream: error: ${msg}\n`);
   if (process.env.SLIPSTREAM_DEBUG) process.stderr.write(`${err.stack ?? ''}\n`);
   process.exit(e instanceof UsageError ? 2 : 1);
+}
+
+/** A repeatable --lora / --image-lora: every value, in order. */
+function collectLoras(v: string, prev: string[]): string[] {
+  return [...prev, v];
 }
 
 /** Wraps an action: errors become one line on stderr and a non-zero exit code. */

@@ -19,6 +19,7 @@ import { LOG_FORMATS, type LogFormat } from '../server/request-log.ts';
 import { EngineError, type EngineClient } from '../engine/api.ts';
 import { MultiEngine } from '../server/models-router.ts';
 import type { EngineHostOptions } from '../engine/worker-host.ts';
+import type { ImageClient } from '../diffusion/service.ts';
 
 export interface ServeCliOptions {
   /** One model, or several (each [NAME=]MODEL) served by name. */
@@ -41,6 +42,15 @@ export interface ServeCliOptions {
   parentWatch?: boolean;
   /** The per-request log line on stdout: text (default) or json. */
   logFormat?: string;
+  /** A Stable Diffusion pipeline (diffusers folder or hf:org/name) for /v1/images/*. */
+  imageModel?: string;
+  /** Its weights variant (fp16). */
+  imageVariant?: string;
+  /** A single-file image model's diffusers config folder, and its prediction type. */
+  imageConfig?: string;
+  imagePredictionType?: string;
+  /** --image-lora file[:scale], repeatable: LoRAs merged into the image model. */
+  imageLora?: string[];
 }
 
 /** A failure to serve that is not a bad flag (port in use, address not available): one line, exit 1. */
@@ -131,21 +141,26 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
     maxWaiting: num('max-waiting', o.maxWaiting, { int: true, min: 0 }),
     threads: threads(o.threads),
   };
+  // The image model first: a bad folder should fail before the LLM's load is paid for.
+  let images: ImageClient | undefined;
+  if (o.imageModel !== undefined) images = await startImages(o.imageModel, o.imageVariant, hostOpts.threads, { config: o.imageConfig, predictionType: o.imagePredictionType }, o.imageLora);
   const engine =
     models.length > 1
       ? await startEngines(models, hostOpts, o)
       : await startEngineHost({ ...hostOpts, model: models[0] ?? defaultModelDir(), modelName: o.servedModelName ?? (models.length === 0 ? 'slipstream-default' : undefined) });
-  const app = buildServer(engine, { apiKey, logger: o.log ?? false, requestLog: { format: logFormat } }); // the model name is the engine's
+  const app = buildServer(engine, { apiKey, logger: o.log ?? false, requestLog: { format: logFormat }, images }); // the model name is the engine's
   let url: string;
   try {
     url = await app.listen({ host, port });
   } catch (e) {
     await engine.shutdown(0).catch(() => {});
+    await images?.close().catch(() => {});
     throw new ServeError(listenErrorMessage(e as NodeJS.ErrnoException, host, port));
   }
   const names = engine instanceof MultiEngine ? engine.names.join(', ') : engine.modelName;
   process.stderr.write(
-    `slipstream: serving ${names} at ${url}/v1 (context ${engine.maxContext} tokens${apiKey ? ', API key required' : ''}); playground at ${url}/\n`,
+    `slipstream: serving ${names} at ${url}/v1 (context ${engine.maxContext} tokens${apiKey ? ', API key required' : ''})` +
+      `${images ? `, images with ${images.modelName} (${images.nativeSize}x${images.nativeSize})` : ''}; playground at ${url}/\n`,
   );
 
   // Resolves on the first signal, once everything is closed; a second signal exits at once.
@@ -163,6 +178,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
       engine
         .shutdown(GRACE_MS)
         .catch((e: unknown) => process.stderr.write(`slipstream: engine shutdown: ${(e as Error).message}\n`))
+        .then(() => images?.close())
         .then(() => app.close())
         .catch((e: unknown) => process.stderr.write(`slipstream: server close: ${(e as Error).message}\n`))
         .finally(() => {
@@ -205,5 +221,24 @@ async function startEngines(specs: string[], base: Omit<EngineHostOptions, 'mode
     await Promise.all(hosts.map((h) => h.shutdown(0)));
     if (e instanceof EngineError) throw new UsageError(e.message);
     throw e;
+  }
+}
+
+/** The image model's worker; a bad folder or download is one line, exit 1. */
+async function startImages(spec: string, variant: string | undefined, threads: number | undefined, single: { config?: string; predictionType?: string } = {}, loraValues?: string[]): Promise<ImageClient> {
+  const { existsSync, statSync } = await import('node:fs');
+  const { downloadModel, parseModelSpec } = await import('../formats/hub.ts');
+  const { diffusersInclude, loraFlags } = await import('./image.ts');
+  const loras = loraFlags(loraValues, '--image-lora');
+  const { startImageService } = await import('../diffusion/service.ts');
+  let dir = spec;
+  if (parseModelSpec(spec)) dir = await downloadModel(spec, { progress: true, include: diffusersInclude(variant) });
+  else if (!existsSync(dir)) throw new UsageError(`--image-model ${spec}: no such file or folder (expected a diffusers folder with model_index.json, hf:org/name, or a single-file .safetensors checkpoint)`);
+  if (single.predictionType === 'v-prediction') single = { ...single, predictionType: 'v_prediction' };
+  if (single.predictionType !== undefined && single.predictionType !== 'epsilon' && single.predictionType !== 'v_prediction') throw new UsageError(`--image-prediction-type must be epsilon or v_prediction, got '${single.predictionType}'`);
+  try {
+    return await startImageService({ dir, variant, threads, ...single, loras });
+  } catch (e) {
+    throw new ServeError(`--image-model ${spec}: ${(e as Error).message.split('\n')[0]}`);
   }
 }

@@ -17,8 +17,8 @@ export interface Progress {
 }
 
 export interface ProgressOptions {
-  /** 'bytes' prints sizes in B/kB/MB/GB and a byte rate; 'items' prints plain counts. Default 'bytes'. */
-  unit?: 'bytes' | 'items';
+  /** 'bytes' prints sizes in B/kB/MB/GB and a byte rate; 'items' plain counts and items/s; 'steps' counts and s/step. Default 'bytes'. */
+  unit?: 'bytes' | 'items' | 'steps';
   /** true: always draw the bar; false: silent; default: draw on a TTY, else one line at stop(). */
   enabled?: boolean;
   /** Where to write; default process.stderr. */
@@ -39,11 +39,14 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(1)} ${units[i]}`;
 }
 
-function formatAmount(n: number, unit: 'bytes' | 'items'): string {
+type Unit = NonNullable<ProgressOptions['unit']>;
+
+function formatAmount(n: number, unit: Unit): string {
   return unit === 'bytes' ? formatBytes(n) : String(n);
 }
 
-function formatRate(perSecond: number, unit: 'bytes' | 'items'): string {
+function formatRate(perSecond: number, unit: Unit): string {
+  if (unit === 'steps') return perSecond > 0 ? `${(1 / perSecond).toFixed(2)} s/step` : '? s/step';
   return unit === 'bytes' ? `${formatBytes(Math.round(perSecond))}/s` : `${perSecond.toFixed(1)} it/s`;
 }
 

@@ -5,6 +5,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { EngineClient } from '../engine/api.ts';
+import type { ImageClient } from '../diffusion/service.ts';
+import { registerImageRoutes } from './images-route.ts';
 import { ApiError, badRequest, errorBody, toApiError } from './errors.ts';
 import { handleGenerate, type GenerateContext } from './generate-route.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -25,6 +27,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** One log line per request (src/server/request-log.ts); off when not given. */
   requestLog?: RequestLogOptions;
+  /** An image model: /v1/images/generations and /v1/images/edits (src/server/images-route.ts). */
+  images?: ImageClient;
 }
 
 interface ServerState {
@@ -116,13 +120,16 @@ export function buildServer(engine: EngineClient, opts: ServerOptions = {}): Fas
     return handleGenerate(kind, b, reply, { ...ctx, ...servedFor(engine, modelName, b) });
   };
   app.post('/v1/completions', generateRoute('completion'));
+  if (opts.images) registerImageRoutes(app, opts.images);
   app.post('/v1/chat/completions', generateRoute('chat'));
 
   const modelCard = (m: { name: string; maxContext: number }) => ({ id: m.name, object: 'model', created: startedAt, owned_by: 'slipstream', root: m.name, max_model_len: m.maxContext });
   const startedAt = Math.floor(Date.now() / 1000);
-  app.get('/v1/models', async () => ({ object: 'list', data: servedModels(engine, modelName).map(modelCard) }));
+  const imageCard = (m: ImageClient) => ({ id: m.modelName, object: 'model', created: startedAt, owned_by: 'slipstream', root: m.modelName, kind: 'image', native_size: `${m.nativeSize}x${m.nativeSize}` });
+  app.get('/v1/models', async () => ({ object: 'list', data: [...servedModels(engine, modelName).map(modelCard), ...(opts.images ? [imageCard(opts.images)] : [])] }));
   app.get('/v1/models/:model', async (req) => {
     const m = (req.params as { model: string }).model;
+    if (opts.images && m === opts.images.modelName) return imageCard(opts.images);
     const served = servedFor(engine, modelName, { model: m });
     return modelCard({ name: served.modelName, maxContext: served.engine.maxContext });
   });
@@ -163,7 +170,7 @@ export function buildServer(engine: EngineClient, opts: ServerOptions = {}): Fas
   });
 
   app.get('/metrics', async (_req, reply) => {
-    const text = await state.metrics.render(engine);
+    const text = await state.metrics.render(engine, opts.images);
     return reply.type(state.metrics.contentType).send(text);
   });
 

@@ -11,6 +11,7 @@
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineClient, EngineStats } from '../engine/api.ts';
+import type { ImageClient } from '../diffusion/service.ts';
 import { cpuInfo, nativeAvailable } from '../tensor/runtime.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 20, 40, 80];
@@ -29,6 +30,9 @@ export class ServerMetrics {
   private readonly epp: Record<'waiting' | 'running' | 'kvUsage' | 'gpuCacheUsage', Gauge>;
   private readonly loraInfo: Gauge<'max_lora' | 'running_lora_adapters' | 'waiting_lora_adapters'>;
   private readonly cacheInfo: Gauge<'block_size' | 'num_gpu_blocks'>;
+  private readonly image: Record<'waiting' | 'running' | 'progress', Gauge>;
+  private readonly imageTotals: Record<'steps' | 'images', Counter>;
+  private lastImage = { steps: 0, images: 0 };
 
   constructor() {
     const registers = [this.registry];
@@ -72,6 +76,15 @@ export class ServerMetrics {
     });
     // Optional in the protocol: the prefix-cache scorer's block size and pool size.
     this.cacheInfo = new Gauge({ name: 'vllm:cache_config_info', help: 'KV-cache configuration (in the labels); value 1', labelNames: ['block_size', 'num_gpu_blocks'], registers });
+    this.image = {
+      waiting: g('slipstream_image_requests_waiting', 'Image requests waiting for the image model'),
+      running: g('slipstream_image_requests_running', 'Image requests being denoised (0 or 1)'),
+      progress: g('slipstream_image_progress', 'Fraction of the running image request\'s denoising steps done (0..1)'),
+    };
+    this.imageTotals = {
+      steps: c('slipstream_image_steps_total', 'Denoising steps run (one UNet batch each)'),
+      images: c('slipstream_images_total', 'Pictures generated'),
+    };
     // Which kernels this process runs (the instruction set is chosen once per process, at the
     // native core's load: SLIPSTREAM_ISA forces one), so a benchmark can say what it measured.
     const backend = new Gauge({ name: 'slipstream_backend_info', help: 'The compute backend (in the labels); value 1', labelNames: ['backend', 'isa'], registers });
@@ -80,7 +93,17 @@ export class ServerMetrics {
   }
 
   /** The Prometheus text exposition, with the engine's state read now. */
-  async render(engine: EngineClient): Promise<string> {
+  async render(engine: EngineClient, images?: ImageClient): Promise<string> {
+    if (images) {
+      const st = images.stats();
+      this.image.waiting.set(st.waiting);
+      this.image.running.set(st.running);
+      this.image.progress.set(st.progress);
+      const ds = st.stepsTotal - this.lastImage.steps, di = st.imagesTotal - this.lastImage.images;
+      if (ds > 0) this.imageTotals.steps.inc(ds);
+      if (di > 0) this.imageTotals.images.inc(di);
+      this.lastImage = { steps: st.stepsTotal, images: st.imagesTotal };
+    }
     let s: EngineStats | undefined;
     try {
       s = engine.stats();

@@ -54,6 +54,17 @@ export interface AttentionOptions {
 }
 
 /**
+ * 2-D convolution geometry (NHWC activations, see Backend.conv2d): `pad` zero rows/columns
+ * before the image (top, left), `padEnd` after it (bottom, right; default `pad`: diffusers' VAE
+ * downsampler pads only after, pad 0 and padEnd 1).
+ */
+export interface Conv2dOptions {
+  stride: number;
+  pad: number;
+  padEnd?: number;
+}
+
+/**
  * Paged KV cache pools, one per layer for K and one for V, dtype f32, f16 or q8_0 (see PoolRole):
  *   K [n_blocks, n_kv_heads, head_dim, block_size], V [n_blocks, n_kv_heads, block_size, head_dim];
  * q8_0 pools store every token's head_dim row as q8_0 blocks, keys token-major as well:
@@ -168,4 +179,39 @@ export interface Backend {
    * does not depend on the other rows). x [T * K, D], w [T, K], out [T, D].
    */
   combineRows(x: Tensor, w: Tensor, out: Tensor): void;
+
+  // ---- image ops (the diffusion networks) ---------------------------------------------------
+  //
+  // Images are NHWC: [B, H, W, C] f32, contiguous. Channels last because the networks mix
+  // channels far more than pixels: a 1x1 convolution, the attention projections and every
+  // linear layer are then plain matmuls over [B * H * W, C] rows with no transposes, the
+  // transformer blocks read the image as tokens [B, H * W, C] as it lies, a channel concat is
+  // two column-strided copies, and a 3x3 convolution's im2col copies whole runs of kw * C
+  // contiguous floats. Convolution weights are [C_out, kh, kw, C_in] (PyTorch's
+  // [C_out, C_in, kh, kw] permuted once at load, src/diffusion/load.ts).
+
+  /**
+   * out[B, OH, OW, Co] = conv(x[B, H, W, Ci], w[Co, kh, kw, Ci]) (+ b[Co]), zero padding, with
+   * OH = floor((H + pad + padEnd - kh) / stride) + 1 (likewise OW). w is f32, f16 or bf16
+   * (f32 accumulation); b is f32.
+   */
+  conv2d(x: Tensor, w: Tensor, b: Tensor | null, out: Tensor, opts: Conv2dOptions): void;
+
+  /**
+   * GroupNorm of x[B, ..., C] (contiguous; the middle dims are the pixels): the C channels in
+   * `groups` runs of C / groups, each normalised over its channels and all pixels of one batch
+   * item (population variance), times w[c] plus b[c], then SiLU when `silu`. out may alias x.
+   */
+  groupNorm(x: Tensor, w: Tensor, b: Tensor, groups: number, eps: number, silu: boolean, out: Tensor): void;
+
+  /** Nearest-neighbour 2x upsampling: out[B, 2H, 2W, C] from x[B, H, W, C]. */
+  upsample2x(x: Tensor, out: Tensor): void;
+
+  /**
+   * Non-causal attention: out[b, h] = softmax(scale * q[b, h] . k[b, h]^T) . v[b, h] for
+   * q[B, H, Tq, D], k and v [B, H, Tk, D] and out [B, H, Tq, D]: views with a contiguous last
+   * dimension (a projection's [B, T, H * D] rows seen as heads). Self- and cross-attention;
+   * `causal` (CLIP's text transformer): query t sees keys j <= t + Tk - Tq.
+   */
+  attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number, causal?: boolean): void;
 }

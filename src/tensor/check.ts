@@ -323,3 +323,118 @@ export function checkCombineRows(x: Tensor, w: Tensor, out: Tensor): { xm: Mat; 
   }
   return { xm, wm, om };
 }
+
+// ---- image ops (NHWC) ----------------------------------------------------------------------
+
+function requireContiguous(op: string, name: string, t: Tensor): void {
+  if (!t.isContiguous()) throw new OpError(op, `${desc(name, t)} must be contiguous`);
+}
+
+export interface ConvGeom {
+  B: number;
+  H: number;
+  W: number;
+  C: number;
+  OH: number;
+  OW: number;
+  Co: number;
+  KH: number;
+  KW: number;
+  stride: number;
+  pad: number;
+}
+
+export function checkConv2d(x: Tensor, w: Tensor, b: Tensor | null, out: Tensor, opts: { stride: number; pad: number; padEnd?: number }): ConvGeom {
+  const op = 'conv2d';
+  requireDType(op, 'x', x, ['f32']);
+  requireDType(op, 'out', out, ['f32']);
+  requireDType(op, 'w', w, ['f32', 'f16', 'bf16']);
+  if (x.ndim !== 4) throw new OpError(op, `${desc('x', x)} must be 4-D [B, H, W, C] (NHWC)`);
+  if (w.ndim !== 4) throw new OpError(op, `${desc('w', w)} must be 4-D [C_out, kh, kw, C_in]`);
+  if (out.ndim !== 4) throw new OpError(op, `${desc('out', out)} must be 4-D [B, OH, OW, C_out]`);
+  requireContiguous(op, 'x', x);
+  requireContiguous(op, 'w', w);
+  requireContiguous(op, 'out', out);
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  const [Co, KH, KW, Ci] = w.shape as [number, number, number, number];
+  const { stride, pad } = opts;
+  const padEnd = opts.padEnd ?? pad;
+  for (const [n, v] of [['stride', stride], ['pad', pad], ['padEnd', padEnd]] as const) {
+    if (!Number.isInteger(v) || v < (n === 'stride' ? 1 : 0)) throw new OpError(op, `${n} must be an integer >= ${n === 'stride' ? 1 : 0}, got ${v}`);
+  }
+  if (Ci !== C) throw new OpError(op, `${desc('x', x)} has ${C} channels but ${desc('w', w)} expects ${Ci}`);
+  if (H + pad + padEnd < KH || W + pad + padEnd < KW) throw new OpError(op, `kernel ${KH}x${KW} is larger than the padded ${desc('x', x)}`);
+  const OH = Math.floor((H + pad + padEnd - KH) / stride) + 1;
+  const OW = Math.floor((W + pad + padEnd - KW) / stride) + 1;
+  const [oB, oH, oW, oC] = out.shape as [number, number, number, number];
+  if (oB !== B || oH !== OH || oW !== OW || oC !== Co) throw new OpError(op, `${desc('out', out)} must be [${B}, ${OH}, ${OW}, ${Co}]`);
+  if (b) {
+    requireDType(op, 'b', b, ['f32']);
+    if (b.numel !== Co || !b.isContiguous()) throw new OpError(op, `${desc('b', b)} must be a contiguous vector of ${Co}`);
+  }
+  return { B, H, W, C, OH, OW, Co, KH, KW, stride, pad };
+}
+
+export function checkGroupNorm(x: Tensor, w: Tensor, b: Tensor, groups: number, eps: number, out: Tensor): { B: number; N: number; C: number } {
+  const op = 'groupNorm';
+  requireDType(op, 'x', x, ['f32']);
+  requireDType(op, 'out', out, ['f32']);
+  requireDType(op, 'w', w, ['f32']);
+  requireDType(op, 'b', b, ['f32']);
+  if (x.ndim < 2) throw new OpError(op, `${desc('x', x)} must be [B, ..., C]`);
+  requireContiguous(op, 'x', x);
+  requireContiguous(op, 'out', out);
+  if (out.numel !== x.numel || out.shape.length !== x.shape.length || out.shape.some((d, i) => d !== x.shape[i])) {
+    throw new OpError(op, `${desc('out', out)} and ${desc('x', x)} differ in shape`);
+  }
+  const B = x.shape[0]!, C = x.shape[x.ndim - 1]!;
+  const N = B === 0 ? 0 : x.numel / (B * C);
+  if (!Number.isInteger(groups) || groups < 1 || C % groups !== 0) throw new OpError(op, `${groups} groups do not divide ${C} channels`);
+  if (w.numel !== C || !w.isContiguous()) throw new OpError(op, `${desc('w', w)} must be a contiguous vector of ${C}`);
+  if (b.numel !== C || !b.isContiguous()) throw new OpError(op, `${desc('b', b)} must be a contiguous vector of ${C}`);
+  if (!(eps >= 0) || !Number.isFinite(eps)) throw new OpError(op, `eps must be a finite number >= 0, got ${eps}`);
+  return { B, N, C };
+}
+
+export function checkUpsample2x(x: Tensor, out: Tensor): { B: number; H: number; W: number; C: number } {
+  const op = 'upsample2x';
+  requireDType(op, 'x', x, ['f32']);
+  requireDType(op, 'out', out, ['f32']);
+  if (x.ndim !== 4) throw new OpError(op, `${desc('x', x)} must be 4-D [B, H, W, C] (NHWC)`);
+  requireContiguous(op, 'x', x);
+  requireContiguous(op, 'out', out);
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  const s = out.shape;
+  if (s.length !== 4 || s[0] !== B || s[1] !== 2 * H || s[2] !== 2 * W || s[3] !== C) throw new OpError(op, `${desc('out', out)} must be [${B}, ${2 * H}, ${2 * W}, ${C}]`);
+  return { B, H, W, C };
+}
+
+export interface Heads4 {
+  B: number;
+  H: number;
+  T: number;
+  D: number;
+  /** element strides of batch, head, token */
+  sB: number;
+  sH: number;
+  sT: number;
+}
+
+function asHeads4(op: string, name: string, t: Tensor): Heads4 {
+  requireDType(op, name, t, ['f32']);
+  if (t.ndim !== 4) throw new OpError(op, `${desc(name, t)} must be 4-D [B, heads, T, head_dim]`);
+  const [B, H, T, D] = t.shape as [number, number, number, number];
+  return { B, H, T, D, sB: t.strides[0]!, sH: t.strides[1]!, sT: t.strides[2]! };
+}
+
+export function checkAttention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number, causal = false): { q: Heads4; k: Heads4; v: Heads4; o: Heads4 } {
+  const op = 'attention';
+  const qh = asHeads4(op, 'q', q), kh = asHeads4(op, 'k', k), vh = asHeads4(op, 'v', v), oh = asHeads4(op, 'out', out);
+  if (kh.B !== qh.B || kh.H !== qh.H || kh.D !== qh.D) throw new OpError(op, `${desc('k', k)} does not match ${desc('q', q)}`);
+  if (vh.B !== kh.B || vh.H !== kh.H || vh.T !== kh.T || vh.D !== kh.D) throw new OpError(op, `${desc('v', v)} does not match ${desc('k', k)}`);
+  if (oh.B !== qh.B || oh.H !== qh.H || oh.T !== qh.T || oh.D !== qh.D) throw new OpError(op, `${desc('out', out)} does not match ${desc('q', q)}`);
+  if (kh.T < 1) throw new OpError(op, `${desc('k', k)} has no keys`);
+  if (!Number.isFinite(scale)) throw new OpError(op, `scale must be finite, got ${scale}`);
+  if (causal && qh.T > kh.T) throw new OpError(op, `causal attention needs no more queries (${qh.T}) than keys (${kh.T})`);
+  return { q: qh, k: kh, v: vh, o: oh };
+}

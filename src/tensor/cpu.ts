@@ -1,9 +1,13 @@
 // The `cpu` backend: the native C++ core (AVX-512 / AVX2 / portable, chosen at run time)
 // behind the Backend interface. Argument checks are the same as the ref backend's.
 
-import type { AttentionOptions, Backend, GeluApprox, PoolRole, RopeOptions } from './backend.ts';
+import type { AttentionOptions, Backend, Conv2dOptions, GeluApprox, PoolRole, RopeOptions } from './backend.ts';
 import {
   checkArgmax,
+  checkAttention,
+  checkConv2d,
+  checkGroupNorm,
+  checkUpsample2x,
   checkCombineRows,
   checkRows,
   checkSoftCap,
@@ -51,6 +55,13 @@ export class CpuBackend implements Backend {
   }
   setThreads(n: number): void {
     this.n.setThreads(n);
+  }
+  /** The f32 FMA peak of the active ISA on the pool's threads, GFLOP/s (a short run of the native peak loop). */
+  fmaPeakGflops(): number {
+    this.n.benchFma(200_000); // warm up
+    const t0 = performance.now();
+    const flops = this.n.benchFma(2_000_000);
+    return flops / ((performance.now() - t0) / 1e3) / 1e9;
   }
 
   matmul(x: Tensor, w: Tensor, out: Tensor): void {
@@ -228,6 +239,112 @@ export class CpuBackend implements Backend {
         let acc = 0;
         for (let j = 0; j < K; j++) acc += ws[t * wm.rowStride + j]! * xs[(t * K + j) * xm.rowStride + c]!;
         dst[c] = acc;
+      }
+    }
+  }
+
+  // ---- image ops (NHWC) ---------------------------------------------------------------------
+  //
+  // Convolution runs in the native GEMMs: sgemm (the blocked, packed training GEMM) for f32
+  // weights, matmul (f32 accumulation) for f16/bf16 weights. A 1x1 convolution is one GEMM over
+  // the [B * H * W, C] rows; a larger kernel gathers im2col rows ([pixels, kh * kw * C], whole
+  // runs of kw * C floats per kernel row, zero where the window leaves the image) in chunks of
+  // about 8 MiB and runs one GEMM per chunk. Attention is two sgemm calls per (batch, head)
+  // with the native row softmax between them (scores of at most 16 MiB at a time). Group norm
+  // is native (native/src/image_ops.cc) followed by the vectorised SiLU; upsampling is a copy,
+  // in TypeScript.
+
+  private scratch = new Float32Array(0);
+  private buf(n: number): Float32Array {
+    if (this.scratch.length < n) this.scratch = new Float32Array(n);
+    return this.scratch.subarray(0, n);
+  }
+
+  /** c[M, N] = a[M, K] . w[N, K]^T, a and c contiguous rows. */
+  private gemm(a: Float32Array, w: Tensor, wf: Float32Array | null, c: Float32Array, M: number, N: number, K: number): void {
+    if (wf) this.n.sgemm(false, true, M, N, K, 1, a, K, wf, K, 0, c, N);
+    else this.n.matmul(a, K, w.data, DTYPE_CODE[w.dtype], c, N, M, N, K);
+  }
+
+  conv2d(x: Tensor, w: Tensor, b: Tensor | null, out: Tensor, opts: Conv2dOptions): void {
+    const { B, H, W, C, OH, OW, Co, KH, KW, stride, pad } = checkConv2d(x, w, b, out, opts);
+    const xs = f32(x), o = f32(out);
+    const wf = w.dtype === 'f32' ? f32(w) : null;
+    const K = KH * KW * C;
+    if (KH === 1 && KW === 1 && stride === 1 && pad === 0 && OH === H && OW === W) {
+      this.gemm(xs, w, wf, o, B * H * W, Co, C);
+    } else {
+      const rowsPerChunk = Math.max(1, Math.min(OH, Math.floor((2 << 20) / (OW * K))));
+      for (let n = 0; n < B; n++) {
+        for (let oy0 = 0; oy0 < OH; oy0 += rowsPerChunk) {
+          const rows = Math.min(rowsPerChunk, OH - oy0);
+          const col = this.buf(rows * OW * K);
+          col.fill(0);
+          for (let r = 0; r < rows; r++) {
+            const oy = oy0 + r;
+            for (let ox = 0; ox < OW; ox++) {
+              const dst = (r * OW + ox) * K;
+              const ix0 = ox * stride - pad;
+              const kx0 = Math.max(0, -ix0), kx1 = Math.min(KW, W - ix0); // kernel columns inside the image
+              if (kx1 <= kx0) continue;
+              for (let ky = 0; ky < KH; ky++) {
+                const iy = oy * stride - pad + ky;
+                if (iy < 0 || iy >= H) continue;
+                const src = ((n * H + iy) * W + ix0 + kx0) * C;
+                col.set(xs.subarray(src, src + (kx1 - kx0) * C), dst + (ky * KW + kx0) * C);
+              }
+            }
+          }
+          const c0 = ((n * OH + oy0) * OW) * Co;
+          this.gemm(col, w, wf, o.subarray(c0, c0 + rows * OW * Co), rows * OW, Co, K);
+        }
+      }
+    }
+    if (b) this.n.binary(0, o, Co, b.data, Co, 1, o, Co, B * OH * OW, Co);
+  }
+
+  groupNorm(x: Tensor, w: Tensor, b: Tensor, groups: number, eps: number, silu: boolean, out: Tensor): void {
+    const { B, N, C } = checkGroupNorm(x, w, b, groups, eps, out);
+    this.n.groupNorm(f32(x), f32(w), f32(b), f32(out), B, N, C, groups, eps);
+    if (silu) this.n.unary(SILU, out.data, C, out.data, C, B * N, C); // the vectorised SiLU
+  }
+
+  upsample2x(x: Tensor, out: Tensor): void {
+    const { B, H, W, C } = checkUpsample2x(x, out);
+    const xs = f32(x), o = f32(out);
+    const row = 2 * W * C;
+    for (let n = 0; n < B; n++) {
+      for (let y = 0; y < H; y++) {
+        const d = ((n * 2 * H + 2 * y) * 2 * W) * C;
+        for (let xx = 0; xx < W; xx++) {
+          const s = xs.subarray(((n * H + y) * W + xx) * C, ((n * H + y) * W + xx + 1) * C);
+          o.set(s, d + 2 * xx * C);
+          o.set(s, d + (2 * xx + 1) * C);
+        }
+        o.copyWithin(d + row, d, d + row);
+      }
+    }
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number, causal = false): void {
+    const g = checkAttention(q, k, v, out, scale, causal);
+    const qs = f32(q), ks = f32(k), vs = f32(v), o = f32(out);
+    const { B, H, T: Tq, D } = g.q;
+    const Tk = g.k.T;
+    const chunk = Math.max(1, Math.min(Tq, Math.floor((4 << 20) / Tk))); // query rows per score block (<= 16 MiB)
+    for (let n = 0; n < B; n++) {
+      for (let h = 0; h < H; h++) {
+        const kh = ks.subarray(n * g.k.sB + h * g.k.sH), vh = vs.subarray(n * g.v.sB + h * g.v.sH);
+        for (let t0 = 0; t0 < Tq; t0 += chunk) {
+          const m = Math.min(chunk, Tq - t0);
+          const sc = this.buf(m * Tk);
+          this.n.sgemm(false, true, m, Tk, D, scale, qs.subarray(n * g.q.sB + h * g.q.sH + t0 * g.q.sT), g.q.sT, kh, g.k.sT, 0, sc, Tk);
+          if (causal) {
+            for (let r = 0; r < m; r++) sc.fill(-Infinity, r * Tk + t0 + r + Tk - Tq + 1, (r + 1) * Tk);
+          }
+          this.n.unary(SOFTMAX, sc, Tk, sc, Tk, m, Tk);
+          this.n.sgemm(false, false, m, D, Tk, 1, sc, Tk, vh, g.v.sT, 0, o.subarray(n * g.o.sB + h * g.o.sH + t0 * g.o.sT), g.o.sT);
+        }
       }
     }
   }

@@ -29,6 +29,8 @@ export interface NativeCore {
     out: TA, osT: number, osH: number, tables: Int32Array, tableStride: number, positions: Int32Array, scale: number, softcap: number, window: number,
   ): void;
   argmax(x: TA, ldx: number, rows: number, cols: number, out: Int32Array): void;
+  /** GroupNorm of x [B, N, C] (contiguous) into out (may alias x), G groups (native/src/image.h). */
+  groupNorm(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, B: number, N: number, C: number, G: number, eps: number): void;
   /** C[M, N] = alpha op(A) op(B) + beta C, row-major f32 (native/src/sgemm.cc; training GEMMs). */
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
   convert(src: TA, stype: number, dst: TA, dtype: number, n: number): void;

@@ -9,9 +9,13 @@
 // through a Float32Array over the tensor's byte span and the element strides the checks
 // return. Weights of any dtype are decoded a row at a time with dtype.ts's `decode`.
 
-import type { AttentionOptions, Backend, GeluApprox, PoolRole, RopeOptions } from './backend.ts';
+import type { AttentionOptions, Backend, Conv2dOptions, GeluApprox, PoolRole, RopeOptions } from './backend.ts';
 import {
   checkArgmax,
+  checkAttention,
+  checkConv2d,
+  checkGroupNorm,
+  checkUpsample2x,
   checkCombineRows,
   checkRows,
   checkSoftCap,
@@ -567,6 +571,116 @@ export class RefBackend implements Backend {
           let acc = 0;
           for (let j = 0; j < K; j++) acc += ws[t * wm.rowStride + j]! * xs[(t * K + j) * xm.rowStride + c]!;
           o[t * om.rowStride + c] = acc;
+        }
+      }
+    });
+  }
+
+  // ---- image ops (NHWC) -----------------------------------------------------------------------
+
+  conv2d(x: Tensor, w: Tensor, b: Tensor | null, out: Tensor, opts: Conv2dOptions): void {
+    const { B, H, W, C, OH, OW, Co, KH, KW, stride, pad } = checkConv2d(x, w, b, out, opts);
+    const xs = readF32(x);
+    const ws = decode(w.dtype, w.data, w.numel); //                       [Co, KH, KW, C]
+    const bs = b ? readF32(b) : null;
+    const K = KH * KW * C;
+    writeF32(out, (o) => {
+      for (let n = 0; n < B; n++) {
+        for (let oy = 0; oy < OH; oy++) {
+          for (let ox = 0; ox < OW; ox++) {
+            const dst = ((n * OH + oy) * OW + ox) * Co;
+            for (let co = 0; co < Co; co++) {
+              let acc = bs ? bs[co]! : 0;
+              for (let ky = 0; ky < KH; ky++) {
+                const iy = oy * stride - pad + ky;
+                if (iy < 0 || iy >= H) continue;
+                for (let kx = 0; kx < KW; kx++) {
+                  const ix = ox * stride - pad + kx;
+                  if (ix < 0 || ix >= W) continue;
+                  const xi = ((n * H + iy) * W + ix) * C, wi = co * K + (ky * KW + kx) * C;
+                  for (let c = 0; c < C; c++) acc += xs[xi + c]! * ws[wi + c]!;
+                }
+              }
+              o[dst + co] = acc;
+            }
+          }
+        }
+      }
+    });
+  }
+
+  groupNorm(x: Tensor, w: Tensor, b: Tensor, groups: number, eps: number, silu: boolean, out: Tensor): void {
+    const { B, N, C } = checkGroupNorm(x, w, b, groups, eps, out);
+    const xs = readF32(x).slice(); // out may alias x
+    const ws = readF32(w), bs = readF32(b);
+    const cpg = C / groups;
+    writeF32(out, (o) => {
+      for (let n = 0; n < B; n++) {
+        const base = n * N * C;
+        for (let g = 0; g < groups; g++) {
+          let sum = 0;
+          for (let p = 0; p < N; p++) for (let c = g * cpg; c < (g + 1) * cpg; c++) sum += xs[base + p * C + c]!;
+          const mean = sum / (N * cpg);
+          let sq = 0;
+          for (let p = 0; p < N; p++) for (let c = g * cpg; c < (g + 1) * cpg; c++) sq += (xs[base + p * C + c]! - mean) ** 2;
+          const inv = 1 / Math.sqrt(sq / (N * cpg) + eps);
+          for (let p = 0; p < N; p++) {
+            for (let c = g * cpg; c < (g + 1) * cpg; c++) {
+              const y = (xs[base + p * C + c]! - mean) * inv * ws[c]! + bs[c]!;
+              o[base + p * C + c] = silu ? y / (1 + Math.exp(-y)) : y;
+            }
+          }
+        }
+      }
+    });
+  }
+
+  upsample2x(x: Tensor, out: Tensor): void {
+    const { B, H, W, C } = checkUpsample2x(x, out);
+    const xs = readF32(x);
+    writeF32(out, (o) => {
+      for (let n = 0; n < B; n++) {
+        for (let y = 0; y < 2 * H; y++) {
+          for (let xx = 0; xx < 2 * W; xx++) {
+            const src = ((n * H + (y >> 1)) * W + (xx >> 1)) * C;
+            o.set(xs.subarray(src, src + C), ((n * 2 * H + y) * 2 * W + xx) * C);
+          }
+        }
+      }
+    });
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: number, causal = false): void {
+    const g = checkAttention(q, k, v, out, scale, causal);
+    const qs = readF32(q), ks = readF32(k), vs = readF32(v);
+    const { B, H, T: Tq, D } = g.q;
+    const Tk = g.k.T;
+    const s = new Float64Array(Tk), acc = new Float64Array(D);
+    writeF32(out, (o) => {
+      for (let n = 0; n < B; n++) {
+        for (let h = 0; h < H; h++) {
+          for (let t = 0; t < Tq; t++) {
+            const qi = n * g.q.sB + h * g.q.sH + t * g.q.sT;
+            let mx = -Infinity;
+            const seen = causal ? t + Tk - Tq + 1 : Tk;
+            s.fill(-Infinity);
+            for (let j = 0; j < seen; j++) {
+              const ki = n * g.k.sB + h * g.k.sH + j * g.k.sT;
+              let dot = 0;
+              for (let d = 0; d < D; d++) dot += qs[qi + d]! * ks[ki + d]!;
+              s[j] = dot * scale;
+              if (s[j]! > mx) mx = s[j]!;
+            }
+            let sum = 0;
+            for (let j = 0; j < seen; j++) sum += s[j] = Math.exp(s[j]! - mx);
+            acc.fill(0);
+            for (let j = 0; j < seen; j++) {
+              const vi = n * g.v.sB + h * g.v.sH + j * g.v.sT, p = s[j]! / sum;
+              for (let d = 0; d < D; d++) acc[d]! += p * vs[vi + d]!;
+            }
+            const oi = n * g.o.sB + h * g.o.sH + t * g.o.sT;
+            for (let d = 0; d < D; d++) o[oi + d] = acc[d]!;
+          }
         }
       }
     });

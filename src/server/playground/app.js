@@ -22,6 +22,8 @@ let controller = null;
 /** The conversation sent with each chat turn. */
 const history = [];
 let modelName = null;
+/** The server's image model card (/v1/models, kind 'image'), if it serves one. */
+let imageModel = null;
 
 // ---------------------------------------------------------------------------------------------
 // API key: asked for once, kept in localStorage, sent as a Bearer token.
@@ -90,8 +92,12 @@ async function loadModel() {
     }
     if (!res.ok) throw new Error(await errorText(res));
     const body = await res.json();
-    modelName = body.data[0].id;
-    $('model-name').textContent = modelName;
+    const text = body.data.find((m) => m.kind !== 'image');
+    imageModel = body.data.find((m) => m.kind === 'image') || null;
+    modelName = text ? text.id : null;
+    $('model-name').textContent = [modelName, imageModel && `${imageModel.id} (images)`].filter(Boolean).join(', ');
+    $('image-mode').hidden = !imageModel;
+    if (imageModel && !$('image-size').value) $('image-size').placeholder = imageModel.native_size;
   } catch (e) {
     $('model-name').textContent = 'unavailable';
     showError(`Could not read the model list: ${e.message}`);
@@ -465,11 +471,93 @@ $('completion-stop').addEventListener('click', stop);
 
 for (const radio of document.querySelectorAll('input[name="mode"]')) {
   radio.addEventListener('change', () => {
-    const chat = radio.value === 'chat' && radio.checked;
-    $('chat-view').hidden = !chat;
-    $('completion-view').hidden = chat;
+    if (!radio.checked) return;
+    $('chat-view').hidden = radio.value !== 'chat';
+    $('completion-view').hidden = radio.value !== 'completion';
+    $('image-view').hidden = radio.value !== 'image';
+    $('params').hidden = radio.value === 'image'; // text sampling settings do not apply to pictures
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Image mode: /v1/images/generations with stream: true; a progress event per denoising step,
+// then the picture as base64 PNG (shown, and offered as a download).
+
+async function sendImage() {
+  showError('');
+  const prompt = $('image-prompt').value.trim();
+  if (!prompt) return showError('Write a prompt first.');
+  let body;
+  try {
+    body = { model: imageModel.id, prompt, stream: true, response_format: 'b64_json' };
+    const neg = $('image-negative').value.trim();
+    if (neg) body.negative_prompt = neg;
+    body.steps = numberField('image-steps', 'Steps');
+    body.guidance_scale = numberField('image-guidance', 'Guidance');
+    const seed = numberField('image-seed', 'Seed');
+    if (seed !== undefined) body.seed = seed;
+    const size = $('image-size').value.trim();
+    if (size) body.size = size;
+    if ($('image-scheduler').value) body.scheduler = $('image-scheduler').value;
+  } catch (e) {
+    return showError(e.message);
+  }
+  controller = new AbortController();
+  $('image-send').disabled = true;
+  $('image-stop').disabled = false;
+  $('image-progress').value = 0;
+  $('image-status').textContent = 'Waiting for the image model…';
+  try {
+    const res = await fetch('/v1/images/generations', { method: 'POST', headers: headers(), body: JSON.stringify(body), signal: controller.signal });
+    if (res.status === 401) return askForKey('The server asked for an API key.');
+    if (!res.ok) throw new Error(await errorText(res));
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let cut;
+      while ((cut = buf.indexOf('\n\n')) >= 0) {
+        const line = buf.slice(0, cut).trim();
+        buf = buf.slice(cut + 2);
+        if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+        const ev = JSON.parse(line.slice(6));
+        if (ev.error) throw new Error(ev.error.message);
+        if (ev.type === 'image_generation.progress') {
+          $('image-progress').value = ev.step / ev.total;
+          $('image-status').textContent = `Step ${ev.step} of ${ev.total} (${(ev.elapsed_ms / 1000 / ev.step).toFixed(2)} s/step)`;
+        } else if (ev.type === 'image_generation.completed') {
+          const url = `data:image/png;base64,${ev.b64_json}`;
+          $('image-output').src = url;
+          $('image-output').alt = prompt;
+          $('image-download').href = url;
+          $('image-download').download = `slipstream-${ev.seed}.png`;
+          $('image-caption').textContent = `${ev.size}, seed ${ev.seed}`;
+          $('image-figure').hidden = false;
+          $('image-progress').value = 1;
+          $('image-status').textContent = 'Done.';
+        }
+      }
+    }
+  } catch (e) {
+    if (e.name === 'AbortError') $('image-status').textContent = 'Stopped.';
+    else {
+      $('image-status').textContent = '';
+      showError(e.message);
+    }
+  } finally {
+    controller = null;
+    $('image-send').disabled = false;
+    $('image-stop').disabled = true;
+  }
+}
+
+$('image-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  sendImage();
+});
+$('image-stop').addEventListener('click', stop);
 
 // Escape stops a generation (unless it is closing the key dialog).
 document.addEventListener('keydown', (e) => {

@@ -1,0 +1,83 @@
+// One UNet2DConditionModel forward in the Stable Diffusion 1.5 shape (block_out 320/640/1280/1280,
+// 2 layers per block, 8 heads, cross-attention 768; 860M parameters) with random f32 weights built
+// in memory, batch 2 (classifier-free guidance) at a given image size (latents size / 8), on the
+// cpu backend. Prints seconds per step, GFLOP/s against the measured FMA peak, and the time spent
+// in each kind of op.
+//   npx tsx bench/diffusion.ts [--size 256] [--steps 3] [--threads 2] [--dtype f32|f16]
+// Peer: . ../shared/oracle/env.sh && "$ORACLE_PY" ../shared/oracle/diffusers_bench.py --size 256 --steps 3 --threads 2
+import { parseArgs } from 'node:util';
+import { BackendDiffOps, type Params } from '../src/diffusion/ops.ts';
+import { unetConfig, unetFlops, unetForward, unetParamShapes } from '../src/diffusion/unet.ts';
+import type { Backend } from '../src/tensor/backend.ts';
+import { cpuBackend } from '../src/tensor/cpu.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+
+const { values: a } = parseArgs({
+  options: { size: { type: 'string', default: '256' }, steps: { type: 'string', default: '3' }, threads: { type: 'string', default: '2' }, dtype: { type: 'string', default: 'f32' } },
+});
+const size = Number(a.size), steps = Number(a.steps), dtype = a.dtype as 'f32' | 'f16';
+const cpu = cpuBackend();
+cpu.setThreads(Number(a.threads));
+
+// diffusers' UNet2DConditionModel defaults with SD 1.x's cross_attention_dim and heads
+const cfg = unetConfig({
+  down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
+  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
+  cross_attention_dim: 768,
+  attention_head_dim: 8,
+});
+
+// random weights, convolutions directly in the NHWC layout [C_out, kh, kw, C_in]
+let seed = 1;
+const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+const weights = new Map<string, Tensor>();
+let nParams = 0;
+for (const [name, shape] of unetParamShapes(cfg)) {
+  const s = shape.length === 4 ? [shape[0]!, shape[2]!, shape[3]!, shape[1]!] : shape;
+  const n = s.reduce((x, y) => x * y, 1);
+  nParams += n;
+  const fan = shape.length === 1 ? 1 : n / shape[0]!;
+  const v = new Float32Array(n);
+  const sc = shape.length === 1 ? 0.1 : 1 / Math.sqrt(fan);
+  for (let i = 0; i < n; i++) v[i] = (name.endsWith('norm.weight') || /norm\d?\.weight$/.test(name) ? 1 : 0) + rnd() * sc;
+  weights.set(name, shape.length >= 2 && dtype === 'f16' ? Tensor.from(v, s, 'f16') : Tensor.fromF32(v, s));
+}
+const params: Params<Tensor> = {
+  get: (n) => weights.get(n) ?? (() => { throw new Error(`no ${n}`); })(),
+  has: (n) => weights.has(n),
+};
+
+// time per op kind: a Backend wrapper that times each call
+const times = new Map<string, number>();
+const timed = new Proxy(cpu as Backend, {
+  get(target, prop, recv) {
+    const v = Reflect.get(target, prop, recv) as unknown;
+    if (typeof v !== 'function') return v;
+    return (...args: unknown[]) => {
+      const t0 = performance.now();
+      const r = (v as (...x: unknown[]) => unknown).apply(target, args);
+      times.set(String(prop), (times.get(String(prop)) ?? 0) + performance.now() - t0);
+      return r;
+    };
+  },
+});
+const o = new BackendDiffOps(timed);
+
+const h = size / 8;
+const sample = Tensor.fromF32(Float32Array.from({ length: 2 * h * h * 4 }, rnd), [2, h, h, 4]);
+const context = Tensor.fromF32(Float32Array.from({ length: 2 * 77 * 768 }, rnd), [2, 77, 768]);
+const flops = unetFlops(cfg, 2, h, h, 77);
+const peak = cpu.fmaPeakGflops();
+console.log(`UNet SD 1.5 shape: ${(nParams / 1e6).toFixed(1)}M params (${dtype} weights), batch 2, latents ${h}x${h} (${size}px), ${(flops / 1e9).toFixed(1)} GFLOP per step; ${cpu.threads} threads, ${cpu.isa}, FMA peak now ${peak.toFixed(1)} GFLOP/s`);
+const secs: number[] = [];
+for (let s = 0; s < steps; s++) {
+  times.clear();
+  const t0 = performance.now();
+  unetForward(o, cfg, params, { sample, timesteps: [999 - 300 * s], context });
+  const dt = (performance.now() - t0) / 1e3;
+  secs.push(dt);
+  const split = [...times].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${(v / 1e3).toFixed(2)}s`).join(', ');
+  console.log(`step ${s}: ${dt.toFixed(2)} s, ${(flops / dt / 1e9).toFixed(1)} GFLOP/s = ${((flops / dt / 1e9 / peak) * 100).toFixed(0)}% of the FMA peak (${split})`);
+}
+const med = [...secs].sort((x, y) => x - y)[Math.floor(secs.length / 2)]!;
+console.log(JSON.stringify({ size, threads: cpu.threads, dtype, unet_step_median_s: +med.toFixed(3), gflops: +(flops / med / 1e9).toFixed(1), fma_peak_gflops: +peak.toFixed(1) }));
