@@ -34,6 +34,16 @@ const LLAMA_LAYER: Record<string, string> = {
   'block_sparse_moe.gate.weight': 'ffn_gate_inp.weight',
 };
 
+// Qwen 3 and Gemma 3 normalise each query and key head.
+const QK_NORM: Record<string, string> = {
+  'self_attn.q_norm.weight': 'attn_q_norm.weight',
+  'self_attn.k_norm.weight': 'attn_k_norm.weight',
+};
+
+// Qwen3-MoE: the router is mlp.gate, the experts mlp.experts.N.{gate,up,down}_proj.
+const QWEN3MOE_LAYER: Record<string, string> = { ...LLAMA_LAYER, ...QK_NORM, 'mlp.gate.weight': 'ffn_gate_inp.weight' };
+const QWEN3MOE_EXPERT: Record<string, string> = { gate_proj: 'ffn_gate_exps.weight', down_proj: 'ffn_down_exps.weight', up_proj: 'ffn_up_exps.weight' };
+
 // Gemma 2 has four norms per layer; its "post_attention_layernorm" is not the FFN's pre-norm.
 const GEMMA2_LAYER: Record<string, string> = {
   ...LLAMA_LAYER,
@@ -41,6 +51,17 @@ const GEMMA2_LAYER: Record<string, string> = {
   'pre_feedforward_layernorm.weight': 'ffn_norm.weight',
   'post_feedforward_layernorm.weight': 'post_ffw_norm.weight',
 };
+
+const GEMMA3_LAYER: Record<string, string> = { ...GEMMA2_LAYER, ...QK_NORM };
+
+/** The per-layer HF -> GGUF name table of an architecture (experts aside). */
+function layerNames(arch: Arch): Record<string, string> {
+  if (arch === 'gemma2') return GEMMA2_LAYER;
+  if (arch === 'gemma3') return GEMMA3_LAYER;
+  if (arch === 'qwen3') return { ...LLAMA_LAYER, ...QK_NORM };
+  if (arch === 'qwen3moe') return QWEN3MOE_LAYER;
+  return LLAMA_LAYER;
+}
 
 const MIXTRAL_EXPERT: Record<string, string> = { w1: 'ffn_gate_exps.weight', w2: 'ffn_down_exps.weight', w3: 'ffn_up_exps.weight' };
 
@@ -89,10 +110,17 @@ export function hfToGgufName(arch: Arch, hf: string): MappedName | null {
     if (rest.endsWith('rotary_emb.inv_freq')) return null;
     const e = /^block_sparse_moe\.experts\.(\d+)\.(w[123])\.weight$/.exec(rest);
     if (e && arch === 'mixtral') return { name: `blk.${m[1]}.${MIXTRAL_EXPERT[e[2]!]}`, expert: Number(e[1]) };
-    const t = (arch === 'gemma2' ? GEMMA2_LAYER : LLAMA_LAYER)[rest];
+    const q = /^mlp\.experts\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$/.exec(rest);
+    if (q && arch === 'qwen3moe') return { name: `blk.${m[1]}.${QWEN3MOE_EXPERT[q[2]!]}`, expert: Number(q[1]) };
+    const t = layerNames(arch)[rest];
     if (t) return { name: `blk.${m[1]}.${t}` };
   }
   throw new Error(`unexpected tensor "${hf}" for ${arch}`);
+}
+
+/** Gemma, Gemma 2 and Gemma 3 store RMSNorm weights as w and apply 1 + w (their q/k norms too). */
+export function isGemmaArch(arch: Arch): boolean {
+  return arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3';
 }
 
 /** Internal (GGUF) name -> Hugging Face name, for exporting GGUF to safetensors. */
@@ -114,9 +142,11 @@ export function ggufToHfName(arch: Arch, name: string, expert?: number): string 
   if (name === 'rope_freqs.weight') return null;
   const m = /^blk\.(\d+)\.(.+)$/.exec(name);
   if (m) {
+    const qx = Object.entries(QWEN3MOE_EXPERT).find(([, g]) => g === m[2]);
+    if (qx && expert !== undefined && arch === 'qwen3moe') return `model.layers.${m[1]}.mlp.experts.${expert}.${qx[0]}.weight`;
     const ex = Object.entries(MIXTRAL_EXPERT).find(([, g]) => g === m[2]);
     if (ex && expert !== undefined) return `model.layers.${m[1]}.block_sparse_moe.experts.${expert}.${ex[0]}.weight`;
-    const hf = Object.entries(arch === 'gemma2' ? GEMMA2_LAYER : LLAMA_LAYER).find(([, g]) => g === m[2]);
+    const hf = Object.entries(layerNames(arch)).find(([, g]) => g === m[2]);
     if (hf) return `model.layers.${m[1]}.${hf[0]}`;
   }
   throw new Error(`no Hugging Face name for "${name}" (${arch})`);
@@ -130,7 +160,7 @@ export function ggufToHfName(arch: Arch, name: string, expert?: number): string 
 export function hfLayoutChange(arch: Arch, name: string, ndim: number): { transpose: boolean; gemmaNorm: boolean } {
   return {
     transpose: arch === 'gpt2' && ndim === 2 && /attn_qkv|attn_output|ffn_up|ffn_down/.test(name),
-    gemmaNorm: (arch === 'gemma' || arch === 'gemma2') && name.endsWith('norm.weight'),
+    gemmaNorm: isGemmaArch(arch) && name.endsWith('norm.weight'),
   };
 }
 

@@ -6,7 +6,7 @@ import { FormatError } from './errors.ts';
 import { metaNumber } from './gguf-meta.ts';
 import { meta, type GgufMetadata } from './gguf-types.ts';
 
-export type Arch = 'llama' | 'mistral' | 'mixtral' | 'gemma' | 'gemma2' | 'qwen2' | 'gpt2';
+export type Arch = 'llama' | 'mistral' | 'mixtral' | 'gemma' | 'gemma2' | 'gemma3' | 'qwen2' | 'qwen3' | 'qwen3moe' | 'gpt2';
 
 export type RopeScalingConfig =
   | { type: 'linear'; factor: number }
@@ -31,8 +31,17 @@ export interface ModelConfig {
   tieEmbeddings: boolean;
   /** Mistral / Qwen2 / Gemma-2 sliding window, in tokens (0: none). */
   slidingWindow: number;
-  /** Which layers use the sliding window (Gemma 2: every other layer, starting with layer 0). */
-  slidingLayers: 'all' | 'even';
+  /**
+   * Which layers use the sliding window: every one, the even ones (Gemma 2), or all but every
+   * slidingPeriod-th (Gemma 3: layers 5, 11, ... attend globally, the rest through the window).
+   */
+  slidingLayers: 'all' | 'even' | 'period';
+  /** Gemma 3's sliding_window_pattern (6): with slidingLayers 'period'. */
+  slidingPeriod?: number;
+  /** Gemma 3: the RoPE base of the windowed (local) layers, unscaled; rope.theta and rope.scaling are the global layers'. */
+  ropeLocalTheta?: number;
+  /** Qwen 3 / Gemma 3: an RMSNorm over each query and key head (weights [headDim]) before RoPE. */
+  qkNorm?: boolean;
   /** Multiplier on q.k; default 1/sqrt(headDim). */
   attnScale: number;
   attnSoftCap: number; //          Gemma 2: 50
@@ -41,6 +50,8 @@ export interface ModelConfig {
   embedScale: number;
   nExperts: number; //             Mixtral: 8 (0: dense)
   nExpertsPerToken: number; //     Mixtral: 2
+  // (MoE experts are ffnDim wide: Qwen3-MoE's moe_intermediate_size; routing always renormalises
+  // the top-k probabilities, i.e. Qwen3-MoE's norm_topk_prob = true, as llama.cpp does.)
   bosId: number | null;
   eosIds: number[];
 }
@@ -75,7 +86,10 @@ const HF_ARCHS: Record<string, Arch> = {
   MixtralForCausalLM: 'mixtral',
   GemmaForCausalLM: 'gemma',
   Gemma2ForCausalLM: 'gemma2',
+  Gemma3ForCausalLM: 'gemma3',
   Qwen2ForCausalLM: 'qwen2',
+  Qwen3ForCausalLM: 'qwen3',
+  Qwen3MoeForCausalLM: 'qwen3moe',
   GPT2LMHeadModel: 'gpt2',
 };
 
@@ -140,21 +154,31 @@ export function configFromHf(cfg: Json, file: string, generation?: Json): ModelC
   const nKvHeads = posInt(cfg, 'num_key_value_heads', file, nHeads);
   const headDim = posInt(cfg, 'head_dim', file, dim / nHeads);
   if (nHeads % nKvHeads !== 0) throw new FormatError(file, `num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
-  const isGemma = arch === 'gemma' || arch === 'gemma2';
-  const sliding = arch === 'qwen2' ? (cfg.use_sliding_window ? num(cfg, 'sliding_window', file, 0) : 0) : num(cfg, 'sliding_window', file, 0);
-  return {
+  const isGemma = arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3';
+  const qwen = arch === 'qwen2' || arch === 'qwen3' || arch === 'qwen3moe';
+  const sliding = qwen ? (cfg.use_sliding_window ? num(cfg, 'sliding_window', file, 0) : 0) : num(cfg, 'sliding_window', file, 0);
+  const moe = arch === 'mixtral' || arch === 'qwen3moe';
+  if (arch === 'qwen3moe') {
+    // llama.cpp's qwen3moe graph always renormalises the top-k weights and has no dense layers.
+    if (cfg.norm_topk_prob !== true) throw new FormatError(file, `Qwen3-MoE with "norm_topk_prob": ${JSON.stringify(cfg.norm_topk_prob ?? false)} is not supported (only true, as the released models)`);
+    if (num(cfg, 'decoder_sparse_step', file, 1) !== 1 || (Array.isArray(cfg.mlp_only_layers) && cfg.mlp_only_layers.length > 0)) {
+      throw new FormatError(file, 'Qwen3-MoE with dense layers ("decoder_sparse_step" != 1 or "mlp_only_layers") is not supported');
+    }
+  }
+  const nLayers = posInt(cfg, 'num_hidden_layers', file);
+  const out: ModelConfig = {
     arch,
     vocabSize: posInt(cfg, 'vocab_size', file),
     dim,
-    nLayers: posInt(cfg, 'num_hidden_layers', file),
+    nLayers,
     nHeads,
     nKvHeads,
     headDim,
-    ffnDim: posInt(cfg, 'intermediate_size', file),
+    ffnDim: arch === 'qwen3moe' ? posInt(cfg, 'moe_intermediate_size', file) : posInt(cfg, 'intermediate_size', file),
     maxPosition: posInt(cfg, 'max_position_embeddings', file, 4096),
     normEps: num(cfg, 'rms_norm_eps', file, 1e-6),
     rope: {
-      theta: num(cfg, 'rope_theta', file, 10000),
+      theta: num(cfg, 'rope_theta', file, arch === 'gemma3' ? 1e6 : 10000),
       // Hugging Face checkpoints rotate pairs (i, i + d/2); GGUF llama permutes q/k to (2i, 2i+1).
       layout: 'half',
       dim: headDim,
@@ -163,16 +187,37 @@ export function configFromHf(cfg: Json, file: string, generation?: Json): ModelC
     act: isGemma ? hfAct(cfg, cfg.hidden_activation ? 'hidden_activation' : 'hidden_act', file, 'gelu_pytorch_tanh') : hfAct(cfg, 'hidden_act', file, 'silu'),
     tieEmbeddings: isGemma ? true : Boolean(cfg.tie_word_embeddings ?? false),
     slidingWindow: sliding,
-    slidingLayers: arch === 'gemma2' ? 'even' : 'all',
-    attnScale: arch === 'gemma2' ? 1 / Math.sqrt(num(cfg, 'query_pre_attn_scalar', file, headDim)) : 1 / Math.sqrt(headDim),
+    slidingLayers: arch === 'gemma2' ? 'even' : arch === 'gemma3' ? 'period' : 'all',
+    attnScale: arch === 'gemma2' || arch === 'gemma3' ? 1 / Math.sqrt(num(cfg, 'query_pre_attn_scalar', file, headDim)) : 1 / Math.sqrt(headDim),
     attnSoftCap: arch === 'gemma2' ? num(cfg, 'attn_logit_softcapping', file, 0) : 0,
     finalSoftCap: arch === 'gemma2' ? num(cfg, 'final_logit_softcapping', file, 0) : 0,
     embedScale: isGemma ? Math.sqrt(dim) : 1,
-    nExperts: arch === 'mixtral' ? posInt(cfg, 'num_local_experts', file) : 0,
-    nExpertsPerToken: arch === 'mixtral' ? posInt(cfg, 'num_experts_per_tok', file) : 0,
+    nExperts: moe ? posInt(cfg, arch === 'mixtral' ? 'num_local_experts' : 'num_experts', file) : 0,
+    nExpertsPerToken: moe ? posInt(cfg, 'num_experts_per_tok', file) : 0,
     bosId: bos,
     eosIds: eos,
   };
+  if (arch === 'qwen3' || arch === 'qwen3moe' || arch === 'gemma3') out.qkNorm = true;
+  if (arch === 'gemma3') {
+    out.slidingPeriod = gemma3Period(cfg, nLayers, file);
+    out.ropeLocalTheta = num(cfg, 'rope_local_base_freq', file, 10000);
+  }
+  return out;
+}
+
+/**
+ * Gemma 3's local/global layer pattern: "sliding_window_pattern" N (every N-th layer global), or
+ * newer transformers' "layer_types" list, which must follow such a period (llama.cpp's gemma3
+ * graph knows no other).
+ */
+function gemma3Period(cfg: Json, nLayers: number, file: string): number {
+  const types = cfg.layer_types;
+  if (!Array.isArray(types)) return posInt(cfg, 'sliding_window_pattern', file, 6);
+  const firstGlobal = types.indexOf('full_attention');
+  const period = firstGlobal < 0 ? nLayers + 1 : firstGlobal + 1;
+  const ok = types.length === nLayers && types.every((t, l) => t === ((l + 1) % period === 0 ? 'full_attention' : 'sliding_attention'));
+  if (!ok) throw new FormatError(file, `"layer_types" must repeat (period - 1) sliding layers and one full-attention layer; got ${JSON.stringify(types)}`);
+  return period;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,7 +236,7 @@ export function configFromGguf(md: GgufMetadata, file: string): ModelConfig {
   const A = (k: string) => `${archName}.${k}`;
   const need = (k: string): number => metaNumber(md, k);
   const opt = (k: string, fallback: number): number => metaNumber(md, k, fallback);
-  const supported = ['llama', 'gemma', 'gemma2', 'qwen2', 'gpt2'];
+  const supported = ['llama', 'gemma', 'gemma2', 'gemma3', 'qwen2', 'qwen3', 'qwen3moe', 'gpt2'];
   if (!supported.includes(archName)) throw new FormatError(file, `unsupported architecture "${archName}" (supported: ${supported.join(', ')})`);
 
   const dim = need(A('embedding_length'));
@@ -207,7 +252,7 @@ export function configFromGguf(md: GgufMetadata, file: string): ModelConfig {
   const window = opt(A('attention.sliding_window'), 0);
   // llama.cpp files Mistral and Mixtral under "llama"; a sliding window tells Mistral apart.
   const arch: Arch = archName === 'llama' ? (nExperts > 0 ? 'mixtral' : window > 0 ? 'mistral' : 'llama') : (archName as Arch);
-  const isGemma = arch === 'gemma' || arch === 'gemma2';
+  const isGemma = arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3';
   const scaling = get(A('rope.scaling.type'));
   let ropeScaling: RopeScalingConfig | undefined;
   if (scaling === 'linear') ropeScaling = { type: 'linear', factor: need(A('rope.scaling.factor')) };
@@ -223,7 +268,7 @@ export function configFromGguf(md: GgufMetadata, file: string): ModelConfig {
     nHeads,
     nKvHeads,
     headDim,
-    ffnDim: need(A('feed_forward_length')),
+    ffnDim: arch === 'qwen3moe' ? need(A('expert_feed_forward_length')) : need(A('feed_forward_length')),
     maxPosition: opt(A('context_length'), 2048),
     normEps: arch === 'gpt2' ? opt(A('attention.layer_norm_epsilon'), 1e-5) : opt(A('attention.layer_norm_rms_epsilon'), 1e-6),
     rope: arch === 'gpt2' ? null : {
@@ -237,8 +282,9 @@ export function configFromGguf(md: GgufMetadata, file: string): ModelConfig {
     act: isGemma || arch === 'gpt2' ? 'gelu_tanh' : 'silu',
     tieEmbeddings: false, // decided by the loader: no output.weight means tied
     slidingWindow: window,
-    slidingLayers: arch === 'gemma2' ? 'even' : 'all',
-    attnScale: 1 / Math.sqrt(headDim),
+    slidingLayers: arch === 'gemma2' ? 'even' : arch === 'gemma3' ? 'period' : 'all',
+    // llama.cpp's Gemma 3 27B (62 layers) scales queries by (dim / heads)^-1/2, as its query_pre_attn_scalar says.
+    attnScale: arch === 'gemma3' && need(A('block_count')) === 62 ? 1 / Math.sqrt(dim / nHeads) : 1 / Math.sqrt(headDim),
     attnSoftCap: opt(A('attn_logit_softcapping'), 0),
     finalSoftCap: opt(A('final_logit_softcapping'), 0),
     embedScale: isGemma ? Math.sqrt(dim) : 1,
@@ -247,6 +293,12 @@ export function configFromGguf(md: GgufMetadata, file: string): ModelConfig {
     bosId: typeof bos === 'number' ? bos : null,
     eosIds: typeof eos === 'number' ? [eos] : [],
   };
+  if (arch === 'qwen3' || arch === 'qwen3moe' || arch === 'gemma3') cfg.qkNorm = true;
+  if (arch === 'gemma3') {
+    // llama.cpp fixes Gemma 3's pattern (6) and local RoPE base (10000); we write them only when they differ.
+    cfg.slidingPeriod = opt(A('attention.sliding_window_pattern'), 6);
+    cfg.ropeLocalTheta = opt(A('rope.freq_base_swa'), 10000);
+  }
   // Gemma 2's query scale: llama.cpp stores head_dim-based scaling implicitly (query_pre_attn_scalar
   // = head_dim for the released models); key_length covers it.
   return cfg;
@@ -263,6 +315,7 @@ export function configToGgufMetadata(c: ModelConfig, name: string, fileType: num
   md.set(`${a}.embedding_length`, meta.u32(c.dim));
   md.set(`${a}.block_count`, meta.u32(c.nLayers));
   md.set(`${a}.feed_forward_length`, meta.u32(c.ffnDim));
+  if (c.arch === 'qwen3moe') md.set(`${a}.expert_feed_forward_length`, meta.u32(c.ffnDim));
   md.set(`${a}.attention.head_count`, meta.u32(c.nHeads));
   if (c.arch === 'gpt2') {
     md.set(`${a}.attention.layer_norm_epsilon`, meta.f32(c.normEps));
@@ -282,6 +335,10 @@ export function configToGgufMetadata(c: ModelConfig, name: string, fileType: num
   }
   // (llama.cpp's "llama" graph ignores the window; Slipstream reads it back.)
   if (c.slidingWindow > 0) md.set(`${a}.attention.sliding_window`, meta.u32(c.slidingWindow));
+  if (c.arch === 'gemma3') {
+    if ((c.slidingPeriod ?? 6) !== 6) md.set(`${a}.attention.sliding_window_pattern`, meta.u32(c.slidingPeriod!));
+    if ((c.ropeLocalTheta ?? 10000) !== 10000) md.set(`${a}.rope.freq_base_swa`, meta.f32(c.ropeLocalTheta!));
+  }
   if (c.attnSoftCap) md.set(`${a}.attn_logit_softcapping`, meta.f32(c.attnSoftCap));
   if (c.finalSoftCap) md.set(`${a}.final_logit_softcapping`, meta.f32(c.finalSoftCap));
   if (c.nExperts > 0) {
@@ -296,7 +353,7 @@ export function configToGgufMetadata(c: ModelConfig, name: string, fileType: num
 // validates configs strictly and rejects 30 where it wants 30.0 (Gemma 2's final_logit_softcapping).
 const HF_FLOAT_KEYS = new Set([
   'rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps', 'rope_theta', 'attn_logit_softcapping', 'final_logit_softcapping',
-  'factor', 'low_freq_factor', 'high_freq_factor', 'initializer_range',
+  'factor', 'low_freq_factor', 'high_freq_factor', 'initializer_range', 'rope_local_base_freq',
 ]);
 
 /** config.json text for a Hugging Face config object, float fields written with a decimal point. */
@@ -319,7 +376,8 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
   }
   const names: Record<Exclude<Arch, 'gpt2'>, [string, string]> = {
     llama: ['LlamaForCausalLM', 'llama'], mistral: ['MistralForCausalLM', 'mistral'], mixtral: ['MixtralForCausalLM', 'mixtral'],
-    gemma: ['GemmaForCausalLM', 'gemma'], gemma2: ['Gemma2ForCausalLM', 'gemma2'], qwen2: ['Qwen2ForCausalLM', 'qwen2'],
+    gemma: ['GemmaForCausalLM', 'gemma'], gemma2: ['Gemma2ForCausalLM', 'gemma2'], gemma3: ['Gemma3ForCausalLM', 'gemma3_text'],
+    qwen2: ['Qwen2ForCausalLM', 'qwen2'], qwen3: ['Qwen3ForCausalLM', 'qwen3'], qwen3moe: ['Qwen3MoeForCausalLM', 'qwen3_moe'],
   };
   const [archName, modelType] = names[c.arch];
   const r = c.rope!;
@@ -330,7 +388,7 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
     tie_word_embeddings: c.tieEmbeddings, bos_token_id: c.bosId ?? undefined, eos_token_id: eos, torch_dtype: 'float32',
   };
   const act = c.act === 'silu' ? 'silu' : c.act === 'gelu_tanh' ? 'gelu_pytorch_tanh' : 'gelu';
-  if (c.arch === 'gemma' || c.arch === 'gemma2') out.hidden_activation = act;
+  if (c.arch === 'gemma' || c.arch === 'gemma2' || c.arch === 'gemma3') out.hidden_activation = act;
   out.hidden_act = act;
   if (r.scaling?.type === 'linear') out.rope_scaling = { rope_type: 'linear', factor: r.scaling.factor };
   if (r.scaling?.type === 'llama3') {
@@ -340,7 +398,22 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
     };
   }
   if (c.slidingWindow) out.sliding_window = c.slidingWindow;
-  if (c.arch === 'qwen2') out.use_sliding_window = c.slidingWindow > 0;
+  if (c.arch === 'qwen2' || c.arch === 'qwen3' || c.arch === 'qwen3moe') out.use_sliding_window = c.slidingWindow > 0;
+  if (c.arch === 'gemma3') {
+    out.query_pre_attn_scalar = Math.round(1 / (c.attnScale * c.attnScale));
+    out.sliding_window_pattern = c.slidingPeriod ?? 6;
+    out.rope_local_base_freq = c.ropeLocalTheta ?? 10000;
+    out.attn_logit_softcapping = null;
+    out.final_logit_softcapping = null;
+  }
+  if (c.arch === 'qwen3moe') {
+    out.num_experts = c.nExperts;
+    out.num_experts_per_tok = c.nExpertsPerToken;
+    out.moe_intermediate_size = c.ffnDim;
+    out.norm_topk_prob = true;
+    out.decoder_sparse_step = 1;
+    out.mlp_only_layers = [];
+  }
   if (c.arch === 'gemma2') {
     out.query_pre_attn_scalar = Math.round(1 / (c.attnScale * c.attnScale));
     out.attn_logit_softcapping = c.attnSoftCap || null;

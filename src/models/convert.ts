@@ -10,7 +10,7 @@ import { FormatError } from '../formats/errors.ts';
 import { GGML_TYPE, ggufTensor, readGguf, writeGguf, type GgufWriteTensor } from '../formats/gguf.ts';
 import { ggufTokenizerMetadata, tokenizerFromGguf } from '../formats/gguf-tokenizer.ts';
 import {
-  gemmaNormFromGguf, ggufToHfName, llama3RopeFreqs, permuteForInterleavedRope, ropeFreqsToScaling, shapeToGgufDims, transposeBytes,
+  gemmaNormFromGguf, ggufToHfName, isGemmaArch, llama3RopeFreqs, permuteForInterleavedRope, ropeFreqsToScaling, shapeToGgufDims, transposeBytes,
   unpermuteFromInterleavedRope,
 } from '../formats/layout.ts';
 import { configFromGguf, configFromHf, configToGgufMetadata, configToHf, ggufArchName, hfConfigJson, type ModelConfig } from '../formats/model-config.ts';
@@ -126,7 +126,7 @@ export function ggufToHf(file: string, outDir: string, opts: { progress?: boolea
     let t = ggufTensor(g, name);
     if (t.dtype === 'q8_0') t = convertTensor(t, 'f32');
     t = rowPermute(cfg, name, t, true);
-    if ((cfg.arch === 'gemma' || cfg.arch === 'gemma2') && name.endsWith('norm.weight')) t = Tensor.fromF32(gemmaNormFromGguf(t.toF32()), t.shape);
+    if (isGemmaArch(cfg.arch) && name.endsWith('norm.weight')) t = Tensor.fromF32(gemmaNormFromGguf(t.toF32()), t.shape);
     if (cfg.arch === 'gpt2' && t.shape.length === 2 && /attn_qkv|attn_output|ffn_up|ffn_down/.test(name)) {
       const [rows, cols] = t.shape as [number, number];
       t = new Tensor(t.dtype, [cols, rows], transposeBytes(t.data, rows, cols, bytesFor(t.dtype, 1)));

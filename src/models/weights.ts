@@ -61,7 +61,11 @@ export function buildWeights<W = Tensor>(cfg: ModelConfig, src: WeightSource<W>)
       L.bk = opt(src, p + 'attn_k.bias', [Hkv * Dh]);
       L.bv = opt(src, p + 'attn_v.bias', [Hkv * Dh]);
       if (cfg.arch === 'qwen2' && !(L.bq && L.bk && L.bv)) throw new FormatError(src.file, `Qwen2 layer ${l} lacks its q/k/v biases`);
-      if (cfg.arch === 'gemma2') {
+      if (cfg.qkNorm) {
+        L.qNorm = req(src, p + 'attn_q_norm.weight', [Dh]);
+        L.kNorm = req(src, p + 'attn_k_norm.weight', [Dh]);
+      }
+      if (cfg.arch === 'gemma2' || cfg.arch === 'gemma3') {
         L.postAttnNorm = req(src, p + 'post_attention_norm.weight', [D]);
         L.postFfnNorm = req(src, p + 'post_ffw_norm.weight', [D]);
       }

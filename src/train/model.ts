@@ -19,7 +19,7 @@ import type { Backend } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { convertInto, convertTensor } from '../tensor/convert.ts';
 import { addLowRank } from '../models/lora.ts';
-import { ggufToHfName, hfLayoutChange } from '../formats/layout.ts';
+import { ggufToHfName, hfLayoutChange, isGemmaArch } from '../formats/layout.ts';
 import { FORWARD } from '../models/families.ts';
 import type { Weights } from '../models/model.ts';
 import { buildWeights } from '../models/weights.ts';
@@ -99,7 +99,11 @@ export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
     }
     m.set(p + 'self_attn.o_proj.weight', [D, Hq * Dh]);
     m.set(p + 'post_attention_layernorm.weight', [D]);
-    if (cfg.arch === 'gemma2') {
+    if (cfg.qkNorm) {
+      m.set(p + 'self_attn.q_norm.weight', [Dh]);
+      m.set(p + 'self_attn.k_norm.weight', [Dh]);
+    }
+    if (cfg.arch === 'gemma2' || cfg.arch === 'gemma3') {
       m.set(p + 'pre_feedforward_layernorm.weight', [D]);
       m.set(p + 'post_feedforward_layernorm.weight', [D]);
     }
@@ -110,6 +114,16 @@ export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
         m.set(q + 'w1.weight', [F, D]); // gate
         m.set(q + 'w2.weight', [D, F]); // down
         m.set(q + 'w3.weight', [F, D]); // up
+      }
+      continue;
+    }
+    if (cfg.arch === 'qwen3moe') {
+      m.set(p + 'mlp.gate.weight', [cfg.nExperts, D]);
+      for (let e = 0; e < cfg.nExperts; e++) {
+        const q = `${p}mlp.experts.${e}.`;
+        m.set(q + 'gate_proj.weight', [F, D]);
+        m.set(q + 'up_proj.weight', [F, D]);
+        m.set(q + 'down_proj.weight', [D, F]);
       }
       continue;
     }
@@ -160,7 +174,7 @@ export class TrainModel {
     for (const [name, shape] of paramShapes(cfg)) {
       const a = new Float32Array(shape.reduce((x, y) => x * y, 1));
       if (shape.length === 1) {
-        if (!name.endsWith('.bias')) a.fill(cfg.arch === 'gemma' || cfg.arch === 'gemma2' ? 0 : 1); // Gemma stores w - 1
+        if (!name.endsWith('.bias')) a.fill(isGemmaArch(cfg.arch) ? 0 : 1); // Gemma stores w - 1
       } else {
         const resid = /(o_proj|down_proj|c_proj)\.weight$/.test(name);
         rng.fillNormal(a, resid ? std / Math.sqrt(2 * cfg.nLayers) : std);
