@@ -41,7 +41,8 @@ const QK_NORM: Record<string, string> = {
 };
 
 // Qwen3-MoE: the router is mlp.gate, the experts mlp.experts.N.{gate,up,down}_proj.
-const QWEN3MOE_LAYER: Record<string, string> = { ...LLAMA_LAYER, ...QK_NORM, 'mlp.gate.weight': 'ffn_gate_inp.weight' };
+const { 'block_sparse_moe.gate.weight': _mixtralRouter, ...DENSE_LAYER } = LLAMA_LAYER;
+const QWEN3MOE_LAYER: Record<string, string> = { ...DENSE_LAYER, ...QK_NORM, 'mlp.gate.weight': 'ffn_gate_inp.weight' };
 const QWEN3MOE_EXPERT: Record<string, string> = { gate_proj: 'ffn_gate_exps.weight', down_proj: 'ffn_down_exps.weight', up_proj: 'ffn_up_exps.weight' };
 
 // Gemma 2 has four norms per layer; its "post_attention_layernorm" is not the FFN's pre-norm.
