@@ -56,7 +56,7 @@ function load(arch: Arch): { lm: LoadedModel; model: TrainModel; dir: string } {
   return { lm, model: new TrainModel(lm.config, readHfWeights(dir)), dir };
 }
 
-for (const arch of ['llama', 'mistral', 'mixtral', 'qwen2', 'qwen3', 'qwen3moe', 'gemma', 'gemma2', 'gemma3', 'gpt2'] as Arch[]) {
+for (const arch of ['llama', 'mistral', 'mixtral', 'qwen2', 'qwen3', 'qwen3moe', 'gemma', 'gemma2', 'gemma3', 'phi3', 'gpt2'] as Arch[]) {
   describe(`train model: ${arch}`, () => {
     it('forward logits equal the inference model on the same checkpoint', () => {
       const { lm, model } = load(arch);
@@ -70,7 +70,7 @@ for (const arch of ['llama', 'mistral', 'mixtral', 'qwen2', 'qwen3', 'qwen3moe',
 }
 
 describe('train model: gradients and packing', () => {
-  for (const arch of ['qwen2', 'gemma2', 'gpt2', 'mixtral', 'qwen3', 'qwen3moe', 'gemma3'] as Arch[]) {
+  for (const arch of ['qwen2', 'gemma2', 'gpt2', 'mixtral', 'qwen3', 'qwen3moe', 'gemma3', 'phi3'] as Arch[]) {
   // qwen2: biases, GQA, tied embeddings; gemma2: four (1 + w) norms, soft-caps, alternating window;
   // qwen3: per-head q/k RMSNorm; qwen3moe: that and experts; gemma3: (1 + w) q/k norms, local/global layers
   it(`whole-model gradients match central finite differences (ref kernels): ${arch}`, () => {

@@ -53,6 +53,11 @@ const GEMMA2_LAYER: Record<string, string> = {
   'post_feedforward_layernorm.weight': 'post_ffw_norm.weight',
 };
 
+// Phi-3 fuses q/k/v into qkv_proj and gate/up into gate_up_proj; GGUF keeps both fused
+// (attn_qkv, and ffn_up of 2 * ffn rows: the gate's, then the up projection's).
+const { 'self_attn.q_proj.weight': _q, 'self_attn.k_proj.weight': _k, 'self_attn.v_proj.weight': _v, 'mlp.gate_proj.weight': _g, 'mlp.up_proj.weight': _u, ...PHI3_REST } = DENSE_LAYER;
+const PHI3_LAYER: Record<string, string> = { ...PHI3_REST, 'self_attn.qkv_proj.weight': 'attn_qkv.weight', 'mlp.gate_up_proj.weight': 'ffn_up.weight' };
+
 const GEMMA3_LAYER: Record<string, string> = { ...GEMMA2_LAYER, ...QK_NORM };
 
 /** The per-layer HF -> GGUF name table of an architecture (experts aside). */
@@ -61,6 +66,7 @@ function layerNames(arch: Arch): Record<string, string> {
   if (arch === 'gemma3') return GEMMA3_LAYER;
   if (arch === 'qwen3') return { ...LLAMA_LAYER, ...QK_NORM };
   if (arch === 'qwen3moe') return QWEN3MOE_LAYER;
+  if (arch === 'phi3') return PHI3_LAYER;
   return LLAMA_LAYER;
 }
 

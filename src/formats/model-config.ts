@@ -6,7 +6,7 @@ import { FormatError } from './errors.ts';
 import { metaNumber } from './gguf-meta.ts';
 import { meta, type GgufMetadata } from './gguf-types.ts';
 
-export type Arch = 'llama' | 'mistral' | 'mixtral' | 'gemma' | 'gemma2' | 'gemma3' | 'qwen2' | 'qwen3' | 'qwen3moe' | 'gpt2';
+export type Arch = 'llama' | 'mistral' | 'mixtral' | 'gemma' | 'gemma2' | 'gemma3' | 'qwen2' | 'qwen3' | 'qwen3moe' | 'phi3' | 'gpt2';
 
 export type RopeScalingConfig =
   | { type: 'linear'; factor: number }
@@ -90,6 +90,7 @@ const HF_ARCHS: Record<string, Arch> = {
   Qwen2ForCausalLM: 'qwen2',
   Qwen3ForCausalLM: 'qwen3',
   Qwen3MoeForCausalLM: 'qwen3moe',
+  Phi3ForCausalLM: 'phi3',
   GPT2LMHeadModel: 'gpt2',
 };
 
@@ -181,7 +182,8 @@ export function configFromHf(cfg: Json, file: string, generation?: Json): ModelC
       theta: num(cfg, 'rope_theta', file, arch === 'gemma3' ? 1e6 : 10000),
       // Hugging Face checkpoints rotate pairs (i, i + d/2); GGUF llama permutes q/k to (2i, 2i+1).
       layout: 'half',
-      dim: headDim,
+      // Phi-4-mini rotates the first 3/4 of each head
+      dim: arch === 'phi3' ? rotaryDim(cfg, headDim, file) : headDim,
       scaling: hfRopeScaling(cfg, file),
     },
     act: isGemma ? hfAct(cfg, cfg.hidden_activation ? 'hidden_activation' : 'hidden_act', file, 'gelu_pytorch_tanh') : hfAct(cfg, 'hidden_act', file, 'silu'),
@@ -203,6 +205,14 @@ export function configFromHf(cfg: Json, file: string, generation?: Json): ModelC
     out.ropeLocalTheta = num(cfg, 'rope_local_base_freq', file, 10000);
   }
   return out;
+}
+
+/** Phi-3's rotary dims: partial_rotary_factor of the head (an even count). */
+function rotaryDim(cfg: Json, headDim: number, file: string): number {
+  const f = num(cfg, 'partial_rotary_factor', file, 1);
+  const d = Math.round(headDim * f);
+  if (!(f > 0 && f <= 1) || d % 2 !== 0) throw new FormatError(file, `"partial_rotary_factor" ${f} of head_dim ${headDim} does not give an even number of rotary dims`);
+  return d;
 }
 
 /**
@@ -236,7 +246,7 @@ export function configFromGguf(md: GgufMetadata, file: string): ModelConfig {
   const A = (k: string) => `${archName}.${k}`;
   const need = (k: string): number => metaNumber(md, k);
   const opt = (k: string, fallback: number): number => metaNumber(md, k, fallback);
-  const supported = ['llama', 'gemma', 'gemma2', 'gemma3', 'qwen2', 'qwen3', 'qwen3moe', 'gpt2'];
+  const supported = ['llama', 'gemma', 'gemma2', 'gemma3', 'qwen2', 'qwen3', 'qwen3moe', 'phi3', 'gpt2'];
   if (!supported.includes(archName)) throw new FormatError(file, `unsupported architecture "${archName}" (supported: ${supported.join(', ')})`);
 
   const dim = need(A('embedding_length'));
@@ -378,6 +388,7 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
     llama: ['LlamaForCausalLM', 'llama'], mistral: ['MistralForCausalLM', 'mistral'], mixtral: ['MixtralForCausalLM', 'mixtral'],
     gemma: ['GemmaForCausalLM', 'gemma'], gemma2: ['Gemma2ForCausalLM', 'gemma2'], gemma3: ['Gemma3ForCausalLM', 'gemma3_text'],
     qwen2: ['Qwen2ForCausalLM', 'qwen2'], qwen3: ['Qwen3ForCausalLM', 'qwen3'], qwen3moe: ['Qwen3MoeForCausalLM', 'qwen3_moe'],
+    phi3: ['Phi3ForCausalLM', 'phi3'],
   };
   const [archName, modelType] = names[c.arch];
   const r = c.rope!;
@@ -406,6 +417,7 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
     out.attn_logit_softcapping = null;
     out.final_logit_softcapping = null;
   }
+  if (c.arch === 'phi3' && r.dim !== c.headDim) out.partial_rotary_factor = r.dim / c.headDim;
   if (c.arch === 'qwen3moe') {
     out.num_experts = c.nExperts;
     out.num_experts_per_tok = c.nExpertsPerToken;

@@ -13,6 +13,7 @@ export const FORWARD: Record<ModelConfig['arch'], ForwardFn> = {
   qwen2: llamaForward,
   qwen3: llamaForward,
   qwen3moe: llamaForward,
+  phi3: llamaForward,
   gemma: gemmaForward,
   gemma2: gemmaForward,
   gemma3: gemmaForward,

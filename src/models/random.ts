@@ -35,6 +35,8 @@ export interface RandomModelSpec {
   /** RoPE base and scaling (default: the family's usual base, no scaling). */
   ropeTheta?: number;
   ropeScaling?: RopeScalingConfig;
+  /** Rotary dims of each head (Phi-4-mini: 3/4 of it; default: all). */
+  rotaryDim?: number;
 }
 
 const WORDS = (
@@ -106,6 +108,7 @@ export const TINY_SPECS: Readonly<Record<Arch, RandomModelSpec>> = {
   qwen2: { arch: 'qwen2', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
   qwen3: { arch: 'qwen3', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 32, ffnDim: 96, maxPosition: 256 },
   qwen3moe: { arch: 'qwen3moe', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 16, ffnDim: 48, maxPosition: 256, nExperts: 4 },
+  phi3: { arch: 'phi3', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
   gpt2: { arch: 'gpt2', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, ffnDim: 256, maxPosition: 64 },
 };
 
@@ -125,7 +128,7 @@ export function specToConfig(s: RandomModelSpec): ModelConfig {
     ffnDim: s.ffnDim,
     maxPosition: s.maxPosition ?? 2048,
     normEps: s.arch === 'gpt2' ? 1e-5 : 1e-6,
-    rope: s.arch === 'gpt2' ? null : { theta: s.ropeTheta ?? (qwen || s.arch === 'gemma3' ? 1e6 : 10000), layout: 'half', dim: headDim, scaling: s.ropeScaling },
+    rope: s.arch === 'gpt2' ? null : { theta: s.ropeTheta ?? (qwen || s.arch === 'gemma3' ? 1e6 : 10000), layout: 'half', dim: s.rotaryDim ?? headDim, scaling: s.ropeScaling },
     act: s.arch === 'gpt2' || gemma ? 'gelu_tanh' : 'silu',
     tieEmbeddings: s.arch === 'gpt2' || gemma || (s.tie ?? qwen),
     slidingWindow: s.slidingWindow ?? (s.arch === 'gemma2' ? 4096 : s.arch === 'gemma3' ? 512 : 0),
@@ -209,6 +212,14 @@ function randomTensors(c: ModelConfig, seed: number): RandTensor[] {
       t(p + 'ffn_up.bias', [F], 0.1);
       lin(p + 'ffn_down.weight', D, F);
       t(p + 'ffn_down.bias', [D], 0.1);
+      continue;
+    }
+    if (c.arch === 'phi3') {
+      lin(p + 'attn_qkv.weight', (Hq + 2 * Hkv) * Dh, D);
+      lin(p + 'attn_output.weight', D, Hq * Dh);
+      t(p + 'ffn_norm.weight', [D], 0.1, 1);
+      lin(p + 'ffn_up.weight', 2 * F, D); //  gate rows, then up rows
+      lin(p + 'ffn_down.weight', D, F);
       continue;
     }
     lin(p + 'attn_q.weight', Hq * Dh, D);

@@ -89,6 +89,14 @@ export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
   for (let l = 0; l < cfg.nLayers; l++) {
     const p = `model.layers.${l}.`;
     m.set(p + 'input_layernorm.weight', [D]);
+    if (cfg.arch === 'phi3') {
+      m.set(p + 'self_attn.qkv_proj.weight', [(Hq + 2 * Hkv) * Dh, D]);
+      m.set(p + 'self_attn.o_proj.weight', [D, Hq * Dh]);
+      m.set(p + 'post_attention_layernorm.weight', [D]);
+      m.set(p + 'mlp.gate_up_proj.weight', [2 * F, D]);
+      m.set(p + 'mlp.down_proj.weight', [D, F]);
+      continue;
+    }
     m.set(p + 'self_attn.q_proj.weight', [Hq * Dh, D]);
     m.set(p + 'self_attn.k_proj.weight', [Hkv * Dh, D]);
     m.set(p + 'self_attn.v_proj.weight', [Hkv * Dh, D]);
@@ -390,6 +398,19 @@ export class TrainModel {
         return w;
       },
       shapeOf: (w) => w.shape,
+      // Phi-3's fused qkv_proj / gate_up_proj: row pieces sharing the fused weight's values and gradient
+      rowSlice: (w, start, n) => {
+        const cols = w.shape[1]!;
+        let v: Var | undefined;
+        if (w.v) {
+          v = new Var(w.v.data.subarray(start * cols, (start + n) * cols), [n, cols], w.v.requiresGrad);
+          if (w.v.grad) {
+            v.grad = w.v.grad.subarray(start * cols, (start + n) * cols);
+            v.gradInit = w.v.gradInit;
+          }
+        }
+        return { name: `${w.name}[${start}:${start + n}]`, v, q: w.q?.narrow(start, n), shape: [n, cols] };
+      },
     });
     return this.handles;
   }
