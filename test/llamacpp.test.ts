@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Sequence } from '../src/engine/generate.ts';
 import { argmax } from '../src/engine/sampler.ts';
-import type { Arch } from '../src/formats/model-config.ts';
+import { longRopeAttnFactor, type Arch } from '../src/formats/model-config.ts';
 import { hfToGguf } from '../src/models/convert.ts';
 import { loadModelSync } from '../src/models/load.ts';
 import { TINY_SPECS, writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
@@ -51,6 +51,16 @@ SPECS.smollm2 = { ...SPECS.llama!, dim: 96, nHeads: 3, nKvHeads: 1, ffnDim: 128,
 // Phi-4-mini: Phi-3's fused projections with 3/4 of each head rotated, tied embeddings (llama.cpp's phi3
 // graph assumes heads * head_dim = dim, as every released Phi has)
 SPECS['phi4-mini'] = { ...SPECS.phi3!, rotaryDim: 12, tie: true };
+// Phi-3.5-mini's LongRoPE, short factors: llama.cpp picks one factor list per context (the long one
+// when the context exceeds the original), Slipstream (as Hugging Face) by position, so the original
+// context here is the peer's whole context (256; llama.cpp rounds contexts up to 256) and every
+// position is below it. The attention factor is what a model extended to 512 positions would have.
+const SHORT = [1, 1.05, 1.2, 1.5, 2, 2.5, 3.5, 5];
+const LONG = [1, 1.5, 2.5, 4, 7, 11, 18, 30];
+SPECS['phi3.5-longrope-short'] = { ...SPECS.phi3!, ropeScaling: { type: 'longrope', shortFactor: SHORT, longFactor: LONG, originalMaxPosition: 256, attnFactor: longRopeAttnFactor(512, 256) } };
+// ... and the long factors: with an original context of 1, every position but 0 (where the rotation
+// is the identity whatever the factors) is past it here, and llama.cpp uses the long list throughout
+SPECS['phi3.5-longrope-long'] = { ...SPECS.phi3!, ropeScaling: { type: 'longrope', shortFactor: SHORT, longFactor: LONG, originalMaxPosition: 1, attnFactor: 1.1 } };
 SPECS['mistral-nemo'] = { ...SPECS.mistral!, nKvHeads: 2, headDim: 32, slidingWindow: 0, ropeTheta: 1e6 };
 
 const PROMPTS = [

@@ -146,7 +146,7 @@ export function ggufToHfName(arch: Arch, name: string, expert?: number): string 
   if (name === 'token_embd.weight') return 'model.embed_tokens.weight';
   if (name === 'output_norm.weight') return 'model.norm.weight';
   if (name === 'output.weight') return 'lm_head.weight';
-  if (name === 'rope_freqs.weight') return null;
+  if (name === 'rope_freqs.weight' || name === 'rope_factors_short.weight' || name === 'rope_factors_long.weight') return null;
   const m = /^blk\.(\d+)\.(.+)$/.exec(name);
   if (m) {
     const qx = Object.entries(QWEN3MOE_EXPERT).find(([, g]) => g === m[2]);

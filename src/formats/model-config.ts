@@ -10,7 +10,15 @@ export type Arch = 'llama' | 'mistral' | 'mixtral' | 'gemma' | 'gemma2' | 'gemma
 
 export type RopeScalingConfig =
   | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPosition: number };
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPosition: number }
+  // Phi-3 LongRoPE: see RopeScaling in src/tensor/backend.ts (GGUF: rope_factors_short / _long tensors)
+  | { type: 'longrope'; shortFactor: number[]; longFactor: number[]; originalMaxPosition: number; attnFactor: number };
+
+/** LongRoPE's default attention factor: sqrt(1 + ln(scale) / ln(original context)), 1 when not extended (HF, llama.cpp's converter). */
+export function longRopeAttnFactor(maxPosition: number, originalMaxPosition: number): number {
+  const scale = maxPosition / originalMaxPosition;
+  return scale <= 1 ? 1 : Math.sqrt(1 + Math.log(scale) / Math.log(originalMaxPosition));
+}
 
 export interface ModelConfig {
   arch: Arch;
@@ -125,7 +133,20 @@ function hfRopeScaling(cfg: Json, file: string): RopeScalingConfig | undefined {
       originalMaxPosition: posInt(rs, 'original_max_position_embeddings', file),
     };
   }
-  throw new FormatError(file, `unsupported rope_scaling type "${type}" (supported: linear, llama3)`);
+  if (type === 'longrope' || type === 'su') {
+    const list = (k: string): number[] => {
+      const v = rs[k];
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && x > 0)) throw new FormatError(file, `rope_scaling "${k}" must be a list of positive numbers`);
+      return v as number[];
+    };
+    // Phi-3 keeps original_max_position_embeddings at the top level of config.json
+    const orig = posInt(rs.original_max_position_embeddings !== undefined ? rs : cfg, 'original_max_position_embeddings', file);
+    const maxPos = posInt(cfg, 'max_position_embeddings', file);
+    const factor = typeof rs.factor === 'number' ? rs.factor : maxPos / orig;
+    const attn = typeof rs.attention_factor === 'number' ? rs.attention_factor : longRopeAttnFactor(factor * orig, orig);
+    return { type: 'longrope', shortFactor: list('short_factor'), longFactor: list('long_factor'), originalMaxPosition: orig, attnFactor: attn };
+  }
+  throw new FormatError(file, `unsupported rope_scaling type "${type}" (supported: linear, llama3, longrope)`);
 }
 
 /** config.json (+ generation_config.json for EOS ids) to a ModelConfig. */
@@ -200,6 +221,10 @@ export function configFromHf(cfg: Json, file: string, generation?: Json): ModelC
     eosIds: eos,
   };
   if (arch === 'qwen3' || arch === 'qwen3moe' || arch === 'gemma3') out.qkNorm = true;
+  const sc = out.rope!.scaling;
+  if (sc?.type === 'longrope' && (sc.shortFactor.length !== out.rope!.dim / 2 || sc.longFactor.length !== out.rope!.dim / 2)) {
+    throw new FormatError(file, `rope_scaling has ${sc.shortFactor.length} short and ${sc.longFactor.length} long factors; ${out.rope!.dim / 2} rotary pairs need one each`);
+  }
   if (arch === 'gemma3') {
     out.slidingPeriod = gemma3Period(cfg, nLayers, file);
     out.ropeLocalTheta = num(cfg, 'rope_local_base_freq', file, 10000);
@@ -314,6 +339,16 @@ export function configFromGguf(md: GgufMetadata, file: string): ModelConfig {
   return cfg;
 }
 
+/** Phi-3's LongRoPE from GGUF: the rope_factors_short / rope_factors_long tensors and two metadata keys. */
+export function longRopeFromGguf(md: GgufMetadata, cfg: ModelConfig, short: Float32Array, long: Float32Array): RopeScalingConfig {
+  const a = ggufArchName(cfg.arch);
+  const orig = metaNumber(md, `${a}.rope.scaling.original_context_length`);
+  return {
+    type: 'longrope', shortFactor: [...short], longFactor: [...long], originalMaxPosition: orig,
+    attnFactor: metaNumber(md, `${a}.rope.scaling.attn_factor`, longRopeAttnFactor(cfg.maxPosition, orig)),
+  };
+}
+
 /** The general.* and <arch>.* metadata llama.cpp reads (tokenizer.* comes from the tokenizer). */
 export function configToGgufMetadata(c: ModelConfig, name: string, fileType: number): GgufMetadata {
   const a = ggufArchName(c.arch);
@@ -342,6 +377,11 @@ export function configToGgufMetadata(c: ModelConfig, name: string, fileType: num
       md.set(`${a}.rope.scaling.type`, meta.str('linear'));
       md.set(`${a}.rope.scaling.factor`, meta.f32(c.rope!.scaling.factor));
     }
+    if (c.rope!.scaling?.type === 'longrope') {
+      // the factors themselves travel as the rope_factors_short / rope_factors_long tensors
+      md.set(`${a}.rope.scaling.attn_factor`, meta.f32(c.rope!.scaling.attnFactor));
+      md.set(`${a}.rope.scaling.original_context_length`, meta.u32(c.rope!.scaling.originalMaxPosition));
+    }
   }
   // (llama.cpp's "llama" graph ignores the window; Slipstream reads it back.)
   if (c.slidingWindow > 0) md.set(`${a}.attention.sliding_window`, meta.u32(c.slidingWindow));
@@ -363,7 +403,7 @@ export function configToGgufMetadata(c: ModelConfig, name: string, fileType: num
 // validates configs strictly and rejects 30 where it wants 30.0 (Gemma 2's final_logit_softcapping).
 const HF_FLOAT_KEYS = new Set([
   'rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps', 'rope_theta', 'attn_logit_softcapping', 'final_logit_softcapping',
-  'factor', 'low_freq_factor', 'high_freq_factor', 'initializer_range', 'rope_local_base_freq',
+  'factor', 'low_freq_factor', 'high_freq_factor', 'initializer_range', 'rope_local_base_freq', 'attention_factor',
 ]);
 
 /** config.json text for a Hugging Face config object, float fields written with a decimal point. */
@@ -402,6 +442,12 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
   if (c.arch === 'gemma' || c.arch === 'gemma2' || c.arch === 'gemma3') out.hidden_activation = act;
   out.hidden_act = act;
   if (r.scaling?.type === 'linear') out.rope_scaling = { rope_type: 'linear', factor: r.scaling.factor };
+  if (r.scaling?.type === 'longrope') {
+    const s = r.scaling;
+    out.rope_scaling = { rope_type: 'longrope', short_factor: s.shortFactor, long_factor: s.longFactor };
+    out.original_max_position_embeddings = s.originalMaxPosition;
+    if (Math.abs(s.attnFactor - longRopeAttnFactor(c.maxPosition, s.originalMaxPosition)) > 1e-6) (out.rope_scaling as Record<string, unknown>).attention_factor = s.attnFactor;
+  }
   if (r.scaling?.type === 'llama3') {
     out.rope_scaling = {
       rope_type: 'llama3', factor: r.scaling.factor, low_freq_factor: r.scaling.lowFreqFactor,
