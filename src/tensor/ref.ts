@@ -172,7 +172,8 @@ export function ropeInvFreq(rotaryDim: number, opts: RopeOptions, long = false):
   const s = opts.scaling;
   for (let i = 0; i < half; i++) {
     let f = Math.pow(opts.theta, (-2 * i) / rotaryDim);
-    if (s?.type === 'longrope') f /= (long ? s.longFactor : s.shortFactor)[i]!;
+    // the factors as float32, as GGUF stores them and HF's torch tensor holds them
+    if (s?.type === 'longrope') f /= Math.fround((long ? s.longFactor : s.shortFactor)[i]!);
     if (s?.type === 'llama3') {
       // HF transformers _compute_llama3_parameters: keep high frequencies, divide low ones by
       // `factor`, interpolate smoothly in between.
