@@ -113,6 +113,11 @@ describe('other conversions', () => {
     assert.equal(ggufToHfName('qwen3moe', 'blk.0.ffn_up_exps.weight', 7), 'model.layers.0.mlp.experts.7.up_proj.weight');
     assert.equal(hfLayoutChange('gemma3', 'blk.0.attn_q_norm.weight', 1).gemmaNorm, true); // Gemma 3's q/k norms are (1 + w) too
     assert.equal(hfLayoutChange('qwen3', 'blk.0.attn_q_norm.weight', 1).gemmaNorm, false);
+    // the vision-language Gemma 3: its language model's tensors under either prefix, the vision tower skipped
+    assert.equal(hfToGgufName('gemma3', 'language_model.model.layers.3.self_attn.q_norm.weight')!.name, 'blk.3.attn_q_norm.weight');
+    assert.equal(hfToGgufName('gemma3', 'model.language_model.embed_tokens.weight')!.name, 'token_embd.weight');
+    assert.equal(hfToGgufName('gemma3', 'vision_tower.vision_model.embeddings.patch_embedding.weight'), null);
+    assert.equal(hfToGgufName('gemma3', 'model.multi_modal_projector.mm_input_projection_weight'), null);
     assert.equal(hfToGgufName('llama', 'model.layers.0.self_attn.rotary_emb.inv_freq'), null);
     assert.equal(hfToGgufName('gpt2', 'h.0.attn.bias'), null);
     assert.throws(() => hfToGgufName('llama', 'model.layers.0.mystery.weight'), /unexpected tensor/);

@@ -108,6 +108,14 @@ export function hfToGgufName(arch: Arch, hf: string): MappedName | null {
     }
     throw new Error(`unexpected tensor "${hf}" for ${arch}`);
   }
+  if (arch === 'gemma3') {
+    // The vision-language Gemma 3 checkpoints: the language model under language_model.model.*
+    // (transformers 4) or model.language_model.* (transformers 5); the vision tower is not loaded.
+    if (/^(model\.)?(vision_tower|multi_modal_projector)\./.test(hf)) return null;
+    if (hf === 'language_model.lm_head.weight') return { name: 'output.weight' };
+    const m = /^(?:language_model\.model|model\.language_model)\.(.+)$/.exec(hf);
+    if (m) hf = `model.${m[1]}`;
+  }
   if (hf === 'model.embed_tokens.weight') return { name: 'token_embd.weight' };
   if (hf === 'model.norm.weight') return { name: 'output_norm.weight' };
   if (hf === 'lm_head.weight') return { name: 'output.weight' };

@@ -149,8 +149,24 @@ function hfRopeScaling(cfg: Json, file: string): RopeScalingConfig | undefined {
   throw new FormatError(file, `unsupported rope_scaling type "${type}" (supported: linear, llama3, longrope)`);
 }
 
+// transformers' Gemma3TextConfig defaults: the multimodal Gemma 3 checkpoints (4B, 12B, 27B)
+// write only the text_config fields that differ from them.
+const GEMMA3_TEXT_DEFAULTS: Json = {
+  vocab_size: 262208, hidden_size: 2304, intermediate_size: 9216, num_hidden_layers: 26, num_attention_heads: 8,
+  num_key_value_heads: 4, head_dim: 256, hidden_activation: 'gelu_pytorch_tanh', max_position_embeddings: 131072,
+  rms_norm_eps: 1e-6, rope_theta: 1e6, rope_local_base_freq: 10000, query_pre_attn_scalar: 256, sliding_window: 4096,
+  sliding_window_pattern: 6,
+};
+
 /** config.json (+ generation_config.json for EOS ids) to a ModelConfig. */
 export function configFromHf(cfg: Json, file: string, generation?: Json): ModelConfig {
+  if (Array.isArray(cfg.architectures) && cfg.architectures[0] === 'Gemma3ForConditionalGeneration') {
+    // The vision-language Gemma 3: its language model is Gemma3ForCausalLM (the vision tower is not loaded)
+    const text = cfg.text_config;
+    if (!text || typeof text !== 'object') throw new FormatError(file, 'Gemma3ForConditionalGeneration without a "text_config"');
+    const top = Object.fromEntries(['bos_token_id', 'eos_token_id'].filter((k) => cfg[k] !== undefined).map((k) => [k, cfg[k]]));
+    cfg = { ...GEMMA3_TEXT_DEFAULTS, ...top, ...(text as Json), architectures: ['Gemma3ForCausalLM'] };
+  }
   const archName = Array.isArray(cfg.architectures) ? String(cfg.architectures[0]) : String(cfg.model_type ?? '');
   const arch = HF_ARCHS[archName];
   if (!arch) {
@@ -188,6 +204,7 @@ export function configFromHf(cfg: Json, file: string, generation?: Json): ModelC
     }
   }
   const nLayers = posInt(cfg, 'num_hidden_layers', file);
+  const rope = hfRopeParams(cfg, arch);
   const out: ModelConfig = {
     arch,
     vocabSize: posInt(cfg, 'vocab_size', file),
@@ -200,12 +217,12 @@ export function configFromHf(cfg: Json, file: string, generation?: Json): ModelC
     maxPosition: posInt(cfg, 'max_position_embeddings', file, 4096),
     normEps: num(cfg, 'rms_norm_eps', file, 1e-6),
     rope: {
-      theta: num(cfg, 'rope_theta', file, arch === 'gemma3' ? 1e6 : 10000),
+      theta: num(rope.params, 'rope_theta', file, arch === 'gemma3' ? 1e6 : 10000),
       // Hugging Face checkpoints rotate pairs (i, i + d/2); GGUF llama permutes q/k to (2i, 2i+1).
       layout: 'half',
       // Phi-4-mini rotates the first 3/4 of each head
       dim: arch === 'phi3' ? rotaryDim(cfg, headDim, file) : headDim,
-      scaling: hfRopeScaling(cfg, file),
+      scaling: hfRopeScaling({ ...cfg, rope_scaling: rope.scaling }, file),
     },
     act: isGemma ? hfAct(cfg, cfg.hidden_activation ? 'hidden_activation' : 'hidden_act', file, 'gelu_pytorch_tanh') : hfAct(cfg, 'hidden_act', file, 'silu'),
     tieEmbeddings: isGemma ? true : Boolean(cfg.tie_word_embeddings ?? false),
@@ -227,9 +244,26 @@ export function configFromHf(cfg: Json, file: string, generation?: Json): ModelC
   }
   if (arch === 'gemma3') {
     out.slidingPeriod = gemma3Period(cfg, nLayers, file);
-    out.ropeLocalTheta = num(cfg, 'rope_local_base_freq', file, 10000);
+    out.ropeLocalTheta = rope.local !== undefined ? num(rope.local, 'rope_theta', file, 10000) : num(cfg, 'rope_local_base_freq', file, 10000);
   }
   return out;
+}
+
+/**
+ * Where a config keeps its RoPE settings: transformers 4 has rope_theta and rope_scaling at the top
+ * level (Gemma 3: rope_local_base_freq for the local layers); transformers 5 writes one
+ * "rope_parameters" object with rope_theta and the scaling fields (Gemma 3: one per layer type,
+ * "full_attention" and "sliding_attention").
+ */
+function hfRopeParams(cfg: Json, arch: Arch): { params: Json; scaling: unknown; local?: Json } {
+  const rp = cfg.rope_parameters;
+  if (!rp || typeof rp !== 'object') return { params: cfg, scaling: cfg.rope_scaling };
+  const p = rp as Json;
+  if (arch === 'gemma3' && p.full_attention && typeof p.full_attention === 'object') {
+    const full = p.full_attention as Json;
+    return { params: full, scaling: full, local: (p.sliding_attention as Json | undefined) ?? undefined };
+  }
+  return { params: p, scaling: p };
 }
 
 /** Phi-3's rotary dims: partial_rotary_factor of the head (an even count). */
