@@ -4,7 +4,11 @@
 //   - RoPE q/k row permutation: HF rotates pairs (i, i + d/2), GGUF "llama" rotates (2i, 2i+1);
 //   - GPT-2's Conv1D weights stored [in, out] -> [out, in];
 //   - Gemma's RMSNorm weight w applied as (1 + w): GGUF stores 1 + w, HF stores w;
-//   - Llama 3.1 RoPE scaling <-> GGUF's rope_freqs tensor;
+//   - Llama 3.1 RoPE scaling <-> GGUF's rope_freqs tensor (Phi-3's LongRoPE factors travel as the
+//     rope_factors_short / rope_factors_long tensors, written by convert.ts);
+//   - Phi-3's fused qkv_proj / gate_up_proj stay fused in GGUF (attn_qkv, ffn_up) and are split
+//     into row views at load (src/models/weights.ts);
+//   - the vision-language Gemma 3's language-model prefixes;
 //   - GGUF's reversed dims (ne0 innermost) <-> row-major shapes.
 // Gemma's sqrt(d_model) embedding scale is not a layout change: it is part of the forward pass
 // in every format (ModelConfig.embedScale).

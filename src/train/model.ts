@@ -1,5 +1,5 @@
-// The trainable model: every family of the zoo (Llama 2/3, Mistral, Mixtral, Qwen2, Gemma,
-// Gemma 2, GPT-2) on the autograd tape. The forward pass is the family's one definition
+// The trainable model: every family of the zoo (Llama 2/3, Mistral, Mixtral, Qwen2, Qwen3,
+// Qwen3-MoE, Gemma, Gemma 2, Gemma 3, Phi-3, GPT-2) on the autograd tape. The forward pass is the family's one definition
 // (src/models/llama.ts, gemma.ts, gpt2.ts) run on TapeOps (tape-ops.ts); this file holds the
 // weights, LoRA and checkpoints. Weights stay under their Hugging Face names and in HF layout
 // (Gemma norms stored as w - 1, GPT-2 Conv1D [in, out]), so a checkpoint is a loadable HF model
