@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  gemmaNormFromGguf, gemmaNormToGguf, ggufDimsToShape, ggufToHfName, hfToGgufName, llama3RopeFreqs, permuteForInterleavedRope,
+  gemmaNormFromGguf, gemmaNormToGguf, ggufDimsToShape, ggufToHfName, hfToGgufName, hfLayoutChange, llama3RopeFreqs, permuteForInterleavedRope,
   ropeFreqsToScaling, shapeToGgufDims, transposeBytes, unpermuteFromInterleavedRope,
 } from '../src/formats/layout.ts';
 import { configToHf, hfConfigJson } from '../src/formats/model-config.ts';
@@ -97,6 +97,11 @@ describe('other conversions', () => {
       ['qwen2', 'model.layers.2.self_attn.k_proj.bias', 'blk.2.attn_k.bias'],
       ['gpt2', 'transformer.h.5.attn.c_attn.weight', 'blk.5.attn_qkv.weight'],
       ['gpt2', 'transformer.wpe.weight', 'position_embd.weight'],
+      ['qwen3', 'model.layers.1.self_attn.q_norm.weight', 'blk.1.attn_q_norm.weight'],
+      ['qwen3moe', 'model.layers.1.self_attn.k_norm.weight', 'blk.1.attn_k_norm.weight'],
+      ['qwen3moe', 'model.layers.2.mlp.gate.weight', 'blk.2.ffn_gate_inp.weight'],
+      ['gemma3', 'model.layers.4.self_attn.k_norm.weight', 'blk.4.attn_k_norm.weight'],
+      ['gemma3', 'model.layers.4.post_feedforward_layernorm.weight', 'blk.4.post_ffw_norm.weight'],
     ];
     for (const [arch, hf, gg] of cases) {
       assert.equal(hfToGgufName(arch, hf)!.name, gg);
@@ -104,6 +109,15 @@ describe('other conversions', () => {
     }
     assert.deepEqual(hfToGgufName('mixtral', 'model.layers.0.block_sparse_moe.experts.5.w2.weight'), { name: 'blk.0.ffn_down_exps.weight', expert: 5 });
     assert.equal(ggufToHfName('mixtral', 'blk.0.ffn_down_exps.weight', 5), 'model.layers.0.block_sparse_moe.experts.5.w2.weight');
+    assert.deepEqual(hfToGgufName('qwen3moe', 'model.layers.0.mlp.experts.7.up_proj.weight'), { name: 'blk.0.ffn_up_exps.weight', expert: 7 });
+    assert.equal(ggufToHfName('qwen3moe', 'blk.0.ffn_up_exps.weight', 7), 'model.layers.0.mlp.experts.7.up_proj.weight');
+    assert.equal(hfLayoutChange('gemma3', 'blk.0.attn_q_norm.weight', 1).gemmaNorm, true); // Gemma 3's q/k norms are (1 + w) too
+    assert.equal(hfLayoutChange('qwen3', 'blk.0.attn_q_norm.weight', 1).gemmaNorm, false);
+    // the vision-language Gemma 3: its language model's tensors under either prefix, the vision tower skipped
+    assert.equal(hfToGgufName('gemma3', 'language_model.model.layers.3.self_attn.q_norm.weight')!.name, 'blk.3.attn_q_norm.weight');
+    assert.equal(hfToGgufName('gemma3', 'model.language_model.embed_tokens.weight')!.name, 'token_embd.weight');
+    assert.equal(hfToGgufName('gemma3', 'vision_tower.vision_model.embeddings.patch_embedding.weight'), null);
+    assert.equal(hfToGgufName('gemma3', 'model.multi_modal_projector.mm_input_projection_weight'), null);
     assert.equal(hfToGgufName('llama', 'model.layers.0.self_attn.rotary_emb.inv_freq'), null);
     assert.equal(hfToGgufName('gpt2', 'h.0.attn.bias'), null);
     assert.throws(() => hfToGgufName('llama', 'model.layers.0.mystery.weight'), /unexpected tensor/);

@@ -15,7 +15,7 @@ import { ggufToHf, hfToGguf } from '../src/models/convert.ts';
 import { KvPool } from '../src/models/kv.ts';
 import { loadModelSync, type LoadedModel } from '../src/models/load.ts';
 import type { Batch } from '../src/models/model.ts';
-import { TINY_SPECS, writeRandomHfModel } from '../src/models/random.ts';
+import { TINY_SPECS, writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { refBackend } from '../src/tensor/ref.ts';
 
@@ -146,5 +146,39 @@ for (const arch of Object.keys(TINY) as Arch[]) {
         assert.ok(maxRelDiff(b[i]!, ref[i]!) < 0.08, `GGUF q8_0, position ${i}: ${maxRelDiff(b[i]!, ref[i]!)}`);
       }
     });
+  });
+}
+
+// Variants whose settings only GGUF metadata or extra tensors carry: head_dim != dim / heads
+// (Mistral Nemo: attention.key_length), Phi-4-mini's partial rotary (rope.dimension_count) and
+// Phi-3.5's LongRoPE (rope_factors_short / _long, attn_factor, original_context_length; the
+// prompt crosses the original context of 6).
+const VARIANTS: Record<string, RandomModelSpec> = {
+  'mistral-nemo': { ...TINY.mistral, nKvHeads: 2, headDim: 32, slidingWindow: 0 },
+  'phi4-mini': { ...TINY.phi3, rotaryDim: 12, tie: true },
+  'phi3.5-longrope': {
+    ...TINY.phi3,
+    ropeScaling: { type: 'longrope', shortFactor: [1, 1.2, 1.5, 2, 3, 4, 6, 8], longFactor: [1, 2, 4, 8, 12, 16, 24, 32], originalMaxPosition: 6, attnFactor: 1.1 },
+  },
+};
+for (const [name, spec] of Object.entries(VARIANTS)) {
+  it(`${name}: Hugging Face -> GGUF -> Hugging Face keeps the config and the logits`, () => {
+    const dir = join(root, name), gguf = join(root, `${name}.gguf`), back = join(root, `${name}-back`);
+    writeRandomHfModel(dir, spec, 3);
+    const lm = loadModelSync(dir, be);
+    const ref = allLogits(lm, PROMPT);
+    hfToGguf(dir, gguf, { type: 'f32' });
+    const lg = loadModelSync(gguf, be);
+    assert.equal(lg.config.headDim, lm.config.headDim);
+    // GGUF keeps the RoPE numbers in float32
+    const f32 = (x: unknown): unknown => JSON.parse(JSON.stringify(x), (_k, v: unknown) => (typeof v === 'number' ? Math.fround(v) : v));
+    assert.deepEqual(f32(lg.config.rope), f32({ ...lm.config.rope, layout: lg.config.rope!.layout }));
+    ggufToHf(gguf, back);
+    const lb = loadModelSync(back, be);
+    assert.deepEqual(f32(lb.config.rope), f32(lm.config.rope));
+    for (const m of [lg, lb]) {
+      const got = allLogits(m, PROMPT);
+      for (let i = 0; i < got.length; i++) assert.ok(maxRelDiff(got[i]!, ref[i]!) < 1e-5, `${m.format} position ${i}: ${maxRelDiff(got[i]!, ref[i]!)}`);
+    }
   });
 }

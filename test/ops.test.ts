@@ -273,7 +273,7 @@ for (const isa of isas) {
       }
     });
 
-    it('rope: both layouts, partial rotary dim, linear and llama3 scaling, strided view', () => {
+    it('rope: both layouts, partial rotary dim, linear, llama3 and longrope scaling, strided view', () => {
       const T = 7, H = 3, D = 64;
       const positions = Int32Array.from([0, 1, 2, 17, 100, 4095, 131071]);
       const variants = [
@@ -282,6 +282,14 @@ for (const isa of isas) {
         { layout: 'half' as const, theta: 1e6, rotaryDim: 32 },
         { layout: 'interleaved' as const, theta: 10000, scaling: { type: 'linear' as const, factor: 4 } },
         { layout: 'half' as const, theta: 500000, scaling: { type: 'llama3' as const, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 8192 } },
+        // Phi-3: positions 0-100 take the short factors, 4095 and 131071 the long ones
+        {
+          layout: 'half' as const, theta: 10000, rotaryDim: 48,
+          scaling: {
+            type: 'longrope' as const, shortFactor: Array.from({ length: 24 }, (_, i) => 1 + i / 10), longFactor: Array.from({ length: 24 }, (_, i) => 1 + i),
+            originalMaxPosition: 4096, attnFactor: 1.19,
+          },
+        },
       ];
       for (const opts of variants) {
         // q view inside a fused [T, (H + 2) * D] buffer

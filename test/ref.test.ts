@@ -219,6 +219,17 @@ describe('rope', () => {
     assert.notDeepEqual([...a.toF32()], [...b.toF32()]);
   });
 
+  it('longrope: short factors below the original context, long ones from it on, cos and sin times the attention factor', () => {
+    const s = { type: 'longrope' as const, shortFactor: [1, 2], longFactor: [3, 5], originalMaxPosition: 10, attnFactor: 1.25 };
+    const opts: RopeOptions = { layout: 'half', theta: 100, scaling: s };
+    for (const [pos, f] of [[9, s.shortFactor], [10, s.longFactor]] as const) {
+      const x = T([1, 1, 0, 0], [1, 1, 4]); // pairs (x0, x2), (x1, x3) = (1, 0)
+      ref.rope(x, Int32Array.of(pos), opts);
+      const inv = [1 / f[0]!, Math.pow(100, -0.5) / f[1]!];
+      close(x.toF32(), [1.25 * Math.cos(pos * inv[0]!), 1.25 * Math.cos(pos * inv[1]!), 1.25 * Math.sin(pos * inv[0]!), 1.25 * Math.sin(pos * inv[1]!)]);
+    }
+  });
+
   it('llama3 scaling keeps high frequencies, divides low ones by factor, smooths the middle', () => {
     // Llama 3.1 parameters, rotaryDim 128: pair i has inv = theta^(-2i/128)
     const D = 128;

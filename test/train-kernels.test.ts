@@ -275,6 +275,8 @@ for (const isa of available) {
         { layout: 'half', theta: 10000 },
         { layout: 'half', theta: 500000, rotaryDim: 6, scaling: { type: 'linear', factor: 4 } },
         { layout: 'interleaved', theta: 500000, scaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 64 } },
+        // positions below 100 the short factors, from 100 on the long ones; cos/sin scaled by 1.2
+        { layout: 'half', theta: 10000, rotaryDim: 8, scaling: { type: 'longrope', shortFactor: [1, 1.5, 2, 3], longFactor: [1, 4, 9, 20], originalMaxPosition: 100, attnFactor: 1.2 } },
       ];
       for (const opts of optsList) {
         for (const D of [8, 10]) {
@@ -288,11 +290,12 @@ for (const isa of available) {
             ref.rope(rx, rows, H, D, positions, opts, inverse);
             close(`rope ${opts.layout} D=${D} rd=${opts.rotaryDim ?? D} ${opts.scaling?.type ?? ''} inverse=${inverse}`, x, rx, 2e-6, 1e-5);
           }
-          // the inverse undoes the forward (the rotation is orthogonal)
+          // the inverse undoes the forward (the rotation is orthogonal; longrope's is scaled by the attention factor m, so m^2)
           const x = x0.slice();
           cpu.rope(x, rows, H, D, positions, opts, false);
           cpu.rope(x, rows, H, D, positions, opts, true);
-          close(`rope round trip ${opts.layout} D=${D}`, x, x0, 1e-6);
+          const m2 = opts.scaling?.type === 'longrope' ? opts.scaling.attnFactor ** 2 : 1;
+          close(`rope round trip ${opts.layout} D=${D}`, x, x0.map((v, i) => (i % D < (opts.rotaryDim ?? D) ? v * m2 : v)), 1e-6);
         }
       }
     });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Arch } from '../src/formats/model-config.ts';
 import { loadModelSync, type LoadedModel } from '../src/models/load.ts';
-import { TINY_SPECS, writeRandomHfModel } from '../src/models/random.ts';
+import { TINY_SPECS, writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
 import { refBackend } from '../src/tensor/ref.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { Tape } from '../src/tensor/autograd.ts';
@@ -49,14 +49,20 @@ function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return diff / scale;
 }
 
-function load(arch: Arch): { lm: LoadedModel; model: TrainModel; dir: string } {
-  const dir = join(root, arch);
-  writeRandomHfModel(dir, TINY_SPECS[arch], 5);
+// Phi-3.5's LongRoPE with an original context of 3: the 7-token gradient check crosses from the short factors to the long ones
+const PHI3_LONGROPE: RandomModelSpec = {
+  ...TINY_SPECS.phi3,
+  ropeScaling: { type: 'longrope', shortFactor: [1, 1.2, 1.5, 2, 3, 4, 6, 8], longFactor: [1, 2, 4, 8, 12, 16, 24, 32], originalMaxPosition: 3, attnFactor: 1.15 },
+};
+
+function load(arch: Arch, spec: RandomModelSpec = TINY_SPECS[arch], name: string = arch): { lm: LoadedModel; model: TrainModel; dir: string } {
+  const dir = join(root, name);
+  writeRandomHfModel(dir, spec, 5);
   const lm = loadModelSync(dir, refBackend);
   return { lm, model: new TrainModel(lm.config, readHfWeights(dir)), dir };
 }
 
-for (const arch of ['llama', 'mistral', 'mixtral', 'qwen2', 'gemma', 'gemma2', 'gpt2'] as Arch[]) {
+for (const arch of ['llama', 'mistral', 'mixtral', 'qwen2', 'qwen3', 'qwen3moe', 'gemma', 'gemma2', 'gemma3', 'phi3', 'gpt2'] as Arch[]) {
   describe(`train model: ${arch}`, () => {
     it('forward logits equal the inference model on the same checkpoint', () => {
       const { lm, model } = load(arch);
@@ -70,10 +76,11 @@ for (const arch of ['llama', 'mistral', 'mixtral', 'qwen2', 'gemma', 'gemma2', '
 }
 
 describe('train model: gradients and packing', () => {
-  for (const arch of ['qwen2', 'gemma2', 'gpt2', 'mixtral'] as Arch[]) {
-  // qwen2: biases, GQA, tied embeddings; gemma2: four (1 + w) norms, soft-caps, alternating window
+  for (const arch of ['qwen2', 'gemma2', 'gpt2', 'mixtral', 'qwen3', 'qwen3moe', 'gemma3', 'phi3', 'phi3-longrope'] as (Arch | 'phi3-longrope')[]) {
+  // qwen2: biases, GQA, tied embeddings; gemma2: four (1 + w) norms, soft-caps, alternating window;
+  // qwen3: per-head q/k RMSNorm; qwen3moe: that and experts; gemma3: (1 + w) q/k norms, local/global layers
   it(`whole-model gradients match central finite differences (ref kernels): ${arch}`, () => {
-    const { model } = load(arch);
+    const { model } = arch === 'phi3-longrope' ? load('phi3', PHI3_LONGROPE, arch) : load(arch);
     const b = oneSeq(PROMPT.slice(0, 7));
     const t = new Tape(k);
     const lossOf = (): number => {

@@ -176,7 +176,7 @@ Napi::Value Gated(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// rope(x, T, H, D, sT, sH, positions, rotaryDim, halfLayout, theta, scaling, factor, low, high, origMax)
+// rope(x, T, H, D, sT, sH, positions, rotaryDim, halfLayout, theta, scaling, factor, low, high, origMax[, shortFactors, longFactors])
 Napi::Value Rope(const Napi::CallbackInfo& info) {
   const char* op = "rope";
   Buf x = bytes(info, 0, op, "x");
@@ -191,7 +191,16 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   a.scaling = (int)count(info, 10, op);
   a.factor = number(info, 11, op); a.low_freq_factor = number(info, 12, op); a.high_freq_factor = number(info, 13, op); a.original_max_position = number(info, 14, op);
   if (a.rotary_dim > a.D || a.rotary_dim % 2) throw range_error(info, op, "rotary dim must be even and at most the head dim");
-  if (a.scaling > 2) throw range_error(info, op, "unknown scaling code");
+  if (a.scaling > 3) throw range_error(info, op, "unknown scaling code");
+  Buf sf{}, lf{};
+  if (a.scaling == 3) {
+    sf = bytes(info, 15, op, "shortFactors");
+    lf = bytes(info, 16, op, "longFactors");
+    need(info, sf, 4 * (size_t)(a.rotary_dim / 2), op, "shortFactors");
+    need(info, lf, 4 * (size_t)(a.rotary_dim / 2), op, "longFactors");
+    a.short_factors = (const float*)sf.p;
+    a.long_factors = (const float*)lf.p;
+  }
   need(info, pos, 4 * (size_t)a.T, op, "positions");
   need(info, x, 4 * (size_t)span3(info, op, a.T, a.sT, a.H, a.sH, a.D), op, "x");
   for (int64_t t = 0; t < a.T; t++)

@@ -348,11 +348,12 @@ void attention(const ss_attn_args& a_in, int64_t T) {
 }
 
 // the rotary_dim / 2 inverse frequencies theta^(-2i/d), with linear or Llama-3.1 scaling folded in
-static void rope_inv_freq(const rope_args& a, double* inv) {
+static void rope_inv_freq(const rope_args& a, double* inv, const float* ext = nullptr) {
   const int64_t half = a.rotary_dim / 2;
   for (int64_t i = 0; i < half; i++) {
     double f = std::pow(a.theta, -2.0 * (double)i / (double)a.rotary_dim);
-    if (a.scaling == 1) f /= a.factor;
+    if (ext) f /= (double)ext[i];
+    else if (a.scaling == 1) f /= a.factor;
     else if (a.scaling == 2) {
       const double low_wl = a.original_max_position / a.low_freq_factor;
       const double high_wl = a.original_max_position / a.high_freq_factor;
@@ -372,15 +373,20 @@ static void rope_inv_freq(const rope_args& a, double* inv) {
 // each pair; the inverse (training's backward) negates the sine.
 void rope(const rope_args& a, bool inverse) {
   const int64_t half = a.rotary_dim / 2;
-  std::vector<double> inv((size_t)half);
-  rope_inv_freq(a, inv.data());
+  const bool longrope = a.scaling == 3;
+  std::vector<double> inv((size_t)half), inv_long((size_t)half);
+  rope_inv_freq(a, inv.data(), longrope ? a.short_factors : nullptr);
+  if (longrope) rope_inv_freq(a, inv_long.data(), a.long_factors);
   const double* invp = inv.data();
+  const double* invl = inv_long.data();
+  const double mscale = longrope ? a.factor : 1.0;
   // cos and sin of position p's angles, as float, sin negated for the inverse
   auto angles = [&](int64_t p, float* c, float* sn) {
+    const double* f = longrope && (double)p >= a.original_max_position ? invl : invp;
     for (int64_t i = 0; i < half; i++) {
-      const double ang = (double)p * invp[i];
-      c[i] = (float)std::cos(ang);
-      const float v = (float)std::sin(ang);
+      const double ang = (double)p * f[i];
+      c[i] = (float)(mscale * std::cos(ang));
+      const float v = (float)(mscale * std::sin(ang));
       sn[i] = inverse ? -v : v;
     }
   };

@@ -47,8 +47,13 @@ struct rope_args {
   int64_t rotary_dim;
   int half_layout;            // 0: pairs (2i, 2i+1); 1: pairs (i, i + rd/2)
   double theta;
-  int scaling;                // 0 none, 1 linear, 2 llama3
+  int scaling;                // 0 none, 1 linear, 2 llama3, 3 longrope (Phi-3)
   double factor, low_freq_factor, high_freq_factor, original_max_position;
+  // longrope: each inverse frequency divided by short_factors[i] at positions below
+  // original_max_position, by long_factors[i] from there on; cos and sin times `factor` (the
+  // attention factor)
+  const float* short_factors;
+  const float* long_factors;
 };
 // rotates x in place; inverse: by minus the angle (the backward of the rotation)
 void rope(const rope_args& a, bool inverse = false);

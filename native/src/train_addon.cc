@@ -181,7 +181,7 @@ Napi::Value GeluBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// trainRope(x, rows, H, D, positions, rotaryDim, halfLayout, theta, scaling, factor, low, high, origMax, inverse)
+// trainRope(x, rows, H, D, positions, rotaryDim, halfLayout, theta, scaling, factor, low, high, origMax, inverse[, shortFactors, longFactors])
 Napi::Value Rope(const Napi::CallbackInfo& info) {
   const char* op = "rope";
   Arr x = f32(info, 0, op, "x");
@@ -200,7 +200,16 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   a.original_max_position = number(info, 12, op);
   const bool inverse = info[13].ToBoolean();
   if (a.rotary_dim > a.D || a.rotary_dim % 2) throw range_error(info, op, "rotary dim must be even and at most the head dim");
-  if (a.scaling > 2) throw range_error(info, op, "unknown scaling code");
+  if (a.scaling > 3) throw range_error(info, op, "unknown scaling code");
+  Arr sf{}, lf{};
+  if (a.scaling == 3) {
+    sf = f32(info, 14, op, "shortFactors");
+    lf = f32(info, 15, op, "longFactors");
+    need(info, sf, a.rotary_dim / 2, op, "shortFactors");
+    need(info, lf, a.rotary_dim / 2, op, "longFactors");
+    a.short_factors = F32P(sf);
+    a.long_factors = F32P(lf);
+  }
   need(info, x, mul(info, op, a.T, a.H, a.D), op, "x");
   need(info, pos, a.T, op, "positions");
   a.x = F32P(x);

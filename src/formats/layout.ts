@@ -4,7 +4,11 @@
 //   - RoPE q/k row permutation: HF rotates pairs (i, i + d/2), GGUF "llama" rotates (2i, 2i+1);
 //   - GPT-2's Conv1D weights stored [in, out] -> [out, in];
 //   - Gemma's RMSNorm weight w applied as (1 + w): GGUF stores 1 + w, HF stores w;
-//   - Llama 3.1 RoPE scaling <-> GGUF's rope_freqs tensor;
+//   - Llama 3.1 RoPE scaling <-> GGUF's rope_freqs tensor (Phi-3's LongRoPE factors travel as the
+//     rope_factors_short / rope_factors_long tensors, written by convert.ts);
+//   - Phi-3's fused qkv_proj / gate_up_proj stay fused in GGUF (attn_qkv, ffn_up) and are split
+//     into row views at load (src/models/weights.ts);
+//   - the vision-language Gemma 3's language-model prefixes;
 //   - GGUF's reversed dims (ne0 innermost) <-> row-major shapes.
 // Gemma's sqrt(d_model) embedding scale is not a layout change: it is part of the forward pass
 // in every format (ModelConfig.embedScale).
@@ -34,6 +38,17 @@ const LLAMA_LAYER: Record<string, string> = {
   'block_sparse_moe.gate.weight': 'ffn_gate_inp.weight',
 };
 
+// Qwen 3 and Gemma 3 normalise each query and key head.
+const QK_NORM: Record<string, string> = {
+  'self_attn.q_norm.weight': 'attn_q_norm.weight',
+  'self_attn.k_norm.weight': 'attn_k_norm.weight',
+};
+
+// Qwen3-MoE: the router is mlp.gate, the experts mlp.experts.N.{gate,up,down}_proj.
+const { 'block_sparse_moe.gate.weight': _mixtralRouter, ...DENSE_LAYER } = LLAMA_LAYER;
+const QWEN3MOE_LAYER: Record<string, string> = { ...DENSE_LAYER, ...QK_NORM, 'mlp.gate.weight': 'ffn_gate_inp.weight' };
+const QWEN3MOE_EXPERT: Record<string, string> = { gate_proj: 'ffn_gate_exps.weight', down_proj: 'ffn_down_exps.weight', up_proj: 'ffn_up_exps.weight' };
+
 // Gemma 2 has four norms per layer; its "post_attention_layernorm" is not the FFN's pre-norm.
 const GEMMA2_LAYER: Record<string, string> = {
   ...LLAMA_LAYER,
@@ -41,6 +56,23 @@ const GEMMA2_LAYER: Record<string, string> = {
   'pre_feedforward_layernorm.weight': 'ffn_norm.weight',
   'post_feedforward_layernorm.weight': 'post_ffw_norm.weight',
 };
+
+// Phi-3 fuses q/k/v into qkv_proj and gate/up into gate_up_proj; GGUF keeps both fused
+// (attn_qkv, and ffn_up of 2 * ffn rows: the gate's, then the up projection's).
+const { 'self_attn.q_proj.weight': _q, 'self_attn.k_proj.weight': _k, 'self_attn.v_proj.weight': _v, 'mlp.gate_proj.weight': _g, 'mlp.up_proj.weight': _u, ...PHI3_REST } = DENSE_LAYER;
+const PHI3_LAYER: Record<string, string> = { ...PHI3_REST, 'self_attn.qkv_proj.weight': 'attn_qkv.weight', 'mlp.gate_up_proj.weight': 'ffn_up.weight' };
+
+const GEMMA3_LAYER: Record<string, string> = { ...GEMMA2_LAYER, ...QK_NORM };
+
+/** The per-layer HF -> GGUF name table of an architecture (experts aside). */
+function layerNames(arch: Arch): Record<string, string> {
+  if (arch === 'gemma2') return GEMMA2_LAYER;
+  if (arch === 'gemma3') return GEMMA3_LAYER;
+  if (arch === 'qwen3') return { ...LLAMA_LAYER, ...QK_NORM };
+  if (arch === 'qwen3moe') return QWEN3MOE_LAYER;
+  if (arch === 'phi3') return PHI3_LAYER;
+  return LLAMA_LAYER;
+}
 
 const MIXTRAL_EXPERT: Record<string, string> = { w1: 'ffn_gate_exps.weight', w2: 'ffn_down_exps.weight', w3: 'ffn_up_exps.weight' };
 
@@ -80,6 +112,14 @@ export function hfToGgufName(arch: Arch, hf: string): MappedName | null {
     }
     throw new Error(`unexpected tensor "${hf}" for ${arch}`);
   }
+  if (arch === 'gemma3') {
+    // The vision-language Gemma 3 checkpoints: the language model under language_model.model.*
+    // (transformers 4) or model.language_model.* (transformers 5); the vision tower is not loaded.
+    if (/^(model\.)?(vision_tower|multi_modal_projector)\./.test(hf)) return null;
+    if (hf === 'language_model.lm_head.weight') return { name: 'output.weight' };
+    const m = /^(?:language_model\.model|model\.language_model)\.(.+)$/.exec(hf);
+    if (m) hf = `model.${m[1]}`;
+  }
   if (hf === 'model.embed_tokens.weight') return { name: 'token_embd.weight' };
   if (hf === 'model.norm.weight') return { name: 'output_norm.weight' };
   if (hf === 'lm_head.weight') return { name: 'output.weight' };
@@ -89,10 +129,17 @@ export function hfToGgufName(arch: Arch, hf: string): MappedName | null {
     if (rest.endsWith('rotary_emb.inv_freq')) return null;
     const e = /^block_sparse_moe\.experts\.(\d+)\.(w[123])\.weight$/.exec(rest);
     if (e && arch === 'mixtral') return { name: `blk.${m[1]}.${MIXTRAL_EXPERT[e[2]!]}`, expert: Number(e[1]) };
-    const t = (arch === 'gemma2' ? GEMMA2_LAYER : LLAMA_LAYER)[rest];
+    const q = /^mlp\.experts\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$/.exec(rest);
+    if (q && arch === 'qwen3moe') return { name: `blk.${m[1]}.${QWEN3MOE_EXPERT[q[2]!]}`, expert: Number(q[1]) };
+    const t = layerNames(arch)[rest];
     if (t) return { name: `blk.${m[1]}.${t}` };
   }
   throw new Error(`unexpected tensor "${hf}" for ${arch}`);
+}
+
+/** Gemma, Gemma 2 and Gemma 3 store RMSNorm weights as w and apply 1 + w (their q/k norms too). */
+export function isGemmaArch(arch: Arch): boolean {
+  return arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3';
 }
 
 /** Internal (GGUF) name -> Hugging Face name, for exporting GGUF to safetensors. */
@@ -111,12 +158,14 @@ export function ggufToHfName(arch: Arch, name: string, expert?: number): string 
   if (name === 'token_embd.weight') return 'model.embed_tokens.weight';
   if (name === 'output_norm.weight') return 'model.norm.weight';
   if (name === 'output.weight') return 'lm_head.weight';
-  if (name === 'rope_freqs.weight') return null;
+  if (name === 'rope_freqs.weight' || name === 'rope_factors_short.weight' || name === 'rope_factors_long.weight') return null;
   const m = /^blk\.(\d+)\.(.+)$/.exec(name);
   if (m) {
+    const qx = Object.entries(QWEN3MOE_EXPERT).find(([, g]) => g === m[2]);
+    if (qx && expert !== undefined && arch === 'qwen3moe') return `model.layers.${m[1]}.mlp.experts.${expert}.${qx[0]}.weight`;
     const ex = Object.entries(MIXTRAL_EXPERT).find(([, g]) => g === m[2]);
     if (ex && expert !== undefined) return `model.layers.${m[1]}.block_sparse_moe.experts.${expert}.${ex[0]}.weight`;
-    const hf = Object.entries(arch === 'gemma2' ? GEMMA2_LAYER : LLAMA_LAYER).find(([, g]) => g === m[2]);
+    const hf = Object.entries(layerNames(arch)).find(([, g]) => g === m[2]);
     if (hf) return `model.layers.${m[1]}.${hf[0]}`;
   }
   throw new Error(`no Hugging Face name for "${name}" (${arch})`);
@@ -130,7 +179,7 @@ export function ggufToHfName(arch: Arch, name: string, expert?: number): string 
 export function hfLayoutChange(arch: Arch, name: string, ndim: number): { transpose: boolean; gemmaNorm: boolean } {
   return {
     transpose: arch === 'gpt2' && ndim === 2 && /attn_qkv|attn_output|ffn_up|ffn_down/.test(name),
-    gemmaNorm: (arch === 'gemma' || arch === 'gemma2') && name.endsWith('norm.weight'),
+    gemmaNorm: isGemmaArch(arch) && name.endsWith('norm.weight'),
   };
 }
 

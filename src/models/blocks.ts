@@ -14,7 +14,7 @@ export function embed<T, W>(o: Ops<T, W>, w: Weights<W>): T {
   return w.posEmbd ? o.add(x, o.positionEmbed(w.posEmbd)) : x;
 }
 
-/** Self-attention of layer l: projections, RoPE, causal attention, output projection -> [n, D]. */
+/** Self-attention of layer l: projections, (q/k norms,) RoPE, causal attention, output projection -> [n, D]. */
 export function attention<T, W>(o: Ops<T, W>, l: number, h: T, L: LayerWeights<W>): T {
   const { nHeads: Hq, nKvHeads: Hkv, headDim: Dh } = o.cfg;
   let q: T, k: T, v: T; //                                              [n, H * Dh]
@@ -24,7 +24,12 @@ export function attention<T, W>(o: Ops<T, W>, l: number, h: T, L: LayerWeights<W
   } else {
     [q, k, v] = o.linears(['q', 'k', 'v'], h, [L.wq!, L.wk!, L.wv!], [L.bq, L.bk, L.bv]) as [T, T, T];
   }
-  const rope = ropeOptions(o.cfg);
+  if (L.qNorm) {
+    // Qwen 3 / Gemma 3: RMSNorm over each head of q and k, before RoPE
+    q = o.headNorm('q.norm', q, Hq, L.qNorm);
+    k = o.headNorm('k.norm', k, Hkv, L.kNorm!);
+  }
+  const rope = ropeOptions(o.cfg, l);
   if (rope) {
     q = o.rope(q, Hq, rope);
     k = o.rope(k, Hkv, rope);

@@ -11,10 +11,12 @@ import { FormatError } from '../formats/errors.ts';
 import { GGML_TYPE, ggufTensor, readGguf, writeGguf, type GgufWriteTensor } from '../formats/gguf.ts';
 import { ggufTokenizerMetadata, tokenizerFromGguf } from '../formats/gguf-tokenizer.ts';
 import {
-  gemmaNormFromGguf, ggufToHfName, llama3RopeFreqs, permuteForInterleavedRope, ropeFreqsToScaling, shapeToGgufDims, transposeBytes,
+  gemmaNormFromGguf, ggufToHfName, isGemmaArch, llama3RopeFreqs, permuteForInterleavedRope, ropeFreqsToScaling, shapeToGgufDims, transposeBytes,
   unpermuteFromInterleavedRope,
 } from '../formats/layout.ts';
-import { configFromGguf, configFromHf, configToGgufMetadata, configToHf, ggufArchName, hfConfigJson, type ModelConfig } from '../formats/model-config.ts';
+import {
+  configFromGguf, configFromHf, configToGgufMetadata, configToHf, ggufArchName, hfConfigJson, longRopeFromGguf, type ModelConfig,
+} from '../formats/model-config.ts';
 import { createProgress } from '../formats/progress.ts';
 import { openSafetensorsCheckpoint, writeShardedSafetensors, type StWriteInput } from '../formats/safetensors.ts';
 import { Tokenizer } from '../formats/tokenizer.ts';
@@ -74,6 +76,12 @@ export function hfToGguf(dir: string, out: string, opts: ConvertOptions): { tens
     const f = llama3RopeFreqs(cfg.rope.scaling, cfg.rope.theta, cfg.rope.dim);
     add('rope_freqs.weight', [f.length], 'f32', () => new Uint8Array(f.buffer));
   }
+  if (cfg.rope?.scaling?.type === 'longrope') {
+    // Phi-3: llama.cpp reads LongRoPE's per-pair divisors as two tensors (short below the original context, long past it)
+    const short = Float32Array.from(cfg.rope.scaling.shortFactor), long = Float32Array.from(cfg.rope.scaling.longFactor);
+    add('rope_factors_long.weight', [long.length], 'f32', () => new Uint8Array(long.buffer));
+    add('rope_factors_short.weight', [short.length], 'f32', () => new Uint8Array(short.buffer));
+  }
   for (const [name, experts] of src.names()) {
     if (cfg.tieEmbeddings && name === 'output.weight') continue;
     if (experts > 0) {
@@ -115,17 +123,20 @@ export function ggufToHf(file: string, outDir: string, opts: { progress?: boolea
   if (g.tensors.has('rope_freqs.weight') && cfg.rope) {
     cfg.rope.scaling = ropeFreqsToScaling(ggufTensor(g, 'rope_freqs.weight').toF32(), cfg.rope.theta, cfg.rope.dim);
   }
+  if (g.tensors.has('rope_factors_short.weight') && cfg.rope) {
+    cfg.rope.scaling = longRopeFromGguf(g.metadata, cfg, ggufTensor(g, 'rope_factors_short.weight').toF32(), ggufTensor(g, 'rope_factors_long.weight').toF32());
+  }
   const tok = tokenizerFromGguf(g.metadata, file);
   mkdirSync(outDir, { recursive: true });
   const out: StWriteInput[] = [];
   const bar = createProgress(`export ${basename(outDir)}`, g.tensors.size, { unit: 'items', enabled: opts.progress ? undefined : false });
   for (const name of g.tensors.keys()) {
     bar.increment(1);
-    if (name === 'rope_freqs.weight') continue;
+    if (name === 'rope_freqs.weight' || name.startsWith('rope_factors_')) continue;
     let t = ggufTensor(g, name);
     if (t.dtype === 'q8_0' || isKQuant(t.dtype)) t = convertTensor(t, 'f32');
     t = rowPermute(cfg, name, t, true);
-    if ((cfg.arch === 'gemma' || cfg.arch === 'gemma2') && name.endsWith('norm.weight')) t = Tensor.fromF32(gemmaNormFromGguf(t.toF32()), t.shape);
+    if (isGemmaArch(cfg.arch) && name.endsWith('norm.weight')) t = Tensor.fromF32(gemmaNormFromGguf(t.toF32()), t.shape);
     if (cfg.arch === 'gpt2' && t.shape.length === 2 && /attn_qkv|attn_output|ffn_up|ffn_down/.test(name)) {
       const [rows, cols] = t.shape as [number, number];
       t = new Tensor(t.dtype, [cols, rows], transposeBytes(t.data, rows, cols, bytesFor(t.dtype, 1)));

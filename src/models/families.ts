@@ -11,7 +11,11 @@ export const FORWARD: Record<ModelConfig['arch'], ForwardFn> = {
   mistral: llamaForward,
   mixtral: llamaForward,
   qwen2: llamaForward,
+  qwen3: llamaForward,
+  qwen3moe: llamaForward,
+  phi3: llamaForward,
   gemma: gemmaForward,
   gemma2: gemmaForward,
+  gemma3: gemmaForward,
   gpt2: gpt2Forward,
 };

@@ -1,9 +1,12 @@
-// Gemma and Gemma 2.
+// Gemma, Gemma 2 and Gemma 3.
 //   x = embed(tokens) * sqrt(dim)
 //   Gemma:    x += attn(norm(x));  x += geglu(norm(x))
 //   Gemma 2:  x += postnorm(attn(norm(x)));  x += postnorm(geglu(norm(x)))   (four norms a layer)
 //             attention logits soft-capped (50), every other layer (0, 2, ...) a 4096-token
 //             sliding window, queries scaled by query_pre_attn_scalar^-1/2
+//   Gemma 3:  Gemma 2's four norms, plus an RMSNorm over each q and k head before RoPE; five
+//             windowed layers to one global (sliding_window_pattern 6), the windowed ones with
+//             their own RoPE base (10000) and no scaling; no soft-caps
 //   logits = output(norm(x))  (tied to the embedding);  Gemma 2: 30 * tanh(logits / 30)
 // RMSNorm weights are what the forward multiplies by: Gemma's (1 + w) (src/formats/layout.ts).
 

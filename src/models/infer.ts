@@ -67,6 +67,16 @@ export class InferOps implements Ops<Tensor, Tensor> {
     return y;
   }
 
+  headNorm(key: string, x: Tensor, nHeads: number, w: Tensor): Tensor {
+    const [n, C] = x.shape as [number, number];
+    const Dh = C / nHeads;
+    const y = this.out(key, n, C);
+    // each head a row of its own: [n * H, Dh] (x and y are row-major with row stride C)
+    if (x.strides[0] !== C || x.strides[1] !== 1) throw new Error('headNorm: x must be contiguous');
+    this.be.rmsNorm(x.view([n * nHeads, Dh], [Dh, 1]), w, this.cfg.normEps, y.view([n * nHeads, Dh], [Dh, 1]));
+    return y;
+  }
+
   layerNorm(key: string, x: Tensor, w: Tensor, b?: Tensor): Tensor {
     const y = this.out(key, x.shape[0]!, x.shape[1]!);
     this.be.layerNorm(x, w, b ?? null, this.cfg.normEps, y);

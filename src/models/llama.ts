@@ -1,7 +1,8 @@
-// Llama 2 / Llama 3 / 3.1, Mistral, Mixtral and Qwen2: one decoder.
+// Llama 2 / 3 / 3.1 / 3.2, SmolLM2, Mistral (Nemo), Mixtral, Qwen2, Qwen3, Qwen3-MoE and Phi-3: one decoder.
 //   x = embed(tokens)
-//   for each layer:  x += attn(rmsnorm(x))        (Qwen2: q/k/v biases; Mistral: sliding window)
-//                    x += ffn(rmsnorm(x))         (SwiGLU; Mixtral: a mixture of experts, moe())
+//   for each layer:  x += attn(rmsnorm(x))        (Qwen2: q/k/v biases; Qwen3: q/k head norms;
+//                                                  Mistral: sliding window; Phi-3: fused qkv, partial RoPE)
+//                    x += ffn(rmsnorm(x))         (SwiGLU; Mixtral, Qwen3-MoE: a mixture of experts, moe())
 //   logits = output(rmsnorm(x))
 // Everything that differs between these families is in ModelConfig (RoPE theta and scaling,
 // window, biases present or not, experts), so the forward pass is the same few lines.

@@ -9,7 +9,7 @@ import { FormatError } from '../formats/errors.ts';
 import { readJson } from '../formats/json.ts';
 import { readGguf, ggufTensor, type GgufFile } from '../formats/gguf.ts';
 import { gemmaNormToGguf, hfLayoutChange, hfToGgufName, ropeFreqsToScaling, transposeBytes } from '../formats/layout.ts';
-import { configFromGguf, configFromHf, type ModelConfig } from '../formats/model-config.ts';
+import { configFromGguf, configFromHf, longRopeFromGguf, type ModelConfig } from '../formats/model-config.ts';
 import { openSafetensorsCheckpoint, type Checkpoint } from '../formats/safetensors.ts';
 import { Tokenizer } from '../formats/tokenizer.ts';
 import { tokenizerFromGguf } from '../formats/gguf-tokenizer.ts';
@@ -255,6 +255,10 @@ function loadGguf(path: string, be: Backend, opts: LoadOptions): LoadedModel {
     } catch (e) {
       throw new FormatError(path, (e as Error).message);
     }
+  }
+  if (g.tensors.has('rope_factors_short.weight') && config.rope) {
+    if (!g.tensors.has('rope_factors_long.weight')) throw new FormatError(path, 'rope_factors_short without rope_factors_long');
+    config.rope.scaling = longRopeFromGguf(g.metadata, config, ggufTensor(g, 'rope_factors_short.weight').toF32(), ggufTensor(g, 'rope_factors_long.weight').toF32());
   }
   const tokenizer = tokenizerFromGguf(g.metadata, path);
   const weights = buildWeights(config, new GgufSource(g, opts));

@@ -34,6 +34,8 @@ export interface LayerWeights<W = Tensor> {
   bqkv?: W; //                    [3 * dim]
   wo: W; //                       [dim, nHeads * headDim]
   bo?: W; //                      [dim]
+  qNorm?: W; //                   [headDim]        (Qwen 3, Gemma 3: per-head q/k RMSNorm)
+  kNorm?: W; //                   [headDim]
   postAttnNorm?: W; //            [dim]            (Gemma 2)
   ffnNorm: W; //                  [dim]
   ffnNormB?: W; //                [dim]            (GPT-2)
@@ -43,7 +45,7 @@ export interface LayerWeights<W = Tensor> {
   wDown?: W; //                   [dim, ffn]
   bDown?: W; //                   [dim]            (GPT-2)
   postFfnNorm?: W; //             [dim]            (Gemma 2)
-  router?: W; //                  [nExperts, dim]  (Mixtral)
+  router?: W; //                  [nExperts, dim]  (Mixtral, Qwen3-MoE)
   experts?: Expert<W>[];
 }
 

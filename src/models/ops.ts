@@ -40,6 +40,8 @@ export interface Ops<T, W> {
 
   /** RMSNorm per row with weight w [cols]. Keeps x. */
   rmsNorm(key: string, x: T, w: W): T;
+  /** RMSNorm of each of the nHeads heads of x[n, nHeads * Dh] with weight w [Dh] (Qwen 3 / Gemma 3 q/k norms; x consumed). */
+  headNorm(key: string, x: T, nHeads: number, w: W): T;
   /** LayerNorm per row with weight w and bias b. Keeps x. */
   layerNorm(key: string, x: T, w: W, b?: W): T;
 
@@ -83,13 +85,24 @@ export interface Ops<T, W> {
 
 // ---- family decisions shared by every implementation -------------------------------------------
 
-/** Sliding window of layer l: Mistral windows every layer, Gemma 2 the even ones; 0 = none. */
-export function layerWindow(cfg: ModelConfig, l: number): number {
-  return cfg.slidingWindow > 0 && (cfg.slidingLayers === 'all' || l % 2 === 0) ? cfg.slidingWindow : 0;
+/** Whether layer l attends through the sliding window: Mistral every layer, Gemma 2 the even ones, Gemma 3 all but every 6th. */
+export function isWindowed(cfg: ModelConfig, l: number): boolean {
+  if (cfg.slidingWindow <= 0) return false;
+  if (cfg.slidingLayers === 'even') return l % 2 === 0;
+  if (cfg.slidingLayers === 'period') return (l + 1) % (cfg.slidingPeriod ?? 6) !== 0;
+  return true;
 }
 
-export function ropeOptions(cfg: ModelConfig): RopeOptions | null {
-  return cfg.rope ? { layout: cfg.rope.layout, theta: cfg.rope.theta, rotaryDim: cfg.rope.dim, scaling: cfg.rope.scaling } : null;
+/** Sliding window of layer l in tokens; 0 = none. */
+export function layerWindow(cfg: ModelConfig, l: number): number {
+  return isWindowed(cfg, l) ? cfg.slidingWindow : 0;
+}
+
+/** RoPE of layer l: Gemma 3's windowed layers have their own base and no scaling. */
+export function ropeOptions(cfg: ModelConfig, l: number): RopeOptions | null {
+  if (!cfg.rope) return null;
+  if (cfg.ropeLocalTheta !== undefined && isWindowed(cfg, l)) return { layout: cfg.rope.layout, theta: cfg.ropeLocalTheta, rotaryDim: cfg.rope.dim };
+  return { layout: cfg.rope.layout, theta: cfg.rope.theta, rotaryDim: cfg.rope.dim, scaling: cfg.rope.scaling };
 }
 
 export function attentionOptions(cfg: ModelConfig, l: number): AttentionOptions {

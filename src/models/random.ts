@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { GGML_TYPE, writeGguf, type GgufWriteTensor } from '../formats/gguf.ts';
 import { meta, type GgufMetadata } from '../formats/gguf-types.ts';
 import { tokenizerFromGguf } from '../formats/gguf-tokenizer.ts';
-import { ggufToHfName, shapeToGgufDims } from '../formats/layout.ts';
-import { configToGgufMetadata, configToHf, hfConfigJson, type Arch, type ModelConfig } from '../formats/model-config.ts';
+import { ggufToHfName, isGemmaArch, shapeToGgufDims } from '../formats/layout.ts';
+import { configToGgufMetadata, configToHf, hfConfigJson, type Arch, type ModelConfig, type RopeScalingConfig } from '../formats/model-config.ts';
 import { writeSafetensors, type StWriteInput } from '../formats/safetensors.ts';
 import type { DType } from '../tensor/dtype.ts';
 import { convertTensor } from '../tensor/convert.ts';
@@ -30,6 +30,13 @@ export interface RandomModelSpec {
   maxPosition?: number;
   nExperts?: number;
   slidingWindow?: number;
+  /** Output projection tied to the embedding (default: the family's usual choice). */
+  tie?: boolean;
+  /** RoPE base and scaling (default: the family's usual base, no scaling). */
+  ropeTheta?: number;
+  ropeScaling?: RopeScalingConfig;
+  /** Rotary dims of each head (Phi-4-mini: 3/4 of it; default: all). */
+  rotaryDim?: number;
 }
 
 const WORDS = (
@@ -97,14 +104,20 @@ export const TINY_SPECS: Readonly<Record<Arch, RandomModelSpec>> = {
   mixtral: { arch: 'mixtral', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 64, maxPosition: 256, nExperts: 4 },
   gemma: { arch: 'gemma', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 2, nKvHeads: 1, headDim: 32, ffnDim: 128, maxPosition: 256 },
   gemma2: { arch: 'gemma2', vocabSize: 320, dim: 64, nLayers: 3, nHeads: 4, nKvHeads: 2, headDim: 16, ffnDim: 128, maxPosition: 256, slidingWindow: 6 },
+  gemma3: { arch: 'gemma3', vocabSize: 320, dim: 64, nLayers: 6, nHeads: 4, nKvHeads: 2, headDim: 32, ffnDim: 128, maxPosition: 256, slidingWindow: 6 },
   qwen2: { arch: 'qwen2', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
+  qwen3: { arch: 'qwen3', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 32, ffnDim: 96, maxPosition: 256 },
+  qwen3moe: { arch: 'qwen3moe', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 16, ffnDim: 48, maxPosition: 256, nExperts: 4 },
+  phi3: { arch: 'phi3', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, maxPosition: 256 },
   gpt2: { arch: 'gpt2', vocabSize: 320, dim: 64, nLayers: 2, nHeads: 4, ffnDim: 256, maxPosition: 64 },
 };
 
 export function specToConfig(s: RandomModelSpec): ModelConfig {
   const headDim = s.headDim ?? s.dim / s.nHeads;
-  const gemma = s.arch === 'gemma' || s.arch === 'gemma2';
-  return {
+  const gemma = isGemmaArch(s.arch);
+  const qwen = s.arch === 'qwen2' || s.arch === 'qwen3' || s.arch === 'qwen3moe';
+  const moe = s.arch === 'mixtral' || s.arch === 'qwen3moe';
+  const c: ModelConfig = {
     arch: s.arch,
     vocabSize: s.vocabSize,
     dim: s.dim,
@@ -115,20 +128,26 @@ export function specToConfig(s: RandomModelSpec): ModelConfig {
     ffnDim: s.ffnDim,
     maxPosition: s.maxPosition ?? 2048,
     normEps: s.arch === 'gpt2' ? 1e-5 : 1e-6,
-    rope: s.arch === 'gpt2' ? null : { theta: s.arch === 'qwen2' ? 1e6 : 10000, layout: 'half', dim: headDim },
+    rope: s.arch === 'gpt2' ? null : { theta: s.ropeTheta ?? (qwen || s.arch === 'gemma3' ? 1e6 : 10000), layout: 'half', dim: s.rotaryDim ?? headDim, scaling: s.ropeScaling },
     act: s.arch === 'gpt2' || gemma ? 'gelu_tanh' : 'silu',
-    tieEmbeddings: s.arch === 'gpt2' || gemma || s.arch === 'qwen2',
-    slidingWindow: s.slidingWindow ?? (s.arch === 'gemma2' ? 4096 : 0),
-    slidingLayers: s.arch === 'gemma2' ? 'even' : 'all',
+    tieEmbeddings: s.arch === 'gpt2' || gemma || (s.tie ?? qwen),
+    slidingWindow: s.slidingWindow ?? (s.arch === 'gemma2' ? 4096 : s.arch === 'gemma3' ? 512 : 0),
+    slidingLayers: s.arch === 'gemma2' ? 'even' : s.arch === 'gemma3' ? 'period' : 'all',
     attnScale: 1 / Math.sqrt(headDim),
     attnSoftCap: s.arch === 'gemma2' ? 50 : 0,
     finalSoftCap: s.arch === 'gemma2' ? 30 : 0,
     embedScale: gemma ? Math.sqrt(s.dim) : 1,
-    nExperts: s.arch === 'mixtral' ? (s.nExperts ?? 4) : 0,
-    nExpertsPerToken: s.arch === 'mixtral' ? 2 : 0,
+    nExperts: moe ? (s.nExperts ?? 4) : 0,
+    nExpertsPerToken: moe ? 2 : 0,
     bosId: 1,
     eosIds: [2],
   };
+  if (s.arch === 'qwen3' || s.arch === 'qwen3moe' || s.arch === 'gemma3') c.qkNorm = true;
+  if (s.arch === 'gemma3') {
+    c.slidingPeriod = 6;
+    c.ropeLocalTheta = 10000;
+  }
+  return c;
 }
 
 /** Seeded normal samples (mulberry32 + Box-Muller): the same seed gives the same model anywhere. */
@@ -195,6 +214,14 @@ function randomTensors(c: ModelConfig, seed: number): RandTensor[] {
       t(p + 'ffn_down.bias', [D], 0.1);
       continue;
     }
+    if (c.arch === 'phi3') {
+      lin(p + 'attn_qkv.weight', (Hq + 2 * Hkv) * Dh, D);
+      lin(p + 'attn_output.weight', D, Hq * Dh);
+      t(p + 'ffn_norm.weight', [D], 0.1, 1);
+      lin(p + 'ffn_up.weight', 2 * F, D); //  gate rows, then up rows
+      lin(p + 'ffn_down.weight', D, F);
+      continue;
+    }
     lin(p + 'attn_q.weight', Hq * Dh, D);
     lin(p + 'attn_k.weight', Hkv * Dh, D);
     lin(p + 'attn_v.weight', Hkv * Dh, D);
@@ -203,10 +230,15 @@ function randomTensors(c: ModelConfig, seed: number): RandTensor[] {
       t(p + 'attn_k.bias', [Hkv * Dh], 0.1);
       t(p + 'attn_v.bias', [Hkv * Dh], 0.1);
     }
+    if (c.qkNorm) {
+      t(p + 'attn_q_norm.weight', [Dh], 0.1, 1);
+      t(p + 'attn_k_norm.weight', [Dh], 0.1, 1);
+    }
     lin(p + 'attn_output.weight', D, Hq * Dh);
-    if (c.arch === 'gemma2') t(p + 'post_attention_norm.weight', [D], 0.1, 1);
+    const post = c.arch === 'gemma2' || c.arch === 'gemma3';
+    if (post) t(p + 'post_attention_norm.weight', [D], 0.1, 1);
     t(p + 'ffn_norm.weight', [D], 0.1, 1);
-    if (c.arch === 'gemma2') t(p + 'post_ffw_norm.weight', [D], 0.1, 1);
+    if (post) t(p + 'post_ffw_norm.weight', [D], 0.1, 1);
     if (c.nExperts > 0) {
       t(p + 'ffn_gate_inp.weight', [c.nExperts, D], 1);
       for (let e = 0; e < c.nExperts; e++) {
@@ -239,7 +271,7 @@ export function writeRandomHfModel(dir: string, spec: RandomModelSpec, seed = 1)
     let v = r.make();
     let shape = r.shape;
     // Back to Hugging Face's storage conventions.
-    if ((c.arch === 'gemma' || c.arch === 'gemma2') && r.name.endsWith('norm.weight')) v = v.map((x) => x - 1);
+    if (isGemmaArch(c.arch) && r.name.endsWith('norm.weight')) v = v.map((x) => x - 1);
     if (c.arch === 'gpt2' && shape.length === 2 && /attn_qkv|attn_output|ffn_up|ffn_down/.test(r.name)) {
       const [rows, cols] = shape as [number, number];
       const tr = new Float32Array(v.length);

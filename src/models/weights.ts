@@ -16,6 +16,22 @@ export interface WeightSource<W = Tensor> {
   get(name: string, expert?: number): W | undefined;
   /** Its shape in the internal layout (default: the Tensor's shape). */
   shapeOf?(w: W): readonly number[];
+  /** Rows [start, start + n) of a matrix, sharing its memory (default: Tensor.narrow). */
+  rowSlice?(w: W, start: number, n: number): W;
+}
+
+/**
+ * A fused matrix's row pieces (Phi-3's qkv_proj and gate_up_proj), as views: the forward runs
+ * them as separate projections of one input (Ops.linears: one job over x, so no slower than the
+ * fused matmul), and training's gradients land in the fused tensor's memory.
+ */
+function splitRows<W>(src: WeightSource<W>, w: W, rows: readonly number[]): W[] {
+  let start = 0;
+  return rows.map((n) => {
+    const piece = src.rowSlice ? src.rowSlice(w, start, n) : ((w as unknown as Tensor).narrow(start, n) as unknown as W);
+    start += n;
+    return piece;
+  });
 }
 
 function req<W>(src: WeightSource<W>, name: string, shape: number[], expert?: number): W {
@@ -53,6 +69,12 @@ export function buildWeights<W = Tensor>(cfg: ModelConfig, src: WeightSource<W>)
       L.bUp = req(src, p + 'ffn_up.bias', [F]);
       L.wDown = req(src, p + 'ffn_down.weight', [D, F]);
       L.bDown = req(src, p + 'ffn_down.bias', [D]);
+    } else if (cfg.arch === 'phi3') {
+      const qkv = req(src, p + 'attn_qkv.weight', [(Hq + 2 * Hkv) * Dh, D]);
+      [L.wq, L.wk, L.wv] = splitRows(src, qkv, [Hq * Dh, Hkv * Dh, Hkv * Dh]);
+      const gateUp = req(src, p + 'ffn_up.weight', [2 * F, D]); //  gate rows, then up rows
+      [L.wGate, L.wUp] = splitRows(src, gateUp, [F, F]);
+      L.wDown = req(src, p + 'ffn_down.weight', [D, F]);
     } else {
       L.wq = req(src, p + 'attn_q.weight', [Hq * Dh, D]);
       L.wk = req(src, p + 'attn_k.weight', [Hkv * Dh, D]);
@@ -61,7 +83,11 @@ export function buildWeights<W = Tensor>(cfg: ModelConfig, src: WeightSource<W>)
       L.bk = opt(src, p + 'attn_k.bias', [Hkv * Dh]);
       L.bv = opt(src, p + 'attn_v.bias', [Hkv * Dh]);
       if (cfg.arch === 'qwen2' && !(L.bq && L.bk && L.bv)) throw new FormatError(src.file, `Qwen2 layer ${l} lacks its q/k/v biases`);
-      if (cfg.arch === 'gemma2') {
+      if (cfg.qkNorm) {
+        L.qNorm = req(src, p + 'attn_q_norm.weight', [Dh]);
+        L.kNorm = req(src, p + 'attn_k_norm.weight', [Dh]);
+      }
+      if (cfg.arch === 'gemma2' || cfg.arch === 'gemma3') {
         L.postAttnNorm = req(src, p + 'post_attention_norm.weight', [D]);
         L.postFfnNorm = req(src, p + 'post_ffw_norm.weight', [D]);
       }

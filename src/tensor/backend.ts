@@ -32,6 +32,18 @@ export type RopeScaling =
       lowFreqFactor: number;
       highFreqFactor: number;
       originalMaxPosition: number;
+    }
+  | {
+      /**
+       * Phi-3's LongRoPE (HF rope_type "longrope"): inverse frequency i divided by shortFactor[i]
+       * at positions below originalMaxPosition and by longFactor[i] from there on (one list per
+       * rotated pair), cos and sin multiplied by attnFactor.
+       */
+      type: 'longrope';
+      shortFactor: readonly number[];
+      longFactor: readonly number[];
+      originalMaxPosition: number;
+      attnFactor: number;
     };
 
 export interface RopeOptions {

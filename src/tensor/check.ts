@@ -143,7 +143,11 @@ export function checkRope(x: Tensor, positions: Int32Array, opts: RopeOptions): 
   if (opts.layout !== 'interleaved' && opts.layout !== 'half') throw new OpError(op, `unknown layout '${String(opts.layout)}'`);
   if (!(opts.theta > 0)) throw new OpError(op, `theta must be > 0, got ${opts.theta}`);
   const s = opts.scaling;
-  if (s) {
+  if (s?.type === 'longrope') {
+    const ok = (f: readonly number[]) => f.length === rd / 2 && f.every((v) => v > 0);
+    if (!ok(s.shortFactor) || !ok(s.longFactor)) throw new OpError(op, `longrope needs ${rd / 2} positive short and long factors, got ${s.shortFactor.length} and ${s.longFactor.length}`);
+    if (!(s.attnFactor > 0) || !(s.originalMaxPosition > 0)) throw new OpError(op, 'longrope needs attnFactor > 0 and originalMaxPosition > 0');
+  } else if (s) {
     if (!(s.factor > 0)) throw new OpError(op, `scaling factor must be > 0, got ${s.factor}`);
     if (s.type === 'llama3' && !(s.highFreqFactor > s.lowFreqFactor && s.lowFreqFactor > 0 && s.originalMaxPosition > 0)) {
       throw new OpError(op, 'llama3 scaling needs highFreqFactor > lowFreqFactor > 0 and originalMaxPosition > 0');

@@ -30,6 +30,7 @@ import type { Tensor } from './tensor.ts';
 
 const SOFTMAX = 0, SILU = 1, GELU_TANH = 2, GELU_ERF = 3;
 const SWIGLU = 0, GEGLU_TANH = 1, GEGLU_ERF = 2;
+const SCALING_CODE = { linear: 1, llama3: 2, longrope: 3 } as const;
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
@@ -110,10 +111,13 @@ export class CpuBackend implements Backend {
   rope(x: Tensor, positions: Int32Array, opts: RopeOptions): void {
     const h = checkRope(x, positions, opts);
     const s = opts.scaling;
+    const lr = s?.type === 'longrope' ? s : null;
     this.n.rope(
       x.data, h.T, h.H, h.D, h.sT, h.sH, positions, h.rotaryDim, opts.layout === 'half' ? 1 : 0, opts.theta,
-      s ? (s.type === 'linear' ? 1 : 2) : 0, s ? s.factor : 1,
-      s?.type === 'llama3' ? s.lowFreqFactor : 0, s?.type === 'llama3' ? s.highFreqFactor : 0, s?.type === 'llama3' ? s.originalMaxPosition : 0,
+      s ? SCALING_CODE[s.type] : 0, lr ? lr.attnFactor : s && s.type !== 'longrope' ? s.factor : 1,
+      s?.type === 'llama3' ? s.lowFreqFactor : 0, s?.type === 'llama3' ? s.highFreqFactor : 0,
+      s?.type === 'llama3' || s?.type === 'longrope' ? s.originalMaxPosition : 0,
+      ...(lr ? [Float32Array.from(lr.shortFactor), Float32Array.from(lr.longFactor)] as const : []),
     );
   }
 

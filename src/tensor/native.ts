@@ -21,6 +21,7 @@ export interface NativeCore {
   rope(
     x: TA, T: number, H: number, D: number, sT: number, sH: number, positions: Int32Array, rotaryDim: number,
     halfLayout: number, theta: number, scaling: number, factor: number, low: number, high: number, origMax: number,
+    shortFactors?: Float32Array, longFactors?: Float32Array,
   ): void;
   embedding(table: TA, ttype: number, V: number, D: number, ids: Int32Array, out: TA, ldo: number): void;
   kvWrite(k: TA, T: number, H: number, D: number, sT: number, sH: number, cache: TA, ctype: number, nBlocks: number, bs: number, slots: Int32Array, keyMajor: boolean): void;

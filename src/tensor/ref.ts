@@ -176,13 +176,18 @@ function gelu(x: number, approx: GeluApprox): number {
   return 0.5 * x * (1 + erf(x * Math.SQRT1_2));
 }
 
-/** Inverse frequencies of each rotated pair, after any context-extension scaling. */
-export function ropeInvFreq(rotaryDim: number, opts: RopeOptions): Float64Array {
+/**
+ * Inverse frequencies of each rotated pair, after any context-extension scaling (longrope: the
+ * short factors' or, with `long`, the long factors').
+ */
+export function ropeInvFreq(rotaryDim: number, opts: RopeOptions, long = false): Float64Array {
   const half = rotaryDim / 2;
   const inv = new Float64Array(half);
   const s = opts.scaling;
   for (let i = 0; i < half; i++) {
     let f = Math.pow(opts.theta, (-2 * i) / rotaryDim);
+    // the factors as float32, as GGUF stores them and HF's torch tensor holds them
+    if (s?.type === 'longrope') f /= Math.fround((long ? s.longFactor : s.shortFactor)[i]!);
     if (s?.type === 'llama3') {
       // HF transformers _compute_llama3_parameters: keep high frequencies, divide low ones by
       // `factor`, interpolate smoothly in between.
@@ -350,17 +355,22 @@ export class RefBackend implements Backend {
   rope(x: Tensor, positions: Int32Array, opts: RopeOptions): void {
     const { T, H, sT, sH, rotaryDim } = checkRope(x, positions, opts);
     const inv = ropeInvFreq(rotaryDim, opts);
+    const s = opts.scaling;
+    const lr = s?.type === 'longrope' ? s : null; // longrope: long factors from originalMaxPosition on, cos/sin * attnFactor
+    const invLong = lr ? ropeInvFreq(rotaryDim, opts, true) : inv;
+    const m = lr ? lr.attnFactor : 1;
     const half = rotaryDim / 2;
-    const posDiv = opts.scaling?.type === 'linear' ? opts.scaling.factor : 1; // linear: position / factor
+    const posDiv = s?.type === 'linear' ? s.factor : 1; // linear: position / factor
     const cos = new Float64Array(half);
     const sin = new Float64Array(half);
     writeF32(x, (xs) => {
       for (let t = 0; t < T; t++) {
         const pos = positions[t]! / posDiv;
+        const f = lr && pos >= lr.originalMaxPosition ? invLong : inv;
         for (let i = 0; i < half; i++) {
-          const angle = pos * inv[i]!;
-          cos[i] = Math.cos(angle);
-          sin[i] = Math.sin(angle);
+          const angle = pos * f[i]!;
+          cos[i] = m * Math.cos(angle);
+          sin[i] = m * Math.sin(angle);
         }
         for (let h = 0; h < H; h++) {
           const base = t * sT + h * sH;

@@ -41,6 +41,7 @@ export interface TrainCore extends NativeCore {
   trainRope(
     x: Float32Array, rows: number, H: number, D: number, positions: Int32Array, rotaryDim: number, halfLayout: number, theta: number,
     scaling: number, factor: number, low: number, high: number, origMax: number, inverse: boolean,
+    shortFactors?: Float32Array, longFactors?: Float32Array,
   ): void;
   trainAttention(
     q: Float32Array, k: Float32Array, v: Float32Array, seg: Int32Array, B: number, T: number, Hq: number, Hkv: number, D: number,
@@ -170,9 +171,12 @@ export class CpuTrainKernels implements TrainKernels {
     if (opts.layout !== 'interleaved' && opts.layout !== 'half') throw new TrainKernelError(op, `unknown layout '${String(opts.layout)}'`);
     const s = opts.scaling;
     const l3 = s?.type === 'llama3' ? s : null;
+    const lr = s?.type === 'longrope' ? s : null;
+    if (lr && (lr.shortFactor.length !== rd / 2 || lr.longFactor.length !== rd / 2)) throw new TrainKernelError(op, `longrope needs ${rd / 2} short and long factors`);
     this.n.trainRope(
-      x, rows, H, D, positions, rd, opts.layout === 'half' ? 1 : 0, opts.theta, s ? (s.type === 'linear' ? 1 : 2) : 0, s ? s.factor : 1,
-      l3 ? l3.lowFreqFactor : 0, l3 ? l3.highFreqFactor : 0, l3 ? l3.originalMaxPosition : 0, inverse,
+      x, rows, H, D, positions, rd, opts.layout === 'half' ? 1 : 0, opts.theta, s ? (s.type === 'linear' ? 1 : s.type === 'llama3' ? 2 : 3) : 0,
+      lr ? lr.attnFactor : s && s.type !== 'longrope' ? s.factor : 1, l3 ? l3.lowFreqFactor : 0, l3 ? l3.highFreqFactor : 0, l3 ? l3.originalMaxPosition : lr ? lr.originalMaxPosition : 0, inverse,
+      ...(lr ? [Float32Array.from(lr.shortFactor), Float32Array.from(lr.longFactor)] as const : []),
     );
   }
 

@@ -299,17 +299,22 @@ export function rope(x: F, rows: number, H: number, D: number, positions: Int32A
   }
   if (opts.layout !== 'interleaved' && opts.layout !== 'half') throw new TrainKernelError(op, `unknown layout '${String(opts.layout)}'`);
   const inv = ropeInvFreq(rotaryDim, opts);
+  const s = opts.scaling;
+  const lr = s?.type === 'longrope' ? s : null; // longrope: long factors from originalMaxPosition on, cos/sin * attnFactor
+  const invLong = lr ? ropeInvFreq(rotaryDim, opts, true) : inv;
+  const m = lr ? lr.attnFactor : 1;
   const half = rotaryDim / 2;
-  const posDiv = opts.scaling?.type === 'linear' ? opts.scaling.factor : 1; // linear: position / factor
+  const posDiv = s?.type === 'linear' ? s.factor : 1; // linear: position / factor
   const sign = inverse ? -1 : 1;
   const cos = new Float64Array(half);
   const sin = new Float64Array(half);
   for (let t = 0; t < rows; t++) {
     const pos = positions[t]! / posDiv;
+    const f = lr && pos >= lr.originalMaxPosition ? invLong : inv;
     for (let i = 0; i < half; i++) {
-      const angle = pos * inv[i]!;
-      cos[i] = Math.cos(angle);
-      sin[i] = sign * Math.sin(angle); // sin(-a) = -sin(a) exactly, so forward matches ref.ts bitwise
+      const angle = pos * f[i]!;
+      cos[i] = m * Math.cos(angle);
+      sin[i] = sign * m * Math.sin(angle); // sin(-a) = -sin(a) exactly, so forward matches ref.ts bitwise
     }
     for (let h = 0; h < H; h++) {
       const base = (t * H + h) * D;

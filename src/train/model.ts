@@ -1,5 +1,5 @@
-// The trainable model: every family of the zoo (Llama 2/3, Mistral, Mixtral, Qwen2, Gemma,
-// Gemma 2, GPT-2) on the autograd tape. The forward pass is the family's one definition
+// The trainable model: every family of the zoo (Llama 2/3, Mistral, Mixtral, Qwen2, Qwen3,
+// Qwen3-MoE, Gemma, Gemma 2, Gemma 3, Phi-3, GPT-2) on the autograd tape. The forward pass is the family's one definition
 // (src/models/llama.ts, gemma.ts, gpt2.ts) run on TapeOps (tape-ops.ts); this file holds the
 // weights, LoRA and checkpoints. Weights stay under their Hugging Face names and in HF layout
 // (Gemma norms stored as w - 1, GPT-2 Conv1D [in, out]), so a checkpoint is a loadable HF model
@@ -19,7 +19,7 @@ import type { Backend } from '../tensor/backend.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { convertInto, convertTensor } from '../tensor/convert.ts';
 import { addLowRank } from '../models/lora.ts';
-import { ggufToHfName, hfLayoutChange } from '../formats/layout.ts';
+import { ggufToHfName, hfLayoutChange, isGemmaArch } from '../formats/layout.ts';
 import { FORWARD } from '../models/families.ts';
 import type { Weights } from '../models/model.ts';
 import { buildWeights } from '../models/weights.ts';
@@ -89,6 +89,14 @@ export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
   for (let l = 0; l < cfg.nLayers; l++) {
     const p = `model.layers.${l}.`;
     m.set(p + 'input_layernorm.weight', [D]);
+    if (cfg.arch === 'phi3') {
+      m.set(p + 'self_attn.qkv_proj.weight', [(Hq + 2 * Hkv) * Dh, D]);
+      m.set(p + 'self_attn.o_proj.weight', [D, Hq * Dh]);
+      m.set(p + 'post_attention_layernorm.weight', [D]);
+      m.set(p + 'mlp.gate_up_proj.weight', [2 * F, D]);
+      m.set(p + 'mlp.down_proj.weight', [D, F]);
+      continue;
+    }
     m.set(p + 'self_attn.q_proj.weight', [Hq * Dh, D]);
     m.set(p + 'self_attn.k_proj.weight', [Hkv * Dh, D]);
     m.set(p + 'self_attn.v_proj.weight', [Hkv * Dh, D]);
@@ -99,7 +107,11 @@ export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
     }
     m.set(p + 'self_attn.o_proj.weight', [D, Hq * Dh]);
     m.set(p + 'post_attention_layernorm.weight', [D]);
-    if (cfg.arch === 'gemma2') {
+    if (cfg.qkNorm) {
+      m.set(p + 'self_attn.q_norm.weight', [Dh]);
+      m.set(p + 'self_attn.k_norm.weight', [Dh]);
+    }
+    if (cfg.arch === 'gemma2' || cfg.arch === 'gemma3') {
       m.set(p + 'pre_feedforward_layernorm.weight', [D]);
       m.set(p + 'post_feedforward_layernorm.weight', [D]);
     }
@@ -110,6 +122,16 @@ export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
         m.set(q + 'w1.weight', [F, D]); // gate
         m.set(q + 'w2.weight', [D, F]); // down
         m.set(q + 'w3.weight', [F, D]); // up
+      }
+      continue;
+    }
+    if (cfg.arch === 'qwen3moe') {
+      m.set(p + 'mlp.gate.weight', [cfg.nExperts, D]);
+      for (let e = 0; e < cfg.nExperts; e++) {
+        const q = `${p}mlp.experts.${e}.`;
+        m.set(q + 'gate_proj.weight', [F, D]);
+        m.set(q + 'up_proj.weight', [F, D]);
+        m.set(q + 'down_proj.weight', [D, F]);
       }
       continue;
     }
@@ -160,7 +182,7 @@ export class TrainModel {
     for (const [name, shape] of paramShapes(cfg)) {
       const a = new Float32Array(shape.reduce((x, y) => x * y, 1));
       if (shape.length === 1) {
-        if (!name.endsWith('.bias')) a.fill(cfg.arch === 'gemma' || cfg.arch === 'gemma2' ? 0 : 1); // Gemma stores w - 1
+        if (!name.endsWith('.bias')) a.fill(isGemmaArch(cfg.arch) ? 0 : 1); // Gemma stores w - 1
       } else {
         const resid = /(o_proj|down_proj|c_proj)\.weight$/.test(name);
         rng.fillNormal(a, resid ? std / Math.sqrt(2 * cfg.nLayers) : std);
@@ -376,6 +398,19 @@ export class TrainModel {
         return w;
       },
       shapeOf: (w) => w.shape,
+      // Phi-3's fused qkv_proj / gate_up_proj: row pieces sharing the fused weight's values and gradient
+      rowSlice: (w, start, n) => {
+        const cols = w.shape[1]!;
+        let v: Var | undefined;
+        if (w.v) {
+          v = new Var(w.v.data.subarray(start * cols, (start + n) * cols), [n, cols], w.v.requiresGrad);
+          if (w.v.grad) {
+            v.grad = w.v.grad.subarray(start * cols, (start + n) * cols);
+            v.gradInit = w.v.gradInit;
+          }
+        }
+        return { name: `${w.name}[${start}:${start + n}]`, v, q: w.q?.narrow(start, n), shape: [n, cols] };
+      },
     });
     return this.handles;
   }

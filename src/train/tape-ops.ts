@@ -90,6 +90,11 @@ export class TapeOps implements Ops<Var, TrainWeight> {
     return rmsNorm(this.t, x, this.val(w), this.cfg.normEps, w.plusOne);
   }
 
+  headNorm(_key: string, x: Var, _nHeads: number, w: TrainWeight): Var {
+    // rmsNorm normalises runs of w.size (= head_dim) values: each head of each row
+    return rmsNorm(this.t, x, this.val(w), this.cfg.normEps, w.plusOne);
+  }
+
   layerNorm(_key: string, x: Var, w: TrainWeight, b?: TrainWeight): Var {
     return layerNorm(this.t, x, this.val(w), b ? this.val(b) : null, this.cfg.normEps);
   }
