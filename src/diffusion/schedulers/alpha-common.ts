@@ -1,6 +1,20 @@
 // Pieces shared by the schedulers that work on alphas_cumprod directly (DDIM, PNDM, LCM).
 
-import { f32 } from './common.ts';
+import { checkSameLength, f32, SchedulerConfigError } from './common.ts';
+
+/** alphas_cumprod[t], or an error naming the scheduler when t is not an integer timestep of its schedule. */
+export function alphaAt(className: string, alphasCumprod: Float32Array, t: number): number {
+  const a = alphasCumprod[t];
+  if (!Number.isInteger(t) || a === undefined) throw new SchedulerConfigError(`${className}: timestep ${t} is not an integer in [0, ${alphasCumprod.length})`);
+  return a;
+}
+
+/** addNoise of an alpha scheduler, with its checks: same lengths, an integer timestep. */
+export function addNoiseChecked(className: string, alphasCumprod: Float32Array, original: Float32Array, noise: Float32Array, t: number): Float32Array {
+  checkSameLength(className, 'noise', noise, original);
+  alphaAt(className, alphasCumprod, t);
+  return addNoiseAlpha(alphasCumprod, original, noise, t);
+}
 
 /** diffusers' add_noise for alpha schedulers: sqrt(a_t) x + sqrt(1 - a_t) noise, in float32. */
 export function addNoiseAlpha(alphasCumprod: Float32Array, original: Float32Array, noise: Float32Array, t: number): Float32Array {

@@ -5,7 +5,7 @@ import {
   type Rng, type Scheduler, type SchedulerConfigJson, SCHEDULE_DEFAULTS, SchedulerConfigError, checkSameLength, checkSteps,
   drawNoise, f32, noiseSchedule, oneOf, resolveConfig, spacedTimesteps,
 } from './common.ts';
-import { addNoiseAlpha, clampInPlace, predictX0 } from './alpha-common.ts';
+import { addNoiseChecked, alphaAt, clampInPlace, predictX0 } from './alpha-common.ts';
 
 export const DDIM_DEFAULTS = {
   ...SCHEDULE_DEFAULTS,
@@ -97,14 +97,10 @@ export class DDIMScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    checkSameLength(this.className, 'noise', noise, original);
-    this.alphaAt(t);
-    return addNoiseAlpha(this.alphasCumprod, original, noise, t);
+    return addNoiseChecked(this.className, this.alphasCumprod, original, noise, t);
   }
 
   private alphaAt(t: number): number {
-    const a = this.alphasCumprod[t];
-    if (!Number.isInteger(t) || a === undefined) throw new SchedulerConfigError(`${this.className}: timestep ${t} is not an integer in [0, ${this.alphasCumprod.length})`);
-    return a;
+    return alphaAt(this.className, this.alphasCumprod, t);
   }
 }

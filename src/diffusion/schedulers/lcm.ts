@@ -6,7 +6,7 @@ import {
   type Rng, type Scheduler, type SchedulerConfigJson, SCHEDULE_DEFAULTS, SchedulerConfigError, checkSameLength,
   drawNoise, f32, indexForTimestep, noiseSchedule, npLinspace, oneOf, resolveConfig,
 } from './common.ts';
-import { addNoiseAlpha, clampInPlace, predictX0 } from './alpha-common.ts';
+import { addNoiseChecked, alphaAt, clampInPlace, predictX0 } from './alpha-common.ts';
 
 export const LCM_DEFAULTS = {
   ...SCHEDULE_DEFAULTS,
@@ -114,14 +114,10 @@ export class LCMScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    checkSameLength(this.className, 'noise', noise, original);
-    this.alphaAt(t);
-    return addNoiseAlpha(this.alphasCumprod, original, noise, t);
+    return addNoiseChecked(this.className, this.alphasCumprod, original, noise, t);
   }
 
   private alphaAt(t: number): number {
-    const a = this.alphasCumprod[t];
-    if (!Number.isInteger(t) || a === undefined) throw new SchedulerConfigError(`${this.className}: timestep ${t} is not an integer in [0, ${this.alphasCumprod.length})`);
-    return a;
+    return alphaAt(this.className, this.alphasCumprod, t);
   }
 }

@@ -6,7 +6,7 @@ import {
   type Scheduler, type SchedulerConfigJson, SCHEDULE_DEFAULTS, SchedulerConfigError, checkSameLength, checkSteps,
   f32, noiseSchedule, npArange, npLinspace, oneOf, resolveConfig, roundHalfEven,
 } from './common.ts';
-import { addNoiseAlpha } from './alpha-common.ts';
+import { addNoiseChecked, alphaAt } from './alpha-common.ts';
 
 export const PNDM_DEFAULTS = {
   ...SCHEDULE_DEFAULTS,
@@ -134,14 +134,10 @@ export class PNDMScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    checkSameLength(this.className, 'noise', noise, original);
-    this.alphaAt(t);
-    return addNoiseAlpha(this.alphasCumprod, original, noise, t);
+    return addNoiseChecked(this.className, this.alphasCumprod, original, noise, t);
   }
 
   private alphaAt(t: number): number {
-    const a = this.alphasCumprod[t];
-    if (!Number.isInteger(t) || a === undefined) throw new SchedulerConfigError(`${this.className}: timestep ${t} is not an integer in [0, ${this.alphasCumprod.length})`);
-    return a;
+    return alphaAt(this.className, this.alphasCumprod, t);
   }
 }
