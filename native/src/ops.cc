@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kquants.h"
+#include "legacyq.h"
 #include "kv_q8.h"
 #include "pool.h"
 #include "simd.h"
@@ -83,6 +84,10 @@ size_t dtype_bytes(int dtype, int64_t n) {
     case SS_Q4_K: return (size_t)(n / QK_K) * Q4_K_BYTES;
     case SS_Q5_K: return (size_t)(n / QK_K) * Q5_K_BYTES;
     case SS_Q6_K: return (size_t)(n / QK_K) * Q6_K_BYTES;
+    case SS_Q4_0:
+    case SS_Q4_1:
+    case SS_Q5_0:
+    case SS_Q5_1: return (size_t)(n / 32) * (size_t)legacyq_bytes(dtype);
     default: return (size_t)(n / 32) * 34;
   }
 }
@@ -143,8 +148,48 @@ static bool prepare_q8k(ss_matmul_args& a) {
   return true;
 }
 
+// Q4_1 / Q5_1 weights: x to q8_0 blocks (prepare_q8) plus each block's Q8_1 sum
+// s = f16(d * sum q) as f32, d = amax / 127 before its f16 rounding (quantize_row_q8_1_ref), into
+// a grow-only per-thread buffer at a.xs. False when memory runs out.
+static bool prepare_q8_1(ss_matmul_args& a) {
+  if (!prepare_q8(a)) return false;
+  thread_local float* sbuf = nullptr;
+  thread_local size_t scap = 0;
+  const int64_t nb = a.K / 32;
+  const size_t need = (size_t)(a.M * nb);
+  if (scap < need) {
+    std::free(sbuf);
+    sbuf = (float*)std::malloc(need * sizeof(float));
+    scap = sbuf ? need : 0;
+    if (!sbuf) return false;
+  }
+  const float* x = a.x;
+  const int8_t* q = a.xq;
+  const int64_t ldx = a.ldx, K = a.K;
+  float* s = sbuf;
+  parallel_for(a.M, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t m = r0; m < r1; m++)
+      for (int64_t b = 0; b < nb; b++) {
+        const float* xb = x + m * ldx + b * 32;
+        const int8_t* qb = q + m * K + b * 32;
+        float amax = 0.f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+          const float v = xb[j] < 0 ? -xb[j] : xb[j];
+          if (v > amax) amax = v;
+          sum += qb[j];
+        }
+        const float d = amax / 127.f;
+        s[m * nb + b] = f16_to_f32_scalar(f32_to_f16_scalar((float)sum * d));
+      }
+  });
+  a.xs = sbuf;
+  return true;
+}
+
 static bool prepare_x(ss_matmul_args& a) {
-  if (a.wtype == SS_Q8_0) return prepare_q8(a);
+  if (a.wtype == SS_Q8_0 || a.wtype == SS_Q4_0 || a.wtype == SS_Q5_0) return prepare_q8(a);
+  if (a.wtype == SS_Q4_1 || a.wtype == SS_Q5_1) return prepare_q8_1(a);
   if (is_kquant(a.wtype)) return prepare_q8k(a);
   return true;
 }
@@ -261,7 +306,7 @@ void matmul_multi(const ss_matmul_args* as, int n) {
   for (int i = 0; i < n; i++) a[i] = as[i];
   if (a[0].wtype >= SS_Q8_0) {
     if (!prepare_x(a[0])) return;
-    for (int i = 1; i < n; i++) a[i].xq = a[0].xq, a[i].xd = a[0].xd, a[i].xbs = a[0].xbs;
+    for (int i = 1; i < n; i++) a[i].xq = a[0].xq, a[i].xd = a[0].xd, a[i].xbs = a[0].xbs, a[i].xs = a[0].xs;
   }
   const int64_t threads = pool_threads();
   int64_t total = 0;
@@ -443,6 +488,10 @@ static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
     case SS_Q4_K: dequant_q4k(src, dst, n); break;
     case SS_Q5_K: dequant_q5k(src, dst, n); break;
     case SS_Q6_K: dequant_q6k(src, dst, n); break;
+    case SS_Q4_0:
+    case SS_Q4_1:
+    case SS_Q5_0:
+    case SS_Q5_1: dequant_legacyq(stype, src, dst, n); break;
     default:
       for (int64_t b = 0; b < n / 32; b++) {
         const uint8_t* blk = src + b * 34;
@@ -458,6 +507,10 @@ static void encode_row(const float* src, uint8_t* dst, int dtype, int64_t n) {
     case SS_Q4_K: quantize_q4k(src, dst, n); break;
     case SS_Q5_K: quantize_q5k(src, dst, n); break;
     case SS_Q6_K: quantize_q6k(src, dst, n); break;
+    case SS_Q4_0:
+    case SS_Q4_1:
+    case SS_Q5_0:
+    case SS_Q5_1: quantize_legacyq(dtype, src, dst, n); break;
     case SS_F32: std::memcpy(dst, src, (size_t)n * 4); break;
     case SS_F16: K->f32_to_f16(src, dst, n); break;
     case SS_BF16:

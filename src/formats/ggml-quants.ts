@@ -6,8 +6,9 @@
 // `enum ggml_type` (4 and 5 were Q4_2/Q4_3, removed; 31-33 and 36-38 were repacked variants
 // that never appear in files).
 //
-// Q4_0 is dequantized here (we load it as f32, or requantize to q8_0); Q4_K and Q6_K run as
-// stored (src/tensor/kquants.ts has their layouts and decoders; Q4_K's is repeated below):
+// Q4_0, Q4_1, Q5_0, Q5_1 and the k-quants run as stored (src/tensor/legacyq.ts and kquants.ts have
+// their layouts, decoders and quantizers); the Q4_0 helpers here are the original ones, kept for
+// the reader's tests (the same bytes and values as legacyq.ts's). The layouts of Q4_0 and Q4_K:
 //
 //   Q4_0  block of 32: f16 d, then 16 bytes of nibbles. Byte j holds element j in its low
 //         nibble and element j+16 in its high nibble; value = (q - 8) * d.

@@ -23,14 +23,14 @@
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { Q8_0_BLOCK, Q8_0_BLOCK_BYTES } from '../tensor/dtype.ts';
+import { blockSize, bytesFor, decode, Q8_0_BLOCK, Q8_0_BLOCK_BYTES, type DType } from '../tensor/dtype.ts';
 import { encodeF32Into } from '../tensor/convert.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { fileSize, mapFile, mapSpans, mapWindow, MAX_MAPPING } from './mmap.ts';
 import { ggufDimsToShape } from './layout.ts';
 import { FormatError } from './errors.ts';
 import {
-  dequantizeQ4_0, dequantizeQ4_K, dequantizeQ5_K, dequantizeQ6_K, GGML_TYPE, GGML_TYPES, ggmlNbytes, ggmlTypeName, Q4_0_BLOCK, Q4_0_BLOCK_BYTES, Q4_K_BLOCK_BYTES, Q5_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, QK_K,
+  GGML_TYPE, GGML_TYPES, ggmlNbytes, ggmlTypeName, QK_K,
 } from './ggml-quants.ts';
 import type { GgufMetaEntry, GgufMetadata, GgufScalarType, GgufValue } from './gguf-types.ts';
 import { nameMetadata } from './gguf-meta.ts';
@@ -372,21 +372,28 @@ function alignmentOf(md: GgufMetadata, fail: (problem: string) => never): number
 // ---- tensors ---------------------------------------------------------------------------
 
 /** ggml types that load as a slipstream Tensor. */
-export const GGUF_LOADABLE_TYPES: readonly string[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K', 'Q4_0'];
+export const GGUF_LOADABLE_TYPES: readonly string[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1'];
 
 export interface GgufTensorOptions {
-  /** Q4_0 and the k-quants: requantize to q8_0 (Q4_0: instead of dequantizing to f32; Q4_K/Q5_K/Q6_K: instead of running as stored). Other types are unaffected. */
+  /** Q4_0, Q4_1, Q5_0, Q5_1 and the k-quants: requantize to q8_0 instead of running as stored. Other types are unaffected. */
   q8?: boolean;
 }
+
+// ggml types run as stored, and their dtypes
+const STORED_QUANT: Partial<Record<number, DType>> = {
+  [GGML_TYPE.Q4_0]: 'q4_0', [GGML_TYPE.Q4_1]: 'q4_1', [GGML_TYPE.Q5_0]: 'q5_0', [GGML_TYPE.Q5_1]: 'q5_1',
+  [GGML_TYPE.Q4_K]: 'q4_k', [GGML_TYPE.Q5_K]: 'q5_k', [GGML_TYPE.Q6_K]: 'q6_k',
+};
 
 // Elements decoded per step when requantizing: bounds the f32 scratch buffer.
 const REQUANT_CHUNK = 64 * QK_K;
 
 /**
  * The tensor `name` as a slipstream Tensor, shape in row-major order (GGUF dims reversed).
- * F32, F16, BF16, Q8_0, Q4_K, Q5_K and Q6_K are views of the mapped file (GGUF's blocks are our
- * q8_0, q4_k, q5_k and q6_k blocks: the k-quants run as stored, with Q8_K activations); Q4_0 is
- * decoded into a new f32 buffer. With `opts.q8`, Q4_0 and the k-quants are requantized to q8_0.
+ * F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K are views of the mapped file
+ * (GGUF's blocks are our q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k and q6_k blocks: the k-quants run
+ * as stored with Q8_K activations, Q4_0 / Q5_0 with Q8_0 and Q4_1 / Q5_1 with Q8_1 activations).
+ * With `opts.q8`, the quantized types other than Q8_0 are requantized to q8_0.
  */
 export function ggufTensor(file: GgufFile, name: string, opts: GgufTensorOptions = {}): Tensor {
   const t = file.tensors.get(name);
@@ -404,20 +411,19 @@ export function ggufTensor(file: GgufFile, name: string, opts: GgufTensorOptions
     case GGML_TYPE.Q8_0:
       return new Tensor('q8_0', shape, t.data);
     case GGML_TYPE.Q4_0:
+    case GGML_TYPE.Q4_1:
+    case GGML_TYPE.Q5_0:
+    case GGML_TYPE.Q5_1:
     case GGML_TYPE.Q4_K:
     case GGML_TYPE.Q5_K:
     case GGML_TYPE.Q6_K: {
-      const kq = t.type === GGML_TYPE.Q4_K ? 'q4_k' : t.type === GGML_TYPE.Q5_K ? 'q5_k' : 'q6_k';
-      if (t.type !== GGML_TYPE.Q4_0 && !opts.q8) return new Tensor(kq, shape, t.data);
-      const [dequant, block, blockBytes] =
-        t.type === GGML_TYPE.Q4_0 ? [dequantizeQ4_0, Q4_0_BLOCK, Q4_0_BLOCK_BYTES] as const
-        : t.type === GGML_TYPE.Q4_K ? [dequantizeQ4_K, QK_K, Q4_K_BLOCK_BYTES] as const
-        : t.type === GGML_TYPE.Q5_K ? [dequantizeQ5_K, QK_K, Q5_K_BLOCK_BYTES] as const
-        : [dequantizeQ6_K, QK_K, Q6_K_BLOCK_BYTES] as const;
-      if (!opts.q8) {
-        const f32 = dequant(t.data, n);
-        return new Tensor('f32', shape, new Uint8Array(f32.buffer));
-      }
+      const kq: DType = STORED_QUANT[t.type]!;
+      if (!opts.q8) return new Tensor(kq, shape, t.data);
+      const block = blockSize(kq), blockBytes = bytesFor(kq, block);
+      const dequant = (src: Uint8Array, m: number, out: Float32Array): Float32Array => {
+        out.set(decode(kq, src, m));
+        return out;
+      };
       // Decode a chunk of whole blocks at a time and requantize it: no full-size f32 copy.
       // encodeF32Into quantizes natively when the core is built: the same bytes as quantizeQ8_0,
       // a few times faster.

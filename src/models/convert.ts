@@ -21,14 +21,14 @@ import { createProgress } from '../formats/progress.ts';
 import { openSafetensorsCheckpoint, writeShardedSafetensors, type StWriteInput } from '../formats/safetensors.ts';
 import { Tokenizer } from '../formats/tokenizer.ts';
 import { convertTensor } from '../tensor/convert.ts';
-import { bytesFor, isKQuant, type DType } from '../tensor/dtype.ts';
+import { bytesFor, isKQuant, isLegacyQuant, type DType } from '../tensor/dtype.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { HfSource, readJson } from './load.ts';
 
 import { FILE_TYPE, ggufTensorDType, type GgufOutType, type MixModel } from './quant-mix.ts';
 
 export type { GgufOutType } from './quant-mix.ts';
-const GGML_OF: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K };
+const GGML_OF: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K, q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1 };
 
 /** llama.cpp's "llama" architecture rotates interleaved pairs: its q/k rows are permuted. */
 function permutesRope(c: ModelConfig): boolean {
@@ -134,7 +134,7 @@ export function ggufToHf(file: string, outDir: string, opts: { progress?: boolea
     bar.increment(1);
     if (name === 'rope_freqs.weight' || name.startsWith('rope_factors_')) continue;
     let t = ggufTensor(g, name);
-    if (t.dtype === 'q8_0' || isKQuant(t.dtype)) t = convertTensor(t, 'f32');
+    if (t.dtype === 'q8_0' || isKQuant(t.dtype) || isLegacyQuant(t.dtype)) t = convertTensor(t, 'f32');
     t = rowPermute(cfg, name, t, true);
     if (isGemmaArch(cfg.arch) && name.endsWith('norm.weight')) t = Tensor.fromF32(gemmaNormFromGguf(t.toF32()), t.shape);
     if (cfg.arch === 'gpt2' && t.shape.length === 2 && /attn_qkv|attn_output|ffn_up|ffn_down/.test(name)) {

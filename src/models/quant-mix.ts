@@ -23,11 +23,11 @@
 
 import type { DType } from '../tensor/dtype.ts';
 
-export type GgufOutType = 'f32' | 'f16' | 'q8_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k';
-export const GGUF_OUT_TYPES: readonly GgufOutType[] = ['f32', 'f16', 'q8_0', 'q4_k_m', 'q5_k_m', 'q6_k'];
+export type GgufOutType = 'f32' | 'f16' | 'q8_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1';
+export const GGUF_OUT_TYPES: readonly GgufOutType[] = ['f32', 'f16', 'q8_0', 'q4_k_m', 'q5_k_m', 'q6_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1'];
 
 /** llama.cpp's general.file_type values (LLAMA_FTYPE_*). */
-export const FILE_TYPE: Record<GgufOutType, number> = { f32: 0, f16: 1, q8_0: 7, q4_k_m: 15, q5_k_m: 17, q6_k: 18 };
+export const FILE_TYPE: Record<GgufOutType, number> = { f32: 0, f16: 1, q8_0: 7, q4_k_m: 15, q5_k_m: 17, q6_k: 18, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9 };
 
 /** llama.cpp's use_more_bits: layers whose attn_v / ffn_down get Q6_K in Q4_K_M and Q5_K_M. */
 export function useMoreBits(layer: number, nLayers: number): boolean {
@@ -49,6 +49,11 @@ export function ggufTensorDType(name: string, shape: readonly number[], type: Gg
   const fallback = (): DType => (cols % 32 === 0 ? 'q8_0' : 'f16');
   if (type === 'f32' || type === 'f16') return type;
   if (type === 'q8_0') return fallback();
+  if (type === 'q4_0' || type === 'q4_1' || type === 'q5_0' || type === 'q5_1') {
+    // llama.cpp: the LM head (or the tied embedding) in Q6_K, every other matrix in the file's type
+    if (name === 'output.weight' || (m.tiedEmbeddings && name === 'token_embd.weight')) return cols % 256 === 0 ? 'q6_k' : fallback();
+    return cols % 32 === 0 ? type : 'f16';
+  }
   if (cols % 256 !== 0) return fallback();
   if (type === 'q6_k') return 'q6_k';
   // q4_k_m, q5_k_m

@@ -36,6 +36,7 @@ import {
   type Pool,
 } from './check.ts';
 import { bytesFor, decode, dequantizeQ8_0, f16BitsToF32, f32ToF16Bits, quantizeQ8_0 } from './dtype.ts';
+import { dotLegacy, quantizeQ8Act } from './legacyq.ts';
 import { dotQ4_K_Q8_K, dotQ5_K_Q8_K, dotQ6_K_Q8_K, quantizeQ8_K } from './kquants.ts';
 import type { Tensor } from './tensor.ts';
 
@@ -296,6 +297,17 @@ export class RefBackend implements Backend {
       const rowBytes = bytesFor(w.dtype, K);
       writeF32(out, (o) => {
         for (let n = 0; n < N; n++) for (let m = 0; m < M; m++) o[m * ldo + n] = dot(w.data, n * rowBytes, xq[m]!, 0, K);
+      });
+      return;
+    }
+    if (w.dtype === 'q4_0' || w.dtype === 'q4_1' || w.dtype === 'q5_0' || w.dtype === 'q5_1') {
+      // Q4_0 / Q5_0 multiply Q8_0 activations, Q4_1 / Q5_1 Q8_1 activations (llama.cpp's scheme):
+      // each block's integer dot exact, scaled and summed in f64 (legacyq.ts).
+      const t = w.dtype;
+      const xq = Array.from({ length: M }, (_, m) => quantizeQ8Act(xs, K, m * ldx));
+      const rowBytes = bytesFor(t, K);
+      writeF32(out, (o) => {
+        for (let n = 0; n < N; n++) for (let m = 0; m < M; m++) o[m * ldo + n] = dotLegacy(t, w.data, n * rowBytes, xq[m]!, 0, K);
       });
       return;
     }
