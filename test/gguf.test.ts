@@ -290,7 +290,7 @@ describe('bad files', () => {
     const f = readGguf(path);
     assert.equal(f.tensors.get('blk.0.attn_q.weight')!.nbytes, 220);
     const err = raises(() => ggufTensor(f, 'blk.0.attn_q.weight'));
-    assert.equal(err.message, `${path}: tensor blk.0.attn_q.weight has type Q3_K, which Slipstream cannot load; supported: F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K, Q4_0, Q4_1, Q5_0, Q5_1`);
+    assert.equal(err.message, `${path}: tensor blk.0.attn_q.weight has type Q3_K, which Slipstream cannot load; supported: F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL`);
     raises(() => ggufTensor(f, 'nope'), /no tensor named "nope"/);
   });
 
@@ -432,6 +432,7 @@ describe('tensor round trip', () => {
         { name: 'q4_1', type: GGML_TYPE.Q4_1, dims: [96, 5], data: () => encode('q4_1', v96x5) },
         { name: 'q5_0', type: GGML_TYPE.Q5_0, dims: [96, 5], data: () => encode('q5_0', v96x5) },
         { name: 'q5_1', type: GGML_TYPE.Q5_1, dims: [96, 5], data: () => encode('q5_1', v96x5) },
+        { name: 'iq4_nl', type: GGML_TYPE.IQ4_NL, dims: [96, 5], data: () => encode('iq4_nl', v96x5) },
         { name: 'q4_k', type: GGML_TYPE.Q4_K, dims: [512, 3], data: () => quantizeQ4_K(v512x3) },
         { name: 'q6_k', type: GGML_TYPE.Q6_K, dims: [256, 2], data: () => encode('q6_k', v512x3.slice(0, 512)) },
         { name: 'f32.4d', type: GGML_TYPE.F32, dims: [32, 2, 3, 2], data: f32Bytes(v32x2x3x2) },
@@ -482,14 +483,14 @@ describe('tensor round trip', () => {
       assert.equal(tq8.data.buffer, f.tensors.get('q8_0')!.data.buffer); // GGUF Q8_0 is our q8_0: zero copy
       assert.deepEqual([...tq8.toF32()], [...dequantizeQ8_0(quantizeQ8_0(v64x3), 192)]);
 
-      const legacy = (t: 'q4_1' | 'q5_0' | 'q5_1') => (src: Uint8Array, n: number) => dequantizeLegacy(t, src, n);
+      const legacy = (t: 'q4_1' | 'q5_0' | 'q5_1' | 'iq4_nl') => (src: Uint8Array, n: number) => dequantizeLegacy(t, src, n);
       for (const [name, dq, n, shape] of [
-        ['q4_0', dequantizeQ4_0, 480, [5, 96]], ['q4_1', legacy('q4_1'), 480, [5, 96]], ['q5_0', legacy('q5_0'), 480, [5, 96]], ['q5_1', legacy('q5_1'), 480, [5, 96]],
+        ['q4_0', dequantizeQ4_0, 480, [5, 96]], ['q4_1', legacy('q4_1'), 480, [5, 96]], ['q5_0', legacy('q5_0'), 480, [5, 96]], ['q5_1', legacy('q5_1'), 480, [5, 96]], ['iq4_nl', legacy('iq4_nl'), 480, [5, 96]],
         ['q4_k', dequantizeQ4_K, 1536, [3, 512]], ['q6_k', dequantizeQ6_K, 512, [2, 256]],
       ] as const) {
         const ref = dq(f.tensors.get(name)!.data, n);
         const tf = ggufTensor(f, name);
-        // Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K run as stored: views of the mapping, zero copy
+        // Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K and Q6_K run as stored: views of the mapping, zero copy
         assert.deepEqual([tf.dtype, tf.shape], [name, shape]);
         assert.equal(tf.data.buffer, f.tensors.get(name)!.data.buffer);
         assert.deepEqual(tf.toF32(), ref);

@@ -1,4 +1,4 @@
-// Whole models in GGUF's simple quant types Q4_0, Q4_1, Q5_0 and Q5_1: `slipstream convert --type
+// Whole models in GGUF's simple quant types Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL: `slipstream convert --type
 // q4_0` (etc.: every matrix in the type, the LM head in Q6_K, as llama.cpp) writes them with
 // llama.cpp's reference quantizers, the GGUF loads with those tensors as stored (views of the file
 // mapping; embedding rows decoded from them), the native backend agrees with the ref backend, with
@@ -29,9 +29,9 @@ if (!installed && process.env.CI) throw new Error('compat/llamacpp is not instal
 // the k-quant model test's shape: the Q6_K LM head needs rows of whole super-blocks of 256
 const SPEC: RandomModelSpec = { arch: 'llama', vocabSize: 384, dim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 512, maxPosition: 256 };
 const PROMPT = [1, 40, 77, 200, 13, 5, 300, 42, 42, 9, 100, 250, 17];
-const TYPES = ['q4_0', 'q4_1', 'q5_0', 'q5_1'] as const;
-const GT = { q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1 };
-const FILE_TYPE = { q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9 };
+const TYPES = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl'] as const;
+const GT = { q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1, iq4_nl: GGML_TYPE.IQ4_NL };
+const FILE_TYPE = { q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9, iq4_nl: 25 };
 
 let root: string;
 let dir: string;
@@ -74,7 +74,13 @@ describe('llama.cpp rules for the simple types', () => {
       assert.equal(ggufTensorDType('blk.0.attn_v.weight', [64, 96], t, m), t);
       assert.equal(ggufTensorDType('blk.0.attn_v.weight', [64, 100], t, m), 'f16');
       assert.equal(ggufTensorDType('blk.0.attn_norm.weight', [256], t, m), 'f32');
+      assert.equal(ggufTensorDType('blk.0.attn_k.weight', [512, 256], t, { ...m, nExperts: 8 }), 'q8_0');
     }
+    // IQ4_NL: attn_v Q5_K with 4 or more query heads per KV head, attn_output Q5_K with 8 experts
+    assert.equal(ggufTensorDType('blk.0.attn_v.weight', [512, 256], 'iq4_nl', { ...m, nGqa: 4 }), 'q5_k');
+    assert.equal(ggufTensorDType('blk.0.attn_v.weight', [512, 256], 'iq4_nl', { ...m, nGqa: 2 }), 'iq4_nl');
+    assert.equal(ggufTensorDType('blk.0.attn_v.weight', [512, 256], 'q4_0', { ...m, nGqa: 4 }), 'q4_0');
+    assert.equal(ggufTensorDType('blk.0.attn_output.weight', [512, 256], 'iq4_nl', { ...m, nExperts: 8 }), 'q5_k');
   });
 });
 
@@ -128,7 +134,7 @@ for (const t of TYPES) {
   });
 }
 
-describe('agreement with llama.cpp on Q4_0, Q4_1, Q5_0 and Q5_1 GGUFs', { skip: installed ? false : 'llama.cpp peer not installed (npm ci --prefix compat/llamacpp)' }, () => {
+describe('agreement with llama.cpp on Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL GGUFs', { skip: installed ? false : 'llama.cpp peer not installed (npm ci --prefix compat/llamacpp)' }, () => {
   for (const t of TYPES) it(`${t}: same first greedy token, top log-probabilities within 0.25`, () => {
     const gguf = files[t]!;
     const req = gguf + '.request.json';

@@ -1,4 +1,4 @@
-// GGUF's simple quant weights executed as stored (Q4_0, Q4_1, Q5_0, Q5_1): the block decoders
+// GGUF's simple quant weights executed as stored (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL): the block decoders
 // against hand-worked bit patterns, the Q8_0 / Q8_1 activation quantizer, llama.cpp's reference
 // quantizers (native = TypeScript bytes), and the native GEMV/GEMM kernels against the ref backend
 // (exact integer block dot products, f64 accumulation) on random weight bytes of awkward sizes, on
@@ -16,7 +16,7 @@ import { Tensor } from '../src/tensor/tensor.ts';
 import { rng } from './helpers/random.ts';
 
 const cpu = cpuBackend();
-const TYPES = ['q4_0', 'q4_1', 'q5_0', 'q5_1'] as const;
+const TYPES = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl'] as const;
 
 /** One block: f16 d, (f16 m), (qh), qs[l] = (7 l + 3) & 255. */
 function handBlock(t: LegacyQuant, d: number, m: number, qh: number): Uint8Array {
@@ -51,6 +51,10 @@ describe('legacy quant decoding: hand-made blocks', () => {
   it('Q5_0: d (q - 16), bit j of qh is element j\'s fifth bit', () => {
     const y = dequantizeLegacy('q5_0', handBlock('q5_0', 0.5, 0, 0x80000021), 32);
     assert.deepEqual([y[0], y[16], y[5], y[21], y[15], y[31]], [1.5, -8, 3, -7, -2, 3]);
+  });
+  it('IQ4_NL: d kvalues_iq4nl[q]', () => {
+    const y = dequantizeLegacy('iq4_nl', handBlock('iq4_nl', 0.5, 0, 0), 32);
+    assert.deepEqual([y[0], y[16], y[5], y[21], y[15], y[31]], [-32.5, -63.5, -11, -41.5, 26.5, -11]);
   });
   it('Q5_1: d q + m with the fifth bits', () => {
     const y = dequantizeLegacy('q5_1', handBlock('q5_1', 0.25, -1, 0x80000021), 32);
@@ -102,12 +106,19 @@ describe('Q8_0 / Q8_1 activations', () => {
 });
 
 describe('llama.cpp reference quantizers (quantize_row_q4_0_ref etc.)', () => {
-  it('round-trip within half a step (q4_0 / q5_0: the clamped end within a step)', () => {
+  it('round-trip within half a step (q4_0 / q5_0: the clamped end within a step); iq4_nl (least-squares scale, ends may clamp) by relative RMSE', () => {
     const r = rng(11);
     const x = Float32Array.from({ length: 32 * 20 }, () => r() * 3);
     for (const t of TYPES) {
       const q = quantizeLegacy(t, x);
       const y = dequantizeLegacy(t, q, x.length);
+      if (t === 'iq4_nl') {
+        let se = 0, sx = 0;
+        for (let i = 0; i < x.length; i++) se += (y[i]! - x[i]!) ** 2, sx += x[i]! ** 2;
+        const rel = Math.sqrt(se / sx);
+        assert.ok(rel < 0.12, `iq4_nl relative RMSE ${rel}`);
+        continue;
+      }
       for (let b = 0; b < 20; b++) {
         const bb = b * LEGACY_BLOCK_BYTES[t];
         const d = Math.abs(f16BitsToF32(q[bb]! | (q[bb + 1]! << 8)));

@@ -50,8 +50,8 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   int wt = (int)count(info, 3, op);
   Buf o = bytes(info, 4, op, "out");
   int64_t ldo = count(info, 5, op), M = count(info, 6, op), N = count(info, 7, op), K = count(info, 8, op);
-  if (wt < 0 || wt > SS_Q5_1) throw range_error(info, op, "unknown weight dtype code");
-  if ((wt == SS_Q8_0 || ss::is_legacyq(wt)) && K % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 K must be a multiple of 32");
+  if (wt < 0 || wt > SS_IQ4_NL) throw range_error(info, op, "unknown weight dtype code");
+  if ((wt == SS_Q8_0 || ss::is_legacyq(wt)) && K % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / iq4_nl K must be a multiple of 32");
   if (ss::is_kquant(wt) && K % 256) throw range_error(info, op, "q4_k / q5_k / q6_k K must be a multiple of 256");
   need(info, x, f32_span(info, op, M, ldx, K), op, "x");
   need(info, w, ss::dtype_bytes(wt, mul(info, op, N, K)), op, "w");
@@ -75,8 +75,8 @@ Napi::Value MatmulMulti(const Napi::CallbackInfo& info) {
     throw range_error(info, op, "1 to 8 weights, with as many outputs, ldo and N");
   int wt = (int)count(info, 3, op);
   int64_t M = count(info, 6, op), K = count(info, 8, op);
-  if (wt < 0 || wt > SS_Q5_1) throw range_error(info, op, "unknown weight dtype code");
-  if ((wt == SS_Q8_0 || ss::is_legacyq(wt)) && K % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 K must be a multiple of 32");
+  if (wt < 0 || wt > SS_IQ4_NL) throw range_error(info, op, "unknown weight dtype code");
+  if ((wt == SS_Q8_0 || ss::is_legacyq(wt)) && K % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / iq4_nl K must be a multiple of 32");
   if (ss::is_kquant(wt) && K % 256) throw range_error(info, op, "q4_k / q5_k / q6_k K must be a multiple of 256");
   need(info, x, f32_span(info, op, M, ldx, K), op, "x");
   ss_matmul_args a[8];
@@ -221,8 +221,8 @@ Napi::Value Embedding(const Napi::CallbackInfo& info) {
   Buf o = bytes(info, 5, op, "out");
   int64_t ldo = count(info, 6, op);
   int64_t T = (int64_t)(ids.n / 4);
-  if (tt < 0 || tt > SS_Q5_1) throw range_error(info, op, "unknown table dtype code");
-  if ((tt == SS_Q8_0 || ss::is_legacyq(tt)) && D % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 D must be a multiple of 32");
+  if (tt < 0 || tt > SS_IQ4_NL) throw range_error(info, op, "unknown table dtype code");
+  if ((tt == SS_Q8_0 || ss::is_legacyq(tt)) && D % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / iq4_nl D must be a multiple of 32");
   if (ss::is_kquant(tt) && D % 256) throw range_error(info, op, "q4_k / q5_k / q6_k D must be a multiple of 256");
   need(info, t, ss::dtype_bytes(tt, mul(info, op, V, D)), op, "table");
   need(info, o, f32_span(info, op, T, ldo, D), op, "out");
@@ -318,9 +318,9 @@ Napi::Value Convert(const Napi::CallbackInfo& info) {
   Buf d = bytes(info, 2, op, "dst");
   int dt = (int)count(info, 3, op);
   int64_t n = count(info, 4, op);
-  if (st < 0 || st > SS_Q5_1 || dt < 0 || dt > SS_Q5_1) throw range_error(info, op, "unknown dtype code");
+  if (st < 0 || st > SS_IQ4_NL || dt < 0 || dt > SS_IQ4_NL) throw range_error(info, op, "unknown dtype code");
   if ((ss::is_kquant(st) || ss::is_kquant(dt)) && n % 256) throw range_error(info, op, "q4_k / q5_k / q6_k element count must be a multiple of 256");
-  if ((st == SS_Q8_0 || dt == SS_Q8_0 || ss::is_legacyq(st) || ss::is_legacyq(dt)) && n % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 element count must be a multiple of 32");
+  if ((st == SS_Q8_0 || dt == SS_Q8_0 || ss::is_legacyq(st) || ss::is_legacyq(dt)) && n % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / iq4_nl element count must be a multiple of 32");
   need(info, s, ss::dtype_bytes(st, n), op, "src");
   need(info, d, ss::dtype_bytes(dt, n), op, "dst");
   ss::convert(s.p, st, d.p, dt, n);

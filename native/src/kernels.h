@@ -4,9 +4,9 @@
 #include <cstdint>
 
 // SS_Q4_K / SS_Q6_K / SS_Q5_K: GGUF k-quant weights (matmul only, x quantized to Q8_K; kquants.h)
-// SS_Q4_0 / SS_Q4_1 / SS_Q5_0 / SS_Q5_1: GGUF's simple weights (matmul only, x quantized to Q8_0,
+// SS_Q4_0 / SS_Q4_1 / SS_Q5_0 / SS_Q5_1 / SS_IQ4_NL: GGUF's simple weights (matmul only, x quantized to Q8_0,
 // and for the _1 types also the Q8_1 block sums; legacyq.h)
-enum ss_dtype { SS_F32 = 0, SS_F16 = 1, SS_BF16 = 2, SS_Q8_0 = 3, SS_Q4_K = 4, SS_Q6_K = 5, SS_Q5_K = 6, SS_Q4_0 = 7, SS_Q4_1 = 8, SS_Q5_0 = 9, SS_Q5_1 = 10 };
+enum ss_dtype { SS_F32 = 0, SS_F16 = 1, SS_BF16 = 2, SS_Q8_0 = 3, SS_Q4_K = 4, SS_Q6_K = 5, SS_Q5_K = 6, SS_Q4_0 = 7, SS_Q4_1 = 8, SS_Q5_0 = 9, SS_Q5_1 = 10, SS_IQ4_NL = 11 };
 enum ss_unary { SS_SOFTMAX = 0, SS_SILU = 1, SS_GELU_TANH = 2, SS_GELU_ERF = 3 };
 enum ss_gated { SS_SWIGLU = 0, SS_GEGLU_TANH = 1, SS_GEGLU_ERF = 2 };
 enum ss_binary { SS_ADD = 0, SS_MUL = 1 };
@@ -21,7 +21,7 @@ struct ss_matmul_args {
   const int8_t* xq; const float* xd;
   // k-quant weights only: x as Q8_K, xq int8 [M, K], xd [M, K/256] and the sums of each 16 xbs [M, K/16]
   const int16_t* xbs;
-  // q4_0 / q5_0 weights: xq / xd as for q8_0; q4_1 / q5_1 also xs [M, K/32], Q8_1's f16(d * sum q) as f32
+  // q4_0 / q5_0 / iq4_nl weights: xq / xd as for q8_0; q4_1 / q5_1 also xs [M, K/32], Q8_1's f16(d * sum q) as f32
   const float* xs;
 };
 

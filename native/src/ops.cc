@@ -87,7 +87,8 @@ size_t dtype_bytes(int dtype, int64_t n) {
     case SS_Q4_0:
     case SS_Q4_1:
     case SS_Q5_0:
-    case SS_Q5_1: return (size_t)(n / 32) * (size_t)legacyq_bytes(dtype);
+    case SS_Q5_1:
+    case SS_IQ4_NL: return (size_t)(n / 32) * (size_t)legacyq_bytes(dtype);
     default: return (size_t)(n / 32) * 34;
   }
 }
@@ -188,7 +189,7 @@ static bool prepare_q8_1(ss_matmul_args& a) {
 }
 
 static bool prepare_x(ss_matmul_args& a) {
-  if (a.wtype == SS_Q8_0 || a.wtype == SS_Q4_0 || a.wtype == SS_Q5_0) return prepare_q8(a);
+  if (a.wtype == SS_Q8_0 || a.wtype == SS_Q4_0 || a.wtype == SS_Q5_0 || a.wtype == SS_IQ4_NL) return prepare_q8(a);
   if (a.wtype == SS_Q4_1 || a.wtype == SS_Q5_1) return prepare_q8_1(a);
   if (is_kquant(a.wtype)) return prepare_q8k(a);
   return true;
@@ -491,7 +492,8 @@ static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
     case SS_Q4_0:
     case SS_Q4_1:
     case SS_Q5_0:
-    case SS_Q5_1: dequant_legacyq(stype, src, dst, n); break;
+    case SS_Q5_1:
+    case SS_IQ4_NL: dequant_legacyq(stype, src, dst, n); break;
     default:
       for (int64_t b = 0; b < n / 32; b++) {
         const uint8_t* blk = src + b * 34;
@@ -510,7 +512,8 @@ static void encode_row(const float* src, uint8_t* dst, int dtype, int64_t n) {
     case SS_Q4_0:
     case SS_Q4_1:
     case SS_Q5_0:
-    case SS_Q5_1: quantize_legacyq(dtype, src, dst, n); break;
+    case SS_Q5_1:
+    case SS_IQ4_NL: quantize_legacyq(dtype, src, dst, n); break;
     case SS_F32: std::memcpy(dst, src, (size_t)n * 4); break;
     case SS_F16: K->f32_to_f16(src, dst, n); break;
     case SS_BF16:

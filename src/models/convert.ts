@@ -28,7 +28,7 @@ import { HfSource, readJson } from './load.ts';
 import { FILE_TYPE, ggufTensorDType, type GgufOutType, type MixModel } from './quant-mix.ts';
 
 export type { GgufOutType } from './quant-mix.ts';
-const GGML_OF: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K, q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1 };
+const GGML_OF: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K, q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1, iq4_nl: GGML_TYPE.IQ4_NL };
 
 /** llama.cpp's "llama" architecture rotates interleaved pairs: its q/k rows are permuted. */
 function permutesRope(c: ModelConfig): boolean {
@@ -67,7 +67,7 @@ export function hfToGguf(dir: string, out: string, opts: ConvertOptions): { tens
   const md = configToGgufMetadata(cfg, basename(dir), FILE_TYPE[opts.type]);
   for (const [k, v] of ggufTokenizerMetadata(tok, { vocabSize: cfg.vocabSize })) md.set(k, v);
 
-  const mix: MixModel = { nLayers: cfg.nLayers, tiedEmbeddings: cfg.tieEmbeddings || !src.has('output.weight'), nExperts: cfg.nExperts };
+  const mix: MixModel = { nLayers: cfg.nLayers, tiedEmbeddings: cfg.tieEmbeddings || !src.has('output.weight'), nExperts: cfg.nExperts, nGqa: Math.floor(cfg.nHeads / cfg.nKvHeads) };
   const tensors: GgufWriteTensor[] = [];
   const add = (name: string, shape: number[], dtype: DType, make: () => Uint8Array) =>
     tensors.push({ name, type: GGML_OF[dtype], dims: shapeToGgufDims(shape), data: make });

@@ -23,11 +23,11 @@
 
 import type { DType } from '../tensor/dtype.ts';
 
-export type GgufOutType = 'f32' | 'f16' | 'q8_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1';
-export const GGUF_OUT_TYPES: readonly GgufOutType[] = ['f32', 'f16', 'q8_0', 'q4_k_m', 'q5_k_m', 'q6_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1'];
+export type GgufOutType = 'f32' | 'f16' | 'q8_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'iq4_nl';
+export const GGUF_OUT_TYPES: readonly GgufOutType[] = ['f32', 'f16', 'q8_0', 'q4_k_m', 'q5_k_m', 'q6_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl'];
 
 /** llama.cpp's general.file_type values (LLAMA_FTYPE_*). */
-export const FILE_TYPE: Record<GgufOutType, number> = { f32: 0, f16: 1, q8_0: 7, q4_k_m: 15, q5_k_m: 17, q6_k: 18, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9 };
+export const FILE_TYPE: Record<GgufOutType, number> = { f32: 0, f16: 1, q8_0: 7, q4_k_m: 15, q5_k_m: 17, q6_k: 18, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9, iq4_nl: 25 };
 
 /** llama.cpp's use_more_bits: layers whose attn_v / ffn_down get Q6_K in Q4_K_M and Q5_K_M. */
 export function useMoreBits(layer: number, nLayers: number): boolean {
@@ -40,6 +40,8 @@ export interface MixModel {
   /** True when output.weight is absent and token_embd is also the LM head. */
   tiedEmbeddings: boolean;
   nExperts?: number;
+  /** Query heads per KV head (IQ4_NL's attn_v rule). */
+  nGqa?: number;
 }
 
 /** The dtype tensor `name` (GGUF name, row-major `shape`) is written in for file type `type`. */
@@ -49,10 +51,18 @@ export function ggufTensorDType(name: string, shape: readonly number[], type: Gg
   const fallback = (): DType => (cols % 32 === 0 ? 'q8_0' : 'f16');
   if (type === 'f32' || type === 'f16') return type;
   if (type === 'q8_0') return fallback();
-  if (type === 'q4_0' || type === 'q4_1' || type === 'q5_0' || type === 'q5_1') {
-    // llama.cpp: the LM head (or the tied embedding) in Q6_K, every other matrix in the file's type
+  if (type === 'q4_0' || type === 'q4_1' || type === 'q5_0' || type === 'q5_1' || type === 'iq4_nl') {
+    // llama.cpp: the LM head (or the tied embedding) in Q6_K (q8_0 when its rows are not whole
+    // super-blocks), attn_k / attn_v Q8_0 with 8 experts; IQ4_NL: attn_v Q5_K with 4+ query heads
+    // per KV head, attn_output Q5_K with 8 experts; every other matrix in the file's type
     if (name === 'output.weight' || (m.tiedEmbeddings && name === 'token_embd.weight')) return cols % 256 === 0 ? 'q6_k' : fallback();
-    return cols % 32 === 0 ? type : 'f16';
+    if (cols % 32 !== 0) return 'f16';
+    if ((name.endsWith('attn_v.weight') || name.endsWith('attn_k.weight')) && m.nExperts === 8) return 'q8_0';
+    if (type === 'iq4_nl' && cols % 256 === 0) {
+      if (name.endsWith('attn_v.weight') && (m.nGqa ?? 1) >= 4) return 'q5_k';
+      if (name.endsWith('attn_output.weight') && m.nExperts === 8) return 'q5_k';
+    }
+    return type;
   }
   if (cols % 256 !== 0) return fallback();
   if (type === 'q6_k') return 'q6_k';

@@ -8,20 +8,21 @@
 // layouts are in kquants.ts). They are weight-only types: matmul multiplies them with
 // activations quantized to Q8_K, as llama.cpp does.
 //
-// q4_0, q4_1, q5_0 and q5_1 are GGUF's Q4_0, Q4_1, Q5_0 and Q5_1 blocks of 32 weights (18, 20, 22
-// and 24 bytes; layouts in legacyq.ts), weight-only types too: matmul multiplies Q4_0 / Q5_0 with
-// Q8_0 activations and Q4_1 / Q5_1 with Q8_1 activations, as llama.cpp does.
+// q4_0, q4_1, q5_0, q5_1 and iq4_nl are GGUF's Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL blocks of 32
+// weights (18, 20, 22, 24 and 18 bytes; layouts in legacyq.ts), weight-only types too: matmul
+// multiplies Q4_0 / Q5_0 / IQ4_NL with Q8_0 activations and Q4_1 / Q5_1 with Q8_1 activations, as
+// llama.cpp does.
 
 import {
   dequantizeQ4_K, dequantizeQ5_K, dequantizeQ6_K, Q4_K_BLOCK_BYTES, Q5_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, QK_K, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K,
 } from './kquants.ts';
 import { dequantizeLegacy, LEGACY_BLOCK_BYTES, QK_LEGACY, quantizeLegacy, type LegacyQuant } from './legacyq.ts';
 
-export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_k' | 'q6_k' | 'q5_k' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1';
-export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_k', 'q6_k', 'q5_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1'];
+export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_k' | 'q6_k' | 'q5_k' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'iq4_nl';
+export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_k', 'q6_k', 'q5_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl'];
 
 /** Numeric codes shared with the native core (native/src/kernels.h: enum ss_dtype). */
-export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_k: 4, q6_k: 5, q5_k: 6, q4_0: 7, q4_1: 8, q5_0: 9, q5_1: 10 };
+export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_k: 4, q6_k: 5, q5_k: 6, q4_0: 7, q4_1: 8, q5_0: 9, q5_1: 10, iq4_nl: 11 };
 
 export const Q8_0_BLOCK = 32;
 export const Q8_0_BLOCK_BYTES = 34;
@@ -33,7 +34,7 @@ export function blockSize(dtype: DType): number {
 
 /** GGUF's simple weight types (blocks of 32; matmul with Q8_0 / Q8_1 activations; not usable as activations or caches). */
 export function isLegacyQuant(dtype: DType): dtype is LegacyQuant {
-  return dtype === 'q4_0' || dtype === 'q4_1' || dtype === 'q5_0' || dtype === 'q5_1';
+  return dtype === 'q4_0' || dtype === 'q4_1' || dtype === 'q5_0' || dtype === 'q5_1' || dtype === 'iq4_nl';
 }
 
 /** The k-quant weight types (matmul with Q8_K activations; not usable as activations or caches). */
@@ -65,6 +66,7 @@ export function bytesFor(dtype: DType, n: number): number {
     case 'q4_1':
     case 'q5_0':
     case 'q5_1':
+    case 'iq4_nl':
       if (n % QK_LEGACY !== 0) throw new Error(`${dtype}: element count ${n} is not a multiple of ${QK_LEGACY}`);
       return (n / QK_LEGACY) * LEGACY_BLOCK_BYTES[dtype];
   }
@@ -166,6 +168,7 @@ export function encode(dtype: DType, src: ArrayLike<number>): Uint8Array {
     case 'q4_1':
     case 'q5_0':
     case 'q5_1':
+    case 'iq4_nl':
       return quantizeLegacy(dtype, src);
   }
 }
@@ -198,6 +201,7 @@ export function decode(dtype: DType, bytes: Uint8Array, n: number, byteOffset = 
     case 'q4_1':
     case 'q5_0':
     case 'q5_1':
+    case 'iq4_nl':
       return dequantizeLegacy(dtype, new Uint8Array(bytes.buffer, bytes.byteOffset + byteOffset, need), n, out);
   }
 }

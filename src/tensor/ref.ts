@@ -300,8 +300,8 @@ export class RefBackend implements Backend {
       });
       return;
     }
-    if (w.dtype === 'q4_0' || w.dtype === 'q4_1' || w.dtype === 'q5_0' || w.dtype === 'q5_1') {
-      // Q4_0 / Q5_0 multiply Q8_0 activations, Q4_1 / Q5_1 Q8_1 activations (llama.cpp's scheme):
+    if (w.dtype === 'q4_0' || w.dtype === 'q4_1' || w.dtype === 'q5_0' || w.dtype === 'q5_1' || w.dtype === 'iq4_nl') {
+      // Q4_0 / Q5_0 / IQ4_NL multiply Q8_0 activations, Q4_1 / Q5_1 Q8_1 activations (llama.cpp's scheme):
       // each block's integer dot exact, scaled and summed in f64 (legacyq.ts).
       const t = w.dtype;
       const xq = Array.from({ length: M }, (_, m) => quantizeQ8Act(xs, K, m * ldx));
