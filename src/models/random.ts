@@ -287,14 +287,16 @@ export function writeRandomHfModel(dir: string, spec: RandomModelSpec, seed = 1)
 }
 
 /**
- * Writes a random Llama-family GGUF directly (no safetensors step), weight matrices in `type`:
- * for benchmark models too big to round-trip through f32 files (the 1.1B TinyLlama shape).
+ * Writes a random Llama-family GGUF directly (no safetensors step), every weight matrix in `type`
+ * (the LM head too): for benchmark models too big to round-trip through f32 files (the 1.1B
+ * TinyLlama shape), and for models whose embedding / LM head is in a simple quant type.
  */
-export function writeRandomGguf(path: string, spec: RandomModelSpec, type: 'f32' | 'f16' | 'q8_0', seed = 1): ModelConfig {
+export function writeRandomGguf(path: string, spec: RandomModelSpec, type: 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'iq4_nl', seed = 1): ModelConfig {
   const c = specToConfig(spec);
   if (c.arch !== 'llama') throw new Error('writeRandomGguf: only the llama architecture');
   c.rope!.layout = 'interleaved';
-  const md = configToGgufMetadata(c, `random-${spec.arch}`, type === 'f32' ? 0 : type === 'f16' ? 1 : 7);
+  const FT = { f32: 0, f16: 1, q8_0: 7, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9, iq4_nl: 25 };
+  const md = configToGgufMetadata(c, `random-${spec.arch}`, FT[type]);
   for (const [k, v] of randomVocabMetadata(c.vocabSize)) md.set(k, v);
   const GT: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K, q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1, iq4_nl: GGML_TYPE.IQ4_NL };
   const tensors: GgufWriteTensor[] = randomTensors(c, seed).map((r) => {
