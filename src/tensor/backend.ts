@@ -1,6 +1,7 @@
 // The Backend contract. Every op writes into a caller-owned `out` tensor (no allocation on
-// the hot path). Activations are f32; weights may be f32, f16, bf16, q8_0 or the k-quants q4_k,
-// q5_k and q6_k (GGUF's Q4_K, Q5_K, Q6_K, run as stored).
+// the hot path). Activations are f32; weights may be f32, f16, bf16, q8_0, the k-quants q4_k,
+// q5_k and q6_k (GGUF's Q4_K, Q5_K, Q6_K, run as stored) or GGUF's simple types q4_0, q4_1, q5_0,
+// q5_1 and iq4_nl (also run as stored).
 //
 // Two implementations: `ref` (plain TypeScript, float64 accumulation, the oracle) and `cpu`
 // (the native C++ core). Both run the same argument checks (check.ts), so a bad call raises
@@ -91,7 +92,9 @@ export interface Backend {
    * out[M, N] = x[M, K] . w[N, K]^T. x and out may be row-strided views; w is contiguous.
    * With q8_0 weights, each row of x is first quantized to q8_0 blocks (as llama.cpp does),
    * so every block's dot product is an exact integer times d_x * d_w. With k-quant weights x is
-   * quantized to Q8_K (per 256: f32 scale, int8 values, sums of 16), llama.cpp's scheme likewise.
+   * quantized to Q8_K (per 256: f32 scale, int8 values, sums of 16), llama.cpp's scheme likewise;
+   * with q4_0 / q5_0 / iq4_nl weights to q8_0 blocks, with q4_1 / q5_1 to Q8_1 blocks (q8_0 plus
+   * f16(d * sum q) per block).
    */
   matmul(x: Tensor, w: Tensor, out: Tensor): void;
 
