@@ -8,12 +8,13 @@
 import { parseArgs } from 'node:util';
 import { BackendDiffOps, type Params } from '../src/diffusion/ops.ts';
 import { unetConfig, unetFlops, unetForward, unetParamShapes } from '../src/diffusion/unet.ts';
+import { vaeConfig, vaeDecode } from '../src/diffusion/vae.ts';
 import type { Backend } from '../src/tensor/backend.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 
 const { values: a } = parseArgs({
-  options: { size: { type: 'string', default: '256' }, steps: { type: 'string', default: '3' }, threads: { type: 'string', default: '2' }, dtype: { type: 'string', default: 'f32' } },
+  options: { size: { type: 'string', default: '256' }, steps: { type: 'string', default: '3' }, threads: { type: 'string', default: '2' }, dtype: { type: 'string', default: 'f32' }, vae: { type: 'boolean', default: false } },
 });
 const size = Number(a.size), steps = Number(a.steps), dtype = a.dtype as 'f32' | 'f16';
 const cpu = cpuBackend();
@@ -81,3 +82,50 @@ for (let s = 0; s < steps; s++) {
 }
 const med = [...secs].sort((x, y) => x - y)[Math.floor(secs.length / 2)]!;
 console.log(JSON.stringify({ size, threads: cpu.threads, dtype, unet_step_median_s: +med.toFixed(3), gflops: +(flops / med / 1e9).toFixed(1), fma_peak_gflops: +peak.toFixed(1) }));
+
+// --vae: the VAE decoder in the SD 1.5 shape (block_out 128/256/512/512, 2 layers per block,
+// 4 latent channels), batch 1, at the same size; then a whole 20-step picture estimated as
+// 20 UNet steps + one decode (the text encoder's ~0.1 s left out), the figure diffusers_bench.py
+// estimates the same way (total_s_for_20_steps_est).
+if (a.vae) {
+  const vcfg = vaeConfig({ block_out_channels: [128, 256, 512, 512], layers_per_block: 2, latent_channels: 4, norm_num_groups: 32 });
+  const vw = new Map<string, Tensor>();
+  const put = (name: string, shape: number[]) => {
+    const n = shape.reduce((x, y) => x * y, 1);
+    const fan = shape.length === 1 ? 1 : n / shape[0]!;
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) v[i] = (shape.length === 1 && /norm.*weight$/.test(name) ? 1 : 0) + rnd() * (shape.length === 1 ? 0.1 : 1 / Math.sqrt(fan));
+    vw.set(name, Tensor.fromF32(v, shape));
+  };
+  const conv = (pre: string, co: number, k: number, ci: number) => (put(pre + '.weight', [co, k, k, ci]), put(pre + '.bias', [co]));
+  const norm = (pre: string, c: number) => (put(pre + '.weight', [c]), put(pre + '.bias', [c]));
+  const resnet = (pre: string, ci: number, co: number) => {
+    norm(pre + 'norm1', ci), conv(pre + 'conv1', co, 3, ci), norm(pre + 'norm2', co), conv(pre + 'conv2', co, 3, co);
+    if (ci !== co) conv(pre + 'conv_shortcut', co, 1, ci);
+  };
+  const top = vcfg.blockOutChannels[vcfg.blockOutChannels.length - 1]!;
+  conv('post_quant_conv', 4, 1, 4);
+  conv('decoder.conv_in', top, 3, 4);
+  resnet('decoder.mid_block.resnets.0.', top, top);
+  norm('decoder.mid_block.attentions.0.group_norm', top);
+  for (const l of ['to_q', 'to_k', 'to_v', 'to_out.0']) (put(`decoder.mid_block.attentions.0.${l}.weight`, [top, top]), put(`decoder.mid_block.attentions.0.${l}.bias`, [top]));
+  resnet('decoder.mid_block.resnets.1.', top, top);
+  const rev = [...vcfg.blockOutChannels].reverse();
+  let prev = top;
+  rev.forEach((out, i) => {
+    for (let j = 0; j <= vcfg.layersPerBlock; j++) resnet(`decoder.up_blocks.${i}.resnets.${j}.`, j === 0 ? prev : out, out);
+    if (i < rev.length - 1) conv(`decoder.up_blocks.${i}.upsamplers.0.conv`, out, 3, out);
+    prev = out;
+  });
+  norm('decoder.conv_norm_out', prev);
+  conv('decoder.conv_out', 3, 3, prev);
+  const vp: Params<Tensor> = { get: (n) => vw.get(n) ?? (() => { throw new Error(`no ${n}`); })(), has: (n) => vw.has(n) };
+  const z = Tensor.fromF32(Float32Array.from({ length: h * h * 4 }, rnd), [1, h, h, 4]);
+  times.clear();
+  const t0 = performance.now();
+  vaeDecode(o, vcfg, vp, z);
+  const vaeS = (performance.now() - t0) / 1e3;
+  const split = [...times].sort((x, y) => y[1] - x[1]).slice(0, 4).map(([k, v]) => `${k} ${(v / 1e3).toFixed(2)}s`).join(', ');
+  console.log(`VAE decode ${size}x${size}: ${vaeS.toFixed(2)} s (${split}); a 20-step picture ≈ 20 x ${med.toFixed(2)} + ${vaeS.toFixed(2)} = ${(20 * med + vaeS).toFixed(1)} s`);
+  console.log(JSON.stringify({ size, vae_decode_s: +vaeS.toFixed(3), total_s_for_20_steps_est: +(20 * med + vaeS).toFixed(1), peak_rss_MiB: Math.round(process.resourceUsage().maxRSS / 1024) }));
+}
