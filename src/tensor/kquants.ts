@@ -187,20 +187,26 @@ export function quantizeQ8_K(x: ArrayLike<number>, n = x.length, off = 0): Q8KRo
 }
 
 /**
- * Dot product of the Q4_K row at `src[o..]` (n elements) with a Q8_K row (from element `xo`):
- * each super-block's integers exactly, scaled and summed in f64.
+ * Q4_K and Q5_K share their block structure: f16 d and dmin, 12 bytes of 6-bit (scale, min)
+ * pairs, then (Q5_K only) 32 bytes holding each weight's fifth bit, then the 128 nibble bytes.
+ * Sub-block s contributes d·sc[s]·(q · x) − dmin·m[s]·(the sums of x over it); each
+ * super-block's integers exactly, scaled and summed in f64.
  */
-export function dotQ4_K_Q8_K(src: Uint8Array, o: number, x: Q8KRow, xo: number, n: number): number {
+function dotScaleMinK(src: Uint8Array, o: number, x: Q8KRow, xo: number, n: number, fifthBit: boolean): number {
+  const blockBytes = fifthBit ? Q5_K_BLOCK_BYTES : Q4_K_BLOCK_BYTES, nibbles = fifthBit ? 48 : 16;
   let acc = 0;
-  for (let b = 0; b < n / QK_K; b++, o += Q4_K_BLOCK_BYTES) {
+  for (let b = 0; b < n / QK_K; b++, o += blockBytes) {
     const xb = xo / QK_K + b;
     const d = f16at(src, o), dmin = f16at(src, o + 2), dx = x.d[xb]!;
     let S = 0, M = 0;
     for (let s = 0; s < 8; s++) {
       const [sc, m] = scaleMinK4(src, o + 4, s);
-      const qo = o + 16 + 32 * (s >> 1), sh = (s & 1) * 4, xe = xb * QK_K + 32 * s;
+      const qo = o + nibbles + 32 * (s >> 1), sh = (s & 1) * 4, xe = xb * QK_K + 32 * s;
       let dot = 0;
-      for (let l = 0; l < 32; l++) dot += ((src[qo + l]! >> sh) & 15) * x.q[xe + l]!;
+      for (let l = 0; l < 32; l++) {
+        const q = ((src[qo + l]! >> sh) & 15) | (fifthBit ? ((src[o + 16 + l]! >> s) & 1) << 4 : 0);
+        dot += q * x.q[xe + l]!;
+      }
       S += sc * dot;
       M += m * (x.bsums[xb * 16 + 2 * s]! + x.bsums[xb * 16 + 2 * s + 1]!);
     }
@@ -209,24 +215,14 @@ export function dotQ4_K_Q8_K(src: Uint8Array, o: number, x: Q8KRow, xo: number, 
   return acc;
 }
 
+/** Dot product of the Q4_K row at `src[o..]` (n elements) with a Q8_K row (from element `xo`). */
+export function dotQ4_K_Q8_K(src: Uint8Array, o: number, x: Q8KRow, xo: number, n: number): number {
+  return dotScaleMinK(src, o, x, xo, n, false);
+}
+
 /** Dot product of the Q5_K row at `src[o..]` (n elements) with a Q8_K row (from element `xo`). */
 export function dotQ5_K_Q8_K(src: Uint8Array, o: number, x: Q8KRow, xo: number, n: number): number {
-  let acc = 0;
-  for (let b = 0; b < n / QK_K; b++, o += Q5_K_BLOCK_BYTES) {
-    const xb = xo / QK_K + b;
-    const d = f16at(src, o), dmin = f16at(src, o + 2), dx = x.d[xb]!;
-    let S = 0, M = 0;
-    for (let s = 0; s < 8; s++) {
-      const [sc, m] = scaleMinK4(src, o + 4, s);
-      const qo = o + 48 + 32 * (s >> 1), sh = (s & 1) * 4, xe = xb * QK_K + 32 * s;
-      let dot = 0;
-      for (let l = 0; l < 32; l++) dot += (((src[qo + l]! >> sh) & 15) | (((src[o + 16 + l]! >> s) & 1) << 4)) * x.q[xe + l]!;
-      S += sc * dot;
-      M += m * (x.bsums[xb * 16 + 2 * s]! + x.bsums[xb * 16 + 2 * s + 1]!);
-    }
-    acc += d * dx * S - dmin * dx * M;
-  }
-  return acc;
+  return dotScaleMinK(src, o, x, xo, n, true);
 }
 
 /** Dot product of the Q6_K row at `src[o..]` (n elements) with a Q8_K row (from element `xo`). */
