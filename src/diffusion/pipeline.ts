@@ -325,7 +325,7 @@ export class StableDiffusionPipeline {
   /** The init image's latents [1, C, h, w] × scaling_factor (one draw from the encoder's distribution). */
   private initLatents(image: RgbImage, width: number, height: number, gen: TorchGenerator): Float32Array {
     const o = this.ops;
-    const px = cropOrResize(image, width, height);
+    const px = resizeTo(image, width, height);
     const nhwc = new Float32Array(width * height * 3);
     for (let i = 0; i < nhwc.length; i++) nhwc[i] = Math.fround(Math.fround(px.data[i]! / 255) * 2 - 1);
     const moments = vaeEncode(o, this.sd.vae.config, this.sd.vae.params, Tensor.fromF32(nhwc, [1, height, width, 3]));
@@ -370,7 +370,7 @@ function rescaleNoiseCfg(cfg: Float32Array, text: Float32Array, n: number, phi: 
  * bilinear filtering (diffusers resizes with PIL's Lanczos: pass a picture whose sides are
  * multiples of 8 to match it exactly).
  */
-function cropOrResize(img: RgbImage, width: number, height: number): RgbImage {
+function resizeTo(img: RgbImage, width: number, height: number): RgbImage {
   if (img.width === width && img.height === height) return img;
   const out = new Uint8Array(width * height * 3);
   const sx = img.width / width, sy = img.height / height;

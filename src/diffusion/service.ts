@@ -158,9 +158,8 @@ class Service implements ImageClient {
     if (!job) return;
     this.running = job;
     this.progress = 0;
-    const initImage = job.req.initImage;
-    // Transfer nothing the caller still owns: the init image is copied by structured clone.
-    this.worker.postMessage({ type: 'generate', id: job.id, req: { ...job.req, initImage } } satisfies ToWorker);
+    // Posted by structured clone (nothing transferred): the caller keeps its init image.
+    this.worker.postMessage({ type: 'generate', id: job.id, req: job.req } satisfies ToWorker);
   }
 
   private finish(id: number): Job | null {

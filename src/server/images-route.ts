@@ -11,7 +11,7 @@
 // Requests queue and run one at a time; a client that disconnects while waiting is dropped.
 
 import { randomInt } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ImageRequest } from '../diffusion/pipeline.ts';
 import { loraParameter } from '../diffusion/lora.ts';
 import type { ImageClient } from '../diffusion/service.ts';
@@ -102,7 +102,7 @@ function serviceError(e: unknown): ApiError {
   return new ApiError(500, `internal server error: ${(e as Error).message}`, null, 'internal_error');
 }
 
-async function run(images: ImageClient, req: ImageRequest, stream: boolean, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+async function run(images: ImageClient, req: ImageRequest, stream: boolean, reply: FastifyReply): Promise<unknown> {
   const abort = new AbortController();
   const res = reply.raw;
   const onClose = () => {
@@ -132,7 +132,6 @@ async function run(images: ImageClient, req: ImageRequest, stream: boolean, requ
   } finally {
     res.off('close', onClose);
   }
-  void request;
   return reply;
 }
 
@@ -149,7 +148,7 @@ export function registerImageRoutes(app: FastifyInstance, images: ImageClient): 
   app.post('/v1/images/generations', async (req, reply) => {
     if (!isObject(req.body)) throw badRequest('the request body must be a JSON object', null, 'invalid_type');
     const { req: r, stream } = parseRequest(req.body, images, false);
-    return run(images, r, stream, req, reply);
+    return run(images, r, stream, reply);
   });
 
   app.post('/v1/images/edits', async (req, reply) => {
@@ -171,6 +170,6 @@ export function registerImageRoutes(app: FastifyInstance, images: ImageClient): 
     }
     const { req: r, stream } = parseRequest(body, images, true);
     if (body.size !== undefined && body.size !== null && body.size !== 'auto') throw badRequest("'size' is the init image's size for edits; leave it out", 'size');
-    return run(images, { ...r, initImage, strength: r.strength ?? 0.8 }, stream, req, reply);
+    return run(images, { ...r, initImage, strength: r.strength ?? 0.8 }, stream, reply);
   });
 }
