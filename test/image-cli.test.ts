@@ -11,6 +11,7 @@ import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pngText, readImage } from '../src/formats/image.ts';
 import { MockHub, type MockFile } from './helpers/mock-hub.ts';
+import { maxPixelDiff } from './helpers/sd-fixtures.ts';
 
 const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
 const FIX = join(import.meta.dirname, 'fixtures', 'diffusion', 'pipeline');
@@ -33,12 +34,6 @@ function files(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => statSync(join(dir, f)).isFile());
 }
 
-function maxDiff(a: Uint8Array, b: Uint8Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'ss-image-cli-'));
@@ -65,7 +60,7 @@ describe('slipstream image', () => {
     const want = new Uint8Array(readFileSync(join(FIX, 'sd1-dpm-karras.u8')));
     for (let i = 0; i < 2; i++) {
       const img = readImage(join(root, `fox-${i + 1}.png`));
-      assert.ok(maxDiff(img.data, want.subarray(i * 32 * 32 * 3, (i + 1) * 32 * 32 * 3)) <= 2);
+      assert.ok(maxPixelDiff(img.data, want.subarray(i * 32 * 32 * 3, (i + 1) * 32 * 32 * 3)) <= 2);
       const text = pngText(readFileSync(join(root, `fox-${i + 1}.png`)));
       assert.equal(text.parameters, 'a red fox in the snow, watercolor\nNegative prompt: blurry, dark\nSteps: 4, Sampler: DPMSolverMultistepScheduler, CFG scale: 7.5, Seed: 1, Size: 32x32, Model: sd1');
       const back = JSON.parse(text.slipstream!) as Record<string, unknown>;
@@ -77,14 +72,14 @@ describe('slipstream image', () => {
   it('image-to-image from a PNG, as diffusers', async () => {
     const r = await cli(['-m', join(FIX, 'sd1'), '-p', 'a red square', '--steps', '5', '--guidance', '6', '--scheduler', 'ddim', '--seed', '3', '--init-image', join(FIX, 'init.png'), '--strength', '0.6', '-o', 'sq.png', '--no-progress']);
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(maxDiff(readImage(join(root, 'sq.png')).data, new Uint8Array(readFileSync(join(FIX, 'sd1-img2img-ddim.u8')))) <= 2);
+    assert.ok(maxPixelDiff(readImage(join(root, 'sq.png')).data, new Uint8Array(readFileSync(join(FIX, 'sd1-img2img-ddim.u8')))) <= 2);
     assert.match(pngText(readFileSync(join(root, 'sq.png'))).parameters!, /Denoising strength: 0\.6/);
   });
 
   it('hf:org/name: downloads only what the pipeline needs (the fp16 variant) and draws as diffusers', async () => {
     const r = await cli(['-m', 'hf:org/tiny-sd2', '--variant', 'fp16', '-p', 'mountains at dawn', '--steps', '3', '--guidance', '4', '--seed', '5', '-o', 'm.png', '--no-progress']);
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(maxDiff(readImage(join(root, 'm.png')).data, new Uint8Array(readFileSync(join(FIX, 'sd2-vpred-ddim.u8')))) <= 2);
+    assert.ok(maxPixelDiff(readImage(join(root, 'm.png')).data, new Uint8Array(readFileSync(join(FIX, 'sd2-vpred-ddim.u8')))) <= 2);
     const got = hub.requests.filter((q) => q.method === 'GET' && /\/resolve\//.test(q.path)).map((q) => q.path.replace(/^.*\/resolve\/[^/]+\//, ''));
     assert.ok(got.includes('unet/diffusion_pytorch_model.fp16.safetensors'), got.join(', '));
     for (const bad of ['unet/diffusion_pytorch_model.bin', 'README.md', 'vae/diffusion_pytorch_model.safetensors']) assert.ok(!got.includes(bad), `fetched ${bad}`);

@@ -11,16 +11,11 @@ import { after, before, describe, it } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import { decodeImage, pngText } from '../src/formats/image.ts';
 import { startServe, type ServeProcess } from '../src/server/process.ts';
+import { maxPixelDiff } from './helpers/sd-fixtures.ts';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'diffusion', 'pipeline');
 let srv: ServeProcess, client: OpenAI;
 
-function maxDiff(a: Uint8Array, b: Uint8Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 async function post(path: string, body: unknown): Promise<{ status: number; json: { error?: { message: string; param: string | null; code: string | null } } }> {
   const r = await fetch(srv.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -50,7 +45,7 @@ describe('Images API', () => {
       const png = Buffer.from(d.b64_json!, 'base64');
       const img = decodeImage(png);
       assert.equal(img.width, 32);
-      assert.ok(maxDiff(img.data, want.subarray(i * 3072, (i + 1) * 3072)) <= 2);
+      assert.ok(maxPixelDiff(img.data, want.subarray(i * 3072, (i + 1) * 3072)) <= 2);
       assert.match(pngText(png).parameters!, /Seed: 1/);
     });
     assert.equal((r as unknown as { seed: number }).seed, 1);
@@ -64,7 +59,7 @@ describe('Images API', () => {
       ...({ steps: 5, guidance_scale: 6, seed: 3, scheduler: 'ddim', strength: 0.6 } as object),
     });
     const img = decodeImage(Buffer.from(r.data![0]!.b64_json!, 'base64'));
-    assert.ok(maxDiff(img.data, new Uint8Array(readFileSync(join(FIX, 'sd1-img2img-ddim.u8')))) <= 2);
+    assert.ok(maxPixelDiff(img.data, new Uint8Array(readFileSync(join(FIX, 'sd1-img2img-ddim.u8')))) <= 2);
   });
 
   it('stream: a progress event per step, then the picture; /metrics counts them', async () => {

@@ -5,39 +5,28 @@
 // link carries it, and a bad size shows the server's error. Screenshot in test-artifacts/.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { decodeImage } from '../src/formats/image.ts';
 import { startServe, type ServeProcess } from '../src/server/process.ts';
+import { chromiumSkip, launchChromium, type Browser } from './helpers/chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const FIX = join(import.meta.dirname, 'fixtures', 'diffusion', 'pipeline');
 const artifacts = join(import.meta.dirname, '..', 'test-artifacts');
-if (!existsSync(CHROMIUM) && process.env.CI) throw new Error(`${CHROMIUM} is missing: the playground test needs Debian's chromium package (.ci/run installs it)`);
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium); skipping the browser test`;
 
-describe('playground Image tab in headless Chromium', { skip }, () => {
-  let srv: ServeProcess, ctx: BrowserContext, page: Page, profile: string;
+describe('playground Image tab in headless Chromium', { skip: chromiumSkip }, () => {
+  let srv: ServeProcess, browser: Browser, page: Page;
 
   before(async () => {
     srv = await startServe(['--image-model', join(FIX, 'sd1')], { SLIPSTREAM_THREADS: '2' });
-    profile = mkdtempSync(join(tmpdir(), 'ss-chromium-img-'));
-    ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-      viewport: { width: 1280, height: 900 },
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
-    page.setDefaultTimeout(20_000);
+    browser = await launchChromium(20_000);
+    page = browser.page;
   });
 
   after(async () => {
-    await ctx?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
     await srv?.stop();
   });
 

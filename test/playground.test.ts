@@ -7,21 +7,16 @@
 // left out, with a note, when it is full). Screenshots are kept in test-artifacts/.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { startServe, type ServeProcess } from '../src/server/process.ts';
+import { chromiumSkip, launchChromium, type Browser } from './helpers/chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const KEY = 'sekret';
 const artifacts = join(import.meta.dirname, '..', 'test-artifacts');
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI) {
-  throw new Error(`${CHROMIUM} is missing: the playground test needs Debian's chromium package (.ci/run installs it)`);
-}
-const skip = haveChromium ? false : `${CHROMIUM} is missing (apt-get install chromium); skipping the browser test`;
+const skip = chromiumSkip;
 
 let srv: ServeProcess | undefined, url: string;
 
@@ -68,24 +63,15 @@ describe('playground assets', () => {
 });
 
 describe('playground in headless Chromium', { skip }, () => {
-  let ctx: BrowserContext, page: Page, profile: string;
+  let browser: Browser, page: Page;
 
   before(async () => {
-    profile = mkdtempSync(join(tmpdir(), 'ss-chromium-'));
-    // launchPersistentContext passes the fresh profile as --user-data-dir.
-    ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-      viewport: { width: 1280, height: 900 },
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
-    page.setDefaultTimeout(15_000);
+    browser = await launchChromium();
+    page = browser.page;
   });
 
   after(async () => {
-    await ctx?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
   });
 
   /** Waits until the element's text is `want`; on timeout, fails with what the panel showed. */

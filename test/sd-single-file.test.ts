@@ -23,6 +23,7 @@ import { detectSdFamily, mapSdKey, SdComponentCheckpoint, standardConfigs, STAND
 import { decodeImage } from '../src/formats/image.ts';
 import { startServe } from '../src/server/process.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
+import { assertDrawsFixture, pipelineCases, requestFor } from './helpers/sd-fixtures.ts';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'diffusion');
 const PIPE = join(FIX, 'pipeline');
@@ -205,31 +206,12 @@ describe('single-file fixtures', () => {
     });
   }
 
-  interface Case { name: string; model: string; prompt: string; negative: string | null; scheduler: string | null; steps: number; guidance: number; seed: number; size: number; n: number; rescale: number; init: string | null; strength: number | null; imageShape: number[] }
-  const cases = JSON.parse(readFileSync(join(PIPE, 'expected.json'), 'utf8')) as Case[];
+  const cases = pipelineCases();
   for (const name of ['sd1-pndm-default', 'sd2-vpred-ddim', 'sdxl-euler-zeros', 'sdxl-negative-img2img']) {
     it(`${name}: the single file draws diffusers' picture`, () => {
       const c = cases.find((x) => x.name === name)!;
       const pipe = StableDiffusionPipeline.load(join(SINGLE, `${c.model}.safetensors`), cpuBackend(), { config: join(PIPE, c.model) });
-      const r = pipe.generate({
-        prompt: c.prompt,
-        negativePrompt: c.negative ?? undefined,
-        scheduler: c.scheduler ?? undefined,
-        steps: c.steps,
-        guidance: c.guidance,
-        guidanceRescale: c.rescale,
-        seed: c.seed,
-        width: c.size,
-        height: c.size,
-        n: c.n,
-        initImage: c.init ? readImage(join(PIPE, c.init)) : undefined,
-        strength: c.strength ?? undefined,
-      });
-      const want = new Uint8Array(readFileSync(join(PIPE, `${c.name}.u8`)));
-      let worst = 0, k = 0;
-      for (const img of r.images) for (let i = 0; i < img.data.length; i++) worst = Math.max(worst, Math.abs(img.data[i]! - want[k++]!));
-      assert.equal(k, want.length);
-      assert.ok(worst <= 2, `largest pixel difference ${worst}/255`);
+      assertDrawsFixture(pipe.generate(requestFor(c)), c.name);
     });
   }
 });
