@@ -15,11 +15,12 @@ import { argmax } from '../src/engine/sampler.ts';
 import { GGML_TYPE, readGguf } from '../src/formats/gguf.ts';
 import { getMeta } from '../src/formats/gguf.ts';
 import { hfToGguf } from '../src/models/convert.ts';
-import { loadModelSync, type LoadedModel } from '../src/models/load.ts';
+import { loadModelSync } from '../src/models/load.ts';
 import { ggufTensorDType, useMoreBits } from '../src/models/quant-mix.ts';
 import { writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { refBackend } from '../src/tensor/ref.ts';
+import { firstLogits, logSoftmax } from './helpers/logits.ts';
 
 const compat = join(import.meta.dirname, '..', 'compat', 'llamacpp');
 const installed = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
@@ -45,19 +46,7 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-function logSoftmax(v: ArrayLike<number>): Float64Array {
-  let mx = -Infinity;
-  for (let i = 0; i < v.length; i++) mx = Math.max(mx, v[i]!);
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += Math.exp(v[i]! - mx);
-  const ls = Math.log(s);
-  return Float64Array.from(v, (x) => x - mx - ls);
-}
 
-function firstLogits(lm: LoadedModel): Float32Array {
-  const seq = new Sequence(lm.model, { maxContext: 256 });
-  return Float32Array.from(seq.prefill(PROMPT));
-}
 
 describe('llama.cpp Q4_K_M per-tensor rules', () => {
   it('use_more_bits: the first and last eighth of the layers and every third between', () => {
@@ -115,9 +104,9 @@ for (const mix of MIXES) {
     });
 
     it('native and ref backends agree on the Q4_K_M model; it stays close to the f32 model', () => {
-      const q = firstLogits(loadModelSync(gguf(), cpuBackend()));
-      const r = firstLogits(loadModelSync(gguf(), refBackend));
-      const f = firstLogits(loadModelSync(dir, cpuBackend()));
+      const q = firstLogits(loadModelSync(gguf(), cpuBackend()), PROMPT);
+      const r = firstLogits(loadModelSync(gguf(), refBackend), PROMPT);
+      const f = firstLogits(loadModelSync(dir, cpuBackend()), PROMPT);
       let scale = 0, dr = 0, df = 0;
       for (let i = 0; i < q.length; i++) {
         scale = Math.max(scale, Math.abs(f[i]!));
@@ -149,7 +138,7 @@ describe('agreement with llama.cpp on Q4_K_M and Q5_K_M GGUFs', { skip: installe
     const run = spawnSync(process.execPath, [join(compat, 'greedy.mjs'), req], { encoding: 'utf8', cwd: compat, maxBuffer: 64 << 20 });
     assert.equal(run.status, 0, `llama.cpp failed: ${run.stderr}`);
     const peer = JSON.parse(run.stdout) as { outputs: number[][]; logits: (number | null)[][] };
-    const ours = firstLogits(loadModelSync(gguf, cpuBackend()));
+    const ours = firstLogits(loadModelSync(gguf, cpuBackend()), PROMPT);
     assert.equal(argmax(ours), peer.outputs[0]![0], 'first greedy token');
     const theirs = logSoftmax(peer.logits[0]!.map((v) => v ?? -1e30));
     const mine = logSoftmax(ours);

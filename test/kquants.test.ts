@@ -16,6 +16,7 @@ import { native } from '../src/tensor/native.ts';
 import { refBackend } from '../src/tensor/ref.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { rng } from './helpers/random.ts';
+import { assertBatchInvariant, randX, withIsa } from './helpers/quant-matmul.ts';
 
 const cpu = cpuBackend();
 
@@ -88,7 +89,7 @@ describe('k-quant decoding: hand-made blocks', () => {
       const table = randomKQuant(dtype, V, D, r);
       const ids = Int32Array.from([6, 0, 3, 3]);
       for (const isa of cpu.availableIsas()) {
-        withIsa(isa, () => {
+        withIsa(cpu, isa, () => {
           const out = Tensor.zeros([ids.length, D]);
           cpu.embedding(table, ids, out);
           const want = Tensor.zeros([ids.length, D]);
@@ -188,22 +189,7 @@ function randomKQuant(dtype: 'q4_k' | 'q5_k' | 'q6_k', N: number, K: number, r: 
   return new Tensor(dtype, [N, K], bytes);
 }
 
-function withIsa(isa: string, fn: () => void): void {
-  const before = cpu.isa;
-  cpu.setIsa(isa as 'avx2');
-  try {
-    fn();
-  } finally {
-    cpu.setIsa(before as 'avx2');
-  }
-}
 
-function randX(M: number, K: number, seed: number): Tensor {
-  const r = rng(seed);
-  const v = Float32Array.from({ length: M * K }, (_, i) => r() * (1 + ((i * 31) % 7)));
-  for (let k = 0; k < K; k++) v[(M >> 1) * K + k] = 0; // one all-zero row: d = 0
-  return Tensor.fromF32(v, [M, K]);
-}
 
 /** Per output, sum_k |x_k| (|w_k| + |offset_k|): the size of the terms the f32 kernel adds. */
 function magnitudes(x: Tensor, w: Tensor): Float64Array {
@@ -231,7 +217,7 @@ for (const isa of cpu.availableIsas()) {
   describe(`k-quant matmul (${isa}) against ref`, () => {
     for (const dtype of ['q4_k', 'q5_k', 'q6_k'] as const) {
       it(`${dtype}: GEMV and GEMM, awkward sizes, = ref within f32 rounding`, () => {
-        withIsa(isa, () => {
+        withIsa(cpu, isa, () => {
           const r = rng(dtype === 'q4_k' ? 3 : dtype === 'q5_k' ? 5 : 4);
           for (const [M, N, K] of [[1, 1, 256], [1, 17, 768], [2, 5, 512], [3, 7, 256], [5, 33, 1280], [17, 9, 512], [70, 13, 768]] as const) {
             const w = randomKQuant(dtype, N, K, r);
@@ -249,28 +235,12 @@ for (const isa of cpu.availableIsas()) {
       });
 
       it(`${dtype}: batch invariance (a row's bits do not depend on T) and matmulMulti = matmul`, () => {
-        withIsa(isa, () => {
+        withIsa(cpu, isa, () => {
           const r = rng(dtype === 'q4_k' ? 8 : dtype === 'q5_k' ? 10 : 9);
           const K = 768, N = 11;
           const w = randomKQuant(dtype, N, K, r), w2 = randomKQuant(dtype, 5, K, r);
           const x = randX(17, K, 77);
-          const all = Tensor.zeros([17, N]);
-          cpu.matmul(x, w, all);
-          for (const T of [1, 2, 3, 5, 17]) {
-            const out = Tensor.zeros([T, N]);
-            cpu.matmul(x.narrow(0, T), w, out);
-            assert.deepEqual(out.toF32(), all.toF32().subarray(0, T * N), `${dtype} ${isa} T=${T}`);
-            const o1 = Tensor.zeros([T, N]), o2 = Tensor.zeros([T, 5]);
-            cpu.matmulMulti(x.narrow(0, T), [w, w2], [o1, o2]);
-            const s2 = Tensor.zeros([T, 5]);
-            cpu.matmul(x.narrow(0, T), w2, s2);
-            assert.deepEqual(o1.toF32(), out.toF32(), `${dtype} ${isa} multi T=${T}`);
-            assert.deepEqual(o2.toF32(), s2.toF32(), `${dtype} ${isa} multi second weight T=${T}`);
-          }
-          // the last row alone too (the GEMM tiles' edge)
-          const last = Tensor.zeros([1, N]);
-          cpu.matmul(x.narrow(16, 1), w, last);
-          assert.deepEqual(last.toF32(), all.toF32().subarray(16 * N), `${dtype} ${isa} row 16 alone`);
+          assertBatchInvariant(cpu, x, w, w2, `${dtype} ${isa}`);
         });
       });
     }

@@ -16,11 +16,12 @@ import { Sequence } from '../src/engine/generate.ts';
 import { argmax } from '../src/engine/sampler.ts';
 import { GGML_TYPE, getMeta, readGguf } from '../src/formats/gguf.ts';
 import { hfToGguf } from '../src/models/convert.ts';
-import { loadModelSync, type LoadedModel } from '../src/models/load.ts';
+import { loadModelSync } from '../src/models/load.ts';
 import { ggufTensorDType } from '../src/models/quant-mix.ts';
 import { writeRandomGguf, writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { refBackend } from '../src/tensor/ref.ts';
+import { firstLogits, logSoftmax } from './helpers/logits.ts';
 
 const compat = join(import.meta.dirname, '..', 'compat', 'llamacpp');
 const installed = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
@@ -46,19 +47,7 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-function logSoftmax(v: ArrayLike<number>): Float64Array {
-  let mx = -Infinity;
-  for (let i = 0; i < v.length; i++) mx = Math.max(mx, v[i]!);
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += Math.exp(v[i]! - mx);
-  const ls = Math.log(s);
-  return Float64Array.from(v, (x) => x - mx - ls);
-}
 
-function firstLogits(lm: LoadedModel): Float32Array {
-  const seq = new Sequence(lm.model, { maxContext: 256 });
-  return Float32Array.from(seq.prefill(PROMPT));
-}
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
   let d = 0;
@@ -104,10 +93,10 @@ for (const t of TYPES) {
     });
 
     it('native = ref, with and without mmap; close to the f32 model; --quantize q8_0 requantizes', () => {
-      const q = firstLogits(loadModelSync(gguf(), cpuBackend()));
-      const r = firstLogits(loadModelSync(gguf(), refBackend));
-      const nm = firstLogits(loadModelSync(gguf(), cpuBackend(), { mmap: false }));
-      const f = firstLogits(loadModelSync(dir, cpuBackend()));
+      const q = firstLogits(loadModelSync(gguf(), cpuBackend()), PROMPT);
+      const r = firstLogits(loadModelSync(gguf(), refBackend), PROMPT);
+      const nm = firstLogits(loadModelSync(gguf(), cpuBackend(), { mmap: false }), PROMPT);
+      const f = firstLogits(loadModelSync(dir, cpuBackend()), PROMPT);
       let scale = 0;
       for (let i = 0; i < f.length; i++) scale = Math.max(scale, Math.abs(f[i]!));
       // Every matmul agrees with ref to ~1e-6 given the same input, but a single q8 activation
@@ -120,7 +109,7 @@ for (const t of TYPES) {
       assert.ok(maxDiff(q, f) <= 0.3 * scale, `${t} vs f32: ${maxDiff(q, f)} (scale ${scale})`);
       const lq = loadModelSync(gguf(), cpuBackend(), { quantize: 'q8_0' });
       assert.equal(lq.model.weights.layers[0]!.wq!.dtype, 'q8_0');
-      const q8 = firstLogits(lq);
+      const q8 = firstLogits(lq, PROMPT);
       assert.ok(maxDiff(q8, q) <= 0.1 * scale, `${t} requantized to q8_0 vs as stored: ${maxDiff(q8, q)} (scale ${scale})`);
     });
 
@@ -142,8 +131,8 @@ describe('the embedding and the LM head in a simple type (a tied embedding)', ()
     const W = lm.model.weights;
     assert.equal(W.output.dtype, t);
     assert.equal(W.output, W.tokEmbd); // tied: the same handle
-    const q = firstLogits(lm);
-    const r = firstLogits(loadModelSync(files[`${t}-tied`]!, refBackend));
+    const q = firstLogits(lm, PROMPT);
+    const r = firstLogits(loadModelSync(files[`${t}-tied`]!, refBackend), PROMPT);
     let scale = 0;
     for (let i = 0; i < r.length; i++) scale = Math.max(scale, Math.abs(r[i]!));
     assert.ok(maxDiff(q, r) <= 0.02 * scale, `cpu vs ref: ${maxDiff(q, r)} (scale ${scale})`);
@@ -160,7 +149,7 @@ describe('agreement with llama.cpp on Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL GGUFs', 
     const run = spawnSync(process.execPath, [join(compat, 'greedy.mjs'), req], { encoding: 'utf8', cwd: compat, maxBuffer: 64 << 20 });
     assert.equal(run.status, 0, `llama.cpp failed: ${run.stderr}`);
     const peer = JSON.parse(run.stdout) as { outputs: number[][]; logits: (number | null)[][] };
-    const ours = firstLogits(loadModelSync(gguf, cpuBackend()));
+    const ours = firstLogits(loadModelSync(gguf, cpuBackend()), PROMPT);
     assert.equal(argmax(ours), peer.outputs[0]![0], 'first greedy token');
     const theirs = logSoftmax(peer.logits[0]!.map((v) => v ?? -1e30));
     const mine = logSoftmax(ours);
