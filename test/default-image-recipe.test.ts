@@ -75,3 +75,30 @@ describe('default image recipe: data stages', () => {
     });
   });
 });
+
+describe('default image recipe: the adherence measure', () => {
+  test('the checker accepts the scenes\' own renderings and rejects empty or wrong pictures', async () => {
+    const { evaluateAdherence, sampleGridSvg, summary } = await import('../recipes/default-image/evaluate.ts');
+    const { render, layout, parseCaption: parse, COLORS } = await import('../recipes/default-image/scenes.ts');
+    const { mulberry32 } = await import('../recipes/default-model/corpus.ts');
+    const truth = evaluateAdherence((prompt, seed) => {
+      const s = parse(prompt)!;
+      return { width: 64, height: 64, data: render(s, layout(s, 64, mulberry32(seed)), 64) };
+    }, 40);
+    assert.equal(truth.prompts, 40);
+    assert.ok(truth.adherence >= 0.95, summary(truth));
+    assert.ok(truth.relation >= 0.95, summary(truth));
+    // A plain background of the right colour: right background, no objects.
+    const empty = evaluateAdherence((prompt) => {
+      const c = COLORS[parse(prompt)!.background];
+      const data = new Uint8Array(64 * 64 * 3);
+      for (let i = 0; i < data.length; i++) data[i] = c[i % 3]!;
+      return { width: 64, height: 64, data };
+    }, 40);
+    assert.equal(empty.adherence, 0);
+    assert.equal(empty.background, 1);
+    const svg = sampleGridSvg(truth.samples.slice(0, 4), 2);
+    assert.match(svg, /<image [^>]*href="data:image\/png;base64,/);
+    assert.ok(svg.includes(truth.samples[0]!.prompt.split(' ')[1]!));
+  });
+});
