@@ -9,7 +9,8 @@
 
 import type { RopeOptions } from './backend.ts';
 import { native, type NativeCore, type TA } from './native.ts';
-import type { AttnTrainOptions, Gelu, TrainKernels } from './train-kernels.ts';
+import type { AttnTrainOptions, ConvShape, Gelu, PointAct, TrainKernels } from './train-kernels.ts';
+import * as ref from './train-ref.ts';
 import { TrainKernelError } from './train-ref.ts';
 
 /** The native training functions (train_addon.cc) and the f32 GEMM the core exports. */
@@ -216,6 +217,64 @@ export class CpuTrainKernels implements TrainKernels {
     const n = same(op, 'p, g, m, v', p, g, m, v);
     if (!Number.isInteger(step) || step < 1) throw new TrainKernelError(op, `step must be an integer >= 1 (1-based), got ${step}`);
     this.n.trainAdamw(p, g, m, v, n, step, lr, beta1, beta2, eps, wd, gradScale);
+  }
+
+  // ---- image ops: the reference kernels until the native ones land (next commit) ----
+
+  conv2d(x: Float32Array, w: Float32Array, b: Float32Array | null, s: ConvShape, out: Float32Array): void {
+    ref.conv2d(x, w, b, s, out);
+  }
+
+  conv2dBackward(x: Float32Array, w: Float32Array, dy: Float32Array, s: ConvShape, dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null): void {
+    ref.conv2dBackward(x, w, dy, s, dx, dw, db);
+  }
+
+  groupNorm(
+    x: Float32Array, w: Float32Array, b: Float32Array, B: number, N: number, C: number, G: number, eps: number, silu: boolean,
+    out: Float32Array, mean: Float32Array, rstd: Float32Array,
+  ): void {
+    ref.groupNorm(x, w, b, B, N, C, G, eps, silu, out, mean, rstd);
+  }
+
+  groupNormBackward(
+    x: Float32Array, w: Float32Array, b: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array,
+    B: number, N: number, C: number, G: number, silu: boolean, dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null,
+  ): void {
+    ref.groupNormBackward(x, w, b, mean, rstd, dy, B, N, C, G, silu, dx, dw, db);
+  }
+
+  upsample2x(x: Float32Array, B: number, H: number, W: number, C: number, out: Float32Array): void {
+    ref.upsample2x(x, B, H, W, C, out);
+  }
+
+  upsample2xBackward(dy: Float32Array, B: number, H: number, W: number, C: number, dx: Float32Array): void {
+    ref.upsample2xBackward(dy, B, H, W, C, dx);
+  }
+
+  mha(
+    q: Float32Array, k: Float32Array, v: Float32Array, B: number, Tq: number, Tk: number, H: number, D: number, scale: number,
+    out: Float32Array, lse: Float32Array,
+  ): void {
+    ref.mha(q, k, v, B, Tq, Tk, H, D, scale, out, lse);
+  }
+
+  mhaBackward(
+    q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, dout: Float32Array,
+    B: number, Tq: number, Tk: number, H: number, D: number, scale: number, dq: Float32Array, dk: Float32Array, dv: Float32Array,
+  ): void {
+    ref.mhaBackward(q, k, v, out, lse, dout, B, Tq, Tk, H, D, scale, dq, dk, dv);
+  }
+
+  act(a: PointAct, x: Float32Array, out: Float32Array): void {
+    ref.act(a, x, out);
+  }
+
+  actBackward(a: PointAct, x: Float32Array, dy: Float32Array, dx: Float32Array): void {
+    ref.actBackward(a, x, dy, dx);
+  }
+
+  sumRows(x: Float32Array, G: number, R: number, C: number, out: Float32Array): void {
+    ref.sumRows(x, G, R, C, out);
   }
 }
 
