@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { clipTextForward } from '../src/diffusion/clip-text.ts';
-import { loadStableDiffusion } from '../src/diffusion/load.ts';
+import { type ComponentParams, loadStableDiffusion } from '../src/diffusion/load.ts';
 import { BackendDiffOps, fromNchw } from '../src/diffusion/ops.ts';
 import { DiffWeights, diffWeightsFromTensors, TapeDiffOps } from '../src/diffusion/tape-ops.ts';
 import { unetForward } from '../src/diffusion/unet.ts';
@@ -54,7 +54,7 @@ for (const name of ['sd1', 'sdxl']) {
     const ex = expected(dir);
     const sd = loadStableDiffusion(dir);
     const be = new BackendDiffOps(cpuBackend());
-    const weights = (comp: { params: { component: string; ckpt: { names(): string[] }; get(n: string): Tensor } }, trainable: (n: string) => boolean = () => true) =>
+    const weights = (comp: { params: ComponentParams }, trainable: (n: string) => boolean = () => true) =>
       diffWeightsFromTensors(comp.params.component, comp.params, comp.params.ckpt.names(), trainable);
 
     test('unet', () => {
