@@ -767,8 +767,8 @@ export function upsample2xBackward(dy: F, B: number, H: number, W: number, C: nu
       for (let xx = 0; xx < W; xx++) {
         const dst = ((n * H + y) * W + xx) * C;
         const r0 = ((n * 2 * H + 2 * y) * 2 * W + 2 * xx) * C, r1 = r0 + 2 * W * C;
-        // (top-left + top-right) + (bottom-left + bottom-right), the order the native kernel adds in
-        for (let c = 0; c < C; c++) dx[dst + c] = dy[r0 + c]! + dy[r0 + C + c]! + (dy[r1 + c]! + dy[r1 + C + c]!);
+        // top-left, top-right, bottom-left, bottom-right: the order the native kernel adds in
+        for (let c = 0; c < C; c++) dx[dst + c] = dy[r0 + c]! + dy[r0 + C + c]! + dy[r1 + c]! + dy[r1 + C + c]!;
       }
     }
   }
