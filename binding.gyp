@@ -31,7 +31,7 @@
     {
       "target_name": "slipstream",
       "dependencies": ["ss_portable", "ss_avx2", "ss_avx512"],
-      "sources": ["native/src/addon.cc", "native/src/ops.cc", "native/src/pool.cc", "native/src/train_ops.cc", "native/src/train_addon.cc", "native/src/sgemm.cc", "native/src/sgemm_addon.cc", "native/src/bench.cc", "native/src/image_ops.cc", "native/src/image_addon.cc"],
+      "sources": ["native/src/addon.cc", "native/src/ops.cc", "native/src/pool.cc", "native/src/train_ops.cc", "native/src/train_addon.cc", "native/src/train_image.cc", "native/src/train_image_addon.cc", "native/src/sgemm.cc", "native/src/sgemm_addon.cc", "native/src/bench.cc", "native/src/image_ops.cc", "native/src/image_addon.cc"],
       "libraries": ["-lpthread"]
     }
   ]

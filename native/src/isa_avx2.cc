@@ -3,6 +3,7 @@
 #define SS_NS ss_avx2
 #include "kernels.inc"
 #include "train_kernels.inc"
+#include "train_image.inc"
 #include "sgemm_kernels.inc"
 #include "bench_kernels.inc"
 #include "kv_q8.inc"

@@ -3,5 +3,6 @@
 #define SS_NS ss_avx512
 #include "kernels.inc"
 #include "train_kernels.inc"
+#include "train_image.inc"
 #include "sgemm_kernels.inc"
 #include "bench_kernels.inc"

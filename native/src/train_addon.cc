@@ -343,7 +343,11 @@ Napi::Value Adamw(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// the image training kernels (train_image_addon.cc)
+void RegisterTrainImage(Napi::Env env, Napi::Object exports);
+
 void RegisterTrain(Napi::Env env, Napi::Object exports) {
+  RegisterTrainImage(env, exports);
   exports.Set("trainAxpy", Napi::Function::New(env, Axpy));
   exports.Set("trainSumSquares", Napi::Function::New(env, SumSquares));
   exports.Set("trainScale", Napi::Function::New(env, Scale));

@@ -9,7 +9,7 @@
 
 import type { RopeOptions } from './backend.ts';
 import { native, type NativeCore, type TA } from './native.ts';
-import type { AttnTrainOptions, Gelu, TrainKernels } from './train-kernels.ts';
+import type { AttnTrainOptions, ConvShape, Gelu, PointAct, TrainKernels } from './train-kernels.ts';
 import { TrainKernelError } from './train-ref.ts';
 
 /** The native training functions (train_addon.cc) and the f32 GEMM the core exports. */
@@ -60,6 +60,32 @@ export interface TrainCore extends NativeCore {
     p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number,
     step: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, gradScale: number,
   ): void;
+  // image ops (train_image_addon.cc); conv shapes as B, H, W, Ci, Co, KH, KW, stride, pad, padEnd
+  trainConv2d(x: Float32Array, w: Float32Array, b: Float32Array | null, out: Float32Array, ...shape: number[]): void;
+  trainConv2dBackward(
+    x: Float32Array, w: Float32Array, dy: Float32Array, dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null, ...shape: number[]
+  ): void;
+  trainGroupNorm(
+    x: Float32Array, w: Float32Array, b: Float32Array, B: number, N: number, C: number, G: number, eps: number, silu: boolean,
+    out: Float32Array, mean: Float32Array, rstd: Float32Array,
+  ): void;
+  trainGroupNormBackward(
+    x: Float32Array, w: Float32Array, b: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, B: number, N: number, C: number,
+    G: number, silu: boolean, dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null,
+  ): void;
+  trainUpsample2x(backward: boolean, src: Float32Array, B: number, H: number, W: number, C: number, dst: Float32Array): void;
+  trainMha(
+    q: Float32Array, k: Float32Array, v: Float32Array, B: number, Tq: number, Tk: number, H: number, D: number, scale: number,
+    out: Float32Array, lse: Float32Array,
+  ): void;
+  trainMhaBackward(
+    q: Float32Array, k: Float32Array, v: Float32Array, lse: Float32Array, dout: Float32Array, B: number, Tq: number, Tk: number, H: number,
+    D: number, scale: number, dq: Float32Array, dk: Float32Array, dv: Float32Array,
+  ): void;
+  /** a: 0 silu, 1 quick_gelu */
+  trainAct(a: number, x: Float32Array, out: Float32Array, n: number): void;
+  trainActBackward(a: number, x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  trainSumRows(x: Float32Array, G: number, R: number, C: number, out: Float32Array): void;
 }
 
 export function trainCore(): TrainCore {
@@ -217,6 +243,70 @@ export class CpuTrainKernels implements TrainKernels {
     if (!Number.isInteger(step) || step < 1) throw new TrainKernelError(op, `step must be an integer >= 1 (1-based), got ${step}`);
     this.n.trainAdamw(p, g, m, v, n, step, lr, beta1, beta2, eps, wd, gradScale);
   }
+
+  // ---- image ops (native/src/train_image.cc) ----
+
+  conv2d(x: Float32Array, w: Float32Array, b: Float32Array | null, s: ConvShape, out: Float32Array): void {
+    this.n.trainConv2d(x, w, b, out, s.B, s.H, s.W, s.Ci, s.Co, s.KH, s.KW, s.stride, s.pad, s.padEnd);
+  }
+
+  conv2dBackward(x: Float32Array, w: Float32Array, dy: Float32Array, s: ConvShape, dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null): void {
+    this.n.trainConv2dBackward(x, w, dy, dx, dw, db, s.B, s.H, s.W, s.Ci, s.Co, s.KH, s.KW, s.stride, s.pad, s.padEnd);
+  }
+
+  groupNorm(
+    x: Float32Array, w: Float32Array, b: Float32Array, B: number, N: number, C: number, G: number, eps: number, silu: boolean,
+    out: Float32Array, mean: Float32Array, rstd: Float32Array,
+  ): void {
+    this.n.trainGroupNorm(x, w, b, B, N, C, G, eps, silu, out, mean, rstd);
+  }
+
+  groupNormBackward(
+    x: Float32Array, w: Float32Array, b: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array,
+    B: number, N: number, C: number, G: number, silu: boolean, dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null,
+  ): void {
+    this.n.trainGroupNormBackward(x, w, b, mean, rstd, dy, B, N, C, G, silu, dx, dw, db);
+  }
+
+  upsample2x(x: Float32Array, B: number, H: number, W: number, C: number, out: Float32Array): void {
+    this.n.trainUpsample2x(false, x, B, H, W, C, out);
+  }
+
+  upsample2xBackward(dy: Float32Array, B: number, H: number, W: number, C: number, dx: Float32Array): void {
+    this.n.trainUpsample2x(true, dy, B, H, W, C, dx);
+  }
+
+  mha(
+    q: Float32Array, k: Float32Array, v: Float32Array, B: number, Tq: number, Tk: number, H: number, D: number, scale: number,
+    out: Float32Array, lse: Float32Array,
+  ): void {
+    this.n.trainMha(q, k, v, B, Tq, Tk, H, D, scale, out, lse);
+  }
+
+  mhaBackward(
+    q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, dout: Float32Array,
+    B: number, Tq: number, Tk: number, H: number, D: number, scale: number, dq: Float32Array, dk: Float32Array, dv: Float32Array,
+  ): void {
+    if (out.length < B * Tq * H * D) throw new TrainKernelError('mhaBackward', `out has ${out.length} elements, needs at least ${B * Tq * H * D}`);
+    this.n.trainMhaBackward(q, k, v, lse, dout, B, Tq, Tk, H, D, scale, dq, dk, dv);
+  }
+
+  act(a: PointAct, x: Float32Array, out: Float32Array): void {
+    this.n.trainAct(actCode('act', a), x, out, same('act', 'x, out', x, out));
+  }
+
+  actBackward(a: PointAct, x: Float32Array, dy: Float32Array, dx: Float32Array): void {
+    this.n.trainActBackward(actCode('actBackward', a), x, dy, dx, same('actBackward', 'x, dy, dx', x, dy, dx));
+  }
+
+  sumRows(x: Float32Array, G: number, R: number, C: number, out: Float32Array): void {
+    this.n.trainSumRows(x, G, R, C, out);
+  }
+}
+
+function actCode(op: string, a: PointAct): number {
+  if (a !== 'silu' && a !== 'quick_gelu') throw new TrainKernelError(op, `unknown activation '${String(a)}'`);
+  return a === 'silu' ? 0 : 1;
 }
 
 let shared: CpuTrainKernels | null = null;

@@ -21,7 +21,7 @@ export interface AttnTrainOptions {
   window: number;
 }
 
-export interface TrainKernels {
+export interface TrainKernels extends ImageTrainKernels {
   readonly name: string;
 
   /**
@@ -124,4 +124,94 @@ export interface TrainKernels {
     p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
     step: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, gradScale: number,
   ): void;
+}
+
+// ---- image ops (the diffusion networks, issue 22) ------------------------------------------------
+
+/** Pointwise activations with a backward of their own (GELU has gelu/geluBackward above). */
+export type PointAct = 'silu' | 'quick_gelu';
+
+/**
+ * A 2-D convolution's shape, NHWC: x [B, H, W, Ci], w [Co, KH, KW, Ci] (the inference layout,
+ * src/tensor/backend.ts), b [Co], out [B, OH, OW, Co]. `pad` pads the top and left, `padEnd`
+ * the bottom and right (the VAE encoder's downsampling pads (0, 1, 0, 1)).
+ */
+export interface ConvShape {
+  B: number; H: number; W: number; Ci: number;
+  Co: number; KH: number; KW: number;
+  stride: number; pad: number; padEnd: number;
+  OH: number; OW: number;
+}
+
+/** The ConvShape of x [B, H, W, Ci] convolved with w [Co, KH, KW, Ci]; errors name what is wrong. */
+export function convShape(x: readonly number[], w: readonly number[], stride: number, pad: number, padEnd = pad): ConvShape {
+  if (x.length !== 4) throw new Error(`conv2d: x must be [B, H, W, Ci], got [${x}]`);
+  if (w.length !== 4) throw new Error(`conv2d: w must be [Co, KH, KW, Ci], got [${w}]`);
+  const [B, H, W, Ci] = x as [number, number, number, number];
+  const [Co, KH, KW, wCi] = w as [number, number, number, number];
+  if (wCi !== Ci) throw new Error(`conv2d: x has ${Ci} channels but w [${w}] expects ${wCi}`);
+  if (!Number.isInteger(stride) || stride < 1) throw new Error(`conv2d: stride must be an integer >= 1, got ${stride}`);
+  if (!Number.isInteger(pad) || pad < 0 || !Number.isInteger(padEnd) || padEnd < 0) throw new Error(`conv2d: pad ${pad} / padEnd ${padEnd} must be integers >= 0`);
+  const OH = Math.floor((H + pad + padEnd - KH) / stride) + 1, OW = Math.floor((W + pad + padEnd - KW) / stride) + 1;
+  if (!(OH >= 1 && OW >= 1)) throw new Error(`conv2d: a ${KH}x${KW} kernel does not fit the padded ${H}x${W} input`);
+  return { B, H, W, Ci, Co, KH, KW, stride, pad, padEnd, OH, OW };
+}
+
+/**
+ * The training kernels of the diffusion networks (UNet, VAE, CLIP). Same rules as above:
+ * parameter gradients (dw, db) ACCUMULATE, activation gradients OVERWRITE; a null gradient
+ * output skips that work entirely (frozen weights, inputs that need no gradient).
+ */
+export interface ImageTrainKernels {
+  /** out = conv(x, w) + b (b may be null). */
+  conv2d(x: Float32Array, w: Float32Array, b: Float32Array | null, s: ConvShape, out: Float32Array): void;
+  /** dx overwritten; dw += ; db += sum of dy over pixels. */
+  conv2dBackward(
+    x: Float32Array, w: Float32Array, dy: Float32Array, s: ConvShape,
+    dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null,
+  ): void;
+
+  /**
+   * GroupNorm over x [B, N, C] (N pixels): G groups of C / G channels, each normalised over its
+   * channels and the N pixels of one batch item (population variance), times w[c] plus b[c],
+   * then SiLU when `silu`. Saves mean, rstd [B, G].
+   */
+  groupNorm(
+    x: Float32Array, w: Float32Array, b: Float32Array, B: number, N: number, C: number, G: number, eps: number, silu: boolean,
+    out: Float32Array, mean: Float32Array, rstd: Float32Array,
+  ): void;
+  /** dx overwritten; dw += ; db += (any may be null). The SiLU input is recomputed from x. */
+  groupNormBackward(
+    x: Float32Array, w: Float32Array, b: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array,
+    B: number, N: number, C: number, G: number, silu: boolean,
+    dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null,
+  ): void;
+
+  /** Nearest 2x: x [B, H, W, C] -> out [B, 2H, 2W, C]. */
+  upsample2x(x: Float32Array, B: number, H: number, W: number, C: number, out: Float32Array): void;
+  /** dx [B, H, W, C] (overwritten) = the sum of each 2x2 block of dy [B, 2H, 2W, C]. */
+  upsample2xBackward(dy: Float32Array, B: number, H: number, W: number, C: number, dx: Float32Array): void;
+
+  /**
+   * Non-causal multi-head attention, q [B, Tq, H, D], k and v [B, Tk, H, D] -> out [B, Tq, H, D];
+   * lse [B, Tq, H] = the log-sum-exp of the scaled scores, for the backward.
+   */
+  mha(
+    q: Float32Array, k: Float32Array, v: Float32Array, B: number, Tq: number, Tk: number, H: number, D: number, scale: number,
+    out: Float32Array, lse: Float32Array,
+  ): void;
+  /** dq, dk, dv overwritten; the probabilities are recomputed from lse (never stored). */
+  mhaBackward(
+    q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, dout: Float32Array,
+    B: number, Tq: number, Tk: number, H: number, D: number, scale: number,
+    dq: Float32Array, dk: Float32Array, dv: Float32Array,
+  ): void;
+
+  /** out = act(x): silu x sigmoid(x); quick_gelu x sigmoid(1.702 x) (CLIP). */
+  act(a: PointAct, x: Float32Array, out: Float32Array): void;
+  /** dx overwritten. */
+  actBackward(a: PointAct, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+
+  /** out[g, c] = sum over r < R of x[g, r, c] (overwritten): bias and per-batch-item gradients. */
+  sumRows(x: Float32Array, G: number, R: number, C: number, out: Float32Array): void;
 }

@@ -13,7 +13,7 @@
 
 import type { RopeOptions } from './backend.ts';
 import { erf, ropeInvFreq } from './ref.ts';
-import type { AttnTrainOptions, Gelu, TrainKernels } from './train-kernels.ts';
+import type { AttnTrainOptions, ConvShape, Gelu, PointAct, TrainKernels } from './train-kernels.ts';
 
 /** Any float buffer the reference kernels accept. */
 export type F = Float32Array | Float64Array;
@@ -571,6 +571,341 @@ export function adamw(
   }
 }
 
+// ---- image ops (the diffusion networks) ---------------------------------------------------------
+
+function checkConv(op: string, s: ConvShape): void {
+  for (const k of ['B', 'H', 'W', 'Ci', 'Co', 'KH', 'KW', 'pad', 'padEnd', 'OH', 'OW'] as const) {
+    if (!Number.isInteger(s[k]) || s[k] < 0) throw new TrainKernelError(op, `${k} must be an integer >= 0, got ${s[k]}`);
+  }
+  if (!Number.isInteger(s.stride) || s.stride < 1) throw new TrainKernelError(op, `stride must be an integer >= 1, got ${s.stride}`);
+  const OH = Math.floor((s.H + s.pad + s.padEnd - s.KH) / s.stride) + 1, OW = Math.floor((s.W + s.pad + s.padEnd - s.KW) / s.stride) + 1;
+  if (OH !== s.OH || OW !== s.OW) throw new TrainKernelError(op, `OH x OW is ${s.OH}x${s.OW}, the shape gives ${OH}x${OW}`);
+}
+
+/** Direct convolution in float64 (no im2col: this is the written-down sum). */
+export function conv2d(x: F, w: F, b: F | null, s: ConvShape, out: F): void {
+  const op = 'conv2d';
+  checkConv(op, s);
+  const { B, H, W, Ci, Co, KH, KW, stride, pad, OH, OW } = s;
+  need(op, 'x', x, B * H * W * Ci);
+  need(op, 'w', w, Co * KH * KW * Ci);
+  if (b) need(op, 'b', b, Co);
+  need(op, 'out', out, B * OH * OW * Co);
+  const K = KH * KW * Ci;
+  for (let n = 0; n < B; n++) {
+    for (let oy = 0; oy < OH; oy++) {
+      for (let ox = 0; ox < OW; ox++) {
+        const dst = ((n * OH + oy) * OW + ox) * Co;
+        for (let co = 0; co < Co; co++) {
+          let acc = b ? b[co]! : 0;
+          for (let ky = 0; ky < KH; ky++) {
+            const iy = oy * stride - pad + ky;
+            if (iy < 0 || iy >= H) continue;
+            for (let kx = 0; kx < KW; kx++) {
+              const ix = ox * stride - pad + kx;
+              if (ix < 0 || ix >= W) continue;
+              const xi = ((n * H + iy) * W + ix) * Ci, wi = co * K + (ky * KW + kx) * Ci;
+              for (let c = 0; c < Ci; c++) acc += x[xi + c]! * w[wi + c]!;
+            }
+          }
+          out[dst + co] = acc;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The adjoint sums of the same taps: dx[n, iy, ix, c] = sum dy[n, oy, ox, co] w[co, ky, kx, c],
+ * dw[co, ky, kx, c] += sum dy[n, oy, ox, co] x[n, iy, ix, c], db[co] += sum dy[n, oy, ox, co],
+ * over every (n, oy, ox, ky, kx) whose tap iy = oy stride - pad + ky, ix = ... is inside x.
+ */
+export function conv2dBackward(x: F, w: F, dy: F, s: ConvShape, dx: F | null, dw: F | null, db: F | null): void {
+  const op = 'conv2dBackward';
+  checkConv(op, s);
+  const { B, H, W, Ci, Co, KH, KW, stride, pad, OH, OW } = s;
+  need(op, 'x', x, B * H * W * Ci);
+  need(op, 'w', w, Co * KH * KW * Ci);
+  need(op, 'dy', dy, B * OH * OW * Co);
+  if (dx) need(op, 'dx', dx, B * H * W * Ci);
+  if (dw) need(op, 'dw', dw, Co * KH * KW * Ci);
+  if (db) need(op, 'db', db, Co);
+  const K = KH * KW * Ci;
+  const dxA = dx ? new Float64Array(B * H * W * Ci) : null;
+  const dwA = dw ? new Float64Array(Co * K) : null;
+  const dbA = new Float64Array(Co);
+  for (let n = 0; n < B; n++) {
+    for (let oy = 0; oy < OH; oy++) {
+      for (let ox = 0; ox < OW; ox++) {
+        const yo = ((n * OH + oy) * OW + ox) * Co;
+        for (let co = 0; co < Co; co++) {
+          const g = dy[yo + co]!;
+          dbA[co] += g;
+          for (let ky = 0; ky < KH; ky++) {
+            const iy = oy * stride - pad + ky;
+            if (iy < 0 || iy >= H) continue;
+            for (let kx = 0; kx < KW; kx++) {
+              const ix = ox * stride - pad + kx;
+              if (ix < 0 || ix >= W) continue;
+              const xi = ((n * H + iy) * W + ix) * Ci, wi = co * K + (ky * KW + kx) * Ci;
+              if (dxA) for (let c = 0; c < Ci; c++) dxA[xi + c] += g * w[wi + c]!;
+              if (dwA) for (let c = 0; c < Ci; c++) dwA[wi + c] += g * x[xi + c]!;
+            }
+          }
+        }
+      }
+    }
+  }
+  if (dx) for (let i = 0; i < dxA!.length; i++) dx[i] = dxA![i]!;
+  if (dw) for (let i = 0; i < dwA!.length; i++) dw[i] = dw[i]! + dwA![i]!;
+  if (db) for (let i = 0; i < Co; i++) db[i] = db[i]! + dbA[i]!;
+}
+
+function checkGroups(op: string, B: number, N: number, C: number, G: number): void {
+  if (!(Number.isInteger(G) && G >= 1 && C % G === 0)) throw new TrainKernelError(op, `${C} channels do not split into ${G} groups`);
+  for (const [k, v] of [['B', B], ['N', N], ['C', C]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new TrainKernelError(op, `${k} must be an integer >= 0, got ${v}`);
+  }
+}
+
+export function groupNorm(x: F, w: F, b: F, B: number, N: number, C: number, G: number, eps: number, silu_: boolean, out: F, mean: F, rstd: F): void {
+  const op = 'groupNorm';
+  checkGroups(op, B, N, C, G);
+  for (const [n, a, len] of [['x', x, B * N * C], ['w', w, C], ['b', b, C], ['out', out, B * N * C], ['mean', mean, B * G], ['rstd', rstd, B * G]] as const) {
+    need(op, n, a, len);
+  }
+  const cpg = C / G;
+  for (let n = 0; n < B; n++) {
+    const base = n * N * C;
+    for (let g = 0; g < G; g++) {
+      let sum = 0;
+      for (let p = 0; p < N; p++) for (let c = g * cpg; c < (g + 1) * cpg; c++) sum += x[base + p * C + c]!;
+      const mu = sum / (N * cpg);
+      let sq = 0;
+      for (let p = 0; p < N; p++) for (let c = g * cpg; c < (g + 1) * cpg; c++) sq += (x[base + p * C + c]! - mu) ** 2;
+      const inv = 1 / Math.sqrt(sq / (N * cpg) + eps);
+      mean[n * G + g] = mu;
+      rstd[n * G + g] = inv;
+      for (let p = 0; p < N; p++) {
+        for (let c = g * cpg; c < (g + 1) * cpg; c++) {
+          const y = (x[base + p * C + c]! - mu) * inv * w[c]! + b[c]!;
+          out[base + p * C + c] = silu_ ? silu(y) : y;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * With xhat = (x - mean) rstd, y = xhat w + b and e = dy (silu'(y) when fused): per (item, group)
+ * of M = N C/G values, g = e w: dx = rstd (g - mean(g) - xhat mean(g xhat)); dw += e xhat; db += e.
+ */
+export function groupNormBackward(
+  x: F, w: F, b: F, mean: F, rstd: F, dy: F, B: number, N: number, C: number, G: number, silu_: boolean,
+  dx: F | null, dw: F | null, db: F | null,
+): void {
+  const op = 'groupNormBackward';
+  checkGroups(op, B, N, C, G);
+  for (const [n, a, len] of [['x', x, B * N * C], ['w', w, C], ['b', b, C], ['mean', mean, B * G], ['rstd', rstd, B * G], ['dy', dy, B * N * C]] as const) {
+    need(op, n, a, len);
+  }
+  if (dx) need(op, 'dx', dx, B * N * C);
+  if (dw) need(op, 'dw', dw, C);
+  if (db) need(op, 'db', db, C);
+  const cpg = C / G, M = N * cpg;
+  const dwA = new Float64Array(C), dbA = new Float64Array(C);
+  const e = new Float64Array(M), xh = new Float64Array(M);
+  for (let n = 0; n < B; n++) {
+    const base = n * N * C;
+    for (let g = 0; g < G; g++) {
+      const mu = mean[n * G + g]!, inv = rstd[n * G + g]!;
+      let sg = 0, sgx = 0, i = 0;
+      for (let p = 0; p < N; p++) {
+        for (let c = g * cpg; c < (g + 1) * cpg; c++, i++) {
+          const o = base + p * C + c;
+          const xhat = (x[o]! - mu) * inv;
+          const ei = silu_ ? dy[o]! * siluGrad(xhat * w[c]! + b[c]!) : dy[o]!;
+          e[i] = ei;
+          xh[i] = xhat;
+          sg += ei * w[c]!;
+          sgx += ei * w[c]! * xhat;
+          dwA[c] += ei * xhat;
+          dbA[c] += ei;
+        }
+      }
+      if (!dx) continue;
+      sg /= M;
+      sgx /= M;
+      i = 0;
+      for (let p = 0; p < N; p++) {
+        for (let c = g * cpg; c < (g + 1) * cpg; c++, i++) dx[base + p * C + c] = inv * (e[i]! * w[c]! - sg - xh[i]! * sgx);
+      }
+    }
+  }
+  if (dw) for (let c = 0; c < C; c++) dw[c] = dw[c]! + dwA[c]!;
+  if (db) for (let c = 0; c < C; c++) db[c] = db[c]! + dbA[c]!;
+}
+
+export function upsample2x(x: F, B: number, H: number, W: number, C: number, out: F): void {
+  need('upsample2x', 'x', x, B * H * W * C);
+  need('upsample2x', 'out', out, B * 4 * H * W * C);
+  for (let n = 0; n < B; n++) {
+    for (let y = 0; y < 2 * H; y++) {
+      for (let xx = 0; xx < 2 * W; xx++) {
+        const src = ((n * H + (y >> 1)) * W + (xx >> 1)) * C, dst = ((n * 2 * H + y) * 2 * W + xx) * C;
+        for (let c = 0; c < C; c++) out[dst + c] = x[src + c]!;
+      }
+    }
+  }
+}
+
+export function upsample2xBackward(dy: F, B: number, H: number, W: number, C: number, dx: F): void {
+  need('upsample2xBackward', 'dy', dy, B * 4 * H * W * C);
+  need('upsample2xBackward', 'dx', dx, B * H * W * C);
+  for (let n = 0; n < B; n++) {
+    for (let y = 0; y < H; y++) {
+      for (let xx = 0; xx < W; xx++) {
+        const dst = ((n * H + y) * W + xx) * C;
+        const r0 = ((n * 2 * H + 2 * y) * 2 * W + 2 * xx) * C, r1 = r0 + 2 * W * C;
+        // top-left, top-right, bottom-left, bottom-right: the order the native kernel adds in
+        for (let c = 0; c < C; c++) dx[dst + c] = dy[r0 + c]! + dy[r0 + C + c]! + dy[r1 + c]! + dy[r1 + C + c]!;
+      }
+    }
+  }
+}
+
+function checkMha(op: string, q: F, k: F, v: F, B: number, Tq: number, Tk: number, H: number, D: number): void {
+  for (const [n, val] of [['B', B], ['Tq', Tq], ['Tk', Tk], ['H', H], ['D', D]] as const) {
+    if (!Number.isInteger(val) || val < 0) throw new TrainKernelError(op, `${n} must be an integer >= 0, got ${val}`);
+  }
+  if (Tk === 0 && Tq > 0) throw new TrainKernelError(op, 'no keys to attend to (Tk = 0)');
+  need(op, 'q', q, B * Tq * H * D);
+  need(op, 'k', k, B * Tk * H * D);
+  need(op, 'v', v, B * Tk * H * D);
+}
+
+/** Scaled scores of query (b, t, h) against every key of item b. */
+function mhaScores(q: F, k: F, b: number, t: number, h: number, Tq: number, Tk: number, H: number, D: number, scale: number, s: Float64Array): void {
+  const qo = ((b * Tq + t) * H + h) * D;
+  for (let j = 0; j < Tk; j++) {
+    const ko = ((b * Tk + j) * H + h) * D;
+    let dot = 0;
+    for (let d = 0; d < D; d++) dot += q[qo + d]! * k[ko + d]!;
+    s[j] = scale * dot;
+  }
+}
+
+export function mha(q: F, k: F, v: F, B: number, Tq: number, Tk: number, H: number, D: number, scale: number, out: F, lse: F): void {
+  const op = 'mha';
+  checkMha(op, q, k, v, B, Tq, Tk, H, D);
+  need(op, 'out', out, B * Tq * H * D);
+  need(op, 'lse', lse, B * Tq * H);
+  const s = new Float64Array(Tk), acc = new Float64Array(D);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < Tq; t++) {
+      for (let h = 0; h < H; h++) {
+        mhaScores(q, k, b, t, h, Tq, Tk, H, D, scale, s);
+        let max = -Infinity;
+        for (let j = 0; j < Tk; j++) max = Math.max(max, s[j]!);
+        let sum = 0;
+        for (let j = 0; j < Tk; j++) sum += Math.exp(s[j]! - max);
+        const l = max + Math.log(sum);
+        acc.fill(0);
+        for (let j = 0; j < Tk; j++) {
+          const p = Math.exp(s[j]! - l), vo = ((b * Tk + j) * H + h) * D;
+          for (let d = 0; d < D; d++) acc[d] += p * v[vo + d]!;
+        }
+        const row = (b * Tq + t) * H + h;
+        for (let d = 0; d < D; d++) out[row * D + d] = acc[d]!;
+        lse[row] = l;
+      }
+    }
+  }
+}
+
+/**
+ * p_j = exp(s_j - lse) recomputed; dP_j = dout . v_j, delta = sum_j p_j dP_j (from p, not
+ * dout . out, as attentionBackward does); ds_j = scale p_j (dP_j - delta);
+ * dq = sum_j ds_j k_j, dk_j += ds_j q, dv_j += p_j dout.
+ */
+export function mhaBackward(
+  q: F, k: F, v: F, out: F, lse: F, dout: F, B: number, Tq: number, Tk: number, H: number, D: number, scale: number,
+  dq: F, dk: F, dv: F,
+): void {
+  const op = 'mhaBackward';
+  checkMha(op, q, k, v, B, Tq, Tk, H, D);
+  for (const [n, a, len] of [['out', out, B * Tq * H * D], ['lse', lse, B * Tq * H], ['dout', dout, B * Tq * H * D], ['dq', dq, B * Tq * H * D], ['dk', dk, B * Tk * H * D], ['dv', dv, B * Tk * H * D]] as const) {
+    need(op, n, a, len);
+  }
+  const dqA = new Float64Array(B * Tq * H * D), dkA = new Float64Array(B * Tk * H * D), dvA = new Float64Array(B * Tk * H * D);
+  const s = new Float64Array(Tk), p = new Float64Array(Tk), dP = new Float64Array(Tk);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < Tq; t++) {
+      for (let h = 0; h < H; h++) {
+        mhaScores(q, k, b, t, h, Tq, Tk, H, D, scale, s);
+        const row = (b * Tq + t) * H + h, l = lse[row]!;
+        let delta = 0;
+        for (let j = 0; j < Tk; j++) {
+          p[j] = Math.exp(s[j]! - l);
+          const vo = ((b * Tk + j) * H + h) * D;
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += dout[row * D + d]! * v[vo + d]!;
+          dP[j] = dot;
+          delta += p[j]! * dot;
+        }
+        for (let j = 0; j < Tk; j++) {
+          const kvo = ((b * Tk + j) * H + h) * D;
+          const ds = scale * p[j]! * (dP[j]! - delta);
+          for (let d = 0; d < D; d++) {
+            dqA[row * D + d] += ds * k[kvo + d]!;
+            dkA[kvo + d] += ds * q[row * D + d]!;
+            dvA[kvo + d] += p[j]! * dout[row * D + d]!;
+          }
+        }
+      }
+    }
+  }
+  for (let i = 0; i < dqA.length; i++) dq[i] = dqA[i]!;
+  for (let i = 0; i < dkA.length; i++) dk[i] = dkA[i]!;
+  for (let i = 0; i < dvA.length; i++) dv[i] = dvA[i]!;
+}
+
+const QUICK_GELU = 1.702;
+
+function checkAct(op: string, a: PointAct): void {
+  if (a !== 'silu' && a !== 'quick_gelu') throw new TrainKernelError(op, `unknown activation '${String(a)}'`);
+}
+
+/** silu(x) = x sigmoid(x); quick_gelu(x) = x sigmoid(1.702 x). */
+export function act(a: PointAct, x: F, out: F): void {
+  checkAct('act', a);
+  same('act', 'x, out', x, out);
+  const c = a === 'silu' ? 1 : QUICK_GELU;
+  for (let i = 0; i < x.length; i++) out[i] = x[i]! * sigmoid(c * x[i]!);
+}
+
+/** d/dx x sigmoid(c x) = s + c x s (1 - s), s = sigmoid(c x). */
+export function actBackward(a: PointAct, x: F, dy: F, dx: F): void {
+  checkAct('actBackward', a);
+  same('actBackward', 'x, dy, dx', x, dy, dx);
+  const c = a === 'silu' ? 1 : QUICK_GELU;
+  for (let i = 0; i < x.length; i++) {
+    const s = sigmoid(c * x[i]!);
+    dx[i] = dy[i]! * (s + c * x[i]! * s * (1 - s));
+  }
+}
+
+export function sumRows(x: F, G: number, R: number, C: number, out: F): void {
+  need('sumRows', 'x', x, G * R * C);
+  need('sumRows', 'out', out, G * C);
+  const acc = new Float64Array(C);
+  for (let g = 0; g < G; g++) {
+    acc.fill(0);
+    for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) acc[c] += x[(g * R + r) * C + c]!;
+    for (let c = 0; c < C; c++) out[g * C + c] = acc[c]!;
+  }
+}
+
 // ---- the TrainKernels face ------------------------------------------------------------------
 
 /**
@@ -668,6 +1003,55 @@ export class RefTrainKernels implements TrainKernels {
 
   adamw(p: F, g: F, m: F, v: F, step: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, gradScale: number): void {
     adamw(p, g, m, v, step, lr, beta1, beta2, eps, wd, gradScale);
+  }
+
+  conv2d(x: F, w: F, b: F | null, s: ConvShape, out: F): void {
+    conv2d(x, w, b, s, out);
+  }
+
+  conv2dBackward(x: F, w: F, dy: F, s: ConvShape, dx: F | null, dw: F | null, db: F | null): void {
+    conv2dBackward(x, w, dy, s, dx, dw, db);
+  }
+
+  groupNorm(x: F, w: F, b: F, B: number, N: number, C: number, G: number, eps: number, silu_: boolean, out: F, mean: F, rstd: F): void {
+    groupNorm(x, w, b, B, N, C, G, eps, silu_, out, mean, rstd);
+  }
+
+  groupNormBackward(
+    x: F, w: F, b: F, mean: F, rstd: F, dy: F, B: number, N: number, C: number, G: number, silu_: boolean,
+    dx: F | null, dw: F | null, db: F | null,
+  ): void {
+    groupNormBackward(x, w, b, mean, rstd, dy, B, N, C, G, silu_, dx, dw, db);
+  }
+
+  upsample2x(x: F, B: number, H: number, W: number, C: number, out: F): void {
+    upsample2x(x, B, H, W, C, out);
+  }
+
+  upsample2xBackward(dy: F, B: number, H: number, W: number, C: number, dx: F): void {
+    upsample2xBackward(dy, B, H, W, C, dx);
+  }
+
+  mha(q: F, k: F, v: F, B: number, Tq: number, Tk: number, H: number, D: number, scale: number, out: F, lse: F): void {
+    mha(q, k, v, B, Tq, Tk, H, D, scale, out, lse);
+  }
+
+  mhaBackward(
+    q: F, k: F, v: F, out: F, lse: F, dout: F, B: number, Tq: number, Tk: number, H: number, D: number, scale: number, dq: F, dk: F, dv: F,
+  ): void {
+    mhaBackward(q, k, v, out, lse, dout, B, Tq, Tk, H, D, scale, dq, dk, dv);
+  }
+
+  act(a: PointAct, x: F, out: F): void {
+    act(a, x, out);
+  }
+
+  actBackward(a: PointAct, x: F, dy: F, dx: F): void {
+    actBackward(a, x, dy, dx);
+  }
+
+  sumRows(x: F, G: number, R: number, C: number, out: F): void {
+    sumRows(x, G, R, C, out);
   }
 }
 

@@ -1,0 +1,125 @@
+// TapeDiffOps (src/diffusion/tape-ops.ts): the diffusion networks on the autograd tape.
+//   1. Forward: the tiny SD 1.x / SDXL fixtures (test/fixtures/diffusion/components) through
+//      TapeDiffOps give BackendDiffOps' outputs (UNet, VAE encode and decode, CLIP text
+//      encoders), within 1e-4 of the output's scale (max |diff| / max |ref|), as the component
+//      tests bound the networks against diffusers.
+//   2. Frozen weights get no gradient and inputs that need none are not given one.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { clipTextForward } from '../src/diffusion/clip-text.ts';
+import { type ComponentParams, loadStableDiffusion } from '../src/diffusion/load.ts';
+import { BackendDiffOps, fromNchw } from '../src/diffusion/ops.ts';
+import { DiffWeights, diffWeightsFromTensors, TapeDiffOps } from '../src/diffusion/tape-ops.ts';
+import { unetForward } from '../src/diffusion/unet.ts';
+import { vaeDecode, vaeEncode } from '../src/diffusion/vae.ts';
+import { Tape, Var } from '../src/tensor/autograd.ts';
+import { cpuBackend } from '../src/tensor/cpu.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+import { cpuTrainKernels } from '../src/tensor/train-cpu.ts';
+import { readFileSync } from 'node:fs';
+
+const ROOT = join(import.meta.dirname, 'fixtures', 'diffusion', 'components');
+
+function expected(dir: string) {
+  const meta = JSON.parse(readFileSync(join(dir, 'expected', 'meta.json'), 'utf8')) as Record<string, unknown>;
+  const get = (name: string) => {
+    const b = readFileSync(join(dir, 'expected', `${name}.f32`));
+    return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  };
+  return {
+    meta,
+    get,
+    image: (name: string) => fromNchw(get(name), meta[name] as [number, number, number, number]),
+    tensor: (name: string) => Tensor.fromF32(get(name), meta[name] as number[]),
+  };
+}
+
+function close(got: Float32Array, want: Float32Array, what: string, tol = 1e-4): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let scale = 0, err = 0;
+  for (let i = 0; i < got.length; i++) {
+    scale = Math.max(scale, Math.abs(want[i]!));
+    err = Math.max(err, Math.abs(got[i]! - want[i]!));
+  }
+  assert.ok(scale > 0, `${what}: all zeros`);
+  assert.ok(err / scale <= tol, `${what}: max |diff| ${err.toExponential(3)} is ${(err / scale).toExponential(3)} of the scale ${scale.toExponential(3)}`);
+}
+
+const asVar = (x: Tensor, requiresGrad = false) => new Var(Float32Array.from(x.toF32()), x.shape, requiresGrad);
+
+for (const name of ['sd1', 'sdxl']) {
+  describe(`${name}: TapeDiffOps forward = BackendDiffOps forward`, () => {
+    const dir = join(ROOT, name);
+    const ex = expected(dir);
+    const sd = loadStableDiffusion(dir);
+    const be = new BackendDiffOps(cpuBackend());
+    const weights = (comp: { params: ComponentParams }, trainable: (n: string) => boolean = () => true) =>
+      diffWeightsFromTensors(comp.params.component, comp.params, comp.params.ckpt.names(), trainable);
+
+    test('unet', () => {
+      const xl = name === 'sdxl';
+      const ts = ex.meta['unet.timesteps'] as number[];
+      const inp = { sample: ex.image('unet.sample'), timesteps: ts, context: ex.tensor('unet.context'), ...(xl ? { textEmbeds: ex.tensor('unet.text_embeds'), timeIds: [...ex.get('unet.time_ids')] } : {}) };
+      const want = unetForward(be, sd.unet.config, sd.unet.params, inp);
+      const t = new Tape(cpuTrainKernels());
+      const o = new TapeDiffOps(t);
+      const got = unetForward(o, sd.unet.config, weights(sd.unet), {
+        sample: asVar(inp.sample, true), timesteps: ts, context: asVar(inp.context),
+        ...(xl ? { textEmbeds: asVar(inp.textEmbeds!), timeIds: inp.timeIds } : {}),
+      });
+      close(got.data, want.toF32(), `${name} unet`);
+    });
+
+    test('vae encode and decode', () => {
+      const t = new Tape(cpuTrainKernels());
+      const o = new TapeDiffOps(t);
+      const p = weights(sd.vae);
+      close(vaeDecode(o, sd.vae.config, p, asVar(ex.image('vae.latent'))).data, vaeDecode(be, sd.vae.config, sd.vae.params, ex.image('vae.latent')).toF32(), `${name} vae decode`);
+      close(vaeEncode(o, sd.vae.config, p, asVar(ex.image('vae.image'))).data, vaeEncode(be, sd.vae.config, sd.vae.params, ex.image('vae.image')).toF32(), `${name} vae encode`);
+    });
+
+    for (const sub of name === 'sdxl' ? ['textEncoder', 'textEncoder2'] as const : ['textEncoder'] as const) {
+      test(`${sub}: hidden states and pooled`, () => {
+        const comp = sd[sub]!;
+        const ids = Int32Array.from(ex.get(`${sub === 'textEncoder' ? 'text_encoder' : 'text_encoder_2'}.ids`));
+        const want = clipTextForward(be, comp.config, comp.params, ids, 2);
+        const t = new Tape(cpuTrainKernels());
+        const got = clipTextForward(new TapeDiffOps(t), comp.config, weights(comp), ids, 2);
+        close(got.lastHiddenState.data, want.lastHiddenState.toF32(), `${sub} last`);
+        close(got.pooled.data, want.pooled.toF32(), `${sub} pooled`);
+        if (want.textEmbeds) close(got.textEmbeds!.data, want.textEmbeds.toF32(), `${sub} text_embeds`);
+      });
+    }
+  });
+}
+
+describe('gradients reach what needs them, and only that', () => {
+  const sd = loadStableDiffusion(join(ROOT, 'sd1'));
+  const ex = expected(join(ROOT, 'sd1'));
+  test('a frozen UNet except the attention projections: the frozen weights get no gradient', () => {
+    const names = sd.unet.params.ckpt.names();
+    const trainable = (n: string) => /attn[12]\.to_[qkv]\.weight$/.test(n);
+    const p = diffWeightsFromTensors('unet', sd.unet.params, names, trainable);
+    const t = new Tape(cpuTrainKernels());
+    const sample = asVar(ex.image('unet.sample'));
+    const out = unetForward(new TapeDiffOps(t), sd.unet.config, p, { sample, timesteps: [10, 500], context: asVar(ex.tensor('unet.context')) });
+    assert.ok(out.requiresGrad);
+    out.grad = new Float32Array(out.size).fill(1e-2);
+    out.gradInit = true;
+    t.backward();
+    let some = 0;
+    for (const n of names) {
+      const w = p.get(n).v;
+      if (trainable(n)) {
+        assert.ok(w.grad && w.grad.some((g) => g !== 0), `${n} has a gradient`);
+        some++;
+      } else assert.equal(w.grad, null, `${n} is frozen`);
+    }
+    assert.ok(some >= 6);
+    assert.equal(sample.gradInit, false, 'the sample needs no gradient');
+  });
+  test('a missing parameter names the component and the tensor', () => {
+    assert.throws(() => new DiffWeights('unet', new Map()).get('conv_in.weight'), /unet: no parameter "conv_in\.weight"/);
+  });
+});
