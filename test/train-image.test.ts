@@ -189,19 +189,22 @@ describe('train-image', () => {
     mkdirSync(bad);
     writeFileSync(join(bad, 'x.png'), 'not a picture');
     writeFileSync(join(bad, 'x.txt'), 'a caption');
-    const cases: [string[], RegExp][] = [
-      [['-d', join(root, 'missing')], /--data .*missing: no such folder/],
-      [['-d', noCap], /a\.png: no caption .*--instance-prompt/],
-      [['-d', bad], /cannot use training image .*x\.png: .*not a PNG or JPEG/],
-      [['-d', data, '--latents', 'both'], /--latents must be mean or sample/],
-      [['-d', data, '--resolution', '18'], /--resolution must be a positive multiple of 4 for this model, got 18/],
-      [['-d', data, '--batch-size', '9'], /--batch-size 9 is larger than the dataset \(4 images\)/],
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ data: join(root, 'missing') }, /--data .*missing: no such folder/],
+      [{ data: noCap }, /a\.png: no caption .*--instance-prompt/],
+      [{ data: bad }, /cannot use training image .*x\.png: .*not a PNG or JPEG/],
+      [{ latents: 'both' }, /--latents must be mean or sample/],
+      [{ resolution: '18' }, /--resolution must be a positive multiple of 4 for this model, got 18/],
+      [{ batchSize: '9' }, /--batch-size 9 is larger than the dataset \(4 images\)/],
+      [{ loraRank: '0' }, /--lora-rank must be an integer >= 1, got "0"/],
     ];
-    for (const [args, re] of cases) {
-      const r = cli('train-image', '-m', SD1, '-o', join(root, 'err', String(Math.random())), '--steps', '1', ...args);
-      assert.notEqual(r.status, 0, args.join(' '));
-      assert.match(r.stderr, re);
-      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    for (const [flags, re] of cases) {
+      assert.throws(() => setupImageTraining(config(join('err', String(Math.random())), { steps: '1', batchSize: '1', ...flags }), be), re, JSON.stringify(flags));
     }
+    // as the command line shows it: one line, no stack, non-zero exit
+    const r = cli('train-image', '-m', SD1, '-d', noCap, '-o', join(root, 'err', 'cli'));
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^slipstream: error: .*a\.png: no caption/);
+    assert.doesNotMatch(r.stderr, /\n\s+at |unexpected/);
   });
 });

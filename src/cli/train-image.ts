@@ -7,7 +7,7 @@
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { UsageError } from '../errors.ts';
-import { createProgress } from '../formats/progress.ts';
+import { createProgress, type Progress } from '../formats/progress.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
 import { refBackend } from '../tensor/ref.ts';
 import { nativeAvailable, setThreads } from '../tensor/runtime.ts';
@@ -137,12 +137,13 @@ export async function trainImageCommand(f: TrainImageFlags): Promise<void> {
     const { runImageTraining, setupImageTraining } = await import('../diffusion/train/trainer.ts');
     const { k } = await trainKernels();
     const be = nativeAvailable() ? cpuBackend() : refBackend;
-    const bar0 = createProgress('encoding the dataset (VAE latents, caption embeddings)', 0, { unit: 'items' });
+    // a bar only once there is something to encode (a cached dataset, or an error first, draws none)
+    let bar0: Progress | null = null;
     let setup;
     try {
-      setup = setupImageTraining(c, be, (done) => bar0.update(done));
+      setup = setupImageTraining(c, be, (done, total) => (bar0 ??= createProgress('encoding the dataset (VAE latents, caption embeddings)', total, { unit: 'items' })).update(done));
     } finally {
-      bar0.stop();
+      (bar0 as Progress | null)?.stop();
     }
     for (const w of setup.warnings) log(`warning: ${w}`);
     const tty = process.stderr.isTTY === true;

@@ -160,6 +160,7 @@ export function setupImageTraining(c: TrainImageConfig, be: Backend, onCacheProg
   if (sdxl && c.trainTextEncoder) throw new TrainError('--train-text-encoder is not supported for SDXL (two text encoders) yet; train the UNet alone');
   const ds = loadImageDataset(c.data, { instancePrompt: c.instancePrompt ?? undefined, captionColumn: c.captionColumn });
   const resolution = c.resolution ?? sd.unet.config.sampleSize * 2 ** (sd.vae.config.blockOutChannels.length - 1);
+  if (c.train.batchSize > ds.items.length) throw new TrainError(`--batch-size ${c.train.batchSize} is larger than the dataset (${ds.items.length} images)`);
   const cache = datasetCache(c.out, ds, sd, resolution, be, onCacheProgress);
   const schedule = trainSchedule(schedulerConfigOf(sd), c.prediction ?? undefined);
 
@@ -214,7 +215,6 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
   if (!setup) for (const w of su.warnings) ev.onLog?.(`warning: ${w}`);
   const { cache, schedule, trainable } = su;
   const B = c.train.batchSize;
-  if (B > cache.N) throw new TrainError(`--batch-size ${B} is larger than the dataset (${cache.N} images)`);
   const opt = new AdamW(trainable, { beta1: c.train.beta1, beta2: c.train.beta2, eps: c.train.eps, weightDecay: c.train.weightDecay, clip: c.train.clip }, k);
   const ema = c.ema > 0 ? new Map([...trainable].map(([n, v]) => [n, v.data.slice()])) : null;
   mkdirSync(c.out, { recursive: true });
