@@ -75,28 +75,39 @@ export interface NoiseOptions {
  */
 export function noiseBatch(s: TrainSchedule, x0: Float32Array, B: number, C: number, rng: TrainRng, o: NoiseOptions): NoisedBatch {
   const per = x0.length / B;
-  const noisy = new Float32Array(x0.length), target = new Float32Array(x0.length);
-  const timesteps: number[] = [], weights: number[] = [];
+  const noise = new Float32Array(x0.length);
+  const timesteps: number[] = [];
   for (let b = 0; b < B; b++) {
-    const t = Math.min(s.numTrainTimesteps - 1, Math.floor(rng.uniform() * s.numTrainTimesteps));
-    const eps = new Float32Array(per);
+    timesteps.push(Math.min(s.numTrainTimesteps - 1, Math.floor(rng.uniform() * s.numTrainTimesteps)));
+    const eps = noise.subarray(b * per, (b + 1) * per);
     for (let i = 0; i < per; i++) eps[i] = rng.normal();
     if (o.noiseOffset > 0) {
       const off = Array.from({ length: C }, () => rng.normal() * o.noiseOffset);
       for (let i = 0; i < per; i++) eps[i] = Math.fround(eps[i]! + off[i % C]!);
     }
-    const x = x0.subarray(b * per, (b + 1) * per);
+  }
+  return noisedWith(s, x0, noise, timesteps, o.snrGamma);
+}
+
+/** x_t, the target and the weights for given noise and timesteps (one per image). */
+export function noisedWith(s: TrainSchedule, x0: Float32Array, noise: Float32Array, timesteps: readonly number[], snrGamma: number): NoisedBatch {
+  const B = timesteps.length, per = x0.length / B;
+  const noisy = new Float32Array(x0.length), target = new Float32Array(x0.length);
+  const weights: number[] = [];
+  for (let b = 0; b < B; b++) {
+    const t = timesteps[b]!;
+    const eps = noise.subarray(b * per, (b + 1) * per), x = x0.subarray(b * per, (b + 1) * per);
     noisy.set(addNoiseAlpha(s.alphasCumprod, x, eps, t), b * per);
     if (s.prediction === 'epsilon') target.set(eps, b * per);
     else {
+      // get_velocity: sqrt(a) ε - sqrt(1 - a) x0, in float32
       const a = s.alphasCumprod[t]!;
       const sa = Math.fround(Math.sqrt(a)), sb = Math.fround(Math.sqrt(Math.fround(1 - a)));
       for (let i = 0; i < per; i++) target[b * per + i] = Math.fround(Math.fround(sa * eps[i]!) - Math.fround(sb * x[i]!));
     }
-    timesteps.push(t);
-    weights.push(minSnrWeight(s, t, o.snrGamma));
+    weights.push(minSnrWeight(s, t, snrGamma));
   }
-  return { noisy, target, timesteps, weights };
+  return { noisy, target, timesteps: [...timesteps], weights };
 }
 
 /**
