@@ -67,7 +67,7 @@ function tapeOut(su: ImageTrainSetup): Float32Array {
   t.recording = false;
   const cfg = su.sd.unet.config, { sample, ctx } = probe(cfg);
   const o = new TapeDiffOps(t, su.lora ? su.lora.hook('unet') : undefined);
-  return unetForward(o, cfg, su.unet, { sample: o.constant(sample, [1, 16, 16, 4]), timesteps: [300], context: o.constant(ctx, [1, 77, cfg.crossAttentionDim]) }).data.slice();
+  return unetForward(o, cfg, su.unet!, { sample: o.constant(sample, [1, 16, 16, 4]), timesteps: [300], context: o.constant(ctx, [1, 77, cfg.crossAttentionDim]) }).data.slice();
 }
 function backendOut(cfg: UNetConfig, params: Params<Tensor>): Float32Array {
   const { sample, ctx } = probe(cfg);
@@ -94,7 +94,7 @@ describe('train-image', () => {
     const base = loadStableDiffusion(SD1);
     assert.ok(maxDiff(backendOut(base.unet.config, base.unet.params), mem) > 1e-3, 'training changed the UNet');
     // the cache is reused by a second run on the same data and model
-    assert.equal(setupImageTraining(c, be).cache.reused, true);
+    assert.equal(setupImageTraining(c, be).cache!.reused, true);
   });
 
   test('LoRA: the PEFT and kohya files, merged by `image --lora`, give the in-memory adapted UNet', async () => {
@@ -150,15 +150,32 @@ describe('train-image', () => {
     assert.deepEqual(losses(out), want);
   });
 
-  test('from scratch: random UNet and text encoder from config files, trained together', async () => {
+  test('from scratch: a VAE trained first (its scaling factor measured), then the UNet and text encoder together', async () => {
+    // a config folder: configs, tokenizer, scheduler, no weights at all
     const cfgDir = join(root, 'scratch-config');
     mkdirSync(cfgDir);
-    for (const f of ['model_index.json', 'scheduler', 'tokenizer', 'vae']) cpSync(join(SD1, f), join(cfgDir, f), { recursive: true });
-    for (const f of ['unet', 'text_encoder']) {
+    for (const f of ['model_index.json', 'scheduler', 'tokenizer']) cpSync(join(SD1, f), join(cfgDir, f), { recursive: true });
+    for (const f of ['unet', 'text_encoder', 'vae']) {
       mkdirSync(join(cfgDir, f));
       cpSync(join(SD1, f, 'config.json'), join(cfgDir, f, 'config.json'));
     }
-    const c = trainImageConfig({ fromScratch: cfgDir, data, out: join(root, 'scratch'), steps: '3', batchSize: '2', trainTextEncoder: true, checkpointEvery: '0' });
+    // stage 1: the VAE; the loss (reconstruction + KL) goes down
+    const c1 = trainImageConfig({ fromScratch: cfgDir, data, out: join(root, 'scratch-vae'), steps: '15', batchSize: '4', lr: '3e-3', trainVae: true, checkpointEvery: '0' });
+    const su1 = setupImageTraining(c1, be);
+    assert.ok(su1.warnings.some((w) => /random VAE/.test(w)));
+    const r1 = await runImageTraining(c1, k, be, {}, su1);
+    const l = r1.history.map((h) => h.loss);
+    assert.ok(l.slice(-3).reduce((a, b) => a + b) < 0.8 * l.slice(0, 3).reduce((a, b) => a + b), `VAE loss ${l.map((x) => x.toFixed(3))}`);
+    const vaeCfg = JSON.parse(readFileSync(join(r1.outputs[0]!, 'vae', 'config.json'), 'utf8')) as { scaling_factor: number };
+    assert.ok(vaeCfg.scaling_factor > 0 && vaeCfg.scaling_factor !== 0.18215, `scaling_factor ${vaeCfg.scaling_factor}`);
+    const vaeBack = loadStableDiffusion(r1.outputs[0]!).vae.params;
+    assert.deepEqual(vaeBack.get('decoder.conv_out.bias').toF32(), su1.vae!.get('decoder.conv_out.bias').v.data);
+
+    // stage 2: the trained VAE's folder as the config folder: UNet and text encoder from random weights
+    const cfg2 = join(root, 'scratch-config-2');
+    cpSync(cfgDir, cfg2, { recursive: true });
+    cpSync(join(r1.outputs[0]!, 'vae'), join(cfg2, 'vae'), { recursive: true });
+    const c = trainImageConfig({ fromScratch: cfg2, data, out: join(root, 'scratch'), steps: '3', batchSize: '2', trainTextEncoder: true, checkpointEvery: '0' });
     const su = setupImageTraining(c, be);
     assert.deepEqual(su.warnings, []);
     assert.ok(su.trainable.has('text_encoder.text_model.encoder.layers.0.self_attn.q_proj.weight'));
@@ -167,15 +184,17 @@ describe('train-image', () => {
     assert.ok(maxDiff(backendOut(back.unet.config, back.unet.params), tapeOut(su)) < 1e-4);
     const name = 'text_model.encoder.layers.0.self_attn.q_proj.weight';
     assert.deepEqual(back.textEncoder.params.get(name).toF32(), su.text!.get(name).v.data);
+    assert.equal(back.vae.config.scalingFactor, vaeCfg.scaling_factor);
   });
 
   test('SDXL: pooled embeddings and time ids from the cache', async () => {
     const c = trainImageConfig({ model: join(PIPES, 'sdxl'), data, out: join(root, 'sdxl'), steps: '2', batchSize: '2', loraRank: '2', checkpointEvery: '0' });
     const su = setupImageTraining(c, be);
-    assert.ok(su.cache.pooled && su.cache.timeIds);
+    const cache = su.cache!;
+    assert.ok(cache.pooled && cache.timeIds);
     // 40x32 pictures: original size (32, 40), the centre crop's left edge 4 px in (scaled to the resolution)
     const res = su.resolution;
-    assert.deepEqual([...su.cache.timeIds.subarray(0, 6)], [32, 40, 0, Math.round(4 * res / 32), res, res]);
+    assert.deepEqual([...cache.timeIds.subarray(0, 6)], [32, 40, 0, Math.round(4 * res / 32), res, res]);
     const r = await runImageTraining(c, k, be, {}, su);
     assert.ok(Number.isFinite(r.finalLoss));
     assert.ok(existsSync(join(c.out, 'lora-kohya.safetensors')));

@@ -286,10 +286,12 @@ program
   .option('--sample-steps <n>', 'denoising steps of the samples', '20')
   .option('--sample-seed <n>', 'seed of the first sample (the next prompts take the following seeds)', '0')
   .option('--sample-guidance <g>', 'guidance scale of the samples', '7.5')
+  .option('--train-vae', 'train the VAE (reconstruction + KL) instead of the UNet: the first stage of a from-scratch pipeline; sets its scaling_factor from the data')
+  .option('--kl-weight <w>', 'weight of the KL term when training the VAE', '1e-6')
   .option('--single-file', 'also write model.safetensors in the original single-file layout (SD 1.x layout)')
   .option('--plot <file.png>', 'where to write the loss curve (default: loss.png in the run directory)')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
-  .addHelpText('after', '\nExamples:\n  $ slipstream train-image -m ./stable-diffusion-v1-5 -d ./pictures -o runs/style --lora-rank 8 --steps 500 --sample-prompt "a fox, in the style" --sample-every 100\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "a fox, in the style" --lora runs/style/lora.safetensors\n  $ slipstream train-image -m ./stable-diffusion-v1-5 -d ./dog --instance-prompt "a photo of sks dog" -o runs/dog --steps 400 --snr-gamma 5')
+  .addHelpText('after', '\nExamples:\n  $ slipstream train-image -m ./stable-diffusion-v1-5 -d ./pictures -o runs/style --lora-rank 8 --steps 500 --sample-prompt "a fox, in the style" --sample-every 100\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "a fox, in the style" --lora runs/style/lora.safetensors\n  $ slipstream train-image -m ./stable-diffusion-v1-5 -d ./dog --instance-prompt "a photo of sks dog" -o runs/dog --steps 400 --snr-gamma 5\n  $ slipstream train-image --from-scratch ./configs -d ./scenes -o runs/vae --train-vae --steps 2000\n  $ slipstream train-image --from-scratch runs/vae/model -d ./scenes -o runs/unet --train-text-encoder --steps 20000')
   .action(guard(async (opts) => {
     const { trainImageCommand } = await import('./train-image.ts');
     await trainImageCommand(opts);

@@ -51,6 +51,8 @@ export interface TrainImageFlags {
   sampleSeed?: string;
   sampleGuidance?: string;
   singleFile?: boolean;
+  trainVae?: boolean;
+  klWeight?: string;
   plot?: string;
   threads?: string;
 }
@@ -72,6 +74,7 @@ export function trainImageConfig(f: TrainImageFlags): TrainImageConfig {
   const lora = f.loraRank !== undefined;
   const rank = num('lora-rank', f.loraRank, 4, posInt, 'an integer >= 1');
   if (lora && f.fromScratch) throw new UsageError('--from-scratch trains every weight: it cannot be combined with --lora-rank');
+  if (lora && f.trainVae) throw new UsageError('--train-vae trains every VAE weight: it cannot be combined with --lora-rank');
   const latents = f.latents ?? 'sample';
   if (latents !== 'mean' && latents !== 'sample') throw new UsageError(`--latents must be mean or sample, got "${latents}"`);
   const schedule = f.schedule ?? 'constant';
@@ -124,6 +127,8 @@ export function trainImageConfig(f: TrainImageFlags): TrainImageConfig {
     sampleSeed: num('sample-seed', f.sampleSeed, 0, nonNegInt, 'an integer >= 0'),
     sampleGuidance: num('sample-guidance', f.sampleGuidance, 7.5, nonNeg, 'a number >= 0'),
     exportSingleFile: f.singleFile === true,
+    trainVae: f.trainVae === true,
+    klWeight: num('kl-weight', f.klWeight, 1e-6, nonNeg, 'a number >= 0'),
     out: resolve(f.out),
   };
 }
