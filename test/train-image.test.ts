@@ -78,13 +78,13 @@ const losses = (out: string) => readFileSync(join(out, 'metrics.jsonl'), 'utf8')
 
 describe('train-image', () => {
   test('full fine-tuning lowers the loss on fixed noise; the exports load back with the trained weights', async () => {
-    const c = config('full', { steps: '12', batchSize: '4', lr: '2e-3', latents: 'mean', singleFile: true });
+    const c = config('full', { steps: '12', batchSize: '4', lr: '5e-3', latents: 'mean', singleFile: true });
     const su = setupImageTraining(c, be);
     const before = fixedNoiseLoss(su, k, 123);
     const r = await runImageTraining(c, k, be, {}, su);
     const afterLoss = fixedNoiseLoss(su, k, 123);
     assert.equal(r.history.length, 12);
-    assert.ok(afterLoss < before * 0.97, `fixed-noise loss ${before} -> ${afterLoss}`);
+    assert.ok(afterLoss < before * 0.95, `fixed-noise loss ${before} -> ${afterLoss}`);
     assert.deepEqual(r.outputs, [join(c.out, 'model'), join(c.out, 'model.safetensors')]);
     const mem = tapeOut(su);
     const folder = loadStableDiffusion(join(c.out, 'model'));
