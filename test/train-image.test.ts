@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { trainImageConfig } from '../src/cli/train-image.ts';
-import { applyLoras } from '../src/diffusion/lora.ts';
+import { applyLoras, readSdLora } from '../src/diffusion/lora.ts';
 import { loadStableDiffusion } from '../src/diffusion/load.ts';
 import { BackendDiffOps, type Params } from '../src/diffusion/ops.ts';
 import { loadStableDiffusionSingleFile } from '../src/diffusion/single-file.ts';
@@ -126,6 +126,12 @@ describe('train-image', () => {
     assert.equal(readFileSync(join(fullOut, 'samples', 'step-00000008.png')).subarray(1, 4).toString(), 'PNG');
     const want = losses(fullOut);
     assert.equal(want.length, 8);
+    // the text encoder's adapters are in both files, and the inference side resolves every pair
+    for (const f of ['lora.safetensors', 'lora-kohya.safetensors']) {
+      const pairs = readSdLora(join(fullOut, f), loadStableDiffusion(SD1)).pairs;
+      assert.equal(pairs.filter((p) => p.component === 'text_encoder').length, 2 * 4, f);
+      assert.equal(pairs.filter((p) => p.component === 'unet').length, 32, f);
+    }
 
     const out = join(root, 'runs', 'cut');
     const child = spawn(process.execPath, [bin, 'train-image', ...flags, '-o', out], { env, stdio: 'ignore' });
@@ -225,5 +231,9 @@ describe('train-image', () => {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /^slipstream: error: .*a\.png: no caption/);
     assert.doesNotMatch(r.stderr, /\n\s+at |unexpected/);
+    const help = cli('train-image', '--help');
+    assert.equal(help.status, 0, help.stderr);
+    assert.doesNotMatch(help.stdout, /\(default: "-?\d+(\.\d+)?(e-?\d+)?"\)/, 'numeric defaults are unquoted');
+    assert.match(help.stdout, /\nExamples:\n {2}\$ slipstream train-image /);
   });
 });
