@@ -214,7 +214,7 @@ describe('train-image', () => {
     mkdirSync(bad);
     writeFileSync(join(bad, 'x.png'), 'not a picture');
     writeFileSync(join(bad, 'x.txt'), 'a caption');
-    const cases: [Record<string, string>, RegExp][] = [
+    const cases: [Record<string, string | boolean>, RegExp][] = [
       [{ data: join(root, 'missing') }, /--data .*missing: no such folder/],
       [{ data: noCap }, /a\.png: no caption .*--instance-prompt/],
       [{ data: bad }, /cannot use training image .*x\.png: .*not a PNG or JPEG/],
@@ -222,6 +222,7 @@ describe('train-image', () => {
       [{ resolution: '18' }, /--resolution must be a positive multiple of 4 for this model, got 18/],
       [{ batchSize: '9' }, /--batch-size 9 is larger than the dataset \(4 images\)/],
       [{ loraRank: '0' }, /--lora-rank must be an integer >= 1, got "0"/],
+      [{ model: join(PIPES, 'sdxl'), singleFile: true }, /--single-file exports only the SD 1.x single-file layout/],
     ];
     for (const [flags, re] of cases) {
       assert.throws(() => setupImageTraining(config(join('err', String(Math.random())), { steps: '1', batchSize: '1', ...flags }), be), re, JSON.stringify(flags));

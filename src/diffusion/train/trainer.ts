@@ -169,6 +169,12 @@ export function setupImageTraining(c: TrainImageConfig, be: Backend, onCacheProg
   if (!st) throw new TrainError(`--model ${root}: no such file or folder`);
   const sd = st.isFile() ? loadStableDiffusionSingleFile(root, { config: c.singleFileConfig ?? undefined }) : loadStableDiffusion(root);
   const sdxl = sd.textEncoder2 !== null;
+  // the end-of-run export must be possible before hours are spent: the single-file writer knows
+  // the SD 1.x layout (one CLIP text encoder in transformers' names)
+  const singleFile = c.mode === 'full' && (c.exportSingleFile || st.isFile());
+  if (singleFile && (sdxl || sd.unet.config.crossAttentionDim === 1024)) {
+    throw new TrainError(`${st.isFile() ? `${root} is a single-file SD 2.x / XL checkpoint: full training` : '--single-file'} exports only the SD 1.x single-file layout; train a LoRA (--lora-rank), or start from a diffusers folder`);
+  }
   if (sdxl && c.trainTextEncoder) throw new TrainError('--train-text-encoder is not supported for SDXL (two text encoders) yet; train the UNet alone');
   const ds = loadImageDataset(c.data, { instancePrompt: c.instancePrompt ?? undefined, captionColumn: c.captionColumn });
   const resolution = c.resolution ?? sd.unet.config.sampleSize * 2 ** (sd.vae.config.blockOutChannels.length - 1);
