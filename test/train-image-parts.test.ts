@@ -70,7 +70,15 @@ describe('dataset folder', () => {
       img.data.fill(v, (y * 12 + x) * 3, (y * 12 + x) * 3 + 3);
     }
     const out = centerCropResize(img, 2);
-    assert.deepEqual([...out.data].filter((_, i) => i % 3 === 0), [0, 200, 200, 0]);
+    const sq = { width: 8, height: 8, data: new Uint8Array(8 * 8 * 3) };
+    for (let y = 0; y < 8; y++) sq.data.set(img.data.subarray((y * 12 + 2) * 3, (y * 12 + 10) * 3), y * 8 * 3);
+    assert.deepEqual(out, centerCropResize(sq, 2)); // the borders play no part
+    const r = [...out.data].filter((_, i) => i % 3 === 0);
+    // PIL-style triangle filter of support 4 (the scale): cell values blend symmetrically
+    assert.equal(r[0], r[3]);
+    assert.equal(r[1], r[2]);
+    assert.ok(r[0]! < 100 && r[1]! > 100, `${r}`);
+    assert.deepEqual([...centerCropResize({ width: 7, height: 5, data: new Uint8Array(105).fill(123) }, 3).data], new Array(27).fill(123));
     const same = centerCropResize({ width: 3, height: 3, data: Uint8Array.from({ length: 27 }, (_, i) => i * 9) }, 3);
     assert.deepEqual([...same.data], Array.from({ length: 27 }, (_, i) => i * 9));
   });

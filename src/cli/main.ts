@@ -252,6 +252,50 @@ program
   }));
 
 program
+  .command('train-image')
+  .description('fine-tune (full or LoRA) or train from scratch a Stable Diffusion model on a folder of captioned images; resumes from the last checkpoint in its out dir')
+  .option('-m, --model <model>', 'base model: a diffusers folder or a single-file checkpoint (.safetensors)')
+  .option('--config <dir>', 'single-file checkpoint: a diffusers folder with its configs, tokenizer and scheduler')
+  .option('--from-scratch <dir>', 'train from random weights: a diffusers folder of config.json files (weights optional, e.g. a trained VAE), tokenizer/ and scheduler/')
+  .requiredOption('-d, --data <dir>', 'images (.png, .jpg) with metadata.jsonl ({"file_name", "text"}, as Hugging Face imagefolder) or a .txt caption beside each')
+  .requiredOption('-o, --out <dir>', 'run directory: cache/, checkpoints/, metrics.jsonl, samples/, loss.png and the trained model')
+  .option('--instance-prompt <text>', 'DreamBooth: the caption of every image without one')
+  .option('--caption-column <name>', 'the metadata.jsonl field holding the caption', 'text')
+  .option('--resolution <px>', "training size: images are centre-cropped to a square and resized (default: the model's native size)")
+  .option('--lora-rank <r>', 'train LoRA adapters of this rank on the attention projections (to_q, to_k, to_v, to_out.0) instead of every weight')
+  .option('--lora-alpha <a>', 'LoRA alpha (default: the rank)')
+  .option('--train-text-encoder', 'train the text encoder too (LoRA on its attention projections with --lora-rank)')
+  .option('--prediction-type <type>', "epsilon or v_prediction (default: the scheduler's)")
+  .option('--snr-gamma <g>', 'min-SNR-γ loss weighting (arXiv 2303.09556; 5 is usual; 0: off)', '0')
+  .option('--noise-offset <x>', 'offset noise scale (0: off)', '0')
+  .option('--latents <how>', "mean: the VAE encoder's mean; sample: a fresh draw from its distribution each time (diffusers)", 'sample')
+  .option('--ema <decay>', 'keep an exponential moving average of the trained weights (e.g. 0.999; exported and sampled instead of the raw weights)')
+  .option('--steps <n>', 'optimiser steps', '1000')
+  .option('--batch-size <n>', 'images per micro-batch', '1')
+  .option('--grad-accum <n>', 'micro-batches per step', '1')
+  .option('--lr <lr>', 'peak learning rate (default 1e-4 with LoRA or from scratch, 1e-5 full)')
+  .option('--min-lr <lr>', 'final learning rate of the cosine schedule', '0')
+  .option('--warmup <n>', 'linear warmup steps', '0')
+  .option('--schedule <s>', 'constant or cosine', 'constant')
+  .option('--weight-decay <w>', 'AdamW weight decay', '0.01')
+  .option('--clip <n>', 'global gradient-norm clipping (0: off)', '1')
+  .option('--seed <n>', 'random seed (noise, timesteps, image order, LoRA init)', '0')
+  .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', '100')
+  .option('--sample-prompt <text>', 'a prompt for the sample grids (repeatable)', collectLoras, [])
+  .option('--sample-every <n>', 'steps between sample grids (samples/step-N.png; always one at the end)', '0')
+  .option('--sample-steps <n>', 'denoising steps of the samples', '20')
+  .option('--sample-seed <n>', 'seed of the first sample (the next prompts take the following seeds)', '0')
+  .option('--sample-guidance <g>', 'guidance scale of the samples', '7.5')
+  .option('--single-file', 'also write model.safetensors in the original single-file layout (SD 1.x layout)')
+  .option('--plot <file.png>', 'where to write the loss curve (default: loss.png in the run directory)')
+  .option('-t, --threads <n>', 'compute threads (default: all cores)')
+  .addHelpText('after', '\nExamples:\n  $ slipstream train-image -m ./stable-diffusion-v1-5 -d ./pictures -o runs/style --lora-rank 8 --steps 500 --sample-prompt "a fox, in the style" --sample-every 100\n  $ slipstream image -m ./stable-diffusion-v1-5 -p "a fox, in the style" --lora runs/style/lora.safetensors\n  $ slipstream train-image -m ./stable-diffusion-v1-5 -d ./dog --instance-prompt "a photo of sks dog" -o runs/dog --steps 400 --snr-gamma 5')
+  .action(guard(async (opts) => {
+    const { trainImageCommand } = await import('./train-image.ts');
+    await trainImageCommand(opts);
+  }));
+
+program
   .command('train-tokenizer')
   .description('train a byte-level BPE tokenizer (tokenizer.json) on text or JSONL files')
   .requiredOption('-d, --data <files...>', '.txt or .jsonl files')
