@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { bytesToUnicode } from '../../src/diffusion/clip-tokenizer.ts';
 import { encodePng } from '../../src/formats/image.ts';
 import { caption, COLOR_NAMES, examples, RELATIONS, SHAPES } from './scenes.ts';
 
@@ -43,19 +44,6 @@ export function sceneWords(): string[] {
   return [...words].sort();
 }
 
-/** GPT-2 / CLIP's byte -> printable character table. */
-function byteSymbols(): string[] {
-  const keep: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) keep.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) keep.push(b);
-  for (let b = 0xae; b <= 0xff; b++) keep.push(b);
-  const table = new Array<string>(256);
-  for (const b of keep) table[b] = String.fromCodePoint(b);
-  let n = 0;
-  for (let b = 0; b < 256; b++) if (table[b] === undefined) table[b] = String.fromCodePoint(256 + n++);
-  return table;
-}
-
 export interface SubsetTokenizer {
   vocab: Record<string, number>;
   merges: string[];
@@ -70,7 +58,7 @@ export function clipSubset(words: readonly string[], clipVocab: Record<string, n
   const ranks = new Map<string, number>();
   clipMerges.forEach((m, i) => ranks.set(m, i));
   const used = new Set<number>();
-  const bytes = byteSymbols();
+  const bytes = bytesToUnicode();
   for (const word of words) {
     const chars = Array.from(Buffer.from(word, 'utf8')).map((b) => bytes[b]!);
     let parts = [...chars.slice(0, -1), chars[chars.length - 1] + '</w>'];
@@ -174,14 +162,14 @@ export function modelConfigs(vocabSize: number): Record<string, Record<string, u
       _class_name: 'AutoencoderKL',
       _diffusers_version: '0.27.2',
       act_fn: 'silu',
-      block_out_channels: [32, 64, 64],
+      block_out_channels: [16, 32, 32],
       down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D'],
       up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D'],
       in_channels: 3,
       out_channels: 3,
       latent_channels: 4,
       layers_per_block: 1,
-      norm_num_groups: 16,
+      norm_num_groups: 8,
       sample_size: IMAGE_SIZE,
       scaling_factor: 1,
       force_upcast: false,

@@ -31,7 +31,7 @@ export class ClipTokenizerError extends Error {
 }
 
 /** GPT-2 / CLIP's byte -> printable character table (bytes_to_unicode). */
-function bytesToUnicode(): string[] {
+export function bytesToUnicode(): string[] {
   const bs: number[] = [];
   for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
   for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
