@@ -1,6 +1,6 @@
 // `slipstream train-image` end to end on the tiny SD 1 / SDXL fixture pipelines and a folder of
 // four generated pictures: the loss goes down; a run killed with SIGKILL resumes on the same loss
-// curve (EMA, min-SNR, offset noise and sampled latents included, so every draw is replayed);
+// curve (EMA, min-SNR, offset noise, sampled latents and caption dropout included, so every draw is replayed);
 // a trained LoRA written to a file and merged by the inference side (readSdLora / applyLoras)
 // gives the UNet output of the in-memory adapters; full fine-tuning exports a diffusers folder
 // and a single file that load back with the trained weights; from-scratch training from config
@@ -18,7 +18,7 @@ import { loadStableDiffusion } from '../src/diffusion/load.ts';
 import { BackendDiffOps, type Params } from '../src/diffusion/ops.ts';
 import { loadStableDiffusionSingleFile } from '../src/diffusion/single-file.ts';
 import { TapeDiffOps } from '../src/diffusion/tape-ops.ts';
-import { fixedNoiseLoss, runImageTraining, setupImageTraining, type ImageTrainSetup, type TrainImageConfig } from '../src/diffusion/train/trainer.ts';
+import { captionRows, fixedNoiseLoss, runImageTraining, setupImageTraining, type ImageTrainSetup, type TrainImageConfig } from '../src/diffusion/train/trainer.ts';
 import { unetForward, type UNetConfig } from '../src/diffusion/unet.ts';
 import { writePng } from '../src/formats/image.ts';
 import { Tape } from '../src/tensor/autograd.ts';
@@ -26,6 +26,7 @@ import { cpuBackend } from '../src/tensor/cpu.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { CpuTrainKernels } from '../src/tensor/train-cpu.ts';
 import { TrainRng } from '../src/train/rng.ts';
+import { encodeCaption, pipelineTokenizers } from '../src/diffusion/train/cache.ts';
 
 const PIPES = join(import.meta.dirname, 'fixtures', 'diffusion', 'pipeline');
 const SD1 = join(PIPES, 'sd1');
@@ -117,7 +118,7 @@ describe('train-image', () => {
 
   test('kill -9 mid-run, rerun: resumes from the last checkpoint on the same loss curve', { timeout: 120_000 }, async () => {
     const flags = ['-m', SD1, '-d', data, '--steps', '8', '--batch-size', '2', '--lora-rank', '2', '--train-text-encoder', '--lr', '5e-3', '--checkpoint-every', '2',
-      '--ema', '0.9', '--snr-gamma', '5', '--noise-offset', '0.05', '--latents', 'sample', '--seed', '3'];
+      '--ema', '0.9', '--snr-gamma', '5', '--noise-offset', '0.05', '--latents', 'sample', '--caption-dropout', '0.3', '--seed', '3'];
     const fullOut = join(root, 'runs', 'whole');
     const a = cli('train-image', ...flags, '-o', fullOut, '--sample-prompt', 'a red circle', '--sample-prompt', 'a blue circle', '--sample-steps', '2', '--plot', join(root, 'curve.png'));
     assert.equal(a.status, 0, a.stderr);
@@ -204,6 +205,28 @@ describe('train-image', () => {
     const r = await runImageTraining(c, k, be, {}, su);
     assert.ok(Number.isFinite(r.finalLoss));
     assert.ok(existsSync(join(c.out, 'lora-kohya.safetensors')));
+  });
+
+  test('captions: shared captions map to one row, row 0 is the empty caption, dropout picks it', () => {
+    const d = join(root, 'shared');
+    mkdirSync(d);
+    for (const [i, cap] of ['a red circle', 'a blue circle', 'a red circle'].entries()) {
+      cpSync(join(data, `${i}.png`), join(d, `${i}.png`));
+      writeFileSync(join(d, `${i}.txt`), cap);
+    }
+    const su = setupImageTraining(config('shared', { data: d, batchSize: '1' }), be);
+    const cache = su.cache!;
+    assert.deepEqual([...cache.caption], [1, 2, 1]);
+    assert.equal(cache.U, 3);
+    // row 0: the embedding of "" as the pipeline encodes it
+    const { tok } = pipelineTokenizers(su.sd);
+    const empty = encodeCaption(new BackendDiffOps(be), su.sd, tok, null, '');
+    assert.deepEqual(cache.context.subarray(0, cache.T * cache.D), empty.context);
+    assert.deepEqual(captionRows(cache, [0, 1, 2], 0, new TrainRng(1)), [1, 2, 1]);
+    assert.deepEqual(captionRows(cache, [0, 1, 2], 1, new TrainRng(1)), [0, 0, 0]);
+    const rows = captionRows(cache, Array.from({ length: 400 }, (_, i) => i % 3), 0.25, new TrainRng(2));
+    const dropped = rows.filter((r) => r === 0).length;
+    assert.ok(dropped > 70 && dropped < 130, `${dropped} of 400 dropped at p = 0.25`);
   });
 
   test('bad input: one line naming the problem', () => {

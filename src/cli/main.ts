@@ -266,6 +266,7 @@ program
   .option('--lora-alpha <a>', 'LoRA alpha (default: the rank)')
   .option('--train-text-encoder', 'train the text encoder too (LoRA on its attention projections with --lora-rank)')
   .option('--prediction-type <type>', "epsilon or v_prediction (default: the scheduler's)")
+  .option('--caption-dropout <p>', 'train this share of the pictures on the empty caption, so classifier-free guidance works (0.1 is usual from scratch)', '0')
   .option('--snr-gamma <g>', 'min-SNR-γ loss weighting (arXiv 2303.09556; 5 is usual; 0: off)', '0')
   .option('--noise-offset <x>', 'offset noise scale (0: off)', '0')
   .option('--latents <how>', "mean: the VAE encoder's mean; sample: a fresh draw from its distribution each time (diffusers)", 'sample')

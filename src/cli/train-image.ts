@@ -31,6 +31,7 @@ export interface TrainImageFlags {
   trainTextEncoder?: boolean;
   predictionType?: string;
   snrGamma?: string;
+  captionDropout?: string;
   noiseOffset?: string;
   latents?: string;
   ema?: string;
@@ -116,6 +117,7 @@ export function trainImageConfig(f: TrainImageFlags): TrainImageConfig {
     lora: { rank, alpha: num('lora-alpha', f.loraAlpha, rank, (n) => n > 0, 'a number > 0') },
     trainTextEncoder: f.trainTextEncoder === true,
     prediction: f.predictionType ?? null,
+    captionDropout: num('caption-dropout', f.captionDropout, 0, (n) => n >= 0 && n <= 1, 'a probability in [0, 1]'),
     snrGamma: num('snr-gamma', f.snrGamma, 0, nonNeg, 'a number >= 0 (0: off)'),
     noiseOffset: num('noise-offset', f.noiseOffset, 0, nonNeg, 'a number >= 0'),
     latents,

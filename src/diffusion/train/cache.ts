@@ -7,7 +7,8 @@
 //
 //   latent_mean, latent_std  [N, h, w, C]   NHWC, unscaled (the trainer multiplies by scaling_factor
 //                                           after taking the mean or a sample, as diffusers does)
-//   context                  [U, T, D]      SD: last_hidden_state; SDXL: both encoders' penultimate
+//   context                  [U, T, D]      row 0: the empty caption "" (caption dropout); then each
+//                                           distinct caption. SD: last_hidden_state; SDXL: both encoders' penultimate
 //                                           hidden states concatenated (pipeline.ts' encode)
 //   pooled                   [U, P]         SDXL: text_encoder_2's text_embeds
 //   ids, ids_2               [U, T]         the token ids (for training the text encoder)
@@ -29,7 +30,7 @@ import { BackendDiffOps } from '../ops.ts';
 import { latentDist, vaeEncode } from '../vae.ts';
 import { centerCropResize, datasetHash, imageToUnit, type ImageDataset } from './data.ts';
 
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 
 export interface DatasetCache {
   N: number;
@@ -139,7 +140,7 @@ function computeCache(ds: ImageDataset, sd: StableDiffusion, resolution: number,
   let mean: Float32Array | null = null, std: Float32Array | null = null;
   let h = 0, w = 0, C = 0;
   const timeIds = sdxl ? new Float32Array(N * 6) : null;
-  const total = N + new Set(ds.items.map((i) => i.caption)).size;
+  const total = N + new Set(['', ...ds.items.map((i) => i.caption)]).size;
   let done = 0;
   ds.items.forEach((it, n) => {
     let img;
@@ -163,8 +164,9 @@ function computeCache(ds: ImageDataset, sd: StableDiffusion, resolution: number,
     }
     onProgress?.(++done, total);
   });
-  const captions: string[] = [];
-  const row = new Map<string, number>();
+  // row 0 is the empty caption, what caption dropout trains on (classifier-free guidance)
+  const captions: string[] = [''];
+  const row = new Map<string, number>([['', 0]]);
   const caption = Int32Array.from(ds.items.map((it) => {
     let r = row.get(it.caption);
     if (r === undefined) {

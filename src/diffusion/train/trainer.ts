@@ -58,6 +58,8 @@ export interface TrainImageConfig {
   mode: 'lora' | 'full';
   lora: { rank: number; alpha: number };
   trainTextEncoder: boolean;
+  /** Probability of training a picture on the empty caption instead of its own (classifier-free guidance; diffusers' proportion_empty_prompts). */
+  captionDropout: number;
   /** Overrides the scheduler's prediction_type. */
   prediction: string | null;
   snrGamma: number;
@@ -302,7 +304,7 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
   const runInfo = {
     slipstream_train_image: {
       model: c.model, from_scratch: c.fromScratch, mode: c.mode, lora: c.mode === 'lora' ? c.lora : null, train_text_encoder: c.trainTextEncoder,
-      resolution: su.resolution, prediction_type: schedule.prediction, snr_gamma: c.snrGamma, noise_offset: c.noiseOffset, latents: c.latents, ema: c.ema,
+      resolution: su.resolution, caption_dropout: c.captionDropout, prediction_type: schedule.prediction, snr_gamma: c.snrGamma, noise_offset: c.noiseOffset, latents: c.latents, ema: c.ema,
     },
   };
   const save = (step: number): void => {
@@ -342,7 +344,7 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
         loss += vaeStep(t, new TapeDiffOps(t), su.sd.vae.config, su.vae, su.pixels!, rows, su.resolution, rng, c.klWeight, 1 / c.train.gradAccum) / c.train.gradAccum;
         continue;
       }
-      const { pred, nb } = forwardBatch(t, su, rows, rng, c.latents, { noiseOffset: c.noiseOffset, snrGamma: c.snrGamma });
+      const { pred, nb } = forwardBatch(t, su, rows, rng, c.latents, { noiseOffset: c.noiseOffset, snrGamma: c.snrGamma }, c.captionDropout);
       const dpred = t.gradOut(pred);
       loss += weightedMse(pred.data, nb.target, nb.weights, 1 / c.train.gradAccum, dpred) / c.train.gradAccum;
       t.backward();
@@ -392,7 +394,7 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
  * batch it was computed from: latents (the cached mean, or a draw from the cached distribution),
  * x_t and targets from `rng`, the context from the cache or the text encoder on the tape.
  */
-function forwardBatch(t: Tape, su: ImageTrainSetup, rows: readonly number[], rng: TrainRng, latents: 'mean' | 'sample', no: NoiseOptions): { pred: Var; nb: NoisedBatch } {
+function forwardBatch(t: Tape, su: ImageTrainSetup, rows: readonly number[], rng: TrainRng, latents: 'mean' | 'sample', no: NoiseOptions, captionDropout: number): { pred: Var; nb: NoisedBatch } {
   const { sd, schedule, text, lora } = su;
   const cache = su.cache!, unet = su.unet!;
   const B = rows.length, per = cache.h * cache.w * cache.C;
@@ -406,9 +408,10 @@ function forwardBatch(t: Tape, su: ImageTrainSetup, rows: readonly number[], rng
     }
   });
   const nb = noiseBatch(schedule, x0, B, cache.C, rng, no);
+  const caps = captionRows(cache, rows, captionDropout, rng);
   const o = new TapeDiffOps(t, lora ? lora.hook('unet') : undefined);
-  const context = text ? textContext(t, sd, text, lora ? lora.hook('text_encoder') : undefined, cache, rows) : o.constant(gatherRows(cache.context, rows, cache.T * cache.D), [B, cache.T, cache.D]);
-  const textEmbeds = cache.pooled ? o.constant(gatherRows(cache.pooled, rows, cache.P), [B, cache.P]) : undefined;
+  const context = text ? textContext(t, sd, text, lora ? lora.hook('text_encoder') : undefined, cache, caps) : o.constant(gatherRows(cache.context, caps, cache.T * cache.D), [B, cache.T, cache.D]);
+  const textEmbeds = cache.pooled ? o.constant(gatherRows(cache.pooled, caps, cache.P), [B, cache.P]) : undefined;
   const timeIds = cache.timeIds ? rows.flatMap((r) => [...cache.timeIds!.subarray(r * 6, r * 6 + 6)]) : undefined;
   const pred = unetForward(o, sd.unet.config, unet, { sample: o.constant(nb.noisy, [B, cache.h, cache.w, cache.C]), timesteps: nb.timesteps, context, textEmbeds, timeIds });
   return { pred, nb };
@@ -425,11 +428,19 @@ export function fixedNoiseLoss(su: ImageTrainSetup, k: TrainKernels, seed: numbe
   let sum = 0;
   if (!su.cache) throw new TrainError('fixedNoiseLoss: a VAE run has no denoising loss');
   for (let r = 0; r < su.cache.N; r++) {
-    const { pred, nb } = forwardBatch(t, su, [r], rng, 'mean', { noiseOffset: 0, snrGamma: 0 });
+    const { pred, nb } = forwardBatch(t, su, [r], rng, 'mean', { noiseOffset: 0, snrGamma: 0 }, 0);
     sum += weightedMse(pred.data, nb.target, nb.weights, 1, new Float32Array(pred.size));
     t.reset();
   }
   return sum / su.cache.N;
+}
+
+/**
+ * The cache rows of the pictures' captions: each picture's own, or with probability `dropout`
+ * the empty caption (row 0). Draws one number per picture only when dropout > 0.
+ */
+export function captionRows(cache: Pick<DatasetCache, 'caption'>, rows: readonly number[], dropout: number, rng: TrainRng): number[] {
+  return rows.map((r) => (dropout > 0 && rng.uniform() < dropout ? 0 : cache.caption[r]!));
 }
 
 /** rows of a [N, width] array, concatenated. */
@@ -439,13 +450,13 @@ function gatherRows(a: Float32Array, rows: readonly number[], width: number): Fl
   return out;
 }
 
-/** The text encoder on the tape (--train-text-encoder): the UNet's context for these pictures' captions. */
-function textContext(t: Tape, sd: StableDiffusion, text: DiffWeights, hook: ReturnType<LoraSet['hook']> | undefined, cache: DatasetCache, rows: readonly number[]): Var {
+/** The text encoder on the tape (--train-text-encoder): the UNet's context for these caption rows. */
+function textContext(t: Tape, sd: StableDiffusion, text: DiffWeights, hook: ReturnType<LoraSet['hook']> | undefined, cache: DatasetCache, caps: readonly number[]): Var {
   const o = new TapeDiffOps(t, hook);
-  const ids = new Int32Array(rows.length * cache.T);
-  rows.forEach((r, i) => ids.set(cache.ids.subarray(cache.caption[r]! * cache.T, (cache.caption[r]! + 1) * cache.T), i * cache.T));
+  const ids = new Int32Array(caps.length * cache.T);
+  caps.forEach((u, i) => ids.set(cache.ids.subarray(u * cache.T, (u + 1) * cache.T), i * cache.T));
   const cfg = sd.textEncoder.config;
-  const out = clipTextForward(o, cfg, text, ids, rows.length);
+  const out = clipTextForward(o, cfg, text, ids, caps.length);
   // The pooled output is a dead end for an SD 1/2 UNet, and autograd's gatherRows backward reads
   // its output's gradient unconditionally: give it a zero one.
   if (out.pooled.requiresGrad) t.gradAcc(out.pooled);
