@@ -1,4 +1,4 @@
-"""Gradient fixtures for the UNet on the autograd tape (test/diffusion-tape.test.ts).
+"""Gradient fixtures for the diffusion networks on the autograd tape (test/diffusion-tape.test.ts).
 
 Builds two tiny random UNets with diffusers 0.27.2 (the shapes of scripts/oracle/components.py):
 an SD 1.x-style one (cross-attention blocks with 1x1 convolution proj_in / proj_out) and an
@@ -13,6 +13,13 @@ Saved per model under test/fixtures/diffusion/grads/<name>/:
   timesteps), the loss, d loss / d sample (NCHW), and d loss / d p for a representative set of
   parameters (PyTorch layout: conv weights [C_out, C_in, kh, kw]).
 
+Also, the same way: the tiny VAE of components.py (loss = mean((encode(image) moments - t1)^2) +
+mean((decode(z) - t2)^2), gradients of the image, z and a set of encoder / decoder parameters,
+the asymmetrically padded downsampler and the mid-block attention included) under vae/, and two
+CLIP text encoders (components.CLIPText: quick_gelu without projection, gelu with projection;
+loss = mean((last_hidden_state - t1)^2) + mean((pooled or text_embeds - t2)^2)) under
+clip_quick_gelu/ and clip_gelu_proj/.
+
 Run from the repository root: . /work/shared/oracle/env.sh && "$ORACLE_PY" scripts/oracle/unet_grads.py
 """
 import os, re, shutil, sys
@@ -21,7 +28,9 @@ from diffusers import UNet2DConditionModel
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from components import Out, randomize  # noqa: E402
+import json  # noqa: E402
+from components import CLIPText, Out, VAE, clip_cfg, randomize, tokens  # noqa: E402
+from diffusers import AutoencoderKL  # noqa: E402
 
 torch.set_num_threads(2)
 ROOT = os.path.join("test", "fixtures", "diffusion", "grads")
@@ -110,6 +119,91 @@ def build(name, unet_kw, seed):
     print(f"{name}: loss {loss.item():.6f}, {len(names)} parameter gradients, {size / 1e6:.2f} MB")
 
 
+# The key projection's bias gets an exactly zero gradient (it shifts every score of a softmax row by
+# the same q . b): a reference of zeros checks nothing and f32 noise is all a kernel can give.
+def no_key_bias(n):
+    return not re.search(r"(to_k|k_proj)\.bias$", n)
+
+
+def grads_of(out, module, names, prefix="grad."):
+    params = dict(module.named_parameters())
+    out.put_json("params", names)
+    for n in names:
+        out.put(prefix + n, params[n].grad)
+
+
+def build_vae(seed):
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed + 100)
+    root = os.path.join(ROOT, "vae")
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(os.path.join(root, "vae"))
+    vae = AutoencoderKL(**dict(VAE, scaling_factor=0.18215))
+    randomize(vae)
+    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, os.path.join(root, "vae", "diffusion_pytorch_model.safetensors"))
+    vae.save_config(os.path.join(root, "vae"))
+    out = Out(root)
+    img = torch.rand(2, 3, 16, 16, generator=gen) * 2 - 1
+    z = torch.randn(2, 4, 8, 8, generator=gen)
+    t1 = torch.randn(2, 8, 8, 8, generator=gen)
+    t2 = torch.randn(2, 3, 16, 16, generator=gen)
+    for n, t in [("image", img), ("z", z), ("target_moments", t1), ("target_image", t2)]:
+        out.put(n, t)
+    vae = vae.double()
+    x, zz = img.double().requires_grad_(True), z.double().requires_grad_(True)
+    moments = vae.quant_conv(vae.encoder(x))
+    dec = vae.decode(zz).sample
+    loss = ((moments - t1.double()) ** 2).mean() + ((dec - t2.double()) ** 2).mean()
+    loss.backward()
+    out.put_json("loss", loss.item())
+    out.put("grad.image", x.grad)
+    out.put("grad.z", zz.grad)
+    names = [n for n, _ in vae.named_parameters() if re.search(
+        r"^(encoder\.conv_in|encoder\.down_blocks\.0\.resnets\.0\.(norm1|conv1)|encoder\.down_blocks\.0\.downsamplers\.0\.conv"
+        r"|encoder\.down_blocks\.1\.resnets\.0\.conv_shortcut|(en|de)coder\.mid_block\.attentions\.0\.(group_norm|to_q|to_k|to_v|to_out\.0)"
+        r"|encoder\.conv_out|quant_conv|post_quant_conv|decoder\.conv_in|decoder\.up_blocks\.0\.upsamplers\.0\.conv"
+        r"|decoder\.up_blocks\.1\.resnets\.0\.conv2|decoder\.conv_norm_out|decoder\.conv_out)\.(weight|bias)$", n) and no_key_bias(n)]
+    grads_of(out, vae, names)
+    out.close()
+    print(f"vae: loss {loss.item():.6f}, {len(names)} parameter gradients")
+
+
+def build_clip(name, cfg, projection, seed):
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed + 100)
+    root = os.path.join(ROOT, name)
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(os.path.join(root, "text_encoder"))
+    enc = CLIPText(cfg, projection)
+    state = enc.state()
+    save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(root, "text_encoder", "model.safetensors"))
+    with open(os.path.join(root, "text_encoder", "config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+    out = Out(root)
+    ids = tokens(gen, 2, eos_pad=not projection)[:, :16]  # 16 tokens keep the fixture small
+    D = cfg["hidden_size"]
+    t1 = torch.randn(2, 16, D, generator=gen)
+    t2 = torch.randn(2, cfg["projection_dim"] if projection else D, generator=gen)
+    out.put("ids", ids.int().float())
+    out.put("target_last", t1)
+    out.put("target_pooled", t2)
+    enc = enc.double()
+    hs, last, pooled, proj = enc(ids)
+    second = proj if projection else pooled
+    loss = ((last - t1.double()) ** 2).mean() + ((second - t2.double()) ** 2).mean()
+    loss.backward()
+    out.put_json("loss", loss.item())
+    # parameter names as the file has them (HF's), gradients from the module's own names
+    hf = dict(zip(enc.state_dict().keys(), state.keys()))
+    params = dict(enc.named_parameters())
+    names = [n for n in params if re.search(r"^(token_embedding|position_embedding|layers\.0\.\w+|layers\.1\.fc2|final_layer_norm|text_projection)\.(weight|bias)$", n) and no_key_bias(n)]
+    out.put_json("params", [hf[n] for n in names])
+    for n in names:
+        out.put("grad." + hf[n], params[n].grad)
+    out.close()
+    print(f"{name}: loss {loss.item():.6f}, {len(names)} parameter gradients")
+
+
 def main():
     build("sd1", dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=2, norm_num_groups=4,
                       down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
@@ -118,6 +212,9 @@ def main():
                        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
                        cross_attention_dim=40, attention_head_dim=[2, 4], transformer_layers_per_block=[1, 2], use_linear_projection=True,
                        addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=20 + 6 * 8), 12)
+    build_vae(13)
+    build_clip("clip_quick_gelu", clip_cfg(32, 2, 4, "quick_gelu", eos=2), False, 14)
+    build_clip("clip_gelu_proj", clip_cfg(24, 2, 4, "gelu", proj_dim=20, eos=299), True, 15)
 
 
 if __name__ == "__main__":
