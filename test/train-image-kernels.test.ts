@@ -311,6 +311,19 @@ for (const isa of available) {
       }
     });
 
+    it('addRows, into a new buffer and in place', () => {
+      for (const [G, R, C] of [[1, 1, 1], [2, 37, 300], [3, 513, 7]] as const) {
+        const x = randf(G * R * C), v = randf(G * C), out = randf(G * R * C), rOut = new Float64Array(G * R * C);
+        cpu.addRows(x, v, G, R, C, out);
+        ref.addRows(f64(x), f64(v), G, R, C, rOut);
+        assert.deepEqual(out, Float32Array.from(rOut), `addRows ${G}x${R}x${C}`); // one f32 add per element: exact
+        cpu.addRows(x, v, G, R, C, x);
+        assert.deepEqual(x, out, 'in place');
+      }
+      const buf = new Float32Array(16);
+      assert.throws(() => cpu.addRows(buf.subarray(0, 8), new Float32Array(2), 1, 4, 2, buf.subarray(1, 9)), /addRows: out overlaps x/);
+    });
+
     it('sumRows', () => {
       for (const [G, R, C] of [[1, 1, 1], [2, 37, 300], [3, 4096, 7]] as const) {
         const x = randf(G * R * C), out = randf(G * C), rOut = new Float64Array(G * C);

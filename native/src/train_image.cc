@@ -329,6 +329,17 @@ void t_act_bwd(int op, const float* x, const float* dy, float* dx, int64_t n) {
   chunks(n, kChunk / 4, [&](int64_t, int64_t i0, int64_t i1) { k->act_bwd(op, x, dy, dx, i0, i1); });
 }
 
+void t_add_rows(const float* x, const float* v, int64_t G, int64_t R, int64_t C, float* out) {
+  const ss_train_kernels* k = TK();
+  const int64_t grain = C > 0 && C < kChunk ? kChunk / C : 1;
+  parallel_for(G * R, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      if (out != x) std::memcpy(out + r * C, x + r * C, (size_t)C * sizeof(float));
+      k->axpy(1.f, v + r / R * C, out + r * C, 0, C);
+    }
+  });
+}
+
 void t_sum_rows(const float* x, int64_t G, int64_t R, int64_t C, float* out) {
   for (int64_t g = 0; g < G; g++) col_sums(x + g * R * C, R, C, out + g * C, true);
 }

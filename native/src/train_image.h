@@ -71,6 +71,8 @@ void t_mha_bwd(const float* q, const float* k, const float* v, const float* lse,
                int64_t H, int64_t D, float scale, float* dq, float* dk, float* dv);
 void t_act(int op, const float* x, float* out, int64_t n);
 void t_act_bwd(int op, const float* x, const float* dy, float* dx, int64_t n);
+// out[g, r, c] = x[g, r, c] + v[g, c] (out may be x)
+void t_add_rows(const float* x, const float* v, int64_t G, int64_t R, int64_t C, float* out);
 // out[g, c] = sum over r of x[g, r, c] (overwritten)
 void t_sum_rows(const float* x, int64_t G, int64_t R, int64_t C, float* out);
 
