@@ -122,6 +122,17 @@ describe('gradients reach what needs them, and only that', () => {
   });
   test('a missing parameter names the component and the tensor', () => {
     assert.throws(() => new DiffWeights('unet', new Map()).get('conv_in.weight'), /unet: no parameter "conv_in\.weight"/);
+    assert.throws(() => diffWeightsFromTensors('vae', new Map(), ['decoder.conv_in.weight'], () => true), /vae: no tensor "decoder\.conv_in\.weight"/);
+  });
+  test('diffWeightsFromTensors: f32 copies, trainable ones as parameters with a zeroed gradient', () => {
+    const src = new Map([['a', Tensor.from(new Float32Array([1, 2, 3, 4]), [2, 2], 'f16')], ['b', Tensor.fromF32(new Float32Array([5, 6]), [2])]]);
+    const p = diffWeightsFromTensors('te', src, ['a', 'b'], (n) => n === 'a');
+    assert.deepEqual([...p.get('a').v.data], [1, 2, 3, 4]);
+    assert.deepEqual(p.get('a').v.shape, [2, 2]);
+    assert.ok(p.get('a').v.requiresGrad && p.get('a').v.grad!.every((g) => g === 0));
+    assert.ok(!p.get('b').v.requiresGrad && p.get('b').v.grad === null);
+    p.get('b').v.data[0] = 9;
+    assert.equal(src.get('b')!.toF32()[0], 5, 'a copy, not a view');
   });
 });
 

@@ -156,7 +156,7 @@ export function diffWeightsFromTensors(
 ): DiffWeights {
   const m = new Map<string, DiffWeight>();
   for (const name of names) {
-    const tns = params instanceof Map ? params.get(name) : params.get(name);
+    const tns: Tensor | undefined = params.get(name); // Params.get throws naming the tensor; a Map gives undefined
     if (!tns) throw new Error(`${component}: no tensor "${name}"`);
     const data = Float32Array.from(tns.toF32());
     m.set(name, { name, v: trainable(name) ? Var.param(data, tns.shape) : new Var(data, tns.shape, false) });
