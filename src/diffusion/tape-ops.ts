@@ -25,7 +25,11 @@ export interface DiffWeight {
   v: Var;
 }
 
-/** A linear layer x . w^T (+ b): the trainer's hook (LoRA adapters). */
+/**
+ * A linear layer x . w^T (+ b): the trainer's hook (LoRA adapters). x is always 2-D [rows, in]
+ * (TapeDiffOps flattens the leading dims and restores them on the result), w.v is [out, in], and
+ * the result must be [rows, out].
+ */
 export type DiffProjection = (t: Tape, x: Var, w: DiffWeight, b: DiffWeight | undefined) => Var;
 
 /** The plain linear layer. */
