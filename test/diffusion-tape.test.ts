@@ -140,13 +140,14 @@ describe('gradients reach what needs them, and only that', () => {
 // ---- gradients against PyTorch ------------------------------------------------------------------
 //
 // scripts/oracle/unet_grads.py: tiny SD 1.x-style (1x1-conv proj_in/out) and SDXL-style (linear
-// proj_in/out, text_time add-embeddings, 2 transformer layers) UNets; loss = mean((out - target)^2)
-// run forward and backward in float64 by diffusers 0.27.2. Here the same step runs in f32 through
-// TapeDiffOps on the native kernels (and, for sd1, on the reference kernels too). Bound: every gradient within GRAD_TOL of its own scale
-// (max |diff| / max |ref|) and the loss within 1e-5 relative. Measured: at most 4e-6 (sd1's
-// attn1.to_q; most are near 1e-6), which is f32 rounding through about 30 layers of GEMMs,
-// norms and softmaxes against an exact reference. 2e-5 keeps 5x headroom for other ISAs and
-// thread counts, while any wrong term (a missed residual path, a transposed weight, a dropped
+// proj_in/out, text_time add-embeddings, 2 transformer layers) UNets, a tiny VAE (encode and
+// decode) and two CLIP text encoders; loss = mean((out - target)^2) run forward and backward in
+// float64 by diffusers 0.27.2 / torch. Here the same step runs in f32 through TapeDiffOps on the
+// native kernels (sd1 on the reference kernels too). Bound: every gradient within GRAD_TOL of its
+// own scale (max |diff| / max |ref|) and the loss within 1e-5 relative. Measured: at most 4e-6
+// (sd1's attn1.to_q; most are near 1e-6), which is f32 rounding through about 30 layers of
+// GEMMs, norms and softmaxes against an exact reference. 2e-5 keeps 5x headroom for other ISAs
+// and thread counts, while any wrong term (a missed residual path, a transposed weight, a dropped
 // bias or scale, a wrong softmax Jacobian) is off by O(1e-2) or more.
 
 const GRAD_TOL = 2e-5;
