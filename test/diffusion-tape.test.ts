@@ -18,6 +18,7 @@ import { Tape, Var } from '../src/tensor/autograd.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { cpuTrainKernels } from '../src/tensor/train-cpu.ts';
+import { refTrainKernels } from '../src/tensor/train-ref.ts';
 import { readFileSync } from 'node:fs';
 
 const ROOT = join(import.meta.dirname, 'fixtures', 'diffusion', 'components');
@@ -122,19 +123,31 @@ describe('gradients reach what needs them, and only that', () => {
   });
   test('a missing parameter names the component and the tensor', () => {
     assert.throws(() => new DiffWeights('unet', new Map()).get('conv_in.weight'), /unet: no parameter "conv_in\.weight"/);
+    assert.throws(() => diffWeightsFromTensors('vae', new Map(), ['decoder.conv_in.weight'], () => true), /vae: no tensor "decoder\.conv_in\.weight"/);
+  });
+  test('diffWeightsFromTensors: f32 copies, trainable ones as parameters with a zeroed gradient', () => {
+    const src = new Map([['a', Tensor.from(new Float32Array([1, 2, 3, 4]), [2, 2], 'f16')], ['b', Tensor.fromF32(new Float32Array([5, 6]), [2])]]);
+    const p = diffWeightsFromTensors('te', src, ['a', 'b'], (n) => n === 'a');
+    assert.deepEqual([...p.get('a').v.data], [1, 2, 3, 4]);
+    assert.deepEqual(p.get('a').v.shape, [2, 2]);
+    assert.ok(p.get('a').v.requiresGrad && p.get('a').v.grad!.every((g) => g === 0));
+    assert.ok(!p.get('b').v.requiresGrad && p.get('b').v.grad === null);
+    p.get('b').v.data[0] = 9;
+    assert.equal(src.get('b')!.toF32()[0], 5, 'a copy, not a view');
   });
 });
 
 // ---- gradients against PyTorch ------------------------------------------------------------------
 //
 // scripts/oracle/unet_grads.py: tiny SD 1.x-style (1x1-conv proj_in/out) and SDXL-style (linear
-// proj_in/out, text_time add-embeddings, 2 transformer layers) UNets; loss = mean((out - target)^2)
-// run forward and backward in float64 by diffusers 0.27.2. Here the same step runs in f32 through
-// TapeDiffOps on the native kernels. Bound: every gradient within GRAD_TOL of its own scale
-// (max |diff| / max |ref|) and the loss within 1e-5 relative. Measured: at most 4e-6 (sd1's
-// attn1.to_q; most are near 1e-6), which is f32 rounding through about 30 layers of GEMMs,
-// norms and softmaxes against an exact reference. 2e-5 keeps 5x headroom for other ISAs and
-// thread counts, while any wrong term (a missed residual path, a transposed weight, a dropped
+// proj_in/out, text_time add-embeddings, 2 transformer layers) UNets, a tiny VAE (encode and
+// decode) and two CLIP text encoders; loss = mean((out - target)^2) run forward and backward in
+// float64 by diffusers 0.27.2 / torch. Here the same step runs in f32 through TapeDiffOps on the
+// native kernels (sd1 on the reference kernels too). Bound: every gradient within GRAD_TOL of its
+// own scale (max |diff| / max |ref|) and the loss within 1e-5 relative. Measured: at most 4e-6
+// (sd1's attn1.to_q; most are near 1e-6), which is f32 rounding through about 30 layers of
+// GEMMs, norms and softmaxes against an exact reference. 2e-5 keeps 5x headroom for other ISAs
+// and thread counts, while any wrong term (a missed residual path, a transposed weight, a dropped
 // bias or scale, a wrong softmax Jacobian) is off by O(1e-2) or more.
 
 const GRAD_TOL = 2e-5;
@@ -192,13 +205,13 @@ function checkLoss(loss: number, ex: ReturnType<typeof expected>): void {
 
 const nchw = (v: Var) => toNchw(Tensor.fromF32(v.grad!, v.shape));
 
-for (const name of ['sd1', 'sdxl']) {
-  test(`${name}: UNet gradients match PyTorch's (float64 reference)`, () => {
+for (const [name, kernels] of [['sd1', 'cpu'], ['sdxl', 'cpu'], ['sd1', 'ref']] as const) {
+  test(`${name}: UNet gradients match PyTorch's (float64 reference), ${kernels} kernels`, () => {
     const dir = join(GROOT, name);
     const ex = expected(dir);
     const unet = openUNet(dir);
     const p = diffWeightsFromTensors('unet', unet.params, unet.params.ckpt.names(), () => true);
-    const t = new Tape(cpuTrainKernels());
+    const t = new Tape(kernels === 'cpu' ? cpuTrainKernels() : refTrainKernels);
     const sample = asVar(ex.image('sample'), true);
     const xl = unet.config.addTextTime !== null;
     const out = unetForward(new TapeDiffOps(t), unet.config, p, {

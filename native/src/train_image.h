@@ -5,7 +5,9 @@
 // (train_image.inc) are compiled three times like train_kernels.inc.
 //
 // Determinism: as train.h. Every reduction (dw, db, GroupNorm's per-group sums, dk and dv over
-// query blocks) runs over chunks fixed by the shapes and adds them in chunk order.
+// query tiles or blocks) runs over chunks fixed by the shapes and adds them in chunk order. As in
+// the causal attention, the backward's choice between per-(item, head) tile tasks and the sgemm
+// path depends on the thread count (at least two pairs per thread), so its f32 rounding can too.
 #pragma once
 #include <cstdint>
 

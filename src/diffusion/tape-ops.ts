@@ -25,7 +25,11 @@ export interface DiffWeight {
   v: Var;
 }
 
-/** A linear layer x . w^T (+ b): the trainer's hook (LoRA adapters). */
+/**
+ * A linear layer x . w^T (+ b): the trainer's hook (LoRA adapters). x is always 2-D [rows, in]
+ * (TapeDiffOps flattens the leading dims and restores them on the result), w.v is [out, in], and
+ * the result must be [rows, out].
+ */
 export type DiffProjection = (t: Tape, x: Var, w: DiffWeight, b: DiffWeight | undefined) => Var;
 
 /** The plain linear layer. */
@@ -156,7 +160,7 @@ export function diffWeightsFromTensors(
 ): DiffWeights {
   const m = new Map<string, DiffWeight>();
   for (const name of names) {
-    const tns = params instanceof Map ? params.get(name) : params.get(name);
+    const tns: Tensor | undefined = params.get(name); // Params.get throws naming the tensor; a Map gives undefined
     if (!tns) throw new Error(`${component}: no tensor "${name}"`);
     const data = Float32Array.from(tns.toF32());
     m.set(name, { name, v: trainable(name) ? Var.param(data, tns.shape) : new Var(data, tns.shape, false) });

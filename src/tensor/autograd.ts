@@ -184,8 +184,10 @@ function affine(t: Tape, x: Var, w: Var, b: Var | null, outIn: boolean, op: stri
         else t.k.gemm(true, false, K, N, n, 1, x.data, K, dy, N, 1, t.gradAcc(w), N); //     dw[in, out] += x^T . dy
       }
       if (b?.requiresGrad) {
-        const db = t.gradAcc(b);
-        for (let r = 0; r < n; r++) t.k.axpy(1, dy.subarray(r * N, (r + 1) * N), db);
+        // db += the column sums of dy (one threaded call rather than one axpy per row)
+        const sums = t.arena.get(N);
+        t.k.sumRows(dy, 1, n, N, sums);
+        t.k.axpy(1, sums, t.gradAcc(b));
       }
     });
   }
