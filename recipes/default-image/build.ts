@@ -26,7 +26,7 @@ import { examples } from './scenes.ts';
 export const DATA_COUNT = 20_000;
 /** The adherence measure: held-out prompts, sampler settings. */
 export const EVAL = { prompts: 100, steps: 20, guidance: 4 };
-export const VAE = { steps: 1500, batchSize: 8, lr: 1e-3, klWeight: 1e-4, seed: 1 };
+export const VAE = { steps: 6000, batchSize: 8, crop: 32, lr: 1e-3, klWeight: 1e-4, seed: 1 };
 
 const { values } = parseArgs({ options: { stage: { type: 'string', default: 'all' }, threads: { type: 'string' } } });
 const stage = values.stage!;

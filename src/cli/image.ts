@@ -11,6 +11,7 @@ import { ImageRequestError, StableDiffusionPipeline, type ImageRequest } from '.
 import { readImage, writePng } from '../formats/image.ts';
 import { downloadModel, parseModelSpec } from '../formats/hub.ts';
 import { createProgress } from '../formats/progress.ts';
+import { defaultImageModelDir, NO_DEFAULT_IMAGE_MODEL } from '../models/default.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
 import { UsageError } from '../errors.ts';
 import { numFlag } from './sampling-flags.ts';
@@ -107,7 +108,8 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   if (extname(output).toLowerCase() !== '.png') throw new UsageError(`--output must name a .png file, got '${output}'`);
   const threads = o.threads === undefined ? undefined : numFlag('threads', o.threads, 0, true);
   if (threads !== undefined && (threads < 1 || threads > 1024)) throw new UsageError(`--threads must be in [1, 1024], got ${threads}`);
-  if (!o.model) throw new UsageError('no image model given: pass -m with a diffusers folder (model_index.json), hf:org/name or a single-file .safetensors checkpoint');
+  const spec = o.model ?? defaultImageModelDir();
+  if (!spec) throw new UsageError(`no image model given and ${NO_DEFAULT_IMAGE_MODEL} (-m: a diffusers folder with model_index.json, hf:org/name or a single-file .safetensors checkpoint)`);
   const predictionType = o.predictionType === 'v-prediction' ? 'v_prediction' : o.predictionType; // diffusers accepts both spellings
   if (predictionType !== undefined && predictionType !== 'epsilon' && predictionType !== 'v_prediction') throw new UsageError(`--prediction-type must be epsilon or v_prediction, got '${predictionType}'`);
   const initImage = o.initImage ? readImage(o.initImage) : undefined;
@@ -115,12 +117,12 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
 
   const be = cpuBackend();
   if (threads !== undefined) be.setThreads(threads);
-  let dir = o.model;
-  if (parseModelSpec(o.model)) dir = await downloadModel(o.model, { progress: o.progress !== false, include: diffusersInclude(o.variant) });
+  let dir = spec;
+  if (parseModelSpec(spec)) dir = await downloadModel(spec, { progress: o.progress !== false, include: diffusersInclude(o.variant) });
   else if (!existsSync(dir)) throw new UsageError(`${dir}: no such file or directory (expected a diffusers folder with model_index.json, or hf:org/name)`);
   const singleFile = statSync(dir, { throwIfNoEntry: false })?.isFile() === true;
-  if (!singleFile && (o.config !== undefined || predictionType !== undefined)) throw new UsageError(`--${o.config !== undefined ? 'config' : 'prediction-type'} applies to single-file checkpoints; ${o.model} is a diffusers folder, which has its own configs`);
-  if (singleFile && o.variant !== undefined) throw new UsageError(`--variant picks the weights files of a diffusers folder; ${o.model} is a single file`);
+  if (!singleFile && (o.config !== undefined || predictionType !== undefined)) throw new UsageError(`--${o.config !== undefined ? 'config' : 'prediction-type'} applies to single-file checkpoints; ${spec} is a diffusers folder, which has its own configs`);
+  if (singleFile && o.variant !== undefined) throw new UsageError(`--variant picks the weights files of a diffusers folder; ${spec} is a single file`);
   if (o.config !== undefined && !statSync(o.config, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--config ${o.config}: not a folder (expected a diffusers folder with model_index.json and the components' config.json)`);
 
   const t0 = performance.now();
@@ -160,7 +162,7 @@ export async function imageCommand(o: ImageCliOptions): Promise<void> {
   result.images.forEach((img, i) => {
     writePng(names[i]!, img, {
       parameters: params,
-      slipstream: JSON.stringify({ model: o.model, prompt: req.prompt, negativePrompt: req.negativePrompt, steps, guidance, guidanceRescale, scheduler: result.scheduler, seed, width: resolved.width, height: resolved.height, n, index: i, initImage: o.initImage, strength: initImage ? resolved.strength : undefined, loras: loras.length ? loras : undefined }),
+      slipstream: JSON.stringify({ model: o.model ?? 'default-image', prompt: req.prompt, negativePrompt: req.negativePrompt, steps, guidance, guidanceRescale, scheduler: result.scheduler, seed, width: resolved.width, height: resolved.height, n, index: i, initImage: o.initImage, strength: initImage ? resolved.strength : undefined, loras: loras.length ? loras : undefined }),
       Software: 'slipstream',
     });
     process.stdout.write(`${names[i]}\n`);

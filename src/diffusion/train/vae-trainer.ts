@@ -60,6 +60,13 @@ export interface VaeTrainOptions {
   checkpointEvery?: number;
   /** Keep this many checkpoints (default 2). */
   keep?: number;
+  /**
+   * Train on random crops of this size (a multiple of the VAE's factor) instead of whole pictures,
+   * as Latent Diffusion trained its autoencoders on 256-pixel crops: the network is convolutional
+   * (its mid-block attention sees fewer positions), each step costs (crop / size)² as much, and
+   * small objects fill more of what the loss sees.
+   */
+  crop?: number;
 }
 
 export interface VaeStepInfo {
@@ -126,14 +133,20 @@ export function sampleLatent(t: Tape, moments: Var, eps: Float32Array, klScale: 
   return { z, kl: kl / (rows * L) };
 }
 
-/** A batch of pictures as NHWC floats in [-1, 1]. */
-function batchPixels(src: PictureSource, idx: readonly number[]): Float32Array {
-  const n = src.size * src.size * 3;
-  const out = new Float32Array(idx.length * n);
+/**
+ * A batch of pictures as NHWC floats in [-1, 1]: whole, or the crop x crop window at each
+ * picture's offset (offsets[b] = [y, x]).
+ */
+function batchPixels(src: PictureSource, idx: readonly number[], crop = src.size, offsets?: readonly (readonly [number, number])[]): Float32Array {
+  const S = src.size, n = S * S * 3, m = crop * crop * 3;
+  const out = new Float32Array(idx.length * m);
   idx.forEach((i, b) => {
     const px = src.get(i);
-    if (px.length !== n) throw new TrainError(`picture ${i}: ${px.length} bytes, expected ${src.size}x${src.size}x3 = ${n}`);
-    for (let j = 0; j < n; j++) out[b * n + j] = px[j]! / 127.5 - 1;
+    if (px.length !== n) throw new TrainError(`picture ${i}: ${px.length} bytes, expected ${S}x${S}x3 = ${n}`);
+    const [oy, ox] = offsets?.[b] ?? [0, 0];
+    for (let y = 0; y < crop; y++) {
+      for (let j = 0; j < crop * 3; j++) out[b * m + y * crop * 3 + j] = px[((oy + y) * S + ox) * 3 + j]! / 127.5 - 1;
+    }
   });
   return out;
 }
@@ -171,6 +184,8 @@ export function trainVae(
   if (src.size % factor) throw new TrainError(`picture size ${src.size} is not a multiple of the VAE's ${factor}`);
   if (src.count < 1) throw new TrainError('no pictures to train on');
   if (!(o.steps >= 1 && o.batchSize >= 1 && o.lr > 0)) throw new TrainError('steps, batchSize and lr must be positive');
+  const crop = o.crop ?? src.size;
+  if (!Number.isInteger(crop) || crop < factor || crop > src.size || crop % factor) throw new TrainError(`crop ${crop} must be a multiple of ${factor} no larger than the pictures (${src.size})`);
   mkdirSync(o.out, { recursive: true });
   const unlock = lockRunDir(o.out, ev.onLog);
   try {
@@ -204,7 +219,7 @@ export function trainVae(
     const params = new DiffWeights('vae', new Map<string, DiffWeight>([...weights].map(([name, v]) => [name, { name, v }])));
     const t = new Tape(k);
     const ops = new TapeDiffOps(t);
-    const S = src.size, L = cfg.latentChannels, h = S / factor;
+    const S = crop, L = cfg.latentChannels, h = S / factor;
     const klWeight = o.klWeight ?? 1e-4;
     const save = (step: number) => {
       saveCheckpoint(o.out, {
@@ -219,7 +234,9 @@ export function trainVae(
     for (let step = start; step < o.steps; step++) {
       const t0 = performance.now();
       const idx = Array.from({ length: o.batchSize }, () => Math.floor(rng.uniform() * src.count));
-      const x = batchPixels(src, idx);
+      const span = src.size - crop + 1;
+      const offsets = crop < src.size ? idx.map(() => [Math.floor(rng.uniform() * span), Math.floor(rng.uniform() * span)] as const) : undefined;
+      const x = batchPixels(src, idx, crop, offsets);
       const eps = new Float32Array(o.batchSize * h * h * L);
       rng.fillNormal(eps, 1);
       const moments = vaeEncode(ops, cfg, params, constant(t, x, [o.batchSize, S, S, 3]));
