@@ -1,10 +1,11 @@
 // Generation benchmark: Slipstream and llama.cpp (node-llama-cpp 3.21.1, compat/llamacpp/) on the
 // same GGUF files, side by side in one run, same thread count. Models are random-weight Llamas in
-// the TinyLlama-1.1B and stories110M shapes (made once into bench/out/models/), in q8_0 and f16.
+// the stories110M, TinyLlama-1.1B and Llama-3-8B shapes (made once into bench/out/models/, see
+// models.ts), in q8_0 and f16 by default, or any of BENCH_TYPES (q4_k_m: llama.cpp's Q4_K_M mix).
 // Also measures this machine's read bandwidth, so decode speed is shown against its roofline
 // (weight bytes per token / bandwidth).
 //
-//   npm run bench:generate [-- --quick] [--models tinyllama,stories110m] [--types q8_0,f16]
+//   npm run bench:generate [-- --quick] [--models tinyllama,stories110m,llama3-8b] [--types q8_0,f16,q4_k_m,...]
 //                          [--threads 2] [--prompt 512] [--decode 128] [--reps 3] [--json out.json]
 //                          [--isa avx512|avx2|portable]   (Slipstream's kernels; default: the best this CPU has)
 
@@ -12,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { benchModelFile } from './models.ts';
+import { benchModelFile, type BenchType } from './models.ts';
 import { native } from '../src/tensor/native.ts';
 import { checkIsa, isaFlag } from './util.ts';
 
@@ -26,7 +27,7 @@ const threads = Number(opt('threads', '2'));
 const promptLen = Number(opt('prompt', quick ? '128' : '512'));
 const decodeLen = Number(opt('decode', quick ? '32' : '128'));
 const models = opt('models', 'stories110m,tinyllama').split(',');
-const types = opt('types', 'q8_0,f16').split(',') as ('q8_0' | 'f16')[];
+const types = opt('types', 'q8_0,f16').split(',') as BenchType[];
 const reps = Number(opt('reps', quick ? '1' : '3'));
 // KV cache dtype of both engines (llama.cpp runs a q8_0 cache with flash attention, which it needs for one)
 const kvDtype = opt('kv-dtype', 'f32');

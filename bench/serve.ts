@@ -7,7 +7,7 @@
 //     the second's TTFT against the first's;
 //   - under saturation: p99 inter-token latency against its median.
 //
-//   npm run bench:serve [-- --models tinyllama,stories110m] [--streams 16] [--tokens 64] [--threads 2]
+//   npm run bench:serve [-- --models tinyllama,stories110m] [--type q8_0|q4_k_m|...] [--streams 16] [--tokens 64] [--threads 2]
 //                       [--isa avx512|avx2|portable]   (the server's kernels; default: the best this CPU has)
 
 import { spawnSync } from 'node:child_process';
@@ -16,7 +16,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { runServeBenchmark } from '../src/bench-serve/index.ts';
 import { startServe } from '../src/server/process.ts';
-import { benchModelFile, SHAPES } from './models.ts';
+import { benchModelFile, SHAPES, type BenchType } from './models.ts';
 import { checkIsa, isaFlag } from './util.ts';
 
 const args = process.argv.slice(2);
@@ -25,6 +25,7 @@ const opt = (name: string, fallback: string) => {
   return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
 };
 const models = opt('models', 'tinyllama,stories110m').split(',');
+const type = opt('type', 'q8_0') as BenchType;
 const streams = Number(opt('streams', '16'));
 const tokens = Number(opt('tokens', '64'));
 const threads = Number(opt('threads', '2'));
@@ -49,11 +50,11 @@ const hardware = `${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${thread
 console.log(`# bench:serve — ${hardware}; ${streams} concurrent streams x ${tokens} output tokens, greedy (ignore_eos), ${kvDtype} KV cache`);
 console.log('# peer: llama.cpp via node-llama-cpp 3.21.1, the same GGUF, the same threads, S sequences in one context (compat/llamacpp/parallel.mjs)');
 for (const m of models) {
-  const file = benchModelFile(m, 'q8_0');
+  const file = benchModelFile(m, type);
   const srv = await startServer(file);
   const isa = await serverIsa(srv.url);
   checkIsa(wantIsa, isa, 'slipstream serve');
-  const r = await runServeBenchmark({ baseUrl: srv.url, numPrompts: streams * 2, maxConcurrency: streams, requestRate: Infinity, inputLen: 16, outputLen: tokens, hardware, label: `slipstream ${m} q8_0 (${isa})` });
+  const r = await runServeBenchmark({ baseUrl: srv.url, numPrompts: streams * 2, maxConcurrency: streams, requestRate: Infinity, inputLen: 16, outputLen: tokens, hardware, label: `slipstream ${m} ${type} (${isa})` });
   const one = await runServeBenchmark({ baseUrl: srv.url, numPrompts: 4, maxConcurrency: 1, requestRate: Infinity, inputLen: 16, outputLen: tokens, hardware, warmup: false, seed: 7 });
   // ~1,000 shared tokens where the context allows (stories110M's is 1,024)
   const prefixLen = Math.min(1000, SHAPES[m]!.maxPosition! - 100);
@@ -68,7 +69,7 @@ for (const m of models) {
   }
   const mt = r.metrics;
   const f = (v: number, d = 1) => v.toFixed(d);
-  console.log(`\n${m} q8_0 (${file}), Slipstream kernels: ${isa}`);
+  console.log(`\n${m} ${type} (${file}), Slipstream kernels: ${isa}`);
   console.log(`  ${streams} streams: Slipstream ${f(mt.outputThroughput)} output tok/s (${mt.completed} ok, ${mt.failed} failed); one stream ${f(one.metrics.outputThroughput)} tok/s`);
   if (peer) {
     console.log(`  llama.cpp: ${f(peer.totalTokPerSec)} tok/s with ${streams} sequences, ${f(peer.singleStreamTokPerSec)} with one`);

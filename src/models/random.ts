@@ -16,6 +16,7 @@ import { configToGgufMetadata, configToHf, hfConfigJson, type Arch, type ModelCo
 import { writeSafetensors, type StWriteInput } from '../formats/safetensors.ts';
 import type { DType } from '../tensor/dtype.ts';
 import { convertTensor } from '../tensor/convert.ts';
+import { FILE_TYPE, ggufTensorDType } from './quant-mix.ts';
 import { Tensor } from '../tensor/tensor.ts';
 
 export interface RandomModelSpec {
@@ -287,25 +288,33 @@ export function writeRandomHfModel(dir: string, spec: RandomModelSpec, seed = 1)
 }
 
 /**
- * Writes a random Llama-family GGUF directly (no safetensors step), every weight matrix in `type`
- * (the LM head too): for benchmark models too big to round-trip through f32 files (the 1.1B
- * TinyLlama shape), and for models whose embedding / LM head is in a simple quant type.
+ * Writes a random Llama-family GGUF directly (no safetensors step): for benchmark models too big
+ * to round-trip through f32 files (the 1.1B TinyLlama and 8B Llama-3 shapes), and for models whose
+ * embedding / LM head is in a simple quant type. With a simple type every weight matrix is in
+ * `type` (the LM head too); with a k-quant mix (q4_k_m, q5_k_m, q6_k) each tensor gets the type
+ * llama.cpp's rules give it (quant-mix.ts: Q6_K output, some attn_v / ffn_down in Q6_K, ...).
  */
-export function writeRandomGguf(path: string, spec: RandomModelSpec, type: 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'iq4_nl', seed = 1): ModelConfig {
+export function writeRandomGguf(path: string, spec: RandomModelSpec, type: 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'iq4_nl' | 'q4_k_m' | 'q5_k_m' | 'q6_k', seed = 1, onTensor?: (done: number, total: number) => void): ModelConfig {
   const c = specToConfig(spec);
   if (c.arch !== 'llama') throw new Error('writeRandomGguf: only the llama architecture');
   c.rope!.layout = 'interleaved';
-  const FT = { f32: 0, f16: 1, q8_0: 7, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9, iq4_nl: 25 };
-  const md = configToGgufMetadata(c, `random-${spec.arch}`, FT[type]);
+  const mixed = type === 'q4_k_m' || type === 'q5_k_m' || type === 'q6_k';
+  const md = configToGgufMetadata(c, `random-${spec.arch}`, FILE_TYPE[type]);
   for (const [k, v] of randomVocabMetadata(c.vocabSize)) md.set(k, v);
   const GT: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K, q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1, iq4_nl: GGML_TYPE.IQ4_NL };
-  const tensors: GgufWriteTensor[] = randomTensors(c, seed).map((r) => {
-    const dt: DType = r.shape.length === 1 ? 'f32' : type;
+  const all = randomTensors(c, seed);
+  const mix = { nLayers: c.nLayers, tiedEmbeddings: c.tieEmbeddings, nGqa: c.nHeads / c.nKvHeads };
+  const tensors: GgufWriteTensor[] = all.map((r, i) => {
+    const dt: DType = r.shape.length === 1 ? 'f32' : mixed ? ggufTensorDType(r.name, r.shape, type, mix) : type;
     return {
       name: r.name,
       type: GT[dt],
       dims: shapeToGgufDims(r.shape),
-      data: () => (dt === 'f32' ? new Uint8Array(r.make().buffer) : convertTensor(Tensor.fromF32(r.make(), r.shape), dt).data),
+      data: () => {
+        const out = dt === 'f32' ? new Uint8Array(r.make().buffer) : convertTensor(Tensor.fromF32(r.make(), r.shape), dt).data;
+        onTensor?.(i + 1, all.length);
+        return out;
+      },
     };
   });
   writeGguf(path, md, tensors);
