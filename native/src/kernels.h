@@ -6,7 +6,7 @@
 // SS_Q4_K / SS_Q6_K / SS_Q5_K: GGUF k-quant weights (matmul only, x quantized to Q8_K; kquants.h)
 // SS_Q4_0 / SS_Q4_1 / SS_Q5_0 / SS_Q5_1 / SS_IQ4_NL: GGUF's simple weights (matmul only, x quantized to Q8_0,
 // and for the _1 types also the Q8_1 block sums; legacyq.h)
-enum ss_dtype { SS_F32 = 0, SS_F16 = 1, SS_BF16 = 2, SS_Q8_0 = 3, SS_Q4_K = 4, SS_Q6_K = 5, SS_Q5_K = 6, SS_Q4_0 = 7, SS_Q4_1 = 8, SS_Q5_0 = 9, SS_Q5_1 = 10, SS_IQ4_NL = 11 };
+enum ss_dtype { SS_F32 = 0, SS_F16 = 1, SS_BF16 = 2, SS_Q8_0 = 3, SS_Q4_K = 4, SS_Q6_K = 5, SS_Q5_K = 6, SS_Q4_0 = 7, SS_Q4_1 = 8, SS_Q5_0 = 9, SS_Q5_1 = 10, SS_IQ4_NL = 11, SS_Q2_K = 12, SS_Q3_K = 13, SS_IQ4_XS = 14 };
 enum ss_unary { SS_SOFTMAX = 0, SS_SILU = 1, SS_GELU_TANH = 2, SS_GELU_ERF = 3 };
 enum ss_gated { SS_SWIGLU = 0, SS_GEGLU_TANH = 1, SS_GEGLU_ERF = 2 };
 enum ss_binary { SS_ADD = 0, SS_MUL = 1 };

@@ -15,7 +15,8 @@ constexpr int64_t Q4_K_BYTES = 144;  // f16 d, f16 dmin, 12 scale bytes, 128 nib
 constexpr int64_t Q5_K_BYTES = 176;  // Q4_K's header and scales, qh[32] (the fifth bits), 128 nibble bytes
 constexpr int64_t Q6_K_BYTES = 210;  // ql[128], qh[64], int8 scales[16], f16 d
 
-inline bool is_kquant(int t) { return t == SS_Q4_K || t == SS_Q5_K || t == SS_Q6_K; }
+// the super-block types of 256 that multiply Q8_K activations (Q2_K, Q3_K and IQ4_XS: kquants2.h)
+inline bool is_kquant(int t) { return t == SS_Q4_K || t == SS_Q5_K || t == SS_Q6_K || t == SS_Q2_K || t == SS_Q3_K || t == SS_IQ4_XS; }
 
 inline float kq_f16(const uint8_t* p) {
   uint16_t h;
@@ -139,8 +140,9 @@ namespace ss {
 // -ffp-contract=off, so no step is fused): the same bytes.
 
 // make_qkx2_quants: levels 0..nmax with a scale and a min (<= 0), weighted least squares over
-// nstep + 1 candidate scales; writes L, returns the scale and sets *the_min = -min.
-inline float kq_make_qkx2(int n, int nmax, const float* x, const float* w, uint8_t* L, float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
+// nstep + 1 candidate scales, judged by weighted squared error (use_mad: absolute error, Q2_K);
+// writes L, returns the scale and sets *the_min = -min.
+inline float kq_make_qkx2(int n, int nmax, const float* x, const float* w, uint8_t* L, float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad = false) {
   float min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
   for (int i = 1; i < n; i++) {
     if (x[i] < min) min = x[i];
@@ -160,7 +162,7 @@ inline float kq_make_qkx2(int n, int nmax, const float* x, const float* w, uint8
     l = l < 0 ? 0 : l > nmax ? nmax : l;
     L[i] = (uint8_t)l;
     const float diff = scale * (float)L[i] + min - x[i];
-    best_error += w[i] * (diff * diff);
+    best_error += w[i] * (use_mad ? std::fabs(diff) : diff * diff);
   }
   for (int is = 0; is <= nstep; is++) {
     iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
@@ -185,7 +187,7 @@ inline float kq_make_qkx2(int n, int nmax, const float* x, const float* w, uint8
       float cur = 0;
       for (int i = 0; i < n; i++) {
         const float diff = this_scale * (float)Laux[i] + this_min - x[i];
-        cur += w[i] * (diff * diff);
+        cur += w[i] * (use_mad ? std::fabs(diff) : diff * diff);
       }
       if (cur < best_error) {
         for (int i = 0; i < n; i++) L[i] = Laux[i];
@@ -350,3 +352,5 @@ inline void quantize_q6k(const float* x, uint8_t* y, int64_t n) {
 }
 
 }  // namespace ss
+
+#include "kquants2.h"

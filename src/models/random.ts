@@ -298,7 +298,7 @@ export function writeRandomGguf(path: string, spec: RandomModelSpec, type: 'f32'
   const FT = { f32: 0, f16: 1, q8_0: 7, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9, iq4_nl: 25 };
   const md = configToGgufMetadata(c, `random-${spec.arch}`, FT[type]);
   for (const [k, v] of randomVocabMetadata(c.vocabSize)) md.set(k, v);
-  const GT: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K, q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1, iq4_nl: GGML_TYPE.IQ4_NL };
+  const GT: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K, q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1, iq4_nl: GGML_TYPE.IQ4_NL, q2_k: GGML_TYPE.Q2_K, q3_k: GGML_TYPE.Q3_K, iq4_xs: GGML_TYPE.IQ4_XS };
   const tensors: GgufWriteTensor[] = randomTensors(c, seed).map((r) => {
     const dt: DType = r.shape.length === 1 ? 'f32' : type;
     return {
