@@ -202,7 +202,7 @@ program
   .description('convert a Hugging Face model directory to GGUF (llama.cpp loads it), or a GGUF file to a Hugging Face directory')
   .argument('<input>', 'Hugging Face model directory, or a .gguf file')
   .argument('<output>', 'output .gguf file, or output directory')
-  .option('--type <type>', 'GGUF tensor type for weight matrices: f32, f16, q8_0, q4_k_m, q5_k_m (llama.cpp\'s mixes), q6_k, or q4_0, q4_1, q5_0, q5_1, iq4_nl (LM head in Q6_K, as llama.cpp)', 'f16')
+  .option('--type <type>', 'GGUF tensor type for weight matrices: f32, f16, q8_0, q4_k_m, q5_k_m (llama.cpp\'s mixes), q6_k, or q4_0, q4_1, q5_0, q5_1, iq4_nl (LM head in Q6_K, as llama.cpp), or q2_k, q3_k_s, q3_k_m, q3_k_l, iq4_xs (llama.cpp\'s low-bit mixes)', 'f16')
   .addHelpText('after', '\nExamples:\n  $ slipstream convert models/default default.gguf --type q8_0\n  $ slipstream convert models/default default-q4km.gguf --type q4_k_m\n  $ slipstream convert default.gguf default-hf/')
   .action(guard(async (input: string, output: string, opts: { type: string }) => {
     const { convertCommand } = await import('./convert.ts');
