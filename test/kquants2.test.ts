@@ -115,9 +115,13 @@ describe('Q2_K / Q3_K / IQ4_XS quantizers (llama.cpp\'s, without an importance m
       const src = f32(fx.quantize.src), want = u8(fx.quantize.bytes);
       const ours = QUANT[t](src);
       assert.deepEqual(ours, want);
-      const nat = new Uint8Array(want.length);
-      native().convert(src, DTYPE_CODE.f32, nat, DTYPE_CODE[t], src.length);
-      assert.deepEqual(nat, want);
+      for (const isa of cpu.availableIsas()) {
+        withIsa(cpu, isa, () => {
+          const nat = new Uint8Array(want.length);
+          native().convert(src, DTYPE_CODE.f32, nat, DTYPE_CODE[t], src.length);
+          assert.deepEqual(nat, want, `${t} native on ${isa}`);
+        });
+      }
       const e = rmse(DEQ[t](ours, src.length), src);
       assert.ok(e <= fx.quantize.rmse, `${t} RMSE ${e} vs llama.cpp ${fx.quantize.rmse}`);
       console.log(`# ${t} RMSE on the fixture tensor: ours ${e.toPrecision(6)}, llama.cpp ${fx.quantize.rmse.toPrecision(6)}`);

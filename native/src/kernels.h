@@ -40,6 +40,8 @@ struct ss_attn_args {
   int64_t rowsPerTask;
 };
 
+using ss_qkx2_x8_fn = void (*)(int n, int nmax, const float* x, const float* w, uint8_t* L, float* scales, float* mins, float rmin, float rdelta, int nstep, bool use_mad);
+
 struct ss_kernels {
   const char* name;
   // out[m0:m1, n0:n1]
@@ -60,6 +62,9 @@ struct ss_kernels {
   void (*f32_to_f16)(const float* src, void* dst, int64_t n);
   // query rows attention's score tile takes at once (ops.cc groups a prefill chunk's rows to fill it)
   int attn_rows;
+  // 8 independent make_qkx2_quants searches (the k-quant quantizers' inner loop, kquants.h), rows
+  // of n <= 32 at x / w / L with stride n: the scalar function's bits
+  ss_qkx2_x8_fn make_qkx2_x8;
 };
 
 namespace ss_avx512 { extern const ss_kernels table; }

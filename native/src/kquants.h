@@ -203,10 +203,17 @@ inline float kq_make_qkx2(int n, int nmax, const float* x, const float* w, uint8
 
 inline uint16_t kq_f32_to_f16(float v) { return f32_to_f16_scalar(v); }
 
+// kq_make_qkx2 on 8 rows of n values (x, w, L with stride n): the portable form of the kernel
+// table's make_qkx2_x8, which the quantizers below take (ops.cc passes the ISA's)
+inline void kq_make_qkx2_x8(int n, int nmax, const float* x, const float* w, uint8_t* L, float* scales, float* mins, float rmin, float rdelta, int nstep, bool use_mad) {
+  uint8_t Laux[32];
+  for (int j = 0; j < 8; j++) scales[j] = kq_make_qkx2(n, nmax, x + n * j, w + n * j, L + n * j, &mins[j], Laux, rmin, rdelta, nstep, use_mad);
+}
+
 // n (a multiple of 256) floats to Q4_K (bits 4) or Q5_K (bits 5) blocks
-inline void quantize_kmins(const float* x, uint8_t* y, int64_t n, int bits) {
-  uint8_t L[256], Laux[32];
-  float w[32], scales[8], mins[8];
+inline void quantize_kmins(const float* x, uint8_t* y, int64_t n, int bits, ss_qkx2_x8_fn search) {
+  uint8_t L[256];
+  float w[256], scales[8], mins[8];
   const int64_t BB = bits == 4 ? Q4_K_BYTES : Q5_K_BYTES;
   const int nmax = bits == 4 ? 15 : 31, qs = bits == 4 ? 16 : 48;
   for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, y += BB) {
@@ -216,9 +223,11 @@ inline void quantize_kmins(const float* x, uint8_t* y, int64_t n, int bits) {
       float sum_x2 = 0;
       for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
       const float av_x = std::sqrt(sum_x2 / 32);
-      for (int l = 0; l < 32; l++) w[l] = av_x + std::fabs(x[32 * j + l]);
-      scales[j] = bits == 4 ? kq_make_qkx2(32, 15, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20)
-                            : kq_make_qkx2(32, 31, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+      for (int l = 0; l < 32; l++) w[32 * j + l] = av_x + std::fabs(x[32 * j + l]);
+    }
+    if (bits == 4) search(32, 15, x, w, L, scales, mins, -1.f, 0.1f, 20, false);
+    else search(32, 31, x, w, L, scales, mins, -0.5f, 0.1f, 15, false);
+    for (int j = 0; j < 8; j++) {
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -260,8 +269,8 @@ inline void quantize_kmins(const float* x, uint8_t* y, int64_t n, int bits) {
       }
   }
 }
-inline void quantize_q4k(const float* x, uint8_t* y, int64_t n) { quantize_kmins(x, y, n, 4); }
-inline void quantize_q5k(const float* x, uint8_t* y, int64_t n) { quantize_kmins(x, y, n, 5); }
+inline void quantize_q4k(const float* x, uint8_t* y, int64_t n, ss_qkx2_x8_fn search = kq_make_qkx2_x8) { quantize_kmins(x, y, n, 4, search); }
+inline void quantize_q5k(const float* x, uint8_t* y, int64_t n, ss_qkx2_x8_fn search = kq_make_qkx2_x8) { quantize_kmins(x, y, n, 5, search); }
 
 constexpr float kq_group_max_eps = 1e-15f;
 

@@ -96,15 +96,16 @@ inline float kq_put_f16(uint8_t* p, float v) {
 }
 
 // quantize_row_q2_K_ref
-inline void quantize_q2k(const float* x, uint8_t* y, int64_t n) {
-  uint8_t L[256], Laux[16];
-  float w[16], scales[16], mins[16];
+inline void quantize_q2k(const float* x, uint8_t* y, int64_t n, ss_qkx2_x8_fn search = kq_make_qkx2_x8) {
+  uint8_t L[256];
+  float w[256], scales[16], mins[16];
   for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, y += Q2_K_BYTES) {
     std::memset(y, 0, Q2_K_BYTES);
     float max_scale = 0, max_min = 0;
+    for (int i = 0; i < 256; i++) w[i] = std::fabs(x[i]);
+    search(16, 3, x, w, L, scales, mins, -0.5f, 0.1f, 15, true);
+    search(16, 3, x + 128, w + 128, L + 128, scales + 8, mins + 8, -0.5f, 0.1f, 15, true);
     for (int g = 0; g < 16; g++) {
-      for (int l = 0; l < 16; l++) w[l] = std::fabs(x[16 * g + l]);
-      scales[g] = kq_make_qkx2(16, 3, x + 16 * g, w, L + 16 * g, &mins[g], Laux, -0.5f, 0.1f, 15, true);
       if (scales[g] > max_scale) max_scale = scales[g];
       if (mins[g] > max_min) max_min = mins[g];
     }

@@ -512,10 +512,10 @@ static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
 
 static void encode_row(const float* src, uint8_t* dst, int dtype, int64_t n) {
   switch (dtype) {
-    case SS_Q4_K: quantize_q4k(src, dst, n); break;
-    case SS_Q5_K: quantize_q5k(src, dst, n); break;
+    case SS_Q4_K: quantize_q4k(src, dst, n, K->make_qkx2_x8); break;
+    case SS_Q5_K: quantize_q5k(src, dst, n, K->make_qkx2_x8); break;
     case SS_Q6_K: quantize_q6k(src, dst, n); break;
-    case SS_Q2_K: quantize_q2k(src, dst, n); break;
+    case SS_Q2_K: quantize_q2k(src, dst, n, K->make_qkx2_x8); break;
     case SS_Q3_K: quantize_q3k(src, dst, n); break;
     case SS_IQ4_XS: quantize_iq4xs(src, dst, n); break;
     case SS_Q4_0:
