@@ -58,6 +58,9 @@ describe('slipstream generate', () => {
     const r = run('generate', '-m', dir, '-p', 'hi', '-n', '4', '--chat', '--quantize', 'q8_0', '--ignore-eos');
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /quantized q8_0/);
+    const k = run('generate', '-m', dir, '-p', 'hi', '-n', '4', '--quantize', 'q4_k', '--ignore-eos');
+    assert.equal(k.status, 0, k.stderr);
+    assert.match(k.stderr, /quantized q4_k/);
   });
 
   it('bad flags: exit 2 with the flag named', () => {
@@ -65,7 +68,7 @@ describe('slipstream generate', () => {
       [['-n', 'many'], /--max-tokens must be an integer/],
       [['--temperature', '-1'], /--temperature must be >= 0/],
       [['--top-p', '2'], /--top-p must be in/], // the flag's name, not the API field's
-      [['--quantize', 'q3'], /--quantize supports q8_0/],
+      [['--quantize', 'q3'], /--quantize supports q8_0, q4_k, got 'q3'/],
     ] as const) {
       const r = run('generate', '-m', dir, '-p', 'x', ...args);
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
@@ -153,11 +156,11 @@ describe('bad model files', () => {
 
   it('a GGUF with a tensor type Slipstream cannot run', () => {
     const c = specToConfig(spec);
-    const md = configToGgufMetadata(c, 'q3k', 0);
+    const md = configToGgufMetadata(c, 'iq2xxs', 0);
     for (const [k, v] of randomVocabMetadata(c.vocabSize)) md.set(k, v);
-    const f = join(root, 'q3k.gguf');
-    writeGguf(f, md, [{ name: 'token_embd.weight', type: GGML_TYPE.Q3_K, dims: [256, 320], data: new Uint8Array(320 * 110) }]);
-    expectError(f, /token_embd\.weight has type Q3_K, which Slipstream cannot load/);
+    const f = join(root, 'iq2xxs.gguf');
+    writeGguf(f, md, [{ name: 'token_embd.weight', type: GGML_TYPE.IQ2_XXS, dims: [256, 320], data: new Uint8Array(320 * 66) }]);
+    expectError(f, /token_embd\.weight has type IQ2_XXS, which Slipstream cannot load/);
   });
 
   it('convert: a bad --type and a bad output name', () => {

@@ -283,14 +283,19 @@ describe('bad files', () => {
     raises(parse(oneTensor(99, 0)), /tensor "t" has unknown ggml type id 99/);
     raises(parse(oneTensor(4, 0)), /unknown ggml type id 4/);
     raises(parse(oneTensor(GGML_TYPE.Q4_0, 0, [48])), /tensor "t" \[48\] Q4_0: Q4_0 needs ne0 \(dims\[0\]\) to be a multiple of 32, got 48/);
-    // Q3_K parses (its size is known) but cannot be loaded
-    const b = new Bytes().head(1, 0).info('blk.0.attn_q.weight', [256, 2], GGML_TYPE.Q3_K, 0).pad(32).raw(new Uint8Array(2 * 110));
-    const path = tmp('q3k');
+    // IQ2_XXS parses (its size is known) but cannot be loaded; Q3_K (loadable) is a view of the file
+    const b = new Bytes().head(2, 0).info('blk.0.attn_q.weight', [256, 2], GGML_TYPE.IQ2_XXS, 0).info('blk.0.attn_k.weight', [256, 2], GGML_TYPE.Q3_K, 160)
+      .pad(32).raw(new Uint8Array(160 + 2 * 110));
+    const path = tmp('iq2xxs');
     writeFileSync(path, b.bytes());
     const f = readGguf(path);
-    assert.equal(f.tensors.get('blk.0.attn_q.weight')!.nbytes, 220);
+    assert.equal(f.tensors.get('blk.0.attn_q.weight')!.nbytes, 132);
     const err = raises(() => ggufTensor(f, 'blk.0.attn_q.weight'));
-    assert.equal(err.message, `${path}: tensor blk.0.attn_q.weight has type Q3_K, which Slipstream cannot load; supported: F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL`);
+    assert.equal(err.message, `${path}: tensor blk.0.attn_q.weight has type IQ2_XXS, which Slipstream cannot load; supported: F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS`);
+    const q3 = ggufTensor(f, 'blk.0.attn_k.weight');
+    assert.equal(q3.dtype, 'q3_k');
+    assert.deepEqual(q3.shape, [2, 256]);
+    assert.equal(q3.data.buffer, f.tensors.get('blk.0.attn_k.weight')!.data.buffer, 'a view of the mapping, not a copy');
     raises(() => ggufTensor(f, 'nope'), /no tensor named "nope"/);
   });
 

@@ -50,9 +50,9 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   int wt = (int)count(info, 3, op);
   Buf o = bytes(info, 4, op, "out");
   int64_t ldo = count(info, 5, op), M = count(info, 6, op), N = count(info, 7, op), K = count(info, 8, op);
-  if (wt < 0 || wt > SS_IQ4_NL) throw range_error(info, op, "unknown weight dtype code");
+  if (wt < 0 || wt > SS_IQ4_XS) throw range_error(info, op, "unknown weight dtype code");
   if ((wt == SS_Q8_0 || ss::is_legacyq(wt)) && K % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / iq4_nl K must be a multiple of 32");
-  if (ss::is_kquant(wt) && K % 256) throw range_error(info, op, "q4_k / q5_k / q6_k K must be a multiple of 256");
+  if (ss::is_kquant(wt) && K % 256) throw range_error(info, op, "q2_k / q3_k / q4_k / q5_k / q6_k / iq4_xs K must be a multiple of 256");
   need(info, x, f32_span(info, op, M, ldx, K), op, "x");
   need(info, w, ss::dtype_bytes(wt, mul(info, op, N, K)), op, "w");
   need(info, o, f32_span(info, op, M, ldo, N), op, "out");
@@ -75,9 +75,9 @@ Napi::Value MatmulMulti(const Napi::CallbackInfo& info) {
     throw range_error(info, op, "1 to 8 weights, with as many outputs, ldo and N");
   int wt = (int)count(info, 3, op);
   int64_t M = count(info, 6, op), K = count(info, 8, op);
-  if (wt < 0 || wt > SS_IQ4_NL) throw range_error(info, op, "unknown weight dtype code");
+  if (wt < 0 || wt > SS_IQ4_XS) throw range_error(info, op, "unknown weight dtype code");
   if ((wt == SS_Q8_0 || ss::is_legacyq(wt)) && K % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / iq4_nl K must be a multiple of 32");
-  if (ss::is_kquant(wt) && K % 256) throw range_error(info, op, "q4_k / q5_k / q6_k K must be a multiple of 256");
+  if (ss::is_kquant(wt) && K % 256) throw range_error(info, op, "q2_k / q3_k / q4_k / q5_k / q6_k / iq4_xs K must be a multiple of 256");
   need(info, x, f32_span(info, op, M, ldx, K), op, "x");
   ss_matmul_args a[8];
   for (uint32_t i = 0; i < n; i++) {
@@ -221,9 +221,9 @@ Napi::Value Embedding(const Napi::CallbackInfo& info) {
   Buf o = bytes(info, 5, op, "out");
   int64_t ldo = count(info, 6, op);
   int64_t T = (int64_t)(ids.n / 4);
-  if (tt < 0 || tt > SS_IQ4_NL) throw range_error(info, op, "unknown table dtype code");
+  if (tt < 0 || tt > SS_IQ4_XS) throw range_error(info, op, "unknown table dtype code");
   if ((tt == SS_Q8_0 || ss::is_legacyq(tt)) && D % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / iq4_nl D must be a multiple of 32");
-  if (ss::is_kquant(tt) && D % 256) throw range_error(info, op, "q4_k / q5_k / q6_k D must be a multiple of 256");
+  if (ss::is_kquant(tt) && D % 256) throw range_error(info, op, "q2_k / q3_k / q4_k / q5_k / q6_k / iq4_xs D must be a multiple of 256");
   need(info, t, ss::dtype_bytes(tt, mul(info, op, V, D)), op, "table");
   need(info, o, f32_span(info, op, T, ldo, D), op, "out");
   const int32_t* id = (const int32_t*)ids.p;
@@ -318,8 +318,8 @@ Napi::Value Convert(const Napi::CallbackInfo& info) {
   Buf d = bytes(info, 2, op, "dst");
   int dt = (int)count(info, 3, op);
   int64_t n = count(info, 4, op);
-  if (st < 0 || st > SS_IQ4_NL || dt < 0 || dt > SS_IQ4_NL) throw range_error(info, op, "unknown dtype code");
-  if ((ss::is_kquant(st) || ss::is_kquant(dt)) && n % 256) throw range_error(info, op, "q4_k / q5_k / q6_k element count must be a multiple of 256");
+  if (st < 0 || st > SS_IQ4_XS || dt < 0 || dt > SS_IQ4_XS) throw range_error(info, op, "unknown dtype code");
+  if ((ss::is_kquant(st) || ss::is_kquant(dt)) && n % 256) throw range_error(info, op, "q2_k / q3_k / q4_k / q5_k / q6_k / iq4_xs element count must be a multiple of 256");
   if ((st == SS_Q8_0 || dt == SS_Q8_0 || ss::is_legacyq(st) || ss::is_legacyq(dt)) && n % 32) throw range_error(info, op, "q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / iq4_nl element count must be a multiple of 32");
   need(info, s, ss::dtype_bytes(st, n), op, "src");
   need(info, d, ss::dtype_bytes(dt, n), op, "dst");

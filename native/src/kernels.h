@@ -6,7 +6,7 @@
 // SS_Q4_K / SS_Q6_K / SS_Q5_K: GGUF k-quant weights (matmul only, x quantized to Q8_K; kquants.h)
 // SS_Q4_0 / SS_Q4_1 / SS_Q5_0 / SS_Q5_1 / SS_IQ4_NL: GGUF's simple weights (matmul only, x quantized to Q8_0,
 // and for the _1 types also the Q8_1 block sums; legacyq.h)
-enum ss_dtype { SS_F32 = 0, SS_F16 = 1, SS_BF16 = 2, SS_Q8_0 = 3, SS_Q4_K = 4, SS_Q6_K = 5, SS_Q5_K = 6, SS_Q4_0 = 7, SS_Q4_1 = 8, SS_Q5_0 = 9, SS_Q5_1 = 10, SS_IQ4_NL = 11 };
+enum ss_dtype { SS_F32 = 0, SS_F16 = 1, SS_BF16 = 2, SS_Q8_0 = 3, SS_Q4_K = 4, SS_Q6_K = 5, SS_Q5_K = 6, SS_Q4_0 = 7, SS_Q4_1 = 8, SS_Q5_0 = 9, SS_Q5_1 = 10, SS_IQ4_NL = 11, SS_Q2_K = 12, SS_Q3_K = 13, SS_IQ4_XS = 14 };
 enum ss_unary { SS_SOFTMAX = 0, SS_SILU = 1, SS_GELU_TANH = 2, SS_GELU_ERF = 3 };
 enum ss_gated { SS_SWIGLU = 0, SS_GEGLU_TANH = 1, SS_GEGLU_ERF = 2 };
 enum ss_binary { SS_ADD = 0, SS_MUL = 1 };
@@ -40,6 +40,8 @@ struct ss_attn_args {
   int64_t rowsPerTask;
 };
 
+using ss_qkx2_x8_fn = void (*)(int n, int nmax, const float* x, const float* w, uint8_t* L, float* scales, float* mins, float rmin, float rdelta, int nstep, bool use_mad);
+
 struct ss_kernels {
   const char* name;
   // out[m0:m1, n0:n1]
@@ -60,6 +62,9 @@ struct ss_kernels {
   void (*f32_to_f16)(const float* src, void* dst, int64_t n);
   // query rows attention's score tile takes at once (ops.cc groups a prefill chunk's rows to fill it)
   int attn_rows;
+  // 8 independent make_qkx2_quants searches (the k-quant quantizers' inner loop, kquants.h), rows
+  // of n <= 32 at x / w / L with stride n: the scalar function's bits
+  ss_qkx2_x8_fn make_qkx2_x8;
 };
 
 namespace ss_avx512 { extern const ss_kernels table; }

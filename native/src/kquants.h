@@ -15,7 +15,8 @@ constexpr int64_t Q4_K_BYTES = 144;  // f16 d, f16 dmin, 12 scale bytes, 128 nib
 constexpr int64_t Q5_K_BYTES = 176;  // Q4_K's header and scales, qh[32] (the fifth bits), 128 nibble bytes
 constexpr int64_t Q6_K_BYTES = 210;  // ql[128], qh[64], int8 scales[16], f16 d
 
-inline bool is_kquant(int t) { return t == SS_Q4_K || t == SS_Q5_K || t == SS_Q6_K; }
+// the super-block types of 256 that multiply Q8_K activations (Q2_K, Q3_K and IQ4_XS: kquants2.h)
+inline bool is_kquant(int t) { return t == SS_Q4_K || t == SS_Q5_K || t == SS_Q6_K || t == SS_Q2_K || t == SS_Q3_K || t == SS_IQ4_XS; }
 
 inline float kq_f16(const uint8_t* p) {
   uint16_t h;
@@ -139,8 +140,9 @@ namespace ss {
 // -ffp-contract=off, so no step is fused): the same bytes.
 
 // make_qkx2_quants: levels 0..nmax with a scale and a min (<= 0), weighted least squares over
-// nstep + 1 candidate scales; writes L, returns the scale and sets *the_min = -min.
-inline float kq_make_qkx2(int n, int nmax, const float* x, const float* w, uint8_t* L, float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
+// nstep + 1 candidate scales, judged by weighted squared error (use_mad: absolute error, Q2_K);
+// writes L, returns the scale and sets *the_min = -min.
+inline float kq_make_qkx2(int n, int nmax, const float* x, const float* w, uint8_t* L, float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad = false) {
   float min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
   for (int i = 1; i < n; i++) {
     if (x[i] < min) min = x[i];
@@ -160,7 +162,7 @@ inline float kq_make_qkx2(int n, int nmax, const float* x, const float* w, uint8
     l = l < 0 ? 0 : l > nmax ? nmax : l;
     L[i] = (uint8_t)l;
     const float diff = scale * (float)L[i] + min - x[i];
-    best_error += w[i] * (diff * diff);
+    best_error += w[i] * (use_mad ? std::fabs(diff) : diff * diff);
   }
   for (int is = 0; is <= nstep; is++) {
     iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
@@ -185,7 +187,7 @@ inline float kq_make_qkx2(int n, int nmax, const float* x, const float* w, uint8
       float cur = 0;
       for (int i = 0; i < n; i++) {
         const float diff = this_scale * (float)Laux[i] + this_min - x[i];
-        cur += w[i] * (diff * diff);
+        cur += w[i] * (use_mad ? std::fabs(diff) : diff * diff);
       }
       if (cur < best_error) {
         for (int i = 0; i < n; i++) L[i] = Laux[i];
@@ -201,10 +203,17 @@ inline float kq_make_qkx2(int n, int nmax, const float* x, const float* w, uint8
 
 inline uint16_t kq_f32_to_f16(float v) { return f32_to_f16_scalar(v); }
 
+// kq_make_qkx2 on 8 rows of n values (x, w, L with stride n): the portable form of the kernel
+// table's make_qkx2_x8, which the quantizers below take (ops.cc passes the ISA's)
+inline void kq_make_qkx2_x8(int n, int nmax, const float* x, const float* w, uint8_t* L, float* scales, float* mins, float rmin, float rdelta, int nstep, bool use_mad) {
+  uint8_t Laux[32];
+  for (int j = 0; j < 8; j++) scales[j] = kq_make_qkx2(n, nmax, x + n * j, w + n * j, L + n * j, &mins[j], Laux, rmin, rdelta, nstep, use_mad);
+}
+
 // n (a multiple of 256) floats to Q4_K (bits 4) or Q5_K (bits 5) blocks
-inline void quantize_kmins(const float* x, uint8_t* y, int64_t n, int bits) {
-  uint8_t L[256], Laux[32];
-  float w[32], scales[8], mins[8];
+inline void quantize_kmins(const float* x, uint8_t* y, int64_t n, int bits, ss_qkx2_x8_fn search) {
+  uint8_t L[256];
+  float w[256], scales[8], mins[8];
   const int64_t BB = bits == 4 ? Q4_K_BYTES : Q5_K_BYTES;
   const int nmax = bits == 4 ? 15 : 31, qs = bits == 4 ? 16 : 48;
   for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, y += BB) {
@@ -214,9 +223,11 @@ inline void quantize_kmins(const float* x, uint8_t* y, int64_t n, int bits) {
       float sum_x2 = 0;
       for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
       const float av_x = std::sqrt(sum_x2 / 32);
-      for (int l = 0; l < 32; l++) w[l] = av_x + std::fabs(x[32 * j + l]);
-      scales[j] = bits == 4 ? kq_make_qkx2(32, 15, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20)
-                            : kq_make_qkx2(32, 31, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+      for (int l = 0; l < 32; l++) w[32 * j + l] = av_x + std::fabs(x[32 * j + l]);
+    }
+    if (bits == 4) search(32, 15, x, w, L, scales, mins, -1.f, 0.1f, 20, false);
+    else search(32, 31, x, w, L, scales, mins, -0.5f, 0.1f, 15, false);
+    for (int j = 0; j < 8; j++) {
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -258,8 +269,8 @@ inline void quantize_kmins(const float* x, uint8_t* y, int64_t n, int bits) {
       }
   }
 }
-inline void quantize_q4k(const float* x, uint8_t* y, int64_t n) { quantize_kmins(x, y, n, 4); }
-inline void quantize_q5k(const float* x, uint8_t* y, int64_t n) { quantize_kmins(x, y, n, 5); }
+inline void quantize_q4k(const float* x, uint8_t* y, int64_t n, ss_qkx2_x8_fn search = kq_make_qkx2_x8) { quantize_kmins(x, y, n, 4, search); }
+inline void quantize_q5k(const float* x, uint8_t* y, int64_t n, ss_qkx2_x8_fn search = kq_make_qkx2_x8) { quantize_kmins(x, y, n, 5, search); }
 
 constexpr float kq_group_max_eps = 1e-15f;
 
@@ -350,3 +361,5 @@ inline void quantize_q6k(const float* x, uint8_t* y, int64_t n) {
 }
 
 }  // namespace ss
+
+#include "kquants2.h"

@@ -84,6 +84,9 @@ size_t dtype_bytes(int dtype, int64_t n) {
     case SS_Q4_K: return (size_t)(n / QK_K) * Q4_K_BYTES;
     case SS_Q5_K: return (size_t)(n / QK_K) * Q5_K_BYTES;
     case SS_Q6_K: return (size_t)(n / QK_K) * Q6_K_BYTES;
+    case SS_Q2_K: return (size_t)(n / QK_K) * Q2_K_BYTES;
+    case SS_Q3_K: return (size_t)(n / QK_K) * Q3_K_BYTES;
+    case SS_IQ4_XS: return (size_t)(n / QK_K) * IQ4_XS_BYTES;
     case SS_Q4_0:
     case SS_Q4_1:
     case SS_Q5_0:
@@ -489,6 +492,9 @@ static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
     case SS_Q4_K: dequant_q4k(src, dst, n); break;
     case SS_Q5_K: dequant_q5k(src, dst, n); break;
     case SS_Q6_K: dequant_q6k(src, dst, n); break;
+    case SS_Q2_K: dequant_q2k(src, dst, n); break;
+    case SS_Q3_K: dequant_q3k(src, dst, n); break;
+    case SS_IQ4_XS: dequant_iq4xs(src, dst, n); break;
     case SS_Q4_0:
     case SS_Q4_1:
     case SS_Q5_0:
@@ -506,9 +512,12 @@ static void decode_row(const uint8_t* src, int stype, float* dst, int64_t n) {
 
 static void encode_row(const float* src, uint8_t* dst, int dtype, int64_t n) {
   switch (dtype) {
-    case SS_Q4_K: quantize_q4k(src, dst, n); break;
-    case SS_Q5_K: quantize_q5k(src, dst, n); break;
+    case SS_Q4_K: quantize_q4k(src, dst, n, K->make_qkx2_x8); break;
+    case SS_Q5_K: quantize_q5k(src, dst, n, K->make_qkx2_x8); break;
     case SS_Q6_K: quantize_q6k(src, dst, n); break;
+    case SS_Q2_K: quantize_q2k(src, dst, n, K->make_qkx2_x8); break;
+    case SS_Q3_K: quantize_q3k(src, dst, n); break;
+    case SS_IQ4_XS: quantize_iq4xs(src, dst, n); break;
     case SS_Q4_0:
     case SS_Q4_1:
     case SS_Q5_0:

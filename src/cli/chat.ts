@@ -20,7 +20,7 @@ import { applyChatTemplate, ChatTemplateError, type ChatMessage } from '../forma
 import type { Tokenizer } from '../formats/tokenizer.ts';
 import { isKvDtype, KV_DTYPES, kvDtypeProblem, KvPool, type KvDType } from '../models/kv.ts';
 import { defaultModelDir } from '../models/default.ts';
-import { loadModel } from '../models/load.ts';
+import { loadModel, LOAD_QUANTS, type LoadQuant } from '../models/load.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
 import { UsageError } from '../errors.ts';
 import { numFlag, parseSamplingFlags, type SamplingFlags } from './sampling-flags.ts';
@@ -219,7 +219,7 @@ class LineQueue {
 }
 
 export async function chatCommand(o: ChatCliOptions, io: ChatIo = { input: process.stdin, output: process.stdout, err: process.stderr }): Promise<void> {
-  if (o.quantize !== undefined && o.quantize !== 'q8_0') throw new UsageError(`--quantize supports q8_0, got '${o.quantize}'`);
+  if (o.quantize !== undefined && !(LOAD_QUANTS as readonly string[]).includes(o.quantize)) throw new UsageError(`--quantize supports ${LOAD_QUANTS.join(', ')}, got '${o.quantize}'`);
   if (o.kvDtype !== undefined && !isKvDtype(o.kvDtype)) throw new UsageError(`--kv-dtype must be ${KV_DTYPES.join(', ')}, got '${o.kvDtype}'`);
   const ctxFlag = o.ctxSize === undefined ? undefined : numFlag('ctx-size', o.ctxSize, 0, true);
   if (ctxFlag !== undefined && ctxFlag < 2) throw new UsageError(`--ctx-size must be >= 2, got ${ctxFlag}`);
@@ -230,7 +230,7 @@ export async function chatCommand(o: ChatCliOptions, io: ChatIo = { input: proce
     if (t < 1 || t > 1024) throw new UsageError(`--threads must be in [1, 1024], got ${t}`);
     be.setThreads(t);
   }
-  const lm = await loadModel(o.model ?? defaultModelDir(), be, { quantize: o.quantize as 'q8_0' | undefined, mmap: o.mmap !== false, lora: o.lora });
+  const lm = await loadModel(o.model ?? defaultModelDir(), be, { quantize: o.quantize as LoadQuant | undefined, mmap: o.mmap !== false, lora: o.lora });
   const kvProblem = kvDtypeProblem(lm.config, (o.kvDtype as KvDType | undefined) ?? 'f32');
   if (kvProblem) throw new UsageError(kvProblem);
   const context = Math.min(lm.config.maxPosition, ctxFlag ?? DEFAULT_CTX_CAP);

@@ -7,7 +7,7 @@ import { EngineError, type SamplingOptions } from '../engine/api.ts';
 import { generate } from '../engine/generate.ts';
 import { applyChatTemplate } from '../formats/chat-template.ts';
 import { isKvDtype, KV_DTYPES, kvDtypeProblem, type KvDType } from '../models/kv.ts';
-import { loadModel } from '../models/load.ts';
+import { loadModel, LOAD_QUANTS, type LoadQuant } from '../models/load.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
 import { UsageError } from '../errors.ts';
 import { numFlag, parseSamplingFlags, type SamplingFlags } from './sampling-flags.ts';
@@ -27,7 +27,7 @@ export interface GenerateCliOptions extends SamplingFlags {
 export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   // The sampling flags (shared with `chat`): checked before the model loads, a typo should not cost a load.
   const samplingFor = parseSamplingFlags(o, 128);
-  if (o.quantize !== undefined && o.quantize !== 'q8_0') throw new UsageError(`--quantize supports q8_0, got '${o.quantize}'`);
+  if (o.quantize !== undefined && !(LOAD_QUANTS as readonly string[]).includes(o.quantize)) throw new UsageError(`--quantize supports ${LOAD_QUANTS.join(', ')}, got '${o.quantize}'`);
   if (o.kvDtype !== undefined && !isKvDtype(o.kvDtype)) throw new UsageError(`--kv-dtype must be ${KV_DTYPES.join(', ')}, got '${o.kvDtype}'`);
   const threads = o.threads === undefined ? undefined : numFlag('threads', o.threads, 0, true);
   if (threads !== undefined && (threads < 1 || threads > 1024)) throw new UsageError(`--threads must be in [1, 1024], got ${threads}`);
@@ -35,7 +35,7 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   if (threads !== undefined) be.setThreads(threads);
 
   const t0 = performance.now();
-  const lm = await loadModel(o.model ?? defaultModelDir(), be, { quantize: o.quantize as 'q8_0' | undefined, mmap: o.mmap !== false, lora: o.lora });
+  const lm = await loadModel(o.model ?? defaultModelDir(), be, { quantize: o.quantize as LoadQuant | undefined, mmap: o.mmap !== false, lora: o.lora });
   const loadSeconds = (performance.now() - t0) / 1000;
   const { tokenizer, config, generation } = lm;
   const kvDtype: KvDType = (o.kvDtype as KvDType | undefined) ?? 'f32';

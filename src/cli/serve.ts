@@ -11,6 +11,7 @@
 
 import { createServer } from 'node:net';
 import { defaultModelDir } from '../models/default.ts';
+import { LOAD_QUANTS, type LoadQuant } from '../models/load.ts';
 import { isKvDtype, KV_DTYPES, type KvDType } from '../models/kv.ts';
 import { startEngineHost } from '../engine/worker-host.ts';
 import { buildServer, startDraining } from '../server/app.ts';
@@ -121,7 +122,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   const host = o.host ?? '127.0.0.1';
   const port = num('port', o.port ?? '8000', { int: true, min: 0 })!;
   if (port > 65535) throw new UsageError(`--port must be <= 65535, got ${port}`);
-  if (o.quantize !== undefined && o.quantize !== 'q8_0') throw new UsageError(`--quantize supports q8_0, got '${o.quantize}'`);
+  if (o.quantize !== undefined && !(LOAD_QUANTS as readonly string[]).includes(o.quantize)) throw new UsageError(`--quantize supports ${LOAD_QUANTS.join(', ')}, got '${o.quantize}'`);
   const kvGiB = num('kv-cache-memory', o.kvCacheMemory);
   if (kvGiB !== undefined && kvGiB <= 0) throw new UsageError(`--kv-cache-memory must be > 0 GiB, got ${kvGiB}`);
   if (o.kvDtype !== undefined && !isKvDtype(o.kvDtype)) throw new UsageError(`--kv-dtype must be ${KV_DTYPES.join(', ')}, got '${o.kvDtype}'`);
@@ -132,7 +133,7 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
 
   const models = o.model === undefined ? [] : Array.isArray(o.model) ? o.model : [o.model];
   const hostOpts = {
-    quantize: o.quantize as 'q8_0' | undefined,
+    quantize: o.quantize as LoadQuant | undefined,
     lora: o.lora,
     kvCacheMemory: kvGiB === undefined ? undefined : Math.floor(kvGiB * 2 ** 30),
     kvDtype: o.kvDtype as KvDType | undefined,

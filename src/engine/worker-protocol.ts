@@ -9,7 +9,8 @@ import type { EngineErrorCode, EngineStats, GenerateRequest, TokenEvent } from '
 export interface EngineHostOptions {
   /** A model directory, a .gguf file or hf:org/name. */
   model: string;
-  quantize?: 'q8_0';
+  /** Quantize f32/f16/bf16 weights at load (models/load.ts LoadOptions.quantize). */
+  quantize?: 'q8_0' | 'q4_k';
   /** A PEFT LoRA adapter directory merged at load. */
   lora?: string;
   /** KV cache budget in bytes; default 40% of free memory, capped to what maxSeqs full contexts need. */

@@ -372,7 +372,7 @@ function alignmentOf(md: GgufMetadata, fail: (problem: string) => never): number
 // ---- tensors ---------------------------------------------------------------------------
 
 /** ggml types that load as a slipstream Tensor. */
-export const GGUF_LOADABLE_TYPES: readonly string[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL'];
+export const GGUF_LOADABLE_TYPES: readonly string[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL', 'Q2_K', 'Q3_K', 'IQ4_XS'];
 
 export interface GgufTensorOptions {
   /** Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and the k-quants: requantize to q8_0 instead of running as stored. Other types are unaffected. */
@@ -383,6 +383,7 @@ export interface GgufTensorOptions {
 const STORED_QUANT: Partial<Record<number, DType>> = {
   [GGML_TYPE.Q4_0]: 'q4_0', [GGML_TYPE.Q4_1]: 'q4_1', [GGML_TYPE.Q5_0]: 'q5_0', [GGML_TYPE.Q5_1]: 'q5_1', [GGML_TYPE.IQ4_NL]: 'iq4_nl',
   [GGML_TYPE.Q4_K]: 'q4_k', [GGML_TYPE.Q5_K]: 'q5_k', [GGML_TYPE.Q6_K]: 'q6_k',
+  [GGML_TYPE.Q2_K]: 'q2_k', [GGML_TYPE.Q3_K]: 'q3_k', [GGML_TYPE.IQ4_XS]: 'iq4_xs',
 };
 
 // Elements decoded per step when requantizing: bounds the f32 scratch buffer.
@@ -390,8 +391,9 @@ const REQUANT_CHUNK = 64 * QK_K;
 
 /**
  * The tensor `name` as a slipstream Tensor, shape in row-major order (GGUF dims reversed).
- * F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K and Q6_K are views of the mapped
- * file (GGUF's blocks are our dtypes' blocks: the k-quants run as stored with Q8_K activations,
+ * F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS are
+ * views of the mapped file (GGUF's blocks are our dtypes' blocks: the k-quants and IQ4_XS run as
+ * stored with Q8_K activations,
  * Q4_0 / Q5_0 / IQ4_NL with Q8_0 and Q4_1 / Q5_1 with Q8_1 activations).
  * With `opts.q8`, the quantized types other than Q8_0 are requantized to q8_0.
  */
@@ -417,7 +419,10 @@ export function ggufTensor(file: GgufFile, name: string, opts: GgufTensorOptions
     case GGML_TYPE.IQ4_NL:
     case GGML_TYPE.Q4_K:
     case GGML_TYPE.Q5_K:
-    case GGML_TYPE.Q6_K: {
+    case GGML_TYPE.Q6_K:
+    case GGML_TYPE.Q2_K:
+    case GGML_TYPE.Q3_K:
+    case GGML_TYPE.IQ4_XS: {
       const kq: DType = STORED_QUANT[t.type]!;
       if (!opts.q8) return new Tensor(kq, shape, t.data);
       const block = blockSize(kq), blockBytes = bytesFor(kq, block);

@@ -28,7 +28,7 @@ import { HfSource, readJson } from './load.ts';
 import { FILE_TYPE, ggufTensorDType, type GgufOutType, type MixModel } from './quant-mix.ts';
 
 export type { GgufOutType } from './quant-mix.ts';
-const GGML_OF: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K, q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1, iq4_nl: GGML_TYPE.IQ4_NL };
+const GGML_OF: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K, q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1, iq4_nl: GGML_TYPE.IQ4_NL, q2_k: GGML_TYPE.Q2_K, q3_k: GGML_TYPE.Q3_K, iq4_xs: GGML_TYPE.IQ4_XS };
 
 /** llama.cpp's "llama" architecture rotates interleaved pairs: its q/k rows are permuted. */
 function permutesRope(c: ModelConfig): boolean {

@@ -25,8 +25,14 @@ import { buildWeights, type WeightSource } from './weights.ts';
 import { type LoraAdapter, mergeLora, readLoraAdapter } from './lora.ts';
 
 export interface LoadOptions {
-  /** Quantize f32/f16/bf16 weight matrices at load. */
-  quantize?: 'q8_0';
+  /**
+   * Quantize f32/f16/bf16 weight matrices at load: q8_0 (every matrix whose rows are whole blocks
+   * of 32; a GGUF's other quantized types are requantized to q8_0 too), or q4_k (llama.cpp's
+   * reference Q4_K quantizer; the LM head, output.weight or the tied token_embd, in Q6_K as in every
+   * llama.cpp k-quant mix; rows that are not whole super-blocks of 256 in q8_0; a GGUF's quantized
+   * tensors stay as stored).
+   */
+  quantize?: LoadQuant;
   /**
    * Weight matrices stay in the file mapping (true, the default: no copy, the page cache is
    * shared between processes) or are copied into one block of anonymous memory with huge pages
@@ -40,6 +46,9 @@ export interface LoadOptions {
   /** A PEFT LoRA adapter directory merged into the weights at load (Hugging Face bases only). */
   lora?: string;
 }
+
+export type LoadQuant = 'q8_0' | 'q4_k';
+export const LOAD_QUANTS: readonly LoadQuant[] = ['q8_0', 'q4_k'];
 
 export interface GenerationDefaults {
   temperature?: number;
@@ -64,10 +73,18 @@ export { readJson };
 
 const isMatrixName = (name: string) => name.endsWith('.weight') && !/norm\.weight$/.test(name) && name !== 'position_embd.weight' && !name.endsWith('ffn_gate_inp.weight');
 
-/** Norms and biases become f32 copies; matrices stay as stored unless quantized at load. */
-function finish(name: string, t: Tensor, opts: LoadOptions): Tensor {
+/**
+ * Norms and biases become f32 copies; matrices stay as stored unless quantized at load. `lmHead`:
+ * the tensor is the LM head (output.weight, or token_embd.weight when the output is tied to it).
+ */
+function finish(name: string, t: Tensor, opts: LoadOptions, lmHead: boolean): Tensor {
   if (t.shape.length === 1) return t.dtype === 'f32' && t.data.byteOffset % 4 === 0 ? t : convertTensor(t, 'f32');
-  if (opts.quantize === 'q8_0' && isMatrixName(name) && t.dtype !== 'q8_0' && t.shape[t.shape.length - 1]! % 32 === 0) return convertTensor(t, 'q8_0');
+  const cols = t.shape[t.shape.length - 1]!;
+  if (opts.quantize === 'q8_0' && isMatrixName(name) && t.dtype !== 'q8_0' && cols % 32 === 0) return convertTensor(t, 'q8_0');
+  if (opts.quantize === 'q4_k' && isMatrixName(name) && (t.dtype === 'f32' || t.dtype === 'f16' || t.dtype === 'bf16')) {
+    if (cols % 256 === 0) return convertTensor(t, lmHead ? 'q6_k' : 'q4_k');
+    if (cols % 32 === 0) return convertTensor(t, 'q8_0');
+  }
   return t;
 }
 
@@ -124,7 +141,7 @@ export class HfSource implements WeightSource {
     if (change.gemmaNorm) {
       t = Tensor.fromF32(gemmaNormToGguf(t.toF32()), t.shape);
     }
-    return finish(name, t, this.opts);
+    return finish(name, t, this.opts, name === 'output.weight' || (name === 'token_embd.weight' && !this.has('output.weight')));
   }
 }
 
@@ -151,7 +168,7 @@ class GgufSource implements WeightSource {
       if (t.shape.length !== 3 || expert >= E) throw new FormatError(this.g.path, `tensor ${name} of shape [${t.shape.join(', ')}] has no expert ${expert}`);
       t = t.view([r, c], undefined, expert * r * c);
     }
-    return finish(name, t, this.opts);
+    return finish(name, t, this.opts, name === 'output.weight' || (name === 'token_embd.weight' && !this.has('output.weight')));
   }
 }
 

@@ -301,7 +301,7 @@ export function writeRandomGguf(path: string, spec: RandomModelSpec, type: 'f32'
   const mixed = type === 'q4_k_m' || type === 'q5_k_m' || type === 'q6_k';
   const md = configToGgufMetadata(c, `random-${spec.arch}`, FILE_TYPE[type]);
   for (const [k, v] of randomVocabMetadata(c.vocabSize)) md.set(k, v);
-  const GT: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K, q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1, iq4_nl: GGML_TYPE.IQ4_NL };
+  const GT: Record<DType, number> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_k: GGML_TYPE.Q4_K, q5_k: GGML_TYPE.Q5_K, q6_k: GGML_TYPE.Q6_K, q4_0: GGML_TYPE.Q4_0, q4_1: GGML_TYPE.Q4_1, q5_0: GGML_TYPE.Q5_0, q5_1: GGML_TYPE.Q5_1, iq4_nl: GGML_TYPE.IQ4_NL, q2_k: GGML_TYPE.Q2_K, q3_k: GGML_TYPE.Q3_K, iq4_xs: GGML_TYPE.IQ4_XS };
   const all = randomTensors(c, seed);
   const mix = { nLayers: c.nLayers, tiedEmbeddings: c.tieEmbeddings, nGqa: c.nHeads / c.nKvHeads };
   const tensors: GgufWriteTensor[] = all.map((r, i) => {

@@ -175,7 +175,7 @@ export function runKernelBench(opts: KernelBenchOptions = {}): void {
     [5632, 2048],
     [32000, 2048],
   ];
-  for (const dtype of only.includes('gemv') ? (['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q4_k', 'q5_k', 'q6_k', 'q8_0', 'f16', 'bf16', 'f32'] as DType[]) : []) {
+  for (const dtype of only.includes('gemv') ? (['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_xs', 'q8_0', 'f16', 'bf16', 'f32'] as DType[]) : []) {
     for (const [N, K] of gemvShapes) {
       const ws = weightCopies(N, K, dtype);
       const x = Tensor.fromF32(randomF32(K, 7), [1, K]);
@@ -209,6 +209,8 @@ export function runKernelBench(opts: KernelBenchOptions = {}): void {
     gemm('gemm q4_k', 512, 2048, 2048, 'q4_k');
     gemm('gemm q5_k', 64, 2048, 5632, 'q5_k');
     gemm('gemm q6_k', 64, 2048, 5632, 'q6_k');
+    for (const t of ['q2_k', 'q3_k', 'iq4_xs'] as const) gemm(`gemm ${t}`, 64, 2048, 5632, t);
+    gemm('gemm q3_k', 512, 2048, 2048, 'q3_k');
     for (const t of ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl'] as const) gemm(`gemm ${t}`, 64, 2048, 5632, t);
     console.log('');
   }

@@ -6,7 +6,9 @@
 //
 // q4_k, q5_k and q6_k are GGUF's Q4_K, Q5_K and Q6_K super-blocks of 256 weights (144, 176 and 210 bytes; the
 // layouts are in kquants.ts). They are weight-only types: matmul multiplies them with
-// activations quantized to Q8_K, as llama.cpp does.
+// activations quantized to Q8_K, as llama.cpp does. q2_k, q3_k and iq4_xs are GGUF's Q2_K, Q3_K and
+// IQ4_XS super-blocks (84, 110 and 136 bytes; layouts in kquants2.ts), likewise with Q8_K
+// activations.
 //
 // q4_0, q4_1, q5_0, q5_1 and iq4_nl are GGUF's Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL blocks of 32
 // weights (18, 20, 22, 24 and 18 bytes; layouts in legacyq.ts), weight-only types too: matmul
@@ -16,13 +18,16 @@
 import {
   dequantizeQ4_K, dequantizeQ5_K, dequantizeQ6_K, Q4_K_BLOCK_BYTES, Q5_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, QK_K, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K,
 } from './kquants.ts';
+import {
+  dequantizeIQ4_XS, dequantizeQ2_K, dequantizeQ3_K, IQ4_XS_BLOCK_BYTES, Q2_K_BLOCK_BYTES, Q3_K_BLOCK_BYTES, quantizeIQ4_XS, quantizeQ2_K, quantizeQ3_K,
+} from './kquants2.ts';
 import { dequantizeLegacy, LEGACY_BLOCK_BYTES, QK_LEGACY, quantizeLegacy, type LegacyQuant } from './legacyq.ts';
 
-export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_k' | 'q6_k' | 'q5_k' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'iq4_nl';
-export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_k', 'q6_k', 'q5_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl'];
+export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_k' | 'q6_k' | 'q5_k' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'iq4_nl' | 'q2_k' | 'q3_k' | 'iq4_xs';
+export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_k', 'q6_k', 'q5_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q2_k', 'q3_k', 'iq4_xs'];
 
 /** Numeric codes shared with the native core (native/src/kernels.h: enum ss_dtype). */
-export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_k: 4, q6_k: 5, q5_k: 6, q4_0: 7, q4_1: 8, q5_0: 9, q5_1: 10, iq4_nl: 11 };
+export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_k: 4, q6_k: 5, q5_k: 6, q4_0: 7, q4_1: 8, q5_0: 9, q5_1: 10, iq4_nl: 11, q2_k: 12, q3_k: 13, iq4_xs: 14 };
 
 export const Q8_0_BLOCK = 32;
 export const Q8_0_BLOCK_BYTES = 34;
@@ -37,10 +42,16 @@ export function isLegacyQuant(dtype: DType): dtype is LegacyQuant {
   return dtype === 'q4_0' || dtype === 'q4_1' || dtype === 'q5_0' || dtype === 'q5_1' || dtype === 'iq4_nl';
 }
 
-/** The k-quant weight types (matmul with Q8_K activations; not usable as activations or caches). */
-export function isKQuant(dtype: DType): dtype is 'q4_k' | 'q5_k' | 'q6_k' {
-  return dtype === 'q4_k' || dtype === 'q5_k' || dtype === 'q6_k';
+export type KQuant = 'q4_k' | 'q5_k' | 'q6_k' | 'q2_k' | 'q3_k' | 'iq4_xs';
+
+/** The super-block weight types of 256 (matmul with Q8_K activations; not usable as activations or caches). */
+export function isKQuant(dtype: DType): dtype is KQuant {
+  return dtype === 'q4_k' || dtype === 'q5_k' || dtype === 'q6_k' || dtype === 'q2_k' || dtype === 'q3_k' || dtype === 'iq4_xs';
 }
+
+const KQUANT_BLOCK_BYTES: Record<KQuant, number> = {
+  q4_k: Q4_K_BLOCK_BYTES, q5_k: Q5_K_BLOCK_BYTES, q6_k: Q6_K_BLOCK_BYTES, q2_k: Q2_K_BLOCK_BYTES, q3_k: Q3_K_BLOCK_BYTES, iq4_xs: IQ4_XS_BLOCK_BYTES,
+};
 
 export function isDType(s: string): s is DType {
   return (DTYPES as readonly string[]).includes(s);
@@ -60,8 +71,11 @@ export function bytesFor(dtype: DType, n: number): number {
     case 'q4_k':
     case 'q5_k':
     case 'q6_k':
+    case 'q2_k':
+    case 'q3_k':
+    case 'iq4_xs':
       if (n % QK_K !== 0) throw new Error(`${dtype}: element count ${n} is not a multiple of ${QK_K}`);
-      return (n / QK_K) * (dtype === 'q4_k' ? Q4_K_BLOCK_BYTES : dtype === 'q5_k' ? Q5_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
+      return (n / QK_K) * KQUANT_BLOCK_BYTES[dtype];
     case 'q4_0':
     case 'q4_1':
     case 'q5_0':
@@ -164,6 +178,12 @@ export function encode(dtype: DType, src: ArrayLike<number>): Uint8Array {
       return quantizeQ5_K(src);
     case 'q6_k':
       return quantizeQ6_K(src);
+    case 'q2_k':
+      return quantizeQ2_K(src);
+    case 'q3_k':
+      return quantizeQ3_K(src);
+    case 'iq4_xs':
+      return quantizeIQ4_XS(src);
     case 'q4_0':
     case 'q4_1':
     case 'q5_0':
@@ -197,6 +217,12 @@ export function decode(dtype: DType, bytes: Uint8Array, n: number, byteOffset = 
       return dequantizeQ5_K(new Uint8Array(bytes.buffer, bytes.byteOffset + byteOffset, need), n, out);
     case 'q6_k':
       return dequantizeQ6_K(new Uint8Array(bytes.buffer, bytes.byteOffset + byteOffset, need), n, out);
+    case 'q2_k':
+      return dequantizeQ2_K(new Uint8Array(bytes.buffer, bytes.byteOffset + byteOffset, need), n, out);
+    case 'q3_k':
+      return dequantizeQ3_K(new Uint8Array(bytes.buffer, bytes.byteOffset + byteOffset, need), n, out);
+    case 'iq4_xs':
+      return dequantizeIQ4_XS(new Uint8Array(bytes.buffer, bytes.byteOffset + byteOffset, need), n, out);
     case 'q4_0':
     case 'q4_1':
     case 'q5_0':

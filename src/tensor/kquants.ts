@@ -59,7 +59,7 @@ function checkSizes(fn: string, blockBytes: number, byteLength: number, n: numbe
   if (out && out.length < n) throw new Error(`${fn}: out has ${out.length} elements, need ${n}`);
 }
 
-const f16at = (src: Uint8Array, o: number): number => f16BitsToF32(src[o]! | (src[o + 1]! << 8));
+export const f16at = (src: Uint8Array, o: number): number => f16BitsToF32(src[o]! | (src[o + 1]! << 8));
 
 /**
  * The 6-bit (scale, min) of sub-block `s` (0..7) from the 12 packed bytes at `p` (ggml's
@@ -247,9 +247,11 @@ export function dotQ6_K_Q8_K(src: Uint8Array, o: number, x: Q8KRow, xo: number, 
 
 /**
  * make_qkx2_quants: levels 0..nmax with a scale and a min (<= 0) for n values, weighted least
- * squares over nstep+1 candidate scales. Writes L, returns [scale, -min].
+ * squares over nstep+1 candidate scales, each judged by its weighted squared error (or, with
+ * `useMad`, its weighted absolute error: Q2_K). Writes L, returns [scale, -min].
  */
-function makeQkx2Quants(n: number, nmax: number, x: Float32Array, w: Float32Array, L: Uint8Array, Laux: Uint8Array, rmin: number, rdelta: number, nstep: number): [number, number] {
+export function makeQkx2Quants(n: number, nmax: number, x: Float32Array, w: Float32Array, L: Uint8Array, Laux: Uint8Array, rmin: number, rdelta: number, nstep: number, useMad = false): [number, number] {
+  const err = (diff: number): number => (useMad ? Math.abs(diff) : f(diff * diff));
   let min = x[0]!, max = x[0]!;
   let sumW = w[0]!;
   let sumX = f(sumW * x[0]!);
@@ -271,7 +273,7 @@ function makeQkx2Quants(n: number, nmax: number, x: Float32Array, w: Float32Arra
     const l = nearestInt(f(iscale * f(x[i]! - min)));
     L[i] = Math.max(0, Math.min(nmax, l));
     const diff = f(f(f(scale * L[i]!) + min) - x[i]!);
-    bestError = f(bestError + f(w[i]! * f(diff * diff)));
+    bestError = f(bestError + f(w[i]! * err(diff)));
   }
   for (let is = 0; is <= nstep; is++) {
     iscale = f(f(f(rmin + f(rdelta * is)) + nmax) / f(max - min));
@@ -295,7 +297,7 @@ function makeQkx2Quants(n: number, nmax: number, x: Float32Array, w: Float32Arra
       let cur = 0;
       for (let i = 0; i < n; i++) {
         const diff = f(f(f(thisScale * Laux[i]!) + thisMin) - x[i]!);
-        cur = f(cur + f(w[i]! * f(diff * diff)));
+        cur = f(cur + f(w[i]! * err(diff)));
       }
       if (cur < bestError) {
         L.set(Laux.subarray(0, n));

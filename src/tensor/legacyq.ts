@@ -202,7 +202,7 @@ export function quantizeLegacy(t: LegacyQuant, src: ArrayLike<number>): Uint8Arr
 }
 
 /** best_index_int8: the index of the level nearest to x (ties to the upper one), levels ascending. */
-function bestIndex(x: number): number {
+export function bestIndex(x: number): number {
   const v = KVALUES_IQ4NL;
   if (x <= v[0]!) return 0;
   if (x >= v[15]!) return 15;

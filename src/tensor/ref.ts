@@ -35,9 +35,10 @@ import {
   type Mat,
   type Pool,
 } from './check.ts';
-import { bytesFor, decode, dequantizeQ8_0, f16BitsToF32, f32ToF16Bits, quantizeQ8_0 } from './dtype.ts';
+import { bytesFor, decode, isKQuant, dequantizeQ8_0, f16BitsToF32, f32ToF16Bits, quantizeQ8_0 } from './dtype.ts';
 import { dotLegacy, quantizeQ8Act } from './legacyq.ts';
 import { dotQ4_K_Q8_K, dotQ5_K_Q8_K, dotQ6_K_Q8_K, quantizeQ8_K } from './kquants.ts';
+import { dotIQ4_XS_Q8_K, dotQ2_K_Q8_K, dotQ3_K_Q8_K } from './kquants2.ts';
 import type { Tensor } from './tensor.ts';
 
 // ---- element access -----------------------------------------------------------------------
@@ -289,11 +290,11 @@ export class RefBackend implements Backend {
       for (let m = 0; m < M; m++) q.set(dequantizeQ8_0(quantizeQ8_0(xs.subarray(m * ldx, m * ldx + K)), K), m * ldx);
       xs = q;
     }
-    if (w.dtype === 'q4_k' || w.dtype === 'q5_k' || w.dtype === 'q6_k') {
-      // k-quant weights multiply activations quantized to Q8_K (llama.cpp's scheme): each
-      // super-block's dot product is an exact integer combination, scaled in f64 (kquants.ts).
+    if (isKQuant(w.dtype)) {
+      // k-quant and IQ4_XS weights multiply activations quantized to Q8_K (llama.cpp's scheme): each
+      // super-block's dot product is an exact integer combination, scaled in f64 (kquants.ts, kquants2.ts).
       const xq = Array.from({ length: M }, (_, m) => quantizeQ8_K(xs, K, m * ldx));
-      const dot = w.dtype === 'q4_k' ? dotQ4_K_Q8_K : w.dtype === 'q5_k' ? dotQ5_K_Q8_K : dotQ6_K_Q8_K;
+      const dot = { q4_k: dotQ4_K_Q8_K, q5_k: dotQ5_K_Q8_K, q6_k: dotQ6_K_Q8_K, q2_k: dotQ2_K_Q8_K, q3_k: dotQ3_K_Q8_K, iq4_xs: dotIQ4_XS_Q8_K }[w.dtype];
       const rowBytes = bytesFor(w.dtype, K);
       writeF32(out, (o) => {
         for (let n = 0; n < N; n++) for (let m = 0; m < M; m++) o[m * ldo + n] = dot(w.data, n * rowBytes, xq[m]!, 0, K);
