@@ -39,7 +39,6 @@ import { datasetCache, type DatasetCache } from './cache.ts';
 import { epochOrder, loadImageDataset, type ImageDataset } from './data.ts';
 import { componentWeights, writeDiffusersFolder, writeSingleFile, type ComponentWeights, type HostTensor } from './export.ts';
 import { scratchFolder } from './init.ts';
-import { latentScale, loadPixels, vaeStep } from './vae-train.ts';
 import { LoraSet, TEXT_LORA_RE, UNET_LORA_RE } from './lora.ts';
 import { noiseBatch, trainSchedule, weightedMse, type NoisedBatch, type NoiseOptions, type TrainSchedule } from './noise.ts';
 
@@ -76,7 +75,7 @@ export interface TrainImageConfig {
   sampleSteps: number;
   sampleSeed: number;
   sampleGuidance: number;
-  /** Train the VAE (reconstruction + KL) instead of the UNet: the first stage of a from-scratch pipeline. */
+  /** Train the VAE instead (vae-stage.ts; the CLI routes there): the first stage of a from-scratch pipeline. */
   trainVae: boolean;
   /** The KL term's weight in the VAE objective. */
   klWeight: number;
@@ -129,14 +128,10 @@ export interface ImageTrainSetup {
   resolution: number;
   /** Pictures in the run. */
   N: number;
-  /** Cached latents and caption embeddings (UNet training); null when training the VAE. */
-  cache: DatasetCache | null;
+  /** Cached latents and caption embeddings. */
+  cache: DatasetCache;
   schedule: TrainSchedule;
-  /** The UNet's weights (null when training the VAE). */
-  unet: DiffWeights | null;
-  /** VAE training: its weights and the pictures [N, R, R, 3] in [-1, 1]. */
-  vae: DiffWeights | null;
-  pixels: Float32Array | null;
+  unet: DiffWeights;
   text: DiffWeights | null;
   lora: LoraSet | null;
   /** Trainable tensors by checkpoint name (unet.<name>, text_encoder.<name>, or LoRA names). */
@@ -182,14 +177,7 @@ export function setupImageTraining(c: TrainImageConfig, be: Backend, onCacheProg
   const resolution = c.resolution ?? sd.unet.config.sampleSize * 2 ** (sd.vae.config.blockOutChannels.length - 1);
   if (c.train.batchSize > ds.items.length) throw new TrainError(`--batch-size ${c.train.batchSize} is larger than the dataset (${ds.items.length} images)`);
   const schedule = trainSchedule(schedulerConfigOf(sd), c.prediction ?? undefined);
-  if (c.trainVae) {
-    if (c.mode !== 'full') throw new TrainError('--train-vae trains every VAE weight: it cannot be combined with --lora-rank');
-    if (c.trainTextEncoder) throw new TrainError('--train-vae trains the VAE alone: drop --train-text-encoder (train the UNet and text encoder in a second run)');
-    const pixels = loadPixels(ds, resolution);
-    const vae = diffWeightsFromTensors('vae', sd.vae.params, sd.vae.params.ckpt.names(), () => true);
-    const trainable = new Map([...vae.m].map(([n, w]) => [`vae.${n}`, w.v] as const));
-    return { sd, root, ds, resolution, N: ds.items.length, cache: null, schedule, unet: null, vae, pixels, text: null, lora: null, trainable, warnings };
-  }
+  if (c.trainVae) throw new TrainError('--train-vae runs its own stage (vae-stage.ts runVaeStage)');
   const cache = datasetCache(c.out, ds, sd, resolution, be, onCacheProgress);
 
   const full = c.mode === 'full';
@@ -213,7 +201,7 @@ export function setupImageTraining(c: TrainImageConfig, be: Backend, onCacheProg
     if (text) lora.add('text_encoder', shapes(text), TEXT_LORA_RE, rng);
     for (const [n, v] of lora.params()) trainable.set(n, v);
   }
-  return { sd, root, ds, resolution, N: cache.N, cache, schedule, unet, vae: null, pixels: null, text, lora, trainable, warnings };
+  return { sd, root, ds, resolution, N: cache.N, cache, schedule, unet, text, lora, trainable, warnings };
 }
 
 /** Checkpoint tensors of Vars (or of parallel arrays such as the AdamW moments). */
@@ -299,7 +287,7 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
   } else if (existsSync(logPath)) writeFileSync(logPath, '');
   let nTrainable = 0;
   for (const v of trainable.values()) nTrainable += v.size;
-  ev.onStart?.({ images: N, captions: cache?.U ?? new Set(su.ds.items.map((i) => i.caption)).size, trainable: nTrainable, resumedFrom: startStep, cacheReused: cache?.reused ?? false, source: su.ds.source });
+  ev.onStart?.({ images: N, captions: cache.U - 1, trainable: nTrainable, resumedFrom: startStep, cacheReused: cache.reused, source: su.ds.source });
 
   const runInfo = {
     slipstream_train_image: {
@@ -340,10 +328,6 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
         rows.push(order.perm[p.index]!);
         p = { epoch: p.epoch, index: p.index + 1 };
       }
-      if (su.vae) {
-        loss += vaeStep(t, new TapeDiffOps(t), su.sd.vae.config, su.vae, su.pixels!, rows, su.resolution, rng, c.klWeight, 1 / c.train.gradAccum) / c.train.gradAccum;
-        continue;
-      }
       const { pred, nb } = forwardBatch(t, su, rows, rng, c.latents, { noiseOffset: c.noiseOffset, snrGamma: c.snrGamma }, c.captionDropout);
       const dpred = t.gradOut(pred);
       loss += weightedMse(pred.data, nb.target, nb.weights, 1 / c.train.gradAccum, dpred) / c.train.gradAccum;
@@ -378,14 +362,14 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
       save(s);
       lastSaved = s;
     }
-    if (c.samplePrompts.length > 0 && !su.vae && ((c.sampleEvery > 0 && s % c.sampleEvery === 0) || isLast)) {
+    if (c.samplePrompts.length > 0 && ((c.sampleEvery > 0 && s % c.sampleEvery === 0) || isLast)) {
       const file = join(c.out, 'samples', `step-${String(s).padStart(8, '0')}.png`);
       writeSampleGrid(file, c, su, be, ema);
       ev.onSample?.(file);
     }
     yield s;
   }
-  const outputs = exportRun(c, su, ema, k);
+  const outputs = exportRun(c, su, ema);
   return { steps: c.train.steps, finalLoss: lastLoss, history, outputs };
 }
 
@@ -396,7 +380,7 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
  */
 function forwardBatch(t: Tape, su: ImageTrainSetup, rows: readonly number[], rng: TrainRng, latents: 'mean' | 'sample', no: NoiseOptions, captionDropout: number): { pred: Var; nb: NoisedBatch } {
   const { sd, schedule, text, lora } = su;
-  const cache = su.cache!, unet = su.unet!;
+  const { cache, unet } = su;
   const B = rows.length, per = cache.h * cache.w * cache.C;
   const sf = Math.fround(sd.vae.config.scalingFactor);
   const x0 = new Float32Array(B * per);
@@ -426,7 +410,6 @@ export function fixedNoiseLoss(su: ImageTrainSetup, k: TrainKernels, seed: numbe
   t.recording = false;
   const rng = new TrainRng(seed);
   let sum = 0;
-  if (!su.cache) throw new TrainError('fixedNoiseLoss: a VAE run has no denoising loss');
   for (let r = 0; r < su.cache.N; r++) {
     const { pred, nb } = forwardBatch(t, su, [r], rng, 'mean', { noiseOffset: 0, snrGamma: 0 }, 0);
     sum += weightedMse(pred.data, nb.target, nb.weights, 1, new Float32Array(pred.size));
@@ -465,10 +448,10 @@ function textContext(t: Tape, sd: StableDiffusion, text: DiffWeights, hook: Retu
 }
 
 /** The trained tensors of one component in the inference layout: merged LoRA, or the full weights (EMA when kept). */
-function trainedWeights(su: ImageTrainSetup, component: 'unet' | 'text_encoder' | 'vae', ema: Map<string, Float32Array> | null): Map<string, HostTensor> {
+function trainedWeights(su: ImageTrainSetup, component: 'unet' | 'text_encoder', ema: Map<string, Float32Array> | null): Map<string, HostTensor> {
   const out = new Map<string, HostTensor>();
   const params = component === 'unet' ? su.sd.unet.params : su.sd.textEncoder.params;
-  const weights = component === 'unet' ? su.unet : component === 'vae' ? su.vae : su.text;
+  const weights = component === 'unet' ? su.unet : su.text;
   if (!weights) return out;
   if (su.lora) {
     const data = (n: string) => ema?.get(n) ?? su.trainable.get(n)!.data;
@@ -481,7 +464,7 @@ function trainedWeights(su: ImageTrainSetup, component: 'unet' | 'text_encoder' 
       }
     }
     try {
-      for (const [n, w] of su.lora.merged(component as 'unet' | 'text_encoder', (x) => params.get(x).toF32())) out.set(n, { shape: [...weights.get(n).v.shape], data: w });
+      for (const [n, w] of su.lora.merged(component, (x) => params.get(x).toF32())) out.set(n, { shape: [...weights.get(n).v.shape], data: w });
     } finally {
       for (const [v, d] of saved) v.data = d;
     }
@@ -526,7 +509,7 @@ function readComponentConfig(root: string, sub: string): Record<string, unknown>
 }
 
 /** The end-of-run files: LoRA files (PEFT and kohya), or a diffusers folder (+ a single file). */
-function exportRun(c: TrainImageConfig, su: ImageTrainSetup, ema: Map<string, Float32Array> | null, k: TrainKernels): string[] {
+function exportRun(c: TrainImageConfig, su: ImageTrainSetup, ema: Map<string, Float32Array> | null): string[] {
   const outputs: string[] = [];
   if (su.lora) {
     const saved = new Map<Var, Float32Array>();
@@ -543,16 +526,11 @@ function exportRun(c: TrainImageConfig, su: ImageTrainSetup, ema: Map<string, Fl
   }
   const unetW = componentWeights(su.sd.unet.params, trainedWeights(su, 'unet', ema));
   const textW = componentWeights(su.sd.textEncoder.params, trainedWeights(su, 'text_encoder', ema));
-  const vaeW = componentWeights(su.sd.vae.params, trainedWeights(su, 'vae', ema));
+  const vaeW = componentWeights(su.sd.vae.params);
   if (statSync(su.root).isDirectory()) {
     const dir = join(c.out, 'model');
     const weights: Record<string, ComponentWeights> = { unet: unetW, vae: vaeW, text_encoder: textW };
     const configs: Record<string, Record<string, unknown>> = { unet: readComponentConfig(su.root, 'unet'), vae: readComponentConfig(su.root, 'vae'), text_encoder: readComponentConfig(su.root, 'text_encoder') };
-    if (su.vae) {
-      // the trained VAE's own scaling factor: unit-variance latents for the UNet (vae-train.ts)
-      const t = new Tape(k);
-      configs.vae = { ...configs.vae, scaling_factor: latentScale(new TapeDiffOps(t), t, su.sd.vae.config, su.vae, su.pixels!, su.resolution) };
-    }
     if (su.sd.textEncoder2) {
       weights.text_encoder_2 = componentWeights(su.sd.textEncoder2.params);
       configs.text_encoder_2 = readComponentConfig(su.root, 'text_encoder_2');
