@@ -5,6 +5,7 @@
 // One optimiser step = gradAccum micro-batches of batchSize pictures. Per micro-batch:
 //   latents = (mean, or mean + std · N(0, 1)) × scaling_factor     from the dataset cache (cache.ts)
 //   x_t, target, t, w = noiseBatch(...)                             (noise.ts)
+//   caption = the picture's, or (--caption-dropout p) the empty caption with probability p
 //   context = cached text embeddings, or the text encoder on the tape (--train-text-encoder)
 //   pred = unetForward(TapeDiffOps(tape, LoRA hook), ...)           the inference UNet, on the tape
 //   loss = weighted MSE; dloss/dpred seeds the tape's backward
@@ -14,7 +15,12 @@
 // Resumption: a checkpoint (src/train/checkpoint.ts: atomic, kill -9 safe) holds the trained
 // tensors, their AdamW moments, the EMA, the step, the data position and the RNG state; every
 // other input is a pure function of the options, so a resumed run continues on the same loss
-// curve. Each draw (picture order aside, see data.ts epochOrder) comes from that one RNG.
+// curve. Each draw (picture order aside, see data.ts epochOrder) comes from that one RNG, in a
+// fixed order per micro-batch: latent samples, then per picture the timestep, its noise and
+// offsets (noise.ts), then the caption-dropout coins.
+//
+// Frozen weights are f32 copies (diffWeightsFromTensors); a f16 / bf16 frozen base would need
+// half-precision weight operands in the tape's kernels.
 
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
