@@ -272,8 +272,12 @@ for (const isa of available) {
       close('dx', dx, rdx, 1e-6); // four f32 adds
     });
 
-    for (const [B, Tq, Tk, H, D] of [[2, 7, 5, 3, 5], [1, 33, 77, 2, 40], [2, 64, 64, 1, 17], [1, 750, 2900, 2, 8]] as const) {
-      it(`mha B=${B} Tq=${Tq} Tk=${Tk} H=${H} D=${D}${Tk * 723 >= 1 << 21 ? ' (several query blocks)' : ''}`, () => {
+    // The backward runs one tile task per (item, head) when there are at least two per thread
+    // (B H >= 4 on 2 threads, so the first three cases here) and the sgemm path otherwise (the last
+    // four); 750 x 2900 also splits the sgemm path into two query blocks.
+    const MHA = [[2, 7, 5, 3, 5], [2, 100, 77, 3, 12], [3, 50, 130, 4, 40], [1, 33, 77, 2, 40], [2, 64, 64, 1, 17], [1, 1, 9, 1, 3], [1, 750, 2900, 2, 8]] as const;
+    for (const [B, Tq, Tk, H, D] of MHA) {
+      it(`mha B=${B} Tq=${Tq} Tk=${Tk} H=${H} D=${D}`, () => {
         const scale = 1 / Math.sqrt(D);
         const q = randf(B * Tq * H * D, 2), k = randf(B * Tk * H * D, 2), v = randf(B * Tk * H * D), dout = randf(B * Tq * H * D);
         const out = new Float32Array(q.length), lse = new Float32Array(B * Tq * H);
@@ -305,6 +309,19 @@ for (const isa of available) {
           close(`${a}' n=${n}`, dx, rdx);
         }
       }
+    });
+
+    it('addRows, into a new buffer and in place', () => {
+      for (const [G, R, C] of [[1, 1, 1], [2, 37, 300], [3, 513, 7]] as const) {
+        const x = randf(G * R * C), v = randf(G * C), out = randf(G * R * C), rOut = new Float64Array(G * R * C);
+        cpu.addRows(x, v, G, R, C, out);
+        ref.addRows(f64(x), f64(v), G, R, C, rOut);
+        assert.deepEqual(out, Float32Array.from(rOut), `addRows ${G}x${R}x${C}`); // one f32 add per element: exact
+        cpu.addRows(x, v, G, R, C, x);
+        assert.deepEqual(x, out, 'in place');
+      }
+      const buf = new Float32Array(16);
+      assert.throws(() => cpu.addRows(buf.subarray(0, 8), new Float32Array(2), 1, 4, 2, buf.subarray(1, 9)), /addRows: out overlaps x/);
     });
 
     it('sumRows', () => {

@@ -329,17 +329,31 @@ void t_act_bwd(int op, const float* x, const float* dy, float* dx, int64_t n) {
   chunks(n, kChunk / 4, [&](int64_t, int64_t i0, int64_t i1) { k->act_bwd(op, x, dy, dx, i0, i1); });
 }
 
+void t_add_rows(const float* x, const float* v, int64_t G, int64_t R, int64_t C, float* out) {
+  const ss_train_kernels* k = TK();
+  const int64_t grain = C > 0 && C < kChunk ? kChunk / C : 1;
+  parallel_for(G * R, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      if (out != x) std::memcpy(out + r * C, x + r * C, (size_t)C * sizeof(float));
+      k->axpy(1.f, v + r / R * C, out + r * C, 0, C);
+    }
+  });
+}
+
 void t_sum_rows(const float* x, int64_t G, int64_t R, int64_t C, float* out) {
   for (int64_t g = 0; g < G; g++) col_sums(x + g * R * C, R, C, out + g * C, true);
 }
 
 // ---- attention ----------------------------------------------------------------------------------
 //
-// Per (batch item, head), query blocks of at most kScoreBudget / Tk rows: S = scale Q K^T and
-// O = P V are sgemm calls (threaded inside; heads are strided views, lda = H D), the row softmax
-// runs on the pool. Only lse [B, Tq, H] is saved. The backward recomputes P = exp(S - lse) for
-// the block, dP = dO V^T, dS = scale P (dP - rowsum(P dP)), dQ = dS K, dK += dS^T Q,
-// dV += P^T dO (dK and dV accumulated over the blocks in order).
+// The forward runs tiles of SS_ATTN_TQ queries (train_image.inc, mha_fwd) as tasks over (item,
+// head, run of tiles); only lse [B, Tq, H] is saved. The backward recomputes P = exp(S - lse),
+// dP = dO V^T, dS = scale P (dP - rowsum(P dP)), dQ = dS K, dK += dS^T Q, dV += P^T dO: one tile
+// task per (item, head) when there are at least two per thread (a UNet's heads x batch), else
+// per pair query blocks of at most kScoreBudget / Tk rows through the threaded sgemm, heads as
+// strided views (lda = H D), dK and dV accumulated over the blocks in order. (A first version ran
+// the forward that way too: with D = 8..40 the three pool-wide phases per (item, head) cost
+// more than the products.)
 
 namespace {
 constexpr int64_t kScoreBudget = int64_t(1) << 21;  // floats of scores per block (8 MiB)
@@ -354,23 +368,21 @@ void t_mha(const float* q, const float* k, const float* v, int64_t B, int64_t Tq
            float* lse) {
   if (B == 0 || Tq == 0 || H == 0) return;
   const ss_train_image_kernels* kk = IK();
-  const int64_t HD = H * D, mb = q_block(Tq, Tk);
-  float* S = grow(t_cols, (size_t)(mb * Tk));
-  for (int64_t b = 0; b < B; b++) {
-    for (int64_t h = 0; h < H; h++) {
-      const float* kb = k + b * Tk * HD + h * D;
-      const float* vb = v + b * Tk * HD + h * D;
-      for (int64_t t0 = 0; t0 < Tq; t0 += mb) {
-        const int64_t m = t0 + mb < Tq ? mb : Tq - t0;
-        const int64_t row0 = b * Tq + t0;
-        sgemm(false, true, m, Tk, D, scale, q + row0 * HD + h * D, HD, kb, HD, 0.f, S, Tk);
-        parallel_for(m, 16, [&](int64_t i0, int64_t i1) {
-          for (int64_t i = i0; i < i1; i++) lse[(row0 + i) * H + h] = kk->softmax_row(S + i * Tk, Tk);
-        });
-        sgemm(false, false, m, D, Tk, 1.f, S, Tk, vb, HD, 0.f, out + row0 * HD + h * D, HD);
-      }
+  ss_mha_args a{};
+  a.q = q, a.k = k, a.v = v, a.B = B, a.Tq = Tq, a.Tk = Tk, a.H = H, a.D = D, a.scale = scale, a.out = out, a.lse = lse;
+  // A task is a run of query tiles of one (item, head), sharing one transposed K panel: as long
+  // as possible while leaving at least 4 tasks per thread. Results do not depend on it (tiles
+  // start at multiples of SS_ATTN_TQ either way).
+  const int64_t nq = (Tq + SS_ATTN_TQ - 1) / SS_ATTN_TQ, pairs = B * H;
+  int64_t per = pairs * nq / (4 * pool_threads());
+  per = per < 1 ? 1 : (per > nq ? nq : per);
+  const int64_t runs = (nq + per - 1) / per, rows = per * SS_ATTN_TQ;
+  parallel_for(pairs * runs, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t r = t / pairs, p = t % pairs, q0 = r * rows, q1 = q0 + rows < Tq ? q0 + rows : Tq;
+      kk->mha_fwd(a, p / H, p % H, q0, q1);
     }
-  }
+  });
 }
 
 void t_mha_bwd(const float* q, const float* k, const float* v, const float* lse, const float* dout, int64_t B, int64_t Tq, int64_t Tk,
@@ -383,6 +395,18 @@ void t_mha_bwd(const float* q, const float* k, const float* v, const float* lse,
   }
   if (B == 0 || H == 0) return;
   const ss_train_image_kernels* kk = IK();
+  if (B * H >= 2 * pool_threads()) {
+    // enough (item, head) pairs for the pool: one single-threaded tile task each
+    ss_mha_args a{};
+    a.q = q, a.k = k, a.v = v, a.B = B, a.Tq = Tq, a.Tk = Tk, a.H = H, a.D = D, a.scale = scale;
+    a.lse_in = lse, a.dout = dout, a.dq = dq, a.dk = dk, a.dv = dv;
+    parallel_for(B * H, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; t++) kk->mha_bwd(a, t / H, t % H);
+    });
+    return;
+  }
+  // Few pairs (the VAE's single-head attention, a batch of 1): per pair, query blocks through
+  // the threaded sgemm and row kernels on the pool.
   const int64_t mb = q_block(Tq, Tk);
   float* P = grow(t_cols, (size_t)(mb * Tk));
   float* dP = grow(t_dcols, (size_t)(mb * Tk));

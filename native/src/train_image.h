@@ -13,6 +13,16 @@ struct ss_conv_shape {
   int64_t B, H, W, Ci, Co, KH, KW, stride, pad, pad_end, OH, OW;
 };
 
+// Non-causal attention, q [B, Tq, H, D], k and v [B, Tk, H, D].
+struct ss_mha_args {
+  const float* q; const float* k; const float* v;
+  int64_t B, Tq, Tk, H, D;
+  float scale;
+  float* out; float* lse;                        // forward outputs
+  const float* lse_in; const float* dout;        // backward inputs
+  float* dq; float* dk; float* dv;               // backward outputs
+};
+
 struct ss_train_image_kernels {
   // op 0 silu, 1 quick_gelu (x sigmoid(1.702 x)); elements [i0, i1)
   void (*act)(int op, const float* x, float* out, int64_t i0, int64_t i1);
@@ -27,14 +37,16 @@ struct ss_train_image_kernels {
   // dx = e k1 + xhat k2 + k3 (per-channel coefficients)
   void (*gn_bwd_dx)(const float* x, const float* dy, const float* mu, const float* rs, const float* w, const float* b, const float* k1,
                     const float* k2, const float* k3, int64_t C, int silu, float* dx, int64_t r0, int64_t r1);
-  // one row of n scores in place: softmax; returns the log-sum-exp
-  float (*softmax_row)(float* s, int64_t n);
   // s = exp(s - lse) in place
   void (*probs_row)(float* s, int64_t n, float lse);
   // dp = scale p (dp - sum(p dp)) in place
   void (*dsoftmax_row)(const float* p, float* dp, int64_t n, float scale);
   // dx[x, c] = sum of the 2x2 block of rows r0 (top) and r1 (bottom) of dy, for x < W
   void (*up_bwd_row)(const float* r0, const float* r1, int64_t W, int64_t C, float* dx);
+  // attention tiles of SS_ATTN_TQ query rows, single-threaded: the forward of queries [q0, q1)
+  // (q0 a multiple of SS_ATTN_TQ) of item b, head h; the whole backward of (b, h)
+  void (*mha_fwd)(const ss_mha_args& a, int64_t b, int64_t h, int64_t q0, int64_t q1);
+  void (*mha_bwd)(const ss_mha_args& a, int64_t b, int64_t h);
 };
 
 namespace ss_avx512 { extern const ss_train_image_kernels train_image_table; }
@@ -59,6 +71,8 @@ void t_mha_bwd(const float* q, const float* k, const float* v, const float* lse,
                int64_t H, int64_t D, float scale, float* dq, float* dk, float* dv);
 void t_act(int op, const float* x, float* out, int64_t n);
 void t_act_bwd(int op, const float* x, const float* dy, float* dx, int64_t n);
+// out[g, r, c] = x[g, r, c] + v[g, c] (out may be x)
+void t_add_rows(const float* x, const float* v, int64_t G, int64_t R, int64_t C, float* out);
 // out[g, c] = sum over r of x[g, r, c] (overwritten)
 void t_sum_rows(const float* x, int64_t G, int64_t R, int64_t C, float* out);
 

@@ -216,6 +216,21 @@ Napi::Value SumRows(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// trainAddRows(x, v, G, R, C, out)
+Napi::Value AddRows(const Napi::CallbackInfo& info) {
+  const char* op = "addRows";
+  Arr x = f32(info, 0, op, "x"), v = f32(info, 1, op, "v");
+  const int64_t G = count(info, 2, op, "G"), R = count(info, 3, op, "R"), C = count(info, 4, op, "C");
+  Arr out = f32(info, 5, op, "out");
+  const int64_t n = mul(info, op, G, R, C);
+  need(info, x, n, op, "x");
+  need(info, v, mul(info, op, G, C), op, "v");
+  need(info, out, n, op, "out");
+  if (out.p != x.p && (char*)out.p < (char*)x.p + n * 4 && (char*)x.p < (char*)out.p + n * 4) throw range_error(info, op, "out overlaps x without being x");
+  ss::t_add_rows(F32P(x), F32P(v), G, R, C, F32P(out));
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterTrainImage(Napi::Env env, Napi::Object exports) {
@@ -229,4 +244,5 @@ void RegisterTrainImage(Napi::Env env, Napi::Object exports) {
   exports.Set("trainAct", Napi::Function::New(env, Act));
   exports.Set("trainActBackward", Napi::Function::New(env, ActBackward));
   exports.Set("trainSumRows", Napi::Function::New(env, SumRows));
+  exports.Set("trainAddRows", Napi::Function::New(env, AddRows));
 }

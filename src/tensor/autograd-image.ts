@@ -115,11 +115,7 @@ export function addPerBatch(t: Tape, x: Var, v: Var): Var {
   const B = x.shape[0]!, C = x.shape[x.shape.length - 1]!, R = x.size / (B * C);
   if (v.size !== B * C) throw new Error(`addPerBatch: v [${v.shape}] must be [${B}, ${C}] for x [${x.shape}]`);
   const y = t.act(x.shape, needs(x, v));
-  y.data.set(x.data);
-  for (let n = 0; n < B; n++) {
-    const vb = v.data.subarray(n * C, (n + 1) * C);
-    for (let r = 0; r < R; r++) t.k.axpy(1, vb, y.data.subarray((n * R + r) * C, (n * R + r + 1) * C));
-  }
+  t.k.addRows(x.data, v.data, B, R, C, y.data);
   if (y.requiresGrad) {
     t.record(() => {
       t.shareGrad(x, y.grad!);

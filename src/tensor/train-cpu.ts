@@ -86,6 +86,7 @@ export interface TrainCore extends NativeCore {
   trainAct(a: number, x: Float32Array, out: Float32Array, n: number): void;
   trainActBackward(a: number, x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   trainSumRows(x: Float32Array, G: number, R: number, C: number, out: Float32Array): void;
+  trainAddRows(x: Float32Array, v: Float32Array, G: number, R: number, C: number, out: Float32Array): void;
 }
 
 export function trainCore(): TrainCore {
@@ -297,6 +298,10 @@ export class CpuTrainKernels implements TrainKernels {
 
   actBackward(a: PointAct, x: Float32Array, dy: Float32Array, dx: Float32Array): void {
     this.n.trainActBackward(actCode('actBackward', a), x, dy, dx, same('actBackward', 'x, dy, dx', x, dy, dx));
+  }
+
+  addRows(x: Float32Array, v: Float32Array, G: number, R: number, C: number, out: Float32Array): void {
+    this.n.trainAddRows(x, v, G, R, C, out);
   }
 
   sumRows(x: Float32Array, G: number, R: number, C: number, out: Float32Array): void {

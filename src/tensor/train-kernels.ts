@@ -212,6 +212,8 @@ export interface ImageTrainKernels {
   /** dx overwritten. */
   actBackward(a: PointAct, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
 
+  /** out[g, r, c] = x[g, r, c] + v[g, c] (out may be x): a bias, a per-batch-item time embedding. */
+  addRows(x: Float32Array, v: Float32Array, G: number, R: number, C: number, out: Float32Array): void;
   /** out[g, c] = sum over r < R of x[g, r, c] (overwritten): bias and per-batch-item gradients. */
   sumRows(x: Float32Array, G: number, R: number, C: number, out: Float32Array): void;
 }

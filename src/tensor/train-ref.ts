@@ -895,6 +895,18 @@ export function actBackward(a: PointAct, x: F, dy: F, dx: F): void {
   }
 }
 
+export function addRows(x: F, v: F, G: number, R: number, C: number, out: F): void {
+  need('addRows', 'x', x, G * R * C);
+  need('addRows', 'v', v, G * C);
+  need('addRows', 'out', out, G * R * C);
+  for (let g = 0; g < G; g++) {
+    for (let r = 0; r < R; r++) {
+      const o = (g * R + r) * C;
+      for (let c = 0; c < C; c++) out[o + c] = x[o + c]! + v[g * C + c]!;
+    }
+  }
+}
+
 export function sumRows(x: F, G: number, R: number, C: number, out: F): void {
   need('sumRows', 'x', x, G * R * C);
   need('sumRows', 'out', out, G * C);
@@ -1048,6 +1060,10 @@ export class RefTrainKernels implements TrainKernels {
 
   actBackward(a: PointAct, x: F, dy: F, dx: F): void {
     actBackward(a, x, dy, dx);
+  }
+
+  addRows(x: F, v: F, G: number, R: number, C: number, out: F): void {
+    addRows(x, v, G, R, C, out);
   }
 
   sumRows(x: F, G: number, R: number, C: number, out: F): void {
