@@ -28,6 +28,8 @@ import { CpuTrainKernels } from '../src/tensor/train-cpu.ts';
 import { TrainRng } from '../src/train/rng.ts';
 import { encodeCaption, pipelineTokenizers } from '../src/diffusion/train/cache.ts';
 import { runVaeStage } from '../src/diffusion/train/vae-stage.ts';
+import { imageToUnit, loadTrainImage } from '../src/diffusion/train/data.ts';
+import { latentDist, vaeEncode } from '../src/diffusion/vae.ts';
 
 const PIPES = join(import.meta.dirname, 'fixtures', 'diffusion', 'pipeline');
 const SD1 = join(PIPES, 'sd1');
@@ -217,6 +219,10 @@ describe('train-image', () => {
     const { tok } = pipelineTokenizers(su.sd);
     const empty = encodeCaption(new BackendDiffOps(be), su.sd, tok, null, '');
     assert.deepEqual(cache.context.subarray(0, cache.T * cache.D), empty.context);
+    // the latents (encoded in batches) are the VAE's mean of each picture alone
+    const r = su.resolution, per = cache.h * cache.w * cache.C;
+    const alone = latentDist(vaeEncode(new BackendDiffOps(be), su.sd.vae.config, su.sd.vae.params, Tensor.fromF32(imageToUnit(loadTrainImage(join(d, '2.png'), r)), [1, r, r, 3]))).mean.toF32();
+    assert.ok(maxDiff(cache.mean.subarray(2 * per, 3 * per), alone) < 1e-5);
     assert.deepEqual(captionRows(cache, [0, 1, 2], 0, new TrainRng(1)), [1, 2, 1]);
     assert.deepEqual(captionRows(cache, [0, 1, 2], 1, new TrainRng(1)), [0, 0, 0]);
     const rows = captionRows(cache, Array.from({ length: 400 }, (_, i) => i % 3), 0.25, new TrainRng(2));
