@@ -184,7 +184,8 @@ export function setupImageTraining(c: TrainImageConfig, be: Backend, onCacheProg
   if (c.train.batchSize > ds.items.length) throw new TrainError(`--batch-size ${c.train.batchSize} is larger than the dataset (${ds.items.length} images)`);
   const schedule = trainSchedule(schedulerConfigOf(sd), c.prediction ?? undefined);
   if (c.trainVae) throw new TrainError('--train-vae runs its own stage (vae-stage.ts runVaeStage)');
-  const cache = datasetCache(c.out, ds, sd, resolution, be, onCacheProgress);
+  // a trained text encoder reads the token ids: no embeddings to cache
+  const cache = datasetCache(c.out, ds, sd, resolution, be, onCacheProgress, !c.trainTextEncoder);
 
   const full = c.mode === 'full';
   const unetNames = sd.unet.params.ckpt.names();
@@ -400,7 +401,7 @@ function forwardBatch(t: Tape, su: ImageTrainSetup, rows: readonly number[], rng
   const nb = noiseBatch(schedule, x0, B, cache.C, rng, no);
   const caps = captionRows(cache, rows, captionDropout, rng);
   const o = new TapeDiffOps(t, lora ? lora.hook('unet') : undefined);
-  const context = text ? textContext(t, sd, text, lora ? lora.hook('text_encoder') : undefined, cache, caps) : o.constant(gatherRows(cache.context, caps, cache.T * cache.D), [B, cache.T, cache.D]);
+  const context = text ? textContext(t, sd, text, lora ? lora.hook('text_encoder') : undefined, cache, caps) : o.constant(gatherRows(cache.context!, caps, cache.T * cache.D), [B, cache.T, cache.D]);
   const textEmbeds = cache.pooled ? o.constant(gatherRows(cache.pooled, caps, cache.P), [B, cache.P]) : undefined;
   const timeIds = cache.timeIds ? rows.flatMap((r) => [...cache.timeIds!.subarray(r * 6, r * 6 + 6)]) : undefined;
   const pred = unetForward(o, sd.unet.config, unet, { sample: o.constant(nb.noisy, [B, cache.h, cache.w, cache.C]), timesteps: nb.timesteps, context, textEmbeds, timeIds });
