@@ -156,6 +156,7 @@ function schedulerConfigOf(sd: StableDiffusion): Record<string, unknown> {
 }
 
 export function setupImageTraining(c: TrainImageConfig, be: Backend, onCacheProgress?: (done: number, total: number) => void): ImageTrainSetup {
+  if (c.trainVae) throw new TrainError('--train-vae runs its own stage (vae-stage.ts runVaeStage)');
   const warnings: string[] = [];
   let root: string;
   if (c.fromScratch) {
@@ -183,7 +184,6 @@ export function setupImageTraining(c: TrainImageConfig, be: Backend, onCacheProg
   const resolution = c.resolution ?? sd.unet.config.sampleSize * 2 ** (sd.vae.config.blockOutChannels.length - 1);
   if (c.train.batchSize > ds.items.length) throw new TrainError(`--batch-size ${c.train.batchSize} is larger than the dataset (${ds.items.length} images)`);
   const schedule = trainSchedule(schedulerConfigOf(sd), c.prediction ?? undefined);
-  if (c.trainVae) throw new TrainError('--train-vae runs its own stage (vae-stage.ts runVaeStage)');
   // a trained text encoder reads the token ids: no embeddings to cache
   const cache = datasetCache(c.out, ds, sd, resolution, be, onCacheProgress, !c.trainTextEncoder);
 
