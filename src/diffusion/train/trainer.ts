@@ -39,7 +39,7 @@ import { clipTextForward, promptEmbeds } from '../clip-text.ts';
 import { loadStableDiffusion, type StableDiffusion } from '../load.ts';
 import { StableDiffusionPipeline } from '../pipeline.ts';
 import { loadStableDiffusionSingleFile } from '../single-file.ts';
-import { diffWeightsFromTensors, TapeDiffOps, type DiffWeights } from '../tape-ops.ts';
+import { diffWeightsFromTensors, TapeDiffOps, type DiffProjection, type DiffWeights } from '../tape-ops.ts';
 import { unetForward } from '../unet.ts';
 import { datasetCache, type DatasetCache } from './cache.ts';
 import { epochOrder, loadImageDataset, type ImageDataset } from './data.ts';
@@ -441,7 +441,7 @@ function gatherRows(a: Float32Array, rows: readonly number[], width: number): Fl
 }
 
 /** The text encoder on the tape (--train-text-encoder): the UNet's context for these caption rows. */
-function textContext(t: Tape, sd: StableDiffusion, text: DiffWeights, hook: ReturnType<LoraSet['hook']> | undefined, cache: DatasetCache, caps: readonly number[]): Var {
+function textContext(t: Tape, sd: StableDiffusion, text: DiffWeights, hook: DiffProjection | undefined, cache: DatasetCache, caps: readonly number[]): Var {
   const o = new TapeDiffOps(t, hook);
   const ids = new Int32Array(caps.length * cache.T);
   caps.forEach((u, i) => ids.set(cache.ids.subarray(u * cache.T, (u + 1) * cache.T), i * cache.T));
