@@ -23,9 +23,6 @@ import { writePng } from '../src/formats/image.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { TrainRng } from '../src/train/rng.ts';
-import { Tape, Var } from '../src/tensor/autograd.ts';
-import { RefTrainKernels } from '../src/tensor/train-ref.ts';
-import { reparamKl } from '../src/diffusion/train/vae-train.ts';
 
 const SD1 = join(import.meta.dirname, 'fixtures', 'diffusion', 'pipeline', 'sd1');
 const tmp = () => mkdtempSync(join(tmpdir(), 'ss-train-image-'));
@@ -257,41 +254,3 @@ describe('from scratch', () => {
 });
 
 
-describe('VAE objective', () => {
-  test('reparameterisation + KL: value and gradients against finite differences', () => {
-    const n = 6, B = 2, klScale = 0.3;
-    const rng = new TrainRng(8);
-    const mu0 = Float32Array.from({ length: n }, () => rng.normal()), lv0 = Float32Array.from({ length: n }, () => rng.normal() * 0.5);
-    const eps = Float32Array.from({ length: n }, () => rng.normal()), w = Float32Array.from({ length: n }, () => rng.normal());
-    // f = Σ w·z + klScale · KL
-    const f = (mu: Float32Array, lv: Float32Array, grads = false) => {
-      const t = new Tape(new RefTrainKernels());
-      const m = Var.param(mu.slice(), [B, n / B]), l = Var.param(lv.slice(), [B, n / B]);
-      const { z, kl } = reparamKl(t, m, l, eps, B, klScale);
-      let v = klScale * kl;
-      for (let i = 0; i < n; i++) v += w[i]! * z.data[i]!;
-      if (grads) {
-        t.gradOut(z).set(w);
-        t.backward();
-      }
-      return { v, dm: m.grad!, dl: l.grad! };
-    };
-    // KL by hand: mean over the batch of 0.5 Σ (mu² + e^lv - 1 - lv)
-    let kl = 0;
-    for (let i = 0; i < n; i++) kl += 0.5 * (mu0[i]! ** 2 + Math.exp(lv0[i]!) - 1 - lv0[i]!);
-    const { z } = reparamKl(new Tape(new RefTrainKernels()), Var.param(mu0.slice(), [B, 3]), Var.param(lv0.slice(), [B, 3]), eps, B, 0);
-    assert.ok(Math.abs(z.data[2]! - (mu0[2]! + Math.exp(lv0[2]! / 2) * eps[2]!)) < 1e-6);
-    const r = f(mu0, lv0, true);
-    assert.ok(Math.abs(r.v - (klScale * kl) / B - [...w].reduce((s, wi, i) => s + wi * z.data[i]!, 0)) < 1e-4);
-    const h = 1e-3;
-    for (let i = 0; i < n; i++) {
-      for (const [which, g] of [['mu', r.dm], ['lv', r.dl]] as const) {
-        const a = (which === 'mu' ? mu0 : lv0).slice(), b = a.slice();
-        a[i]! += h;
-        b[i]! -= h;
-        const fd = which === 'mu' ? (f(a, lv0).v - f(b, lv0).v) / (2 * h) : (f(mu0, a).v - f(mu0, b).v) / (2 * h);
-        assert.ok(Math.abs(fd - g[i]!) < 2e-3 * Math.max(1, Math.abs(fd)), `${which}[${i}]: fd ${fd} vs ${g[i]}`);
-      }
-    }
-  });
-});

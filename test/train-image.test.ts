@@ -27,6 +27,9 @@ import { Tensor } from '../src/tensor/tensor.ts';
 import { CpuTrainKernels } from '../src/tensor/train-cpu.ts';
 import { TrainRng } from '../src/train/rng.ts';
 import { encodeCaption, pipelineTokenizers } from '../src/diffusion/train/cache.ts';
+import { runVaeStage } from '../src/diffusion/train/vae-stage.ts';
+import { imageToUnit, loadTrainImage } from '../src/diffusion/train/data.ts';
+import { latentDist, vaeEncode } from '../src/diffusion/vae.ts';
 
 const PIPES = join(import.meta.dirname, 'fixtures', 'diffusion', 'pipeline');
 const SD1 = join(PIPES, 'sd1');
@@ -166,26 +169,21 @@ describe('train-image', () => {
       mkdirSync(join(cfgDir, f));
       cpSync(join(SD1, f, 'config.json'), join(cfgDir, f, 'config.json'));
     }
-    // stage 1: the VAE; the loss (reconstruction + KL) goes down
-    const c1 = trainImageConfig({ fromScratch: cfgDir, data, out: join(root, 'scratch-vae'), steps: '15', batchSize: '4', lr: '3e-3', trainVae: true, checkpointEvery: '0' });
-    const su1 = setupImageTraining(c1, be);
-    assert.ok(su1.warnings.some((w) => /random VAE/.test(w)));
-    const r1 = await runImageTraining(c1, k, be, {}, su1);
+    // stage 1: the VAE (vae-trainer.ts through the CLI's --train-vae); the loss goes down
+    const c1 = trainImageConfig({ fromScratch: cfgDir, data, out: join(root, 'scratch-vae'), steps: '15', batchSize: '4', lr: '3e-3', warmup: '0', trainVae: true, checkpointEvery: '0' });
+    const r1 = runVaeStage(c1, k);
     const l = r1.history.map((h) => h.loss);
     assert.ok(l.slice(-3).reduce((a, b) => a + b) < 0.8 * l.slice(0, 3).reduce((a, b) => a + b), `VAE loss ${l.map((x) => x.toFixed(3))}`);
-    const vaeCfg = JSON.parse(readFileSync(join(r1.outputs[0]!, 'vae', 'config.json'), 'utf8')) as { scaling_factor: number };
-    assert.ok(vaeCfg.scaling_factor > 0 && vaeCfg.scaling_factor !== 0.18215, `scaling_factor ${vaeCfg.scaling_factor}`);
-    const vaeBack = loadStableDiffusion(r1.outputs[0]!).vae.params;
-    assert.deepEqual(vaeBack.get('decoder.conv_out.bias').toF32(), su1.vae!.get('decoder.conv_out.bias').v.data);
+    const vaeCfg = JSON.parse(readFileSync(join(r1.modelDir, 'vae', 'config.json'), 'utf8')) as { scaling_factor: number };
+    assert.ok(Math.abs(vaeCfg.scaling_factor - r1.scalingFactor) < 1e-9 && vaeCfg.scaling_factor !== 0.18215, `scaling_factor ${vaeCfg.scaling_factor}`);
+    assert.ok(existsSync(join(r1.modelDir, 'tokenizer', 'vocab.json')) && !existsSync(join(r1.modelDir, 'unet', 'diffusion_pytorch_model.safetensors')));
 
     // stage 2: the trained VAE's folder as the config folder: UNet and text encoder from random weights
-    const cfg2 = join(root, 'scratch-config-2');
-    cpSync(cfgDir, cfg2, { recursive: true });
-    cpSync(join(r1.outputs[0]!, 'vae'), join(cfg2, 'vae'), { recursive: true });
-    const c = trainImageConfig({ fromScratch: cfg2, data, out: join(root, 'scratch'), steps: '3', batchSize: '2', trainTextEncoder: true, checkpointEvery: '0' });
+    const c = trainImageConfig({ fromScratch: r1.modelDir, data, out: join(root, 'scratch'), steps: '3', batchSize: '2', trainTextEncoder: true, checkpointEvery: '0' });
     const su = setupImageTraining(c, be);
     assert.deepEqual(su.warnings, []);
     assert.ok(su.trainable.has('text_encoder.text_model.encoder.layers.0.self_attn.q_proj.weight'));
+    assert.equal(su.cache.context, null, 'a trained text encoder needs no cached embeddings');
     const r = await runImageTraining(c, k, be, {}, su);
     const back = loadStableDiffusion(r.outputs[0]!);
     assert.ok(maxDiff(backendOut(back.unet.config, back.unet.params), tapeOut(su)) < 1e-4);
@@ -221,7 +219,11 @@ describe('train-image', () => {
     // row 0: the embedding of "" as the pipeline encodes it
     const { tok } = pipelineTokenizers(su.sd);
     const empty = encodeCaption(new BackendDiffOps(be), su.sd, tok, null, '');
-    assert.deepEqual(cache.context.subarray(0, cache.T * cache.D), empty.context);
+    assert.deepEqual(cache.context!.subarray(0, cache.T * cache.D), empty.context);
+    // the latents (encoded in batches) are the VAE's mean of each picture alone
+    const r = su.resolution, per = cache.h * cache.w * cache.C;
+    const alone = latentDist(vaeEncode(new BackendDiffOps(be), su.sd.vae.config, su.sd.vae.params, Tensor.fromF32(imageToUnit(loadTrainImage(join(d, '2.png'), r)), [1, r, r, 3]))).mean.toF32();
+    assert.ok(maxDiff(cache.mean.subarray(2 * per, 3 * per), alone) < 1e-5);
     assert.deepEqual(captionRows(cache, [0, 1, 2], 0, new TrainRng(1)), [1, 2, 1]);
     assert.deepEqual(captionRows(cache, [0, 1, 2], 1, new TrainRng(1)), [0, 0, 0]);
     const rows = captionRows(cache, Array.from({ length: 400 }, (_, i) => i % 3), 0.25, new TrainRng(2));

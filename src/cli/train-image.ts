@@ -130,7 +130,7 @@ export function trainImageConfig(f: TrainImageFlags): TrainImageConfig {
     sampleGuidance: num('sample-guidance', f.sampleGuidance, 7.5, nonNeg, 'a number >= 0'),
     exportSingleFile: f.singleFile === true,
     trainVae: f.trainVae === true,
-    klWeight: num('kl-weight', f.klWeight, 1e-6, nonNeg, 'a number >= 0'),
+    klWeight: num('kl-weight', f.klWeight, 1e-4, nonNeg, 'a number >= 0'),
     out: resolve(f.out),
   };
 }
@@ -139,6 +139,10 @@ export async function trainImageCommand(f: TrainImageFlags): Promise<void> {
   const c = trainImageConfig(f);
   if (f.threads !== undefined) setThreads(num('threads', f.threads, 0, posInt, 'a positive integer'));
   const log = (m: string) => process.stderr.write(`slipstream train-image: ${m}\n`);
+  if (c.trainVae) {
+    await vaeCommand(c, f.plot, log);
+    return;
+  }
   const release = lockRunDir(c.out, log);
   try {
     const { runImageTraining, setupImageTraining } = await import('../diffusion/train/trainer.ts');
@@ -184,5 +188,31 @@ export async function trainImageCommand(f: TrainImageFlags): Promise<void> {
     }
   } finally {
     release();
+  }
+}
+
+/** --train-vae: the VAE stage (src/diffusion/train/vae-stage.ts), one line per logEvery steps or a bar. */
+async function vaeCommand(c: TrainImageConfig, plot: string | undefined, log: (m: string) => void): Promise<void> {
+  const { runVaeStage } = await import('../diffusion/train/vae-stage.ts');
+  const { k } = await trainKernels();
+  const tty = process.stderr.isTTY === true;
+  let bar: cliProgress.SingleBar | null = null;
+  if (tty) {
+    bar = new cliProgress.SingleBar({ format: 'train-vae [{bar}] {value}/{total} | loss {loss} | ETA {eta_formatted}', hideCursor: true, etaBuffer: 20 }, cliProgress.Presets.shades_classic);
+    bar.start(c.train.steps, 0, { loss: '-' });
+  }
+  const r = runVaeStage(c, k, {
+    onStep: (s) => {
+      if (bar) bar.update(s.step, { loss: s.loss.toFixed(4) });
+      else if (s.step === s.steps || s.step % c.train.logEvery === 0) log(`step ${s.step}/${s.steps} loss ${s.loss.toFixed(5)} (reconstruction ${s.rec.toFixed(5)}, KL ${s.kl.toFixed(3)}) lr ${s.lr.toExponential(2)}`);
+    },
+    onLog: log,
+  });
+  (bar as cliProgress.SingleBar | null)?.stop();
+  log(`done: the trained VAE (scaling_factor ${r.scalingFactor.toFixed(4)}) is in ${r.modelDir}; train the UNet with --from-scratch ${r.modelDir}`);
+  if (r.history.length > 0) {
+    const png = plot ?? resolve(c.out, 'loss.png');
+    await writeLossPlot(png, r.history.map((h) => ({ step: h.step, loss: h.loss })), `${c.out}: VAE, ${r.steps} steps, batch ${c.train.batchSize}`);
+    log(`loss curve written to ${png}`);
   }
 }

@@ -7,7 +7,7 @@
 //
 //   latent_mean, latent_std  [N, h, w, C]   NHWC, unscaled (the trainer multiplies by scaling_factor
 //                                           after taking the mean or a sample, as diffusers does)
-//   context                  [U, T, D]      row 0: the empty caption "" (caption dropout); then each
+//   context                  [U, T, D]      (absent when the text encoder is trained) row 0: the empty caption "" (caption dropout); then each
 //                                           distinct caption. SD: last_hidden_state; SDXL: both encoders' penultimate
 //                                           hidden states concatenated (pipeline.ts' encode)
 //   pooled                   [U, P]         SDXL: text_encoder_2's text_embeds
@@ -31,6 +31,7 @@ import { latentDist, vaeEncode } from '../vae.ts';
 import { centerCropResize, datasetHash, imageToUnit, type ImageDataset } from './data.ts';
 
 const CACHE_VERSION = 2;
+const ENCODE_BATCH = 8;
 
 export interface DatasetCache {
   N: number;
@@ -44,7 +45,8 @@ export interface DatasetCache {
   U: number;
   T: number;
   D: number;
-  context: Float32Array;
+  /** null when the text encoder is trained (the ids are used instead). */
+  context: Float32Array | null;
   pooled: Float32Array | null;
   P: number;
   ids: Int32Array;
@@ -73,19 +75,19 @@ function modelIdentity(sd: StableDiffusion): string {
   }).join('|');
 }
 
-export function cacheKey(ds: ImageDataset, sd: StableDiffusion, resolution: number): string {
-  return createHash('sha256').update(JSON.stringify({ v: CACHE_VERSION, data: datasetHash(ds), model: modelIdentity(sd), resolution })).digest('hex').slice(0, 20);
+export function cacheKey(ds: ImageDataset, sd: StableDiffusion, resolution: number, embeddings = true): string {
+  return createHash('sha256').update(JSON.stringify({ v: CACHE_VERSION, data: datasetHash(ds), model: modelIdentity(sd), resolution, embeddings })).digest('hex').slice(0, 20);
 }
 
 /** Reads the cache for this dataset, model and resolution, or computes and writes it. */
-export function datasetCache(runDir: string, ds: ImageDataset, sd: StableDiffusion, resolution: number, be: Backend, onProgress?: (done: number, total: number) => void): DatasetCache {
+export function datasetCache(runDir: string, ds: ImageDataset, sd: StableDiffusion, resolution: number, be: Backend, onProgress?: (done: number, total: number) => void, embeddings = true): DatasetCache {
   const f = 2 ** (sd.vae.config.blockOutChannels.length - 1);
   const mult = f * 2 ** (sd.unet.config.blockOutChannels.length - 1);
   if (!Number.isInteger(resolution) || resolution < mult || resolution % mult) throw new TrainError(`--resolution must be a positive multiple of ${mult} for this model, got ${resolution}`);
   const dir = join(runDir, 'cache');
-  const file = join(dir, `${cacheKey(ds, sd, resolution)}.safetensors`);
+  const file = join(dir, `${cacheKey(ds, sd, resolution, embeddings)}.safetensors`);
   if (existsSync(file)) return readCache(file);
-  const c = computeCache(ds, sd, resolution, be, onProgress);
+  const c = computeCache(ds, sd, resolution, be, onProgress, embeddings);
   mkdirSync(dir, { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
   const b = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -93,10 +95,10 @@ export function datasetCache(runDir: string, ds: ImageDataset, sd: StableDiffusi
   const ents = [
     e('latent_mean', [c.N, c.h, c.w, c.C], c.mean),
     e('latent_std', [c.N, c.h, c.w, c.C], c.std),
-    e('context', [c.U, c.T, c.D], c.context),
     e('ids', [c.U, c.T], Float32Array.from(c.ids)),
     e('caption', [c.N], Float32Array.from(c.caption)),
   ];
+  if (c.context) ents.push(e('context', [c.U, c.T, c.D], c.context));
   if (c.pooled) ents.push(e('pooled', [c.U, c.P], c.pooled));
   if (c.ids2) ents.push(e('ids_2', [c.U, c.T], Float32Array.from(c.ids2)));
   if (c.timeIds) ents.push(e('time_ids', [c.N, 6], c.timeIds));
@@ -115,13 +117,14 @@ function readCache(file: string): DatasetCache {
   const f32 = (n: string) => ck.tensor(n).toF32().slice();
   const shape = (n: string) => ck.info(n).shape;
   const [N, h, w, C] = shape('latent_mean') as [number, number, number, number];
-  const [U, T, D] = shape('context') as [number, number, number];
+  const [U, T] = shape('ids') as [number, number];
+  const D = ck.has('context') ? shape('context')[2]! : 0;
   const pooled = ck.has('pooled') ? f32('pooled') : null;
   return {
     N, h, w, C, U, T, D,
     mean: f32('latent_mean'),
     std: f32('latent_std'),
-    context: f32('context'),
+    context: ck.has('context') ? f32('context') : null,
     pooled,
     P: pooled ? shape('pooled')[1]! : 0,
     ids: Int32Array.from(f32('ids')),
@@ -133,37 +136,44 @@ function readCache(file: string): DatasetCache {
   };
 }
 
-function computeCache(ds: ImageDataset, sd: StableDiffusion, resolution: number, be: Backend, onProgress?: (done: number, total: number) => void): Omit<DatasetCache, 'file' | 'reused'> {
+function computeCache(ds: ImageDataset, sd: StableDiffusion, resolution: number, be: Backend, onProgress: ((done: number, total: number) => void) | undefined, embeddings: boolean): Omit<DatasetCache, 'file' | 'reused'> {
   const o = new BackendDiffOps(be);
   const sdxl = sd.textEncoder2 !== null;
   const N = ds.items.length;
   let mean: Float32Array | null = null, std: Float32Array | null = null;
   let h = 0, w = 0, C = 0;
   const timeIds = sdxl ? new Float32Array(N * 6) : null;
-  const total = N + new Set(['', ...ds.items.map((i) => i.caption)]).size;
+  const total = N + (embeddings ? new Set(['', ...ds.items.map((i) => i.caption)]).size : 0);
   let done = 0;
-  ds.items.forEach((it, n) => {
-    let img;
-    try {
-      img = readImage(it.file);
-    } catch (e) {
-      throw new TrainError(`cannot use training image ${it.file}: ${(e as Error).message}`);
+  // the encoder runs on ENCODE_BATCH pictures at a time (fewer, larger GEMMs: ~1.6x faster)
+  const px = resolution * resolution * 3;
+  for (let n0 = 0; n0 < N; n0 += ENCODE_BATCH) {
+    const nb = Math.min(ENCODE_BATCH, N - n0);
+    const batch = new Float32Array(nb * px);
+    for (let j = 0; j < nb; j++) {
+      const it = ds.items[n0 + j]!;
+      let img;
+      try {
+        img = readImage(it.file);
+      } catch (e) {
+        throw new TrainError(`cannot use training image ${it.file}: ${(e as Error).message}`);
+      }
+      batch.set(imageToUnit(centerCropResize(img, resolution)), j * px);
+      if (timeIds) {
+        // diffusers' train_text_to_image_sdxl: original size, the crop's top-left after resizing the short side
+        const s = Math.min(img.width, img.height), k = resolution / s;
+        timeIds.set([img.height, img.width, Math.round(((img.height - s) / 2) * k), Math.round(((img.width - s) / 2) * k), resolution, resolution], (n0 + j) * 6);
+      }
     }
-    const px = centerCropResize(img, resolution);
-    const moments = vaeEncode(o, sd.vae.config, sd.vae.params, Tensor.fromF32(imageToUnit(px), [1, resolution, resolution, 3]));
-    const d = latentDist(moments);
+    const d = latentDist(vaeEncode(o, sd.vae.config, sd.vae.params, Tensor.fromF32(batch, [nb, resolution, resolution, 3])));
     [, h, w, C] = d.mean.shape as [number, number, number, number];
     mean ??= new Float32Array(N * h * w * C);
     std ??= new Float32Array(N * h * w * C);
-    mean.set(d.mean.toF32(), n * h * w * C);
-    std.set(d.std.toF32(), n * h * w * C);
-    if (timeIds) {
-      // diffusers' train_text_to_image_sdxl: original size, the crop's top-left after resizing the short side
-      const s = Math.min(img.width, img.height), k = resolution / s;
-      timeIds.set([img.height, img.width, Math.round(((img.height - s) / 2) * k), Math.round(((img.width - s) / 2) * k), resolution, resolution], n * 6);
-    }
-    onProgress?.(++done, total);
-  });
+    mean.set(d.mean.toF32(), n0 * h * w * C);
+    std.set(d.std.toF32(), n0 * h * w * C);
+    done += nb;
+    onProgress?.(done, total);
+  }
   // row 0 is the empty caption, what caption dropout trains on (classifier-free guidance)
   const captions: string[] = [''];
   const row = new Map<string, number>([['', 0]]);
@@ -182,6 +192,11 @@ function computeCache(ds: ImageDataset, sd: StableDiffusion, resolution: number,
   let context: Float32Array | null = null, pooled: Float32Array | null = null;
   let D = 0, P = 0;
   captions.forEach((text, u) => {
+    if (!embeddings) {
+      ids.set(tok.encode(text).ids, u * T);
+      if (ids2) ids2.set(tok2!.encode(text).ids, u * T);
+      return;
+    }
     const e = encodeCaption(o, sd, tok, tok2, text);
     ids.set(e.ids, u * T);
     if (ids2) ids2.set(e.ids2!, u * T);
@@ -195,7 +210,7 @@ function computeCache(ds: ImageDataset, sd: StableDiffusion, resolution: number,
     }
     onProgress?.(++done, total);
   });
-  return { N, h, w, C, mean: mean!, std: std!, U, T, D, context: context!, pooled, P, ids, ids2, caption, timeIds };
+  return { N, h, w, C, mean: mean!, std: std!, U, T, D, context, pooled, P, ids, ids2, caption, timeIds };
 }
 
 /** One caption's token ids and embeddings, as the pipeline computes them for a prompt. */

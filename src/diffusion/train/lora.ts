@@ -18,19 +18,11 @@
 
 import { writeSafetensors } from '../../formats/safetensors.ts';
 import { kohyaFlatten, type LoraComponent } from '../../formats/sd-lora-keys.ts';
-import { linear, type Tape, Var } from '../../tensor/autograd.ts';
+import { add, linear, Var } from '../../tensor/autograd.ts';
+import { scale } from '../../tensor/autograd-image.ts';
 import { TrainError } from '../../train/errors.ts';
 import type { TrainRng } from '../../train/rng.ts';
-import { reshapeVar, scaleVar, sumVars } from './var-ops.ts';
-
-/** A weight as the diffusion tape ops hold it (src/diffusion/tape-ops.ts' DiffWeight). */
-export interface DiffWeightLike {
-  name: string;
-  v: Var;
-}
-
-/** The linear-layer hook of TapeDiffOps (src/diffusion/tape-ops.ts' DiffProjection). */
-export type ProjectionHook = (t: Tape, x: Var, w: DiffWeightLike, b: DiffWeightLike | undefined) => Var;
+import type { DiffProjection } from '../tape-ops.ts';
 
 export interface LoraOptions {
   rank: number;
@@ -97,15 +89,12 @@ export class LoraSet {
   }
 
   /** The projection hook of one component: plain linear for weights without an adapter. */
-  hook(component: LoraComponent): ProjectionHook {
+  hook(component: LoraComponent): DiffProjection {
+    // TapeDiffOps hands the hook rows x [n, in]
     return (t, x, w, b) => {
       const a = this.get(component, w.name);
-      const K = x.shape[x.shape.length - 1]!, rows = x.size / K;
-      const x2 = x.shape.length === 2 ? x : reshapeVar(t, x, [rows, K]);
-      let y = linear(t, x2, w.v, b?.v ?? null);
-      if (a) y = sumVars(t, y, scaleVar(t, linear(t, linear(t, x2, a.down), a.up), this.scale));
-      const N = y.shape[1]!;
-      return x.shape.length === 2 ? y : reshapeVar(t, y, [...x.shape.slice(0, -1), N]);
+      const y = linear(t, x, w.v, b?.v ?? null);
+      return a ? add(t, y, scale(t, linear(t, linear(t, x, a.down), a.up), this.scale)) : y;
     };
   }
 

@@ -5,6 +5,7 @@
 // One optimiser step = gradAccum micro-batches of batchSize pictures. Per micro-batch:
 //   latents = (mean, or mean + std · N(0, 1)) × scaling_factor     from the dataset cache (cache.ts)
 //   x_t, target, t, w = noiseBatch(...)                             (noise.ts)
+//   caption = the picture's, or (--caption-dropout p) the empty caption with probability p
 //   context = cached text embeddings, or the text encoder on the tape (--train-text-encoder)
 //   pred = unetForward(TapeDiffOps(tape, LoRA hook), ...)           the inference UNet, on the tape
 //   loss = weighted MSE; dloss/dpred seeds the tape's backward
@@ -14,7 +15,12 @@
 // Resumption: a checkpoint (src/train/checkpoint.ts: atomic, kill -9 safe) holds the trained
 // tensors, their AdamW moments, the EMA, the step, the data position and the RNG state; every
 // other input is a pure function of the options, so a resumed run continues on the same loss
-// curve. Each draw (picture order aside, see data.ts epochOrder) comes from that one RNG.
+// curve. Each draw (picture order aside, see data.ts epochOrder) comes from that one RNG, in a
+// fixed order per micro-batch: latent samples, then per picture the timestep, its noise and
+// offsets (noise.ts), then the caption-dropout coins.
+//
+// Frozen weights are f32 copies (diffWeightsFromTensors); a f16 / bf16 frozen base would need
+// half-precision weight operands in the tape's kernels.
 
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,13 +39,12 @@ import { clipTextForward, promptEmbeds } from '../clip-text.ts';
 import { loadStableDiffusion, type StableDiffusion } from '../load.ts';
 import { StableDiffusionPipeline } from '../pipeline.ts';
 import { loadStableDiffusionSingleFile } from '../single-file.ts';
-import { diffWeightsFromTensors, TapeDiffOps, type DiffWeights } from '../tape-ops.ts';
+import { diffWeightsFromTensors, TapeDiffOps, type DiffProjection, type DiffWeights } from '../tape-ops.ts';
 import { unetForward } from '../unet.ts';
 import { datasetCache, type DatasetCache } from './cache.ts';
 import { epochOrder, loadImageDataset, type ImageDataset } from './data.ts';
 import { componentWeights, writeDiffusersFolder, writeSingleFile, type ComponentWeights, type HostTensor } from './export.ts';
 import { scratchFolder } from './init.ts';
-import { latentScale, loadPixels, vaeStep } from './vae-train.ts';
 import { LoraSet, TEXT_LORA_RE, UNET_LORA_RE } from './lora.ts';
 import { noiseBatch, trainSchedule, weightedMse, type NoisedBatch, type NoiseOptions, type TrainSchedule } from './noise.ts';
 
@@ -76,7 +81,7 @@ export interface TrainImageConfig {
   sampleSteps: number;
   sampleSeed: number;
   sampleGuidance: number;
-  /** Train the VAE (reconstruction + KL) instead of the UNet: the first stage of a from-scratch pipeline. */
+  /** Train the VAE instead (vae-stage.ts; the CLI routes there): the first stage of a from-scratch pipeline. */
   trainVae: boolean;
   /** The KL term's weight in the VAE objective. */
   klWeight: number;
@@ -129,14 +134,10 @@ export interface ImageTrainSetup {
   resolution: number;
   /** Pictures in the run. */
   N: number;
-  /** Cached latents and caption embeddings (UNet training); null when training the VAE. */
-  cache: DatasetCache | null;
+  /** Cached latents and caption embeddings. */
+  cache: DatasetCache;
   schedule: TrainSchedule;
-  /** The UNet's weights (null when training the VAE). */
-  unet: DiffWeights | null;
-  /** VAE training: its weights and the pictures [N, R, R, 3] in [-1, 1]. */
-  vae: DiffWeights | null;
-  pixels: Float32Array | null;
+  unet: DiffWeights;
   text: DiffWeights | null;
   lora: LoraSet | null;
   /** Trainable tensors by checkpoint name (unet.<name>, text_encoder.<name>, or LoRA names). */
@@ -155,6 +156,7 @@ function schedulerConfigOf(sd: StableDiffusion): Record<string, unknown> {
 }
 
 export function setupImageTraining(c: TrainImageConfig, be: Backend, onCacheProgress?: (done: number, total: number) => void): ImageTrainSetup {
+  if (c.trainVae) throw new TrainError('--train-vae runs its own stage (vae-stage.ts runVaeStage)');
   const warnings: string[] = [];
   let root: string;
   if (c.fromScratch) {
@@ -182,15 +184,8 @@ export function setupImageTraining(c: TrainImageConfig, be: Backend, onCacheProg
   const resolution = c.resolution ?? sd.unet.config.sampleSize * 2 ** (sd.vae.config.blockOutChannels.length - 1);
   if (c.train.batchSize > ds.items.length) throw new TrainError(`--batch-size ${c.train.batchSize} is larger than the dataset (${ds.items.length} images)`);
   const schedule = trainSchedule(schedulerConfigOf(sd), c.prediction ?? undefined);
-  if (c.trainVae) {
-    if (c.mode !== 'full') throw new TrainError('--train-vae trains every VAE weight: it cannot be combined with --lora-rank');
-    if (c.trainTextEncoder) throw new TrainError('--train-vae trains the VAE alone: drop --train-text-encoder (train the UNet and text encoder in a second run)');
-    const pixels = loadPixels(ds, resolution);
-    const vae = diffWeightsFromTensors('vae', sd.vae.params, sd.vae.params.ckpt.names(), () => true);
-    const trainable = new Map([...vae.m].map(([n, w]) => [`vae.${n}`, w.v] as const));
-    return { sd, root, ds, resolution, N: ds.items.length, cache: null, schedule, unet: null, vae, pixels, text: null, lora: null, trainable, warnings };
-  }
-  const cache = datasetCache(c.out, ds, sd, resolution, be, onCacheProgress);
+  // a trained text encoder reads the token ids: no embeddings to cache
+  const cache = datasetCache(c.out, ds, sd, resolution, be, onCacheProgress, !c.trainTextEncoder);
 
   const full = c.mode === 'full';
   const unetNames = sd.unet.params.ckpt.names();
@@ -213,7 +208,7 @@ export function setupImageTraining(c: TrainImageConfig, be: Backend, onCacheProg
     if (text) lora.add('text_encoder', shapes(text), TEXT_LORA_RE, rng);
     for (const [n, v] of lora.params()) trainable.set(n, v);
   }
-  return { sd, root, ds, resolution, N: cache.N, cache, schedule, unet, vae: null, pixels: null, text, lora, trainable, warnings };
+  return { sd, root, ds, resolution, N: cache.N, cache, schedule, unet, text, lora, trainable, warnings };
 }
 
 /** Checkpoint tensors of Vars (or of parallel arrays such as the AdamW moments). */
@@ -299,7 +294,7 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
   } else if (existsSync(logPath)) writeFileSync(logPath, '');
   let nTrainable = 0;
   for (const v of trainable.values()) nTrainable += v.size;
-  ev.onStart?.({ images: N, captions: cache?.U ?? new Set(su.ds.items.map((i) => i.caption)).size, trainable: nTrainable, resumedFrom: startStep, cacheReused: cache?.reused ?? false, source: su.ds.source });
+  ev.onStart?.({ images: N, captions: cache.U - 1, trainable: nTrainable, resumedFrom: startStep, cacheReused: cache.reused, source: su.ds.source });
 
   const runInfo = {
     slipstream_train_image: {
@@ -340,10 +335,6 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
         rows.push(order.perm[p.index]!);
         p = { epoch: p.epoch, index: p.index + 1 };
       }
-      if (su.vae) {
-        loss += vaeStep(t, new TapeDiffOps(t), su.sd.vae.config, su.vae, su.pixels!, rows, su.resolution, rng, c.klWeight, 1 / c.train.gradAccum) / c.train.gradAccum;
-        continue;
-      }
       const { pred, nb } = forwardBatch(t, su, rows, rng, c.latents, { noiseOffset: c.noiseOffset, snrGamma: c.snrGamma }, c.captionDropout);
       const dpred = t.gradOut(pred);
       loss += weightedMse(pred.data, nb.target, nb.weights, 1 / c.train.gradAccum, dpred) / c.train.gradAccum;
@@ -378,14 +369,14 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
       save(s);
       lastSaved = s;
     }
-    if (c.samplePrompts.length > 0 && !su.vae && ((c.sampleEvery > 0 && s % c.sampleEvery === 0) || isLast)) {
+    if (c.samplePrompts.length > 0 && ((c.sampleEvery > 0 && s % c.sampleEvery === 0) || isLast)) {
       const file = join(c.out, 'samples', `step-${String(s).padStart(8, '0')}.png`);
       writeSampleGrid(file, c, su, be, ema);
       ev.onSample?.(file);
     }
     yield s;
   }
-  const outputs = exportRun(c, su, ema, k);
+  const outputs = exportRun(c, su, ema);
   return { steps: c.train.steps, finalLoss: lastLoss, history, outputs };
 }
 
@@ -396,7 +387,7 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
  */
 function forwardBatch(t: Tape, su: ImageTrainSetup, rows: readonly number[], rng: TrainRng, latents: 'mean' | 'sample', no: NoiseOptions, captionDropout: number): { pred: Var; nb: NoisedBatch } {
   const { sd, schedule, text, lora } = su;
-  const cache = su.cache!, unet = su.unet!;
+  const { cache, unet } = su;
   const B = rows.length, per = cache.h * cache.w * cache.C;
   const sf = Math.fround(sd.vae.config.scalingFactor);
   const x0 = new Float32Array(B * per);
@@ -410,7 +401,7 @@ function forwardBatch(t: Tape, su: ImageTrainSetup, rows: readonly number[], rng
   const nb = noiseBatch(schedule, x0, B, cache.C, rng, no);
   const caps = captionRows(cache, rows, captionDropout, rng);
   const o = new TapeDiffOps(t, lora ? lora.hook('unet') : undefined);
-  const context = text ? textContext(t, sd, text, lora ? lora.hook('text_encoder') : undefined, cache, caps) : o.constant(gatherRows(cache.context, caps, cache.T * cache.D), [B, cache.T, cache.D]);
+  const context = text ? textContext(t, sd, text, lora ? lora.hook('text_encoder') : undefined, cache, caps) : o.constant(gatherRows(cache.context!, caps, cache.T * cache.D), [B, cache.T, cache.D]);
   const textEmbeds = cache.pooled ? o.constant(gatherRows(cache.pooled, caps, cache.P), [B, cache.P]) : undefined;
   const timeIds = cache.timeIds ? rows.flatMap((r) => [...cache.timeIds!.subarray(r * 6, r * 6 + 6)]) : undefined;
   const pred = unetForward(o, sd.unet.config, unet, { sample: o.constant(nb.noisy, [B, cache.h, cache.w, cache.C]), timesteps: nb.timesteps, context, textEmbeds, timeIds });
@@ -426,7 +417,6 @@ export function fixedNoiseLoss(su: ImageTrainSetup, k: TrainKernels, seed: numbe
   t.recording = false;
   const rng = new TrainRng(seed);
   let sum = 0;
-  if (!su.cache) throw new TrainError('fixedNoiseLoss: a VAE run has no denoising loss');
   for (let r = 0; r < su.cache.N; r++) {
     const { pred, nb } = forwardBatch(t, su, [r], rng, 'mean', { noiseOffset: 0, snrGamma: 0 }, 0);
     sum += weightedMse(pred.data, nb.target, nb.weights, 1, new Float32Array(pred.size));
@@ -451,7 +441,7 @@ function gatherRows(a: Float32Array, rows: readonly number[], width: number): Fl
 }
 
 /** The text encoder on the tape (--train-text-encoder): the UNet's context for these caption rows. */
-function textContext(t: Tape, sd: StableDiffusion, text: DiffWeights, hook: ReturnType<LoraSet['hook']> | undefined, cache: DatasetCache, caps: readonly number[]): Var {
+function textContext(t: Tape, sd: StableDiffusion, text: DiffWeights, hook: DiffProjection | undefined, cache: DatasetCache, caps: readonly number[]): Var {
   const o = new TapeDiffOps(t, hook);
   const ids = new Int32Array(caps.length * cache.T);
   caps.forEach((u, i) => ids.set(cache.ids.subarray(u * cache.T, (u + 1) * cache.T), i * cache.T));
@@ -465,10 +455,10 @@ function textContext(t: Tape, sd: StableDiffusion, text: DiffWeights, hook: Retu
 }
 
 /** The trained tensors of one component in the inference layout: merged LoRA, or the full weights (EMA when kept). */
-function trainedWeights(su: ImageTrainSetup, component: 'unet' | 'text_encoder' | 'vae', ema: Map<string, Float32Array> | null): Map<string, HostTensor> {
+function trainedWeights(su: ImageTrainSetup, component: 'unet' | 'text_encoder', ema: Map<string, Float32Array> | null): Map<string, HostTensor> {
   const out = new Map<string, HostTensor>();
   const params = component === 'unet' ? su.sd.unet.params : su.sd.textEncoder.params;
-  const weights = component === 'unet' ? su.unet : component === 'vae' ? su.vae : su.text;
+  const weights = component === 'unet' ? su.unet : su.text;
   if (!weights) return out;
   if (su.lora) {
     const data = (n: string) => ema?.get(n) ?? su.trainable.get(n)!.data;
@@ -481,7 +471,7 @@ function trainedWeights(su: ImageTrainSetup, component: 'unet' | 'text_encoder' 
       }
     }
     try {
-      for (const [n, w] of su.lora.merged(component as 'unet' | 'text_encoder', (x) => params.get(x).toF32())) out.set(n, { shape: [...weights.get(n).v.shape], data: w });
+      for (const [n, w] of su.lora.merged(component, (x) => params.get(x).toF32())) out.set(n, { shape: [...weights.get(n).v.shape], data: w });
     } finally {
       for (const [v, d] of saved) v.data = d;
     }
@@ -526,7 +516,7 @@ function readComponentConfig(root: string, sub: string): Record<string, unknown>
 }
 
 /** The end-of-run files: LoRA files (PEFT and kohya), or a diffusers folder (+ a single file). */
-function exportRun(c: TrainImageConfig, su: ImageTrainSetup, ema: Map<string, Float32Array> | null, k: TrainKernels): string[] {
+function exportRun(c: TrainImageConfig, su: ImageTrainSetup, ema: Map<string, Float32Array> | null): string[] {
   const outputs: string[] = [];
   if (su.lora) {
     const saved = new Map<Var, Float32Array>();
@@ -543,16 +533,11 @@ function exportRun(c: TrainImageConfig, su: ImageTrainSetup, ema: Map<string, Fl
   }
   const unetW = componentWeights(su.sd.unet.params, trainedWeights(su, 'unet', ema));
   const textW = componentWeights(su.sd.textEncoder.params, trainedWeights(su, 'text_encoder', ema));
-  const vaeW = componentWeights(su.sd.vae.params, trainedWeights(su, 'vae', ema));
+  const vaeW = componentWeights(su.sd.vae.params);
   if (statSync(su.root).isDirectory()) {
     const dir = join(c.out, 'model');
     const weights: Record<string, ComponentWeights> = { unet: unetW, vae: vaeW, text_encoder: textW };
     const configs: Record<string, Record<string, unknown>> = { unet: readComponentConfig(su.root, 'unet'), vae: readComponentConfig(su.root, 'vae'), text_encoder: readComponentConfig(su.root, 'text_encoder') };
-    if (su.vae) {
-      // the trained VAE's own scaling factor: unit-variance latents for the UNet (vae-train.ts)
-      const t = new Tape(k);
-      configs.vae = { ...configs.vae, scaling_factor: latentScale(new TapeDiffOps(t), t, su.sd.vae.config, su.vae, su.pixels!, su.resolution) };
-    }
     if (su.sd.textEncoder2) {
       weights.text_encoder_2 = componentWeights(su.sd.textEncoder2.params);
       configs.text_encoder_2 = readComponentConfig(su.root, 'text_encoder_2');
