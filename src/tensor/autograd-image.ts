@@ -23,7 +23,7 @@ const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b
 export function view(t: Tape, x: Var, shape: readonly number[]): Var {
   if (numel(shape) !== x.size) throw new Error(`reshape: [${x.shape}] has ${x.size} values, [${shape}] needs ${numel(shape)}`);
   const y = new Var(x.data, shape, x.requiresGrad && t.recording);
-  if (y.requiresGrad) t.record(() => t.shareGrad(x, y.grad!));
+  if (y.requiresGrad) t.record(() => y.gradInit && t.shareGrad(x, y.grad!));
   return y;
 }
 

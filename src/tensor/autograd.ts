@@ -429,12 +429,14 @@ export function gatherRows(t: Tape, x: Var, rows: Int32Array): Var {
   const y = t.act([rows.length, D], needs(x));
   rows.forEach((r, j) => y.data.set(x.data.subarray(r * D, (r + 1) * D), j * D));
   if (y.requiresGrad) {
-    t.record(() =>
+    // an output nobody used (CLIP's pooled row when only the hidden states feed the loss) has no gradient
+    t.record(() => {
+      if (!y.gradInit) return;
       t.addGrad(x, (dx) => {
         dx.fill(0);
         rows.forEach((r, j) => t.k.axpy(1, y.grad!.subarray(j * D, (j + 1) * D), dx.subarray(r * D, (r + 1) * D)));
-      }),
-    );
+      });
+    });
   }
   return y;
 }

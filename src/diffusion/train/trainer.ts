@@ -447,10 +447,6 @@ function textContext(t: Tape, sd: StableDiffusion, text: DiffWeights, hook: Diff
   caps.forEach((u, i) => ids.set(cache.ids.subarray(u * cache.T, (u + 1) * cache.T), i * cache.T));
   const cfg = sd.textEncoder.config;
   const out = clipTextForward(o, cfg, text, ids, caps.length);
-  // The pooled output is a dead end for an SD 1/2 UNet, and autograd's gatherRows backward reads
-  // its output's gradient unconditionally: give it a zero one.
-  if (out.pooled.requiresGrad) t.gradAcc(out.pooled);
-  if (out.textEmbeds?.requiresGrad) t.gradAcc(out.textEmbeds);
   return promptEmbeds(o, cfg, text, out, 'sd');
 }
 
