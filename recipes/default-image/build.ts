@@ -70,10 +70,10 @@ if (want("unet") && !existsSync(join(MODEL_DIR, 'vae', 'diffusion_pytorch_model.
 
 /** The UNet + text encoder stage: `slipstream train-image` flags. */
 export const UNET = {
-  steps: 6000,
+  steps: 3500,
   batchSize: 32,
-  lr: 3e-4,
-  minLr: 3e-5,
+  lr: 5e-4,
+  minLr: 5e-5,
   warmup: 200,
   captionDropout: 0.1,
   snrGamma: 5,
