@@ -289,6 +289,7 @@ program
   .option('--sample-guidance <g>', 'guidance scale of the samples', '7.5')
   .option('--train-vae', 'train the VAE of the --from-scratch folder (reconstruction + KL) instead of the UNet: the first stage of a from-scratch pipeline; writes <out>/model with it and its scaling_factor')
   .option('--kl-weight <w>', 'weight of the KL term when training the VAE', '1e-4')
+  .option('--vae-crop <px>', '--train-vae: train on random crops of this size (a multiple of the VAE\'s downsampling; cheaper steps, small objects weigh more)')
   .option('--single-file', 'also write model.safetensors in the original single-file layout (SD 1.x layout)')
   .option('--plot <file.png>', 'where to write the loss curve (default: loss.png in the run directory)')
   .option('-t, --threads <n>', 'compute threads (default: all cores)')

@@ -54,6 +54,7 @@ export interface TrainImageFlags {
   singleFile?: boolean;
   trainVae?: boolean;
   klWeight?: string;
+  vaeCrop?: string;
   plot?: string;
   threads?: string;
 }
@@ -131,6 +132,7 @@ export function trainImageConfig(f: TrainImageFlags): TrainImageConfig {
     exportSingleFile: f.singleFile === true,
     trainVae: f.trainVae === true,
     klWeight: num('kl-weight', f.klWeight, 1e-4, nonNeg, 'a number >= 0'),
+    vaeCrop: f.vaeCrop === undefined ? null : num('vae-crop', f.vaeCrop, 0, posInt, 'a positive integer'),
     out: resolve(f.out),
   };
 }

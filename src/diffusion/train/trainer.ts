@@ -85,6 +85,8 @@ export interface TrainImageConfig {
   trainVae: boolean;
   /** The KL term's weight in the VAE objective. */
   klWeight: number;
+  /** --train-vae: random crops of this many pixels (null: whole pictures). */
+  vaeCrop: number | null;
   /** Also write an SD 1.x-layout single-file checkpoint (full / from-scratch runs). */
   exportSingleFile: boolean;
   out: string;

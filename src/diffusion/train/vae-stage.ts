@@ -64,7 +64,7 @@ export function runVaeStage(c: TrainImageConfig, k: TrainKernels, ev: { onStep?:
   const t = c.train;
   const r = trainVae(k, pictures, {
     config, out: c.out, steps: t.steps, batchSize: t.batchSize, lr: t.lr, minLr: t.minLr, warmup: t.warmup,
-    klWeight: c.klWeight, clip: t.clip, seed: t.seed, checkpointEvery: t.checkpointEvery > 0 ? t.checkpointEvery : t.steps,
+    klWeight: c.klWeight, crop: c.vaeCrop ?? undefined, clip: t.clip, seed: t.seed, checkpointEvery: t.checkpointEvery > 0 ? t.checkpointEvery : t.steps,
   }, ev);
   const scalingFactor = 1 / latentStd(k, pictures, cfg, r.weights, 512);
   const modelDir = join(c.out, 'model');
