@@ -85,6 +85,14 @@ describe('slipstream image', () => {
     for (const bad of ['unet/diffusion_pytorch_model.bin', 'README.md', 'vae/diffusion_pytorch_model.safetensors']) assert.ok(!got.includes(bad), `fetched ${bad}`);
   });
 
+  it('without -m: the embedded default image model (models/default-image), a 64x64 picture', async () => {
+    const r = await cli(['-p', 'two red circles above a blue square on a yellow background', '--steps', '8', '--seed', '3', '-o', 'default.png', '--no-progress']);
+    assert.equal(r.status, 0, r.stderr);
+    const img = readImage(join(root, 'default.png'));
+    assert.deepEqual([img.width, img.height], [64, 64]);
+    assert.match(pngText(readFileSync(join(root, 'default.png'))).parameters!, /Model: default-image/);
+  });
+
   it('bad input: one line naming the problem, exit code 2 for flags', async () => {
     const sd1 = join(FIX, 'sd1');
     const cases: [string[], RegExp, number][] = [
@@ -92,7 +100,6 @@ describe('slipstream image', () => {
       [['-m', sd1, '-p', 'x', '--steps', '0'], /--steps: steps must be an integer from 1/, 2],
       [['-m', sd1, '-p', 'x', '--scheduler', 'warp-drive'], /--scheduler: unknown scheduler "warp-drive"; known samplers: ddim/, 2],
       [['-m', join(root, 'missing'), '-p', 'x'], /missing: no such file or directory/, 2],
-      [['-p', 'x'], /no image model given/, 2],
       [['-m', sd1, '-p', 'x', '--strength', '0.5'], /--strength needs --init-image/, 2],
       [['-m', sd1, '-p', 'x', '-o', 'out.jpg'], /--output must name a \.png file/, 2],
     ];

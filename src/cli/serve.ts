@@ -10,7 +10,7 @@
 // launcher is gone). `--no-parent-watch` turns that off (nohup-style detached servers).
 
 import { createServer } from 'node:net';
-import { defaultModelDir } from '../models/default.ts';
+import { defaultImageModelDir, defaultModelDir } from '../models/default.ts';
 import { LOAD_QUANTS, type LoadQuant } from '../models/load.ts';
 import { isKvDtype, KV_DTYPES, type KvDType } from '../models/kv.ts';
 import { startEngineHost } from '../engine/worker-host.ts';
@@ -44,7 +44,8 @@ export interface ServeCliOptions {
   /** The per-request log line on stdout: text (default) or json. */
   logFormat?: string;
   /** A Stable Diffusion pipeline (diffusers folder or hf:org/name) for /v1/images/*. */
-  imageModel?: string;
+  /** false: --no-image-model. */
+  imageModel?: string | false;
   /** Its weights variant (fp16). */
   imageVariant?: string;
   /** A single-file image model's diffusers config folder, and its prediction type. */
@@ -144,7 +145,12 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   };
   // The image model first: a bad folder should fail before the LLM's load is paid for.
   let images: ImageClient | undefined;
-  if (o.imageModel !== undefined) images = await startImages(o.imageModel, o.imageVariant, hostOpts.threads, { config: o.imageConfig, predictionType: o.imagePredictionType }, o.imageLora);
+  if (typeof o.imageModel === 'string') images = await startImages(o.imageModel, o.imageVariant, hostOpts.threads, { config: o.imageConfig, predictionType: o.imagePredictionType }, o.imageLora);
+  else if (o.imageModel === undefined) {
+    // the embedded default image model, when it is there (the playground's Image tab then works out of the box)
+    const dir = defaultImageModelDir();
+    if (dir) images = await startImages(dir, undefined, hostOpts.threads);
+  }
   const engine =
     models.length > 1
       ? await startEngines(models, hostOpts, o)
