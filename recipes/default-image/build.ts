@@ -129,5 +129,5 @@ if (want('eval')) {
   const r = evaluateAdherence((prompt, seed) => pipe.generate({ prompt, seed, steps: EVAL.steps, guidance: EVAL.guidance }).images[0]!, EVAL.prompts);
   console.log(`eval: ${summary(r)} (${EVAL.steps} steps, guidance ${EVAL.guidance}, ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   writeFileSync(join(DEFAULT_IMAGE_MODEL_DIR, 'samples.png'), await svgToPng(sampleGridSvg(r.samples.slice(0, 20)), 1));
-  writeFileSync(join(DEFAULT_IMAGE_MODEL_DIR, 'eval.json'), JSON.stringify({ ...EVAL, prompts: r.prompts, adherence: r.adherence, background: r.background, colorsAndShapes: r.colorsAndShapes, counts: r.counts, relation: r.relation }, null, 2) + '\n');
+  writeFileSync(join(DEFAULT_IMAGE_MODEL_DIR, 'eval.json'), JSON.stringify({ ...EVAL, prompts: r.prompts, adherence: r.adherence, background: r.background, colorsAndShapes: r.colorsAndShapes, counts: r.counts, relation: r.relation, first16: r.samples.slice(0, 16).filter((x) => x.adheres).length }, null, 2) + '\n');
 }
