@@ -1,5 +1,5 @@
 // The web playground at GET /, end to end: a real `slipstream serve` process on the embedded
-// default model (no --model; API key on) driven through headless Chromium (Debian's /usr/bin/chromium,
+// default models (no --model: the default LLM and the default image model; API key on) driven through headless Chromium (Debian's /usr/bin/chromium,
 // via playwright-core). The page asks for the key once and keeps it, streams a chat reply token by
 // token, runs a plain completion, and its Stop button cancels a long generation so that the
 // server's running-request count returns to 0; a /metrics poll that never answers does not
@@ -94,11 +94,11 @@ describe('playground in headless Chromium', { skip }, () => {
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'key-input');
     await page.keyboard.type(KEY);
     await page.keyboard.press('Enter');
-    await page.waitForFunction(() => document.getElementById('model-name')!.textContent === 'slipstream-default');
+    await page.waitForFunction(() => document.getElementById('model-name')!.textContent === 'slipstream-default, default-image (images)');
     assert.equal(await page.evaluate(() => localStorage.getItem('slipstream.apiKey')), KEY);
 
     await page.reload();
-    await page.waitForFunction(() => document.getElementById('model-name')!.textContent === 'slipstream-default');
+    await page.waitForFunction(() => document.getElementById('model-name')!.textContent === 'slipstream-default, default-image (images)');
     assert.equal(await page.evaluate(() => (document.getElementById('key-dialog') as HTMLDialogElement).open), false);
   });
 
