@@ -51,7 +51,7 @@ program
   .option('-t, --threads <n>', 'compute threads (default: all cores)')
   .option('--log', 'log every request')
   .option('--log-format <format>', 'the per-request log line on stdout: text or json', 'text')
-  .option('--image-model <model>', 'also serve a Stable Diffusion pipeline (diffusers folder, hf:org/name, or a single-file .safetensors checkpoint) on /v1/images/generations and /v1/images/edits (default: the embedded default image model, models/default-image)')
+  .option('--image-model <model>', 'also serve a Stable Diffusion pipeline (diffusers folder, hf:org/name, or a single-file .safetensors checkpoint) on /v1/images/generations and /v1/images/edits; "default": the embedded default image model (models/default-image), which is also served when neither --model nor --image-model is given')
   .option('--no-image-model', 'serve no image model (not even the embedded default one)')
   .option('--image-variant <name>', 'weights variant of the image model, e.g. fp16')
   .option('--image-config <dir>', 'single-file image model: a diffusers folder with its configs, tokenizer(s) and scheduler')

@@ -10,7 +10,7 @@
 // launcher is gone). `--no-parent-watch` turns that off (nohup-style detached servers).
 
 import { createServer } from 'node:net';
-import { defaultImageModelDir, defaultModelDir } from '../models/default.ts';
+import { defaultImageModelDir, defaultModelDir, NO_DEFAULT_IMAGE_MODEL } from '../models/default.ts';
 import { LOAD_QUANTS, type LoadQuant } from '../models/load.ts';
 import { isKvDtype, KV_DTYPES, type KvDType } from '../models/kv.ts';
 import { startEngineHost } from '../engine/worker-host.ts';
@@ -145,9 +145,14 @@ export async function serveCommand(o: ServeCliOptions): Promise<void> {
   };
   // The image model first: a bad folder should fail before the LLM's load is paid for.
   let images: ImageClient | undefined;
-  if (typeof o.imageModel === 'string') images = await startImages(o.imageModel, o.imageVariant, hostOpts.threads, { config: o.imageConfig, predictionType: o.imagePredictionType }, o.imageLora);
-  else if (o.imageModel === undefined) {
-    // the embedded default image model, when it is there (the playground's Image tab then works out of the box)
+  if (o.imageModel === 'default') {
+    const dir = defaultImageModelDir();
+    if (!dir) throw new UsageError(`--image-model default: ${NO_DEFAULT_IMAGE_MODEL}`);
+    images = await startImages(dir, undefined, hostOpts.threads, {}, o.imageLora);
+  } else if (typeof o.imageModel === 'string') images = await startImages(o.imageModel, o.imageVariant, hostOpts.threads, { config: o.imageConfig, predictionType: o.imagePredictionType }, o.imageLora);
+  else if (o.imageModel === undefined && models.length === 0) {
+    // `serve` with no models named: the embedded default LLM and, when it is there, the embedded
+    // default image model (the playground's Image tab then works out of the box)
     const dir = defaultImageModelDir();
     if (dir) images = await startImages(dir, undefined, hostOpts.threads);
   }
