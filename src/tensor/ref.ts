@@ -40,6 +40,7 @@ import { dotLegacy, quantizeQ8Act } from './legacyq.ts';
 import { dotQ4_K_Q8_K, dotQ5_K_Q8_K, dotQ6_K_Q8_K, quantizeQ8_K } from './kquants.ts';
 import { dotIQ4_XS_Q8_K, dotQ2_K_Q8_K, dotQ3_K_Q8_K } from './kquants2.ts';
 import type { Tensor } from './tensor.ts';
+import type { ConvShape } from './train-kernels.ts';
 
 // ---- element access -----------------------------------------------------------------------
 
@@ -146,6 +147,37 @@ function erfcTail(y: number): number {
 }
 
 /** The error function in double precision (W. J. Cody's rational approximations). */
+/**
+ * The convolution written down as its sum, in float64: x [B, H, W, Ci], w [Co, KH, KW, Ci],
+ * b [Co] -> out [B, OH, OW, Co] (taps outside x are zero padding). The ref backend's conv2d and
+ * the training reference's (train-ref.ts) both run it.
+ */
+export function directConv2d(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number> | null, s: ConvShape, out: Float32Array | Float64Array): void {
+  const { B, H, W, Ci, Co, KH, KW, stride, pad, OH, OW } = s;
+  const K = KH * KW * Ci;
+  for (let n = 0; n < B; n++) {
+    for (let oy = 0; oy < OH; oy++) {
+      for (let ox = 0; ox < OW; ox++) {
+        const dst = ((n * OH + oy) * OW + ox) * Co;
+        for (let co = 0; co < Co; co++) {
+          let acc = b ? b[co]! : 0;
+          for (let ky = 0; ky < KH; ky++) {
+            const iy = oy * stride - pad + ky;
+            if (iy < 0 || iy >= H) continue;
+            for (let kx = 0; kx < KW; kx++) {
+              const ix = ox * stride - pad + kx;
+              if (ix < 0 || ix >= W) continue;
+              const xi = ((n * H + iy) * W + ix) * Ci, wi = co * K + (ky * KW + kx) * Ci;
+              for (let c = 0; c < Ci; c++) acc += x[xi + c]! * w[wi + c]!;
+            }
+          }
+          out[dst + co] = acc;
+        }
+      }
+    }
+  }
+}
+
 export function erf(x: number): number {
   if (Number.isNaN(x)) return NaN;
   const y = Math.abs(x);
@@ -606,30 +638,7 @@ export class RefBackend implements Backend {
     const xs = readF32(x);
     const ws = decode(w.dtype, w.data, w.numel); //                       [Co, KH, KW, C]
     const bs = b ? readF32(b) : null;
-    const K = KH * KW * C;
-    writeF32(out, (o) => {
-      for (let n = 0; n < B; n++) {
-        for (let oy = 0; oy < OH; oy++) {
-          for (let ox = 0; ox < OW; ox++) {
-            const dst = ((n * OH + oy) * OW + ox) * Co;
-            for (let co = 0; co < Co; co++) {
-              let acc = bs ? bs[co]! : 0;
-              for (let ky = 0; ky < KH; ky++) {
-                const iy = oy * stride - pad + ky;
-                if (iy < 0 || iy >= H) continue;
-                for (let kx = 0; kx < KW; kx++) {
-                  const ix = ox * stride - pad + kx;
-                  if (ix < 0 || ix >= W) continue;
-                  const xi = ((n * H + iy) * W + ix) * C, wi = co * K + (ky * KW + kx) * C;
-                  for (let c = 0; c < C; c++) acc += xs[xi + c]! * ws[wi + c]!;
-                }
-              }
-              o[dst + co] = acc;
-            }
-          }
-        }
-      }
-    });
+    writeF32(out, (o) => directConv2d(xs, ws, bs, { B, H, W, Ci: C, Co, KH, KW, stride, pad, padEnd: pad, OH, OW }, o));
   }
 
   groupNorm(x: Tensor, w: Tensor, b: Tensor, groups: number, eps: number, silu: boolean, out: Tensor): void {

@@ -12,7 +12,7 @@
 // written in the same order so forward results agree bit for bit.
 
 import type { RopeOptions } from './backend.ts';
-import { erf, ropeInvFreq } from './ref.ts';
+import { directConv2d, erf, ropeInvFreq } from './ref.ts';
 import type { AttnTrainOptions, ConvShape, Gelu, PointAct, TrainKernels } from './train-kernels.ts';
 
 /** Any float buffer the reference kernels accept. */
@@ -586,33 +586,12 @@ function checkConv(op: string, s: ConvShape): void {
 export function conv2d(x: F, w: F, b: F | null, s: ConvShape, out: F): void {
   const op = 'conv2d';
   checkConv(op, s);
-  const { B, H, W, Ci, Co, KH, KW, stride, pad, OH, OW } = s;
+  const { B, H, W, Ci, Co, KH, KW, OH, OW } = s;
   need(op, 'x', x, B * H * W * Ci);
   need(op, 'w', w, Co * KH * KW * Ci);
   if (b) need(op, 'b', b, Co);
   need(op, 'out', out, B * OH * OW * Co);
-  const K = KH * KW * Ci;
-  for (let n = 0; n < B; n++) {
-    for (let oy = 0; oy < OH; oy++) {
-      for (let ox = 0; ox < OW; ox++) {
-        const dst = ((n * OH + oy) * OW + ox) * Co;
-        for (let co = 0; co < Co; co++) {
-          let acc = b ? b[co]! : 0;
-          for (let ky = 0; ky < KH; ky++) {
-            const iy = oy * stride - pad + ky;
-            if (iy < 0 || iy >= H) continue;
-            for (let kx = 0; kx < KW; kx++) {
-              const ix = ox * stride - pad + kx;
-              if (ix < 0 || ix >= W) continue;
-              const xi = ((n * H + iy) * W + ix) * Ci, wi = co * K + (ky * KW + kx) * Ci;
-              for (let c = 0; c < Ci; c++) acc += x[xi + c]! * w[wi + c]!;
-            }
-          }
-          out[dst + co] = acc;
-        }
-      }
-    }
-  }
+  directConv2d(x, w, b, s, out);
 }
 
 /**

@@ -16,7 +16,7 @@
 // back to the newest complete one). Leftover temp dirs from a killed save are ignored by
 // readers and removed by the next save.
 
-import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../formats/errors.ts';
 import { hfConfigJson } from '../formats/model-config.ts';
@@ -320,4 +320,27 @@ export function loadCheckpoint(dir: string, expect?: Params): LoadedCheckpoint {
     opt = { m, v };
   }
   return { step: step as number, params, opt, state, hfConfig };
+}
+
+/**
+ * A resumed run redoes the steps logged after its checkpoint (before the run was stopped): keeps
+ * the metrics lines of steps <= `step` (a line cut short by a kill is dropped) and returns them
+ * parsed. No file: nothing.
+ */
+export function truncateMetricsLog<T extends { step: number }>(path: string, step: number): T[] {
+  if (!existsSync(path)) return [];
+  const kept: T[] = [];
+  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => {
+    if (!l.trim()) return false;
+    try {
+      const row = JSON.parse(l) as T;
+      if (row.step > step) return false;
+      kept.push(row);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  writeFileSync(path, lines.map((l) => l + '\n').join(''));
+  return kept;
 }

@@ -385,7 +385,7 @@ export function parseTrainConfig(obj: unknown, file: string, baseDir: string): T
  * and "cosine" decays from lr (at step = warmup) to minLr (at step = steps), staying at minLr
  * after that.
  */
-export function lrAt(step: number, c: TrainConfig['train']): number {
+export function lrAt(step: number, c: Pick<TrainConfig['train'], 'lr' | 'minLr' | 'warmup' | 'schedule' | 'steps'>): number {
   if (step < c.warmup) return (c.lr * (step + 1)) / c.warmup;
   if (c.schedule === 'constant') return c.lr;
   const span = c.steps - c.warmup;

@@ -18,7 +18,7 @@ import type { Backend } from '../tensor/backend.ts';
 import { readJson } from '../formats/json.ts';
 import { Tape } from '../tensor/autograd.ts';
 import { TrainError } from './errors.ts';
-import { type Params, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { type Params, latestCheckpoint, loadCheckpoint, saveCheckpoint, truncateMetricsLog } from './checkpoint.ts';
 import { type TrainConfig, lrAt } from './config.ts';
 import { type DataPosition, TrainData } from './data.ts';
 import type { TrainKernels } from '../tensor/train-kernels.ts';
@@ -315,17 +315,7 @@ function* trainStepsLocked(c: TrainConfig, k: TrainKernels, be: Backend | null, 
     dropoutRng.restore(st.rng);
     ev.onLog?.(`resuming from ${latest} (step ${startStep})`);
     // steps logged after the checkpoint (before the run was killed) are done again
-    if (existsSync(logPath)) {
-      const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => {
-        if (!l.trim()) return false;
-        try {
-          return (JSON.parse(l) as { step: number }).step <= startStep;
-        } catch {
-          return false; // a line cut short by the kill
-        }
-      });
-      writeFileSync(logPath, keep.map((l) => l + '\n').join(''));
-    }
+    truncateMetricsLog(logPath, startStep);
   } else if (existsSync(logPath)) {
     writeFileSync(logPath, '');
   }

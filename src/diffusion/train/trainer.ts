@@ -29,7 +29,7 @@ import { Tape, type Var } from '../../tensor/autograd.ts';
 import type { Backend } from '../../tensor/backend.ts';
 import { Tensor } from '../../tensor/tensor.ts';
 import type { TrainKernels } from '../../tensor/train-kernels.ts';
-import { type Params as CkParams, latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../../train/checkpoint.ts';
+import { type Params as CkParams, latestCheckpoint, loadCheckpoint, saveCheckpoint, truncateMetricsLog } from '../../train/checkpoint.ts';
 import { type TrainConfig, lrAt } from '../../train/config.ts';
 import { TrainError } from '../../train/errors.ts';
 import { AdamW } from '../../train/optim.ts';
@@ -282,17 +282,7 @@ function* imageTrainSteps(c: TrainImageConfig, k: TrainKernels, be: Backend, ev:
     rng.restore(st.rng);
     ev.onLog?.(`resuming from ${latest} (step ${startStep})`);
     // steps logged after the checkpoint (before the run was killed) are done again
-    if (existsSync(logPath)) {
-      const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => {
-        if (!l.trim()) return false;
-        try {
-          return (JSON.parse(l) as { step: number }).step <= startStep;
-        } catch {
-          return false;
-        }
-      });
-      writeFileSync(logPath, keep.map((l) => l + '\n').join(''));
-    }
+    truncateMetricsLog(logPath, startStep);
   } else if (existsSync(logPath)) writeFileSync(logPath, '');
   let nTrainable = 0;
   for (const v of trainable.values()) nTrainable += v.size;

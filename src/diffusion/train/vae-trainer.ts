@@ -25,7 +25,8 @@ import { writeSafetensors } from '../../formats/safetensors.ts';
 import { Tape, Var } from '../../tensor/autograd.ts';
 import { Tensor } from '../../tensor/tensor.ts';
 import type { TrainKernels } from '../../tensor/train-kernels.ts';
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type Params as CkParams } from '../../train/checkpoint.ts';
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint, truncateMetricsLog, type Params as CkParams } from '../../train/checkpoint.ts';
+import { lrAt } from '../../train/config.ts';
 import { TrainError } from '../../train/errors.ts';
 import { AdamW } from '../../train/optim.ts';
 import { TrainRng } from '../../train/rng.ts';
@@ -167,13 +168,10 @@ function initialWeights(cfg: VaeConfig, seed: number): Map<string, Var> {
 const toCk = (m: Map<string, Float32Array>, shapes: Map<string, Var>): CkParams =>
   new Map([...m].map(([k, v]) => [k, { shape: [...shapes.get(k)!.shape], data: v }]));
 
-function lrAt(step: number, o: VaeTrainOptions): number {
-  const warmup = o.warmup ?? Math.min(200, Math.floor(o.steps / 10));
-  const minLr = o.minLr ?? o.lr / 10;
-  if (step < warmup) return (o.lr * (step + 1)) / warmup;
-  const p = Math.min(1, (step - warmup) / Math.max(1, o.steps - warmup));
-  return minLr + 0.5 * (o.lr - minLr) * (1 + Math.cos(Math.PI * p));
-}
+/** The learning-rate schedule: linear warmup, then cosine to minLr (the LLM trainer's lrAt). */
+const schedule = (o: VaeTrainOptions) => ({
+  lr: o.lr, minLr: o.minLr ?? o.lr / 10, warmup: o.warmup ?? Math.min(200, Math.floor(o.steps / 10)), schedule: 'cosine' as const, steps: o.steps,
+});
 
 export function trainVae(
   k: TrainKernels, src: PictureSource, o: VaeTrainOptions,
@@ -209,11 +207,7 @@ export function trainVae(
       rng.restore(ck.state.rng as number[]);
       start = ck.step;
       // the metrics of steps after the checkpoint are dropped: the run redoes them identically
-      if (existsSync(metricsPath)) {
-        const kept = readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as VaeStepInfo).step <= start);
-        writeFileSync(metricsPath, kept.map((l) => l + '\n').join(''));
-        for (const l of kept) history.push(JSON.parse(l) as VaeStepInfo);
-      }
+      history.push(...truncateMetricsLog<VaeStepInfo>(metricsPath, start));
       ev.onLog?.(`resuming from ${last} (step ${start})`);
     } else writeFileSync(metricsPath, '');
     const params = new DiffWeights('vae', new Map<string, DiffWeight>([...weights].map(([name, v]) => [name, { name, v }])));
@@ -221,6 +215,7 @@ export function trainVae(
     const ops = new TapeDiffOps(t);
     const S = crop, L = cfg.latentChannels, h = S / factor;
     const klWeight = o.klWeight ?? 1e-4;
+    const sched = schedule(o);
     const save = (step: number) => {
       saveCheckpoint(o.out, {
         step,
@@ -253,7 +248,7 @@ export function trainVae(
       rec /= x.length;
       t.backward();
       t.reset();
-      const lr = lrAt(step, o);
+      const lr = lrAt(step, sched);
       const gradNorm = opt.update(lr);
       const loss = rec + klWeight * kl;
       if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) {
