@@ -19,7 +19,7 @@ import { FILE_TYPE, ggufTensorDType } from '../src/models/quant-mix.ts';
 import { writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { refBackend } from '../src/tensor/ref.ts';
-import { firstLogits, logSoftmax } from './helpers/logits.ts';
+import { assertLlamacppParity, firstLogits, logSoftmax } from './helpers/logits.ts';
 
 const compat = join(import.meta.dirname, '..', 'compat', 'llamacpp');
 const installed = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
@@ -133,20 +133,6 @@ for (const mix of MIXES) {
 
 describe('agreement with llama.cpp on Q2_K, Q3_K_S/M/L and IQ4_XS GGUFs', { skip: installed ? false : 'llama.cpp peer not installed (npm ci --prefix compat/llamacpp)' }, () => {
   for (const mix of MIXES) it(`${mix}: same first greedy token, top log-probabilities within 0.25`, () => {
-    const gguf = files[mix]!;
-    const req = gguf + '.request.json';
-    writeFileSync(req, JSON.stringify({ model: gguf, prompts: [PROMPT], nPredict: 1, threads: 2, contextSize: 64 }));
-    const run = spawnSync(process.execPath, [join(compat, 'greedy.mjs'), req], { encoding: 'utf8', cwd: compat, maxBuffer: 64 << 20 });
-    assert.equal(run.status, 0, `llama.cpp failed: ${run.stderr}`);
-    const peer = JSON.parse(run.stdout) as { outputs: number[][]; logits: (number | null)[][] };
-    const ours = firstLogits(loadModelSync(gguf, cpuBackend()), PROMPT);
-    assert.equal(argmax(ours), peer.outputs[0]![0], 'first greedy token');
-    const theirs = logSoftmax(peer.logits[0]!.map((v) => v ?? -1e30));
-    const mine = logSoftmax(ours);
-    const top = [...theirs.keys()].sort((i, j) => theirs[j]! - theirs[i]!).slice(0, 10);
-    let worst = 0;
-    for (const i of top) worst = Math.max(worst, Math.abs(mine[i]! - theirs[i]!));
-    assert.ok(worst <= 0.25, `top-10 log-probabilities differ by up to ${worst}`);
-    console.log(`# llama.cpp ${mix} parity: top-10 log-prob max |diff| = ${worst.toExponential(2)}`);
+    assertLlamacppParity(files[mix]!, PROMPT, mix);
   });
 });

@@ -21,7 +21,7 @@ import { ggufTensorDType } from '../src/models/quant-mix.ts';
 import { writeRandomGguf, writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { refBackend } from '../src/tensor/ref.ts';
-import { firstLogits, logSoftmax } from './helpers/logits.ts';
+import { assertLlamacppParity, firstLogits, logSoftmax } from './helpers/logits.ts';
 
 const compat = join(import.meta.dirname, '..', 'compat', 'llamacpp');
 const installed = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
@@ -142,25 +142,6 @@ describe('the embedding and the LM head in a simple type (a tied embedding)', ()
 
 describe('agreement with llama.cpp on Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL GGUFs', { skip: installed ? false : 'llama.cpp peer not installed (npm ci --prefix compat/llamacpp)' }, () => {
   for (const name of [...TYPES, ...TYPES.map((t) => `${t}-tied`)]) it(`${name}: same first greedy token, top log-probabilities within 0.25`, () => {
-    const t = name;
-    const gguf = files[name]!;
-    const req = gguf + '.request.json';
-    writeFileSync(req, JSON.stringify({ model: gguf, prompts: [PROMPT], nPredict: 1, threads: 2, contextSize: 64 }));
-    const run = spawnSync(process.execPath, [join(compat, 'greedy.mjs'), req], { encoding: 'utf8', cwd: compat, maxBuffer: 64 << 20 });
-    assert.equal(run.status, 0, `llama.cpp failed: ${run.stderr}`);
-    const peer = JSON.parse(run.stdout) as { outputs: number[][]; logits: (number | null)[][] };
-    const ours = firstLogits(loadModelSync(gguf, cpuBackend()), PROMPT);
-    assert.equal(argmax(ours), peer.outputs[0]![0], 'first greedy token');
-    const theirs = logSoftmax(peer.logits[0]!.map((v) => v ?? -1e30));
-    const mine = logSoftmax(ours);
-    // (entries llama.cpp reports as null, probability below FLT_MIN, are left out: the tied random
-    // models put all the probability on one token, so for them this checks the token and its
-    // log-probability, ~0, only)
-    const top = [...theirs.keys()].filter((i) => peer.logits[0]![i] != null).sort((i, j) => theirs[j]! - theirs[i]!).slice(0, 10);
-    assert.ok(top.length >= 1);
-    let worst = 0;
-    for (const i of top) worst = Math.max(worst, Math.abs(mine[i]! - theirs[i]!));
-    assert.ok(worst <= 0.25, `top-10 log-probabilities differ by up to ${worst}`);
-    console.log(`# llama.cpp ${t} parity: top-10 log-prob max |diff| = ${worst.toExponential(2)}`);
+    assertLlamacppParity(files[name]!, PROMPT, name);
   });
 });
