@@ -8,9 +8,9 @@ import { bytesFor, encode, type DType } from '../src/tensor/dtype.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 const cpu = cpuBackend();
 cpu.setThreads(1);
-const K = 4096, N = 256;
+const K = Number(process.env.KB_K ?? 4096), N = Number(process.env.KB_N ?? 256);
 const r = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.731) * Math.cos(i * 0.0123));
-const dts = ['q8_0', 'q4_k', 'q5_k', 'q6_k'] as DType[];
+const dts = (process.env.KB_TYPES ?? 'q8_0,q4_k,q5_k,q6_k').split(',') as DType[];
 const ws = Object.fromEntries(dts.map((d) => [d, new Tensor(d, [N, K], encode(d, r(N * K)))]));
 const res: Record<string, number[]> = {};
 for (const M of [1, 64]) {
@@ -18,7 +18,7 @@ for (const M of [1, 64]) {
   const out = Tensor.zeros([M, N]);
   for (let round = 0; round < 15; round++) {
     for (const dt of dts) {
-      const it = M === 1 ? 100 : 4;
+      const it = M === 1 ? Math.max(100, (100 * 256 * 4096) / (N * K)) : 4;
       const t0 = performance.now();
       for (let i = 0; i < it; i++) cpu.matmul(x, ws[dt]!, out);
       const ns = ((performance.now() - t0) / it) * 1e6 / ((N * K) / 256) / M;

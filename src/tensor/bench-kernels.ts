@@ -7,6 +7,8 @@
 //   npm run bench:kernels -- --quick      # shorter runs
 //   npm run bench:kernels -- --json out.json
 //   npm run bench:kernels -- --only gemv,attn   # sections: gemv, gemm, attn (ceilings always run)
+//   npm run bench:kernels -- --only gemv --types q4_k,q6_k --shapes 14336x4096,4096x14336
+//                                        # matrix-vector rows of these weight types and [N x K] shapes
 //   npx slipstream bench kernels [--quick] [--json out.json]
 //
 // It lives in src/tensor/ (bench/kernels.ts is its command line) because the CLI runs it and it
@@ -31,6 +33,10 @@ export interface KernelBenchOptions {
   json?: string;
   /** Sections to run: gemv, gemm, attn (default all; the ceilings always run). */
   only?: string[];
+  /** Weight types of the matrix-vector rows (default all). */
+  types?: DType[];
+  /** Weight shapes [N, K] of the matrix-vector rows (default TinyLlama's three). */
+  shapes?: [number, number][];
 }
 
 /** Runs the kernel benchmark, printing its table to stdout (bench/kernels.ts, `slipstream bench kernels`). */
@@ -170,12 +176,13 @@ export function runKernelBench(opts: KernelBenchOptions = {}): void {
 
   // ---- matrix-vector (decode): bandwidth bound ----------------------------------------------
 
-  const gemvShapes: [number, number][] = [
+  const gemvShapes: [number, number][] = opts.shapes ?? [
     [2048, 5632],
     [5632, 2048],
     [32000, 2048],
   ];
-  for (const dtype of only.includes('gemv') ? (['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_xs', 'q8_0', 'f16', 'bf16', 'f32'] as DType[]) : []) {
+  const gemvTypes = opts.types ?? (['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_xs', 'q8_0', 'f16', 'bf16', 'f32'] as DType[]);
+  for (const dtype of only.includes('gemv') ? gemvTypes : []) {
     for (const [N, K] of gemvShapes) {
       const ws = weightCopies(N, K, dtype);
       const x = Tensor.fromF32(randomF32(K, 7), [1, K]);
