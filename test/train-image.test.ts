@@ -160,6 +160,43 @@ describe('train-image', () => {
     assert.deepEqual(losses(out), want);
   });
 
+  test('SIGTERM mid-run: a checkpoint at the step reached, the plot, one summary line, exit 0; the rerun resumes', { timeout: 120_000 }, async () => {
+    const flags = ['-m', SD1, '-d', data, '--batch-size', '2', '--lora-rank', '2', '--lr', '5e-3', '--checkpoint-every', '0', '--seed', '4'];
+    const out = join(root, 'runs', 'term');
+    const child = spawn(process.execPath, [bin, 'train-image', ...flags, '--steps', '400', '-o', out], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await new Promise<void>((resolve, reject) => {
+      const t = setInterval(() => {
+        if (existsSync(join(out, 'metrics.jsonl')) && losses(out).length >= 3) {
+          clearInterval(t);
+          child.kill('SIGTERM');
+          resolve();
+        }
+      }, 20);
+      child.on('exit', () => {
+        clearInterval(t);
+        reject(new Error(`the run ended before SIGTERM: ${stderr}`));
+      });
+    });
+    assert.equal(await exited, 0, stderr);
+    const m = /stopped by SIGTERM at step (\d+)\/400, loss [\d.]+; checkpoint in .*; rerun the same command to resume/.exec(stderr);
+    assert.ok(m, stderr);
+    const step = Number(m[1]);
+    assert.equal(losses(out).length, step, 'the log ends at the step reached');
+    assert.ok(existsSync(join(out, 'checkpoints', `step-${String(step).padStart(8, '0')}`)), `a checkpoint at step ${step}`);
+    assert.equal(readFileSync(join(out, 'loss.png')).subarray(1, 4).toString(), 'PNG');
+    assert.ok(!existsSync(join(out, 'train.lock')), 'the lock is released');
+    assert.ok(!existsSync(join(out, 'lora.safetensors')), 'no export from a stopped run');
+    assert.doesNotMatch(stderr, /\n\s+at /);
+    const b = cli('train-image', ...flags, '--steps', String(step + 2), '-o', out);
+    assert.equal(b.status, 0, b.stderr);
+    assert.match(b.stderr, new RegExp(`resuming from .*step-0*${step}\\b`));
+    assert.equal(losses(out).length, step + 2);
+    assert.ok(existsSync(join(out, 'lora.safetensors')));
+  });
+
   test('from scratch: a VAE trained first (its scaling factor measured), then the UNet and text encoder together', async () => {
     // a config folder: configs, tokenizer, scheduler, no weights at all
     const cfgDir = join(root, 'scratch-config');

@@ -3,6 +3,9 @@
 // stderr, metrics.jsonl and checkpoints in the run directory (rerunning the same command resumes
 // from the last checkpoint), a loss curve (PNG + SVG) at the end, sample grids when prompts are
 // given, and the trained model: LoRA files (PEFT and kohya naming) or a diffusers folder.
+// SIGTERM / SIGINT end a UNet run cleanly (stop-signals.ts): a checkpoint at the step reached, the
+// plot and a summary line, exit 0; rerunning resumes. (The --train-vae stage is not trapped: a
+// signal ends it as before, and a rerun resumes from its last periodic checkpoint.)
 
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
@@ -15,6 +18,7 @@ import type { TrainConfig } from '../train/config.ts';
 import { writeLossPlot } from '../train/plot.ts';
 import { lockRunDir } from '../train/trainer.ts';
 import { trainKernels } from './train.ts';
+import { trapStopSignals } from './stop-signals.ts';
 import type { TrainImageConfig } from '../diffusion/train/trainer.ts';
 
 export interface TrainImageFlags {
@@ -146,6 +150,7 @@ export async function trainImageCommand(f: TrainImageFlags): Promise<void> {
     return;
   }
   const release = lockRunDir(c.out, log);
+  const signals = trapStopSignals('train-image');
   try {
     const { runImageTraining, setupImageTraining } = await import('../diffusion/train/trainer.ts');
     const { k } = await trainKernels();
@@ -159,6 +164,11 @@ export async function trainImageCommand(f: TrainImageFlags): Promise<void> {
       (bar0 as Progress | null)?.stop();
     }
     for (const w of setup.warnings) log(`warning: ${w}`);
+    const sig0 = signals.stopped();
+    if (sig0) {
+      log(`${sig0} before the first step: nothing trained (the dataset cache is kept)`);
+      return;
+    }
     const tty = process.stderr.isTTY === true;
     let bar: cliProgress.SingleBar | null = null;
     const result = await runImageTraining(c, k, be, {
@@ -180,15 +190,20 @@ export async function trainImageCommand(f: TrainImageFlags): Promise<void> {
         if (!bar) log(`samples: ${file}`);
       },
       onLog: log,
+      shouldStop: () => signals.stopped() !== null,
     }, setup);
     (bar as cliProgress.SingleBar | null)?.stop();
-    log(`done, loss ${result.finalLoss.toFixed(4)}; ${result.outputs.join(', ')}; log in ${resolve(c.out, 'metrics.jsonl')}`);
+    if (result.stoppedAt !== undefined) {
+      const last = result.history.at(-1);
+      log(`stopped by ${signals.stopped()} at step ${result.stoppedAt}/${c.train.steps}${last ? `, loss ${last.loss.toFixed(4)}` : ''}; checkpoint in ${resolve(c.out, 'checkpoints')}; rerun the same command to resume`);
+    } else log(`done, loss ${result.finalLoss.toFixed(4)}; ${result.outputs.join(', ')}; log in ${resolve(c.out, 'metrics.jsonl')}`);
     if (result.history.length > 0) {
       const png = f.plot ?? resolve(c.out, 'loss.png');
-      await writeLossPlot(png, result.history, `${c.out}: ${result.steps} steps, batch ${c.train.batchSize} x${c.train.gradAccum}, ${c.mode}`);
+      await writeLossPlot(png, result.history, `${c.out}: ${result.stoppedAt ?? result.steps} steps, batch ${c.train.batchSize} x${c.train.gradAccum}, ${c.mode}`);
       log(`loss curve written to ${png}`);
     }
   } finally {
+    signals.dispose();
     release();
   }
 }

@@ -19,6 +19,7 @@ import { type StepInfo, type TrainResult, type TrainSetup, lockRunDir, runTraini
 import { readTextDocuments } from '../train/data.ts';
 import { UsageError } from '../errors.ts';
 import { createProgress } from '../formats/progress.ts';
+import { trapStopSignals } from './stop-signals.ts';
 
 export async function trainKernels(): Promise<{ k: TrainKernels; be: Backend | null }> {
   if (!nativeAvailable()) return { k: new RefTrainKernels(), be: null };
@@ -32,31 +33,6 @@ function fmtSec(s: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(sec).padStart(2, '0')}s`;
 }
 
-/**
- * Stop requests from SIGTERM / SIGINT while a run is in progress: the first one is recorded (the
- * loop checks it before each step), a second one exits at once (143 / 130).
- */
-function trapStopSignals(): { stopped: () => NodeJS.Signals | null; dispose: () => void } {
-  let got: NodeJS.Signals | null = null;
-  const on = (sig: NodeJS.Signals) => {
-    if (got !== null) {
-      process.stderr.write(`slipstream train: second ${sig}, exiting without a checkpoint\n`);
-      process.exit(sig === 'SIGINT' ? 130 : 143);
-    }
-    got = sig;
-    process.stderr.write(`\nslipstream train: ${sig}: stopping after this step (checkpoint, plot, summary); send it again to exit at once\n`);
-  };
-  process.on('SIGTERM', on);
-  process.on('SIGINT', on);
-  return {
-    stopped: () => got,
-    dispose: () => {
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-    },
-  };
-}
-
 /** Runs a resolved config with a progress bar; writes the loss plot (to `plot`, or into the run directory). */
 export async function runWithProgress(c: TrainConfig, plot: string | undefined, threads?: string): Promise<TrainResult | null> {
   if (threads !== undefined) {
@@ -67,7 +43,7 @@ export async function runWithProgress(c: TrainConfig, plot: string | undefined, 
   const log = (m: string) => process.stderr.write(`slipstream train: ${m}\n`);
   // refuse a second run into the same folder before spending minutes tokenizing
   const release = lockRunDir(c.out, log);
-  const signals = trapStopSignals();
+  const signals = trapStopSignals('train');
   try {
     return await runLocked(c, plot, log, signals.stopped);
   } finally {
