@@ -5,12 +5,20 @@
 // against the FMA peak measured in the same run, and the time per training kernel.
 //
 //   node --import tsx bench/train-image-step.ts [--width 64] [--size 256] [--batch 4] [--ctx 256] [--steps 3] [--threads 2] [--lora]
+//        [--peer [--python PY]]
+//
+// --peer also runs the same step in Hugging Face diffusers on PyTorch's CPU backend
+// (scripts/oracle/unet_train_step.py: the same UNet2DConditionModel config, forward, MSE loss,
+// backward, the same threads) with PY (default $ORACLE_PY, which `. ../shared/oracle/env.sh`
+// sets) and prints the ratio of the best step times. Full training only (diffusers' LoRA needs peft).
 //
 // FLOPs: the forward's are unetFlops (2 per multiply-add of the convolutions, linears and the
 // attention products); a full backward does twice that (dX and dW of every product; attention's
 // backward does 5 products against the forward's 2, counted as 2x too), so a full step is 3x the
 // forward, the usual convention. --lora freezes every weight except the attention projections
 // (dW work skipped), and the step is then counted as 2x the forward plus the dW of those.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DiffWeights, TapeDiffOps, type DiffWeight } from '../src/diffusion/tape-ops.ts';
 import { unetConfig, unetFlops, unetForward, unetParamShapes } from '../src/diffusion/unet.ts';
@@ -23,7 +31,7 @@ const { values: a } = parseArgs({
   options: {
     width: { type: 'string', default: '64' }, size: { type: 'string', default: '256' }, batch: { type: 'string', default: '4' },
     ctx: { type: 'string', default: '256' }, steps: { type: 'string', default: '3' }, threads: { type: 'string', default: '2' },
-    lora: { type: 'boolean', default: false },
+    lora: { type: 'boolean', default: false }, peer: { type: 'boolean', default: false }, python: { type: 'string', default: process.env.ORACLE_PY ?? 'python3' },
   },
 });
 const w = Number(a.width), size = Number(a.size), B = Number(a.batch), ctxDim = Number(a.ctx), steps = Number(a.steps);
@@ -125,3 +133,18 @@ console.log(JSON.stringify({
   width: w, size, batch: B, lora: a.lora, threads: cpu.threads, isa: cpu.isa, forward_s: +best.fwd.toFixed(3), backward_s: +best.bwd.toFixed(3),
   step_gflops: +(stepFlops / (best.fwd + best.bwd) / 1e9).toFixed(1), fma_peak_gflops: +peak.toFixed(1),
 }));
+
+if (a.peer) {
+  if (a.lora) throw new Error('--peer compares full training steps: drop --lora');
+  const script = join(import.meta.dirname, '..', 'scripts', 'oracle', 'unet_train_step.py');
+  const args = ['--width', String(w), '--size', String(size), '--batch', String(B), '--ctx', String(ctxDim), '--steps', String(steps), '--threads', String(cpu.threads)];
+  const r = spawnSync(a.python!, [script, ...args], { encoding: 'utf8', maxBuffer: 16 << 20 });
+  if (r.status !== 0) throw new Error(`the diffusers peer failed (${a.python} ${script}; set ORACLE_PY or --python): ${(r.stderr || String(r.error)).slice(-600)}`);
+  const peer = JSON.parse(r.stdout.trim().split('\n').pop()!) as { diffusers: string; torch: string; params: number; best_forward_s: number; best_backward_s: number };
+  if (Math.abs(peer.params - nParams) > 0) console.log(`note: diffusers' UNet has ${peer.params} parameters against ${nParams} here`);
+  const ours = best.fwd + best.bwd, theirs = peer.best_forward_s + peer.best_backward_s;
+  console.log(
+    `diffusers ${peer.diffusers} (torch ${peer.torch}, CPU, ${cpu.threads} threads), the same step: forward ${peer.best_forward_s.toFixed(2)} s + backward ${peer.best_backward_s.toFixed(2)} s = ${theirs.toFixed(2)} s, ` +
+      `${(stepFlops / theirs / 1e9).toFixed(1)} GFLOP/s; Slipstream ${ours.toFixed(2)} s: ${(theirs / ours).toFixed(2)}x faster`,
+  );
+}
