@@ -536,6 +536,23 @@ describe('cpu: instruction sets and threads', () => {
   it('an unsupported instruction set is refused with a clear error', () => {
     assert.throws(() => cpu.setIsa('sse9' as 'avx2'), /setIsa: 'sse9' is not supported/);
   });
+
+  it('resizing the pool between calls: new workers join only later jobs (no hang, the same result)', { timeout: 60_000 }, () => {
+    // A worker started by setThreads used to take the job already current, so the pool's count of
+    // busy workers could end at -1 and the next call spun forever (seen in the attention test).
+    const before = cpu.threads;
+    const x = Tensor.fromF32(Float32Array.from({ length: 3 * 64 }, (_, i) => Math.sin(i)), [3, 64]);
+    const w = Tensor.fromF32(Float32Array.from({ length: 96 * 64 }, (_, i) => Math.cos(i)), [96, 64]);
+    const want = Tensor.zeros([3, 96]);
+    cpu.matmul(x, w, want);
+    const out = Tensor.zeros([3, 96]);
+    for (let i = 0; i < 400; i++) {
+      cpu.setThreads(2 + (i % 3));
+      cpu.matmul(x, w, out);
+    }
+    cpu.setThreads(before);
+    assert.deepEqual(out.f32(), want.f32());
+  });
 });
 
 errorSuite(cpu);

@@ -3,13 +3,14 @@
 // on chat JSONL writes a PEFT adapter that `generate --lora` loads; bad input is one clear line.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { generateCorpus } from '../recipes/default-model/corpus.ts';
 import { TINY_SPECS, writeRandomHfModel } from '../src/models/random.ts';
+import { signalAfterSteps } from './helpers/train-run.ts';
 
 const bin = join(import.meta.dirname, '..', 'bin', 'slipstream.js');
 const env = { ...process.env, SLIPSTREAM_THREADS: '2' };
@@ -56,22 +57,8 @@ describe('slipstream train', () => {
 
     const cut = writeConfig('cut');
     const out = join(root, 'runs/cut');
-    const child = spawn(process.execPath, [bin, 'train', '-c', cut], { env, stdio: 'ignore' });
     // kill it once a checkpoint past the first exists (mid-run, at an arbitrary instant)
-    await new Promise<void>((resolve, reject) => {
-      const t = setInterval(() => {
-        if (existsSync(join(out, 'metrics.jsonl')) && losses(out).length >= 12) {
-          clearInterval(t);
-          child.kill('SIGKILL');
-          resolve();
-        }
-      }, 20);
-      child.on('exit', () => {
-        clearInterval(t);
-        reject(new Error('the run finished before it could be killed'));
-      });
-    });
-    await new Promise((r) => child.on('exit', r));
+    await signalAfterSteps(['train', '-c', cut], out, 12, 'SIGKILL', env);
     const b = run('train', '-c', cut);
     assert.equal(b.status, 0, b.stderr);
     assert.match(b.stderr, /resuming from .*step-0+(5|10|15|20|25)\b/);
@@ -81,24 +68,8 @@ describe('slipstream train', () => {
   it('SIGTERM mid-run: a checkpoint at the step reached, the plot, one summary line, exit 0; the rerun resumes', { timeout: 120_000 }, async () => {
     const cfg = writeConfig('term', { steps: 400, checkpointEvery: 0 });
     const out = join(root, 'runs/term');
-    const child = spawn(process.execPath, [bin, 'train', '-c', cfg], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    await new Promise<void>((resolve, reject) => {
-      const t = setInterval(() => {
-        if (existsSync(join(out, 'metrics.jsonl')) && losses(out).length >= 3) {
-          clearInterval(t);
-          child.kill('SIGTERM');
-          resolve();
-        }
-      }, 20);
-      child.on('exit', () => {
-        clearInterval(t);
-        reject(new Error(`the run ended before SIGTERM: ${stderr}`));
-      });
-    });
-    assert.equal(await exited, 0, stderr);
+    const { code, stderr } = await signalAfterSteps(['train', '-c', cfg], out, 3, 'SIGTERM', env);
+    assert.equal(code, 0, stderr);
     const m = /stopped by SIGTERM at step (\d+)\/400, loss [\d.]+; checkpoint in .*; rerun the same command to resume/.exec(stderr);
     assert.ok(m, stderr);
     const step = Number(m[1]);

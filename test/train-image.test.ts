@@ -7,7 +7,7 @@
 // files; SDXL's cached pooled embeddings and time ids; bad input is one clear line.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,7 @@ import { encodeCaption, pipelineTokenizers } from '../src/diffusion/train/cache.
 import { runVaeStage } from '../src/diffusion/train/vae-stage.ts';
 import { imageToUnit, loadTrainImage } from '../src/diffusion/train/data.ts';
 import { latentDist, vaeEncode } from '../src/diffusion/vae.ts';
+import { signalAfterSteps } from './helpers/train-run.ts';
 
 const PIPES = join(import.meta.dirname, 'fixtures', 'diffusion', 'pipeline');
 const SD1 = join(PIPES, 'sd1');
@@ -138,21 +139,7 @@ describe('train-image', () => {
     }
 
     const out = join(root, 'runs', 'cut');
-    const child = spawn(process.execPath, [bin, 'train-image', ...flags, '-o', out], { env, stdio: 'ignore' });
-    await new Promise<void>((resolve, reject) => {
-      const t = setInterval(() => {
-        if (existsSync(join(out, 'metrics.jsonl')) && losses(out).length >= 5) {
-          clearInterval(t);
-          child.kill('SIGKILL');
-          resolve();
-        }
-      }, 10);
-      child.on('exit', () => {
-        clearInterval(t);
-        reject(new Error('the run finished before it could be killed'));
-      });
-    });
-    await new Promise((r) => child.on('exit', r));
+    await signalAfterSteps(['train-image', ...flags, '-o', out], out, 5, 'SIGKILL', env);
     const b = cli('train-image', ...flags, '-o', out);
     assert.equal(b.status, 0, b.stderr);
     assert.match(b.stderr, /resuming from .*step-0+(2|4|6)\b/);
@@ -163,24 +150,8 @@ describe('train-image', () => {
   test('SIGTERM mid-run: a checkpoint at the step reached, the plot, one summary line, exit 0; the rerun resumes', { timeout: 120_000 }, async () => {
     const flags = ['-m', SD1, '-d', data, '--batch-size', '2', '--lora-rank', '2', '--lr', '5e-3', '--checkpoint-every', '0', '--seed', '4'];
     const out = join(root, 'runs', 'term');
-    const child = spawn(process.execPath, [bin, 'train-image', ...flags, '--steps', '400', '-o', out], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    await new Promise<void>((resolve, reject) => {
-      const t = setInterval(() => {
-        if (existsSync(join(out, 'metrics.jsonl')) && losses(out).length >= 3) {
-          clearInterval(t);
-          child.kill('SIGTERM');
-          resolve();
-        }
-      }, 20);
-      child.on('exit', () => {
-        clearInterval(t);
-        reject(new Error(`the run ended before SIGTERM: ${stderr}`));
-      });
-    });
-    assert.equal(await exited, 0, stderr);
+    const { code, stderr } = await signalAfterSteps(['train-image', ...flags, '--steps', '400', '-o', out], out, 3, 'SIGTERM', env);
+    assert.equal(code, 0, stderr);
     const m = /stopped by SIGTERM at step (\d+)\/400, loss [\d.]+; checkpoint in .*; rerun the same command to resume/.exec(stderr);
     assert.ok(m, stderr);
     const step = Number(m[1]);

@@ -38,8 +38,9 @@ struct Pool {
     }
   }
 
-  void worker_loop() {
-    uint64_t seen = 0;
+  // `seen`: the generation current when the worker was started (start() runs with no job in
+  // flight), so a worker joins only jobs submitted after it exists.
+  void worker_loop(uint64_t seen) {
     for (;;) {
       // Spin for a while before sleeping: ops of a forward pass arrive microseconds apart, and
       // waking a sleeping thread costs ~100 us on a VM (an IPI through the hypervisor), more
@@ -69,7 +70,13 @@ struct Pool {
   void start(int threads) {
     nthreads = threads < 1 ? 1 : threads;
     if (const char* e = std::getenv("SLIPSTREAM_SPIN_US")) spin_us = std::atoll(e);
-    for (int i = 1; i < nthreads; i++) workers.emplace_back([this] { worker_loop(); });
+    // A worker started by pool_set_threads must not take the generation already current for a job:
+    // it used to start with seen = 0, run work() at once on the last job's stale state and
+    // decrement `active`; when that happened just after the next run() had set `active`, the
+    // count ended at -1 and run() spun forever while the worker slept (seen as a hang in
+    // ops.test.ts, which resizes the pool between calls).
+    const uint64_t g0 = generation.load(std::memory_order_acquire);
+    for (int i = 1; i < nthreads; i++) workers.emplace_back([this, g0] { worker_loop(g0); });
   }
 
   void shutdown() {
