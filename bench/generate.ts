@@ -2,8 +2,8 @@
 // same GGUF files, side by side in one run, same thread count. Models are random-weight Llamas in
 // the stories110M, TinyLlama-1.1B and Llama-3-8B shapes (made once into bench/out/models/, see
 // models.ts), in q8_0 and f16 by default, or any of BENCH_TYPES (q4_k_m: llama.cpp's Q4_K_M mix).
-// Also measures this machine's read bandwidth, so decode speed is shown against its roofline
-// (weight bytes per token / bandwidth).
+// Also measures this machine's read bandwidth (again before each run pair: it drifts), so decode
+// speed is shown against its roofline (weight bytes per token / bandwidth).
 //
 //   npm run bench:generate [-- --quick] [--models tinyllama,stories110m,llama3-8b] [--types q8_0,f16,q4_k_m,...]
 //                          [--threads 2] [--prompt 512] [--decode 128] [--reps 3] [--json out.json]
@@ -57,18 +57,25 @@ const n = native();
 const isa = n.info().isa;
 checkIsa(wantIsa, isa, 'bench:generate');
 const buf = new Float32Array((2 * 1024 ** 3) / 4).fill(1);
-let bw = 0;
-for (const streams of [1, 4]) {
-  for (let rep = 0; rep < 3; rep++) {
-    const t = performance.now();
-    n.benchRead(buf, streams);
-    bw = Math.max(bw, buf.byteLength / ((performance.now() - t) / 1000));
+/** Read bandwidth now: the best of 3 reads of the 2 GiB buffer with 1 and with 4 streams per thread. */
+function readBandwidth(): number {
+  let best = 0;
+  for (const streams of [1, 4]) {
+    for (let rep = 0; rep < 3; rep++) {
+      const t = performance.now();
+      n.benchRead(buf, streams);
+      best = Math.max(best, buf.byteLength / ((performance.now() - t) / 1000));
+    }
   }
+  return best;
 }
+// This VM's memory speed drifts (32-41 GB/s within one session), so each row's roofline uses the
+// median of the bandwidth measured again before each of its alternating runs, not this first one.
+const bw = readBandwidth();
 
 const peerInstalled = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
 console.log(`# bench:generate — ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${threads} threads, Slipstream kernels ${isa} (--isa avx2|portable forces one)`);
-console.log(`# read bandwidth (measured now): ${(bw / 1e9).toFixed(1)} GB/s; prompt ${promptLen} tokens, decode ${decodeLen} tokens, greedy, ${kvDtype} KV cache; medians of ${reps} alternating runs`);
+console.log(`# read bandwidth (measured now): ${(bw / 1e9).toFixed(1)} GB/s (each row's roofline: the median measured before its runs); prompt ${promptLen} tokens, decode ${decodeLen} tokens, greedy, ${kvDtype} KV cache; medians of ${reps} alternating runs`);
 console.log(`# peer: llama.cpp via node-llama-cpp 3.21.1 (compat/llamacpp)${peerInstalled ? '' : ' — NOT INSTALLED: run `npm ci --prefix compat/llamacpp`'}`);
 
 const rows: Record<string, unknown>[] = [];
@@ -78,7 +85,9 @@ for (const m of models) {
     // Alternate the two engines `reps` times and keep each metric's median: this VM's memory
     // bandwidth drifts by up to 1.5x over minutes, and alternating exposes both to the same drift.
     const ssRuns: Record<string, number>[] = [], lcRuns: Record<string, number>[] = [];
+    const bws: number[] = [];
     for (let r = 0; r < reps; r++) {
+      bws.push(readBandwidth());
       ssRuns.push(runJson(['--import', 'tsx', join(root, 'bench', 'generate-one.ts'), file, String(threads), String(promptLen), String(decodeLen), kvDtype], root));
       if (peerInstalled) lcRuns.push(runJson([join(compat, 'bench.mjs'), file, String(threads), String(promptLen), String(decodeLen), '--reps=1', `--kv=${kvDtype}`], compat));
     }
@@ -86,11 +95,12 @@ for (const m of models) {
     checkIsa(isa, String((ssRuns[0] as Record<string, unknown>).isa), `bench/generate-one.ts on ${m} ${type}`);
     const ss = medians(ssRuns);
     const lc = peerInstalled ? medians(lcRuns) : null;
-    const roof = bw / ss.weightBytes!; // tokens/s if decode only streamed the weights once at full bandwidth
+    const rowBw = bws.slice().sort((x, y) => x - y)[bws.length >> 1]!;
+    const roof = rowBw / ss.weightBytes!; // tokens/s if decode only streamed the weights once at full bandwidth
     const row = {
       model: m, type, isa, weightsMB: ss.weightBytes! / 1e6,
       slipstream: ss, llamacpp: lc,
-      decodeRoofline: roof,
+      readBandwidth: rowBw, decodeRoofline: roof,
       decodeVsPeer: lc ? ss.decodeTokPerSec! / lc.decodeTokPerSec! : null,
       prefillVsPeer: lc ? ss.prefillTokPerSec! / lc.prefillTokPerSec! : null,
       rssOverWeightsKv: ss.rssBytes! / (ss.weightBytes! + ss.kvBytes!),
@@ -99,7 +109,7 @@ for (const m of models) {
     const f = (v: number | undefined | null, d = 1) => (v === undefined || v === null ? '-' : v.toFixed(d));
     console.log(
       `${m.padEnd(12)} ${type.padEnd(5)} ${isa.padEnd(8)} ${f(row.weightsMB, 0).padStart(6)} MB | decode ${f(ss.decodeTokPerSec).padStart(6)} tok/s ` +
-        `(${f((100 * ss.decodeTokPerSec!) / roof, 0)}% of roofline ${f(roof)}) vs llama.cpp ${f(lc?.decodeTokPerSec)} -> ${f(row.decodeVsPeer, 2)}x | ` +
+        `(${f((100 * ss.decodeTokPerSec!) / roof, 0)}% of roofline ${f(roof)} at ${f(rowBw / 1e9)} GB/s) vs llama.cpp ${f(lc?.decodeTokPerSec)} -> ${f(row.decodeVsPeer, 2)}x | ` +
         `prefill ${f(ss.prefillTokPerSec).padStart(6)} tok/s vs ${f(lc?.prefillTokPerSec)} -> ${f(row.prefillVsPeer, 2)}x | ` +
         `load ${f(ss.loadSeconds, 2)} s vs ${f(lc?.loadSeconds, 2)} s | RSS ${f(ss.rssBytes! / 1e6, 0)} MB = ${f(row.rssOverWeightsKv, 2)}x (weights + KV)`,
     );
