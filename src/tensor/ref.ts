@@ -146,14 +146,33 @@ function erfcTail(y: number): number {
   return Math.exp(-ys * ys) * Math.exp(-del) * r;
 }
 
-/** The error function in double precision (W. J. Cody's rational approximations). */
+/**
+ * The taps of one output pixel (n, oy, ox) of a convolution: for every filter position (ky, kx)
+ * whose input pixel iy = oy stride - pad + ky, ix = ox stride - pad + kx lies inside x (the rest is
+ * zero padding), in (ky, kx) order, tap(xi, wo): xi the input pixel's offset in x [B, H, W, Ci], wo
+ * the position's offset in one filter [KH, KW, Ci]. The forward sum below and the training
+ * reference's adjoint sums (train-ref.ts conv2dBackward) walk the same taps through it.
+ */
+export function convTaps(s: ConvShape, n: number, oy: number, ox: number, tap: (xi: number, wo: number) => void): void {
+  const { H, W, Ci, KH, KW, stride, pad } = s;
+  for (let ky = 0; ky < KH; ky++) {
+    const iy = oy * stride - pad + ky;
+    if (iy < 0 || iy >= H) continue;
+    for (let kx = 0; kx < KW; kx++) {
+      const ix = ox * stride - pad + kx;
+      if (ix < 0 || ix >= W) continue;
+      tap(((n * H + iy) * W + ix) * Ci, (ky * KW + kx) * Ci);
+    }
+  }
+}
+
 /**
  * The convolution written down as its sum, in float64: x [B, H, W, Ci], w [Co, KH, KW, Ci],
  * b [Co] -> out [B, OH, OW, Co] (taps outside x are zero padding). The ref backend's conv2d and
  * the training reference's (train-ref.ts) both run it.
  */
 export function directConv2d(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number> | null, s: ConvShape, out: Float32Array | Float64Array): void {
-  const { B, H, W, Ci, Co, KH, KW, stride, pad, OH, OW } = s;
+  const { B, Ci, Co, KH, KW, OH, OW } = s;
   const K = KH * KW * Ci;
   for (let n = 0; n < B; n++) {
     for (let oy = 0; oy < OH; oy++) {
@@ -161,16 +180,10 @@ export function directConv2d(x: ArrayLike<number>, w: ArrayLike<number>, b: Arra
         const dst = ((n * OH + oy) * OW + ox) * Co;
         for (let co = 0; co < Co; co++) {
           let acc = b ? b[co]! : 0;
-          for (let ky = 0; ky < KH; ky++) {
-            const iy = oy * stride - pad + ky;
-            if (iy < 0 || iy >= H) continue;
-            for (let kx = 0; kx < KW; kx++) {
-              const ix = ox * stride - pad + kx;
-              if (ix < 0 || ix >= W) continue;
-              const xi = ((n * H + iy) * W + ix) * Ci, wi = co * K + (ky * KW + kx) * Ci;
-              for (let c = 0; c < Ci; c++) acc += x[xi + c]! * w[wi + c]!;
-            }
-          }
+          convTaps(s, n, oy, ox, (xi, wo) => {
+            const wi = co * K + wo;
+            for (let c = 0; c < Ci; c++) acc += x[xi + c]! * w[wi + c]!;
+          });
           out[dst + co] = acc;
         }
       }
@@ -178,6 +191,7 @@ export function directConv2d(x: ArrayLike<number>, w: ArrayLike<number>, b: Arra
   }
 }
 
+/** The error function in double precision (W. J. Cody's rational approximations). */
 export function erf(x: number): number {
   if (Number.isNaN(x)) return NaN;
   const y = Math.abs(x);

@@ -12,7 +12,7 @@
 // written in the same order so forward results agree bit for bit.
 
 import type { RopeOptions } from './backend.ts';
-import { directConv2d, erf, ropeInvFreq } from './ref.ts';
+import { convTaps, directConv2d, erf, ropeInvFreq } from './ref.ts';
 import type { AttnTrainOptions, ConvShape, Gelu, PointAct, TrainKernels } from './train-kernels.ts';
 
 /** Any float buffer the reference kernels accept. */
@@ -602,7 +602,7 @@ export function conv2d(x: F, w: F, b: F | null, s: ConvShape, out: F): void {
 export function conv2dBackward(x: F, w: F, dy: F, s: ConvShape, dx: F | null, dw: F | null, db: F | null): void {
   const op = 'conv2dBackward';
   checkConv(op, s);
-  const { B, H, W, Ci, Co, KH, KW, stride, pad, OH, OW } = s;
+  const { B, H, W, Ci, Co, KH, KW, OH, OW } = s;
   need(op, 'x', x, B * H * W * Ci);
   need(op, 'w', w, Co * KH * KW * Ci);
   need(op, 'dy', dy, B * OH * OW * Co);
@@ -620,17 +620,11 @@ export function conv2dBackward(x: F, w: F, dy: F, s: ConvShape, dx: F | null, dw
         for (let co = 0; co < Co; co++) {
           const g = dy[yo + co]!;
           dbA[co] += g;
-          for (let ky = 0; ky < KH; ky++) {
-            const iy = oy * stride - pad + ky;
-            if (iy < 0 || iy >= H) continue;
-            for (let kx = 0; kx < KW; kx++) {
-              const ix = ox * stride - pad + kx;
-              if (ix < 0 || ix >= W) continue;
-              const xi = ((n * H + iy) * W + ix) * Ci, wi = co * K + (ky * KW + kx) * Ci;
-              if (dxA) for (let c = 0; c < Ci; c++) dxA[xi + c] += g * w[wi + c]!;
-              if (dwA) for (let c = 0; c < Ci; c++) dwA[wi + c] += g * x[xi + c]!;
-            }
-          }
+          convTaps(s, n, oy, ox, (xi, wo) => {
+            const wi = co * K + wo;
+            if (dxA) for (let c = 0; c < Ci; c++) dxA[xi + c] += g * w[wi + c]!;
+            if (dwA) for (let c = 0; c < Ci; c++) dwA[wi + c] += g * x[xi + c]!;
+          });
         }
       }
     }
