@@ -1,8 +1,9 @@
-// Per-block cost of the quantized matmul kernels, one thread, weights in cache (256 x 4096):
-// ns per 256-weight block per row of x, for GEMV (M = 1) and GEMM (M = 64), q8_0 next to
-// q4_k, q5_k and q6_k in the same process, 15 alternating rounds (min and median).
+// Per-block cost of the quantized matmul kernels, one thread, weights in cache (N x K = 256 x 4096
+// by default): ns per 256-weight block per row of x, for GEMV (M = 1, the call included) and GEMM
+// (M = 64), the types side by side in one process, 15 alternating rounds (min and median).
 //
 //   node --import tsx bench/kquant-blocks.ts
+//   KB_TYPES=q8_0,q4_k,q6_k KB_N=256 KB_K=4096 node --import tsx bench/kquant-blocks.ts
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { bytesFor, encode, type DType } from '../src/tensor/dtype.ts';
 import { Tensor } from '../src/tensor/tensor.ts';

@@ -141,7 +141,7 @@ if (a.peer) {
   const r = spawnSync(a.python!, [script, ...args], { encoding: 'utf8', maxBuffer: 16 << 20 });
   if (r.status !== 0) throw new Error(`the diffusers peer failed (${a.python} ${script}; set ORACLE_PY or --python): ${(r.stderr || String(r.error)).slice(-600)}`);
   const peer = JSON.parse(r.stdout.trim().split('\n').pop()!) as { diffusers: string; torch: string; params: number; best_forward_s: number; best_backward_s: number };
-  if (Math.abs(peer.params - nParams) > 0) console.log(`note: diffusers' UNet has ${peer.params} parameters against ${nParams} here`);
+  if (peer.params !== nParams) console.log(`note: diffusers' UNet has ${peer.params} parameters against ${nParams} here`);
   const ours = best.fwd + best.bwd, theirs = peer.best_forward_s + peer.best_backward_s;
   console.log(
     `diffusers ${peer.diffusers} (torch ${peer.torch}, CPU, ${cpu.threads} threads), the same step: forward ${peer.best_forward_s.toFixed(2)} s + backward ${peer.best_backward_s.toFixed(2)} s = ${theirs.toFixed(2)} s, ` +

@@ -540,6 +540,9 @@ describe('cpu: instruction sets and threads', () => {
   it('resizing the pool between calls: new workers join only later jobs (no hang, the same result)', { timeout: 60_000 }, () => {
     // A worker started by setThreads used to take the job already current, so the pool's count of
     // busy workers could end at -1 and the next call spun forever (seen in the attention test).
+    // The race is a few instructions wide: this loop did not catch it on the old pool in three
+    // runs, so it guards the resize path (a hang fails it by its timeout, a wrong result by the
+    // assertion) rather than reproducing that race.
     const before = cpu.threads;
     const x = Tensor.fromF32(Float32Array.from({ length: 3 * 64 }, (_, i) => Math.sin(i)), [3, 64]);
     const w = Tensor.fromF32(Float32Array.from({ length: 96 * 64 }, (_, i) => Math.cos(i)), [96, 64]);
