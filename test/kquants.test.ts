@@ -5,6 +5,9 @@
 // with batch invariance: a row's result is the same bits whatever number of rows is in the call.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { bytesFor, DTYPE_CODE, f32ToF16Bits } from '../src/tensor/dtype.ts';
@@ -14,6 +17,7 @@ import {
 } from '../src/tensor/kquants.ts';
 import { native } from '../src/tensor/native.ts';
 import { refBackend } from '../src/tensor/ref.ts';
+import { mmapFile } from '../src/tensor/runtime.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { rng } from './helpers/random.ts';
 import { assertBatchInvariant, randX, withIsa } from './helpers/quant-matmul.ts';
@@ -249,6 +253,95 @@ for (const isa of cpu.availableIsas()) {
         });
       });
     }
+  });
+}
+
+// Prepacked Q4_K (native/src/kquants.inc): the AVX2 tiles over matrices interleaved once. Same
+// bits as the stored layout for every row count, tail rows (N % 8) from the stored bytes.
+if (cpu.availableIsas().includes('avx2')) {
+  describe('prepacked q4_k (avx2)', () => {
+    const fresh = (w: Tensor) => new Tensor(w.dtype, w.shape, w.data); // no prepacked form cached yet
+    const run = (mode: 'all' | 'off', x: Tensor, w: Tensor) => {
+      const before = cpu.prepackMode;
+      cpu.prepackMode = mode;
+      try {
+        const out = Tensor.zeros([x.shape[0]!, w.shape[0]!]);
+        cpu.matmul(x, w, out);
+        assert.equal(cpu.prepacked(w) !== null, mode === 'all' && w.shape[0]! >= 16, `prepacked form of [${w.shape}] in mode ${mode}`);
+        return out.toF32();
+      } finally {
+        cpu.prepackMode = before;
+      }
+    };
+
+    it('the same bits as the stored layout, = ref within f32 rounding, awkward sizes', () => {
+      withIsa(cpu, 'avx2', () => {
+        const r = rng(21);
+        for (const [M, N, K] of [[1, 16, 256], [1, 61, 768], [2, 23, 512], [3, 40, 256], [5, 17, 1280], [17, 33, 512], [70, 130, 768]] as const) {
+          const w = randomKQuant('q4_k', N, K, r);
+          const x = randX(M, K, M * 10 + N);
+          const packed = run('all', x, fresh(w)), stored = run('off', x, fresh(w));
+          assert.deepEqual(packed, stored, `[${M}x${K}].[${N}x${K}]^T prepacked vs stored`);
+          const or = Tensor.zeros([M, N]);
+          refBackend.matmul(x, w, or);
+          const b = or.toF32(), mag = magnitudes(x, w);
+          for (let i = 0; i < packed.length; i++) {
+            if (!(Math.abs(packed[i]! - b[i]!) <= 1e-6 * mag[i]! + 1e-9)) assert.fail(`[${M}x${K}].[${N}x${K}]^T element ${i}: cpu ${packed[i]} vs ref ${b[i]}`);
+          }
+        }
+      });
+    });
+
+    it('batch invariance and matmulMulti with prepacked and stored matrices together', () => {
+      withIsa(cpu, 'avx2', () => {
+        const before = cpu.prepackMode;
+        cpu.prepackMode = 'all';
+        try {
+          const r = rng(22);
+          const w = randomKQuant('q4_k', 37, 768, r), w2 = randomKQuant('q4_k', 5, 768, r);
+          assertBatchInvariant(cpu, randX(17, 768, 78), w, w2, 'prepacked q4_k');
+          assert.ok(cpu.prepacked(w) && !cpu.prepacked(w2), 'the 37-row matrix is prepacked, the 5-row one is not');
+        } finally {
+          cpu.prepackMode = before;
+        }
+      });
+    });
+
+    it('by default only matrices in a file mapping are prepacked, and their pages are given back', () => {
+      withIsa(cpu, 'avx2', () => {
+        const dir = mkdtempSync(join(tmpdir(), 'ss-prepack-'));
+        try {
+          const w = randomKQuant('q4_k', 64, 2048, rng(23));
+          writeFileSync(join(dir, 'w.bin'), w.data);
+          const mapped = new Tensor('q4_k', [64, 2048], new Uint8Array(mmapFile(join(dir, 'w.bin'))));
+          assert.equal(cpu.prepackMode, 'mapped');
+          const x = randX(3, 2048, 5);
+          const a = Tensor.zeros([3, 64]), b = Tensor.zeros([3, 64]);
+          cpu.matmul(x, mapped, a);
+          cpu.matmul(x, w, b);
+          assert.ok(cpu.prepacked(mapped), 'a mapped q4_k matrix is prepacked');
+          assert.equal(cpu.prepacked(w), null, 'a q4_k matrix in memory runs from its own bytes');
+          assert.deepEqual(a.toF32(), b.toF32());
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    });
+
+    it('bad prepacked arguments get clear errors', () => {
+      const n = native();
+      const w = randomKQuant('q4_k', 16, 256, rng(24));
+      const bytes = n.kqPrepackedBytes(16, 256);
+      assert.equal(bytes, 2 * 1184);
+      const dst = new Uint8Array(n.allocResident(bytes + 64, false));
+      assert.throws(() => n.kqPrepack(w.data, 16, 256, dst.subarray(1, bytes + 1)), /32-byte aligned/);
+      assert.throws(() => n.kqPrepack(w.data, 16, 256, dst.subarray(0, bytes - 1)), /dst/);
+      assert.throws(() => n.kqPrepack(w.data, 16, 100, dst), /multiple of 256/);
+      n.kqPrepack(w.data, 16, 256, dst);
+      const x = new Float32Array(256), out = new Float32Array(16);
+      assert.throws(() => n.matmul(x, 256, new Uint8Array(bytesFor('q6_k', 16 * 256)), DTYPE_CODE.q6_k, out, 16, 1, 16, 256, dst), /q4_k only/);
+      assert.throws(() => n.matmul(x, 256, w.data, DTYPE_CODE.q4_k, out, 16, 1, 16, 256, dst.subarray(0, 100)), /prepacked/);
+    });
   });
 }
 

@@ -41,7 +41,19 @@ size_t f32_span(const Napi::CallbackInfo& info, const char* op, int64_t rows, in
   return 4 * (size_t)span(info, op, rows, ld, cols);
 }
 
-// matmul(x, ldx, w, wtype, out, ldo, M, N, K)
+// the optional prepacked form of a q4_k weight (ss::kq_prepack): null / undefined for none
+static const uint8_t* prepacked_arg(const Napi::CallbackInfo& info, napi_value v, const char* op, int wt, int64_t N, int64_t K) {
+  napi_valuetype t;
+  napi_typeof(info.Env(), v, &t);
+  if (t == napi_undefined || t == napi_null) return nullptr;
+  if (wt != SS_Q4_K) throw type_error(info, op, "prepacked weights are q4_k only");
+  Buf p = bytes_v(info, v, op, "prepacked");
+  need(info, p, (size_t)ss::kq_prepacked_bytes(N, K), op, "prepacked");
+  if ((uintptr_t)p.p % 32) throw range_error(info, op, "prepacked weights must be 32-byte aligned");
+  return p.p;
+}
+
+// matmul(x, ldx, w, wtype, out, ldo, M, N, K[, prepacked])
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const char* op = "matmul";
   Buf x = bytes(info, 0, op, "x");
@@ -56,12 +68,13 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   need(info, x, f32_span(info, op, M, ldx, K), op, "x");
   need(info, w, ss::dtype_bytes(wt, mul(info, op, N, K)), op, "w");
   need(info, o, f32_span(info, op, M, ldo, N), op, "out");
-  ss_matmul_args a{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K, nullptr, nullptr, nullptr, nullptr};
+  ss_matmul_args a{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K, nullptr, nullptr, nullptr, nullptr, nullptr};
+  if (info.Length() > 9) a.wp = prepacked_arg(info, info[9], op, wt, N, K);
   ss::matmul(a);
   return info.Env().Undefined();
 }
 
-// matmulMulti(x, ldx, [w...], wtype, [out...], [ldo...], M, [N...], K)
+// matmulMulti(x, ldx, [w...], wtype, [out...], [ldo...], M, [N...], K[, [prepacked | null...]])
 Napi::Value MatmulMulti(const Napi::CallbackInfo& info) {
   const char* op = "matmulMulti";
   Napi::Env env = info.Env();
@@ -87,10 +100,36 @@ Napi::Value MatmulMulti(const Napi::CallbackInfo& info) {
     const int64_t ldo = count_v(info, lv, op, "ldo"), N = count_v(info, nv, op, "N");
     need(info, w, ss::dtype_bytes(wt, mul(info, op, N, K)), op, "w");
     need(info, o, f32_span(info, op, M, ldo, N), op, "out");
-    a[i] = ss_matmul_args{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K, nullptr, nullptr, nullptr, nullptr};
+    a[i] = ss_matmul_args{(const float*)x.p, ldx, w.p, wt, (int64_t)ss::dtype_bytes(wt, K), (float*)o.p, ldo, M, N, K, nullptr, nullptr, nullptr, nullptr, nullptr};
+    if (info.Length() > 9 && info[9].IsArray()) {
+      Napi::Array ps = info[9].As<Napi::Array>();
+      if (ps.Length() != n) throw range_error(info, op, "as many prepacked entries as weights");
+      Napi::Value pv = ps[i];
+      a[i].wp = prepacked_arg(info, pv, op, wt, N, K);
+    }
   }
   ss::matmul_multi(a, (int)n);
   return env.Undefined();
+}
+
+// kqPrepack(w, N, K, dst): the first N / 8 * 8 rows of the N x K q4_k matrix w, prepacked into
+// dst (kqPrepackedBytes(N, K) bytes, 32-byte aligned) for the AVX2 / AVX-512 q4_k tiles
+Napi::Value KqPrepack(const Napi::CallbackInfo& info) {
+  const char* op = "kqPrepack";
+  Buf w = bytes(info, 0, op, "w");
+  const int64_t N = count(info, 1, op), K = count(info, 2, op);
+  Buf d = bytes(info, 3, op, "dst");
+  if (K % 256) throw range_error(info, op, "q4_k K must be a multiple of 256");
+  need(info, w, ss::dtype_bytes(SS_Q4_K, mul(info, op, N, K)), op, "w");
+  need(info, d, (size_t)ss::kq_prepacked_bytes(N, K), op, "dst");
+  if ((uintptr_t)d.p % 32) throw range_error(info, op, "dst must be 32-byte aligned");
+  ss::kq_prepack(w.p, N, K, d.p);
+  return info.Env().Undefined();
+}
+
+Napi::Value KqPrepackedBytes(const Napi::CallbackInfo& info) {
+  const int64_t N = count(info, 0, "kqPrepackedBytes"), K = count(info, 1, "kqPrepackedBytes");
+  return Napi::Number::New(info.Env(), (double)ss::kq_prepacked_bytes(N, K));
 }
 
 // binary(op, a, lda, b, ldb, bcast, out, ldo, rows, cols)
@@ -547,6 +586,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("matmulMulti", Napi::Function::New(env, MatmulMulti));
   exports.Set("allocResident", Napi::Function::New(env, AllocResident));
   exports.Set("dropPages", Napi::Function::New(env, DropPages));
+  exports.Set("kqPrepack", Napi::Function::New(env, KqPrepack));
+  exports.Set("kqPrepackedBytes", Napi::Function::New(env, KqPrepackedBytes));
   exports.Set("mmapFile", Napi::Function::New(env, MmapFile));
   exports.Set("addressMod", Napi::Function::New(env, AddressMod));
   exports.Set("info", Napi::Function::New(env, Info));

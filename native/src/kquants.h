@@ -36,6 +36,37 @@ inline void q4k_scale_min(const uint8_t* s, uint8_t* sc, uint8_t* mn) {
   }
 }
 
+// Prepacked Q4_K (kquants.inc, "Prepacked Q4_K"): groups of 8 rows interleaved once, for the
+// AVX2 tiles. One super-block of 8 rows is KX_BLK bytes:
+//   codes [4 pairs of sub-blocks][8 chunks][8 rows][4 bytes] (the rows' own nibble bytes)   1024
+//   scales [8 sub-blocks][8 rows] u8   64
+//   mins [4 sub-block pairs][8 rows][2] u8   64
+//   d [8 rows] f16, dmin [8 rows] f16   32
+constexpr int64_t KX_SC = 1024, KX_MN = KX_SC + 64, KX_D = KX_MN + 64, KX_DM = KX_D + 16, KX_BLK = KX_DM + 16;
+
+// bytes of the prepacked form of an N x K Q4_K matrix (its first N / 8 * 8 rows)
+inline int64_t kq_prepacked_bytes(int64_t N, int64_t K) { return N / 8 * (K / QK_K) * KX_BLK; }
+
+// packs groups [g0, g1) of 8 rows (ldw bytes apart) of a Q4_K matrix of nb super-blocks a row
+inline void kq_prepack_q4k(const uint8_t* w, int64_t ldw, int64_t nb, int64_t g0, int64_t g1, uint8_t* dst) {
+  for (int64_t g = g0; g < g1; g++) {
+    for (int64_t b = 0; b < nb; b++) {
+      uint8_t* P = dst + (g * nb + b) * KX_BLK;
+      for (int r = 0; r < 8; r++) {
+        const uint8_t* blk = w + (8 * g + r) * ldw + b * Q4_K_BYTES;
+        for (int j = 0; j < 4; j++)
+          for (int c = 0; c < 8; c++) std::memcpy(P + 256 * j + 32 * c + 4 * r, blk + 16 + 32 * j + 4 * c, 4);
+        uint8_t sc[8], mn[8];
+        q4k_scale_min(blk + 4, sc, mn);
+        for (int s = 0; s < 8; s++) P[KX_SC + 8 * s + r] = sc[s];
+        for (int q = 0; q < 4; q++) P[KX_MN + 16 * q + 2 * r] = mn[2 * q], P[KX_MN + 16 * q + 2 * r + 1] = mn[2 * q + 1];
+        std::memcpy(P + KX_D + 2 * r, blk, 2);
+        std::memcpy(P + KX_DM + 2 * r, blk + 2, 2);
+      }
+    }
+  }
+}
+
 // n (a multiple of 256) Q4_K values to f32, llama.cpp's dequantize_row_q4_K bit for bit
 inline void dequant_q4k(const uint8_t* src, float* y, int64_t n) {
   for (int64_t b = 0; b < n / QK_K; b++, src += Q4_K_BYTES, y += QK_K) {

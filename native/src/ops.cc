@@ -273,8 +273,9 @@ void matmul(const ss_matmul_args& a_in) {
   if (!prepare_x(a)) return;
   const int64_t threads = pool_threads();
   if (a.M <= k->mr) {
-    // Matrix-vector: split the weight rows; each task streams a run of rows once.
-    const int64_t rows = gemv_rows(a.N, threads, k->nr);
+    // Matrix-vector: split the weight rows; each task streams a run of rows once (prepacked
+    // Q4_K: whole pairs of groups of 8 rows, the matrix-vector tile's).
+    const int64_t rows = gemv_rows(a.N, threads, a.wp ? 16 : k->nr);
     const int64_t tasks = (a.N + rows - 1) / rows;
     gemv_for(tasks, [&](int64_t t) {
       const int64_t n0 = t * rows, n1 = n0 + rows < a.N ? n0 + rows : a.N;
@@ -320,7 +321,9 @@ void matmul_multi(const ss_matmul_args* as, int n) {
   const int64_t threads = pool_threads();
   int64_t total = 0;
   for (int i = 0; i < n; i++) total += a[i].N;
-  const int64_t rows = gemv_rows(total, threads, k->nr);
+  bool wp = false;
+  for (int i = 0; i < n; i++) wp = wp || a[i].wp;
+  const int64_t rows = gemv_rows(total, threads, wp ? 16 : k->nr);
   int64_t first[9];  // task index where matrix i starts
   first[0] = 0;
   for (int i = 0; i < n; i++) first[i + 1] = first[i] + (a[i].N + rows - 1) / rows;
@@ -330,6 +333,11 @@ void matmul_multi(const ss_matmul_args* as, int n) {
     const int64_t n0 = (t - first[i]) * rows, n1 = n0 + rows < a[i].N ? n0 + rows : a[i].N;
     k->matmul(a[i], 0, a[i].M, n0, n1);
   });
+}
+
+void kq_prepack(const uint8_t* w, int64_t N, int64_t K, uint8_t* dst) {
+  const int64_t nb = K / QK_K;
+  parallel_for(N / 8, 1, [&](int64_t g0, int64_t g1) { kq_prepack_q4k(w, nb * Q4_K_BYTES, nb, g0, g1, dst); });
 }
 
 static int64_t row_grain(int64_t cols) {

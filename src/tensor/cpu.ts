@@ -24,11 +24,27 @@ import {
   checkRope,
   checkUnary,
 } from './check.ts';
-import { DTYPE_CODE } from './dtype.ts';
+import { bytesFor, DTYPE_CODE } from './dtype.ts';
 import { native, type NativeCore } from './native.ts';
 import type { Tensor } from './tensor.ts';
 
 const SOFTMAX = 0, SILU = 1, GELU_TANH = 2, GELU_ERF = 3;
+
+/** The process's ISA as last read (setIsa clears it); only decides where prepacking pays. */
+let activeIsa: string | null = null;
+
+/**
+ * Which q4_k matrices get prepacked (see CpuBackend.prepacked): `mapped` (default) those still in
+ * a file mapping, whose pages are then given back so the weights stay resident once; `all` every
+ * one (tests: memory-held matrices then live twice); `off` none. SLIPSTREAM_PREPACK overrides.
+ */
+export type PrepackMode = 'mapped' | 'all' | 'off';
+function prepackModeFromEnv(): PrepackMode {
+  const v = process.env.SLIPSTREAM_PREPACK;
+  if (v === undefined || v === '') return 'mapped';
+  if (v === 'mapped' || v === 'all' || v === 'off') return v;
+  throw new Error(`SLIPSTREAM_PREPACK must be mapped, all or off, got '${v}'`);
+}
 const SWIGLU = 0, GEGLU_TANH = 1, GEGLU_ERF = 2;
 const SCALING_CODE = { linear: 1, llama3: 2, longrope: 3 } as const;
 
@@ -36,8 +52,40 @@ export class CpuBackend implements Backend {
   readonly name = 'cpu';
   private readonly n: NativeCore;
 
+  /** Prepacked forms of q4_k matrices, by tensor (null: runs from its own bytes). */
+  private readonly packs = new WeakMap<Tensor, Uint8Array | null>();
+  prepackMode: PrepackMode = prepackModeFromEnv();
+
   constructor() {
     this.n = native();
+  }
+
+  /**
+   * The prepacked form of a q4_k matrix for the AVX2 kernels (native/src/kquants.inc, "Prepacked
+   * Q4_K": 8 rows interleaved, about twice the matrix-vector speed of the stored layout, the same
+   * bits), made the first time the matrix is multiplied and kept as long as the tensor lives; its
+   * file pages are given back then, so a mapped model stays resident once (1184 / 1152 of its
+   * q4_k bytes). Null where it does not apply: other dtypes or ISAs, fewer than 16 rows, views
+   * with padded rows, matrices held in memory (unless prepackMode is 'all').
+   */
+  prepacked(w: Tensor): Uint8Array | null {
+    if (w.dtype !== 'q4_k') return null;
+    if ((activeIsa ??= this.n.info().isa) !== 'avx2') return null;
+    let p = this.packs.get(w);
+    if (p !== undefined) return p;
+    p = null;
+    const [N, K] = w.shape as [number, number];
+    if (this.prepackMode !== 'off' && w.shape.length === 2 && N >= 16 && w.strides[0] === K) {
+      const src = w.data.subarray(0, bytesFor('q4_k', N * K));
+      if (this.prepackMode === 'all' || this.n.dropPages(src) > 0) {
+        const bytes = this.n.kqPrepackedBytes(N, K);
+        p = new Uint8Array(this.n.allocResident(bytes, bytes >= 2 << 20));
+        this.n.kqPrepack(src, N, K, p);
+        this.n.dropPages(src);
+      }
+    }
+    this.packs.set(w, p);
+    return p;
   }
 
   /** Instruction set in use: 'avx512', 'avx2' or 'portable'. */
@@ -49,6 +97,7 @@ export class CpuBackend implements Backend {
   }
   /** Switch instruction set (process-wide), e.g. to test the portable fallback. */
   setIsa(name: 'avx512' | 'avx2' | 'portable'): void {
+    activeIsa = null;
     this.n.setIsa(name);
   }
   availableIsas(): string[] {
@@ -67,7 +116,7 @@ export class CpuBackend implements Backend {
 
   matmul(x: Tensor, w: Tensor, out: Tensor): void {
     const { M, N, K, ldx, ldo } = checkMatmul(x, w, out);
-    this.n.matmul(x.data, ldx, w.data, DTYPE_CODE[w.dtype], out.data, ldo, M, N, K);
+    this.n.matmul(x.data, ldx, w.data, DTYPE_CODE[w.dtype], out.data, ldo, M, N, K, this.prepacked(w));
   }
 
   matmulMulti(x: Tensor, ws: readonly Tensor[], outs: readonly Tensor[]): void {
@@ -80,6 +129,7 @@ export class CpuBackend implements Backend {
     const d0 = dims[0]!;
     this.n.matmulMulti(
       x.data, d0.ldx, ws.map((w) => w.data), DTYPE_CODE[ws[0]!.dtype], outs.map((o) => o.data), dims.map((d) => d.ldo), d0.M, dims.map((d) => d.N), d0.K,
+      ws.map((w) => this.prepacked(w)),
     );
   }
 
