@@ -111,7 +111,7 @@ for (const m of models) {
       `${m.padEnd(12)} ${type.padEnd(5)} ${isa.padEnd(8)} ${f(row.weightsMB, 0).padStart(6)} MB | decode ${f(ss.decodeTokPerSec).padStart(6)} tok/s ` +
         `(${f((100 * ss.decodeTokPerSec!) / roof, 0)}% of roofline ${f(roof)} at ${f(rowBw / 1e9)} GB/s) vs llama.cpp ${f(lc?.decodeTokPerSec)} -> ${f(row.decodeVsPeer, 2)}x | ` +
         `prefill ${f(ss.prefillTokPerSec).padStart(6)} tok/s vs ${f(lc?.prefillTokPerSec)} -> ${f(row.prefillVsPeer, 2)}x | ` +
-        `load ${f(ss.loadSeconds, 2)} s vs ${f(lc?.loadSeconds, 2)} s | RSS ${f(ss.rssBytes! / 1e6, 0)} MB = ${f(row.rssOverWeightsKv, 2)}x (weights + KV)`,
+        `load ${f(ss.loadSeconds, 2)} s (first forward, 8 tokens ${f(ss.firstForwardSeconds, 2)} s) vs ${f(lc?.loadSeconds, 2)} s | RSS ${f(ss.rssBytes! / 1e6, 0)} MB = ${f(row.rssOverWeightsKv, 2)}x (weights + KV)`,
     );
   }
 }

@@ -5,8 +5,14 @@
 //
 //   node --import tsx bench/profile.ts MODEL.gguf [--prompt 512] [--reps 2] [--threads 2]
 //   (the bench:generate models: bench/out/models/stories110m-random-q8_0.gguf ...)
+//
+// With --decode S: decode steps instead, S sequences batched (as `serve` runs them), each
+// --prompt tokens into its context: per step, each op's time and calls (16 steps).
+//   node --import tsx bench/profile.ts MODEL.gguf --decode 16 --prompt 48
 
+import { makeBatch } from '../src/engine/batch.ts';
 import { Sequence } from '../src/engine/generate.ts';
+import { KvPool } from '../src/models/kv.ts';
 import { loadModelSync } from '../src/models/load.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import type { Tensor } from '../src/tensor/tensor.ts';
@@ -45,6 +51,24 @@ for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(be))) {
     times.set(key, e);
     return r;
   };
+}
+
+const decodeSeqs = Number(opt('decode', '0'));
+if (decodeSeqs > 0) {
+  const S = decodeSeqs, ctx = promptLen, bs = 16, nb = Math.ceil((ctx + 32) / bs), steps = 16;
+  const kv = new KvPool(lm.model.cfg, nb * S, bs, 'f32', true);
+  const tables = Array.from({ length: S }, (_, q) => Int32Array.from({ length: nb }, (_, i) => q * nb + i));
+  for (let q = 0; q < S; q++) lm.model.forward(makeBatch([{ tokens: Array.from({ length: ctx }, (_, i) => 5 + ((i * 7 + q) % 1000)), startPos: 0, blockTable: tables[q]! }], bs), kv);
+  let pos = ctx;
+  const step = () => lm.model.forward(makeBatch(tables.map((t, q) => ({ tokens: [7 + q + pos], startPos: pos, blockTable: t })), bs), kv);
+  step(), pos++;
+  times.clear();
+  const t = performance.now();
+  for (let i = 0; i < steps; i++, pos++) step();
+  const ms = (performance.now() - t) / steps;
+  console.log(`# ${file}: decode, ${S} sequences at ${ctx}+ tokens, ${be.threads} threads, isa ${be.isa}: ${ms.toFixed(1)} ms a step = ${((S * 1000) / ms).toFixed(1)} tok/s`);
+  for (const [k, [tt, c]] of [...times].sort((a, b) => b[1][0] - a[1][0])) console.log(`${(tt / steps).toFixed(2).padStart(9)} ms ${String(c / steps).padStart(5)}  ${k}`);
+  process.exit(0);
 }
 
 let s = 12345;

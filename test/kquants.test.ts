@@ -274,11 +274,12 @@ if (cpu.availableIsas().includes('avx2')) {
       }
     };
 
-    it('the same bits as the stored layout, = ref within f32 rounding, awkward sizes', () => {
+    for (const dtype of ['q4_k'] as const) {
+    it(`${dtype}: the same bits as the stored layout, = ref within f32 rounding, awkward sizes`, () => {
       withIsa(cpu, 'avx2', () => {
-        const r = rng(21);
+        const r = rng(dtype === 'q4_k' ? 21 : 25);
         for (const [M, N, K] of [[1, 16, 256], [1, 61, 768], [2, 23, 512], [3, 40, 256], [5, 17, 1280], [17, 33, 512], [70, 130, 768]] as const) {
-          const w = randomKQuant('q4_k', N, K, r);
+          const w = randomKQuant(dtype, N, K, r);
           const x = randX(M, K, M * 10 + N);
           const packed = run('all', x, fresh(w)), stored = run('off', x, fresh(w));
           assert.deepEqual(packed, stored, `[${M}x${K}].[${N}x${K}]^T prepacked vs stored`);
@@ -292,20 +293,21 @@ if (cpu.availableIsas().includes('avx2')) {
       });
     });
 
-    it('batch invariance and matmulMulti with prepacked and stored matrices together', () => {
+    it(`${dtype}: batch invariance and matmulMulti with prepacked and stored matrices together`, () => {
       withIsa(cpu, 'avx2', () => {
         const before = cpu.prepackMode;
         cpu.prepackMode = 'all';
         try {
-          const r = rng(22);
-          const w = randomKQuant('q4_k', 37, 768, r), w2 = randomKQuant('q4_k', 5, 768, r);
-          assertBatchInvariant(cpu, randX(17, 768, 78), w, w2, 'prepacked q4_k');
+          const r = rng(dtype === 'q4_k' ? 22 : 26);
+          const w = randomKQuant(dtype, 37, 768, r), w2 = randomKQuant(dtype, 5, 768, r);
+          assertBatchInvariant(cpu, randX(17, 768, 78), w, w2, `prepacked ${dtype}`);
           assert.ok(cpu.prepacked(w) && !cpu.prepacked(w2), 'the 37-row matrix is prepacked, the 5-row one is not');
         } finally {
           cpu.prepackMode = before;
         }
       });
     });
+    }
 
     it('by default only matrices in a file mapping are prepacked, and their pages are given back', () => {
       withIsa(cpu, 'avx2', () => {
@@ -331,15 +333,17 @@ if (cpu.availableIsas().includes('avx2')) {
     it('bad prepacked arguments get clear errors', () => {
       const n = native();
       const w = randomKQuant('q4_k', 16, 256, rng(24));
-      const bytes = n.kqPrepackedBytes(16, 256);
+      const bytes = n.kqPrepackedBytes(DTYPE_CODE.q4_k, 16, 256);
       assert.equal(bytes, 2 * 1184);
       const dst = new Uint8Array(n.allocResident(bytes + 64, false));
-      assert.throws(() => n.kqPrepack(w.data, 16, 256, dst.subarray(1, bytes + 1)), /32-byte aligned/);
-      assert.throws(() => n.kqPrepack(w.data, 16, 256, dst.subarray(0, bytes - 1)), /dst/);
-      assert.throws(() => n.kqPrepack(w.data, 16, 100, dst), /multiple of 256/);
-      n.kqPrepack(w.data, 16, 256, dst);
+      assert.throws(() => n.kqPrepack(w.data, DTYPE_CODE.q4_k, 16, 256, dst.subarray(1, bytes + 1)), /32-byte aligned/);
+      assert.throws(() => n.kqPrepack(w.data, DTYPE_CODE.q4_k, 16, 256, dst.subarray(0, bytes - 1)), /dst/);
+      assert.throws(() => n.kqPrepack(w.data, DTYPE_CODE.q4_k, 16, 100, dst), /multiple of 256/);
+      n.kqPrepack(w.data, DTYPE_CODE.q4_k, 16, 256, dst);
       const x = new Float32Array(256), out = new Float32Array(16);
       assert.throws(() => n.matmul(x, 256, new Uint8Array(bytesFor('q6_k', 16 * 256)), DTYPE_CODE.q6_k, out, 16, 1, 16, 256, dst), /q4_k only/);
+      assert.throws(() => n.kqPrepack(new Uint8Array(bytesFor('q6_k', 16 * 256)), DTYPE_CODE.q6_k, 16, 256, dst), /only q4_k/);
+      assert.equal(n.kqPrepackedBytes(DTYPE_CODE.q4_k, 17, 512), 2 * 2 * 1184);
       assert.throws(() => n.matmul(x, 256, w.data, DTYPE_CODE.q4_k, out, 16, 1, 16, 256, dst.subarray(0, 100)), /prepacked/);
     });
   });

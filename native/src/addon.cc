@@ -48,7 +48,7 @@ static const uint8_t* prepacked_arg(const Napi::CallbackInfo& info, napi_value v
   if (t == napi_undefined || t == napi_null) return nullptr;
   if (wt != SS_Q4_K) throw type_error(info, op, "prepacked weights are q4_k only");
   Buf p = bytes_v(info, v, op, "prepacked");
-  need(info, p, (size_t)ss::kq_prepacked_bytes(N, K), op, "prepacked");
+  need(info, p, (size_t)ss::kq_prepacked_bytes(wt, N, K), op, "prepacked");
   if ((uintptr_t)p.p % 32) throw range_error(info, op, "prepacked weights must be 32-byte aligned");
   return p.p;
 }
@@ -112,24 +112,39 @@ Napi::Value MatmulMulti(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// kqPrepack(w, N, K, dst): the first N / 8 * 8 rows of the N x K q4_k matrix w, prepacked into
-// dst (kqPrepackedBytes(N, K) bytes, 32-byte aligned) for the AVX2 / AVX-512 q4_k tiles
+// kqPrepack(w, wtype, N, K, dst): the first N / 8 * 8 rows of the N x K matrix w (q4_k: the one
+// type with a prepacked layout), prepacked into dst (kqPrepackedBytes(wtype, N, K) bytes, 32-byte
+// aligned) for the AVX2 tiles
 Napi::Value KqPrepack(const Napi::CallbackInfo& info) {
   const char* op = "kqPrepack";
   Buf w = bytes(info, 0, op, "w");
-  const int64_t N = count(info, 1, op), K = count(info, 2, op);
-  Buf d = bytes(info, 3, op, "dst");
+  const int wt = (int)count(info, 1, op);
+  const int64_t N = count(info, 2, op), K = count(info, 3, op);
+  Buf d = bytes(info, 4, op, "dst");
+  if (wt != SS_Q4_K) throw type_error(info, op, "only q4_k matrices are prepacked");
   if (K % 256) throw range_error(info, op, "q4_k K must be a multiple of 256");
-  need(info, w, ss::dtype_bytes(SS_Q4_K, mul(info, op, N, K)), op, "w");
-  need(info, d, (size_t)ss::kq_prepacked_bytes(N, K), op, "dst");
+  need(info, w, ss::dtype_bytes(wt, mul(info, op, N, K)), op, "w");
+  need(info, d, (size_t)ss::kq_prepacked_bytes(wt, N, K), op, "dst");
   if ((uintptr_t)d.p % 32) throw range_error(info, op, "dst must be 32-byte aligned");
-  ss::kq_prepack(w.p, N, K, d.p);
+  // a mapped matrix's pages read in with one call, not fault by fault (MADV_POPULATE_READ, Linux
+  // 5.14; where the kernel lacks it the faults happen as the packing reads)
+  {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = (uintptr_t)w.p / page * page, hi = ((uintptr_t)w.p + w.n + page - 1) / page * page;
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+    madvise((void*)lo, hi - lo, MADV_POPULATE_READ);
+  }
+  ss::kq_prepack(w.p, wt, N, K, d.p);
   return info.Env().Undefined();
 }
 
 Napi::Value KqPrepackedBytes(const Napi::CallbackInfo& info) {
-  const int64_t N = count(info, 0, "kqPrepackedBytes"), K = count(info, 1, "kqPrepackedBytes");
-  return Napi::Number::New(info.Env(), (double)ss::kq_prepacked_bytes(N, K));
+  const int wt = (int)count(info, 0, "kqPrepackedBytes");
+  const int64_t N = count(info, 1, "kqPrepackedBytes"), K = count(info, 2, "kqPrepackedBytes");
+  if (wt != SS_Q4_K) throw type_error(info, "kqPrepackedBytes", "only q4_k matrices are prepacked");
+  return Napi::Number::New(info.Env(), (double)ss::kq_prepacked_bytes(wt, N, K));
 }
 
 // binary(op, a, lda, b, ldb, bcast, out, ldo, rows, cols)

@@ -23,7 +23,7 @@ struct ss_matmul_args {
   const int16_t* xbs;
   // q4_0 / q5_0 / iq4_nl weights: xq / xd as for q8_0; q4_1 / q5_1 also xs [M, K/32], Q8_1's f16(d * sum q) as f32
   const float* xs;
-  // q4_k weights: rows [0, N / 8 * 8) prepacked (ss::kq_prepack_q4k), or null; used where the
+  // q4_k weights: rows [0, N / 8 * 8) prepacked (ss::kq_prepack), or null; used where the
   // ISA's kernels read that layout (AVX2, AVX-512), else the rows above are read
   const uint8_t* wp;
 };

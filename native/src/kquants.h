@@ -44,8 +44,10 @@ inline void q4k_scale_min(const uint8_t* s, uint8_t* sc, uint8_t* mn) {
 //   d [8 rows] f16, dmin [8 rows] f16   32
 constexpr int64_t KX_SC = 1024, KX_MN = KX_SC + 64, KX_D = KX_MN + 64, KX_DM = KX_D + 16, KX_BLK = KX_DM + 16;
 
-// bytes of the prepacked form of an N x K Q4_K matrix (its first N / 8 * 8 rows)
-inline int64_t kq_prepacked_bytes(int64_t N, int64_t K) { return N / 8 * (K / QK_K) * KX_BLK; }
+// bytes of the prepacked form of an N x K matrix of a type that has one (Q4_K; its first N / 8 * 8
+// rows), 0 for the others
+inline int64_t kq_prepacked_bytes(int wtype, int64_t N, int64_t K) { return wtype == SS_Q4_K ? N / 8 * (K / QK_K) * KX_BLK : 0; }
+
 
 // packs groups [g0, g1) of 8 rows (ldw bytes apart) of a Q4_K matrix of nb super-blocks a row
 inline void kq_prepack_q4k(const uint8_t* w, int64_t ldw, int64_t nb, int64_t g0, int64_t g1, uint8_t* dst) {

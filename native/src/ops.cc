@@ -335,8 +335,9 @@ void matmul_multi(const ss_matmul_args* as, int n) {
   });
 }
 
-void kq_prepack(const uint8_t* w, int64_t N, int64_t K, uint8_t* dst) {
+void kq_prepack(const uint8_t* w, int wtype, int64_t N, int64_t K, uint8_t* dst) {
   const int64_t nb = K / QK_K;
+  if (wtype != SS_Q4_K) return;
   parallel_for(N / 8, 1, [&](int64_t g0, int64_t g1) { kq_prepack_q4k(w, nb * Q4_K_BYTES, nb, g0, g1, dst); });
 }
 

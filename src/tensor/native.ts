@@ -14,9 +14,9 @@ export interface NativeCore {
   /** prepacked: the q4_k matrix's kqPrepack form, or null. */
   matmul(x: TA, ldx: number, w: TA, wtype: number, out: TA, ldo: number, M: number, N: number, K: number, prepacked?: TA | null): void;
   matmulMulti(x: TA, ldx: number, ws: TA[], wtype: number, outs: TA[], ldos: number[], M: number, Ns: number[], K: number, prepacked?: (TA | null)[]): void;
-  /** The first N / 8 * 8 rows of an N x K q4_k matrix interleaved for the AVX2 tiles, into dst (kqPrepackedBytes, 32-byte aligned). */
-  kqPrepack(w: TA, N: number, K: number, dst: TA): void;
-  kqPrepackedBytes(N: number, K: number): number;
+  /** The first N / 8 * 8 rows of an N x K q4_k matrix (the one type with a prepacked layout) interleaved for the AVX2 tiles, into dst (kqPrepackedBytes, 32-byte aligned). */
+  kqPrepack(w: TA, wtype: number, N: number, K: number, dst: TA): void;
+  kqPrepackedBytes(wtype: number, N: number, K: number): number;
   binary(op: number, a: TA, lda: number, b: TA, ldb: number, bcast: number, out: TA, ldo: number, rows: number, cols: number): void;
   scale(a: TA, lda: number, s: number, out: TA, ldo: number, rows: number, cols: number): void;
   norm(x: TA, ldx: number, w: TA, b: TA | null, eps: number, out: TA, ldo: number, rows: number, cols: number, layerNorm: boolean): void;
