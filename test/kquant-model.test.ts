@@ -15,12 +15,13 @@ import { argmax } from '../src/engine/sampler.ts';
 import { GGML_TYPE, readGguf } from '../src/formats/gguf.ts';
 import { getMeta } from '../src/formats/gguf.ts';
 import { hfToGguf } from '../src/models/convert.ts';
-import { loadModelSync } from '../src/models/load.ts';
+import { loadModelSync, prepareWeights } from '../src/models/load.ts';
 import { ggufTensorDType, useMoreBits } from '../src/models/quant-mix.ts';
 import { writeRandomHfModel, type RandomModelSpec } from '../src/models/random.ts';
 import { cpuBackend } from '../src/tensor/cpu.ts';
 import { refBackend } from '../src/tensor/ref.ts';
 import { assertLlamacppParity, firstLogits, logSoftmax } from './helpers/logits.ts';
+import { withIsa } from './helpers/quant-matmul.ts';
 
 const compat = join(import.meta.dirname, '..', 'compat', 'llamacpp');
 const installed = existsSync(join(compat, 'node_modules', 'node-llama-cpp'));
@@ -116,6 +117,26 @@ for (const mix of MIXES) {
       assert.ok(dr <= 1e-3 * scale, `cpu vs ref: ${dr} (scale ${scale})`);
       // measured: q4_k_m 7.0 of 47.2 (q6_k everywhere: 1.9, q8_0: 0.84)
       assert.ok(df <= (mix === 'q4_k_m' ? 0.25 : 0.12) * scale, `q4_k_m vs f32: ${df} (scale ${scale})`);
+    });
+
+    if (mix === 'q4_k_m') it('prepareWeights prepacks the mapped q4_k matrices on AVX2: the same logits, bit for bit', { skip: cpuBackend().availableIsas().includes('avx2') ? false : 'no AVX2' }, () => {
+      const cpu = cpuBackend();
+      withIsa(cpu, 'avx2', () => {
+        const before = cpu.prepackMode;
+        try {
+          cpu.prepackMode = 'off';
+          const stored = loadModelSync(gguf(), cpu);
+          assert.deepEqual(prepareWeights(stored.model, cpu).matrices, 0);
+          const a = firstLogits(stored, PROMPT);
+          cpu.prepackMode = 'mapped';
+          const packed = loadModelSync(gguf(), cpu);
+          // q, k, o, gate, up (and v / down on the layer that keeps Q4_K) of 2 layers
+          assert.ok(prepareWeights(packed.model, cpu).matrices >= 10);
+          assert.deepEqual(firstLogits(packed, PROMPT), a);
+        } finally {
+          cpu.prepackMode = before;
+        }
+      });
     });
 
     it('decoding (GEMV) and prefill (GEMM) give the same logits for the same position', () => {

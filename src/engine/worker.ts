@@ -11,7 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { EngineError, type TokenEvent } from './api.ts';
 import { Engine } from './engine.ts';
 import { kvDtypeProblem, KvPool } from '../models/kv.ts';
-import { loadModel } from '../models/load.ts';
+import { loadModel, prepareWeights } from '../models/load.ts';
 import { cpuBackend } from '../tensor/cpu.ts';
 import { kvBlocksFor, type EngineHostOptions, type ToWorker } from './worker-protocol.ts';
 
@@ -22,6 +22,10 @@ async function main(): Promise<void> {
   const be = cpuBackend();
   if (opts.threads !== undefined) be.setThreads(opts.threads);
   const lm = await loadModel(opts.model, be, { quantize: opts.quantize, lora: opts.lora });
+  // weights the backend repacks at first use (prepacked q4_k on AVX2): now, before 'ready' (and
+  // before the KV pool, whose pages are faulted in by a background thread), not inside the first
+  // request
+  const prep = prepareWeights(lm.model, be);
   const blockSize = opts.blockSize ?? 16;
   const kvDtype = opts.kvDtype ?? 'f32';
   const kvProblem = kvDtypeProblem(lm.config, kvDtype);
@@ -90,6 +94,8 @@ async function main(): Promise<void> {
       if (engine.abort(m.id)) kick();
     }
   });
+
+  if (prep.matrices > 0) port.postMessage({ type: 'log', msg: `prepacked ${prep.matrices} q4_k matrices in ${prep.seconds.toFixed(1)} s`, stats: engine.stats() });
 
   const tok = lm.tokenizer;
   port.postMessage({

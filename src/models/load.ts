@@ -213,6 +213,23 @@ function makeResident(w: Weights): void {
   for (const s of slots) s.set(moved.get(s.t)!);
 }
 
+/**
+ * Gives the backend each weight matrix once, so that one that repacks weights at first use (the
+ * cpu backend's prepacked q4_k on AVX2) does it now rather than inside the first request: the
+ * server calls this before it reports ready. Returns the number of matrices the backend packed
+ * and the seconds it took; a no-op on backends that keep weights as they are.
+ */
+export function prepareWeights(m: Model, be: Backend): { matrices: number; seconds: number } {
+  const pack = (be as { prepacked?: (t: Tensor) => Uint8Array | null }).prepacked;
+  if (typeof pack !== 'function') return { matrices: 0, seconds: 0 };
+  const t0 = performance.now();
+  let matrices = 0;
+  for (const t of new Set(weightSlots(m.weights).map((s) => s.t))) {
+    if (t.shape.length === 2 && pack.call(be, t)) matrices++;
+  }
+  return { matrices, seconds: (performance.now() - t0) / 1000 };
+}
+
 function weightBytesOf(m: Model): number {
   let n = 0;
   for (const t of new Set(weightSlots(m.weights).map((s) => s.t))) n += bytesFor(t.dtype, t.numel);
