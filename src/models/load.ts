@@ -224,7 +224,10 @@ export function prepareWeights(m: Model, be: Backend): { matrices: number; secon
   if (typeof pack !== 'function') return { matrices: 0, seconds: 0 };
   const t0 = performance.now();
   let matrices = 0;
-  for (const t of new Set(weightSlots(m.weights).map((s) => s.t))) {
+  const w = m.weights;
+  for (const t of new Set(weightSlots(w).map((s) => s.t))) {
+    // the embedding tables are gathered from, not multiplied (unless tied to the output)
+    if ((t === w.tokEmbd || t === w.posEmbd) && t !== w.output) continue;
     if (t.shape.length === 2 && pack.call(be, t)) matrices++;
   }
   return { matrices, seconds: (performance.now() - t0) / 1000 };
