@@ -319,6 +319,8 @@ if (cpu.availableIsas().includes('avx2')) {
           const a = Tensor.zeros([3, 64]), b = Tensor.zeros([3, 64]);
           cpu.matmul(x, mapped, a);
           cpu.matmul(x, w, b);
+          assert.equal(native().mappedBytes(w.data), 0, 'memory is not a mapping');
+          assert.ok(native().mappedBytes(mapped.data) > 0, 'the file view is');
           assert.ok(cpu.prepacked(mapped), 'a mapped q4_k matrix is prepacked');
           assert.equal(cpu.prepacked(w), null, 'a q4_k matrix in memory runs from its own bytes');
           assert.deepEqual(a.toF32(), b.toF32());

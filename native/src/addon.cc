@@ -126,16 +126,6 @@ Napi::Value KqPrepack(const Napi::CallbackInfo& info) {
   need(info, w, ss::dtype_bytes(wt, mul(info, op, N, K)), op, "w");
   need(info, d, (size_t)ss::kq_prepacked_bytes(wt, N, K), op, "dst");
   if ((uintptr_t)d.p % 32) throw range_error(info, op, "dst must be 32-byte aligned");
-  // a mapped matrix's pages read in with one call, not fault by fault (MADV_POPULATE_READ, Linux
-  // 5.14; where the kernel lacks it the faults happen as the packing reads)
-  {
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t lo = (uintptr_t)w.p / page * page, hi = ((uintptr_t)w.p + w.n + page - 1) / page * page;
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-    madvise((void*)lo, hi - lo, MADV_POPULATE_READ);
-  }
   ss::kq_prepack(w.p, wt, N, K, d.p);
   return info.Env().Undefined();
 }
@@ -518,20 +508,32 @@ Napi::Value AllocResident(const Napi::CallbackInfo& info) {
 // dropPages(view): gives back the whole pages of a file mapping's range (MADV_DONTNEED: they
 // leave this process's resident set; reading them again would fault them back from the file).
 // A view that is not inside an mmapFile mapping is left alone. Returns the bytes dropped.
+// The whole pages [lo, hi) of b, when they lie inside one mmapFile mapping; false otherwise.
+static bool mapped_pages(const Buf& b, uintptr_t& lo, uintptr_t& hi) {
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  lo = ((uintptr_t)b.p + page - 1) / page * page, hi = ((uintptr_t)b.p + b.n) / page * page;
+  if (hi <= lo) return false;
+  std::lock_guard<std::mutex> lk(g_maps_mu);
+  auto it = g_maps.upper_bound(lo);
+  if (it == g_maps.begin()) return false;
+  --it;
+  return hi <= it->first + it->second;
+}
+
 Napi::Value DropPages(const Napi::CallbackInfo& info) {
   Buf b = bytes(info, 0, "dropPages", "data");
-  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  const uintptr_t lo = ((uintptr_t)b.p + page - 1) / page * page, hi = ((uintptr_t)b.p + b.n) / page * page;
-  if (hi <= lo) return Napi::Number::New(info.Env(), 0);
-  {
-    std::lock_guard<std::mutex> lk(g_maps_mu);
-    auto it = g_maps.upper_bound(lo);
-    if (it == g_maps.begin()) return Napi::Number::New(info.Env(), 0);
-    --it;
-    if (hi > it->first + it->second) return Napi::Number::New(info.Env(), 0);
-  }
+  uintptr_t lo, hi;
+  if (!mapped_pages(b, lo, hi)) return Napi::Number::New(info.Env(), 0);
   madvise((void*)lo, hi - lo, MADV_DONTNEED);
   return Napi::Number::New(info.Env(), (double)(hi - lo));
+}
+
+// mappedBytes(view) -> the bytes of the view's whole pages when they lie in an mmapFile mapping
+// (what dropPages would give back), else 0; touches nothing
+Napi::Value MappedBytes(const Napi::CallbackInfo& info) {
+  Buf b = bytes(info, 0, "mappedBytes", "data");
+  uintptr_t lo, hi;
+  return Napi::Number::New(info.Env(), mapped_pages(b, lo, hi) ? (double)(hi - lo) : 0.0);
 }
 
 // addressMod(view, m) -> the address of the view's first byte modulo m (for aligned allocation)
@@ -601,6 +603,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("matmulMulti", Napi::Function::New(env, MatmulMulti));
   exports.Set("allocResident", Napi::Function::New(env, AllocResident));
   exports.Set("dropPages", Napi::Function::New(env, DropPages));
+  exports.Set("mappedBytes", Napi::Function::New(env, MappedBytes));
   exports.Set("kqPrepack", Napi::Function::New(env, KqPrepack));
   exports.Set("kqPrepackedBytes", Napi::Function::New(env, KqPrepackedBytes));
   exports.Set("mmapFile", Napi::Function::New(env, MmapFile));

@@ -220,15 +220,14 @@ function makeResident(w: Weights): void {
  * and the seconds it took; a no-op on backends that keep weights as they are.
  */
 export function prepareWeights(m: Model, be: Backend): { matrices: number; seconds: number } {
-  const pack = (be as { prepacked?: (t: Tensor) => Uint8Array | null }).prepacked;
-  if (typeof pack !== 'function') return { matrices: 0, seconds: 0 };
+  if (!be.prepareWeight) return { matrices: 0, seconds: 0 };
   const t0 = performance.now();
   let matrices = 0;
   const w = m.weights;
   for (const t of new Set(weightSlots(w).map((s) => s.t))) {
     // the embedding tables are gathered from, not multiplied (unless tied to the output)
     if ((t === w.tokEmbd || t === w.posEmbd) && t !== w.output) continue;
-    if (t.shape.length === 2 && pack.call(be, t)) matrices++;
+    if (t.shape.length === 2 && be.prepareWeight(t)) matrices++;
   }
   return { matrices, seconds: (performance.now() - t0) / 1000 };
 }

@@ -99,6 +99,13 @@ export interface Backend {
   matmul(x: Tensor, w: Tensor, out: Tensor): void;
 
   /**
+   * Optional: readies weight matrix w for repeated products now rather than at its first matmul
+   * (the cpu backend prepacks mapped q4_k matrices on AVX2); true if it did anything. Results
+   * are the same bits either way.
+   */
+  prepareWeight?(w: Tensor): boolean;
+
+  /**
    * outs[i] = x . ws[i]^T for several weights sharing x (q/k/v, gate/up): the same results as
    * separate matmul calls, bit for bit; the cpu backend quantizes x once and runs all rows as
    * one job.

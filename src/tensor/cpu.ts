@@ -78,7 +78,7 @@ export class CpuBackend implements Backend {
     const [N, K] = w.shape as [number, number];
     if (this.prepackMode !== 'off' && w.shape.length === 2 && N >= 16 && w.strides[0] === K) {
       const src = w.data.subarray(0, bytesFor(w.dtype, N * K));
-      if (this.prepackMode === 'all' || this.n.dropPages(src) > 0) {
+      if (this.prepackMode === 'all' || this.n.mappedBytes(src) > 0) {
         const code = DTYPE_CODE[w.dtype];
         const bytes = this.n.kqPrepackedBytes(code, N, K);
         p = new Uint8Array(this.n.allocResident(bytes, false, true));
@@ -88,6 +88,11 @@ export class CpuBackend implements Backend {
     }
     this.packs.set(w, p);
     return p;
+  }
+
+  /** Backend.prepareWeight: prepacks w now where that applies (see prepacked). */
+  prepareWeight(w: Tensor): boolean {
+    return this.prepacked(w) !== null;
   }
 
   /** Instruction set in use: 'avx512', 'avx2' or 'portable'. */

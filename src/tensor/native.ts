@@ -47,6 +47,8 @@ export interface NativeCore {
   allocResident(bytes: number, hugePages: boolean, populate?: boolean | 'background'): ArrayBuffer;
   /** Gives back the whole pages of a view into an mmapFile mapping (others: no-op); returns bytes dropped. */
   dropPages(data: TA): number;
+  /** The bytes dropPages would give back for this view (its whole pages inside an mmapFile mapping), else 0; touches nothing. */
+  mappedBytes(data: TA): number;
   /** Maps a file (or the window [offset, offset + length)) read-only with private copy-on-write pages; unmapped when the buffer is collected. At most 4 GiB per window. */
   mmapFile(path: string, offset?: number, length?: number): ArrayBuffer;
   /** Streaming read of a Float32Array on all threads (returns a checksum). */
