@@ -9,6 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Array, f32ToF16Array } from '../src/tensor/dtype.ts';
 import { native, type NativeCore } from '../src/tensor/native.ts';
 import { rng } from './helpers/random.ts';
 
@@ -142,6 +143,71 @@ for (const isa of ISAS) {
     });
   });
 }
+
+// sgemmHalf: B in f16 / bf16, widened as its panels are packed. It must equal sgemm on the
+// widened B bit for bit (the same panels reach the same microkernel), for both layouts of B,
+// edge panels, threads, and values down to f16 subnormals.
+for (const isa of ISAS) {
+  describe(`sgemmHalf on ${isa}${isa === info.isa ? ' (active)' : ''}`, () => {
+    it('equals sgemm on the widened B, bit for bit: f16 and bf16, awkward sizes, both B layouts, 1 and 3 threads', () => {
+      core.setIsa(isa);
+      try {
+        let seed = 500;
+        for (const threads of [1, 3]) {
+          core.setThreads(threads);
+          for (const [M, N, K] of [[1, 7, 33], [33, 65, 7], [65, 33, 257], [257, 65, 33], [7, 257, 1], [100, 70, 1100], [7, 2000, 40], [13, 17, 600]] as [number, number, number][])
+            for (const transB of [true, false])
+              for (const btype of [1, 2] as const) {
+                const r = rng(seed++);
+                const pad = 3;
+                const [bRows, bCols] = transB ? [N, K] : [K, N];
+                const lda = K + 1, ldb = bCols + pad, ldc = N + 2;
+                const A = Float32Array.from({ length: (M - 1) * lda + K }, () => r());
+                // magnitudes from 1e-7 to 100: f16 subnormals and large values both occur
+                const raw = Float32Array.from({ length: (bRows - 1) * ldb + bCols }, () => r() * 10 ** (r() * 4.5 - 2.5));
+                const bits = btype === 1 ? f32ToF16Array(raw) : f32ToBf16Array(raw);
+                const wide = Float32Array.from(bits, (h) => (btype === 1 ? f16BitsToF32(h) : bf16BitsToF32(h)));
+                const want = new Float32Array(M * ldc).fill(0.25), got = new Float32Array(M * ldc).fill(0.25);
+                core.sgemm(false, transB, M, N, K, 1.5, A, lda, wide, ldb, 0.5, want, ldc);
+                // B given as the bytes of a view 2 bytes into a buffer (as a mapped tensor is)
+                const view = new Uint8Array(bits.byteLength + 2);
+                view.set(new Uint8Array(bits.buffer), 2);
+                core.sgemmHalf(false, transB, M, N, K, 1.5, A, lda, view.subarray(2), btype, ldb, 0.5, got, ldc);
+                for (let i = 0; i < want.length; i++)
+                  if (!Object.is(got[i], want[i])) assert.fail(`${isa} M ${M} N ${N} K ${K} transB ${transB} btype ${btype} threads ${threads}: C[${i}] = ${got[i]}, sgemm gave ${want[i]}`);
+              }
+        }
+      } finally {
+        core.setThreads(info.threads);
+      }
+    });
+  });
+}
+
+describe('sgemmHalf argument checks', () => {
+  const f = (n: number) => new Float32Array(n);
+  const ok = () => [false, true, 4, 5, 6, 1, f(24), 6, new Uint16Array(30), 1, 6, 0, f(20), 5] as unknown[];
+  const call = (args: unknown[]) => (core.sgemmHalf as (...a: unknown[]) => void)(...args);
+  it('accepts a valid call and names what is wrong in the others', () => {
+    call(ok());
+    const bad: [number, unknown, RegExp][] = [
+      [9, 3, /sgemmHalf: btype must be 1 \(f16\) or 2 \(bf16\), got 3/],
+      [8, new Uint16Array(29), /sgemmHalf: B has 29 elements, needs 30/],
+      [8, new Uint8Array(61).subarray(1), /sgemmHalf: B must be 2-byte aligned/],
+    ];
+    for (const [i, v, re] of bad) {
+      const args = ok();
+      args[i] = v;
+      assert.throws(() => call(args), re);
+    }
+    assert.throws(() => call(ok().slice(0, 13)), /sgemmHalf: expects 14 arguments/);
+    const buf = new ArrayBuffer(400);
+    const o = ok();
+    o[8] = new Uint16Array(buf, 0, 30);
+    o[12] = new Float32Array(buf, 40, 20);
+    assert.throws(() => call(o), /sgemmHalf: C overlaps B/);
+  });
+});
 
 describe('sgemm argument checks', () => {
   const f = (n: number) => new Float32Array(n);

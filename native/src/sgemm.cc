@@ -94,6 +94,9 @@ struct Job {
   const float* A;
   int64_t lda;
   const float* B;
+  // B in half precision instead (sgemm_half_b): B16 set, B null
+  const uint16_t* B16;
+  bool bf16;
   int64_t ldb;
   float* C;
   int64_t ldc;
@@ -131,8 +134,9 @@ struct Job {
     int expect = 0;
     if (st.compare_exchange_strong(expect, 1, std::memory_order_acquire)) {
       const int64_t c = j0 + q * k->nr, k0 = b * KC;
-      const float* src = transB ? B + c * ldb + k0 : B + k0 * ldb + c;
-      k->pack_b(src, ldb, !transB, bcols(q), kc, dst);
+      const int64_t off = transB ? c * ldb + k0 : k0 * ldb + c;
+      if (B16) k->pack_b_half(B16 + off, ldb, !transB, bf16, bcols(q), kc, dst);
+      else k->pack_b(B + off, ldb, !transB, bcols(q), kc, dst);
       st.store(2, std::memory_order_release);
     } else {
       while (st.load(std::memory_order_acquire) != 2) relax();
@@ -178,20 +182,10 @@ struct Job {
   }
 };
 
-}  // namespace
-
-void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == 0.f) {
-    scale_c(M, N, beta, C, ldc);
-    return;
-  }
-  Job j{};
-  j.k = pick();
+// One call's work, on the pool.
+void run(Job& j) {
+  const int64_t M = j.M, N = j.N, K = j.K;
   const int64_t mr = j.k->mr, nr = j.k->nr;
-  j.transA = transA, j.transB = transB, j.M = M, j.N = N, j.K = K, j.alpha = alpha, j.beta = beta;
-  j.A = A, j.lda = lda, j.B = B, j.ldb = ldb, j.C = C, j.ldc = ldc;
 
   // Even blocks: K = 600 is two blocks of 300, not 512 + 88 (a thin block costs a C round trip).
   const int64_t kblocks = cdiv(K, j.k->kc), KC = round_up(cdiv(K, kblocks), 8);
@@ -258,6 +252,38 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
       });
     }
   }
+}
+
+// The job of a call, or null when there is nothing to multiply (C = beta * C done here).
+bool setup(Job& j, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return false;
+  if (K <= 0 || alpha == 0.f) {
+    scale_c(M, N, beta, C, ldc);
+    return false;
+  }
+  j.k = pick();
+  j.transA = transA, j.transB = transB, j.M = M, j.N = N, j.K = K, j.alpha = alpha, j.beta = beta;
+  j.A = A, j.lda = lda, j.ldb = ldb, j.C = C, j.ldc = ldc;
+  return true;
+}
+}  // namespace
+
+void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  Job j{};
+  if (!setup(j, transA, transB, M, N, K, alpha, A, lda, ldb, beta, C, ldc)) return;
+  j.B = B;
+  run(j);
+}
+
+void sgemm_half_b(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                  const uint16_t* B, bool bf16, int64_t ldb, float beta, float* C, int64_t ldc) {
+  Job j{};
+  if (!setup(j, transA, transB, M, N, K, alpha, A, lda, ldb, beta, C, ldc)) return;
+  j.B16 = B;
+  j.bf16 = bf16;
+  run(j);
 }
 
 }  // namespace ss

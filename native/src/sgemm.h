@@ -15,6 +15,12 @@ namespace ss {
 void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// The same with B in half precision (IEEE f16, or bfloat16 when bf16): weights kept at half
+// their f32 size, widened (exactly) to f32 as their panels are packed, so the product costs
+// what the f32 one does and equals sgemm on the widened B bit for bit.
+void sgemm_half_b(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                  const uint16_t* B, bool bf16, int64_t ldb, float beta, float* C, int64_t ldc);
+
 }  // namespace ss
 
 // The per-ISA part (sgemm_kernels.inc compiled three times); sgemm.cc blocks and threads.
@@ -27,6 +33,8 @@ struct ss_sgemm_kernels {
   // Element (i, k) is src[i * ld + k] when !kmajor, src[k * ld + i] when kmajor.
   void (*pack_a)(const float* src, int64_t ld, bool kmajor, int64_t rows, int64_t kc, float* dst);
   void (*pack_b)(const float* src, int64_t ld, bool kmajor, int64_t rows, int64_t kc, float* dst);
+  // pack_b from f16 (or bf16) elements, widened to f32.
+  void (*pack_b_half)(const uint16_t* src, int64_t ld, bool kmajor, bool bf16, int64_t rows, int64_t kc, float* dst);
   // C[0:m, 0:n] = alpha * (packed A panel . packed B panel) + beta * C (beta == 0: C not read);
   // m <= mr, n <= nr.
   void (*kernel)(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int64_t m, int64_t n);

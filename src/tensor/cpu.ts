@@ -307,7 +307,8 @@ export class CpuBackend implements Backend {
   // ---- image ops (NHWC) ---------------------------------------------------------------------
   //
   // Convolution runs in the native GEMMs: sgemm (the blocked, packed training GEMM) for f32
-  // weights, matmul (f32 accumulation) for f16/bf16 weights. A 1x1 convolution is one GEMM over
+  // weights, its half-precision-B form for f16/bf16 weights (widened as the panels are packed:
+  // half the memory, the f32 speed), matmul (f32 accumulation) for any other type. A 1x1 convolution is one GEMM over
   // the [B * H * W, C] rows; a larger kernel gathers im2col rows ([pixels, kh * kw * C], whole
   // runs of kw * C floats per kernel row, zero where the window leaves the image) in chunks of
   // about 8 MiB and runs one GEMM per chunk. Attention is two sgemm calls per (batch, head)
@@ -324,6 +325,7 @@ export class CpuBackend implements Backend {
   /** c[M, N] = a[M, K] . w[N, K]^T, a and c contiguous rows. */
   private gemm(a: Float32Array, w: Tensor, wf: Float32Array | null, c: Float32Array, M: number, N: number, K: number): void {
     if (wf) this.n.sgemm(false, true, M, N, K, 1, a, K, wf, K, 0, c, N);
+    else if (w.dtype === 'f16' || w.dtype === 'bf16') this.n.sgemmHalf(false, true, M, N, K, 1, a, K, w.data, w.dtype === 'f16' ? 1 : 2, K, 0, c, N);
     else this.n.matmul(a, K, w.data, DTYPE_CODE[w.dtype], c, N, M, N, K);
   }
 

@@ -38,6 +38,8 @@ export interface NativeCore {
   groupNorm(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, B: number, N: number, C: number, G: number, eps: number): void;
   /** C[M, N] = alpha op(A) op(B) + beta C, row-major f32 (native/src/sgemm.cc; training GEMMs). */
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
+  /** sgemm with B in half precision (btype 1 f16, 2 bf16; any 2-byte-aligned typed array), widened as it is packed. */
+  sgemmHalf(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: ArrayBufferView, btype: 1 | 2, ldb: number, beta: number, C: Float32Array, ldc: number): void;
   convert(src: TA, stype: number, dst: TA, dtype: number, n: number): void;
   /**
    * Zero-filled anonymous memory, page aligned, unmapped on collection. hugePages (2 MiB and up):
