@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { clipTextForward, promptEmbeds } from '../src/diffusion/clip-text.ts';
-import { componentWeightsFile, DiffusionLoadError, loadStableDiffusion, type StableDiffusion } from '../src/diffusion/load.ts';
+import { componentWeightsFile, convWeightToNhwc, DiffusionLoadError, loadStableDiffusion, type StableDiffusion } from '../src/diffusion/load.ts';
 import { BackendDiffOps, fromNchw, toNchw } from '../src/diffusion/ops.ts';
 import { unetConfig, unetForward, unetParamShapes } from '../src/diffusion/unet.ts';
 import { latentDist, vaeDecode, vaeEncode } from '../src/diffusion/vae.ts';
@@ -134,6 +134,25 @@ for (const c of cases) {
     });
   });
 }
+
+test('convWeightToNhwc: [Co, Ci, kh, kw] -> [Co, kh, kw, Ci] for f32, f16 and bf16, from aligned and unaligned bytes', () => {
+  const [Co, Ci, KH, KW] = [3, 5, 3, 2];
+  const n = Co * Ci * KH * KW;
+  const v = Float32Array.from({ length: n }, (_, i) => i - 40.5); // exact in f16 and bf16
+  for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+    const t = Tensor.from(v, [Co, Ci, KH, KW], dtype);
+    for (const shift of [0, 1]) {
+      const bytes = new Uint8Array(t.data.byteLength + shift);
+      bytes.set(t.data, shift);
+      const got = convWeightToNhwc(new Tensor(dtype, [Co, Ci, KH, KW], bytes.subarray(shift)));
+      assert.deepEqual(got.shape, [Co, KH, KW, Ci]);
+      const g = got.toF32();
+      for (let co = 0; co < Co; co++)
+        for (let ci = 0; ci < Ci; ci++)
+          for (let k = 0; k < KH * KW; k++) assert.equal(g[(co * KH * KW + k) * Ci + ci], v[(co * Ci + ci) * KH * KW + k], `${dtype} shift ${shift}`);
+    }
+  }
+});
 
 describe('input errors', () => {
   const sd = loadStableDiffusion(join(ROOT, 'sdxl'));

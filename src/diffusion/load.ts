@@ -31,18 +31,23 @@ export class DiffusionLoadError extends Error {
   }
 }
 
-/** [C_out, C_in, kh, kw] -> [C_out, kh, kw, C_in], in the tensor's own dtype (f32, f16, bf16). */
+/**
+ * [C_out, C_in, kh, kw] -> [C_out, kh, kw, C_in], in the tensor's own dtype (f32, f16, bf16).
+ * Whole elements at a time through typed views (an SD 1.5 UNet's convolutions are 0.4 G
+ * elements: a byte loop took 9.5 s of a picture, this about 1 s).
+ */
 export function convWeightToNhwc(t: Tensor): Tensor {
   const [Co, Ci, KH, KW] = t.shape as [number, number, number, number];
   const es = bytesFor(t.dtype, 1);
-  const src = t.data, dst = new Uint8Array(t.numel * es);
   const KK = KH * KW;
+  const dst = new Uint8Array(t.numel * es);
+  const view = (b: Uint8Array) => (es === 4 ? new Uint32Array(b.buffer, b.byteOffset, t.numel) : es === 2 ? new Uint16Array(b.buffer, b.byteOffset, t.numel) : b);
+  const src = view(t.data.byteOffset % es === 0 ? t.data : t.data.slice(0, t.numel * es)), d = view(dst);
   for (let co = 0; co < Co; co++) {
-    for (let ci = 0; ci < Ci; ci++) {
-      for (let k = 0; k < KK; k++) {
-        const s = ((co * Ci + ci) * KK + k) * es, d = ((co * KK + k) * Ci + ci) * es;
-        for (let b = 0; b < es; b++) dst[d + b] = src[s + b]!;
-      }
+    const base = co * Ci * KK;
+    for (let k = 0; k < KK; k++) {
+      let o = base + k * Ci, i = base + k;
+      for (let ci = 0; ci < Ci; ci++, i += KK) d[o++] = src[i]!;
     }
   }
   return new Tensor(t.dtype, [Co, KH, KW, Ci], dst);
