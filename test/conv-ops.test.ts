@@ -55,6 +55,9 @@ const convCases: { B: number; H: number; W: number; C: number; Co: number; k: nu
   { B: 1, H: 6, W: 7, C: 9, Co: 11, k: 3, stride: 1, pad: 1, dtype: 'f16' },
   { B: 1, H: 4, W: 5, C: 17, Co: 3, k: 1, stride: 1, pad: 0, dtype: 'bf16' },
   { B: 1, H: 3, W: 3, C: 4, Co: 2, k: 3, stride: 1, pad: 0, dtype: 'f32' },
+  { B: 1, H: 9, W: 8, C: 6, Co: 5, k: 3, stride: 2, pad: 0, padEnd: 1, dtype: 'f16' },
+  // depth 3 * 3 * 70 = 630 crosses sgemm's depth blocks; 37 output channels, edge panels
+  { B: 2, H: 5, W: 6, C: 70, Co: 37, k: 3, stride: 1, pad: 1, dtype: 'bf16' },
 ];
 
 for (const c of convCases) {
@@ -157,7 +160,7 @@ test('attention: causal (CLIP text), cpu = ref, and the first query sees only th
   assert.deepEqual([...out.toF32().subarray(0, H * D)], [...v.toF32().subarray(0, H * D)]);
 });
 
-test('attention (sgemm + softmax) and groupNorm on every instruction set this machine runs', () => {
+test('attention (sgemm + softmax), groupNorm and conv2d on every instruction set this machine runs', () => {
   const isa = cpu.isa;
   try {
     for (const name of cpu.availableIsas()) {
@@ -178,6 +181,14 @@ test('attention (sgemm + softmax) and groupNorm on every instruction set this ma
         be.groupNorm(x, w, b, 3, 1e-5, true, out);
         return out;
       }, 1e-5, `groupNorm on ${name}`);
+      for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+        const cw = rand([9, 3, 3, 12], 47, dtype), cb = rand([9], 48);
+        both((be) => {
+          const out = Tensor.zeros([2, 3, 5, 9]);
+          be.conv2d(x, cw, cb, out, { stride: 1, pad: 1 });
+          return out;
+        }, 1e-5, `conv2d ${dtype} on ${name}`);
+      }
     }
   } finally {
     cpu.setIsa(isa as 'avx512' | 'avx2' | 'portable');

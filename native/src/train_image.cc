@@ -133,22 +133,29 @@ void col2im_add(const float* dcols, const ss_conv_shape& s, int64_t r0, int64_t 
   });
 }
 
+// C = alpha op(A) . op(w) + beta C with w in its stored precision
+void gemm_w(bool tA, bool tB, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, ss_conv_weights w, int64_t ldb, float beta, float* C,
+            int64_t ldc) {
+  if (w.type == 0) sgemm(tA, tB, M, N, K, 1.f, A, lda, (const float*)w.p, ldb, beta, C, ldc);
+  else sgemm_half_b(tA, tB, M, N, K, 1.f, A, lda, (const uint16_t*)w.p, w.type == 2, ldb, beta, C, ldc);
+}
+
 }  // namespace
 
-void t_conv2d(const float* x, const float* w, const float* b, const ss_conv_shape& s, float* out) {
+void t_conv2d(const float* x, ss_conv_weights w, const float* b, const ss_conv_shape& s, float* out) {
   const int64_t P = s.B * s.OH * s.OW, K = s.KH * s.KW * s.Ci;
   if (P == 0 || s.Co == 0) return;
   if (K == 0) {
     std::memset(out, 0, (size_t)(P * s.Co) * sizeof(float));
   } else if (is_pointwise(s)) {
-    sgemm(false, true, P, s.Co, K, 1.f, x, K, w, K, 0.f, out, s.Co);
+    gemm_w(false, true, P, s.Co, K, x, K, w, K, 0.f, out, s.Co);
   } else {
     const int64_t blk = block_rows(s, P);
     float* cols = grow(t_cols, (size_t)(blk * K));
     for (int64_t r0 = 0; r0 < P; r0 += blk) {
       const int64_t r1 = r0 + blk < P ? r0 + blk : P;
       im2col(x, s, r0, r1, cols);
-      sgemm(false, true, r1 - r0, s.Co, K, 1.f, cols, K, w, K, 0.f, out + r0 * s.Co, s.Co);
+      gemm_w(false, true, r1 - r0, s.Co, K, cols, K, w, K, 0.f, out + r0 * s.Co, s.Co);
     }
   }
   if (b) {
@@ -159,14 +166,14 @@ void t_conv2d(const float* x, const float* w, const float* b, const ss_conv_shap
   }
 }
 
-void t_conv2d_bwd(const float* x, const float* w, const float* dy, const ss_conv_shape& s, float* dx, float* dw, float* db) {
+void t_conv2d_bwd(const float* x, ss_conv_weights w, const float* dy, const ss_conv_shape& s, float* dx, float* dw, float* db) {
   const int64_t P = s.B * s.OH * s.OW, K = s.KH * s.KW * s.Ci;
   if (db && P > 0) col_sums(dy, P, s.Co, db, false);
   if (dx) std::memset(dx, 0, (size_t)(s.B * s.H * s.W * s.Ci) * sizeof(float));
   if (P == 0 || K == 0 || s.Co == 0) return;
   if (is_pointwise(s)) {
     if (dw) sgemm(true, false, s.Co, K, P, 1.f, dy, s.Co, x, K, 1.f, dw, K);  // dw[Co, Ci] += dy^T . x
-    if (dx) sgemm(false, false, P, K, s.Co, 1.f, dy, s.Co, w, K, 0.f, dx, K);  // dx[P, Ci] = dy . w
+    if (dx) gemm_w(false, false, P, K, s.Co, dy, s.Co, w, K, 0.f, dx, K);  // dx[P, Ci] = dy . w
     return;
   }
   const int64_t blk = block_rows(s, P);
@@ -179,7 +186,7 @@ void t_conv2d_bwd(const float* x, const float* w, const float* dy, const ss_conv
       sgemm(true, false, s.Co, K, m, 1.f, dy + r0 * s.Co, s.Co, cols, K, 1.f, dw, K);  // dw[Co, K] += dy^T . cols
     }
     if (dx) {
-      sgemm(false, false, m, K, s.Co, 1.f, dy + r0 * s.Co, s.Co, w, K, 0.f, dcols, K);  // dcols[m, K] = dy . w
+      gemm_w(false, false, m, K, s.Co, dy + r0 * s.Co, s.Co, w, K, 0.f, dcols, K);  // dcols[m, K] = dy . w
       col2im_add(dcols, s, r0, r1, dx);
     }
   }

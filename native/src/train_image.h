@@ -15,6 +15,13 @@ struct ss_conv_shape {
   int64_t B, H, W, Ci, Co, KH, KW, stride, pad, pad_end, OH, OW;
 };
 
+// The weights of a convolution: f32, or f16 / bf16 (kept in half precision, widened as sgemm
+// packs them: frozen or inference weights at half the memory).
+struct ss_conv_weights {
+  const void* p;
+  int type;  // 0 f32, 1 f16, 2 bf16
+};
+
 // Non-causal attention, q [B, Tq, H, D], k and v [B, Tk, H, D].
 struct ss_mha_args {
   const float* q; const float* k; const float* v;
@@ -58,9 +65,9 @@ namespace ss_portable { extern const ss_train_image_kernels train_image_table; }
 namespace ss {
 
 // out [B, OH, OW, Co] = conv(x [B, H, W, Ci], w [Co, KH, KW, Ci]) + b (b may be null)
-void t_conv2d(const float* x, const float* w, const float* b, const ss_conv_shape& s, float* out);
+void t_conv2d(const float* x, ss_conv_weights w, const float* b, const ss_conv_shape& s, float* out);
 // dx overwritten, dw += , db += ; any may be null (skipped)
-void t_conv2d_bwd(const float* x, const float* w, const float* dy, const ss_conv_shape& s, float* dx, float* dw, float* db);
+void t_conv2d_bwd(const float* x, ss_conv_weights w, const float* dy, const ss_conv_shape& s, float* dx, float* dw, float* db);
 void t_group_norm(const float* x, const float* w, const float* b, int64_t B, int64_t N, int64_t C, int64_t G, float eps, int silu, float* out,
                   float* mean, float* rstd);
 void t_group_norm_bwd(const float* x, const float* w, const float* b, const float* mean, const float* rstd, const float* dy, int64_t B,

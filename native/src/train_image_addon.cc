@@ -39,31 +39,48 @@ ss_conv_shape conv_shape(const Napi::CallbackInfo& info, size_t i, const char* o
   return s;
 }
 
-// trainConv2d(x, w, b | null, out, B, H, W, Ci, Co, KH, KW, stride, pad, padEnd)
+// The weights (argument i): a Float32Array, or with the optional type argument `t` 1 (f16) or 2
+// (bf16) any typed array holding that many 2-byte elements, 2-byte aligned.
+ss_conv_weights conv_weights(const Napi::CallbackInfo& info, size_t i, size_t t, const ss_conv_shape& s, const char* op) {
+  const int64_t n = s.Co * s.KH * s.KW * s.Ci;
+  const int64_t type = info.Length() > t && !absent(info, t) ? count(info, t, op, "wtype") : 0;
+  if (type == 0) {
+    Arr w = f32(info, i, op, "w");
+    need(info, w, n, op, "w");
+    return {w.p, 0};
+  }
+  if (type != 1 && type != 2) throw range_error(info, op, "wtype must be 0 (f32), 1 (f16) or 2 (bf16), got " + std::to_string(type));
+  const Buf b = bytes(info, i, op, "w");
+  if ((uintptr_t)b.p % 2) throw range_error(info, op, "w must be 2-byte aligned (f16 / bf16 elements)");
+  need(info, b, (size_t)n * 2, op, "w");
+  return {b.p, (int)type};
+}
+
+// trainConv2d(x, w, b | null, out, B, H, W, Ci, Co, KH, KW, stride, pad, padEnd [, wtype])
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   const char* op = "conv2d";
   const ss_conv_shape s = conv_shape(info, 4, op);
-  Arr x = f32(info, 0, op, "x"), w = f32(info, 1, op, "w"), out = f32(info, 3, op, "out");
+  Arr x = f32(info, 0, op, "x"), out = f32(info, 3, op, "out");
+  const ss_conv_weights w = conv_weights(info, 1, 14, s, op);
   need(info, x, s.B * s.H * s.W * s.Ci, op, "x");
-  need(info, w, s.Co * s.KH * s.KW * s.Ci, op, "w");
   need(info, out, s.B * s.OH * s.OW * s.Co, op, "out");
   const float* b = opt_f32(info, 2, s.Co, op, "b");
-  ss::t_conv2d(F32P(x), F32P(w), b, s, F32P(out));
+  ss::t_conv2d(F32P(x), w, b, s, F32P(out));
   return info.Env().Undefined();
 }
 
-// trainConv2dBackward(x, w, dy, dx | null, dw | null, db | null, B, H, W, Ci, Co, KH, KW, stride, pad, padEnd)
+// trainConv2dBackward(x, w, dy, dx | null, dw | null, db | null, B, H, W, Ci, Co, KH, KW, stride, pad, padEnd [, wtype])
 Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   const char* op = "conv2dBackward";
   const ss_conv_shape s = conv_shape(info, 6, op);
-  Arr x = f32(info, 0, op, "x"), w = f32(info, 1, op, "w"), dy = f32(info, 2, op, "dy");
+  Arr x = f32(info, 0, op, "x"), dy = f32(info, 2, op, "dy");
+  const ss_conv_weights w = conv_weights(info, 1, 16, s, op);
   need(info, x, s.B * s.H * s.W * s.Ci, op, "x");
-  need(info, w, s.Co * s.KH * s.KW * s.Ci, op, "w");
   need(info, dy, s.B * s.OH * s.OW * s.Co, op, "dy");
   float* dx = opt_f32(info, 3, s.B * s.H * s.W * s.Ci, op, "dx");
   float* dw = opt_f32(info, 4, s.Co * s.KH * s.KW * s.Ci, op, "dw");
   float* db = opt_f32(info, 5, s.Co, op, "db");
-  ss::t_conv2d_bwd(F32P(x), F32P(w), F32P(dy), s, dx, dw, db);
+  ss::t_conv2d_bwd(F32P(x), w, F32P(dy), s, dx, dw, db);
   return info.Env().Undefined();
 }
 

@@ -306,15 +306,15 @@ export class CpuBackend implements Backend {
 
   // ---- image ops (NHWC) ---------------------------------------------------------------------
   //
-  // Convolution runs in the native GEMMs: sgemm (the blocked, packed training GEMM) for f32
-  // weights, its half-precision-B form for f16/bf16 weights (widened as the panels are packed:
-  // half the memory, the f32 speed), matmul (f32 accumulation) for any other type. A 1x1 convolution is one GEMM over
-  // the [B * H * W, C] rows; a larger kernel gathers im2col rows ([pixels, kh * kw * C], whole
-  // runs of kw * C floats per kernel row, zero where the window leaves the image) in chunks of
-  // about 8 MiB and runs one GEMM per chunk. Attention is two sgemm calls per (batch, head)
-  // with the native row softmax between them (scores of at most 16 MiB at a time). Group norm
-  // is native (native/src/image_ops.cc) followed by the vectorised SiLU; upsampling is a copy,
-  // in TypeScript.
+  // Convolution is the native one (native/src/train_image.cc, shared with training): a 1x1
+  // convolution is one sgemm over the [B * H * W, C] rows; a larger kernel gathers im2col rows
+  // ([pixels, kh * kw * C], whole runs of kw * C floats per kernel row, zero where the window
+  // leaves the image) in threaded blocks of 16 MiB and runs one sgemm per block. f16 / bf16
+  // weights stay in half precision: sgemm widens them as it packs its panels (half the memory,
+  // the f32 speed). Attention is two sgemm calls per (batch, head) with the native row softmax
+  // between them (scores of at most 16 MiB at a time). Group norm is native
+  // (native/src/image_ops.cc) followed by the vectorised SiLU; upsampling is a copy, in
+  // TypeScript.
 
   private scratch = new Float32Array(0);
   private buf(n: number): Float32Array {
@@ -322,48 +322,10 @@ export class CpuBackend implements Backend {
     return this.scratch.subarray(0, n);
   }
 
-  /** c[M, N] = a[M, K] . w[N, K]^T, a and c contiguous rows. */
-  private gemm(a: Float32Array, w: Tensor, wf: Float32Array | null, c: Float32Array, M: number, N: number, K: number): void {
-    if (wf) this.n.sgemm(false, true, M, N, K, 1, a, K, wf, K, 0, c, N);
-    else if (w.dtype === 'f16' || w.dtype === 'bf16') this.n.sgemmHalf(false, true, M, N, K, 1, a, K, w.data, w.dtype === 'f16' ? 1 : 2, K, 0, c, N);
-    else this.n.matmul(a, K, w.data, DTYPE_CODE[w.dtype], c, N, M, N, K);
-  }
-
   conv2d(x: Tensor, w: Tensor, b: Tensor | null, out: Tensor, opts: Conv2dOptions): void {
-    const { B, H, W, C, OH, OW, Co, KH, KW, stride, pad } = checkConv2d(x, w, b, out, opts);
-    const xs = f32(x), o = f32(out);
-    const wf = w.dtype === 'f32' ? f32(w) : null;
-    const K = KH * KW * C;
-    if (KH === 1 && KW === 1 && stride === 1 && pad === 0 && OH === H && OW === W) {
-      this.gemm(xs, w, wf, o, B * H * W, Co, C);
-    } else {
-      const rowsPerChunk = Math.max(1, Math.min(OH, Math.floor((2 << 20) / (OW * K))));
-      for (let n = 0; n < B; n++) {
-        for (let oy0 = 0; oy0 < OH; oy0 += rowsPerChunk) {
-          const rows = Math.min(rowsPerChunk, OH - oy0);
-          const col = this.buf(rows * OW * K);
-          col.fill(0);
-          for (let r = 0; r < rows; r++) {
-            const oy = oy0 + r;
-            for (let ox = 0; ox < OW; ox++) {
-              const dst = (r * OW + ox) * K;
-              const ix0 = ox * stride - pad;
-              const kx0 = Math.max(0, -ix0), kx1 = Math.min(KW, W - ix0); // kernel columns inside the image
-              if (kx1 <= kx0) continue;
-              for (let ky = 0; ky < KH; ky++) {
-                const iy = oy * stride - pad + ky;
-                if (iy < 0 || iy >= H) continue;
-                const src = ((n * H + iy) * W + ix0 + kx0) * C;
-                col.set(xs.subarray(src, src + (kx1 - kx0) * C), dst + (ky * KW + kx0) * C);
-              }
-            }
-          }
-          const c0 = ((n * OH + oy0) * OW) * Co;
-          this.gemm(col, w, wf, o.subarray(c0, c0 + rows * OW * Co), rows * OW, Co, K);
-        }
-      }
-    }
-    if (b) this.n.binary(0, o, Co, b.data, Co, 1, o, Co, B * OH * OW, Co);
+    const { B, H, W, C, Co, KH, KW, stride, pad } = checkConv2d(x, w, b, out, opts);
+    const wtype = w.dtype === 'f16' ? 1 : w.dtype === 'bf16' ? 2 : 0;
+    this.n.trainConv2d(f32(x), wtype ? w.data : f32(w), b ? f32(b) : null, f32(out), B, H, W, C, Co, KH, KW, stride, pad, opts.padEnd ?? pad, wtype);
   }
 
   groupNorm(x: Tensor, w: Tensor, b: Tensor, groups: number, eps: number, silu: boolean, out: Tensor): void {

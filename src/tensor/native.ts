@@ -38,6 +38,19 @@ export interface NativeCore {
   groupNorm(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, B: number, N: number, C: number, G: number, eps: number): void;
   /** C[M, N] = alpha op(A) op(B) + beta C, row-major f32 (native/src/sgemm.cc; training GEMMs). */
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
+  /**
+   * The native convolution (native/src/train_image.cc: im2col in blocks of 16 MiB, threaded,
+   * then sgemm; a 1x1 one is one sgemm), NHWC x [B, H, W, Ci], w [Co, KH, KW, Ci]; shape as
+   * B, H, W, Ci, Co, KH, KW, stride, pad, padEnd. wtype 1 / 2: w holds f16 / bf16 elements.
+   */
+  trainConv2d(
+    x: Float32Array, w: ArrayBufferView, b: Float32Array | null, out: Float32Array,
+    B: number, H: number, W: number, Ci: number, Co: number, KH: number, KW: number, stride: number, pad: number, padEnd: number, wtype?: 0 | 1 | 2,
+  ): void;
+  trainConv2dBackward(
+    x: Float32Array, w: ArrayBufferView, dy: Float32Array, dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null,
+    B: number, H: number, W: number, Ci: number, Co: number, KH: number, KW: number, stride: number, pad: number, padEnd: number, wtype?: 0 | 1 | 2,
+  ): void;
   /** sgemm with B in half precision (btype 1 f16, 2 bf16; any 2-byte-aligned typed array), widened as it is packed. */
   sgemmHalf(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number, B: ArrayBufferView, btype: 1 | 2, ldb: number, beta: number, C: Float32Array, ldc: number): void;
   convert(src: TA, stype: number, dst: TA, dtype: number, n: number): void;

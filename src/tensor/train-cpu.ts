@@ -61,10 +61,7 @@ export interface TrainCore extends NativeCore {
     step: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, gradScale: number,
   ): void;
   // image ops (train_image_addon.cc); conv shapes as B, H, W, Ci, Co, KH, KW, stride, pad, padEnd
-  trainConv2d(x: Float32Array, w: Float32Array, b: Float32Array | null, out: Float32Array, ...shape: number[]): void;
-  trainConv2dBackward(
-    x: Float32Array, w: Float32Array, dy: Float32Array, dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null, ...shape: number[]
-  ): void;
+  // (trainConv2d and trainConv2dBackward are NativeCore's: inference convolves with them too)
   trainGroupNorm(
     x: Float32Array, w: Float32Array, b: Float32Array, B: number, N: number, C: number, G: number, eps: number, silu: boolean,
     out: Float32Array, mean: Float32Array, rstd: Float32Array,
