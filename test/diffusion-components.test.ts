@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { clipTextForward, promptEmbeds } from '../src/diffusion/clip-text.ts';
-import { componentWeightsFile, convWeightToNhwc, DiffusionLoadError, loadStableDiffusion, type StableDiffusion } from '../src/diffusion/load.ts';
-import { BackendDiffOps, fromNchw, toNchw } from '../src/diffusion/ops.ts';
+import { componentWeightsFile, convWeightToNhwc, DiffusionLoadError, loadStableDiffusion, openUNet, type StableDiffusion } from '../src/diffusion/load.ts';
+import { BackendDiffOps, fromNchw, nearestSources, toNchw } from '../src/diffusion/ops.ts';
 import { unetConfig, unetForward, unetParamShapes } from '../src/diffusion/unet.ts';
 import { latentDist, vaeDecode, vaeEncode } from '../src/diffusion/vae.ts';
 import type { Backend } from '../src/tensor/backend.ts';
@@ -159,11 +159,10 @@ describe('input errors', () => {
   const ex = new Expected(join(ROOT, 'sdxl'));
   const o = new BackendDiffOps(cpuBackend());
   const base = { sample: ex.image('unet.sample'), timesteps: [1], context: ex.tensor('unet.context'), textEmbeds: ex.tensor('unet.text_embeds'), timeIds: [...ex.get('unet.time_ids')] };
-  test('the UNet names a wrong context width, missing SDXL conditioning, odd latents', () => {
+  test('the UNet names a wrong context width, missing SDXL conditioning, a timestep count that does not fit', () => {
     assert.throws(() => unetForward(o, sd.unet.config, sd.unet.params, { ...base, context: Tensor.zeros([2, 77, 24]) }), /context \[2,77,24\] must be \[2, T, 40\]/);
     assert.throws(() => unetForward(o, sd.unet.config, sd.unet.params, { ...base, textEmbeds: undefined }), /needs textEmbeds and timeIds/);
     assert.throws(() => unetForward(o, sd.unet.config, sd.unet.params, { ...base, timesteps: [1, 2, 3] }), /3 timesteps for a batch of 2/);
-    assert.throws(() => unetForward(o, sd.unet.config, sd.unet.params, { ...base, sample: Tensor.zeros([2, 15, 16, 4]) }), /not a multiple of 2/);
   });
   test('the text encoder names ids outside the vocabulary and rows too long', () => {
     const te = sd.textEncoder;
@@ -190,5 +189,33 @@ describe('loading errors', () => {
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
+  });
+});
+
+// Latents whose sides are not a multiple of 2^(levels - 1): the upsamplers resize to the skips'
+// sizes as diffusers does (scripts/oracle/unet_odd_size.py; two-level SD 1 / SDXL UNets of the
+// fixtures above and a three-level one, odd-size/unet).
+describe('odd latent sizes against diffusers', () => {
+  const ex = new Expected(join(ROOT, 'odd-size'));
+  const unets = {
+    sd1: loadStableDiffusion(join(ROOT, 'sd1')).unet,
+    sdxl: loadStableDiffusion(join(ROOT, 'sdxl'), { variant: 'fp16' }).unet,
+    unet3: openUNet(join(ROOT, 'odd-size')),
+  };
+  const o = new BackendDiffOps(cpuBackend());
+  for (const key of Object.keys(ex.meta).filter((k) => k.endsWith('.out'))) {
+    const tag = key.slice(0, -4), name = tag.split('.')[0] as keyof typeof unets;
+    test(`${tag}: latents ${ex.shape(`${tag}.sample`).slice(2).join('x')}`, () => {
+      const u = unets[name];
+      const extra = name === 'sdxl' ? { textEmbeds: ex.tensor(`${tag}.text_embeds`), timeIds: [...ex.get(`${tag}.time_ids`)] } : {};
+      const out = unetForward(o, u.config, u.params, { sample: ex.image(`${tag}.sample`), timesteps: [500], context: ex.tensor(`${tag}.context`), ...extra });
+      close(toNchw(out), ex.get(key), `${tag} unet`);
+    });
+  }
+  test('nearestSources picks PyTorch nearest-interpolation sources', () => {
+    assert.deepEqual([...nearestSources(3, 5)], [0, 0, 1, 1, 2]); // floor(i * 0.6)
+    assert.deepEqual([...nearestSources(9, 17)], [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8]);
+    assert.deepEqual([...nearestSources(4, 8)], [0, 0, 1, 1, 2, 2, 3, 3]);
+    assert.deepEqual([...nearestSources(5, 5)], [0, 1, 2, 3, 4]);
   });
 });

@@ -50,8 +50,13 @@ export interface DiffOps<T, W> {
    */
   attention(q: T, k: T, v: T, heads: number, scale: number, causal: boolean): T;
 
-  /** Nearest 2x upsampling of [B, H, W, C]. */
-  upsample2x(x: T): T;
+  /**
+   * Nearest 2x upsampling of [B, H, W, C]; with `size`, nearest resizing to [B, size[0],
+   * size[1], C] as PyTorch's F.interpolate(size=..., mode="nearest") picks source pixels
+   * (diffusers' UNet sizes its upsamplers to the skips when the latents are not a multiple of
+   * 2^(levels - 1)).
+   */
+  upsample2x(x: T, size?: readonly [number, number]): T;
   /** Concatenation along the last dim (channels): [..., Ca] ++ [..., Cb]. */
   concat(a: T, b: T): T;
   /** Pieces along the last dim. */
@@ -60,6 +65,18 @@ export interface DiffOps<T, W> {
   reshape(x: T, shape: readonly number[]): T;
   /** Rows of x seen as [N, C]: [rows.length, C]. */
   gatherRows(x: T, rows: Int32Array): T;
+}
+
+/**
+ * The source index of each of `out` output positions resized from `inp` by PyTorch's nearest
+ * interpolation (aten's nearest_idx): identity for equal sizes, i >> 1 for twice the size, else
+ * min(floor(i * s), inp - 1) with s = inp / out and the product both in float32.
+ */
+export function nearestSources(inp: number, out: number): Int32Array {
+  const idx = new Int32Array(out);
+  const s = Math.fround(inp / out);
+  for (let i = 0; i < out; i++) idx[i] = out === inp ? i : out === 2 * inp ? i >> 1 : Math.min(Math.floor(Math.fround(i * s)), inp - 1);
+  return idx;
 }
 
 // ---- inference on a Backend -------------------------------------------------------------------
@@ -171,8 +188,21 @@ export class BackendDiffOps implements DiffOps<Tensor, Tensor> {
     return out;
   }
 
-  upsample2x(x: Tensor): Tensor {
+  upsample2x(x: Tensor, size?: readonly [number, number]): Tensor {
     const [B, H, W, C] = x.shape as [number, number, number, number];
+    if (size && (size[0] !== 2 * H || size[1] !== 2 * W)) {
+      const [OH, OW] = size;
+      const out = Tensor.zeros([B, OH, OW, C]);
+      const src = x.toF32(), dst = out.f32();
+      const sy = nearestSources(H, OH), sx = nearestSources(W, OW);
+      for (let n = 0; n < B; n++)
+        for (let y = 0; y < OH; y++)
+          for (let xx = 0; xx < OW; xx++) {
+            const s = ((n * H + sy[y]!) * W + sx[xx]!) * C;
+            dst.set(src.subarray(s, s + C), ((n * OH + y) * OW + xx) * C);
+          }
+      return out;
+    }
     const out = Tensor.zeros([B, 2 * H, 2 * W, C]);
     this.be.upsample2x(x, out);
     return out;

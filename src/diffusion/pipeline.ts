@@ -100,7 +100,7 @@ export class StableDiffusionPipeline {
   readonly vaeScale: number;
   /** The UNet's native picture size in pixels. */
   readonly nativeSize: number;
-  /** Sizes must be multiples of this: the VAE's factor times the UNet's downsampling. */
+  /** Sizes must be multiples of this: the VAE's factor. */
   readonly sizeMultiple: number;
   private readonly tokenizer: ClipTokenizer;
   private readonly tokenizer2: ClipTokenizer | null;
@@ -112,7 +112,9 @@ export class StableDiffusionPipeline {
     this.kind = sd.textEncoder2 ? 'sdxl' : 'sd';
     this.vaeScale = 2 ** (sd.vae.config.blockOutChannels.length - 1);
     this.nativeSize = sd.unet.config.sampleSize * this.vaeScale;
-    this.sizeMultiple = this.vaeScale * 2 ** (sd.unet.config.blockOutChannels.length - 1);
+    // any multiple of the VAE's factor, as diffusers' pipelines take (the UNet sizes its
+    // upsamplers to the skips when the latents are not a multiple of 2^(levels - 1))
+    this.sizeMultiple = this.vaeScale;
     this.tokenizer = sd.assets?.tokenizer ?? ClipTokenizer.load(join(sd.root, 'tokenizer'));
     this.tokenizer2 = sd.assets ? sd.assets.tokenizer2 : sd.textEncoder2 ? ClipTokenizer.load(join(sd.root, 'tokenizer_2')) : null;
     const sched = sd.assets?.schedulerConfig ?? readJsonIf(join(sd.root, 'scheduler', 'scheduler_config.json'));
@@ -173,8 +175,7 @@ export class StableDiffusionPipeline {
     const f = this.sizeMultiple;
     for (const [field, v] of [['width', width], ['height', height]] as const) {
       intIn(field, v, f, 4096);
-      if (v % this.vaeScale) throw new ImageRequestError(field, `${field} must be a multiple of ${this.vaeScale}, got ${v}`);
-      if (v % f) throw new ImageRequestError(field, `${field} must be a multiple of ${f} for this UNet, got ${v}`);
+      if (v % f) throw new ImageRequestError(field, `${field} must be a multiple of ${f}, got ${v}`);
     }
     return { ...req, guidanceRescale: rescale, n, width, height, strength: req.strength ?? 0.8, vaeTile: tile };
   }

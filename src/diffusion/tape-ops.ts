@@ -108,7 +108,10 @@ export class TapeDiffOps implements DiffOps<Var, DiffWeight> {
     return view(this.t, y, [B, T, C]);
   }
 
-  upsample2x(x: Var): Var {
+  upsample2x(x: Var, size?: readonly [number, number]): Var {
+    if (size && (size[0] !== 2 * x.shape[1]! || size[1] !== 2 * x.shape[2]!)) {
+      throw new Error(`training resizes only by 2x: latents of ${x.shape[1]}x${x.shape[2]} at this level would need ${size[0]}x${size[1]}; train at a resolution whose latents are a multiple of 2^(UNet levels - 1)`);
+    }
     return upsample2x(this.t, x);
   }
 

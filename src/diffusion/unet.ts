@@ -130,8 +130,11 @@ export function unetForward<T, W>(o: DiffOps<T, W>, cfg: UNetConfig, p: Params<W
   const w = (n: string) => p.get(n);
   const [B, h, wd] = o.shape(inp.sample) as [number, number, number, number];
   const nb = cfg.blockOutChannels.length;
+  // Latents that are not a multiple of 2^(levels - 1) (any picture size that is a multiple of 8
+  // can give them): the downsamplers round up, and each upsampler then resizes to its skip's
+  // size instead of doubling (diffusers' forward_upsample_size).
   const f = 2 ** (nb - 1);
-  if (h % f || wd % f) throw new Error(`unet: latents ${h}x${wd} are not a multiple of ${f}`);
+  const sized = h % f !== 0 || wd % f !== 0;
   const ctxShape = o.shape(inp.context);
   if (o.shape(inp.sample).length !== 4 || o.shape(inp.sample)[3] !== cfg.inChannels) {
     throw new Error(`unet: sample [${o.shape(inp.sample)}] must be [B, h, w, ${cfg.inChannels}] (NHWC)`);
@@ -185,7 +188,10 @@ export function unetForward<T, W>(o: DiffOps<T, W>, cfg: UNetConfig, p: Params<W
       x = resnet(o, cfg, p, `${pre}resnets.${j}.`, o.concat(x, skips.pop()!), embAct);
       if (cfg.upBlockTypes[i] === 'CrossAttnUpBlock2D') x = transformer(o, cfg, p, `${pre}attentions.${j}.`, x, inp.context, cfg.heads[r]!, cfg.transformerLayers[r]!);
     }
-    if (i < nb - 1) x = o.conv2d(o.upsample2x(x), w(`${pre}upsamplers.0.conv.weight`), w(`${pre}upsamplers.0.conv.bias`), SAME);
+    if (i < nb - 1) {
+      const to = sized ? (o.shape(skips.at(-1)!).slice(1, 3) as [number, number]) : undefined;
+      x = o.conv2d(o.upsample2x(x, to), w(`${pre}upsamplers.0.conv.weight`), w(`${pre}upsamplers.0.conv.bias`), SAME);
+    }
   }
 
   const hN = o.groupNorm(x, w('conv_norm_out.weight'), w('conv_norm_out.bias'), cfg.groups, cfg.eps, true);
