@@ -17,6 +17,8 @@ import { join } from 'node:path';
 import { openSafetensorsCheckpoint, type Checkpoint } from '../formats/safetensors.ts';
 import { bytesFor } from '../tensor/dtype.ts';
 import { toF32Tensor } from '../tensor/convert.ts';
+import { nativeAvailable } from '../tensor/native.ts';
+import { dropPages } from '../tensor/runtime.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { clipTextConfig, type ClipTextConfig } from './clip-text.ts';
 import type { ClipTokenizer } from './clip-tokenizer.ts';
@@ -69,10 +71,14 @@ export class ComponentParams implements Params<Tensor> {
     let t = this.cache.get(name);
     if (t) return t;
     if (!this.ckpt.has(name)) throw new DiffusionLoadError(`${this.component}: no tensor "${name}" in ${this.ckpt.files.join(', ')}`);
-    t = this.ckpt.tensor(name);
+    const stored = this.ckpt.tensor(name);
+    t = stored;
     if (t.ndim === 4) t = convWeightToNhwc(t);
     else if (t.ndim === 1) t = toF32Tensor(t);
     else if (t.data.byteOffset % 4 !== 0) t = new Tensor(t.dtype, t.shape, t.data.slice()); // an aligned copy for the kernels
+    // A converted copy replaces the file's bytes for good: give their pages back (a mapped file
+    // would otherwise stay resident twice; read again, they fault in from the file).
+    if (t !== stored && nativeAvailable()) dropPages(stored.data);
     this.cache.set(name, t);
     return t;
   }
