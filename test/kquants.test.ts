@@ -256,10 +256,11 @@ for (const isa of cpu.availableIsas()) {
   });
 }
 
-// Prepacked Q4_K (native/src/kquants.inc): the AVX2 tiles over matrices interleaved once. Same
-// bits as the stored layout for every row count, tail rows (N % 8) from the stored bytes.
-if (cpu.availableIsas().includes('avx2')) {
-  describe('prepacked q4_k (avx2)', () => {
+// Prepacked Q4_K (native/src/kquants.inc): the 256-bit tiles (compiled into the AVX2 and the
+// AVX-512 builds) over matrices interleaved once. Same bits as the stored layout for every row
+// count, tail rows (N % 8) from the stored bytes.
+for (const pisa of cpu.availableIsas().filter((i) => i === 'avx2' || i === 'avx512') as ('avx2' | 'avx512')[]) {
+  describe(`prepacked q4_k (${pisa})`, () => {
     const fresh = (w: Tensor) => new Tensor(w.dtype, w.shape, w.data); // no prepacked form cached yet
     const run = (mode: 'all' | 'off', x: Tensor, w: Tensor) => {
       const before = cpu.prepackMode;
@@ -275,7 +276,7 @@ if (cpu.availableIsas().includes('avx2')) {
     };
 
     it('the same bits as the stored layout, = ref within f32 rounding, awkward sizes', () => {
-      withIsa(cpu, 'avx2', () => {
+      withIsa(cpu, pisa, () => {
         const r = rng(21);
         for (const [M, N, K] of [[1, 16, 256], [1, 61, 768], [2, 23, 512], [3, 40, 256], [5, 17, 1280], [17, 33, 512], [70, 130, 768]] as const) {
           const w = randomKQuant('q4_k', N, K, r);
@@ -293,7 +294,7 @@ if (cpu.availableIsas().includes('avx2')) {
     });
 
     it('batch invariance and matmulMulti with prepacked and stored matrices together', () => {
-      withIsa(cpu, 'avx2', () => {
+      withIsa(cpu, pisa, () => {
         const before = cpu.prepackMode;
         cpu.prepackMode = 'all';
         try {
@@ -308,7 +309,7 @@ if (cpu.availableIsas().includes('avx2')) {
     });
 
     it('by default only matrices in a file mapping are prepacked (the same bits as one in memory)', () => {
-      withIsa(cpu, 'avx2', () => {
+      withIsa(cpu, pisa, () => {
         const dir = mkdtempSync(join(tmpdir(), 'ss-prepack-'));
         try {
           const w = randomKQuant('q4_k', 64, 2048, rng(23));

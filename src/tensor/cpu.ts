@@ -71,7 +71,7 @@ export class CpuBackend implements Backend {
    */
   prepacked(w: Tensor): Uint8Array | null {
     if (w.dtype !== 'q4_k') return null;
-    if ((activeIsa ??= this.n.info().isa) !== 'avx2') return null;
+    if ((activeIsa ??= this.n.info().isa) !== 'avx2' && activeIsa !== 'avx512') return null;
     let p = this.packs.get(w);
     if (p !== undefined) return p;
     p = null;
