@@ -96,7 +96,7 @@ describe('slipstream image', () => {
   it('bad input: one line naming the problem, exit code 2 for flags', async () => {
     const sd1 = join(FIX, 'sd1');
     const cases: [string[], RegExp, number][] = [
-      [['-m', sd1, '-p', 'x', '--width', '30', '--height', '32'], /--width: width must be a multiple of/, 2],
+      [['-m', sd1, '-p', 'x', '--width', '31', '--height', '32'], /--width: width must be a multiple of 2, got 31/, 2],
       [['-m', sd1, '-p', 'x', '--steps', '0'], /--steps: steps must be an integer from 1/, 2],
       [['-m', sd1, '-p', 'x', '--scheduler', 'warp-drive'], /--scheduler: unknown scheduler "warp-drive"; known samplers: ddim/, 2],
       [['-m', join(root, 'missing'), '-p', 'x'], /missing: no such file or directory/, 2],

@@ -59,7 +59,7 @@ describe('playground Image tab in headless Chromium', { skip: chromiumSkip }, ()
   });
 
   it('shows the server\'s error for a bad size', { timeout: 30_000 }, async () => {
-    await page.fill('#image-size', '30x30');
+    await page.fill('#image-size', '31x31');
     await page.click('#image-send');
     await page.waitForFunction(() => (document.getElementById('error')?.textContent ?? '').includes('multiple of'));
     assert.equal(await page.isEnabled('#image-send'), true);
