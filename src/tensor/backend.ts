@@ -100,7 +100,7 @@ export interface Backend {
 
   /**
    * Optional: readies weight matrix w for repeated products now rather than at its first matmul
-   * (the cpu backend prepacks mapped q4_k matrices on AVX2); true if it did anything. Results
+   * (the cpu backend prepacks mapped q4_k matrices on AVX2 and AVX-512); true if it did anything. Results
    * are the same bits either way.
    */
   prepareWeight?(w: Tensor): boolean;

@@ -61,7 +61,7 @@ export class CpuBackend implements Backend {
   }
 
   /**
-   * The prepacked form of a q4_k matrix for the AVX2 kernels (native/src/kquants.inc, "Prepacked
+   * The prepacked form of a q4_k matrix for the 256-bit k-quant tiles (AVX2 and AVX-512 builds; native/src/kquants.inc, "Prepacked
    * Q4_K": 8 rows interleaved, about twice the matrix-vector speed of the stored layout in cache,
    * the same bits), made the first time the matrix is multiplied and kept as long as the tensor
    * lives; its file pages are given back then, so a mapped model stays resident once (1184 / 1152
